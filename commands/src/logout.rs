@@ -1,0 +1,63 @@
+//! `logout` (`signout`, `dereg`): leaves the server; the name is free again.
+
+use udpchat_core::args::Args;
+use udpchat_core::cbor;
+use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::error::CommandError;
+use udpchat_core::output::Output;
+use udpchat_core::registry::Command;
+
+const USAGE: &str = "logout";
+
+inventory::submit! {
+    Command {
+        name: "logout",
+        aliases: &["signout", "dereg"],
+        usage: USAGE,
+        summary: "Sign out from the server.",
+        examples: &["logout"],
+        args: &[],
+        module: module_path!(),
+        shell: Some(shell),
+        serve: Some(serve),
+        on_push: None,
+    }
+}
+
+fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
+    Box::pin(async move {
+        // `dereg <user>` from the seeds names the user: accept our own name.
+        args.at_most(1, USAGE)?;
+        let user = client.user()?;
+        if let Some(named) = args.get(0) {
+            if named != user {
+                return Err(CommandError::new(
+                    "usage",
+                    format!("signed in as {user}, not {named}"),
+                ));
+            }
+        }
+        sign_out(&client).await
+    })
+}
+
+/// Signs out if signed in; used by `logout`, `exit` and `connect`.
+pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
+    let Some(user) = client.session().lock().expect("session lock").user.take() else {
+        return Ok(());
+    };
+    client.request("logout", cbor::encode(&())).await?;
+    client.emit(Output::new("signed-out", format!("Signed out {user}")).with("user", user));
+    Ok(())
+}
+
+fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
+    Box::pin(async move {
+        server
+            .presence()
+            .lock()
+            .expect("presence lock")
+            .sign_out(origin.addr);
+        Ok(cbor::encode(&()))
+    })
+}

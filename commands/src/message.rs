@@ -1,0 +1,109 @@
+//! `message` (packet): a chat message sent directly from one client to
+//! another. The receiver prints `<From IP:PORT:alice>: text`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use udpchat_core::context::{BoxFuture, Client};
+use udpchat_core::error::{code, CommandError};
+use udpchat_core::names::check_user_name;
+use udpchat_core::output::Output;
+use udpchat_core::registry::Command;
+
+/// The packet body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender's user name.
+    pub from: String,
+    pub text: String,
+}
+
+inventory::submit! {
+    Command {
+        name: "message",
+        aliases: &[],
+        usage: "message",
+        summary: "A chat message from another client.",
+        examples: &[],
+        args: &[],
+        module: module_path!(),
+        shell: None,
+        serve: None,
+        on_push: Some(on_push),
+    }
+}
+
+/// Checks a message text before it is sent or shown.
+pub fn check_text(text: &str) -> Result<(), CommandError> {
+    if text.trim().is_empty() {
+        return Err(CommandError::new(
+            code::EMPTY_MESSAGE,
+            "empty message not sent",
+        ));
+    }
+    if text.len() > crate::MAX_TEXT {
+        return Err(CommandError::new(
+            code::TOO_LARGE,
+            format!(
+                "message of {} bytes is longer than the {} allowed",
+                text.len(),
+                crate::MAX_TEXT
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn on_push(
+    client: Client,
+    from: SocketAddr,
+    body: Vec<u8>,
+) -> BoxFuture<'static, Result<(), CommandError>> {
+    Box::pin(async move {
+        let message: Message = crate::decode(&body)?;
+        check_user_name(&message.from)?;
+        check_text(&message.text)?;
+        client.emit(render(from, &message));
+        Ok(())
+    })
+}
+
+fn render(addr: SocketAddr, message: &Message) -> Output {
+    Output::new(
+        "message",
+        format!("<From {addr}:{}>: {}", message.from, message.text),
+    )
+    .with("from", message.from.clone())
+    .with("addr", addr.to_string())
+    .with("text", message.text.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_as_the_seed_shows() {
+        let message = Message {
+            from: "Carole".into(),
+            text: "Hi Alice! How are you".into(),
+        };
+        let out = render("10.0.0.7:5000".parse().unwrap(), &message);
+        assert_eq!(
+            out.text,
+            "<From 10.0.0.7:5000:Carole>: Hi Alice! How are you"
+        );
+    }
+
+    #[test]
+    fn empty_and_oversized_texts_are_refused() {
+        assert_eq!(check_text("   ").unwrap_err().code, code::EMPTY_MESSAGE);
+        assert_eq!(
+            check_text(&"x".repeat(crate::MAX_TEXT + 1))
+                .unwrap_err()
+                .code,
+            code::TOO_LARGE
+        );
+        assert!(check_text(&"x".repeat(crate::MAX_TEXT)).is_ok());
+    }
+}

@@ -1,0 +1,57 @@
+//! `send <user> <message...>` (`msg`): looks the user up on the server, then
+//! sends the message straight to that user's client, not through the
+//! server. `delivered to bob` follows once bob's client acknowledged it.
+
+use udpchat_core::args::Args;
+use udpchat_core::cbor;
+use udpchat_core::context::{BoxFuture, Client};
+use udpchat_core::error::{code, CommandError};
+use udpchat_core::names::check_user_name;
+use udpchat_core::output::Output;
+use udpchat_core::registry::{ArgKind, Command};
+
+use crate::message::{check_text, Message};
+
+const USAGE: &str = "send <user> <message...>";
+
+inventory::submit! {
+    Command {
+        name: "send",
+        aliases: &["msg"],
+        usage: USAGE,
+        summary: "Send a message directly to a signed-in user.",
+        examples: &["send carole Hello this is Alice.", "msg bob see you at 5"],
+        args: &[ArgKind::User, ArgKind::Text],
+        module: module_path!(),
+        shell: Some(shell),
+        serve: None,
+        on_push: None,
+    }
+}
+
+fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
+    Box::pin(async move {
+        let to = args.required(0, USAGE)?.to_string();
+        check_user_name(&to)?;
+        let text = args.rest(1).to_string();
+        check_text(&text)?;
+        let from = client.user()?;
+        let addr = crate::lookup::lookup(&client, &to).await?;
+        let delivery = client.push_to(addr, "message", cbor::encode(&Message { from, text }));
+        let reporter = client.clone();
+        client.spawn(Box::pin(async move {
+            match delivery.await {
+                Ok(()) => reporter
+                    .emit(Output::new("delivered", format!("delivered to {to}")).with("to", to)),
+                Err(e) => reporter.emit(
+                    Output::error(&CommandError::new(
+                        code::DELIVERY_FAILED,
+                        format!("message to {to} was not delivered: {}", e.message),
+                    ))
+                    .with("to", to),
+                ),
+            }
+        }));
+        Ok(())
+    })
+}

@@ -1,0 +1,28 @@
+//! udpchat's sans-IO core: everything both ends agree on, with no sockets,
+//! no async runtime and no clock reads.
+//!
+//! - [`cbor`]: the one CBOR codec every body and the envelope go through.
+//! - [`envelope`]: the CBOR envelope tagged by command.
+//! - [`registry`]: the command descriptor and the inventory-built registry.
+//! - [`context`]: what a command handler may do on the server or the client.
+//! - [`presence`]: who is signed in, and where.
+//! - [`transport`]: the reliable message endpoint over datagrams.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod cbor;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod names;
+pub mod output;
+pub mod presence;
+pub mod registry;
+pub mod transport;
+
+/// The port a server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 4590;
+/// The address a server binds, and a client talks to, unless told otherwise.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:4590";
+
+pub use inventory;

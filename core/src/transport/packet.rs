@@ -1,0 +1,506 @@
+//! The transport's datagram kinds, DATA, ACK and SKIP: their byte layout,
+//! the encoders, and a decoder that turns any bytes into a packet or a
+//! [`PacketError`], never a panic.
+//!
+//! Every integer is big-endian and every field has a fixed width.
+//!
+//! ```text
+//! header, both kinds (10 bytes)
+//!   0       version            u8   = 1
+//!   1       kind               u8   DATA = 1, ACK = 2, SKIP = 3
+//!   2..10   incarnation        u64  the sender's session with this peer
+//! DATA (30 bytes, then the payload up to the end of the datagram)
+//!   10..18  pn                 u64  packet number, new for every transmission
+//!   18..22  msg_seq            u32  the message, numbered per session from 0
+//!   22..26  base_seq           u32  the sender's lowest unfinished msg_seq
+//!   26..28  frag_index         u16  < frag_count
+//!   28..30  frag_count         u16  >= 1
+//!   30..    payload                 every fragment but the last is full
+//! ACK (19 + 16 * count bytes)
+//!   10..18  acked_incarnation  u64  the session whose packets are acknowledged
+//!   18      count              u8   1..=255
+//!   19..    count * (start u64, end u64)
+//!                                   start <= end, largest range first, with a
+//!                                   gap of at least one packet between ranges
+//! SKIP (22 bytes): "every message below base_seq is finished"
+//!   10..18  pn                 u64  numbered and acknowledged like DATA
+//!   18..22  base_seq           u32
+//! ```
+
+use super::PacketError;
+
+pub(crate) const VERSION: u8 = 1;
+pub(crate) const KIND_DATA: u8 = 1;
+pub(crate) const KIND_ACK: u8 = 2;
+pub(crate) const KIND_SKIP: u8 = 3;
+
+pub(crate) const DATA_HEADER_LEN: usize = 30;
+pub(crate) const ACK_HEADER_LEN: usize = 19;
+pub(crate) const ACK_RANGE_LEN: usize = 16;
+pub(crate) const SKIP_LEN: usize = 22;
+
+/// More ranges than this would make every ACK large while the sender only
+/// cares about the packets of its current window.
+const MAX_ACK_RANGES: usize = 32;
+
+/// How many ranges one ACK carries under a datagram limit.
+pub(crate) fn max_ack_ranges(max_datagram: usize) -> usize {
+    (max_datagram.saturating_sub(ACK_HEADER_LEN) / ACK_RANGE_LEN).min(MAX_ACK_RANGES)
+}
+
+/// The fields of a DATA packet before its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DataHeader {
+    pub incarnation: u64,
+    pub pn: u64,
+    pub msg_seq: u32,
+    pub base_seq: u32,
+    pub frag_index: u16,
+    pub frag_count: u16,
+}
+
+impl DataHeader {
+    pub fn encode(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(DATA_HEADER_LEN + payload.len());
+        out.push(VERSION);
+        out.push(KIND_DATA);
+        out.extend_from_slice(&self.incarnation.to_be_bytes());
+        out.extend_from_slice(&self.pn.to_be_bytes());
+        out.extend_from_slice(&self.msg_seq.to_be_bytes());
+        out.extend_from_slice(&self.base_seq.to_be_bytes());
+        out.extend_from_slice(&self.frag_index.to_be_bytes());
+        out.extend_from_slice(&self.frag_count.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn is_last(&self) -> bool {
+        self.frag_index + 1 == self.frag_count
+    }
+}
+
+/// A decoded ACK; its ranges stay in the datagram and are read on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ack<'a> {
+    pub incarnation: u64,
+    pub acked_incarnation: u64,
+    ranges: &'a [u8],
+}
+
+impl<'a> Ack<'a> {
+    /// The acknowledged packet numbers as inclusive `(start, end)`, largest
+    /// first.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let mut reader = Reader(self.ranges);
+        std::iter::from_fn(move || Some((reader.u64().ok()?, reader.u64().ok()?)))
+    }
+
+    /// The largest acknowledged packet number (decoding guarantees one range).
+    pub fn largest(&self) -> u64 {
+        self.ranges().next().map_or(0, |(_, end)| end)
+    }
+}
+
+/// Encodes an ACK with at most `max_ranges` of `ranges` (given largest first).
+pub(crate) fn encode_ack(
+    incarnation: u64,
+    acked_incarnation: u64,
+    ranges: impl Iterator<Item = (u64, u64)>,
+    max_ranges: usize,
+) -> Vec<u8> {
+    let max_ranges = max_ranges.min(usize::from(u8::MAX));
+    let mut out = Vec::with_capacity(ACK_HEADER_LEN + ACK_RANGE_LEN * max_ranges);
+    out.push(VERSION);
+    out.push(KIND_ACK);
+    out.extend_from_slice(&incarnation.to_be_bytes());
+    out.extend_from_slice(&acked_incarnation.to_be_bytes());
+    out.push(0);
+    let mut count = 0u8;
+    for (start, end) in ranges.take(max_ranges) {
+        out.extend_from_slice(&start.to_be_bytes());
+        out.extend_from_slice(&end.to_be_bytes());
+        count += 1;
+    }
+    out[ACK_HEADER_LEN - 1] = count;
+    out
+}
+
+/// Encodes a SKIP: the receiver may stop waiting for anything below
+/// `base_seq`.
+pub(crate) fn encode_skip(incarnation: u64, pn: u64, base_seq: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SKIP_LEN);
+    out.push(VERSION);
+    out.push(KIND_SKIP);
+    out.extend_from_slice(&incarnation.to_be_bytes());
+    out.extend_from_slice(&pn.to_be_bytes());
+    out.extend_from_slice(&base_seq.to_be_bytes());
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packet<'a> {
+    Data {
+        header: DataHeader,
+        payload: &'a [u8],
+    },
+    Ack(Ack<'a>),
+    Skip {
+        incarnation: u64,
+        pn: u64,
+        base_seq: u32,
+    },
+}
+
+impl<'a> Packet<'a> {
+    /// Decodes one datagram. `max_message` bounds what a DATA packet may
+    /// claim, so a forged fragment count cannot announce a huge message.
+    pub fn decode(bytes: &'a [u8], max_message: usize) -> Result<Packet<'a>, PacketError> {
+        let mut r = Reader(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(PacketError::BadVersion(version));
+        }
+        match r.u8()? {
+            KIND_DATA => decode_data(r, max_message),
+            KIND_ACK => decode_ack(r),
+            KIND_SKIP => decode_skip(r),
+            kind => Err(PacketError::UnknownKind(kind)),
+        }
+    }
+}
+
+fn decode_data(mut r: Reader<'_>, max_message: usize) -> Result<Packet<'_>, PacketError> {
+    let header = DataHeader {
+        incarnation: r.u64()?,
+        pn: r.u64()?,
+        msg_seq: r.u32()?,
+        base_seq: r.u32()?,
+        frag_index: r.u16()?,
+        frag_count: r.u16()?,
+    };
+    let payload = r.0;
+    if header.frag_count == 0 {
+        return Err(PacketError::Malformed("fragment count is zero"));
+    }
+    if header.frag_index >= header.frag_count {
+        return Err(PacketError::Malformed(
+            "fragment index beyond fragment count",
+        ));
+    }
+    // The receiver's next expected sequence must be able to move past any
+    // message it delivers, so the last sequence number is never used.
+    if header.msg_seq == u32::MAX {
+        return Err(PacketError::Malformed("msg_seq out of range"));
+    }
+    // A sender's base_seq counts the message it is sending as unfinished.
+    if header.base_seq > header.msg_seq {
+        return Err(PacketError::Malformed("base_seq above msg_seq"));
+    }
+    let others = usize::from(header.frag_count - 1);
+    // Non-last fragments are full, so one of them gives the message's size;
+    // the last one only gives a lower bound (every other fragment >= 1 byte).
+    let least_size = if header.is_last() {
+        others + payload.len()
+    } else {
+        if payload.is_empty() {
+            return Err(PacketError::Malformed("empty fragment before the last"));
+        }
+        others.saturating_mul(payload.len())
+    };
+    if least_size > max_message {
+        return Err(PacketError::Malformed("message larger than max_message"));
+    }
+    Ok(Packet::Data { header, payload })
+}
+
+fn decode_ack(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
+    let incarnation = r.u64()?;
+    let acked_incarnation = r.u64()?;
+    let count = usize::from(r.u8()?);
+    if count == 0 {
+        return Err(PacketError::Malformed("ack without ranges"));
+    }
+    let len = count * ACK_RANGE_LEN;
+    if r.0.len() < len {
+        return Err(PacketError::Truncated);
+    }
+    if r.0.len() > len {
+        return Err(PacketError::Malformed("bytes after the last ack range"));
+    }
+    let ack = Ack {
+        incarnation,
+        acked_incarnation,
+        ranges: r.0,
+    };
+    let mut below: Option<u64> = None;
+    for (start, end) in ack.ranges() {
+        if start > end {
+            return Err(PacketError::Malformed("ack range start above its end"));
+        }
+        // Ranges go down with a gap in between: anything else is overlapping
+        // or adjacent ranges that an honest encoder would have merged.
+        if below.is_some_and(|prev_start| end >= prev_start.saturating_sub(1)) {
+            return Err(PacketError::Malformed("ack ranges out of order"));
+        }
+        below = Some(start);
+    }
+    Ok(Packet::Ack(ack))
+}
+
+fn decode_skip(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
+    let packet = Packet::Skip {
+        incarnation: r.u64()?,
+        pn: r.u64()?,
+        base_seq: r.u32()?,
+    };
+    if !r.0.is_empty() {
+        return Err(PacketError::Malformed("bytes after a skip"));
+    }
+    Ok(packet)
+}
+
+/// A cursor over the datagram; every read checks the length first.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PacketError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(PacketError::Truncated)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn u8(&mut self) -> Result<u8, PacketError> {
+        Ok(u8::from_be_bytes(self.array()?))
+    }
+
+    fn u16(&mut self) -> Result<u16, PacketError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, PacketError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, PacketError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAX: usize = 256 * 1024;
+
+    fn data(frag_index: u16, frag_count: u16, payload: &[u8]) -> Vec<u8> {
+        DataHeader {
+            incarnation: 7,
+            pn: 9,
+            msg_seq: 3,
+            base_seq: 1,
+            frag_index,
+            frag_count,
+        }
+        .encode(payload)
+    }
+
+    #[test]
+    fn data_layout_is_the_documented_one() {
+        let bytes = data(2, 5, b"hi");
+        assert_eq!(bytes.len(), DATA_HEADER_LEN + 2);
+        assert_eq!(&bytes[..2], &[VERSION, KIND_DATA]);
+        assert_eq!(&bytes[2..10], &7u64.to_be_bytes());
+        assert_eq!(&bytes[10..18], &9u64.to_be_bytes());
+        assert_eq!(&bytes[18..22], &3u32.to_be_bytes());
+        assert_eq!(&bytes[22..26], &1u32.to_be_bytes());
+        assert_eq!(&bytes[26..30], &[0, 2, 0, 5]);
+        assert_eq!(&bytes[30..], b"hi");
+    }
+
+    #[test]
+    fn ack_layout_is_the_documented_one() {
+        let bytes = encode_ack(1, 2, [(10, 12), (3, 5)].into_iter(), 32);
+        assert_eq!(bytes.len(), ACK_HEADER_LEN + 2 * ACK_RANGE_LEN);
+        assert_eq!(&bytes[..2], &[VERSION, KIND_ACK]);
+        assert_eq!(&bytes[10..18], &2u64.to_be_bytes());
+        assert_eq!(bytes[18], 2);
+        assert_eq!(&bytes[19..27], &10u64.to_be_bytes());
+    }
+
+    #[test]
+    fn skip_layout_is_the_documented_one() {
+        let bytes = encode_skip(7, 9, 4);
+        assert_eq!(bytes.len(), SKIP_LEN);
+        assert_eq!(&bytes[..2], &[VERSION, KIND_SKIP]);
+        assert_eq!(&bytes[10..18], &9u64.to_be_bytes());
+        assert_eq!(&bytes[18..22], &4u32.to_be_bytes());
+        assert_eq!(
+            Packet::decode(&bytes, MAX).unwrap(),
+            Packet::Skip {
+                incarnation: 7,
+                pn: 9,
+                base_seq: 4
+            }
+        );
+    }
+
+    #[test]
+    fn ack_keeps_only_the_ranges_that_fit() {
+        let ranges = (0..100u64).rev().map(|i| (i * 3, i * 3 + 1));
+        let bytes = encode_ack(1, 2, ranges, max_ack_ranges(300));
+        assert!(bytes.len() <= 300);
+        let Ok(Packet::Ack(ack)) = Packet::decode(&bytes, MAX) else {
+            panic!("ack did not decode")
+        };
+        assert_eq!(ack.ranges().count(), max_ack_ranges(300));
+        assert_eq!(ack.largest(), 99 * 3 + 1);
+    }
+
+    #[test]
+    fn malformed_packets_are_named() {
+        let cases: Vec<(Vec<u8>, PacketError)> = vec![
+            (vec![], PacketError::Truncated),
+            (vec![2, 1], PacketError::BadVersion(2)),
+            (vec![1, 9, 0], PacketError::UnknownKind(9)),
+            (
+                data(0, 2, b"")[..DATA_HEADER_LEN - 1].to_vec(),
+                PacketError::Truncated,
+            ),
+            (
+                data(0, 0, b"x"),
+                PacketError::Malformed("fragment count is zero"),
+            ),
+            (
+                data(3, 3, b"x"),
+                PacketError::Malformed("fragment index beyond fragment count"),
+            ),
+            (
+                data(0, 2, b""),
+                PacketError::Malformed("empty fragment before the last"),
+            ),
+            (
+                data(0, 300, &[0; 1000]),
+                PacketError::Malformed("message larger than max_message"),
+            ),
+            (
+                DataHeader {
+                    incarnation: 1,
+                    pn: 1,
+                    msg_seq: 1,
+                    base_seq: 2,
+                    frag_index: 0,
+                    frag_count: 1,
+                }
+                .encode(b""),
+                PacketError::Malformed("base_seq above msg_seq"),
+            ),
+            (
+                DataHeader {
+                    incarnation: 1,
+                    pn: 1,
+                    msg_seq: u32::MAX,
+                    base_seq: 2,
+                    frag_index: 0,
+                    frag_count: 1,
+                }
+                .encode(b""),
+                PacketError::Malformed("msg_seq out of range"),
+            ),
+            (
+                [encode_skip(1, 2, 3), vec![0]].concat(),
+                PacketError::Malformed("bytes after a skip"),
+            ),
+            (
+                encode_skip(1, 2, 3)[..SKIP_LEN - 1].to_vec(),
+                PacketError::Truncated,
+            ),
+            (
+                encode_ack(1, 2, std::iter::empty(), 32),
+                PacketError::Malformed("ack without ranges"),
+            ),
+            (
+                encode_ack(1, 2, [(5, 4)].into_iter(), 32),
+                PacketError::Malformed("ack range start above its end"),
+            ),
+            (
+                encode_ack(1, 2, [(3, 5), (10, 12)].into_iter(), 32),
+                PacketError::Malformed("ack ranges out of order"),
+            ),
+            (
+                encode_ack(1, 2, [(6, 9), (1, 5)].into_iter(), 32),
+                PacketError::Malformed("ack ranges out of order"),
+            ),
+        ];
+        for (bytes, want) in cases {
+            let got = Packet::decode(&bytes, MAX).expect_err("malformed packet decoded");
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "bytes {bytes:?}");
+        }
+        let mut trailing = encode_ack(1, 2, [(1, 1)].into_iter(), 32);
+        trailing.push(0);
+        assert!(matches!(
+            Packet::decode(&trailing, MAX),
+            Err(PacketError::Malformed(_))
+        ));
+        let mut short = encode_ack(1, 2, [(1, 1)].into_iter(), 32);
+        short.pop();
+        assert!(matches!(
+            Packet::decode(&short, MAX),
+            Err(PacketError::Truncated)
+        ));
+    }
+
+    fn arb_header() -> impl Strategy<Value = DataHeader> {
+        (any::<u64>(), any::<u64>(), 0..u32::MAX, 1..=u16::MAX).prop_flat_map(
+            |(inc, pn, seq, count)| {
+                (0..count, 0..=seq).prop_map(move |(frag_index, base_seq)| DataHeader {
+                    incarnation: inc,
+                    pn,
+                    msg_seq: seq,
+                    base_seq,
+                    frag_index,
+                    frag_count: count,
+                })
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn data_round_trips(header in arb_header(), payload in proptest::collection::vec(any::<u8>(), 1..64)) {
+            let bytes = header.encode(&payload);
+            let decoded = Packet::decode(&bytes, usize::MAX).unwrap();
+            prop_assert_eq!(decoded, Packet::Data { header, payload: &payload });
+        }
+
+        #[test]
+        fn ack_round_trips(
+            inc in any::<u64>(),
+            acked in any::<u64>(),
+            steps in proptest::collection::vec((0u64..1000, 2u64..1000), 1..40),
+        ) {
+            // Build disjoint, non-adjacent ranges going down from the top.
+            let mut ranges = Vec::new();
+            let mut top = u64::MAX;
+            for (len, gap) in steps {
+                let Some(start) = top.checked_sub(len) else { break };
+                ranges.push((start, top));
+                let Some(next) = start.checked_sub(gap) else { break };
+                top = next;
+            }
+            let bytes = encode_ack(inc, acked, ranges.iter().copied(), 255);
+            let Ok(Packet::Ack(ack)) = Packet::decode(&bytes, MAX) else { panic!("ack did not decode") };
+            prop_assert_eq!(ack.incarnation, inc);
+            prop_assert_eq!(ack.acked_incarnation, acked);
+            prop_assert_eq!(ack.ranges().collect::<Vec<_>>(), ranges);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Packet::decode(&bytes, MAX);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The receiving half of one peer, for the peer's current session: the
+//! packet numbers to acknowledge, reassembly of fragments, delivery in
+//! msg_seq order exactly once, and the memory bound on what waits.
+//!
+//! A message waits here while it is incomplete, or complete but behind an
+//! earlier one. Waiting costs its payload plus a fixed overhead per fragment,
+//! and the total for messages other than the next expected one stays within
+//! `max_reassembly_bytes`. The next expected message is exempt: it is the one
+//! that frees the rest, so refusing it could only deadlock the buffer. Memory
+//! is thus bounded by `max_reassembly_bytes + max_message` plus overhead.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+use super::packet::{max_ack_ranges, DataHeader};
+use super::ranges::RangeSet;
+use super::Config;
+
+/// What a buffered fragment costs beyond its payload, so that a flood of
+/// empty fragments is bounded too.
+const FRAGMENT_OVERHEAD: usize = 64;
+/// Expired messages remembered as refused; past this only a forged flood
+/// could get, and forgetting the newest is then harmless.
+const MAX_REFUSED: usize = 1024;
+
+enum Slot {
+    Assembling(Partial),
+    Complete(Vec<u8>),
+}
+
+struct Partial {
+    frag_count: u16,
+    frags: BTreeMap<u16, Vec<u8>>,
+    bytes: usize,
+    last_arrival: Instant,
+}
+
+struct Waiting {
+    slot: Slot,
+    charge: usize,
+}
+
+pub(crate) struct RecvState {
+    received: RangeSet,
+    next_expected: u32,
+    waiting: BTreeMap<u32, Waiting>,
+    /// Incomplete messages by the arrival of their latest fragment.
+    expiry: BTreeSet<(Instant, u32)>,
+    /// Messages dropped by the reassembly timeout. Their fragments are no
+    /// longer acknowledged: an acknowledgement would let the sender report
+    /// Delivered for a message that was thrown away here. The sender fails
+    /// them instead and its base_seq moves past them.
+    refused: BTreeSet<u32>,
+    waiting_bytes: usize,
+    pub(crate) delivered: VecDeque<Vec<u8>>,
+}
+
+impl RecvState {
+    pub fn new(next_expected: u32, config: &Config) -> RecvState {
+        RecvState {
+            received: RangeSet::new(max_ack_ranges(config.max_datagram)),
+            next_expected,
+            waiting: BTreeMap::new(),
+            expiry: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            waiting_bytes: 0,
+            delivered: VecDeque::new(),
+        }
+    }
+
+    /// Takes one DATA packet; returns whether it is to be acknowledged.
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        header: &DataHeader,
+        payload: &[u8],
+        config: &Config,
+    ) -> bool {
+        self.skip_to(header.base_seq);
+        let accepted = self.accept(now, header, payload, config);
+        if accepted {
+            self.received.insert(header.pn);
+        }
+        self.deliver_ready();
+        accepted
+    }
+
+    /// Takes a SKIP; it is always acknowledged.
+    pub fn on_skip(&mut self, pn: u64, base_seq: u32) {
+        self.skip_to(base_seq);
+        self.received.insert(pn);
+        self.deliver_ready();
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        header: &DataHeader,
+        payload: &[u8],
+        config: &Config,
+    ) -> bool {
+        let seq = header.msg_seq;
+        if seq < self.next_expected {
+            // Delivered or skipped already; the acknowledgement may have
+            // been lost, so acknowledge again.
+            return true;
+        }
+        if self.refused.contains(&seq) {
+            return false;
+        }
+        let cost = payload.len() + FRAGMENT_OVERHEAD;
+        let head_charge = self
+            .waiting
+            .get(&self.next_expected)
+            .map_or(0, |w| w.charge);
+        let fits = seq == self.next_expected
+            || self.waiting_bytes - head_charge + cost <= config.max_reassembly_bytes;
+        match self.waiting.get_mut(&seq) {
+            Some(waiting) => {
+                let Slot::Assembling(partial) = &mut waiting.slot else {
+                    return true;
+                };
+                if partial.frag_count != header.frag_count {
+                    return false;
+                }
+                if partial.frags.contains_key(&header.frag_index) {
+                    return true;
+                }
+                if !fits || partial.bytes + payload.len() > config.max_message {
+                    return false;
+                }
+                partial.frags.insert(header.frag_index, payload.to_vec());
+                partial.bytes += payload.len();
+                waiting.charge += cost;
+                self.waiting_bytes += cost;
+                self.expiry.remove(&(partial.last_arrival, seq));
+                partial.last_arrival = now;
+                if partial.frags.len() < usize::from(partial.frag_count) {
+                    self.expiry.insert((now, seq));
+                    return true;
+                }
+                let mut message = Vec::with_capacity(partial.bytes);
+                for frag in partial.frags.values() {
+                    message.extend_from_slice(frag);
+                }
+                waiting.slot = Slot::Complete(message);
+                true
+            }
+            None if header.frag_count == 1 && seq == self.next_expected => {
+                // The common case: a whole message in order, straight through.
+                self.delivered.push_back(payload.to_vec());
+                self.next_expected += 1;
+                true
+            }
+            None if !fits => false,
+            None => {
+                let slot = if header.frag_count == 1 {
+                    Slot::Complete(payload.to_vec())
+                } else {
+                    self.expiry.insert((now, seq));
+                    let frags = BTreeMap::from([(header.frag_index, payload.to_vec())]);
+                    Slot::Assembling(Partial {
+                        frag_count: header.frag_count,
+                        frags,
+                        bytes: payload.len(),
+                        last_arrival: now,
+                    })
+                };
+                self.waiting.insert(seq, Waiting { slot, charge: cost });
+                self.waiting_bytes += cost;
+                true
+            }
+        }
+    }
+
+    /// The sender finished everything below `base_seq`: what is complete
+    /// there is delivered in order, the rest will never come.
+    fn skip_to(&mut self, base_seq: u32) {
+        if base_seq <= self.next_expected {
+            return;
+        }
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() >= base_seq {
+                break;
+            }
+            let (seq, waiting) = entry.remove_entry();
+            self.waiting_bytes -= waiting.charge;
+            match waiting.slot {
+                Slot::Complete(message) => self.delivered.push_back(message),
+                Slot::Assembling(partial) => {
+                    self.expiry.remove(&(partial.last_arrival, seq));
+                }
+            }
+        }
+        self.next_expected = base_seq;
+        self.refused = self.refused.split_off(&base_seq);
+    }
+
+    fn deliver_ready(&mut self) {
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() != self.next_expected || !matches!(entry.get().slot, Slot::Complete(_))
+            {
+                break;
+            }
+            let waiting = entry.remove();
+            self.waiting_bytes -= waiting.charge;
+            if let Slot::Complete(message) = waiting.slot {
+                self.delivered.push_back(message);
+            }
+            self.next_expected += 1;
+        }
+    }
+
+    /// Drops incomplete messages whose latest fragment is older than the
+    /// reassembly timeout.
+    pub fn expire(&mut self, now: Instant, config: &Config) {
+        while let Some(&(at, seq)) = self.expiry.first() {
+            let due = at
+                .checked_add(config.reassembly_timeout)
+                .is_some_and(|deadline| deadline <= now);
+            if !due {
+                break;
+            }
+            self.expiry.pop_first();
+            if let Some(waiting) = self.waiting.remove(&seq) {
+                self.waiting_bytes -= waiting.charge;
+            }
+            self.refused.insert(seq);
+            if self.refused.len() > MAX_REFUSED {
+                self.refused.pop_last();
+            }
+        }
+    }
+
+    pub fn deadline(&self, config: &Config) -> Option<Instant> {
+        self.expiry
+            .first()
+            .and_then(|&(at, _)| at.checked_add(config.reassembly_timeout))
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    pub fn ack_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.received.iter_desc()
+    }
+
+    #[cfg(test)]
+    pub fn waiting_bytes(&self) -> usize {
+        self.waiting_bytes
+    }
+}

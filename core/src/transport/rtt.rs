@@ -1,0 +1,111 @@
+//! Round-trip time estimation for one peer (RFC 9002 section 5) and the two
+//! durations derived from it: the probe timeout and the loss delay.
+//!
+//! There is no ack delay term: a receiver acknowledges as soon as its driver
+//! next polls, so the delay is part of the measured round trip.
+
+use std::time::Duration;
+
+/// RFC 9002 kGranularity: no timer is shorter than this.
+pub(crate) const GRANULARITY: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone)]
+pub(crate) struct RttEstimator {
+    latest: Duration,
+    smoothed: Duration,
+    var: Duration,
+    min: Duration,
+    has_sample: bool,
+}
+
+impl RttEstimator {
+    pub fn new(initial: Duration) -> RttEstimator {
+        RttEstimator {
+            latest: initial,
+            smoothed: initial,
+            var: initial / 2,
+            min: initial,
+            has_sample: false,
+        }
+    }
+
+    pub fn update(&mut self, sample: Duration) {
+        self.latest = sample;
+        if !self.has_sample {
+            self.has_sample = true;
+            self.min = sample;
+            self.smoothed = sample;
+            self.var = sample / 2;
+            return;
+        }
+        self.min = self.min.min(sample);
+        let deviation = self.smoothed.max(sample) - self.smoothed.min(sample);
+        self.var = self.var * 3 / 4 + deviation / 4;
+        self.smoothed = self.smoothed * 7 / 8 + sample / 8;
+    }
+
+    /// The probe timeout before any backoff.
+    pub fn pto(&self) -> Duration {
+        self.smoothed + (self.var * 4).max(GRANULARITY)
+    }
+
+    /// How long after a later packet was acknowledged an older one counts as
+    /// lost (RFC 9002 kTimeThreshold = 9/8).
+    pub fn loss_delay(&self) -> Duration {
+        (self.latest.max(self.smoothed) * 9 / 8).max(GRANULARITY)
+    }
+
+    #[cfg(test)]
+    pub fn smoothed(&self) -> Duration {
+        self.smoothed
+    }
+
+    #[cfg(test)]
+    pub fn min(&self) -> Duration {
+        self.min
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn before_any_sample_the_initial_rtt_rules() {
+        let rtt = RttEstimator::new(333 * MS);
+        // RFC 9002: PTO = smoothed + 4 * (initial / 2) = 3 * initial.
+        assert_eq!(rtt.pto(), 999 * MS);
+        assert_eq!(rtt.loss_delay(), 333 * MS * 9 / 8);
+    }
+
+    #[test]
+    fn the_first_sample_replaces_the_initial_guess() {
+        let mut rtt = RttEstimator::new(333 * MS);
+        rtt.update(20 * MS);
+        assert_eq!(rtt.smoothed(), 20 * MS);
+        assert_eq!(rtt.pto(), 20 * MS + 40 * MS);
+    }
+
+    #[test]
+    fn later_samples_are_smoothed_and_the_minimum_kept() {
+        let mut rtt = RttEstimator::new(333 * MS);
+        rtt.update(20 * MS);
+        rtt.update(100 * MS);
+        assert_eq!(rtt.smoothed(), 20 * MS * 7 / 8 + 100 * MS / 8);
+        assert_eq!(rtt.min(), 20 * MS);
+        // The latest sample counts for loss detection even before it moves
+        // the average much.
+        assert_eq!(rtt.loss_delay(), 100 * MS * 9 / 8);
+    }
+
+    #[test]
+    fn timers_never_go_below_the_granularity() {
+        let mut rtt = RttEstimator::new(Duration::ZERO);
+        rtt.update(Duration::ZERO);
+        rtt.update(Duration::ZERO);
+        assert_eq!(rtt.pto(), GRANULARITY);
+        assert_eq!(rtt.loss_delay(), GRANULARITY);
+    }
+}

@@ -1,0 +1,254 @@
+//! The end-to-end harness: starts the real `udpchat-server` and `udpchat`
+//! binaries on 127.0.0.1 with ephemeral ports, drives clients in scripted
+//! JSON mode, and waits on their events (never on the clock: a deadline is
+//! only a failsafe that turns a hang into a failure).
+#![forbid(unsafe_code)]
+
+pub mod relay;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any one expected event may take before the test fails.
+pub const FAILSAFE: Duration = Duration::from_secs(30);
+
+/// The path of one of the workspace's binaries, built next to the tests.
+pub fn binary(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test executable path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A running `udpchat-server`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Receiver<String>,
+}
+
+impl Server {
+    /// Starts a server on an ephemeral port and waits until it listens.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let mut child = Command::new(binary("udpchat-server"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start udpchat-server");
+        let log = lines_of(child.stdout.take().expect("server stdout"));
+        let first = log
+            .recv_timeout(FAILSAFE)
+            .expect("the server printed nothing");
+        let addr = first
+            .strip_prefix("udpchat-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first server line: {first}"))
+            .parse()
+            .expect("server address");
+        Server { child, addr, log }
+    }
+
+    /// Sends SIGTERM and waits for the server to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        signal(&self.child, "TERM");
+        wait_failsafe(&mut self.child)
+    }
+
+    /// Kills the server outright (SIGKILL).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server's stdout lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `udpchat --json` client, driven through its stdin.
+pub struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<String>,
+    /// Every event seen so far, in order.
+    pub seen: Vec<Value>,
+    /// The client's own socket address (from its `ready` event).
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    /// Starts a client against `server` and signs in as `user`, waiting for
+    /// the `signed-in` event.
+    pub fn sign_in(server: SocketAddr, user: &str) -> Client {
+        let mut client = Client::start(server, &["-u", user]);
+        client.expect("signed-in");
+        client
+    }
+
+    /// Starts a client with extra arguments; waits for its `ready` event.
+    pub fn start(server: SocketAddr, extra: &[&str]) -> Client {
+        let mut child = Command::new(binary("udpchat"))
+            .args([
+                "--json",
+                "--bind",
+                "127.0.0.1:0",
+                "--server",
+                &server.to_string(),
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start udpchat");
+        let events = lines_of(child.stdout.take().expect("client stdout"));
+        let stdin = child.stdin.take();
+        let mut client = Client {
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let ready = client.expect("ready");
+        client.addr = ready["addr"]
+            .as_str()
+            .expect("ready addr")
+            .parse()
+            .expect("ready addr");
+        client
+    }
+
+    /// Types one command line.
+    pub fn line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("write to client");
+        stdin.flush().expect("flush client stdin");
+    }
+
+    /// Waits for the next event of this kind, skipping (and keeping) others.
+    pub fn expect(&mut self, event: &str) -> Value {
+        self.expect_where(event, |_| true)
+    }
+
+    /// Waits for the next event of this kind that satisfies `test`.
+    pub fn expect_where(&mut self, event: &str, test: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + FAILSAFE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(line) => {
+                    let value: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                    self.seen.push(value.clone());
+                    if value["event"] == event && test(&value) {
+                        return value;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no {event:?} event within {FAILSAFE:?}; saw {:#?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "client exited before a {event:?} event; saw {:#?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+    }
+
+    /// Closes stdin and waits for the client to exit; returns its status
+    /// and every remaining event.
+    pub fn finish(mut self) -> (ExitStatus, Vec<Value>) {
+        drop(self.stdin.take());
+        let status = wait_failsafe(&mut self.child);
+        let rest: Vec<Value> = self
+            .events
+            .iter()
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect();
+        (status, rest)
+    }
+
+    /// Kills the client outright (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a child's output lines on a thread.
+fn lines_of(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {name} failed");
+}
+
+fn wait_failsafe(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + FAILSAFE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {} did not exit within {FAILSAFE:?}",
+            child.id()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,172 @@
+//! A lossy relay of the tests' own, on real sockets, that puts one client
+//! behind an impaired link, like a lossy NAT:
+//!
+//! - the client uses the relay's `up` address as its server; the relay
+//!   forwards to the real server from its `out` socket, so the server (and
+//!   therefore every other client) knows this client by the `out` address;
+//! - datagrams arriving at `out` from anyone else (other clients) go to the
+//!   client from an `inside` socket kept per sender, and the client's
+//!   answers go back out through `out`.
+//!
+//! Every datagram through the relay, either way, may be dropped, duplicated
+//! or held back behind the next one (reordered), from a seeded generator.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How a link misbehaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Impairment {
+    pub loss: f64,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub seed: u64,
+}
+
+/// A datagram held back to be sent after the next one.
+type Held = (Arc<UdpSocket>, SocketAddr, Vec<u8>);
+
+struct Lossy {
+    impairment: Impairment,
+    rng: Mutex<StdRng>,
+    held: Mutex<Option<Held>>,
+}
+
+impl Lossy {
+    fn forward(&self, socket: &Arc<UdpSocket>, to: SocketAddr, bytes: &[u8]) {
+        let (drop, dup, hold) = {
+            let mut rng = self.rng.lock().unwrap();
+            let i = self.impairment;
+            (
+                rng.gen_bool(i.loss),
+                rng.gen_bool(i.duplicate),
+                rng.gen_bool(i.reorder),
+            )
+        };
+        if drop {
+            return;
+        }
+        let earlier = self.held.lock().unwrap().take();
+        if hold && earlier.is_none() {
+            *self.held.lock().unwrap() = Some((socket.clone(), to, bytes.to_vec()));
+            return;
+        }
+        let _ = socket.send_to(bytes, to);
+        if dup {
+            let _ = socket.send_to(bytes, to);
+        }
+        if let Some((s, t, b)) = earlier {
+            let _ = s.send_to(&b, t);
+        }
+    }
+}
+
+/// A running relay; stops when dropped.
+pub struct Relay {
+    /// Give this to the client as its `--server`.
+    pub up: SocketAddr,
+    /// The address the server and other clients know the client by.
+    pub out: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(server: SocketAddr, impairment: Impairment) -> Relay {
+        let up = Arc::new(bind());
+        let out = Arc::new(bind());
+        let stop = Arc::new(AtomicBool::new(false));
+        let lossy = Arc::new(Lossy {
+            impairment,
+            rng: Mutex::new(StdRng::seed_from_u64(impairment.seed)),
+            held: Mutex::new(None),
+        });
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let relay = Relay {
+            up: up.local_addr().unwrap(),
+            out: out.local_addr().unwrap(),
+            stop: stop.clone(),
+        };
+
+        // client -> server
+        {
+            let (up, out, lossy, client, stop) = (
+                up.clone(),
+                out.clone(),
+                lossy.clone(),
+                client.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                each_datagram(&up, &stop, |from, bytes| {
+                    *client.lock().unwrap() = Some(from);
+                    lossy.forward(&out, server, bytes);
+                })
+            });
+        }
+        // server or peers -> client
+        std::thread::spawn(move || {
+            let mut inside: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let out_for_peers = out.clone();
+            each_datagram(&out, &stop, |from, bytes| {
+                let Some(client_addr) = *client.lock().unwrap() else {
+                    return;
+                };
+                if from == server {
+                    lossy.forward(&up, client_addr, bytes);
+                    return;
+                }
+                let socket = inside
+                    .entry(from)
+                    .or_insert_with(|| {
+                        let socket = Arc::new(bind());
+                        let (socket2, out, lossy, stop) = (
+                            socket.clone(),
+                            out_for_peers.clone(),
+                            lossy.clone(),
+                            stop.clone(),
+                        );
+                        // client -> that peer
+                        std::thread::spawn(move || {
+                            each_datagram(&socket2, &stop, |_, bytes| {
+                                lossy.forward(&out, from, bytes)
+                            })
+                        });
+                        socket
+                    })
+                    .clone();
+                lossy.forward(&socket, client_addr, bytes);
+            });
+        });
+        relay
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn bind() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind relay socket");
+    // Lets the relay threads notice `stop`.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    socket
+}
+
+fn each_datagram(socket: &UdpSocket, stop: &AtomicBool, mut f: impl FnMut(SocketAddr, &[u8])) {
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            f(from, &buf[..len]);
+        }
+    }
+}

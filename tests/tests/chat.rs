@@ -1,0 +1,168 @@
+//! End to end: the seeds' sample run with real processes. alice, bob and
+//! carole sign in, see each other, and message each other directly.
+
+use std::net::UdpSocket;
+
+use udpchat_tests::relay::{Impairment, Relay};
+use udpchat_tests::{Client, Server};
+
+#[test]
+fn three_users_sign_in_list_and_message_directly() {
+    let server = Server::start();
+    let mut alice = Client::sign_in(server.addr, "alice");
+    let mut bob = Client::sign_in(server.addr, "bob");
+    let mut carole = Client::sign_in(server.addr, "carole");
+
+    alice.line("list");
+    let users = alice.expect("users");
+    assert_eq!(users["users"], serde_json::json!(["bob", "carole"]));
+
+    alice.line("send bob Hello this is Alice.");
+    let message = bob.expect("message");
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["text"], "Hello this is Alice.");
+    // Sent directly: bob sees alice's own socket, not the server.
+    assert_eq!(message["addr"], alice.addr.to_string());
+    assert_ne!(message["addr"], server.addr.to_string());
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+
+    carole.line("msg alice Hi Alice! How are you");
+    let message = alice.expect("message");
+    assert_eq!(message["from"], "carole");
+    assert_eq!(message["text"], "Hi Alice! How are you");
+    assert_eq!(message["addr"], carole.addr.to_string());
+
+    // Leaving signs out: the others no longer see carole.
+    let (status, _) = carole.finish();
+    assert!(status.success());
+    bob.line("list");
+    assert_eq!(bob.expect("users")["users"], serde_json::json!(["alice"]));
+}
+
+#[test]
+fn unknown_users_empty_messages_and_unknown_commands_get_clear_errors() {
+    let server = Server::start();
+    let mut alice = Client::sign_in(server.addr, "alice");
+
+    alice.line("send dave are you there?");
+    let error = alice.expect("error");
+    assert_eq!(error["code"], "no-such-user");
+    assert_eq!(error["message"], "No such user signed in: dave");
+
+    alice.line("send alice    ");
+    assert_eq!(alice.expect("error")["code"], "empty-message");
+
+    alice.line("lsit");
+    let error = alice.expect("error");
+    assert_eq!(error["code"], "unknown-command");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean list?"),
+        "{error}"
+    );
+
+    alice.line("send");
+    assert_eq!(
+        alice.expect("error")["message"],
+        "usage: send <user> <message...>"
+    );
+
+    // None of it cost alice her session.
+    alice.line("list");
+    alice.expect("users");
+}
+
+#[test]
+fn a_name_held_by_a_live_client_is_refused_and_a_dead_ones_is_taken_over() {
+    let server = Server::start();
+    let bob = Client::sign_in(server.addr, "bob");
+
+    let mut impostor = Client::start(server.addr, &["-u", "bob"]);
+    let error = impostor.expect("error");
+    assert_eq!(error["code"], "name-taken");
+    assert_eq!(
+        error["message"],
+        "bob is already signed in from another client"
+    );
+
+    // bob's client crashes without signing out; his name is not lost.
+    bob.kill();
+    impostor.line("signin bob");
+    impostor.expect_where("signed-in", |e| e["user"] == "bob");
+}
+
+#[test]
+fn garbage_datagrams_do_not_disturb_the_server() {
+    let server = Server::start();
+    let mut alice = Client::sign_in(server.addr, "alice");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for garbage in [
+        &b""[..],
+        b"\x00",
+        b"\x01\x01garbage",
+        &[0xff; 1500],
+        &[1u8; 40],
+    ] {
+        socket.send_to(garbage, server.addr).unwrap();
+    }
+    let _bob = Client::sign_in(server.addr, "bob");
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], serde_json::json!(["bob"]));
+}
+
+#[test]
+fn a_server_going_down_tells_its_clients() {
+    let server = Server::start();
+    let mut alice = Client::sign_in(server.addr, "alice");
+    let mut bob = Client::sign_in(server.addr, "bob");
+    assert!(server.terminate().success());
+    alice.expect("server-down");
+    bob.expect("server-down");
+}
+
+#[test]
+fn messages_cross_lossy_links_once_each_and_in_order() {
+    let server = Server::start();
+    let impairment = |seed| Impairment {
+        loss: 0.10,
+        duplicate: 0.05,
+        reorder: 0.05,
+        seed,
+    };
+    let alice_link = Relay::start(server.addr, impairment(1));
+    let bob_link = Relay::start(server.addr, impairment(2));
+    let mut alice = Client::sign_in(alice_link.up, "alice");
+    let mut bob = Client::sign_in(bob_link.up, "bob");
+
+    const COUNT: usize = 60;
+    for i in 0..COUNT {
+        // Every tenth one is large enough to be split into fragments.
+        let text = if i % 10 == 0 {
+            format!("{i} {}", "x".repeat(5000))
+        } else {
+            format!("{i} hello")
+        };
+        alice.line(&format!("send bob {text}"));
+    }
+    for i in 0..COUNT {
+        let message = bob.expect("message");
+        let text = message["text"].as_str().unwrap();
+        assert_eq!(
+            text.split(' ').next(),
+            Some(i.to_string().as_str()),
+            "out of order or missing"
+        );
+        assert_eq!(message["from"], "alice");
+    }
+    for _ in 0..COUNT {
+        alice.expect("delivered");
+    }
+    // Nothing arrived twice.
+    let (_, rest) = bob.finish();
+    assert!(
+        rest.iter().all(|e| e["event"] != "message"),
+        "duplicates: {rest:?}"
+    );
+}
