@@ -38,6 +38,9 @@ pub enum ArgKind {
     Port,
     /// Free text to the end of the line.
     Text,
+    /// A password: never completed, and a line holding one is never kept
+    /// in history.
+    Password,
 }
 
 /// One command or packet type.
