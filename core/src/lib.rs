@@ -12,6 +12,7 @@
 pub mod args;
 pub mod cbor;
 pub mod context;
+pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod output;
 pub mod presence;
 pub mod registry;
 pub mod transport;
+pub mod wire;
 
 /// The port a server listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 4590;

@@ -1,0 +1,599 @@
+//! P-384 (SECP384R1) keys: the long-term [`StaticKey`] of a server or a user,
+//! its [`PublicKey`], their PEM forms, fingerprints and ECDSA signatures.
+//!
+//! - A private key is read from PKCS#8 PEM (`PRIVATE KEY`, what
+//!   `udpchat-keygen` and `openssl genpkey` write) or SEC1 PEM
+//!   (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes; a leading
+//!   `EC PARAMETERS` block is skipped). It is always written as PKCS#8.
+//! - A public key is SPKI PEM (`PUBLIC KEY`) in files and, on the wire, the
+//!   49-byte SEC1 compressed point (`0x02`/`0x03` then the x-coordinate).
+//! - A fingerprint is `SHA256:` then the unpadded base64 of SHA-256 over the
+//!   SPKI DER, like ssh's: 50 characters, meant to be compared by eye or
+//!   read aloud over another channel.
+//! - A signature is ECDSA P-384 with SHA-384 (deterministic, RFC 6979),
+//!   fixed-size: `r || s`, 48 bytes each, big-endian ([`SIGNATURE_LEN`]).
+//!
+//! A key of another type or curve is refused with a [`KeyError`] that says
+//! what the key is and what udpchat needs; the caller adds the file name.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use base64::Engine;
+use p384::ecdsa::signature::{Signer, Verifier};
+use p384::elliptic_curve::sec1::ToEncodedPoint;
+use p384::pkcs8::der::{pem, Decode};
+use p384::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+    ObjectIdentifier, PrivateKeyInfo, SubjectPublicKeyInfoRef,
+};
+use rand::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// Bytes of a public key on the wire: a SEC1 compressed P-384 point.
+pub const PUBLIC_KEY_LEN: usize = 49;
+/// Bytes of an ECDSA P-384 signature: `r || s`.
+pub const SIGNATURE_LEN: usize = 96;
+/// Bytes of a P-384 Diffie-Hellman result (the shared point's x-coordinate).
+pub const DH_LEN: usize = 48;
+/// Bytes of a raw P-384 secret scalar.
+pub(crate) const SECRET_LEN: usize = 48;
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_P384: &str = "1.3.132.0.34";
+
+/// Why a key could not be used. Each message is one sentence about the key;
+/// the caller says which file or field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("this is not a PEM key (no `-----BEGIN ...-----` block)")]
+    NotPem,
+    #[error("the PEM block is damaged: {0}")]
+    BadPem(String),
+    #[error("this is a {label} PEM block, not a key udpchat reads (it needs a P-384 key in PKCS#8 or SPKI form)")]
+    UnsupportedPem { label: String },
+    #[error("this is a private key; udpchat needs the public key here (the .pub file)")]
+    PrivateNotPublic,
+    #[error("this is a public key; udpchat needs the private key here (the .priv file)")]
+    PublicNotPrivate,
+    #[error(
+        "the private key is encrypted with a passphrase; udpchat needs an unencrypted PKCS#8 key"
+    )]
+    Encrypted,
+    #[error("this is a {key_type} key; udpchat needs an elliptic-curve P-384 (SECP384R1) key")]
+    WrongKeyType { key_type: String },
+    #[error("this is a {curve} key; udpchat needs P-384 (SECP384R1)")]
+    WrongCurve { curve: String },
+    #[error("the key data is malformed: {0}")]
+    Malformed(String),
+    #[error("the public key is not a valid P-384 point")]
+    InvalidPoint,
+    #[error("the signature does not verify with this key")]
+    BadSignature,
+}
+
+/// A P-384 secret key that stays on its owner's machine. The secret is wiped
+/// from memory when the value drops, and `Debug` shows only the fingerprint.
+#[derive(Clone)]
+pub struct StaticKey {
+    secret: p384::SecretKey,
+}
+
+impl StaticKey {
+    /// A new random key.
+    pub fn generate<R: CryptoRng + RngCore>(rng: &mut R) -> StaticKey {
+        StaticKey {
+            secret: p384::SecretKey::random(rng),
+        }
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            inner: self.secret.public_key(),
+        }
+    }
+
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), LF line endings.
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        // Encoding a valid fixed-size key into DER cannot fail.
+        self.secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("a P-384 secret key always encodes as PKCS#8")
+    }
+
+    /// Reads a PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM key.
+    pub fn from_pkcs8_pem(text: &str) -> Result<StaticKey, KeyError> {
+        let (label, der) = decode_pem(text)?;
+        let secret = match label.as_str() {
+            "PRIVATE KEY" => {
+                let info = PrivateKeyInfo::from_der(&der)
+                    .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                let (algorithm, curve) = info
+                    .algorithm
+                    .oids()
+                    .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                check_algorithm(algorithm, curve)?;
+                p384::SecretKey::from_pkcs8_der(&der)
+                    .map_err(|e| KeyError::Malformed(e.to_string()))?
+            }
+            "EC PRIVATE KEY" => {
+                let parsed = sec1::EcPrivateKey::from_der(&der)
+                    .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                match parsed.parameters.and_then(|p| p.named_curve()) {
+                    Some(curve) => check_algorithm(oid(OID_EC_PUBLIC_KEY), Some(curve))?,
+                    None if parsed.private_key.len() != SECRET_LEN => {
+                        return Err(KeyError::WrongCurve {
+                            curve: format!("{}-bit", parsed.private_key.len() * 8),
+                        })
+                    }
+                    None => {}
+                }
+                p384::SecretKey::from_sec1_der(&der)
+                    .map_err(|_| KeyError::Malformed("invalid SEC1 private key".into()))?
+            }
+            "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
+            "PUBLIC KEY" => return Err(KeyError::PublicNotPrivate),
+            "RSA PRIVATE KEY" => {
+                return Err(KeyError::WrongKeyType {
+                    key_type: "RSA".into(),
+                })
+            }
+            _ => return Err(KeyError::UnsupportedPem { label }),
+        };
+        Ok(StaticKey { secret })
+    }
+
+    /// ECDSA P-384 / SHA-384 over `msg`, deterministic (RFC 6979), as the
+    /// fixed-size `r || s` ([`SIGNATURE_LEN`] bytes).
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        let signing_key = p384::ecdsa::SigningKey::from(&self.secret);
+        let signature: p384::ecdsa::Signature = signing_key.sign(msg);
+        signature.to_bytes().to_vec()
+    }
+
+    /// P-384 ECDH: the x-coordinate of the shared point.
+    pub(crate) fn diffie_hellman(&self, public: &PublicKey) -> Zeroizing<[u8; DH_LEN]> {
+        let mut scalar = self.secret.to_nonzero_scalar();
+        let shared = p384::ecdh::diffie_hellman(&scalar, public.inner.as_affine());
+        zeroize::Zeroize::zeroize(&mut scalar);
+        let mut out = Zeroizing::new([0u8; DH_LEN]);
+        out.copy_from_slice(shared.raw_secret_bytes());
+        out
+    }
+
+    /// The raw 48-byte secret scalar, for udpchat's own prekey store.
+    pub(crate) fn to_secret_bytes(&self) -> Zeroizing<[u8; SECRET_LEN]> {
+        let mut out = Zeroizing::new([0u8; SECRET_LEN]);
+        let mut bytes = self.secret.to_bytes();
+        out.copy_from_slice(&bytes);
+        zeroize::Zeroize::zeroize(&mut bytes[..]);
+        out
+    }
+
+    pub(crate) fn from_secret_bytes(bytes: &[u8]) -> Result<StaticKey, KeyError> {
+        if bytes.len() != SECRET_LEN {
+            return Err(KeyError::Malformed(format!(
+                "a P-384 secret is {SECRET_LEN} bytes, not {}",
+                bytes.len()
+            )));
+        }
+        let secret = p384::SecretKey::from_slice(bytes)
+            .map_err(|_| KeyError::Malformed("the secret scalar is out of range".into()))?;
+        Ok(StaticKey { secret })
+    }
+}
+
+impl fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKey")
+            .field("public", &self.public().fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A P-384 public key: a server's, a user's identity key, a prekey or an
+/// ephemeral. Equality and hashing follow the point.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    inner: p384::PublicKey,
+}
+
+impl PublicKey {
+    /// The key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), LF line endings.
+    pub fn to_spki_pem(&self) -> String {
+        self.inner
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a P-384 public key always encodes as SPKI")
+    }
+
+    /// Reads an SPKI PEM (`PUBLIC KEY`) P-384 key.
+    pub fn from_spki_pem(text: &str) -> Result<PublicKey, KeyError> {
+        let (label, der) = decode_pem(text)?;
+        match label.as_str() {
+            "PUBLIC KEY" => {}
+            "PRIVATE KEY"
+            | "EC PRIVATE KEY"
+            | "ENCRYPTED PRIVATE KEY"
+            | "RSA PRIVATE KEY"
+            | "OPENSSH PRIVATE KEY" => return Err(KeyError::PrivateNotPublic),
+            _ => return Err(KeyError::UnsupportedPem { label }),
+        }
+        let info = SubjectPublicKeyInfoRef::from_der(&der)
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let (algorithm, curve) = info
+            .algorithm
+            .oids()
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        check_algorithm(algorithm, curve)?;
+        let inner =
+            p384::PublicKey::from_public_key_der(&der).map_err(|_| KeyError::InvalidPoint)?;
+        Ok(PublicKey { inner })
+    }
+
+    /// The SEC1 compressed point, [`PUBLIC_KEY_LEN`] bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.to_encoded_point(true).as_bytes().to_vec()
+    }
+
+    /// Reads a SEC1 compressed point ([`PUBLIC_KEY_LEN`] bytes). Other
+    /// encodings are refused so every key has exactly one byte form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
+        if bytes.len() != PUBLIC_KEY_LEN || !matches!(bytes[0], 0x02 | 0x03) {
+            return Err(KeyError::InvalidPoint);
+        }
+        let inner = p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
+        Ok(PublicKey { inner })
+    }
+
+    /// `SHA256:` and the unpadded base64 of SHA-256 over the SPKI DER
+    /// (50 characters), as ssh shows host keys.
+    pub fn fingerprint(&self) -> String {
+        let der = self
+            .inner
+            .to_public_key_der()
+            .expect("a P-384 public key always encodes as SPKI");
+        let digest = Sha256::digest(der.as_bytes());
+        format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+        )
+    }
+
+    /// Checks a signature made by [`StaticKey::sign`] (fixed-size `r || s`).
+    pub fn verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+        let signature =
+            p384::ecdsa::Signature::from_slice(signature).map_err(|_| KeyError::BadSignature)?;
+        p384::ecdsa::VerifyingKey::from(&self.inner)
+            .verify(msg, &signature)
+            .map_err(|_| KeyError::BadSignature)
+    }
+}
+
+impl Hash for PublicKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.to_bytes().hash(state);
+    }
+}
+
+/// A public key travels as its 49 compressed bytes (a CBOR byte string);
+/// decoding refuses anything that is not a valid P-384 point.
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(deserializer)?;
+        PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.fingerprint())
+    }
+}
+
+fn oid(text: &str) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(text)
+}
+
+/// Accepts id-ecPublicKey on secp384r1; names anything else.
+fn check_algorithm(
+    algorithm: ObjectIdentifier,
+    curve: Option<ObjectIdentifier>,
+) -> Result<(), KeyError> {
+    if algorithm != oid(OID_EC_PUBLIC_KEY) {
+        let key_type = match algorithm.to_string().as_str() {
+            "1.3.101.112" => "Ed25519".to_string(),
+            "1.3.101.113" => "Ed448".to_string(),
+            "1.3.101.110" => "X25519".to_string(),
+            "1.3.101.111" => "X448".to_string(),
+            "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => "RSA".to_string(),
+            "1.2.840.10040.4.1" => "DSA".to_string(),
+            other => format!("unknown (algorithm OID {other})"),
+        };
+        return Err(KeyError::WrongKeyType { key_type });
+    }
+    let Some(curve) = curve else {
+        return Err(KeyError::Malformed(
+            "the elliptic-curve key names no curve".into(),
+        ));
+    };
+    if curve == oid(OID_P384) {
+        return Ok(());
+    }
+    let curve = match curve.to_string().as_str() {
+        "1.2.840.10045.3.1.7" => "P-256 (prime256v1)".to_string(),
+        "1.3.132.0.35" => "P-521 (secp521r1)".to_string(),
+        "1.3.132.0.33" => "P-224 (secp224r1)".to_string(),
+        "1.3.132.0.10" => "secp256k1".to_string(),
+        "1.2.840.10045.3.1.1" => "P-192 (prime192v1)".to_string(),
+        other => format!("unknown-curve (OID {other})"),
+    };
+    Err(KeyError::WrongCurve { curve })
+}
+
+/// The label and DER of the first PEM block that is not `EC PARAMETERS`.
+/// Text around the block (comments, openssl's parameter block) is ignored.
+fn decode_pem(text: &str) -> Result<(String, Zeroizing<Vec<u8>>), KeyError> {
+    let mut rest = text;
+    loop {
+        let start = rest.find("-----BEGIN ").ok_or(KeyError::NotPem)?;
+        let block = &rest[start..];
+        let label_end = block["-----BEGIN ".len()..]
+            .find("-----")
+            .ok_or(KeyError::NotPem)?;
+        let label = &block["-----BEGIN ".len().."-----BEGIN ".len() + label_end];
+        let end_marker = format!("-----END {label}-----");
+        let end = block
+            .find(&end_marker)
+            .ok_or_else(|| KeyError::BadPem(format!("no `{end_marker}` line")))?;
+        let block_text = &block[..end + end_marker.len()];
+        rest = &block[end + end_marker.len()..];
+        if label == "EC PARAMETERS" {
+            continue;
+        }
+        let (label, der) =
+            pem::decode_vec(block_text.as_bytes()).map_err(|e| KeyError::BadPem(e.to_string()))?;
+        return Ok((label.to_string(), Zeroizing::new(der)));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Test-only keys made with openssl; they protect nothing.
+    pub(crate) const P256_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgLNHOwGqIVKFHPH7W
+bzVVDeALYygpVFHz5gBAo33ytgShRANCAATgcATIHJ9Z3Ct0/m5H5ugi+PqYiZj8
+i2zlj59Q0PG0XZch/nd77Bq03A3HMh4zc3Ce1ssT8zBBHKEJKL9X/Bbi
+-----END PRIVATE KEY-----
+";
+    pub(crate) const P256_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE4HAEyByfWdwrdP5uR+boIvj6mImY
+/Its5Y+fUNDxtF2XIf53e+watNwNxzIeM3NwntbLE/MwQRyhCSi/V/wW4g==
+-----END PUBLIC KEY-----
+";
+    const ED25519_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIM1bEkl0Dr3vM/dKAb3xx3VfGtt8BxorJLaPiShvUtH1
+-----END PRIVATE KEY-----
+";
+    const ED25519_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAVPobvD9QKM3aJ4CtXnhU5fAwy05zJlyybtwfAMzSiFk=
+-----END PUBLIC KEY-----
+";
+    /// `openssl ecparam -name secp384r1 -genkey` output, parameters included.
+    const P384_SEC1_PEM: &str = "-----BEGIN EC PARAMETERS-----
+BgUrgQQAIg==
+-----END EC PARAMETERS-----
+-----BEGIN EC PRIVATE KEY-----
+MIGkAgEBBDDuXEV4iY21bc5LYtLjrPGWEgR90bGheCqg+PIgNdcI3kARyESpmq9H
+rCpN/E1AT3mgBwYFK4EEACKhZANiAAS1Tzu7q2xOc8dUQWWW53WbUnycT11m3kyp
+/oAomWfQcqII5RB6sg/fjNowy83Fv9loWIlETREVb3iH965wYfhb0J2wes177cZu
+4N9n5qkGL7b60PdZX+0cEmk2dkIX/GM=
+-----END EC PRIVATE KEY-----
+";
+    const P384_SEC1_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEtU87u6tsTnPHVEFllud1m1J8nE9dZt5M
+qf6AKJln0HKiCOUQerIP34zaMMvNxb/ZaFiJRE0RFW94h/eucGH4W9CdsHrNe+3G
+buDfZ+apBi+2+tD3WV/tHBJpNnZCF/xj
+-----END PUBLIC KEY-----
+";
+
+    pub(crate) fn key(seed: u64) -> StaticKey {
+        StaticKey::generate(&mut StdRng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn private_pem_round_trips() {
+        let k = key(1);
+        let pem = k.to_pkcs8_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let back = StaticKey::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.public(), k.public());
+    }
+
+    #[test]
+    fn public_pem_and_bytes_round_trip() {
+        let public = key(2).public();
+        let pem = public.to_spki_pem();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert_eq!(PublicKey::from_spki_pem(&pem).unwrap(), public);
+        let bytes = public.to_bytes();
+        assert_eq!(bytes.len(), PUBLIC_KEY_LEN);
+        assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
+    }
+
+    #[test]
+    fn openssl_sec1_private_key_is_accepted() {
+        let k = StaticKey::from_pkcs8_pem(P384_SEC1_PEM).unwrap();
+        let public = PublicKey::from_spki_pem(P384_SEC1_PUBLIC_PEM).unwrap();
+        assert_eq!(k.public(), public);
+    }
+
+    #[test]
+    fn p256_keys_are_refused_with_the_curve_named() {
+        let err = StaticKey::from_pkcs8_pem(P256_PRIVATE_PEM).unwrap_err();
+        assert!(matches!(err, KeyError::WrongCurve { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "this is a P-256 (prime256v1) key; udpchat needs P-384 (SECP384R1)"
+        );
+        let err = PublicKey::from_spki_pem(P256_PUBLIC_PEM).unwrap_err();
+        assert!(matches!(err, KeyError::WrongCurve { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn ed25519_keys_are_refused_with_the_type_named() {
+        for err in [
+            StaticKey::from_pkcs8_pem(ED25519_PRIVATE_PEM).unwrap_err(),
+            PublicKey::from_spki_pem(ED25519_PUBLIC_PEM).unwrap_err(),
+        ] {
+            assert_eq!(
+                err.to_string(),
+                "this is a Ed25519 key; udpchat needs an elliptic-curve P-384 (SECP384R1) key"
+            );
+        }
+    }
+
+    #[test]
+    fn mixed_up_files_and_garbage_get_clear_errors() {
+        let k = key(3);
+        assert_eq!(
+            PublicKey::from_spki_pem(&k.to_pkcs8_pem()).unwrap_err(),
+            KeyError::PrivateNotPublic
+        );
+        assert_eq!(
+            StaticKey::from_pkcs8_pem(&k.public().to_spki_pem()).unwrap_err(),
+            KeyError::PublicNotPrivate
+        );
+        assert_eq!(
+            StaticKey::from_pkcs8_pem("hello").unwrap_err(),
+            KeyError::NotPem
+        );
+        assert!(matches!(
+            PublicKey::from_spki_pem(
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+            )
+            .unwrap_err(),
+            KeyError::UnsupportedPem { .. }
+        ));
+        let damaged = k.public().to_spki_pem().replace('A', "*");
+        assert!(PublicKey::from_spki_pem(&damaged).is_err());
+    }
+
+    #[test]
+    fn public_bytes_refuse_other_encodings_and_bad_points() {
+        let bytes = key(4).public().to_bytes();
+        assert_eq!(
+            PublicKey::from_bytes(&bytes[..48]),
+            Err(KeyError::InvalidPoint)
+        );
+        let mut bad_tag = bytes.clone();
+        bad_tag[0] = 0x04;
+        assert_eq!(PublicKey::from_bytes(&bad_tag), Err(KeyError::InvalidPoint));
+        // x = p - 1 is out of range or not on the curve for one of the tags;
+        // all-0xff is larger than the field prime.
+        let mut not_a_point = vec![0x02];
+        not_a_point.extend_from_slice(&[0xff; 48]);
+        assert_eq!(
+            PublicKey::from_bytes(&not_a_point),
+            Err(KeyError::InvalidPoint)
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_stable_for_a_fixed_key() {
+        let public = PublicKey::from_spki_pem(P384_SEC1_PUBLIC_PEM).unwrap();
+        let fingerprint = public.fingerprint();
+        assert!(fingerprint.starts_with("SHA256:"));
+        assert_eq!(fingerprint.len(), 50);
+        assert_eq!(fingerprint, FIXED_FINGERPRINT);
+        assert_ne!(key(5).public().fingerprint(), fingerprint);
+    }
+    /// Cross-checked with `openssl pkey -pubin -outform DER | openssl dgst
+    /// -sha256 -binary | base64` (which pads with `=`).
+    const FIXED_FINGERPRINT: &str = "SHA256:T48Z/BL4zOZ8ajabIA0x2IODmNOK5wdpPWnV1sP08g0";
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let k = key(6);
+        let debug = format!("{k:?}");
+        assert!(debug.contains("SHA256:"), "{debug}");
+        let secret_hex: String = k
+            .to_secret_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!debug.contains(&secret_hex));
+        assert!(!debug.contains(&format!("{:?}", &k.to_secret_bytes()[..4])));
+    }
+
+    #[test]
+    fn signatures_verify_and_tampering_fails() {
+        let k = key(7);
+        let signature = k.sign(b"prekey");
+        assert_eq!(signature.len(), SIGNATURE_LEN);
+        k.public().verify(b"prekey", &signature).unwrap();
+        assert_eq!(
+            k.public().verify(b"prekez", &signature),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(
+            key(8).public().verify(b"prekey", &signature),
+            Err(KeyError::BadSignature)
+        );
+        let mut flipped = signature.clone();
+        flipped[10] ^= 1;
+        assert_eq!(
+            k.public().verify(b"prekey", &flipped),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(
+            k.public().verify(b"prekey", &signature[..95]),
+            Err(KeyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn public_keys_travel_as_cbor_byte_strings() {
+        let public = key(10).public();
+        let bytes = crate::cbor::encode(&public);
+        // A 49-byte CBOR byte string: major type 2, one-byte length.
+        assert_eq!(&bytes[..2], &[0x58, 49]);
+        let back: PublicKey = crate::cbor::decode(&bytes, 100).unwrap();
+        assert_eq!(back, public);
+        let mut bad = bytes.clone();
+        bad[2] = 0x04; // the SEC1 tag of an uncompressed point
+        assert!(crate::cbor::decode::<PublicKey>(&bad, 100).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(text in ".{0,400}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let _ = StaticKey::from_pkcs8_pem(&text);
+            let _ = PublicKey::from_spki_pem(&text);
+            let wrapped = format!("-----BEGIN PUBLIC KEY-----\n{text}\n-----END PUBLIC KEY-----\n");
+            let _ = PublicKey::from_spki_pem(&wrapped);
+            let _ = PublicKey::from_bytes(&bytes);
+            let _ = StaticKey::from_secret_bytes(&bytes);
+        }
+    }
+
+    #[test]
+    fn secret_bytes_round_trip() {
+        let k = key(9);
+        let back = StaticKey::from_secret_bytes(&k.to_secret_bytes()[..]).unwrap();
+        assert_eq!(back.public(), k.public());
+        assert!(StaticKey::from_secret_bytes(&[0u8; 48]).is_err());
+        assert!(StaticKey::from_secret_bytes(&[1u8; 47]).is_err());
+    }
+}

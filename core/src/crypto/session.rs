@@ -1,0 +1,289 @@
+//! [`Session`]: the sealed channel a handshake leaves behind. Each packet is
+//! AES-256-GCM under this direction's key, with the packet counter as the
+//! nonce (4 zero bytes, then the counter big-endian) and the caller's packet
+//! header as associated data; the receiver refuses tampered, replayed and
+//! too-old packets ([`ReplayWindow`]).
+//!
+//! Usage limits, per direction and session:
+//! - after [`SEND_REKEY_AFTER`] (2^20) packets, or [`REKEY_AFTER_MS`]
+//!   (10 minutes) after the handshake, [`Session::needs_rekey`] turns true:
+//!   the caller should run a new handshake and move to the new session;
+//! - at [`SEND_LIMIT`] (2^22) packets `seal` refuses
+//!   ([`SessionError::Exhausted`]) and `open` refuses counters at or past
+//!   it. Both stay well below the 2^23 messages-per-key bound that keeps
+//!   AES-GCM's confidentiality and integrity margins comfortable for
+//!   packets of at most 1200 bytes.
+
+use aes_gcm::Aes256Gcm;
+
+use super::handshake::Keys;
+use super::replay::{ReplayError, ReplayWindow};
+use super::symmetric::{cipher, open_with, seal_with, HASH_LEN};
+
+/// Packets after which a new handshake should start.
+pub const SEND_REKEY_AFTER: u64 = 1 << 20;
+/// Packets after which `seal` refuses.
+pub const SEND_LIMIT: u64 = 1 << 22;
+/// Age (ms) after which a new handshake should start.
+pub const REKEY_AFTER_MS: u64 = 10 * 60 * 1000;
+
+/// Which side of the handshake this session was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Why a packet could not be sealed or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("the session has sent its {SEND_LIMIT} packets; a new handshake is needed")]
+    Exhausted,
+    #[error("packet does not decrypt: wrong session, or tampered with")]
+    Decrypt,
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("packet counter {counter} is beyond what a peer may send")]
+    CounterOutOfRange { counter: u64 },
+}
+
+/// One end of an established channel.
+pub struct Session {
+    send: Aes256Gcm,
+    receive: Aes256Gcm,
+    next_send: u64,
+    window: ReplayWindow,
+    established_ms: u64,
+    handshake_hash: [u8; HASH_LEN],
+}
+
+impl Session {
+    pub fn new(keys: Keys, role: Role) -> Session {
+        let (send, receive) = match role {
+            Role::Initiator => (&keys.initiator_to_responder, &keys.responder_to_initiator),
+            Role::Responder => (&keys.responder_to_initiator, &keys.initiator_to_responder),
+        };
+        Session {
+            send: cipher(send),
+            receive: cipher(receive),
+            next_send: 0,
+            window: ReplayWindow::new(),
+            established_ms: keys.established_ms(),
+            handshake_hash: *keys.handshake_hash(),
+        }
+    }
+
+    /// The counter the next `seal` will use (the caller puts it in the
+    /// packet header it passes to `seal`).
+    pub fn next_counter(&self) -> u64 {
+        self.next_send
+    }
+
+    /// Encrypts `plaintext` with `header` as associated data; returns the
+    /// counter used and the ciphertext (plaintext + 16-byte tag).
+    pub fn seal(
+        &mut self,
+        header: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(u64, Vec<u8>), SessionError> {
+        let counter = self.next_send;
+        if counter >= SEND_LIMIT {
+            return Err(SessionError::Exhausted);
+        }
+        let ciphertext = seal_with(&self.send, counter, header, plaintext);
+        self.next_send += 1;
+        Ok((counter, ciphertext))
+    }
+
+    /// Decrypts a packet sealed by the peer under `counter` with `header`.
+    /// Refuses a tampered packet, and one whose counter was already
+    /// accepted or fell behind the replay window.
+    pub fn open(
+        &mut self,
+        counter: u64,
+        header: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SessionError> {
+        if counter >= SEND_LIMIT {
+            return Err(SessionError::CounterOutOfRange { counter });
+        }
+        self.window.check(counter)?;
+        let plaintext = open_with(&self.receive, counter, header, ciphertext)
+            .map_err(|_| SessionError::Decrypt)?;
+        self.window.mark(counter);
+        Ok(plaintext)
+    }
+
+    /// Whether the caller should start a new handshake: this side has sent
+    /// [`SEND_REKEY_AFTER`] packets, or `now_ms` is [`REKEY_AFTER_MS`] past
+    /// the handshake.
+    pub fn needs_rekey(&self, now_ms: u64) -> bool {
+        self.next_send >= SEND_REKEY_AFTER
+            || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
+    }
+
+    /// The handshake hash both ends share.
+    pub fn handshake_hash(&self) -> &[u8; HASH_LEN] {
+        &self.handshake_hash
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_send_counter(keys: Keys, role: Role, next_send: u64) -> Session {
+        let mut session = Session::new(keys, role);
+        session.next_send = next_send;
+        session
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("next_send", &self.next_send)
+            .field("established_ms", &self.established_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::crypto::handshake::{ClientHello, ReplayGuard, ServerHandshake};
+    use crate::crypto::keys::tests::key;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    pub(crate) const NOW: u64 = 1_700_000_000_000;
+
+    /// Keys for both ends of a real NK handshake: (client's, server's).
+    pub(crate) fn key_pair(seed: u64) -> (Keys, Keys) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let server = key(100);
+        let (state, msg1) = ClientHello::start(&mut rng, &server.public(), b"", NOW).unwrap();
+        let (server_keys, msg2, _) =
+            ServerHandshake::respond(&mut rng, &server, &msg1, NOW, b"", &mut ReplayGuard::new())
+                .unwrap();
+        let (client_keys, _) = state.read(&msg2).unwrap();
+        (client_keys, server_keys)
+    }
+
+    pub(crate) fn sessions(seed: u64) -> (Session, Session) {
+        let (client, server) = key_pair(seed);
+        (
+            Session::new(client, Role::Initiator),
+            Session::new(server, Role::Responder),
+        )
+    }
+
+    #[test]
+    fn data_flows_both_ways() {
+        let (mut client, mut server) = sessions(1);
+        let (counter, sealed) = client.seal(b"hdr", b"hello server").unwrap();
+        assert_eq!(counter, 0);
+        assert_eq!(
+            server.open(counter, b"hdr", &sealed).unwrap(),
+            b"hello server"
+        );
+        let (counter, sealed) = server.seal(b"hdr", b"hello client").unwrap();
+        assert_eq!(
+            client.open(counter, b"hdr", &sealed).unwrap(),
+            b"hello client"
+        );
+        assert_eq!(client.next_counter(), 1);
+        assert_eq!(client.handshake_hash(), server.handshake_hash());
+    }
+
+    #[test]
+    fn a_replayed_packet_is_refused() {
+        let (mut client, mut server) = sessions(2);
+        let (counter, sealed) = client.seal(b"", b"once").unwrap();
+        server.open(counter, b"", &sealed).unwrap();
+        assert_eq!(
+            server.open(counter, b"", &sealed),
+            Err(SessionError::Replay(ReplayError::Duplicate { counter }))
+        );
+    }
+
+    #[test]
+    fn reordered_packets_within_the_window_are_accepted() {
+        let (mut client, mut server) = sessions(3);
+        let packets: Vec<_> = (0..300)
+            .map(|i: u32| client.seal(b"", &i.to_be_bytes()).unwrap())
+            .collect();
+        for (counter, sealed) in packets.iter().rev() {
+            let plain = server.open(*counter, b"", sealed).unwrap();
+            assert_eq!(plain, (*counter as u32).to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn tampering_with_any_byte_or_the_header_is_refused() {
+        let (mut client, mut server) = sessions(4);
+        let (counter, sealed) = client.seal(b"header", b"payload").unwrap();
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(
+                server.open(counter, b"header", &bad),
+                Err(SessionError::Decrypt)
+            );
+        }
+        assert_eq!(
+            server.open(counter, b"headeR", &sealed),
+            Err(SessionError::Decrypt)
+        );
+        assert_eq!(
+            server.open(counter + 1, b"header", &sealed),
+            Err(SessionError::Decrypt)
+        );
+        assert_eq!(
+            server.open(counter, b"header", &sealed[..10]),
+            Err(SessionError::Decrypt)
+        );
+        // Failed attempts did not burn the counter.
+        assert_eq!(
+            server.open(counter, b"header", &sealed).unwrap(),
+            b"payload"
+        );
+    }
+
+    #[test]
+    fn a_session_does_not_open_its_own_packets() {
+        let (mut client, _) = sessions(5);
+        let (counter, sealed) = client.seal(b"", b"echo").unwrap();
+        assert_eq!(
+            client.open(counter, b"", &sealed),
+            Err(SessionError::Decrypt)
+        );
+    }
+
+    #[test]
+    fn seal_refuses_past_the_send_limit() {
+        let (client_keys, server_keys) = key_pair(6);
+        let mut client = Session::with_send_counter(client_keys, Role::Initiator, SEND_LIMIT - 1);
+        let mut server = Session::new(server_keys, Role::Responder);
+        assert!(client.needs_rekey(NOW));
+        let (counter, sealed) = client.seal(b"", b"last").unwrap();
+        assert_eq!(counter, SEND_LIMIT - 1);
+        assert_eq!(server.open(counter, b"", &sealed).unwrap(), b"last");
+        assert_eq!(client.seal(b"", b"one more"), Err(SessionError::Exhausted));
+        assert_eq!(
+            server.open(SEND_LIMIT, b"", &sealed),
+            Err(SessionError::CounterOutOfRange {
+                counter: SEND_LIMIT
+            })
+        );
+    }
+
+    #[test]
+    fn rekey_is_due_after_many_packets_or_ten_minutes() {
+        let (client_keys, _) = key_pair(7);
+        let client = Session::new(client_keys, Role::Initiator);
+        assert!(!client.needs_rekey(NOW));
+        assert!(!client.needs_rekey(NOW + REKEY_AFTER_MS - 1));
+        assert!(client.needs_rekey(NOW + REKEY_AFTER_MS));
+        let (client_keys, _) = key_pair(8);
+        let busy = Session::with_send_counter(client_keys, Role::Initiator, SEND_REKEY_AFTER);
+        assert!(busy.needs_rekey(NOW));
+    }
+}

@@ -1,0 +1,429 @@
+//! The outer datagram: every UDP datagram udpchat sends is one [`Packet`]:
+//! a handshake message 1 (HELLO), a handshake message 2 (WELCOME), or a
+//! session-sealed DATA packet. Parsing is zero-copy and turns any bytes
+//! into a packet or a [`WireError`], never a panic.
+//!
+//! Every integer is big-endian and every header field has a fixed width.
+//!
+//! ```text
+//! all kinds
+//!   0       version          u8   = 1 (anything else is dropped unread)
+//!   1       kind             u8   HELLO = 1, WELCOME = 2, DATA = 3
+//! HELLO (7-byte header, then the handshake message 1 to the end)
+//!   2       pattern          u8   NK = 0 (to the server), IK = 1 (to a peer)
+//!   3..7    sender_index     u32  the initiator's index for the new session
+//!   7..     message               >= handshake::MIN_MESSAGE1_LEN bytes
+//! WELCOME (10-byte header, then the handshake message 2 to the end)
+//!   2..6    sender_index     u32  the responder's index for the session
+//!   6..10   receiver_index   u32  the initiator's index, from its HELLO
+//!   10..    message               65..=handshake::MAX_MESSAGE2_LEN bytes
+//! DATA (14-byte header, then the sealed payload to the end)
+//!   2..6    receiver_index   u32  the index the receiver chose for the session
+//!   6..14   counter          u64  the sender's packet counter (the AEAD nonce)
+//!   14..    ciphertext            AES-256-GCM with its 16-byte tag; the
+//!                                 associated data is the header, bytes 0..14
+//! ```
+//!
+//! Each side picks its own index for a session and tells the other in its
+//! HELLO or WELCOME; DATA carries the receiver's index, so a session is
+//! found by index, not by address, and survives an address change.
+//!
+//! A WELCOME datagram is never larger than the HELLO it answers
+//! ([`crate::crypto::handshake::MAX_MESSAGE2_LEN`] + 10 <
+//! [`crate::crypto::handshake::MIN_MESSAGE1_LEN`] + 7): no amplification.
+
+use crate::crypto::handshake::{MAX_MESSAGE2_LEN, MIN_MESSAGE1_LEN};
+use crate::crypto::keys::PUBLIC_KEY_LEN;
+use crate::crypto::session::{Session, SessionError};
+use crate::crypto::symmetric::TAG_LEN;
+
+/// The only wire version this build speaks.
+pub const VERSION: u8 = 1;
+const KIND_HELLO: u8 = 1;
+const KIND_WELCOME: u8 = 2;
+const KIND_DATA: u8 = 3;
+
+pub const HELLO_HEADER_LEN: usize = 7;
+pub const WELCOME_HEADER_LEN: usize = 10;
+pub const DATA_HEADER_LEN: usize = 14;
+/// Bytes a DATA packet adds to its plaintext: header and AEAD tag. The
+/// transport's largest payload is [`MAX_DATAGRAM`] - `DATA_OVERHEAD`.
+pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
+/// The largest datagram udpchat sends.
+pub const MAX_DATAGRAM: usize = 1200;
+
+// The largest WELCOME is smaller than the smallest HELLO: no amplification.
+const _: () = assert!(WELCOME_HEADER_LEN + MAX_MESSAGE2_LEN < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN);
+
+/// Which handshake a HELLO starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// Client to server (`crypto::handshake::ClientHello`).
+    Nk,
+    /// Client to client (`crypto::handshake::PeerHello`).
+    Ik,
+}
+
+impl Pattern {
+    fn to_wire(self) -> u8 {
+        match self {
+            Pattern::Nk => 0,
+            Pattern::Ik => 1,
+        }
+    }
+
+    fn from_wire(byte: u8) -> Option<Pattern> {
+        match byte {
+            0 => Some(Pattern::Nk),
+            1 => Some(Pattern::Ik),
+            _ => None,
+        }
+    }
+}
+
+/// One datagram, borrowing its variable part from the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet<'a> {
+    Hello {
+        pattern: Pattern,
+        sender_index: u32,
+        message: &'a [u8],
+    },
+    Welcome {
+        sender_index: u32,
+        receiver_index: u32,
+        message: &'a [u8],
+    },
+    Data {
+        receiver_index: u32,
+        counter: u64,
+        ciphertext: &'a [u8],
+    },
+}
+
+/// Why a datagram is not a udpchat packet. The receiver drops it silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("datagram of {len} bytes is too short for a {what}")]
+    Truncated { what: &'static str, len: usize },
+    #[error("unknown wire version {0}")]
+    Version(u8),
+    #[error("unknown packet kind {0}")]
+    Kind(u8),
+    #[error("unknown handshake pattern {0}")]
+    Pattern(u8),
+    #[error("handshake message 2 of {len} bytes is longer than {max}")]
+    TooLong { len: usize, max: usize },
+}
+
+impl<'a> Packet<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Packet<'a>, WireError> {
+        let truncated = |what| WireError::Truncated {
+            what,
+            len: bytes.len(),
+        };
+        let (&version, rest) = bytes.split_first().ok_or(truncated("packet"))?;
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        let (&kind, _) = rest.split_first().ok_or(truncated("packet"))?;
+        match kind {
+            KIND_HELLO => {
+                if bytes.len() < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN {
+                    return Err(truncated("HELLO"));
+                }
+                let pattern = Pattern::from_wire(bytes[2]).ok_or(WireError::Pattern(bytes[2]))?;
+                Ok(Packet::Hello {
+                    pattern,
+                    sender_index: u32_at(bytes, 3),
+                    message: &bytes[HELLO_HEADER_LEN..],
+                })
+            }
+            KIND_WELCOME => {
+                let message = bytes
+                    .get(WELCOME_HEADER_LEN..)
+                    .filter(|m| m.len() >= PUBLIC_KEY_LEN + TAG_LEN)
+                    .ok_or(truncated("WELCOME"))?;
+                if message.len() > MAX_MESSAGE2_LEN {
+                    return Err(WireError::TooLong {
+                        len: message.len(),
+                        max: MAX_MESSAGE2_LEN,
+                    });
+                }
+                Ok(Packet::Welcome {
+                    sender_index: u32_at(bytes, 2),
+                    receiver_index: u32_at(bytes, 6),
+                    message,
+                })
+            }
+            KIND_DATA => {
+                if bytes.len() < DATA_OVERHEAD {
+                    return Err(truncated("DATA"));
+                }
+                let mut counter = [0u8; 8];
+                counter.copy_from_slice(&bytes[6..14]);
+                Ok(Packet::Data {
+                    receiver_index: u32_at(bytes, 2),
+                    counter: u64::from_be_bytes(counter),
+                    ciphertext: &bytes[DATA_HEADER_LEN..],
+                })
+            }
+            other => Err(WireError::Kind(other)),
+        }
+    }
+
+    /// The datagram bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match *self {
+            Packet::Hello {
+                pattern,
+                sender_index,
+                message,
+            } => {
+                let mut out = Vec::with_capacity(HELLO_HEADER_LEN + message.len());
+                out.extend_from_slice(&[VERSION, KIND_HELLO, pattern.to_wire()]);
+                out.extend_from_slice(&sender_index.to_be_bytes());
+                out.extend_from_slice(message);
+                out
+            }
+            Packet::Welcome {
+                sender_index,
+                receiver_index,
+                message,
+            } => {
+                let mut out = Vec::with_capacity(WELCOME_HEADER_LEN + message.len());
+                out.extend_from_slice(&[VERSION, KIND_WELCOME]);
+                out.extend_from_slice(&sender_index.to_be_bytes());
+                out.extend_from_slice(&receiver_index.to_be_bytes());
+                out.extend_from_slice(message);
+                out
+            }
+            Packet::Data {
+                receiver_index,
+                counter,
+                ciphertext,
+            } => {
+                let mut out = Vec::with_capacity(DATA_HEADER_LEN + ciphertext.len());
+                out.extend_from_slice(&data_header(receiver_index, counter));
+                out.extend_from_slice(ciphertext);
+                out
+            }
+        }
+    }
+}
+
+/// The DATA header, which is also the packet's AEAD associated data.
+pub fn data_header(receiver_index: u32, counter: u64) -> [u8; DATA_HEADER_LEN] {
+    let mut header = [0u8; DATA_HEADER_LEN];
+    header[0] = VERSION;
+    header[1] = KIND_DATA;
+    header[2..6].copy_from_slice(&receiver_index.to_be_bytes());
+    header[6..14].copy_from_slice(&counter.to_be_bytes());
+    header
+}
+
+/// Seals `plaintext` in `session` as a whole DATA datagram for the peer
+/// that knows the session as `receiver_index`.
+pub fn seal_data(
+    session: &mut Session,
+    receiver_index: u32,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SessionError> {
+    let header = data_header(receiver_index, session.next_counter());
+    let (counter, ciphertext) = session.seal(&header, plaintext)?;
+    debug_assert_eq!(header, data_header(receiver_index, counter));
+    let mut out = Vec::with_capacity(DATA_HEADER_LEN + ciphertext.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// Opens the fields of a parsed [`Packet::Data`] in `session`.
+pub fn open_data(
+    session: &mut Session,
+    receiver_index: u32,
+    counter: u64,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, SessionError> {
+    session.open(counter, &data_header(receiver_index, counter), ciphertext)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_be_bytes(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::session::tests::sessions;
+    use proptest::prelude::*;
+
+    fn hello(message: &[u8]) -> Vec<u8> {
+        Packet::Hello {
+            pattern: Pattern::Ik,
+            sender_index: 0x0102_0304,
+            message,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn layouts_match_the_module_doc() {
+        let message = vec![0xaa; MIN_MESSAGE1_LEN];
+        let bytes = hello(&message);
+        assert_eq!(&bytes[..7], &[1, 1, 1, 1, 2, 3, 4]);
+        assert_eq!(bytes.len(), HELLO_HEADER_LEN + MIN_MESSAGE1_LEN);
+
+        let message = vec![0xbb; 65];
+        let bytes = Packet::Welcome {
+            sender_index: 5,
+            receiver_index: 6,
+            message: &message,
+        }
+        .encode();
+        assert_eq!(&bytes[..10], &[1, 2, 0, 0, 0, 5, 0, 0, 0, 6]);
+
+        let bytes = Packet::Data {
+            receiver_index: 7,
+            counter: 0x0102,
+            ciphertext: &[0xcc; 16],
+        }
+        .encode();
+        assert_eq!(&bytes[..14], &[1, 3, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(DATA_OVERHEAD, 30);
+    }
+
+    #[test]
+    fn garbage_is_rejected_by_the_first_bytes() {
+        assert_eq!(
+            Packet::parse(&[]),
+            Err(WireError::Truncated {
+                what: "packet",
+                len: 0
+            })
+        );
+        assert_eq!(
+            Packet::parse(b"GET / HTTP/1.1"),
+            Err(WireError::Version(b'G'))
+        );
+        assert_eq!(Packet::parse(&[1, 9, 0, 0]), Err(WireError::Kind(9)));
+        let mut bad_pattern = hello(&[0; MIN_MESSAGE1_LEN]);
+        bad_pattern[2] = 7;
+        assert_eq!(Packet::parse(&bad_pattern), Err(WireError::Pattern(7)));
+    }
+
+    #[test]
+    fn a_short_hello_is_refused_so_replies_cannot_amplify() {
+        let short = hello(&[0; MIN_MESSAGE1_LEN - 1]);
+        assert!(matches!(
+            Packet::parse(&short),
+            Err(WireError::Truncated { what: "HELLO", .. })
+        ));
+        let long_welcome = Packet::Welcome {
+            sender_index: 1,
+            receiver_index: 2,
+            message: &[0; MAX_MESSAGE2_LEN + 1],
+        }
+        .encode();
+        assert!(matches!(
+            Packet::parse(&long_welcome),
+            Err(WireError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn data_sealed_in_a_session_opens_on_the_other_side() {
+        let (mut client, mut server) = sessions(20);
+        let datagram = seal_data(&mut client, 42, b"hello").unwrap();
+        assert_eq!(datagram.len(), 5 + DATA_OVERHEAD);
+        let Ok(Packet::Data {
+            receiver_index,
+            counter,
+            ciphertext,
+        }) = Packet::parse(&datagram)
+        else {
+            panic!("not a DATA packet");
+        };
+        assert_eq!((receiver_index, counter), (42, 0));
+        assert_eq!(
+            open_data(&mut server, receiver_index, counter, ciphertext).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_data_packet_is_detected() {
+        let (mut client, mut server) = sessions(21);
+        let datagram = seal_data(&mut client, 42, b"hello, tamper me").unwrap();
+        for i in 0..datagram.len() {
+            let mut bad = datagram.clone();
+            bad[i] ^= 0x01;
+            let opened = match Packet::parse(&bad) {
+                Ok(Packet::Data {
+                    receiver_index,
+                    counter,
+                    ciphertext,
+                }) => open_data(&mut server, receiver_index, counter, ciphertext).ok(),
+                _ => None,
+            };
+            assert_eq!(opened, None, "byte {i} flipped went unnoticed");
+        }
+        let Ok(Packet::Data {
+            receiver_index,
+            counter,
+            ciphertext,
+        }) = Packet::parse(&datagram)
+        else {
+            panic!("not a DATA packet");
+        };
+        assert!(open_data(&mut server, receiver_index, counter, ciphertext).is_ok());
+    }
+
+    fn any_packet() -> impl Strategy<Value = (u8, u8, u32, u32, u64, Vec<u8>)> {
+        (
+            0u8..3,
+            0u8..2,
+            any::<u32>(),
+            any::<u32>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..1300),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            let _ = Packet::parse(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_valid_headers(kind in 0u8..5, bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut datagram = vec![VERSION, kind];
+            datagram.extend(bytes);
+            let _ = Packet::parse(&datagram);
+        }
+
+        #[test]
+        fn encode_then_parse_gives_the_packet_back_and_truncations_never_panic(
+            (kind, pattern, a, b, counter, body) in any_packet()
+        ) {
+            let packet = match kind {
+                0 => Packet::Hello { pattern: if pattern == 0 { Pattern::Nk } else { Pattern::Ik }, sender_index: a, message: &body },
+                1 => Packet::Welcome { sender_index: a, receiver_index: b, message: &body },
+                _ => Packet::Data { receiver_index: a, counter, ciphertext: &body },
+            };
+            let bytes = packet.encode();
+            if let Ok(parsed) = Packet::parse(&bytes) {
+                prop_assert_eq!(parsed, packet);
+                prop_assert_eq!(parsed.encode(), bytes.clone());
+            }
+            for len in 0..bytes.len().min(64) {
+                let _ = Packet::parse(&bytes[..len]);
+            }
+            let _ = Packet::parse(&bytes[..bytes.len() / 2]);
+        }
+    }
+}
