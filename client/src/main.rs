@@ -3,10 +3,20 @@
 //! (`--json` for JSON objects).
 #![forbid(unsafe_code)]
 
+mod completion;
+mod conversation;
 mod dispatch;
+mod highlight;
+mod history;
+mod keepalive;
+mod prompt;
 mod render;
+mod roster;
 mod shell;
+mod start;
 mod state;
+mod style;
+mod trust;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -14,9 +24,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::UdpSocket;
 use udpchat_core::context::Client;
-use udpchat_core::transport::Config;
+use udpchat_core::crypto::keyfile;
 use udpchat_net::Link;
 
 /// The udpchat client.
@@ -24,26 +35,48 @@ use udpchat_net::Link;
 #[command(
     version,
     about = "The udpchat client: sign in, see who is online and chat.",
-    after_help = "Examples:\n  udpchat -u alice                         # sign in as alice on 127.0.0.1:4590\n  udpchat -u bob --server 10.0.0.5:9090    # another server\n  printf 'list\\n' | udpchat -u carole --json   # scripted, one JSON event per line"
+    after_help = "Examples:\n  udpchat -u alice                           # sign in as alice on 127.0.0.1:4590 (asks the password)\n  udpchat -u alice --signup                  # create the account first\n  udpchat -u bob --server 10.0.0.5:9090 --server-key server.pub\n  printf 's3cret\\nlist\\n' | udpchat -u carole --password-stdin --json   # scripted"
 )]
 struct Cli {
     /// Sign in under this name at start.
     #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
+    /// The password for -u (visible to other local users in the process
+    /// list: prefer the prompt or --password-stdin).
+    #[arg(short = 'p', long, value_name = "PASSWORD", requires = "user")]
+    password: Option<String>,
+    /// Read the password for -u from the first line of stdin.
+    #[arg(long, requires = "user", conflicts_with = "password")]
+    password_stdin: bool,
+    /// Create the account -u names (then sign in).
+    #[arg(long, requires = "user")]
+    signup: bool,
+    /// The server's public key (PEM); without it the key is trusted on
+    /// first use and must not change after.
+    #[arg(long, value_name = "FILE")]
+    server_key: Option<std::path::PathBuf>,
     /// The server's address.
     #[arg(short = 's', long, value_name = "HOST:PORT", default_value = udpchat_core::DEFAULT_SERVER)]
     server: String,
     /// Local address to listen on for messages from other clients.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
     bind: SocketAddr,
+    /// The server's presence timeout: the client pings three times per
+    /// timeout, and says the server is lost after a whole one unanswered.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    presence_timeout: u64,
     /// Scripted mode: write each event as one JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Where the client keeps its files: known servers, identity keys,
+    /// the shell's history.
+    #[arg(long, value_name = "DIR", default_value = "./udpchat-data/client")]
+    data_dir: std::path::PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -56,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
     let socket = UdpSocket::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
-    let (link, incoming) = Link::spawn(socket, Config::default())?;
+    let pinned = match &cli.server_key {
+        Some(path) => Some(keyfile::read_public(path)?),
+        None => None,
+    };
+    let (link, inbound) = Link::spawn_client(socket)?;
     let interactive = std::io::stdin().is_terminal() && !cli.json;
     let (printer, outputs) = render::Printer::new(if cli.json {
         render::Format::Json
@@ -70,19 +107,51 @@ async fn main() -> anyhow::Result<()> {
                 .with("addr", link.local_addr().to_string()),
         );
     }
-    let state = Arc::new(state::ClientState::new(server, link, printer));
+    let lines: state::InputLines = Arc::new(tokio::sync::Mutex::new(
+        tokio::io::BufReader::new(tokio::io::stdin()).lines(),
+    ));
+    let passwords = if interactive {
+        state::PasswordSource::Terminal
+    } else {
+        state::PasswordSource::Input(lines.clone())
+    };
+    let state = Arc::new(state::ClientState::new(
+        server,
+        link,
+        printer,
+        cli.data_dir.clone(),
+        pinned,
+        passwords,
+    ));
     let client: Client = state.clone();
     tokio::spawn(dispatch::serve_pushes(
         client.clone(),
-        state.link().clone(),
-        incoming,
+        state.clone(),
+        inbound,
     ));
-
-    if interactive {
-        shell::interactive(client, state.clone(), cli.user, outputs).await
+    tokio::spawn(keepalive::run(
+        client.clone(),
+        state.clone(),
+        std::time::Duration::from_secs(cli.presence_timeout.max(1)),
+    ));
+    let outputs = if interactive {
+        Some(outputs)
     } else {
         tokio::spawn(render::print_lines(outputs));
-        shell::scripted(client, state, cli.user).await;
+        None
+    };
+    if let Some(user) = &cli.user {
+        let password = match (cli.password.take(), cli.password_stdin) {
+            (Some(password), _) => Some(zeroize::Zeroizing::new(password)),
+            (None, true) => Some(start::password_line(&lines).await?),
+            (None, false) => None,
+        };
+        start::sign_in(&client, user, password, cli.signup).await;
+    }
+    if let Some(outputs) = outputs {
+        shell::interactive(client, state.clone(), None, outputs, cli.data_dir).await
+    } else {
+        shell::scripted(client, state, lines).await;
         Ok(())
     }
 }

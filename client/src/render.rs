@@ -12,7 +12,11 @@ pub enum Format {
 /// What travels to the printing side.
 #[derive(Debug)]
 pub enum Printed {
+    /// A finished line (JSON mode).
     Line(String),
+    /// An event for the text renderer: scripted mode prints its text, the
+    /// interactive shell decorates it (see `style`).
+    Event(Output),
     /// Answered once every earlier line is written.
     Flush(oneshot::Sender<()>),
 }
@@ -31,11 +35,11 @@ impl Printer {
     }
 
     pub fn emit(&self, output: Output) {
-        let line = match self.format {
-            Format::Text => output.text,
-            Format::Json => output.to_json(),
+        let printed = match self.format {
+            Format::Text => Printed::Event(output),
+            Format::Json => Printed::Line(output.to_json()),
         };
-        let _ = self.lines.send(Printed::Line(line));
+        let _ = self.lines.send(printed);
     }
 
     /// Waits until everything emitted so far is written.
@@ -53,7 +57,7 @@ pub async fn print_lines(mut lines: mpsc::UnboundedReceiver<Printed>) {
     let mut stdout = tokio::io::stdout();
     while let Some(printed) = lines.recv().await {
         match printed {
-            Printed::Line(line) => {
+            Printed::Line(line) | Printed::Event(Output { text: line, .. }) => {
                 let mut bytes = line.into_bytes();
                 bytes.push(b'\n');
                 if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {

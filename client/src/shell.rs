@@ -1,35 +1,43 @@
-//! The two ways of reading commands: the interactive shell (reedline, with
+//! The two ways of reading commands: the interactive shell (reedline on its
+//! own thread, with completion, hints, colouring, per-user history and
 //! incoming events printed above the line being typed) and scripted mode
-//! (one command per stdin line).
+//! (one command per stdin line). Both understand conversation mode.
 
-use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reedline::{ExternalPrinter, Prompt, PromptEditMode, PromptHistorySearch, Reedline, Signal};
-use tokio::io::AsyncBufReadExt;
+use nu_ansi_term::{Color, Style};
+use reedline::{
+    default_emacs_keybindings, ColumnarMenu, DefaultHinter, Emacs, ExternalPrinter, HistoryItem,
+    KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineError, ReedlineErrorVariants,
+    ReedlineEvent, ReedlineMenu, Signal,
+};
 use tokio::sync::mpsc;
 use udpchat_core::context::Client;
 use udpchat_core::output::Output;
+use udpchat_core::registry::Registry;
 
+use crate::completion::ChatCompleter;
 use crate::dispatch::run_line;
+use crate::highlight::ChatHighlighter;
+use crate::history::{self, ChatHistory};
+use crate::prompt::ChatPrompt;
 use crate::render::Printed;
 use crate::state::ClientState;
+use crate::style::{self, Look, Moment};
 
 /// How long the client waits for outstanding deliveries before leaving.
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// Scripted mode: runs each stdin line; at end of input waits (bounded) for
 /// outstanding deliveries, signs out and returns.
-pub async fn scripted(client: Client, state: Arc<ClientState>, user: Option<String>) {
-    if let Some(user) = user {
-        run_line(&client, &format!("signin {user}")).await;
-    }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+pub async fn scripted(client: Client, state: Arc<ClientState>, lines: crate::state::InputLines) {
     while !state.quitting() {
-        match lines.next_line().await {
-            Ok(Some(line)) => run_line(&client, &line).await,
+        let next = lines.lock().await.next_line().await;
+        match next {
+            Ok(Some(line)) => run_typed(&client, &state, &line).await,
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!("stdin: {e}");
@@ -38,6 +46,34 @@ pub async fn scripted(client: Client, state: Arc<ClientState>, user: Option<Stri
         }
     }
     leave(&client, &state).await;
+}
+
+/// Runs one typed line: a command, or in conversation mode a message to
+/// the partner (see `conversation`).
+async fn run_typed(client: &Client, state: &ClientState, line: &str) {
+    let conversation = conversation(client);
+    let command = crate::conversation::command_line(
+        line,
+        conversation.as_deref(),
+        &state.roster().lock().expect("roster lock"),
+    );
+    if let Some(command) = command {
+        run_line(client, &command).await;
+    }
+    // A conversation needs someone signed in: signing out ends it.
+    let mut session = client.session().lock().expect("session lock");
+    if session.user.is_none() {
+        session.conversation = None;
+    }
+}
+
+fn conversation(client: &Client) -> Option<String> {
+    client
+        .session()
+        .lock()
+        .expect("session lock")
+        .conversation
+        .clone()
 }
 
 /// Waits for deliveries, signs out, and makes sure everything is printed.
@@ -49,56 +85,62 @@ async fn leave(client: &Client, state: &ClientState) {
     state.printer().flush().await;
 }
 
-/// The interactive shell.
+/// The interactive shell. History lives in `data_dir`.
 pub async fn interactive(
     client: Client,
     state: Arc<ClientState>,
     user: Option<String>,
-    mut outputs: mpsc::UnboundedReceiver<Printed>,
+    outputs: mpsc::UnboundedReceiver<Printed>,
+    data_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    let look = Look::detect();
     let printer = ExternalPrinter::<String>::new(1024);
-    let above_prompt = printer.sender();
     let editing = Arc::new(AtomicBool::new(false));
-
-    // Events go above the line being typed while the editor is reading, and
-    // straight to stdout while a command runs (no line is being typed then).
-    let editing_now = editing.clone();
-    std::thread::spawn(move || {
-        while let Some(printed) = outputs.blocking_recv() {
-            match printed {
-                Printed::Line(line) if editing_now.load(Ordering::SeqCst) => {
-                    let _ = above_prompt.send(line);
-                }
-                Printed::Line(line) => println!("{line}"),
-                Printed::Flush(done) => {
-                    let _ = done.send(());
-                }
-            }
-        }
-    });
+    spawn_screen(
+        client.clone(),
+        look,
+        outputs,
+        printer.sender(),
+        editing.clone(),
+    );
 
     if let Some(user) = user {
         run_line(&client, &format!("signin {user}")).await;
     }
+    // What happened before the first prompt is not above a typed line.
+    state.printer().flush().await;
 
     let (lines_tx, mut lines) =
         mpsc::unbounded_channel::<(String, std::sync::mpsc::Sender<bool>)>();
-    let prompt = ChatPrompt {
+    let shell = Shell {
+        registry: Registry::global(),
         client: client.clone(),
+        state: state.clone(),
+        look,
+        data_dir,
     };
     let editor_thread = std::thread::spawn(move || {
-        let mut editor = Reedline::create().with_external_printer(printer);
+        let mut owner = shell.user();
+        let mut editor = shell.editor(printer, &owner);
+        let prompt = ChatPrompt {
+            client: shell.client.clone(),
+        };
         loop {
             editing.store(true, Ordering::SeqCst);
             let signal = editor.read_line(&prompt);
             editing.store(false, Ordering::SeqCst);
+            shell.forget_password(&mut editor);
+            let in_conversation = conversation(&shell.client).is_some();
             let line = match signal {
                 Ok(Signal::Success(line)) => line,
+                // Ctrl-D leaves a conversation, then the client.
+                Ok(Signal::CtrlD) if in_conversation => "/leave".to_string(),
                 Ok(Signal::CtrlD) => "exit".to_string(),
                 Ok(_) => continue, // Ctrl-C clears the line
                 Err(e) => {
                     eprintln!("terminal error: {e}");
-                    "exit".to_string()
+                    let slash = if in_conversation { "/" } else { "" };
+                    format!("{slash}exit")
                 }
             };
             let (ack, done) = std::sync::mpsc::channel();
@@ -106,15 +148,22 @@ pub async fn interactive(
                 return;
             }
             // Wait for the command so its output lands before the prompt.
-            match done.recv() {
-                Ok(true) => {}
-                _ => return,
+            if done.recv() != Ok(true) {
+                return;
+            }
+            if let Err(e) = editor.sync_history() {
+                tracing::warn!("cannot save history: {e}");
+            }
+            let user = shell.user();
+            if user != owner {
+                editor = editor.with_history(Box::new(shell.history(&user)));
+                owner = user;
             }
         }
     });
 
     while let Some((line, ack)) = lines.recv().await {
-        run_line(&client, &line).await;
+        run_typed(&client, &state, &line).await;
         state.printer().flush().await;
         let _ = ack.send(!state.quitting());
         if state.quitting() {
@@ -126,32 +175,136 @@ pub async fn interactive(
     Ok(())
 }
 
-/// `[alice] +> `, or `+> ` before signing in, as in the seeds.
-struct ChatPrompt {
+/// Prints events: above the line being typed while the editor reads (with
+/// the time they arrived), straight to stdout while a command runs (no line
+/// is being typed then).
+fn spawn_screen(
     client: Client,
+    look: Look,
+    mut outputs: mpsc::UnboundedReceiver<Printed>,
+    above_prompt: std::sync::mpsc::SyncSender<String>,
+    editing: Arc<AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        while let Some(printed) = outputs.blocking_recv() {
+            let typing = editing.load(Ordering::SeqCst);
+            let line = match printed {
+                Printed::Line(line) => line,
+                Printed::Event(output) => {
+                    let conversation = conversation(&client);
+                    let moment = Moment {
+                        time: &style::now(),
+                        above_prompt: typing,
+                        conversation: conversation.as_deref(),
+                    };
+                    match look.show(&output, moment) {
+                        Some(line) => line,
+                        None => continue,
+                    }
+                }
+                Printed::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
+            if typing {
+                let _ = above_prompt.send(line);
+            } else {
+                println!("{line}");
+            }
+        }
+    });
 }
 
-impl Prompt for ChatPrompt {
-    fn render_prompt_left(&self) -> Cow<'_, str> {
-        match &self.client.session().lock().expect("session lock").user {
-            Some(user) => Cow::Owned(format!("[{user}] ")),
-            None => Cow::Borrowed(""),
+/// What the editor thread needs.
+struct Shell {
+    registry: &'static Registry,
+    client: Client,
+    state: Arc<ClientState>,
+    look: Look,
+    data_dir: PathBuf,
+}
+
+impl Shell {
+    fn user(&self) -> Option<String> {
+        self.client
+            .session()
+            .lock()
+            .expect("session lock")
+            .user
+            .clone()
+    }
+
+    fn history(&self, user: &Option<String>) -> ChatHistory {
+        ChatHistory::open(
+            history::file(&self.data_dir, user.as_deref()),
+            self.registry,
+        )
+    }
+
+    fn editor(&self, printer: ExternalPrinter<String>, user: &Option<String>) -> Reedline {
+        let mut keybindings = default_emacs_keybindings();
+        keybindings.add_binding(
+            KeyModifiers::NONE,
+            KeyCode::Tab,
+            ReedlineEvent::UntilFound(vec![
+                ReedlineEvent::Menu("completion_menu".to_string()),
+                ReedlineEvent::MenuNext,
+            ]),
+        );
+        keybindings.add_binding(
+            KeyModifiers::SHIFT,
+            KeyCode::BackTab,
+            ReedlineEvent::MenuPrevious,
+        );
+        let completer = ChatCompleter {
+            registry: self.registry,
+            client: self.client.clone(),
+            roster: self.state.roster().clone(),
+            look: self.look,
+        };
+        let highlighter = ChatHighlighter {
+            registry: self.registry,
+            client: self.client.clone(),
+            roster: self.state.roster().clone(),
+        };
+        let editor = Reedline::create()
+            .with_history(Box::new(self.history(user)))
+            .with_completer(Box::new(completer))
+            .with_menu(ReedlineMenu::EngineCompleter(Box::new(
+                ColumnarMenu::default().with_name("completion_menu"),
+            )))
+            .with_quick_completions(true)
+            .with_partial_completions(true)
+            .with_highlighter(Box::new(highlighter))
+            .with_edit_mode(Box::new(Emacs::new(keybindings)))
+            .with_ansi_colors(self.look.colour())
+            .with_external_printer(printer);
+        if self.look.colour() {
+            // Without colour a hint could not be told from typed text.
+            editor.with_hinter(Box::new(
+                DefaultHinter::default().with_style(Style::new().italic().fg(Color::DarkGray)),
+            ))
+        } else {
+            editor
         }
     }
 
-    fn render_prompt_right(&self) -> Cow<'_, str> {
-        Cow::Borrowed("")
-    }
-
-    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
-        Cow::Borrowed("+> ")
-    }
-
-    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
-        Cow::Borrowed("... ")
-    }
-
-    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
-        Cow::Owned(format!("(search: {}) ", search.term))
+    /// A line the history refused (it holds a password) can still be
+    /// recalled with the up arrow: without its password.
+    fn forget_password(&self, editor: &mut Reedline) {
+        match editor.take_history_save_error() {
+            None => {}
+            Some(ReedlineError(ReedlineErrorVariants::OtherHistoryError(why)))
+                if why == history::REFUSED =>
+            {
+                let registry = self.registry;
+                let _ = editor.update_last_command_context(&|item| HistoryItem {
+                    command_line: history::without_password(registry, &item.command_line),
+                    ..item
+                });
+            }
+            Some(e) => tracing::warn!("history: {e}"),
+        }
     }
 }

@@ -1,44 +1,201 @@
-//! The client as command handlers see it: the session, the link, the
-//! printer and the background tasks it must wait for before leaving.
+//! The client as command handlers see it: the session, the link to the
+//! server and to other clients, trust decisions, the printer and the
+//! background tasks it must wait for before leaving.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{BufReader, Lines, Stdin};
 use tokio::task::JoinHandle;
-use udpchat_core::context::{BoxFuture, ClientContext, Reply, Session};
-use udpchat_core::error::CommandError;
+use udpchat_core::context::{
+    BoxFuture, ClientContext, Delivery, PeerId, Reply, Session, Zeroizing,
+};
+use udpchat_core::crypto::keys::{PublicKey, StaticKey};
+use udpchat_core::crypto::sealed::{self, Prekeys, SealedMessage};
+use udpchat_core::error::{code, CommandError};
+use udpchat_core::mailbox::{Bundle, PrekeyUpload};
 use udpchat_core::output::Output;
+use udpchat_core::wire::Pattern;
 use udpchat_net::Link;
 
 use crate::render::Printer;
+use crate::roster::Roster;
+use crate::trust::{self, PeerTrust, ServerTrust};
+
+/// Lines of stdin, shared by scripted mode and password prompts.
+pub type InputLines = Arc<tokio::sync::Mutex<Lines<BufReader<Stdin>>>>;
+
+/// Where passwords left off a command line come from.
+pub enum PasswordSource {
+    /// Asked for on the terminal, without echo.
+    Terminal,
+    /// The next line of (scripted) input.
+    Input(InputLines),
+}
+
+/// Sessions with other clients, by their address and identity key bytes.
+type PeerSessions = HashMap<(SocketAddr, Vec<u8>), PeerId>;
 
 pub struct ClientState {
-    session: Mutex<Session>,
+    session: Arc<Mutex<Session>>,
     link: Link,
     printer: Printer,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     quitting: AtomicBool,
+    /// Names for completion, kept up to date from the events shown.
+    roster: Arc<Mutex<Roster>>,
+    data_dir: PathBuf,
+    server: Arc<ServerConnector>,
+    /// Sessions with other clients, by address and identity key.
+    peers: Arc<tokio::sync::Mutex<PeerSessions>>,
+    passwords: PasswordSource,
+    /// The signed-in user's keys, once `identity` loaded them.
+    keys: Mutex<Option<UserKeys>>,
+    /// The password of the last successful sign-in, to sign in again by
+    /// itself after the server comes back.
+    remembered: Mutex<Option<(String, Zeroizing<String>)>>,
+}
+
+/// One user's secrets, in memory while signed in.
+struct UserKeys {
+    user: String,
+    identity: StaticKey,
+}
+
+/// The session with the server: opened on first use (after checking the
+/// server's key), reopened after it failed.
+pub struct ServerConnector {
+    link: Link,
+    session: Arc<Mutex<Session>>,
+    data_dir: PathBuf,
+    pinned: Option<PublicKey>,
+    printer: Printer,
+    current: tokio::sync::Mutex<Option<(SocketAddr, PeerId)>>,
+}
+
+impl ServerConnector {
+    /// The session with the current server, opening it if needed.
+    async fn peer(&self) -> Result<PeerId, CommandError> {
+        let mut current = self.current.lock().await;
+        let server = self.session.lock().expect("session lock").server;
+        match *current {
+            Some((addr, peer)) if addr == server => return Ok(peer),
+            Some((_, old)) => self.link.forget(old),
+            None => {}
+        }
+        let offered = self.link.fetch_server_key(server).await?;
+        match trust::check_server(&self.data_dir, server, self.pinned.as_ref(), &offered)? {
+            ServerTrust::Known => {}
+            ServerTrust::FirstUse => self.printer.emit(
+                Output::new(
+                    "server-trusted",
+                    format!(
+                        "Trusting the server at {server} on first use; its key fingerprint is {}",
+                        offered.fingerprint()
+                    ),
+                )
+                .with("server", server.to_string())
+                .with("fingerprint", offered.fingerprint()),
+            ),
+        }
+        let peer = self.link.connect(server, offered, Pattern::Nk).await?;
+        *current = Some((server, peer));
+        Ok(peer)
+    }
+
+    /// Drops the session with the server, whatever it is.
+    pub async fn reset(&self) {
+        if let Some((_, peer)) = self.current.lock().await.take() {
+            self.link.forget(peer);
+        }
+    }
+
+    /// Whether `peer` is the session with the server.
+    pub async fn is_server(&self, peer: PeerId) -> bool {
+        matches!(*self.current.lock().await, Some((_, p)) if p == peer)
+    }
+
+    /// Drops a session that failed, so the next request opens a new one.
+    async fn failed(&self, peer: PeerId) {
+        let mut current = self.current.lock().await;
+        if matches!(*current, Some((_, p)) if p == peer) {
+            *current = None;
+            self.link.forget(peer);
+        }
+    }
 }
 
 impl ClientState {
-    pub fn new(server: SocketAddr, link: Link, printer: Printer) -> ClientState {
+    pub fn new(
+        server: SocketAddr,
+        link: Link,
+        printer: Printer,
+        data_dir: PathBuf,
+        pinned: Option<PublicKey>,
+        passwords: PasswordSource,
+    ) -> ClientState {
+        let session = Arc::new(Mutex::new(Session {
+            server,
+            user: None,
+            conversation: None,
+        }));
+        let connector = ServerConnector {
+            link: link.clone(),
+            session: session.clone(),
+            data_dir: data_dir.clone(),
+            pinned,
+            printer: printer.clone(),
+            current: tokio::sync::Mutex::new(None),
+        };
         ClientState {
-            session: Mutex::new(Session { server, user: None }),
+            session,
+            roster: Arc::new(Mutex::new(Roster::default())),
             link,
             printer,
             tasks: Mutex::new(Vec::new()),
             quitting: AtomicBool::new(false),
+            data_dir,
+            server: Arc::new(connector),
+            peers: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            passwords,
+            keys: Mutex::new(None),
+            remembered: Mutex::new(None),
         }
+    }
+
+    /// The remembered credentials, if any.
+    pub fn remembered(&self) -> Option<(String, Zeroizing<String>)> {
+        self.remembered.lock().expect("remembered lock").clone()
+    }
+
+    fn user_keys<T>(
+        &self,
+        f: impl FnOnce(&UserKeys) -> Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        let keys = self.keys.lock().expect("keys lock");
+        let keys = keys.as_ref().ok_or_else(CommandError::not_signed_in)?;
+        f(keys)
     }
 
     pub fn link(&self) -> &Link {
         &self.link
     }
 
+    pub fn server(&self) -> &Arc<ServerConnector> {
+        &self.server
+    }
+
     pub fn printer(&self) -> &Printer {
         &self.printer
+    }
+
+    /// The users and groups the shell completes (shared with its thread).
+    pub fn roster(&self) -> &Arc<Mutex<Roster>> {
+        &self.roster
     }
 
     pub fn quitting(&self) -> bool {
@@ -57,7 +214,7 @@ impl ClientState {
         .await;
         if waited.is_err() {
             self.printer.emit(Output::error(&CommandError::new(
-                "timeout",
+                code::TIMEOUT,
                 "gave up waiting for outstanding deliveries",
             )));
         }
@@ -70,17 +227,190 @@ impl ClientContext for ClientState {
     }
 
     fn request(&self, cmd: &'static str, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-        let server = self.session.lock().expect("session lock").server;
-        Box::pin(self.link.request(server, cmd, body))
+        let server = self.server.clone();
+        Box::pin(async move {
+            let peer = server.peer().await?;
+            let result = server.link.request(peer, cmd, body).await;
+            if matches!(&result, Err(e) if e.code == code::UNREACHABLE) {
+                server.failed(peer).await;
+            }
+            result
+        })
     }
 
     fn push_to(
         &self,
         addr: SocketAddr,
+        identity: PublicKey,
         cmd: &'static str,
         body: Vec<u8>,
-    ) -> BoxFuture<'static, Result<(), CommandError>> {
-        Box::pin(self.link.push(addr, cmd, body))
+    ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
+        let (peers, link) = (self.peers.clone(), self.link.clone());
+        Box::pin(async move {
+            let key = (addr, identity.to_bytes());
+            let mut sessions = peers.lock().await;
+            let peer = match sessions.get(&key) {
+                Some(&peer) => peer,
+                None => {
+                    let peer = link.connect(addr, identity, Pattern::Ik).await?;
+                    sessions.insert(key.clone(), peer);
+                    peer
+                }
+            };
+            let delivery = link.push(peer, cmd, body);
+            drop(sessions);
+            let delivery: Delivery = Box::pin(async move {
+                let result = delivery.await;
+                if result.is_err() {
+                    // A dead session is not reused: the next send opens anew.
+                    let mut sessions = peers.lock().await;
+                    if sessions.get(&key) == Some(&peer) {
+                        sessions.remove(&key);
+                        link.forget(peer);
+                    }
+                }
+                result
+            });
+            Ok(delivery)
+        })
+    }
+
+    fn identity(&self, user: &str, create: bool) -> Result<PublicKey, CommandError> {
+        let key = trust::identity(&self.data_dir, user, create)?;
+        let public = key.public();
+        self.link.set_identity(Some(key.clone()));
+        *self.keys.lock().expect("keys lock") = Some(UserKeys {
+            user: user.to_string(),
+            identity: key,
+        });
+        Ok(public)
+    }
+
+    fn remember_password(&self, user: &str, password: Zeroizing<String>) {
+        *self.remembered.lock().expect("remembered lock") = Some((user.to_string(), password));
+    }
+
+    fn forget_password(&self) {
+        *self.remembered.lock().expect("remembered lock") = None;
+    }
+
+    fn prekeys_to_publish(&self, user: &str, new: usize) -> Result<PrekeyUpload, CommandError> {
+        self.user_keys(|keys| {
+            if keys.user != user {
+                return Err(CommandError::not_signed_in());
+            }
+            let mut rng = rand::rngs::OsRng;
+            let mut prekeys = match trust::load_prekeys(&self.data_dir, user)? {
+                Some(prekeys) => prekeys,
+                None => Prekeys::generate(&mut rng, &keys.identity, 1),
+            };
+            // Fresh ids above every id used so far, so none is reused.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let first = prekeys.next_one_time_id((now % (1 << 31)) as u32);
+            let one_time = prekeys.generate_one_time(&mut rng, new as u32, first);
+            trust::save_prekeys(&self.data_dir, user, &prekeys)?;
+            Ok(PrekeyUpload {
+                signed: prekeys.signed_prekey(),
+                one_time,
+            })
+        })
+    }
+
+    fn seal(
+        &self,
+        bundle: &Bundle,
+        plaintext: &[u8],
+        associated: &[u8],
+    ) -> Result<SealedMessage, CommandError> {
+        self.user_keys(|keys| {
+            sealed::seal(
+                &mut rand::rngs::OsRng,
+                &keys.identity,
+                &bundle.identity,
+                &bundle.signed,
+                bundle.one_time.as_ref(),
+                plaintext,
+                associated,
+            )
+            .map_err(|e| {
+                CommandError::new(
+                    code::SEALED,
+                    format!("cannot seal a message for {}: {e}", bundle.user),
+                )
+            })
+        })
+    }
+
+    fn open(
+        &self,
+        message: &SealedMessage,
+        associated: &[u8],
+    ) -> Result<(PublicKey, Vec<u8>), CommandError> {
+        self.user_keys(|keys| {
+            let mut prekeys =
+                trust::load_prekeys(&self.data_dir, &keys.user)?.ok_or_else(|| {
+                    CommandError::new(code::SEALED, "no prekeys here to open it with")
+                })?;
+            let opened = prekeys
+                .open(&keys.identity, message, associated)
+                .map_err(|e| CommandError::new(code::SEALED, e.to_string()))?;
+            // The one-time prekey it used is gone: a replay cannot open.
+            trust::save_prekeys(&self.data_dir, &keys.user, &prekeys)?;
+            Ok(opened)
+        })
+    }
+
+    fn is_known_identity(&self, user: &str, identity: &PublicKey) -> bool {
+        let Some(me) = self.session.lock().expect("session lock").user.clone() else {
+            return false;
+        };
+        trust::is_known_peer(&self.data_dir, &me, user, identity)
+    }
+
+    fn check_identity(&self, user: &str, identity: &PublicKey) {
+        let Some(me) = self.session.lock().expect("session lock").user.clone() else {
+            return;
+        };
+        if let PeerTrust::Changed { was, now } =
+            trust::check_peer(&self.data_dir, &me, user, identity)
+        {
+            self.emit(
+                Output::new(
+                    "key-changed",
+                    format!("WARNING: {user}'s identity key changed (was {was}, now {now}); make sure it is really them"),
+                )
+                .with("user", user.to_string())
+                .with("was", was)
+                .with("now", now),
+            );
+        }
+    }
+
+    fn read_password(
+        &self,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>> {
+        let no_password = || CommandError::new(code::BAD_PASSWORD, "no password given");
+        match &self.passwords {
+            PasswordSource::Terminal => Box::pin(async move {
+                tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                    .await
+                    .map_err(|_| no_password())?
+                    .map(Zeroizing::new)
+                    .map_err(|_| no_password())
+            }),
+            PasswordSource::Input(lines) => {
+                let lines = lines.clone();
+                Box::pin(async move {
+                    match lines.lock().await.next_line().await {
+                        Ok(Some(line)) => Ok(Zeroizing::new(line)),
+                        _ => Err(no_password()),
+                    }
+                })
+            }
+        }
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) {
@@ -90,6 +420,7 @@ impl ClientContext for ClientState {
     }
 
     fn emit(&self, output: Output) {
+        self.roster.lock().expect("roster lock").observe(&output);
         self.printer.emit(output);
     }
 

@@ -1,9 +1,7 @@
 //! `going-down` (packet): the server tells every signed-in client it is
 //! shutting down.
 
-use std::net::SocketAddr;
-
-use udpchat_core::context::{BoxFuture, Client};
+use udpchat_core::context::{BoxFuture, Client, Sender};
 use udpchat_core::error::CommandError;
 use udpchat_core::output::Output;
 use udpchat_core::registry::Command;
@@ -25,20 +23,22 @@ inventory::submit! {
 
 fn on_push(
     client: Client,
-    from: SocketAddr,
+    sender: Sender,
     _body: Vec<u8>,
 ) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async move {
-        let mut session = client.session().lock().expect("session lock");
         // Only our own server may say so.
-        if session.server != from {
+        if !sender.from_server {
             return Ok(());
         }
-        session.user = None;
-        drop(session);
+        let server = {
+            let mut session = client.session().lock().expect("session lock");
+            session.user = None;
+            session.server
+        };
         client.emit(
             Output::new("server-down", "server is going down: you are signed out")
-                .with("server", from.to_string()),
+                .with("server", server.to_string()),
         );
         Ok(())
     })

@@ -43,14 +43,27 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
 
 /// Every command a user can type, one line each.
 pub fn overview(registry: &Registry) -> String {
+    /// Usages wider than this put their summary on the next line, so one
+    /// long usage does not push every summary off an 80-column screen.
+    const WIDEST: usize = 26;
     let commands: Vec<&Command> = registry.shell_commands().collect();
-    let width = commands.iter().map(|c| c.usage.len()).max().unwrap_or(0);
+    let width = commands
+        .iter()
+        .map(|c| c.usage.len())
+        .filter(|&w| w <= WIDEST)
+        .max()
+        .unwrap_or(0);
     let mut text = String::from("Commands:\n");
     for command in commands {
-        text.push_str(&format!(
-            "  {:width$}  {}\n",
-            command.usage, command.summary
-        ));
+        if command.usage.len() > width {
+            text.push_str(&format!("  {}\n", command.usage));
+            text.push_str(&format!("  {:width$}  {}\n", "", command.summary));
+        } else {
+            text.push_str(&format!(
+                "  {:width$}  {}\n",
+                command.usage, command.summary
+            ));
+        }
     }
     text.push_str("Type `help COMMAND` for more about one.");
     text

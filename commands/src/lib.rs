@@ -8,17 +8,31 @@ use serde::de::DeserializeOwned;
 use udpchat_core::context::{Origin, Server};
 use udpchat_core::error::CommandError;
 
+pub mod bundle;
+pub mod chat;
 pub mod connect;
+pub mod deposit;
 pub mod exit;
 pub mod going_down;
+pub mod group;
+pub mod group_message;
+pub mod groups;
+pub mod gsend;
 pub mod help;
+pub mod leave;
 pub mod list;
 pub mod logout;
 pub mod lookup;
+pub mod mail_status;
 pub mod message;
 pub mod ping;
+pub mod prekeys;
+pub mod presence;
+pub mod receipt;
 pub mod send;
 pub mod signin;
+pub mod signup;
+pub mod stored;
 
 /// The longest message text, in bytes.
 pub const MAX_TEXT: usize = 64 * 1024;
@@ -32,11 +46,23 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CommandError
     udpchat_core::cbor::decode_body(body).map_err(CommandError::bad_request)
 }
 
+/// Decodes the body of a packet only the server may push: `None` (and the
+/// packet ignored) when another client sent it.
+pub(crate) fn from_server<T: DeserializeOwned>(
+    sender: &udpchat_core::context::Sender,
+    body: &[u8],
+) -> Result<Option<T>, CommandError> {
+    if !sender.from_server {
+        return Ok(None);
+    }
+    decode(body).map(Some)
+}
+
 /// The name signed in at the request's origin, or `not-signed-in`.
 pub(crate) fn signed_in_user(server: &Server, origin: Origin) -> Result<String, CommandError> {
     let presence = server.presence().lock().expect("presence lock");
     presence
-        .user_at(origin.addr)
+        .user_at(origin.peer)
         .map(str::to_string)
         .ok_or_else(CommandError::not_signed_in)
 }
@@ -65,17 +91,31 @@ mod tests {
         assert_eq!(
             names,
             [
+                "bundle",
+                "chat",
                 "connect",
+                "deposit",
                 "exit",
                 "going-down",
+                "group",
+                "group-message",
+                "groups",
+                "gsend",
                 "help",
+                "leave",
                 "list",
                 "logout",
                 "lookup",
+                "mail-status",
                 "message",
                 "ping",
+                "prekeys",
+                "presence",
+                "receipt",
                 "send",
-                "signin"
+                "signin",
+                "signup",
+                "stored",
             ]
         );
     }

@@ -46,6 +46,7 @@ pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
     let Some(user) = client.session().lock().expect("session lock").user.take() else {
         return Ok(());
     };
+    client.forget_password();
     client.request("logout", cbor::encode(&())).await?;
     client.emit(Output::new("signed-out", format!("Signed out {user}")).with("user", user));
     Ok(())
@@ -53,11 +54,14 @@ pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
 
 fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
     Box::pin(async move {
-        server
+        let user = server
             .presence()
             .lock()
             .expect("presence lock")
-            .sign_out(origin.addr);
+            .sign_out(origin.peer);
+        if let Some(user) = user {
+            crate::presence::announce(&server, &user, false);
+        }
         Ok(cbor::encode(&()))
     })
 }

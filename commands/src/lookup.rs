@@ -1,9 +1,13 @@
-//! `lookup` (packet): asks the server where a signed-in user can be reached,
-//! so that `send` can talk to that client directly.
+//! `lookup` (packet): asks the server where a signed-in user can be reached
+//! and what the user's identity key is, so that `send` can open an
+//! end-to-end session with that client directly.
+
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::cbor;
 use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::registry::{ArgKind, Command};
 
@@ -19,6 +23,8 @@ pub struct Found {
     pub user: String,
     /// `IP:PORT` as the server sees the user's client.
     pub addr: String,
+    /// The key the user's client proves in the end-to-end handshake.
+    pub identity: PublicKey,
 }
 
 inventory::submit! {
@@ -26,7 +32,7 @@ inventory::submit! {
         name: "lookup",
         aliases: &[],
         usage: "lookup <user>",
-        summary: "Find where a signed-in user's client can be reached.",
+        summary: "Find where a signed-in user's client can be reached, and its identity key.",
         examples: &[],
         args: &[ArgKind::User],
         module: module_path!(),
@@ -36,8 +42,9 @@ inventory::submit! {
     }
 }
 
-/// Asks the server for `user`'s address.
-pub async fn lookup(client: &Client, user: &str) -> Result<std::net::SocketAddr, CommandError> {
+/// Asks the server for `user`'s address and identity key; warns the user
+/// if the key is not the one seen before.
+pub async fn lookup(client: &Client, user: &str) -> Result<(SocketAddr, PublicKey), CommandError> {
     let reply = client
         .request(
             "lookup",
@@ -47,12 +54,14 @@ pub async fn lookup(client: &Client, user: &str) -> Result<std::net::SocketAddr,
         )
         .await?;
     let found: Found = crate::decode(&reply)?;
-    found.addr.parse().map_err(|_| {
+    let addr = found.addr.parse().map_err(|_| {
         CommandError::new(
             code::BAD_REPLY,
             format!("the server gave a bad address for {user}"),
         )
-    })
+    })?;
+    client.check_identity(user, &found.identity);
+    Ok((addr, found.identity))
 }
 
 pub fn no_such_user(user: &str) -> CommandError {
@@ -66,15 +75,25 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
     Box::pin(async move {
         crate::signed_in_user(&server, origin)?;
         let Lookup { user } = crate::decode(&body)?;
-        let addr = server
+        let peer = server
             .presence()
             .lock()
             .expect("presence lock")
             .addr_of(&user);
-        let addr = addr.ok_or_else(|| no_such_user(&user))?;
+        let peer = peer.ok_or_else(|| no_such_user(&user))?;
+        let addr = server
+            .peer_addr(peer)
+            .await
+            .ok_or_else(|| no_such_user(&user))?;
+        let identity = server
+            .accounts()
+            .identity(&user)
+            .await?
+            .ok_or_else(|| no_such_user(&user))?;
         Ok(cbor::encode(&Found {
             user,
             addr: addr.to_string(),
+            identity,
         }))
     })
 }

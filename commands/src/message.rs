@@ -1,10 +1,8 @@
 //! `message` (packet): a chat message sent directly from one client to
 //! another. The receiver prints `<From IP:PORT:alice>: text`.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client};
+use udpchat_core::context::{BoxFuture, Client, Sender};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
@@ -56,19 +54,48 @@ pub fn check_text(text: &str) -> Result<(), CommandError> {
 
 fn on_push(
     client: Client,
-    from: SocketAddr,
+    sender: Sender,
     body: Vec<u8>,
 ) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async move {
         let message: Message = crate::decode(&body)?;
         check_user_name(&message.from)?;
         check_text(&message.text)?;
-        client.emit(render(from, &message));
+        // The session proved the sender holds `identity`; the server says
+        // whose key that is. A mismatch is someone claiming another name.
+        let proven = sender
+            .identity
+            .as_ref()
+            .ok_or_else(|| impostor(&message.from))?;
+        if !client.is_known_identity(&message.from, proven) {
+            let (_, registered) = crate::lookup::lookup(&client, &message.from)
+                .await
+                .map_err(|e| {
+                    CommandError::new(
+                        code::UNVERIFIED,
+                        format!(
+                            "dropped a message claiming to be from {}: {}",
+                            message.from, e.message
+                        ),
+                    )
+                })?;
+            if &registered != proven {
+                return Err(impostor(&message.from));
+            }
+        }
+        client.emit(render(sender.addr, &message));
         Ok(())
     })
 }
 
-fn render(addr: SocketAddr, message: &Message) -> Output {
+fn impostor(claimed: &str) -> CommandError {
+    CommandError::new(
+        code::UNVERIFIED,
+        format!("dropped a message claiming to be from {claimed}: its sender does not hold {claimed}'s key"),
+    )
+}
+
+fn render(addr: std::net::SocketAddr, message: &Message) -> Output {
     Output::new(
         "message",
         format!("<From {addr}:{}>: {}", message.from, message.text),

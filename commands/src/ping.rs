@@ -1,10 +1,9 @@
 //! `ping` (packet): proves a peer is alive. The server pings a client that
 //! holds a name someone else asks for; clients ping the server to check it.
 
-use std::net::SocketAddr;
-
+use serde::{Deserialize, Serialize};
 use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Sender, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::registry::Command;
 
@@ -23,14 +22,24 @@ inventory::submit! {
     }
 }
 
-fn serve(_server: Server, _origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async { Ok(cbor::encode(&())) })
+/// The reply: who the server thinks this session is signed in as, so a
+/// client the server signed out (say, after missed keepalives) notices.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Pong {
+    pub user: Option<String>,
+}
+
+fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
+    Box::pin(async move {
+        let user = crate::signed_in_user(&server, origin).ok();
+        Ok(cbor::encode(&Pong { user }))
+    })
 }
 
 // The transport's acknowledgement is the answer; nothing to show.
 fn on_push(
     _client: Client,
-    _from: SocketAddr,
+    _from: Sender,
     _body: Vec<u8>,
 ) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async { Ok(()) })

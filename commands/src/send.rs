@@ -36,20 +36,45 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
-        let addr = crate::lookup::lookup(&client, &to).await?;
-        let delivery = client.push_to(addr, "message", cbor::encode(&Message { from, text }));
+        let (addr, identity) = match crate::lookup::lookup(&client, &to).await {
+            Ok(found) => found,
+            // Not signed in: seal it and leave it on the server (an unknown
+            // user gets the error from there).
+            Err(e) if e.code == code::NO_SUCH_USER => {
+                return crate::deposit::queue(&client, &from, &to, &text).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let body = cbor::encode(&Message {
+            from: from.clone(),
+            text: text.clone(),
+        });
+        let delivery = client.push_to(addr, identity, "message", body).await;
         let reporter = client.clone();
         client.spawn(Box::pin(async move {
-            match delivery.await {
-                Ok(()) => reporter
-                    .emit(Output::new("delivered", format!("delivered to {to}")).with("to", to)),
-                Err(e) => reporter.emit(
+            let delivered = match delivery {
+                Ok(delivery) => delivery.await,
+                Err(e) => Err(e),
+            };
+            let outcome = match delivered {
+                Ok(()) => {
+                    reporter.emit(
+                        Output::new("delivered", format!("delivered to {to}"))
+                            .with("to", to.clone()),
+                    );
+                    Ok(())
+                }
+                // Their client stopped answering: keep it for them instead.
+                Err(_) => crate::deposit::queue(&reporter, &from, &to, &text).await,
+            };
+            if let Err(e) = outcome {
+                reporter.emit(
                     Output::error(&CommandError::new(
                         code::DELIVERY_FAILED,
                         format!("message to {to} was not delivered: {}", e.message),
                     ))
                     .with("to", to),
-                ),
+                );
             }
         }));
         Ok(())

@@ -1,23 +1,29 @@
-//! `signin <user>` (`login`, `reg`): registers this client's address under a
-//! name. A name already signed in from another live client is refused; one
-//! whose client no longer answers is taken over.
+//! `signin <user> [password]` (`login`, `reg`): signs in to an account. The
+//! password, if left off the line, is asked for without echo. A name
+//! signed in from another live client is refused; one whose client no
+//! longer answers is taken over.
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::args::Args;
 use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server, Zeroizing};
+use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 use udpchat_core::presence::Claim;
 use udpchat_core::registry::{ArgKind, Command};
 
-const USAGE: &str = "signin <user>";
+const USAGE: &str = "signin <user> [password]";
 
-/// The request body.
+/// The request body of `signin` and `signup`: the password travels only
+/// inside the encrypted session; the identity key is the public half of
+/// the key this user's client holds for end-to-end sessions.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SignIn {
+pub struct Credentials {
     pub user: String,
+    pub password: Zeroizing<String>,
+    pub identity: PublicKey,
 }
 
 /// The reply body.
@@ -31,9 +37,9 @@ inventory::submit! {
         name: "signin",
         aliases: &["login", "reg"],
         usage: USAGE,
-        summary: "Sign in to the server under a name.",
+        summary: "Sign in to your account (the password is asked for if left off).",
         examples: &["signin alice", "login bob"],
-        args: &[ArgKind::User],
+        args: &[ArgKind::User, ArgKind::Password],
         module: module_path!(),
         shell: Some(shell),
         serve: Some(serve),
@@ -43,56 +49,110 @@ inventory::submit! {
 
 fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async move {
-        args.at_most(1, USAGE)?;
-        let user = args.required(0, USAGE)?.to_string();
-        check_user_name(&user)?;
-        sign_in(&client, &user).await
+        let credentials = credentials(&client, &args, USAGE).await?;
+        sign_in(&client, "signin", credentials).await
     })
 }
 
-/// Signs in as `user` and tells the user so.
-pub async fn sign_in(client: &Client, user: &str) -> Result<(), CommandError> {
-    let reply = client
-        .request(
-            "signin",
-            cbor::encode(&SignIn {
-                user: user.to_string(),
-            }),
-        )
-        .await?;
-    let signed_in: SignedIn = crate::decode(&reply)?;
-    client.session().lock().expect("session lock").user = Some(signed_in.user.clone());
-    client.emit(
-        Output::new("signed-in", format!("Signed in as {}", signed_in.user))
-            .with("user", signed_in.user),
-    );
+/// The user and password of a `signin`/`signup` line, asking for the
+/// password when the line has none.
+pub async fn credentials(
+    client: &Client,
+    args: &Args,
+    usage: &str,
+) -> Result<Credentials, CommandError> {
+    let user = args.required(0, usage)?.to_string();
+    check_user_name(&user)?;
+    // The rest of the line, spaces and all, is the password.
+    let password = match args.rest(1) {
+        "" => {
+            client
+                .read_password(format!("password for {user}: "))
+                .await?
+        }
+        password => Zeroizing::new(password.to_string()),
+    };
+    // A new account makes its identity key; signing in elsewhere makes one
+    // for this device too (the others are warned that it changed).
+    let identity = client.identity(&user, true)?;
+    Ok(Credentials {
+        user,
+        password,
+        identity,
+    })
+}
+
+/// Sends `cmd` (`signin` or `signup`) and records the session.
+pub async fn sign_in(
+    client: &Client,
+    cmd: &'static str,
+    credentials: Credentials,
+) -> Result<(), CommandError> {
+    let password = credentials.password.clone();
+    let reply = client.request(cmd, cbor::encode(&credentials)).await?;
+    let SignedIn { user } = crate::decode(&reply)?;
+    client.session().lock().expect("session lock").user = Some(user.clone());
+    client.remember_password(&user, password);
+    client
+        .emit(Output::new("signed-in", format!("Signed in as {user}")).with("user", user.clone()));
+    // Without published prekeys nobody can leave this user a message.
+    if let Err(e) = crate::prekeys::publish(client, &user).await {
+        client.emit(Output::error(&CommandError::new(
+            &e.code,
+            format!(
+                "signed in, but messages cannot be kept for you while away: {}",
+                e.message
+            ),
+        )));
+    }
     Ok(())
 }
 
 fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
     Box::pin(async move {
-        let SignIn { user } = crate::decode(&body)?;
+        let Credentials {
+            user,
+            password,
+            identity,
+        } = crate::decode(&body)?;
         check_user_name(&user)?;
-        let claim = server
-            .presence()
-            .lock()
-            .expect("presence lock")
-            .claim(&user, origin.addr);
-        if let Claim::HeldBy(holder) = claim {
-            // Only a client that still answers keeps its name: one that
-            // vanished without signing out must not lock its user out.
-            if server.probe(holder).await {
-                return Err(CommandError::new(
-                    code::NAME_TAKEN,
-                    format!("{user} is already signed in from another client"),
-                ));
-            }
+        server.accounts().check_password(&user, password).await?;
+        if server.accounts().identity(&user).await?.as_ref() != Some(&identity) {
+            server.accounts().set_identity(&user, identity).await?;
         }
-        server
-            .presence()
-            .lock()
-            .expect("presence lock")
-            .sign_in(&user, origin.addr);
-        Ok(cbor::encode(&SignedIn { user }))
+        admit(&server, origin, user).await
     })
+}
+
+/// Puts an authenticated `user` online at `origin`, unless another live
+/// client holds the name.
+pub async fn admit(server: &Server, origin: Origin, user: String) -> Reply {
+    let claim = server
+        .presence()
+        .lock()
+        .expect("presence lock")
+        .claim(&user, origin.peer);
+    if let Claim::HeldBy(holder) = claim {
+        // Only a client that still answers keeps its name: one that
+        // vanished without signing out must not lock its user out.
+        if server.probe(holder).await {
+            return Err(CommandError::new(
+                code::NAME_TAKEN,
+                format!("{user} is already signed in from another client"),
+            ));
+        }
+    }
+    let displaced = server
+        .presence()
+        .lock()
+        .expect("presence lock")
+        .sign_in(&user, origin.peer);
+    for old in displaced {
+        crate::presence::announce(server, &old, false);
+    }
+    crate::presence::announce(server, &user, true);
+    crate::stored::deliver_pending(server, &user, origin.peer).await;
+    // The user's groups, then what was said in them meanwhile.
+    server.groups().signed_in(&user, origin.peer);
+    Ok(cbor::encode(&SignedIn { user }))
 }

@@ -10,31 +10,174 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use crate::crypto::keys::PublicKey;
+use crate::crypto::sealed::SealedMessage;
 use crate::error::CommandError;
+use crate::group::{GroupInfo, GroupMessage};
+use crate::mailbox::{Bundle, PrekeyUpload, Stored};
 use crate::output::Output;
 use crate::presence::Presence;
+pub use crate::secure::PeerId;
+pub use zeroize::Zeroizing;
 
 /// A boxed, sendable future, as handlers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A packet's fate: resolves when the peer acknowledged it.
+pub type Delivery = BoxFuture<'static, Result<(), CommandError>>;
+
 /// What a handler's reply is: a CBOR body or an error for the requester.
 pub type Reply = Result<Vec<u8>, CommandError>;
 
-/// Who sent a request to the server.
+/// Who sent a request to the server: the encrypted session it came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
-    /// The address the request came from.
+    pub peer: PeerId,
+}
+
+/// Who pushed a packet to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub peer: PeerId,
+    /// Where the packet came from.
     pub addr: SocketAddr,
+    /// The sender's identity key, proven by the session's handshake (the
+    /// server's key for the server).
+    pub identity: Option<PublicKey>,
+    /// Whether it is the server this client is signed in to.
+    pub from_server: bool,
+}
+
+/// Accounts, their passwords and identity keys. Hashing and storage run
+/// off the event loop.
+pub trait Accounts: Send + Sync {
+    /// Creates an account with its identity key; `name-taken` if it exists.
+    fn sign_up(
+        &self,
+        user: &str,
+        password: Zeroizing<String>,
+        identity: PublicKey,
+    ) -> BoxFuture<'static, Result<(), CommandError>>;
+    /// Checks a password; one generic `bad-credentials` error for an
+    /// unknown user or a wrong password, `throttled` after repeated failures.
+    fn check_password(
+        &self,
+        user: &str,
+        password: Zeroizing<String>,
+    ) -> BoxFuture<'static, Result<(), CommandError>>;
+    /// Records a (new) identity key for the user.
+    fn set_identity(
+        &self,
+        user: &str,
+        identity: PublicKey,
+    ) -> BoxFuture<'static, Result<(), CommandError>>;
+    /// The user's identity key, if the user exists.
+    fn identity(&self, user: &str) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>>;
+}
+
+/// Prekeys and messages stored for offline users. The server keeps only
+/// sealed bytes; a message is deleted once its recipient acknowledged it.
+pub trait Mailbox: Send + Sync {
+    /// Records a user's signed prekey and adds one-time prekeys; returns
+    /// how many one-time prekeys the server now holds for the user.
+    fn publish(
+        &self,
+        user: &str,
+        upload: PrekeyUpload,
+    ) -> BoxFuture<'static, Result<usize, CommandError>>;
+    /// What a sender needs to seal for `user`, handing out (and deleting)
+    /// one one-time prekey; also how many are left. `no-such-user` for an
+    /// unknown user.
+    fn bundle(&self, user: &str) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>>;
+    /// Stores a sealed message durably (the future resolves after the
+    /// commit); `mailbox-full` or `too-large` past the limits.
+    fn deposit(
+        &self,
+        from: &str,
+        to: &str,
+        sealed: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Stored, CommandError>>;
+    /// Every message waiting for `user`, oldest first.
+    fn pending(&self, user: &str) -> BoxFuture<'static, Result<Vec<Stored>, CommandError>>;
+    /// Deletes a message its recipient acknowledged; returns it.
+    fn take(&self, user: &str, id: u64)
+        -> BoxFuture<'static, Result<Option<Stored>, CommandError>>;
+}
+
+/// Groups, their members and each group's ordered, durable message log
+/// (see [`crate::group`]). Every call checks that the acting user may do
+/// it: `no-such-group`, `not-a-member`, `not-allowed` otherwise.
+pub trait Groups: Send + Sync {
+    /// Makes a group owned by `owner`, with `owner` and `members` in it;
+    /// `name-taken` if the name is in use, `no-such-user` for an unknown
+    /// member.
+    fn create(
+        &self,
+        owner: &str,
+        group: &str,
+        open: bool,
+        members: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
+    /// Adds members (the owner only).
+    fn add(
+        &self,
+        by: &str,
+        group: &str,
+        users: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
+    /// Removes members (the owner only).
+    fn remove(
+        &self,
+        by: &str,
+        group: &str,
+        users: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
+    /// `user` joins an open group.
+    fn join(&self, user: &str, group: &str) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
+    /// `user` leaves; the group goes when its last member leaves.
+    fn leave(&self, user: &str, group: &str) -> BoxFuture<'static, Result<(), CommandError>>;
+    /// The group, for its members (and for anyone when it is open).
+    fn info(&self, user: &str, group: &str) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
+    /// The groups `user` is a member of, by name.
+    fn of_member(&self, user: &str) -> BoxFuture<'static, Result<Vec<GroupInfo>, CommandError>>;
+    /// Appends a message to the group's log (members only) and hands it
+    /// to every other member: now to those online, in order, on their
+    /// sessions; at their next sign-in to the others. Resolves once the
+    /// message is stored.
+    fn send(
+        &self,
+        from: &str,
+        group: &str,
+        text: String,
+    ) -> BoxFuture<'static, Result<GroupMessage, CommandError>>;
+    /// The group's last `count` messages (members only), oldest first.
+    fn history(
+        &self,
+        user: &str,
+        group: &str,
+        count: usize,
+    ) -> BoxFuture<'static, Result<Vec<GroupMessage>, CommandError>>;
+    /// `user` signed in on `peer`: shows the user's groups and delivers,
+    /// in order and once, what the user has not received yet.
+    fn signed_in(&self, user: &str, peer: PeerId);
 }
 
 /// The server, as its command handlers see it.
 pub trait ServerContext: Send + Sync {
     /// Who is signed in.
     fn presence(&self) -> &Mutex<Presence>;
-    /// Whether a client still answers at `addr` (within about a second).
-    fn probe(&self, addr: SocketAddr) -> BoxFuture<'static, bool>;
+    /// The accounts.
+    fn accounts(&self) -> &dyn Accounts;
+    /// Stored messages and prekeys.
+    fn mailbox(&self) -> &dyn Mailbox;
+    /// Groups and their messages.
+    fn groups(&self) -> &dyn Groups;
+    /// Whether a client still answers on `peer` (within about a second).
+    fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool>;
     /// Sends a one-way packet to a client, reliably, without waiting.
-    fn push(&self, addr: SocketAddr, cmd: &'static str, body: Vec<u8>);
+    fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>);
+    /// Where a client's session is now.
+    fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
 }
 
 /// A shared handle on the server.
@@ -47,6 +190,9 @@ pub struct Session {
     pub server: SocketAddr,
     /// The name signed in as, if any.
     pub user: Option<String>,
+    /// Conversation mode (`chat bob`): the user or group every plain shell
+    /// line goes to, until `leave`.
+    pub conversation: Option<String>,
 }
 
 /// The client, as its command handlers see it.
@@ -55,15 +201,57 @@ pub trait ClientContext: Send + Sync {
     fn session(&self) -> &Mutex<Session>;
     /// Sends a request to the server and waits for its reply.
     fn request(&self, cmd: &'static str, body: Vec<u8>) -> BoxFuture<'static, Reply>;
-    /// Sends a one-way packet to another client. The packet is queued before
-    /// this returns; the future resolves when the peer acknowledged it, or
-    /// with an error when it could not be delivered.
+    /// Sends a one-way packet to another client, over an end-to-end
+    /// session with the holder of `identity`. Resolves once the packet is
+    /// queued (in order with earlier ones), giving the delivery: a future
+    /// that resolves when the peer acknowledged it, or with an error when
+    /// it could not be delivered.
     fn push_to(
         &self,
         addr: SocketAddr,
+        identity: PublicKey,
         cmd: &'static str,
         body: Vec<u8>,
-    ) -> BoxFuture<'static, Result<(), CommandError>>;
+    ) -> BoxFuture<'static, Result<Delivery, CommandError>>;
+    /// This user's identity key (public half), loaded from the data dir or,
+    /// with `create`, made there if missing; also put to use for sessions
+    /// from other clients.
+    fn identity(&self, user: &str, create: bool) -> Result<PublicKey, CommandError>;
+    /// Whether `identity` is the key recorded for `user` when the server
+    /// vouched for it (saves a lookup per message from a known sender).
+    fn is_known_identity(&self, user: &str, identity: &PublicKey) -> bool;
+    /// Compares a user's identity key with the one seen before, warning
+    /// the user loudly when it changed; remembers it.
+    fn check_identity(&self, user: &str, identity: &PublicKey);
+    /// Keeps the password of a successful sign-in in memory, so the client
+    /// can sign in again by itself after the server comes back.
+    fn remember_password(&self, user: &str, password: Zeroizing<String>);
+    /// Forgets it (an explicit logout).
+    fn forget_password(&self);
+    /// This user's prekeys to publish: the signed prekey and `new` fresh
+    /// one-time prekeys (made and kept in the data dir).
+    fn prekeys_to_publish(&self, user: &str, new: usize) -> Result<PrekeyUpload, CommandError>;
+    /// Seals `plaintext` for the owner of `bundle` with this user's
+    /// identity key.
+    fn seal(
+        &self,
+        bundle: &Bundle,
+        plaintext: &[u8],
+        associated: &[u8],
+    ) -> Result<SealedMessage, CommandError>;
+    /// Opens a message sealed for this user; returns the sender's proven
+    /// identity key and the plaintext.
+    fn open(
+        &self,
+        sealed: &SealedMessage,
+        associated: &[u8],
+    ) -> Result<(PublicKey, Vec<u8>), CommandError>;
+    /// Asks the user for a password without echoing it (interactive), or
+    /// reads it from the next input line (scripted).
+    fn read_password(
+        &self,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
     /// Runs a task in the background; the client waits for such tasks
     /// (bounded) before it exits.
     fn spawn(&self, task: BoxFuture<'static, ()>);

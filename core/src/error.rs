@@ -70,4 +70,16 @@ pub mod code {
     pub const UNREACHABLE: &str = "unreachable";
     pub const TIMEOUT: &str = "timeout";
     pub const DELIVERY_FAILED: &str = "delivery-failed";
+    pub const BAD_PASSWORD: &str = "bad-password";
+    pub const BAD_CREDENTIALS: &str = "bad-credentials";
+    pub const THROTTLED: &str = "throttled";
+    pub const INTERNAL: &str = "internal";
+    pub const UNVERIFIED: &str = "unverified";
+    pub const MAILBOX_FULL: &str = "mailbox-full";
+    pub const NO_PREKEYS: &str = "no-prekeys";
+    pub const SEALED: &str = "sealed";
+    pub const SERVER_KEY_CHANGED: &str = "server-key-changed";
+    pub const NO_SUCH_GROUP: &str = "no-such-group";
+    pub const NOT_A_MEMBER: &str = "not-a-member";
+    pub const NOT_ALLOWED: &str = "not-allowed";
 }

@@ -15,10 +15,13 @@ pub mod context;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
+pub mod group;
+pub mod mailbox;
 pub mod names;
 pub mod output;
 pub mod presence;
 pub mod registry;
+pub mod secure;
 pub mod transport;
 pub mod wire;
 

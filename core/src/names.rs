@@ -9,10 +9,19 @@ pub const MAX_NAME: usize = 32;
 /// A name is 1 to 32 characters: ASCII letters, digits, `_`, `-` and `.`,
 /// starting with a letter or digit.
 pub fn check_user_name(name: &str) -> Result<(), CommandError> {
+    check_name("user", name)
+}
+
+/// A group name follows the rules of a user name.
+pub fn check_group_name(name: &str) -> Result<(), CommandError> {
+    check_name("group", name)
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
     let invalid = |why: &str| {
         Err(CommandError::new(
             code::INVALID_NAME,
-            format!("invalid user name {name:?}: {why}"),
+            format!("invalid {what} name {name:?}: {why}"),
         ))
     };
     if name.is_empty() {

@@ -1,14 +1,15 @@
-//! Presence: who is signed in now and at which address. Memory only; the
+//! Presence: who is signed in now and on which session. Memory only; the
 //! server owns one behind a lock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+
+use crate::secure::PeerId;
 
 /// The signed-in users, by name and by address (one name per address).
 #[derive(Debug, Default)]
 pub struct Presence {
-    by_name: BTreeMap<String, SocketAddr>,
-    by_addr: HashMap<SocketAddr, String>,
+    by_name: BTreeMap<String, PeerId>,
+    by_addr: HashMap<PeerId, String>,
 }
 
 /// What a sign-in would do.
@@ -17,7 +18,7 @@ pub enum Claim {
     /// The name is free (or already this address's): go ahead.
     Free,
     /// The name is signed in from another address.
-    HeldBy(SocketAddr),
+    HeldBy(PeerId),
 }
 
 impl Presence {
@@ -26,7 +27,7 @@ impl Presence {
     }
 
     /// Whether `name` may be signed in from `addr` without displacing anyone.
-    pub fn claim(&self, name: &str, addr: SocketAddr) -> Claim {
+    pub fn claim(&self, name: &str, addr: PeerId) -> Claim {
         match self.by_name.get(name) {
             Some(&held) if held != addr => Claim::HeldBy(held),
             _ => Claim::Free,
@@ -35,7 +36,7 @@ impl Presence {
 
     /// Signs `name` in at `addr`, displacing whatever held either. Returns
     /// the names that were signed out by it (not `name` itself).
-    pub fn sign_in(&mut self, name: &str, addr: SocketAddr) -> Vec<String> {
+    pub fn sign_in(&mut self, name: &str, addr: PeerId) -> Vec<String> {
         let mut displaced = Vec::new();
         if let Some(old_addr) = self.by_name.remove(name) {
             self.by_addr.remove(&old_addr);
@@ -52,19 +53,19 @@ impl Presence {
     }
 
     /// Signs out whoever is at `addr`; returns the name.
-    pub fn sign_out(&mut self, addr: SocketAddr) -> Option<String> {
+    pub fn sign_out(&mut self, addr: PeerId) -> Option<String> {
         let name = self.by_addr.remove(&addr)?;
         self.by_name.remove(&name);
         Some(name)
     }
 
     /// The name signed in at `addr`.
-    pub fn user_at(&self, addr: SocketAddr) -> Option<&str> {
+    pub fn user_at(&self, addr: PeerId) -> Option<&str> {
         self.by_addr.get(&addr).map(String::as_str)
     }
 
     /// Where `name` is signed in.
-    pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+    pub fn addr_of(&self, name: &str) -> Option<PeerId> {
         self.by_name.get(name).copied()
     }
 
@@ -74,7 +75,7 @@ impl Presence {
     }
 
     /// Every signed-in address.
-    pub fn addrs(&self) -> Vec<SocketAddr> {
+    pub fn peers(&self) -> Vec<PeerId> {
         self.by_name.values().copied().collect()
     }
 
@@ -91,8 +92,8 @@ impl Presence {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(index: u32) -> PeerId {
+        PeerId(index)
     }
 
     #[test]

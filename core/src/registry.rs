@@ -6,11 +6,10 @@
 //! the client's dispatchers look tags and shell words up here.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use crate::args::Args;
-use crate::context::{BoxFuture, Client, Origin, Reply, Server};
+use crate::context::{BoxFuture, Client, Origin, Reply, Sender, Server};
 use crate::envelope::EnvelopeError;
 use crate::error::CommandError;
 
@@ -19,7 +18,7 @@ pub type ShellFn = fn(Client, Args) -> BoxFuture<'static, Result<(), CommandErro
 /// Handles a request on the server.
 pub type ServeFn = fn(Server, Origin, Vec<u8>) -> BoxFuture<'static, Reply>;
 /// Handles a packet pushed to the client (by the server or another client).
-pub type PushFn = fn(Client, SocketAddr, Vec<u8>) -> BoxFuture<'static, Result<(), CommandError>>;
+pub type PushFn = fn(Client, Sender, Vec<u8>) -> BoxFuture<'static, Result<(), CommandError>>;
 
 /// What an argument is, for completion and help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +27,8 @@ pub enum ArgKind {
     User,
     /// A group name.
     Group,
+    /// A user or a group name: whom a conversation is with.
+    UserOrGroup,
     /// A command name.
     Command,
     /// One of these fixed words.

@@ -17,6 +17,10 @@
 //!   2..6    sender_index     u32  the responder's index for the session
 //!   6..10   receiver_index   u32  the initiator's index, from its HELLO
 //!   10..    message               65..=handshake::MAX_MESSAGE2_LEN bytes
+//! KEY REQUEST (asks a server for its static key, for trust on first use)
+//!   2..128  padding               zero bytes, so the answer is smaller
+//! SERVER KEY (the answer: the server's static public key, unauthenticated)
+//!   2..51   key                   SEC1 compressed P-384 point
 //! DATA (14-byte header, then the sealed payload to the end)
 //!   2..6    receiver_index   u32  the index the receiver chose for the session
 //!   6..14   counter          u64  the sender's packet counter (the AEAD nonce)
@@ -42,6 +46,12 @@ pub const VERSION: u8 = 1;
 const KIND_HELLO: u8 = 1;
 const KIND_WELCOME: u8 = 2;
 const KIND_DATA: u8 = 3;
+const KIND_KEY_REQUEST: u8 = 4;
+const KIND_SERVER_KEY: u8 = 5;
+
+/// A KEY REQUEST is padded to this size, so the SERVER KEY answering it
+/// (2 + 49 bytes) is smaller: no amplification.
+pub const KEY_REQUEST_LEN: usize = 128;
 
 pub const HELLO_HEADER_LEN: usize = 7;
 pub const WELCOME_HEADER_LEN: usize = 10;
@@ -98,6 +108,10 @@ pub enum Packet<'a> {
         receiver_index: u32,
         counter: u64,
         ciphertext: &'a [u8],
+    },
+    KeyRequest,
+    ServerKey {
+        key: &'a [u8],
     },
 }
 
@@ -169,6 +183,12 @@ impl<'a> Packet<'a> {
                     ciphertext: &bytes[DATA_HEADER_LEN..],
                 })
             }
+            KIND_KEY_REQUEST if bytes.len() >= KEY_REQUEST_LEN => Ok(Packet::KeyRequest),
+            KIND_KEY_REQUEST => Err(truncated("KEY REQUEST")),
+            KIND_SERVER_KEY if bytes.len() == 2 + PUBLIC_KEY_LEN => {
+                Ok(Packet::ServerKey { key: &bytes[2..] })
+            }
+            KIND_SERVER_KEY => Err(truncated("SERVER KEY")),
             other => Err(WireError::Kind(other)),
         }
     }
@@ -207,6 +227,18 @@ impl<'a> Packet<'a> {
                 let mut out = Vec::with_capacity(DATA_HEADER_LEN + ciphertext.len());
                 out.extend_from_slice(&data_header(receiver_index, counter));
                 out.extend_from_slice(ciphertext);
+                out
+            }
+            Packet::KeyRequest => {
+                let mut out = vec![0u8; KEY_REQUEST_LEN];
+                out[0] = VERSION;
+                out[1] = KIND_KEY_REQUEST;
+                out
+            }
+            Packet::ServerKey { key } => {
+                let mut out = Vec::with_capacity(2 + key.len());
+                out.extend_from_slice(&[VERSION, KIND_SERVER_KEY]);
+                out.extend_from_slice(key);
                 out
             }
         }

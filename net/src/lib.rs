@@ -1,69 +1,100 @@
 //! The one network driver, shared by the server and the client: a UDP
-//! socket, a timer and the sans-IO [`Endpoint`], turned into futures.
+//! socket, a timer and the sans-IO [`SecureEndpoint`], turned into futures.
 //!
-//! [`Link`] is a cheap handle: `request` waits for the peer's reply, `push`
-//! waits for the peer's acknowledgement, `reply` answers a request. Requests
-//! and pushes that arrive come out of the [`Incoming`] channel for the
-//! owner's dispatcher.
+//! [`Link`] is a cheap handle: `connect` opens an encrypted session,
+//! `request` waits for the peer's reply, `push` for the peer's
+//! acknowledgement, `reply` answers a request. Requests and pushes that
+//! arrive, and sessions that close, come out of the [`Inbound`] channel for
+//! the owner's dispatcher.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rand::SeedableRng as _;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use udpchat_core::context::Reply;
+use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{code, CommandError};
-use udpchat_core::transport::{Config, Endpoint, Event, MessageId};
+use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, SecureEvent, Stats};
+use udpchat_core::transport::MessageId;
+use udpchat_core::wire::Pattern;
 
-/// How long a request waits for its reply once the transport delivered it.
+pub use udpchat_core::secure::PeerId as Peer;
+
+/// How long a request waits for its reply once sent.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a key request waits for each answer, and how many it sends.
+const KEY_FETCH_WAIT: Duration = Duration::from_secs(1);
+const KEY_FETCH_TRIES: u32 = 3;
 
-/// A request or push that arrived, for the owner's dispatcher.
+/// What arrives for the owner's dispatcher.
 #[derive(Debug)]
-pub struct Incoming {
-    pub from: SocketAddr,
-    pub envelope: Envelope,
+pub enum Inbound {
+    /// A request or push.
+    Envelope { from: PeerId, envelope: Envelope },
+    /// A session is gone: handshake failed, idle, or forgotten.
+    Closed { peer: PeerId },
 }
 
-/// What the owner asks the driver to do.
 enum Op {
+    Connect {
+        addr: SocketAddr,
+        remote: PublicKey,
+        pattern: Pattern,
+        done: oneshot::Sender<Result<PeerId, CommandError>>,
+    },
+    FetchKey {
+        addr: SocketAddr,
+        done: oneshot::Sender<PublicKey>,
+    },
+    SetIdentity {
+        identity: Option<StaticKey>,
+    },
     Request {
-        to: SocketAddr,
+        to: PeerId,
         cmd: String,
         body: Vec<u8>,
         reply: oneshot::Sender<Reply>,
     },
     Push {
-        to: SocketAddr,
+        to: PeerId,
         cmd: String,
         body: Vec<u8>,
         done: oneshot::Sender<Result<(), CommandError>>,
     },
     Reply {
-        to: SocketAddr,
+        to: PeerId,
         cmd: String,
         id: u64,
         result: Reply,
     },
-    InFlight {
-        done: oneshot::Sender<usize>,
+    Peer {
+        peer: PeerId,
+        done: oneshot::Sender<Option<PeerInfo>>,
+    },
+    Forget {
+        peer: PeerId,
+    },
+    Stats {
+        done: oneshot::Sender<Stats>,
     },
 }
 
 /// A handle on the driver; clone it freely.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Link {
     ops: mpsc::UnboundedSender<Op>,
     local: SocketAddr,
 }
 
-impl std::fmt::Debug for Op {
+impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Op")
+        f.debug_struct("Link").field("local", &self.local).finish()
     }
 }
 
@@ -71,27 +102,59 @@ fn link_closed() -> CommandError {
     CommandError::new(code::UNREACHABLE, "the network driver has stopped")
 }
 
+/// Wall-clock milliseconds, for handshake timestamps.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl Link {
-    /// Starts the driver on `socket`; returns the handle and the channel of
-    /// incoming requests and pushes. The driver stops when every handle is
-    /// dropped.
-    pub fn spawn(
+    /// A server's driver: answers handshakes with `key`.
+    pub fn spawn_server(
         socket: UdpSocket,
-        config: Config,
-    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Incoming>)> {
+        key: StaticKey,
+    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
+        let endpoint = SecureEndpoint::server(
+            SecureConfig::default(),
+            key,
+            Box::new(rand::rngs::StdRng::from_entropy()),
+            std::time::Instant::now(),
+        );
+        Link::spawn(socket, endpoint)
+    }
+
+    /// A client's driver.
+    pub fn spawn_client(
+        socket: UdpSocket,
+    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
+        let endpoint = SecureEndpoint::client(
+            SecureConfig::default(),
+            Box::new(rand::rngs::StdRng::from_entropy()),
+            std::time::Instant::now(),
+        );
+        Link::spawn(socket, endpoint)
+    }
+
+    fn spawn(
+        socket: UdpSocket,
+        endpoint: SecureEndpoint,
+    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
         let local = socket.local_addr()?;
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
-        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             socket,
-            endpoint: Endpoint::new(config, rand_u64()),
+            endpoint,
             next_id: 1,
             requests: HashMap::new(),
             waiters: HashMap::new(),
-            incoming: incoming_tx,
+            key_fetches: HashMap::new(),
+            inbound: inbound_tx,
         };
         tokio::spawn(driver.run(ops_rx));
-        Ok((Link { ops: ops_tx, local }, incoming_rx))
+        Ok((Link { ops: ops_tx, local }, inbound_rx))
     }
 
     /// The socket's own address.
@@ -99,11 +162,59 @@ impl Link {
         self.local
     }
 
+    async fn ask<T>(&self, op: impl FnOnce(oneshot::Sender<T>) -> Op) -> Option<T> {
+        let (done, rx) = oneshot::channel();
+        self.ops.send(op(done)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Opens an encrypted session with `addr`, whose static key is
+    /// `remote`. Messages may be sent on it at once; they go out when the
+    /// handshake completes (or fail if it does not).
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        remote: PublicKey,
+        pattern: Pattern,
+    ) -> Result<PeerId, CommandError> {
+        self.ask(|done| Op::Connect {
+            addr,
+            remote,
+            pattern,
+            done,
+        })
+        .await
+        .unwrap_or_else(|| Err(link_closed()))
+    }
+
+    /// Asks the server at `addr` for its public key (unauthenticated: for
+    /// trust on first use).
+    pub async fn fetch_server_key(&self, addr: SocketAddr) -> Result<PublicKey, CommandError> {
+        for _ in 0..KEY_FETCH_TRIES {
+            let (done, rx) = oneshot::channel();
+            self.ops
+                .send(Op::FetchKey { addr, done })
+                .map_err(|_| link_closed())?;
+            if let Ok(Ok(key)) = tokio::time::timeout(KEY_FETCH_WAIT, rx).await {
+                return Ok(key);
+            }
+        }
+        Err(CommandError::new(
+            code::UNREACHABLE,
+            format!("no udpchat server answered at {addr}"),
+        ))
+    }
+
+    /// Sets the identity key other clients' sessions are answered with.
+    pub fn set_identity(&self, identity: Option<StaticKey>) {
+        let _ = self.ops.send(Op::SetIdentity { identity });
+    }
+
     /// Sends a request and waits for the reply (or an error: unreachable
     /// peer, no reply in time, the peer's own error).
     pub fn request(
         &self,
-        to: SocketAddr,
+        to: PeerId,
         cmd: &str,
         body: Vec<u8>,
     ) -> impl std::future::Future<Output = Reply> + Send + 'static {
@@ -121,7 +232,7 @@ impl Link {
                 Ok(Err(_)) => Err(link_closed()),
                 Err(_) => Err(CommandError::new(
                     code::TIMEOUT,
-                    format!("no reply from {to} in {}s", REPLY_TIMEOUT.as_secs()),
+                    format!("no reply in {}s", REPLY_TIMEOUT.as_secs()),
                 )),
             }
         }
@@ -131,7 +242,7 @@ impl Link {
     /// acknowledged it or the transport gave up.
     pub fn push(
         &self,
-        to: SocketAddr,
+        to: PeerId,
         cmd: &str,
         body: Vec<u8>,
     ) -> impl std::future::Future<Output = Result<(), CommandError>> + Send + 'static {
@@ -149,7 +260,7 @@ impl Link {
     }
 
     /// Answers a request.
-    pub fn reply(&self, to: SocketAddr, cmd: &str, id: u64, result: Reply) {
+    pub fn reply(&self, to: PeerId, cmd: &str, id: u64, result: Reply) {
         let _ = self.ops.send(Op::Reply {
             to,
             cmd: cmd.to_string(),
@@ -158,13 +269,21 @@ impl Link {
         });
     }
 
-    /// How many messages are still on their way to some peer.
-    pub async fn in_flight(&self) -> usize {
-        let (done, rx) = oneshot::channel();
-        if self.ops.send(Op::InFlight { done }).is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+    /// Where a session's peer is and who it is.
+    pub async fn peer(&self, peer: PeerId) -> Option<PeerInfo> {
+        self.ask(|done| Op::Peer { peer, done }).await.flatten()
+    }
+
+    /// Drops a session; its outstanding messages fail.
+    pub fn forget(&self, peer: PeerId) {
+        let _ = self.ops.send(Op::Forget { peer });
+    }
+
+    /// What the endpoint dropped so far.
+    pub async fn stats(&self) -> Stats {
+        self.ask(|done| Op::Stats { done })
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -176,12 +295,13 @@ enum Waiter {
 
 struct Driver {
     socket: UdpSocket,
-    endpoint: Endpoint<SocketAddr>,
+    endpoint: SecureEndpoint,
     next_id: u64,
     /// Requests awaiting a reply, by request id.
-    requests: HashMap<u64, (SocketAddr, oneshot::Sender<Reply>)>,
+    requests: HashMap<u64, (PeerId, oneshot::Sender<Reply>)>,
     waiters: HashMap<MessageId, Waiter>,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    key_fetches: HashMap<SocketAddr, Vec<oneshot::Sender<PublicKey>>>,
+    inbound: mpsc::UnboundedSender<Inbound>,
 }
 
 impl Driver {
@@ -193,8 +313,8 @@ impl Driver {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        if let Err(e) = self.endpoint.handle_datagram(std::time::Instant::now(), from, &buf[..len]) {
-                            tracing::debug!(%from, "dropped datagram: {e}");
+                        if let Err(e) = self.endpoint.handle_datagram(std::time::Instant::now(), now_ms(), from, &buf[..len]) {
+                            tracing::trace!(%from, "dropped datagram: {e}");
                         }
                     }
                     // ICMP errors from an earlier send surface here; the
@@ -206,14 +326,14 @@ impl Driver {
                     None => break,
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    self.endpoint.handle_timeout(std::time::Instant::now());
+                    self.endpoint.handle_timeout(std::time::Instant::now(), now_ms());
                     self.requests.retain(|_, (_, tx)| !tx.is_closed());
                 }
             }
         }
     }
 
-    fn send(&mut self, to: SocketAddr, envelope: Vec<u8>) -> Result<MessageId, CommandError> {
+    fn send(&mut self, to: PeerId, envelope: Vec<u8>) -> Result<MessageId, CommandError> {
         self.endpoint
             .send(std::time::Instant::now(), to, envelope)
             .map_err(|e| CommandError::new(code::TOO_LARGE, e.to_string()))
@@ -221,6 +341,23 @@ impl Driver {
 
     fn handle_op(&mut self, op: Op) {
         match op {
+            Op::Connect {
+                addr,
+                remote,
+                pattern,
+                done,
+            } => {
+                let result = self
+                    .endpoint
+                    .connect(std::time::Instant::now(), now_ms(), addr, remote, pattern)
+                    .map_err(|e| CommandError::new(code::UNREACHABLE, e.to_string()));
+                let _ = done.send(result);
+            }
+            Op::FetchKey { addr, done } => {
+                self.key_fetches.entry(addr).or_default().push(done);
+                self.endpoint.request_server_key(addr);
+            }
+            Op::SetIdentity { identity } => self.endpoint.set_identity(identity),
             Op::Request {
                 to,
                 cmd,
@@ -270,21 +407,21 @@ impl Driver {
                     );
                 }
             }
-            Op::InFlight { done } => {
-                let _ = done.send(self.waiters.len());
+            Op::Peer { peer, done } => {
+                let _ = done.send(self.endpoint.peer(peer));
+            }
+            Op::Forget { peer } => self.endpoint.forget(peer),
+            Op::Stats { done } => {
+                let _ = done.send(self.endpoint.stats());
             }
         }
     }
 
     async fn flush(&mut self) {
-        let now = std::time::Instant::now();
-        while let Some(transmit) = self.endpoint.poll_transmit(now) {
-            if let Err(e) = self
-                .socket
-                .send_to(&transmit.contents, transmit.destination)
-                .await
-            {
-                tracing::debug!(to = %transmit.destination, "send: {e}");
+        let (now, ms) = (std::time::Instant::now(), now_ms());
+        while let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) {
+            if let Err(e) = self.socket.send_to(&datagram, to).await {
+                tracing::debug!(%to, "send: {e}");
             }
         }
         while let Some(event) = self.endpoint.poll_event() {
@@ -292,16 +429,16 @@ impl Driver {
         }
     }
 
-    fn handle_event(&mut self, event: Event<SocketAddr>) {
+    fn handle_event(&mut self, event: SecureEvent) {
         match event {
-            Event::Received { from, message } => self.handle_message(from, &message),
-            Event::Delivered { id, .. } => {
+            SecureEvent::Received { from, message } => self.handle_message(from, &message),
+            SecureEvent::Delivered { id, .. } => {
                 if let Some(Waiter::Push(done)) = self.waiters.remove(&id) {
                     let _ = done.send(Ok(()));
                 }
             }
-            Event::DeliveryFailed { to, id } => {
-                let failure = CommandError::new(code::UNREACHABLE, format!("{to} did not answer"));
+            SecureEvent::DeliveryFailed { to, id } => {
+                let failure = CommandError::new(code::UNREACHABLE, "the other side did not answer");
                 match self.waiters.remove(&id) {
                     Some(Waiter::Push(done)) => {
                         let _ = done.send(Err(failure));
@@ -313,11 +450,36 @@ impl Driver {
                     }
                     None => {}
                 }
+                tracing::debug!(peer = %to, "delivery failed");
+            }
+            SecureEvent::ServerKey { addr, key } => {
+                for done in self.key_fetches.remove(&addr).unwrap_or_default() {
+                    let _ = done.send(key.clone());
+                }
+            }
+            SecureEvent::Closed { peer } => {
+                // Requests whose message was delivered but whose reply can
+                // no longer come fail now rather than at their timeout.
+                let orphans: Vec<u64> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, (to, _))| *to == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in orphans {
+                    if let Some((_, reply)) = self.requests.remove(&id) {
+                        let _ = reply.send(Err(CommandError::new(
+                            code::UNREACHABLE,
+                            "the session closed",
+                        )));
+                    }
+                }
+                let _ = self.inbound.send(Inbound::Closed { peer });
             }
         }
     }
 
-    fn handle_message(&mut self, from: SocketAddr, message: &[u8]) {
+    fn handle_message(&mut self, from: PeerId, message: &[u8]) {
         let envelope = match Envelope::decode(message) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -327,17 +489,16 @@ impl Driver {
         };
         match envelope.kind {
             Kind::Request | Kind::Push => {
-                let _ = self.incoming.send(Incoming { from, envelope });
+                let _ = self.inbound.send(Inbound::Envelope { from, envelope });
             }
             Kind::Reply | Kind::Error => {
-                // A reply is taken only from the peer the request went to.
-                let Some((to, _)) = self.requests.get(&envelope.id) else {
-                    return;
-                };
-                if *to != from {
+                // A reply is taken only from the session the request went to.
+                if self.requests.get(&envelope.id).map(|(to, _)| *to) != Some(from) {
                     return;
                 }
-                let (_, reply) = self.requests.remove(&envelope.id).expect("checked above");
+                let Some((_, reply)) = self.requests.remove(&envelope.id) else {
+                    return;
+                };
                 let result = match envelope.kind {
                     Kind::Reply => Ok(envelope.body),
                     _ => Err(CommandError::from_body(&envelope.body)),
@@ -353,10 +514,4 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
         Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
         None => std::future::pending().await,
     }
-}
-
-/// A random incarnation number, so a restarted process is told apart from
-/// its earlier self on the same address.
-fn rand_u64() -> u64 {
-    rand::random()
 }

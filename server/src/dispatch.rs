@@ -1,6 +1,6 @@
 //! The server's one dispatcher: every request is looked up in the registry
-//! by its tag and handed to that command's `serve`; the reply goes back to
-//! where the request came from.
+//! by its tag and handed to that command's `serve`; the reply goes back on
+//! the session the request came on.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use udpchat_core::context::{Origin, Server};
 use udpchat_core::envelope::Kind;
 use udpchat_core::error::CommandError;
 use udpchat_core::registry::Registry;
-use udpchat_net::{Incoming, Link};
+use udpchat_net::{Inbound, Link};
 
 use crate::state::ServerState;
 
@@ -18,25 +18,35 @@ use crate::state::ServerState;
 pub async fn run(
     state: Arc<ServerState>,
     link: Link,
-    mut incoming: UnboundedReceiver<Incoming>,
+    mut inbound: UnboundedReceiver<Inbound>,
     shutdown: impl Future,
 ) {
     let registry = Registry::global();
-    let server: Server = state;
+    let server: Server = state.clone();
     tokio::pin!(shutdown);
     loop {
-        let Incoming { from, envelope } = tokio::select! {
-            next = incoming.recv() => match next {
+        let next = tokio::select! {
+            next = inbound.recv() => match next {
                 Some(next) => next,
                 None => return,
             },
             _ = &mut shutdown => return,
         };
-        let command = match registry.tag(&envelope.cmd) {
-            Ok(command) => command.serve,
-            Err(_) => None,
+        let (from, envelope) = match next {
+            Inbound::Envelope { from, envelope } => {
+                state.touch(from);
+                (from, envelope)
+            }
+            Inbound::Closed { peer } => {
+                state.closed(peer);
+                continue;
+            }
         };
-        let Some(serve) = command else {
+        let serve = registry
+            .tag(&envelope.cmd)
+            .ok()
+            .and_then(|command| command.serve);
+        let Some(serve) = serve else {
             if envelope.kind == Kind::Request {
                 link.reply(
                     from,
@@ -45,10 +55,10 @@ pub async fn run(
                     Err(CommandError::unknown_command(&envelope.cmd)),
                 );
             }
-            tracing::debug!(%from, cmd = envelope.cmd, "unknown command");
+            tracing::debug!(peer = %from, cmd = envelope.cmd, "unknown command");
             continue;
         };
-        let reply = serve(server.clone(), Origin { addr: from }, envelope.body);
+        let reply = serve(server.clone(), Origin { peer: from }, envelope.body);
         let link = link.clone();
         tokio::spawn(async move {
             let result = reply.await;

@@ -1,18 +1,27 @@
-//! `udpchat-server`: registers users, keeps presence and answers the
-//! clients' requests, on 127.0.0.1:4590 unless told otherwise.
+//! `udpchat-server`: accounts, presence and the list of who is online, on
+//! 127.0.0.1:4590 unless told otherwise. `udpchat-server user ...` manages
+//! accounts in the same data dir without starting the server.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod dispatch;
+mod group_admin;
+mod groups;
+mod keys;
+mod mailbox;
+mod operator;
 mod state;
+mod store;
+mod throttle;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::net::UdpSocket;
-use udpchat_core::transport::Config;
 use udpchat_net::Link;
 
 /// The udpchat server.
@@ -20,16 +29,47 @@ use udpchat_net::Link;
 #[command(
     version,
     about = "The udpchat server: accounts, presence and the list of who is online.",
-    after_help = "Examples:\n  udpchat-server                      # listen on 127.0.0.1:4590\n  udpchat-server --bind 0.0.0.0:9090  # listen on every interface, port 9090"
+    after_help = "Examples:\n  udpchat-server                          # listen on 127.0.0.1:4590, data in ./udpchat-data\n  udpchat-server --bind 0.0.0.0:9090      # every interface, port 9090\n  udpchat-server --key /etc/udpchat/server.priv\n  udpchat-server user add alice           # create an account (asks for the password)\n  udpchat-server user list\n  udpchat-server group add group1 alice bob charlie eve   # a group only the operator manages"
 )]
 struct Cli {
     /// Address and port to listen on.
     #[arg(long, short = 'b', value_name = "ADDR", default_value = udpchat_core::DEFAULT_SERVER)]
     bind: SocketAddr,
+    /// Where the server keeps its key and its database.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "udpchat-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// The server's private key (PKCS#8 PEM); default DATA_DIR/server.priv,
+    /// made on first start.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Sign out a client not heard from for this long (clients ping three
+    /// times per timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    presence_timeout: u64,
+    /// Delete messages kept for offline users after this long, telling
+    /// their senders.
+    #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
+    offline_ttl: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage accounts (the server may be running).
+    #[command(subcommand)]
+    User(operator::UserCommand),
+    /// Manage groups (the server may be running).
+    #[command(subcommand)]
+    Group(group_admin::GroupCommand),
+}
+
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -39,15 +79,43 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     udpchat_commands::link();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Some(Command::User(command)) => runtime.block_on(operator::run(&cli.data_dir, command)),
+        Some(Command::Group(command)) => group_admin::run(&cli.data_dir, command),
+        None => runtime.block_on(serve(cli)),
+    }
+}
 
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let key = keys::load_or_create(&cli.data_dir, cli.key.as_deref())?;
+    let store = operator::open_store(&cli.data_dir)?;
+    let accounts = accounts::PasswordAccounts::new(store.clone());
+    let groups_store: Arc<dyn store::GroupStore> = store.clone();
+    let mailbox = mailbox::StoredMail::new(store.clone(), store);
     let socket = UdpSocket::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
-    let (link, incoming) = Link::spawn(socket, Config::default())?;
+    let (link, inbound) = Link::spawn_server(socket, key)?;
     // Tests and scripts wait for this line: the port is known only now.
     println!("udpchat-server listening on {}", link.local_addr());
-    let server = Arc::new(state::ServerState::new(link.clone()));
-    dispatch::run(server.clone(), link, incoming, shutdown_signal()).await;
+    let server = Arc::new(state::ServerState::new(
+        link.clone(),
+        accounts,
+        mailbox,
+        groups_store,
+    ));
+    tokio::spawn(
+        server
+            .clone()
+            .watch_presence(Duration::from_secs(cli.presence_timeout.max(1))),
+    );
+    tokio::spawn(
+        server
+            .clone()
+            .expire_mail(Duration::from_secs(cli.offline_ttl.max(1))),
+    );
+    dispatch::run(server.clone(), link, inbound, shutdown_signal()).await;
     server.going_down(Duration::from_secs(2)).await;
     println!("udpchat-server stopped");
     Ok(())

@@ -1,43 +1,138 @@
-//! The server's state as command handlers see it: presence and the link to
-//! the clients.
+//! The server's state as command handlers see it: presence, accounts and
+//! the link to the clients.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use udpchat_commands::mail_status::{MailStatus, Outcome};
 
 use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, ServerContext};
+use udpchat_core::context::{Accounts, BoxFuture, Groups, Mailbox, PeerId, Server, ServerContext};
 use udpchat_core::presence::Presence;
 use udpchat_net::Link;
+
+use crate::accounts::PasswordAccounts;
+use crate::groups::GroupChat;
+use crate::mailbox::StoredMail;
+use crate::store::GroupStore;
 
 /// How long a signed-in client has to answer a probe before its name is
 /// given to a new sign-in.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct ServerState {
-    presence: Mutex<Presence>,
+    /// Shared with the groups, which deliver to whoever is online.
+    presence: Arc<Mutex<Presence>>,
+    /// When each session was last heard from (any request or push).
+    last_seen: Mutex<HashMap<PeerId, Instant>>,
+    accounts: PasswordAccounts,
+    mailbox: StoredMail,
+    groups: GroupChat,
     link: Link,
 }
 
 impl ServerState {
-    pub fn new(link: Link) -> ServerState {
+    pub fn new(
+        link: Link,
+        accounts: PasswordAccounts,
+        mailbox: StoredMail,
+        groups: Arc<dyn GroupStore>,
+    ) -> ServerState {
+        let presence = Arc::new(Mutex::new(Presence::new()));
         ServerState {
-            presence: Mutex::new(Presence::new()),
+            groups: GroupChat::new(groups, link.clone(), presence.clone()),
+            presence,
+            last_seen: Mutex::new(HashMap::new()),
+            accounts,
+            mailbox,
             link,
+        }
+    }
+
+    /// A session was heard from.
+    pub fn touch(&self, peer: PeerId) {
+        self.last_seen
+            .lock()
+            .expect("last-seen lock")
+            .insert(peer, Instant::now());
+    }
+
+    /// A session closed: whoever was signed in on it is gone.
+    pub fn closed(self: &Arc<Self>, peer: PeerId) {
+        self.last_seen.lock().expect("last-seen lock").remove(&peer);
+        let user = self.presence.lock().expect("presence lock").sign_out(peer);
+        if let Some(user) = user {
+            tracing::info!(user, "signed out: session closed");
+            let server: Server = self.clone();
+            udpchat_commands::presence::announce(&server, &user, false);
+        }
+    }
+
+    /// Signs out every client not heard from for `timeout`, and tells the
+    /// others; runs until the server stops.
+    pub async fn watch_presence(self: Arc<Self>, timeout: Duration) {
+        let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
+        loop {
+            tick.tick().await;
+            let peers = self.presence.lock().expect("presence lock").peers();
+            let silent: Vec<PeerId> = {
+                let mut seen = self.last_seen.lock().expect("last-seen lock");
+                peers
+                    .into_iter()
+                    .filter(|peer| {
+                        seen.entry(*peer).or_insert_with(Instant::now).elapsed() > timeout
+                    })
+                    .collect()
+            };
+            for peer in silent {
+                tracing::info!(%peer, "no keepalive for {timeout:?}: signing it out");
+                self.closed(peer);
+                self.link.forget(peer);
+            }
+        }
+    }
+
+    /// Deletes stored messages older than `ttl`, telling their senders if
+    /// they are online; runs until the server stops.
+    pub async fn expire_mail(self: Arc<Self>, ttl: Duration) {
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(60).min(ttl.max(Duration::from_secs(1))));
+        loop {
+            tick.tick().await;
+            let Ok(expired) = self.mailbox.expire(ttl.as_millis() as u64).await else {
+                continue;
+            };
+            for message in expired {
+                let sender = self
+                    .presence
+                    .lock()
+                    .expect("presence lock")
+                    .addr_of(&message.from);
+                if let Some(sender) = sender {
+                    let status = MailStatus {
+                        to: message.to,
+                        id: message.id,
+                        outcome: Outcome::Expired,
+                    };
+                    self.push(sender, "mail-status", cbor::encode(&status));
+                }
+            }
         }
     }
 
     /// Tells every signed-in client the server is going down and waits,
     /// at most `patience`, for them to acknowledge.
     pub async fn going_down(&self, patience: Duration) {
-        let clients = self.presence.lock().expect("presence lock").addrs();
+        let clients = self.presence.lock().expect("presence lock").peers();
         tracing::info!(
             clients = clients.len(),
             "going down: telling the signed-in clients"
         );
         let notices: Vec<_> = clients
             .into_iter()
-            .map(|addr| self.link.push(addr, "going-down", cbor::encode(&())))
+            .map(|peer| self.link.push(peer, "going-down", cbor::encode(&())))
             .collect();
         let _ = tokio::time::timeout(patience, async {
             for notice in notices {
@@ -45,6 +140,8 @@ impl ServerState {
             }
         })
         .await;
+        // What members acknowledged last must not come to them again.
+        self.groups.flush().await;
     }
 }
 
@@ -53,19 +150,36 @@ impl ServerContext for ServerState {
         &self.presence
     }
 
-    fn probe(&self, addr: SocketAddr) -> BoxFuture<'static, bool> {
-        let ping = self.link.push(addr, "ping", cbor::encode(&()));
+    fn accounts(&self) -> &dyn Accounts {
+        &self.accounts
+    }
+
+    fn mailbox(&self) -> &dyn Mailbox {
+        &self.mailbox
+    }
+
+    fn groups(&self) -> &dyn Groups {
+        &self.groups
+    }
+
+    fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool> {
+        let ping = self.link.push(peer, "ping", cbor::encode(&()));
         Box::pin(
             async move { matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(()))) },
         )
     }
 
-    fn push(&self, addr: SocketAddr, cmd: &'static str, body: Vec<u8>) {
-        let delivery = self.link.push(addr, cmd, body);
+    fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
+        let delivery = self.link.push(peer, cmd, body);
         tokio::spawn(async move {
             if let Err(e) = delivery.await {
-                tracing::debug!(%addr, cmd, "push failed: {e}");
+                tracing::debug!(%peer, cmd, "push failed: {e}");
             }
         });
+    }
+
+    fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
+        let link = self.link.clone();
+        Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })
     }
 }

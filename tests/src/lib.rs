@@ -5,10 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod relay;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -34,38 +35,74 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The password the harness gives `user`.
+pub fn password(user: &str) -> String {
+    format!("pw of {user}!")
+}
+
 /// A running `udpchat-server`, killed when dropped.
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Receiver<String>,
+    /// Its data dir (key, database) and its stderr log, `server.log`.
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts a server on an ephemeral port and waits until it listens.
+    /// Starts a server with a fresh data dir on an ephemeral port and
+    /// waits until it listens.
     pub fn start() -> Server {
-        Server::start_with(&[])
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(dir.path(), "127.0.0.1:0");
+        server._dir = Some(dir);
+        server
     }
 
-    pub fn start_with(extra: &[&str]) -> Server {
+    /// Starts a server on `data_dir` (kept by the caller) and `bind`.
+    pub fn start_in(data_dir: &Path, bind: &str) -> Server {
+        Server::start_with(data_dir, bind, &[])
+    }
+
+    /// Starts a server on `data_dir` and `bind` with extra arguments.
+    pub fn start_with(data_dir: &Path, bind: &str, extra: &[&str]) -> Server {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .expect("server log");
         let mut child = Command::new(binary("udpchat-server"))
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind, "--data-dir"])
+            .arg(data_dir)
             .args(extra)
+            .env("RUST_LOG", "trace")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log_file)
             .spawn()
             .expect("start udpchat-server");
         let log = lines_of(child.stdout.take().expect("server stdout"));
-        let first = log
-            .recv_timeout(FAILSAFE)
-            .expect("the server printed nothing");
-        let addr = first
-            .strip_prefix("udpchat-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first server line: {first}"))
-            .parse()
-            .expect("server address");
-        Server { child, addr, log }
+        let addr = loop {
+            let line = log
+                .recv_timeout(FAILSAFE)
+                .expect("the server did not start listening");
+            if let Some(addr) = line.strip_prefix("udpchat-server listening on ") {
+                break addr.parse().expect("server address");
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// The server's public key file.
+    pub fn public_key(&self) -> PathBuf {
+        self.data_dir.join("server.pub")
     }
 
     /// Sends SIGTERM and waits for the server to exit.
@@ -102,19 +139,38 @@ pub struct Client {
     pub seen: Vec<Value>,
     /// The client's own socket address (from its `ready` event).
     pub addr: SocketAddr,
+    /// Its data dir (known servers, identity keys).
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Client {
-    /// Starts a client against `server` and signs in as `user`, waiting for
-    /// the `signed-in` event.
-    pub fn sign_in(server: SocketAddr, user: &str) -> Client {
-        let mut client = Client::start(server, &["-u", user]);
+    /// Starts a client against `server` that creates the account `user`
+    /// (password [`password`]) and signs in, waiting for `signed-in`.
+    pub fn sign_up(server: SocketAddr, user: &str) -> Client {
+        let mut client = Client::start(server, &["-u", user, "-p", &password(user), "--signup"]);
         client.expect("signed-in");
         client
     }
 
-    /// Starts a client with extra arguments; waits for its `ready` event.
+    /// Starts a client that signs in to the existing account `user`.
+    pub fn sign_in(server: SocketAddr, user: &str) -> Client {
+        let mut client = Client::start(server, &["-u", user, "-p", &password(user)]);
+        client.expect("signed-in");
+        client
+    }
+
+    /// Starts a client with a fresh data dir and extra arguments; waits
+    /// for its `ready` event.
     pub fn start(server: SocketAddr, extra: &[&str]) -> Client {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut client = Client::start_in(server, dir.path(), extra);
+        client._dir = Some(dir);
+        client
+    }
+
+    /// Starts a client on `data_dir` (kept by the caller).
+    pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
         let mut child = Command::new(binary("udpchat"))
             .args([
                 "--json",
@@ -122,7 +178,9 @@ impl Client {
                 "127.0.0.1:0",
                 "--server",
                 &server.to_string(),
+                "--data-dir",
             ])
+            .arg(data_dir)
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -137,6 +195,8 @@ impl Client {
             events,
             seen: Vec::new(),
             addr: "0.0.0.0:0".parse().unwrap(),
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
         };
         let ready = client.expect("ready");
         client.addr = ready["addr"]

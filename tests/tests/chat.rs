@@ -4,14 +4,14 @@
 use std::net::UdpSocket;
 
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{Client, Server};
+use udpchat_tests::{password, Client, Server};
 
 #[test]
 fn three_users_sign_in_list_and_message_directly() {
     let server = Server::start();
-    let mut alice = Client::sign_in(server.addr, "alice");
-    let mut bob = Client::sign_in(server.addr, "bob");
-    let mut carole = Client::sign_in(server.addr, "carole");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let mut carole = Client::sign_up(server.addr, "carole");
 
     alice.line("list");
     let users = alice.expect("users");
@@ -42,7 +42,7 @@ fn three_users_sign_in_list_and_message_directly() {
 #[test]
 fn unknown_users_empty_messages_and_unknown_commands_get_clear_errors() {
     let server = Server::start();
-    let mut alice = Client::sign_in(server.addr, "alice");
+    let mut alice = Client::sign_up(server.addr, "alice");
 
     alice.line("send dave are you there?");
     let error = alice.expect("error");
@@ -77,10 +77,10 @@ fn unknown_users_empty_messages_and_unknown_commands_get_clear_errors() {
 #[test]
 fn a_name_held_by_a_live_client_is_refused_and_a_dead_ones_is_taken_over() {
     let server = Server::start();
-    let bob = Client::sign_in(server.addr, "bob");
+    let bob = Client::sign_up(server.addr, "bob");
 
-    let mut impostor = Client::start(server.addr, &["-u", "bob"]);
-    let error = impostor.expect("error");
+    let mut second = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
+    let error = second.expect("error");
     assert_eq!(error["code"], "name-taken");
     assert_eq!(
         error["message"],
@@ -89,14 +89,14 @@ fn a_name_held_by_a_live_client_is_refused_and_a_dead_ones_is_taken_over() {
 
     // bob's client crashes without signing out; his name is not lost.
     bob.kill();
-    impostor.line("signin bob");
-    impostor.expect_where("signed-in", |e| e["user"] == "bob");
+    second.line(&format!("signin bob {}", password("bob")));
+    second.expect_where("signed-in", |e| e["user"] == "bob");
 }
 
 #[test]
 fn garbage_datagrams_do_not_disturb_the_server() {
     let server = Server::start();
-    let mut alice = Client::sign_in(server.addr, "alice");
+    let mut alice = Client::sign_up(server.addr, "alice");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     for garbage in [
         &b""[..],
@@ -107,7 +107,7 @@ fn garbage_datagrams_do_not_disturb_the_server() {
     ] {
         socket.send_to(garbage, server.addr).unwrap();
     }
-    let _bob = Client::sign_in(server.addr, "bob");
+    let _bob = Client::sign_up(server.addr, "bob");
     alice.line("list");
     assert_eq!(alice.expect("users")["users"], serde_json::json!(["bob"]));
 }
@@ -115,8 +115,8 @@ fn garbage_datagrams_do_not_disturb_the_server() {
 #[test]
 fn a_server_going_down_tells_its_clients() {
     let server = Server::start();
-    let mut alice = Client::sign_in(server.addr, "alice");
-    let mut bob = Client::sign_in(server.addr, "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
     assert!(server.terminate().success());
     alice.expect("server-down");
     bob.expect("server-down");
@@ -133,8 +133,8 @@ fn messages_cross_lossy_links_once_each_and_in_order() {
     };
     let alice_link = Relay::start(server.addr, impairment(1));
     let bob_link = Relay::start(server.addr, impairment(2));
-    let mut alice = Client::sign_in(alice_link.up, "alice");
-    let mut bob = Client::sign_in(bob_link.up, "bob");
+    let mut alice = Client::sign_up(alice_link.up, "alice");
+    let mut bob = Client::sign_up(bob_link.up, "bob");
 
     const COUNT: usize = 60;
     for i in 0..COUNT {

@@ -111,7 +111,7 @@ fn truncate_key(output: &[u8; HASH_LEN]) -> CipherKey {
 }
 
 /// Noise's CipherState: an optional key and its nonce counter.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 struct CipherState {
     key: Option<Aes256Gcm>,
     n: u64,
@@ -143,7 +143,7 @@ impl CipherState {
 
 /// Noise's SymmetricState: chaining key `ck`, handshake hash `h` and the
 /// current CipherState.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 pub(crate) struct SymmetricState {
     cipher: CipherState,
     ck: Zeroizing<[u8; HASH_LEN]>,

@@ -50,7 +50,7 @@ impl PeerHello {
 }
 
 /// An initiating peer waiting for message 2.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 pub struct ExpectPeerHello {
     initiator: Initiator,
     peer: PublicKey,

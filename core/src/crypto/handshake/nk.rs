@@ -30,7 +30,7 @@ impl ClientHello {
 }
 
 /// A client waiting for the server's message 2.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 pub struct ExpectServerHello {
     initiator: Initiator,
 }

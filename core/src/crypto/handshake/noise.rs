@@ -33,7 +33,7 @@ pub(super) struct Identity<'a> {
 }
 
 /// An initiator after sending message 1.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 pub(super) struct Initiator {
     state: SymmetricState,
     ephemeral: StaticKey,

@@ -205,6 +205,18 @@ impl Prekeys {
         self.one_time.remove(&id)
     }
 
+    /// An id above every one-time prekey held and at least `floor`: pass a
+    /// clock reading (seconds) so ids keep rising even after the highest
+    /// ones were used up and forgotten.
+    pub fn next_one_time_id(&self, floor: u32) -> u32 {
+        let above = self
+            .one_time
+            .keys()
+            .next_back()
+            .map_or(0, |id| id.saturating_add(1));
+        above.max(floor)
+    }
+
     /// How many one-time prekeys are left.
     pub fn one_time_count(&self) -> usize {
         self.one_time.len()

@@ -1,0 +1,106 @@
+//! Micro-benchmarks (criterion) of the per-operation costs the load
+//! scenarios are bounded by: one P-384 ECDH, a whole NK handshake (both
+//! sides), sealing and opening a DATA datagram, and an envelope's encode
+//! and decode. `cargo bench -p udpchat-bench`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use udpchat_core::crypto::handshake::{ClientHello, ReplayGuard, ServerHandshake};
+use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::crypto::session::{Role, Session};
+use udpchat_core::envelope::{Envelope, Kind};
+use udpchat_core::wire::{self, Packet};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ecdh(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let secret = p384::SecretKey::random(&mut rng);
+    let peer = p384::SecretKey::random(&mut rng).public_key();
+    c.bench_function("p384 ecdh", |b| {
+        b.iter(|| p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine()))
+    });
+}
+
+fn nk_handshake(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(2);
+    let server = StaticKey::generate(&mut rng);
+    let public = server.public();
+    let mut guard = ReplayGuard::new();
+    c.bench_function("nk handshake, both sides", |b| {
+        b.iter(|| {
+            let (expect, hello) =
+                ClientHello::start(&mut rng, &public, &[0], now_ms()).expect("hello");
+            let (_, welcome, _) =
+                ServerHandshake::respond(&mut rng, &server, &hello, now_ms(), &[], &mut guard)
+                    .expect("respond");
+            black_box(expect.read(&welcome).expect("read"))
+        })
+    });
+}
+
+fn sessions() -> (Session, Session) {
+    let mut rng = StdRng::seed_from_u64(3);
+    let server = StaticKey::generate(&mut rng);
+    let (expect, hello) =
+        ClientHello::start(&mut rng, &server.public(), &[0], now_ms()).expect("hello");
+    let (server_keys, welcome, _) = ServerHandshake::respond(
+        &mut rng,
+        &server,
+        &hello,
+        now_ms(),
+        &[],
+        &mut ReplayGuard::new(),
+    )
+    .expect("respond");
+    let (client_keys, _) = expect.read(&welcome).expect("read");
+    (
+        Session::new(client_keys, Role::Initiator),
+        Session::new(server_keys, Role::Responder),
+    )
+}
+
+fn seal_open(c: &mut Criterion) {
+    let (mut client, mut server) = sessions();
+    let payload = vec![0x5a; 1100];
+    let mut group = c.benchmark_group("data datagram 1100 B");
+    group.throughput(Throughput::Bytes(payload.len() as u64));
+    group.bench_function("seal + open", |b| {
+        b.iter(|| {
+            let datagram = wire::seal_data(&mut client, 7, &payload).expect("seal");
+            let Ok(Packet::Data {
+                receiver_index,
+                counter,
+                ciphertext,
+            }) = Packet::parse(&datagram)
+            else {
+                panic!("not a data packet")
+            };
+            black_box(
+                wire::open_data(&mut server, receiver_index, counter, ciphertext).expect("open"),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn envelope(c: &mut Criterion) {
+    let body = vec![0x61; 100];
+    c.bench_function("envelope encode + decode, 100 B body", |b| {
+        b.iter(|| {
+            let bytes = Envelope::encode_parts("message", 12345, Kind::Push, &body);
+            black_box(Envelope::decode(&bytes).expect("decode"))
+        })
+    });
+}
+
+criterion_group!(benches, ecdh, nk_handshake, seal_open, envelope);
+criterion_main!(benches);

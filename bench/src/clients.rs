@@ -1,0 +1,226 @@
+//! Simulated clients: each is a [`Link`] (the same tokio driver the real
+//! client runs) on a UDP socket of its own, with an encrypted NK session to
+//! the server and, once signed up, a user name and an identity key. They
+//! speak the commands' own request and reply types (`udpchat_commands`),
+//! encoded with `udpchat_core::cbor`, as the real client does; they skip
+//! only the shell and the client's dispatcher.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+use udpchat_commands::list::Users;
+use udpchat_commands::lookup::{Found, Lookup};
+use udpchat_commands::signin::{Credentials, SignedIn};
+use udpchat_core::cbor;
+use udpchat_core::context::Zeroizing;
+use udpchat_core::crypto::keys::{PublicKey, StaticKey};
+use udpchat_core::error::CommandError;
+use udpchat_core::wire::Pattern;
+use udpchat_net::{Inbound, Link, Peer};
+
+use crate::server::ServerRef;
+
+/// Sockets bound to one loopback address before moving to the next
+/// (127.0.0.2, ...): one address has about 28,000 ephemeral ports.
+pub const SOCKETS_PER_ADDRESS: usize = 20_000;
+
+/// The loopback address the `index`th simulated client binds to.
+pub fn loopback_for(index: usize) -> IpAddr {
+    let n = (index / SOCKETS_PER_ADDRESS) as u32;
+    // 127.0.0.1, 127.0.0.2, ... then 127.0.1.0, ...: all of 127/8 is
+    // loopback on Linux.
+    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 1)) + n))
+}
+
+/// How often simulated clients ping the server: three times per the
+/// server's default presence timeout (30 s), as the real client does.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// The password every simulated user has.
+pub fn password_of(user: &str) -> String {
+    format!("bench password of {user}")
+}
+
+/// A client with a session to the server.
+#[derive(Clone)]
+pub struct SimClient {
+    pub link: Link,
+    pub server: Peer,
+    pub user: String,
+    pub identity: Arc<StaticKey>,
+    keepalive: Option<Arc<AbortOnDrop>>,
+}
+
+/// Stops a task when dropped.
+pub struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for SimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimClient")
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+fn command_error(e: CommandError) -> anyhow::Error {
+    anyhow!("{}: {}", e.code, e.message)
+}
+
+/// A Link on a fresh socket at `ip`.
+pub async fn open_link(ip: IpAddr) -> anyhow::Result<(Link, UnboundedReceiver<Inbound>)> {
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
+    Ok(Link::spawn_client(socket)?)
+}
+
+/// Throws away what arrives (pings, pushes the scenario does not count),
+/// so the channel does not grow.
+pub fn drain(mut inbound: UnboundedReceiver<Inbound>) {
+    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+}
+
+impl SimClient {
+    /// Opens a Link at `ip` and an NK session to the server; nobody is
+    /// signed in on it yet. The inbound channel is returned to the caller.
+    pub async fn connect(
+        server: &ServerRef,
+        ip: IpAddr,
+        user: String,
+    ) -> anyhow::Result<(SimClient, UnboundedReceiver<Inbound>)> {
+        let (link, inbound) = open_link(ip).await?;
+        let client = SimClient::on_link(&link, server, user).await?;
+        link.set_identity(Some((*client.identity).clone()));
+        Ok((client, inbound))
+    }
+
+    /// A session of its own on a Link other clients may share (the server
+    /// tells sessions apart, not addresses).
+    pub async fn on_link(
+        link: &Link,
+        server: &ServerRef,
+        user: String,
+    ) -> anyhow::Result<SimClient> {
+        let peer = link
+            .connect(server.addr, server.key.clone(), Pattern::Nk)
+            .await
+            .map_err(command_error)?;
+        Ok(SimClient {
+            link: link.clone(),
+            server: peer,
+            user,
+            identity: Arc::new(StaticKey::generate(&mut rand::rngs::OsRng)),
+            keepalive: None,
+        })
+    }
+
+    /// `signup` or `signin` with this client's name, password and identity.
+    pub async fn sign(&self, cmd: &str) -> anyhow::Result<()> {
+        let credentials = Credentials {
+            user: self.user.clone(),
+            password: Zeroizing::new(password_of(&self.user)),
+            identity: self.identity.public(),
+        };
+        let reply = self
+            .link
+            .request(self.server, cmd, cbor::encode(&credentials))
+            .await
+            .map_err(command_error)?;
+        let signed: SignedIn = cbor::decode_body(&reply).map_err(|e| anyhow!("{cmd}: {e}"))?;
+        if signed.user != self.user {
+            return Err(anyhow!(
+                "{cmd}: signed in as {} not {}",
+                signed.user,
+                self.user
+            ));
+        }
+        Ok(())
+    }
+
+    /// A request to the server; the reply body or the error.
+    pub async fn request(&self, cmd: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        self.link
+            .request(self.server, cmd, body)
+            .await
+            .map_err(command_error)
+    }
+
+    /// Pings the server every `every`, as the real client does (three
+    /// times per presence timeout), until the last clone of this client
+    /// drops; the first ping comes after a random part of `every`, so many
+    /// clients spread out.
+    pub fn keep_alive(&mut self, every: Duration) {
+        let (link, server) = (self.link.clone(), self.server);
+        let task = tokio::spawn(async move {
+            let first = every.mul_f64(rand::random::<f64>());
+            tokio::time::sleep(first).await;
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let _ = link.request(server, "ping", cbor::encode(&())).await;
+            }
+        });
+        self.keepalive = Some(Arc::new(AbortOnDrop(task)));
+    }
+
+    /// `list`: who is signed in.
+    pub async fn list(&self) -> anyhow::Result<Vec<String>> {
+        let reply = self.request("list", cbor::encode(&())).await?;
+        let users: Users = cbor::decode_body(&reply).map_err(|e| anyhow!("list: {e}"))?;
+        Ok(users.users)
+    }
+
+    /// `lookup`: where `user`'s client is and its identity key.
+    pub async fn lookup(&self, user: &str) -> anyhow::Result<(SocketAddr, PublicKey)> {
+        let body = cbor::encode(&Lookup {
+            user: user.to_string(),
+        });
+        let reply = self.request("lookup", body).await?;
+        let found: Found = cbor::decode_body(&reply).map_err(|e| anyhow!("lookup: {e}"))?;
+        let addr = found
+            .addr
+            .parse()
+            .map_err(|_| anyhow!("lookup: bad address {}", found.addr))?;
+        Ok((addr, found.identity))
+    }
+}
+
+/// Connects and signs up `count` clients named `PREFIX-i`, at most
+/// `parallel` at once (each sign-up costs the server an argon2 hash);
+/// their inbound channels are drained.
+pub async fn sign_up_many(
+    server: &ServerRef,
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<SimClient>> {
+    let server = server.clone();
+    let items: Vec<usize> = (0..count).collect();
+    let prefix = prefix.to_string();
+    let results =
+        crate::load::for_each_bounded(&format!("signing up {count}"), items, parallel, move |i| {
+            let server = server.clone();
+            let user = format!("{prefix}-{i}");
+            async move {
+                let (mut client, inbound) =
+                    SimClient::connect(&server, loopback_for(i), user).await?;
+                drain(inbound);
+                client.sign("signup").await?;
+                client.keep_alive(KEEPALIVE);
+                anyhow::Ok(client)
+            }
+        })
+        .await;
+    results.into_iter().collect()
+}

@@ -1,0 +1,313 @@
+//! `udpchat-bench`: measures udpchat on this machine, side by side with
+//! what the machine allows (a UDP echo baseline) and with a real chat
+//! server (ngircd, through `bench/peers/ngircd.sh`), in one run. Each
+//! scenario prints a table and writes `OUT/SCENARIO.json`; see
+//! docs/PERFORMANCE.md for what each measures and the figures.
+#![forbid(unsafe_code)]
+
+mod clients;
+mod fanout_track;
+mod irc;
+mod load;
+mod procfs;
+mod relay;
+mod report;
+mod scenarios;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Report;
+use crate::scenarios::fanout::IrcPeer;
+use crate::scenarios::Ctx;
+use crate::server::ServerSource;
+
+/// Load generator and baselines for udpchat.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Measures udpchat against a UDP echo baseline and a real IRC server, on this machine, in one run.",
+    after_help = "Examples:\n  udpchat-bench --quick all                 # every scenario, briefly (CI smoke)\n  udpchat-bench rpc --clients 64 --duration 10\n  udpchat-bench p2p --loss 0.05\n  bench/peers/ngircd.sh                     # fanout against ngircd, side by side"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Short runs with few clients: finishes in under a minute (CI smoke).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Seconds each measured stretch lasts [default: 10, quick 1].
+    #[arg(long, global = true, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seconds run before each measured stretch, not counted [default: 2, quick 0.3].
+    #[arg(long, global = true, value_name = "SECS")]
+    warmup: Option<f64>,
+    /// Seeds the loss relay and anything else random that shapes a run.
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    /// Simulated clients for request-reply loads [default: 64, quick 8].
+    #[arg(long, global = true)]
+    clients: Option<usize>,
+    /// Requests each client keeps outstanding.
+    #[arg(long, global = true, default_value_t = 2)]
+    window: usize,
+    /// Use this running server instead of starting one (needs --server-key).
+    #[arg(long, global = true, value_name = "ADDR", requires = "server_key")]
+    server: Option<SocketAddr>,
+    /// The running server's public key (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    server_key: Option<PathBuf>,
+    /// The udpchat-server binary to start [default: next to this one].
+    #[arg(long, global = true, value_name = "FILE")]
+    server_bin: Option<PathBuf>,
+    /// Where the JSON results go.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "target/bench-results"
+    )]
+    out: PathBuf,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+struct FanoutArgs {
+    /// Group sizes (members in all, the sender included) [default: 10,100,1000; quick 10].
+    #[arg(long, value_delimiter = ',')]
+    members: Vec<usize>,
+    /// Messages not yet at every member, at most.
+    #[arg(long, default_value_t = 8)]
+    inflight: usize,
+    /// Also run the load through this IRC server (see bench/peers/ngircd.sh).
+    #[arg(long, value_name = "ADDR")]
+    irc: Option<SocketAddr>,
+    /// The IRC server's process id, for its CPU and memory.
+    #[arg(long, value_name = "PID", requires = "irc")]
+    irc_pid: Option<u32>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct StormArgs {
+    /// Sign-ins per second during the storm [default: 10, quick 5].
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct P2pArgs {
+    /// Drop this fraction of datagrams each way, through a relay (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Messages unacknowledged at most.
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+struct PresenceArgs {
+    /// Idle signed-in clients, one server per count [default: 1000,5000; quick 50].
+    #[arg(long, value_delimiter = ',')]
+    counts: Vec<usize>,
+    /// Seconds of idling measured [default: 30, quick 3].
+    #[arg(long)]
+    idle: Option<f64>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct OfflineArgs {
+    /// Messages queued for the offline user [default: 1000, quick 50].
+    #[arg(long)]
+    messages: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// The baseline: a minimal UDP echo server, same load, same sizes.
+    UdpEcho,
+    /// Signed-in clients asking `list` and `lookup` as fast as replies come.
+    Rpc,
+    /// New encrypted sessions per second, against the P-384 bound.
+    Handshake,
+    /// The rpc p99 with and without sign-ins (argon2) at a fixed rate.
+    SigninStorm(StormArgs),
+    /// Two clients: 100 B, 1 KiB, 16 KiB messages end to end.
+    P2p(P2pArgs),
+    /// One sender, a group of M members (and an IRC channel with --irc).
+    Fanout(FanoutArgs),
+    /// K idle signed-in clients keeping alive: memory and CPU per client.
+    Presence(PresenceArgs),
+    /// Queueing and draining messages for an offline user.
+    Offline(OfflineArgs),
+    /// Every scenario, in this order.
+    All {
+        #[command(flatten)]
+        fanout: FanoutArgs,
+    },
+    /// (internal) The baseline's echo server.
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long)]
+        bind: SocketAddr,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Scenario::EchoServer { bind } = cli.scenario {
+        return server::run_echo_server(bind);
+    }
+    let common = cli.common;
+    if common.no_progress {
+        load::disable_progress();
+    }
+    let quick = common.quick;
+    let source = match (common.server, common.server_key.clone()) {
+        (Some(addr), Some(key)) => ServerSource::Running { addr, key },
+        _ => ServerSource::Spawn(
+            common
+                .server_bin
+                .clone()
+                .unwrap_or_else(server::default_server_binary),
+        ),
+    };
+    let seconds = |v: Option<f64>, full: f64, short: f64| {
+        Duration::from_secs_f64(v.unwrap_or(if quick { short } else { full }).max(0.0))
+    };
+    let ctx = Ctx {
+        source,
+        duration: seconds(common.duration, 10.0, 1.0),
+        warmup: seconds(common.warmup, 2.0, 0.3),
+        quick,
+        seed: common.seed,
+        clients: common.clients.unwrap_or(if quick { 8 } else { 64 }).max(2),
+        window: common.window.max(1),
+        run_tag: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let reports = runtime.block_on(run(&ctx, cli.scenario));
+    let mut failed = false;
+    for report in &reports {
+        report.print();
+        let path = report.write(&common.out)?;
+        println!("  wrote {}", path.display());
+        failed |= report
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("failed"));
+    }
+    // Sockets and tasks of the last scenario go with the runtime.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if failed {
+        anyhow::bail!("a scenario failed (see its report)");
+    }
+    Ok(())
+}
+
+async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
+    let quick = ctx.quick;
+    let members = |args: &FanoutArgs| {
+        if !args.members.is_empty() {
+            args.members.clone()
+        } else if quick {
+            vec![10]
+        } else {
+            scenarios::fanout::MEMBERS.to_vec()
+        }
+    };
+    let irc = |args: &FanoutArgs| {
+        args.irc.map(|addr| IrcPeer {
+            addr,
+            pid: args.irc_pid,
+        })
+    };
+    let storm_rate = |args: &StormArgs| args.rate.unwrap_or(if quick { 5.0 } else { 10.0 });
+    let presence_counts = |args: &PresenceArgs| {
+        if !args.counts.is_empty() {
+            args.counts.clone()
+        } else if quick {
+            vec![50]
+        } else {
+            scenarios::presence::COUNTS.to_vec()
+        }
+    };
+    let idle = |args: &PresenceArgs| {
+        Duration::from_secs_f64(args.idle.unwrap_or(if quick { 3.0 } else { 30.0 }))
+    };
+    let messages = |args: &OfflineArgs| args.messages.unwrap_or(if quick { 50 } else { 1000 });
+    match scenario {
+        Scenario::UdpEcho => vec![settle("udp-echo", scenarios::udp_echo::run(ctx).await)],
+        Scenario::Rpc => vec![settle("rpc", scenarios::rpc::run(ctx).await)],
+        Scenario::Handshake => vec![settle("handshake", scenarios::handshake::run(ctx).await)],
+        Scenario::SigninStorm(args) => vec![settle(
+            "signin-storm",
+            scenarios::signin_storm::run(ctx, storm_rate(&args)).await,
+        )],
+        Scenario::P2p(args) => vec![settle(
+            "p2p",
+            scenarios::p2p::run(ctx, args.loss, args.inflight).await,
+        )],
+        Scenario::Fanout(args) => vec![settle(
+            "fanout",
+            scenarios::fanout::run(ctx, &members(&args), args.inflight, irc(&args)).await,
+        )],
+        Scenario::Presence(args) => vec![settle(
+            "presence",
+            scenarios::presence::run(ctx, &presence_counts(&args), idle(&args)).await,
+        )],
+        Scenario::Offline(args) => vec![settle(
+            "offline",
+            scenarios::offline::run(ctx, messages(&args)).await,
+        )],
+        Scenario::All { fanout } => {
+            let presence = PresenceArgs {
+                counts: Vec::new(),
+                idle: None,
+            };
+            vec![
+                settle("udp-echo", scenarios::udp_echo::run(ctx).await),
+                settle("rpc", scenarios::rpc::run(ctx).await),
+                settle("handshake", scenarios::handshake::run(ctx).await),
+                settle(
+                    "signin-storm",
+                    scenarios::signin_storm::run(ctx, storm_rate(&StormArgs { rate: None })).await,
+                ),
+                settle("p2p", scenarios::p2p::run(ctx, 0.0, 16).await),
+                settle(
+                    "fanout",
+                    scenarios::fanout::run(ctx, &members(&fanout), fanout.inflight, irc(&fanout))
+                        .await,
+                ),
+                settle(
+                    "presence",
+                    scenarios::presence::run(ctx, &presence_counts(&presence), idle(&presence))
+                        .await,
+                ),
+                settle(
+                    "offline",
+                    scenarios::offline::run(ctx, messages(&OfflineArgs { messages: None })).await,
+                ),
+            ]
+        }
+        Scenario::EchoServer { .. } => Vec::new(),
+    }
+}
+
+/// A scenario's report, or one saying it failed and why.
+fn settle(scenario: &str, result: anyhow::Result<Report>) -> Report {
+    result.unwrap_or_else(|e| {
+        Report::unavailable(scenario, serde_json::Value::Null, format!("failed: {e:#}"))
+    })
+}

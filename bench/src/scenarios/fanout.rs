@@ -1,0 +1,272 @@
+//! `fanout`: one group of M members (10, 100, 1000), one of them sending.
+//! On udpchat the sender's `gsend` goes to the server, which pushes a
+//! `group-message` to each other member over its own session; with `--irc
+//! ADDR` the same load runs through a channel of a real IRC server (see
+//! `bench/peers/ngircd.sh`), side by side in the same run. The sender keeps
+//! `inflight` messages that have not yet reached every member; deliveries/s
+//! and the p99 delivery latency (send call to one member's arrival) are
+//! counted identically on both (`fanout_track`). Members count arrivals at
+//! their Link's inbound channel (udpchat) or TCP reader (IRC).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use udpchat_commands::group::GroupRequest;
+use udpchat_commands::gsend::GroupSend;
+use udpchat_core::cbor;
+use udpchat_core::group::GroupMessage;
+use udpchat_net::Inbound;
+
+use super::{params_with, Ctx};
+use crate::clients::{loopback_for, SimClient, KEEPALIVE};
+use crate::fanout_track::Tracker;
+use crate::irc::{IrcClient, IrcSender};
+use crate::load::{self, for_each_bounded, Plan};
+use crate::report::{Latency, Report, Row};
+
+/// The member counts measured.
+pub const MEMBERS: [usize; 3] = [10, 100, 1000];
+/// Bytes of each message's text.
+pub const MESSAGE_BYTES: usize = 100;
+/// IRC connections opened at once (ngircd listens with a short backlog).
+const IRC_CONNECT_PARALLEL: usize = 16;
+
+/// A running IRC server to compare with.
+#[derive(Debug, Clone, Copy)]
+pub struct IrcPeer {
+    pub addr: SocketAddr,
+    /// Its process, for /proc readings.
+    pub pid: Option<u32>,
+}
+
+type Current = Arc<RwLock<Arc<Tracker>>>;
+
+pub async fn run(
+    ctx: &Ctx,
+    members: &[usize],
+    inflight: usize,
+    irc: Option<IrcPeer>,
+) -> anyhow::Result<Report> {
+    let mut report = Report::new(
+        "fanout",
+        params_with(
+            ctx,
+            serde_json::json!({
+                "members": members,
+                "inflight": inflight,
+                "message_bytes": MESSAGE_BYTES,
+                "irc": irc.map(|p| p.addr.to_string()),
+            }),
+        ),
+    );
+    let plan = Plan {
+        window: inflight,
+        ..ctx.plan()
+    };
+    let udpchat = udpchat_rows(ctx, members, plan).await;
+    let irc_rows = match irc {
+        Some(peer) => {
+            let mut rows = Vec::new();
+            for (phase, &m) in members.iter().enumerate() {
+                rows.push(irc_row(peer, m, phase, plan).await?);
+            }
+            rows
+        }
+        None => Vec::new(),
+    };
+    match udpchat {
+        Ok(rows) => {
+            for mut row in rows {
+                let m = row.extra.get("members").and_then(|v| v.as_u64());
+                let irc = irc_rows
+                    .iter()
+                    .find(|r| r.extra.get("members").and_then(|v| v.as_u64()) == m);
+                if let Some(irc) = irc.filter(|r| r.rate > 0.0) {
+                    let ratio = row.rate / irc.rate;
+                    row = row.with("x_irc", ratio);
+                }
+                report.rows.push(row);
+            }
+        }
+        Err(reason) => {
+            report.available = irc.is_some();
+            report.reason = Some(format!("udpchat: {reason:#}"));
+            report.note(format!("udpchat fanout not available: {reason:#}"));
+        }
+    }
+    report.rows.extend(irc_rows);
+    report.note(format!(
+        "one sender, M members in all (M-1 receive each message), {MESSAGE_BYTES} B texts, at most {inflight} messages not yet at every member"
+    ));
+    if irc.is_some() {
+        report.note("IRC: plain TCP, no encryption, one channel; the sender is an IRC operator with +F so ngircd's per-user flood limit does not apply; udpchat: UDP, every datagram AES-256-GCM sealed per session, reliable transport acknowledging each push");
+    }
+    Ok(report)
+}
+
+/// The udpchat rows, or why they cannot be measured.
+async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Result<Vec<Row>> {
+    let most = members.iter().copied().max().unwrap_or(0);
+    let target = ctx.server()?;
+    let current: Current = Arc::new(RwLock::new(Tracker::new(0)));
+    let prefix = ctx.users("fan");
+    let server = target.server.clone();
+    let clients = {
+        let current = current.clone();
+        for_each_bounded(
+            &format!("signing up {most}"),
+            (0..most).collect(),
+            super::rpc::SIGNUP_PARALLEL,
+            move |i| {
+                let (server, current) = (server.clone(), current.clone());
+                let user = format!("{prefix}-{i}");
+                async move {
+                    let (mut client, inbound) =
+                        SimClient::connect(&server, loopback_for(i), user).await?;
+                    count_group_messages(inbound, current);
+                    client.sign("signup").await?;
+                    client.keep_alive(KEEPALIVE);
+                    anyhow::Ok(client)
+                }
+            },
+        )
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<SimClient>>>()?
+    };
+    let mut rows = Vec::new();
+    for &m in members {
+        let sender = clients[0].clone();
+        let group = format!("fan{m}{}", ctx.run_tag);
+        let create = GroupRequest::Create {
+            group: group.clone(),
+            open: false,
+            members: clients[1..m].iter().map(|c| c.user.clone()).collect(),
+        };
+        sender
+            .request("group", cbor::encode(&create))
+            .await
+            .map_err(|e| {
+                if e.to_string().starts_with("unknown-command") {
+                    anyhow::anyhow!("groups are not built yet (the server does not know `group`)")
+                } else {
+                    e.context("group create")
+                }
+            })?;
+        let tracker = Tracker::new(m - 1);
+        *current.write().expect("tracker slot") = tracker.clone();
+        tracker.measure(plan.warmup, plan.measure);
+        let outcome = load::closed_loop(
+            &format!("udpchat M={m}"),
+            &[(sender, group, tracker.clone())],
+            plan,
+            target.pid,
+            |(sender, group, tracker)| async move {
+                let (id, text) = tracker.text(MESSAGE_BYTES);
+                let all = tracker.sent(id);
+                sender
+                    .request("gsend", cbor::encode(&GroupSend { group, text }))
+                    .await?;
+                all.await
+            },
+        )
+        .await;
+        rows.push(fanout_row("udpchat", m, &tracker, &outcome));
+    }
+    Ok(rows)
+}
+
+fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome) -> Row {
+    let deliveries = tracker
+        .deliveries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut row = Row::new(
+        format!("{system} M={m}"),
+        "deliveries/s",
+        deliveries,
+        outcome.seconds,
+    )
+    .with("members", m)
+    .with("messages_per_s", outcome.rate());
+    row.errors = outcome.errors;
+    row.latency = Latency::of(&tracker.latency.lock().expect("tracker lock"));
+    row.server = outcome.server;
+    if let Some(e) = &outcome.first_error {
+        row = row.with("first_error", e.clone());
+    }
+    row
+}
+
+/// Hands each `group-message` a member receives to the current tracker.
+fn count_group_messages(
+    mut inbound: tokio::sync::mpsc::UnboundedReceiver<Inbound>,
+    current: Current,
+) {
+    tokio::spawn(async move {
+        while let Some(next) = inbound.recv().await {
+            let Inbound::Envelope { envelope, .. } = next else {
+                continue;
+            };
+            if envelope.cmd != "group-message" {
+                continue;
+            }
+            if let Ok(message) = cbor::decode_body::<GroupMessage>(&envelope.body) {
+                let tracker = current.read().expect("tracker slot").clone();
+                tracker.arrived(&message.text);
+            }
+        }
+    });
+}
+
+/// The same load through an IRC channel of M members.
+async fn irc_row(peer: IrcPeer, m: usize, phase: usize, plan: Plan) -> anyhow::Result<Row> {
+    let channel = format!("#fan{m}");
+    let tracker = Tracker::new(m - 1);
+    // Nicks differ per phase: the last phase's clients may still be leaving.
+    let letter = char::from(b'a' + (phase % 26) as u8);
+    let joined = {
+        let (channel, tracker) = (channel.clone(), tracker.clone());
+        for_each_bounded(
+            &format!("irc: joining {m}"),
+            (0..m).collect(),
+            IRC_CONNECT_PARALLEL,
+            move |i| {
+                let (channel, tracker) = (channel.clone(), tracker.clone());
+                async move {
+                    let mut client =
+                        IrcClient::connect(peer.addr, &format!("{letter}{i}"), &channel, tracker)
+                            .await?;
+                    if i == 0 {
+                        client.unthrottle().await?;
+                    }
+                    client.join(&channel).await?;
+                    anyhow::Ok(client.ignore_control())
+                }
+            },
+        )
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<IrcSender>>>()?
+    };
+    tracker.measure(plan.warmup, plan.measure);
+    let outcome = load::closed_loop(
+        &format!("irc M={m}"),
+        &[(joined[0].clone(), channel.clone(), tracker.clone())],
+        plan,
+        peer.pid,
+        |(sender, channel, tracker)| async move {
+            let (id, text) = tracker.text(MESSAGE_BYTES);
+            let all = tracker.sent(id);
+            sender.privmsg(&channel, &text).await?;
+            all.await
+        },
+    )
+    .await;
+    let row = fanout_row("irc", m, &tracker, &outcome);
+    for client in &joined {
+        let _ = client.quit().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(row)
+}

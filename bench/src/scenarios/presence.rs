@@ -1,0 +1,191 @@
+//! `presence`: K idle signed-in clients (1,000 and up), each pinging the
+//! server every 10 s as the real client does (three times per the
+//! server's 30 s presence timeout). One server per K. Reported: what the
+//! server's resident memory grew by per signed-in client, the server CPU
+//! the keepalives cost (per ping and as a share of one core) over a
+//! measured idle stretch, and the time it took to sign the K clients in
+//! (each sign-in is an argon2 hash, and tells every client already online
+//! that one more came: K sign-ins make K(K-1)/2 presence pushes).
+//!
+//! One UDP socket (and Link) per client, spread over 127.0.0.1, .2, ...
+//! (20,000 per address); past [`MAX_SOCKETS`] (the process may open about
+//! 20,000 files here) several clients share a socket, each with a session
+//! of its own, which the server cannot tell apart from separate clients.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use udpchat_core::cbor;
+
+use super::{params_with, Ctx};
+use crate::clients::{drain, loopback_for, open_link, AbortOnDrop, SimClient, KEEPALIVE};
+use crate::load::{for_each_bounded, histogram, micros};
+use crate::procfs::{self, Watch};
+use crate::report::{Latency, Report, Row};
+
+/// The default client counts.
+pub const COUNTS: [usize; 2] = [1_000, 5_000];
+/// Sockets the bench opens at most; more clients share them.
+pub const MAX_SOCKETS: usize = 15_000;
+/// glibc keeps the 19 MiB an argon2 hash allocates once it is freed (the
+/// allocator raises its mmap threshold after the first such free), in one
+/// arena per blocking thread, which swamps what a signed-in client costs.
+/// A fixed threshold returns each hash's memory to the OS when it is freed,
+/// so the server's RSS shows the clients. Only this scenario sets it.
+const ALLOCATOR: (&str, &str) = ("MALLOC_MMAP_THRESHOLD_", "4194304");
+
+/// Sign-ins running at once.
+const SIGNIN_PARALLEL: usize = 16;
+/// Waited after sign-ins, for their presence pushes to drain.
+const SETTLE: Duration = Duration::from_secs(3);
+
+pub async fn run(ctx: &Ctx, counts: &[usize], idle: Duration) -> anyhow::Result<Report> {
+    let mut report = Report::new(
+        "presence",
+        params_with(
+            ctx,
+            serde_json::json!({ "counts": counts, "idle_s": idle.as_secs_f64(), "keepalive_s": KEEPALIVE.as_secs_f64() }),
+        ),
+    );
+    for &k in counts {
+        report.rows.push(measure(ctx, k, idle).await?);
+    }
+    report.note(format!(
+        "each client pings every {}s (the real client's keepalive: three per 30 s presence timeout); memory per client = server RSS after the sign-ins minus RSS before, over K (and over the second half of the sign-ins alone)",
+        KEEPALIVE.as_secs()
+    ));
+    report.note(format!(
+        "the server runs with {}={} so that argon2's freed 19 MiB buffers go back to the OS and RSS shows the clients, not the allocator's cache (see signin-storm for the default allocator's peak)",
+        ALLOCATOR.0, ALLOCATOR.1
+    ));
+    Ok(report)
+}
+
+async fn measure(ctx: &Ctx, k: usize, idle: Duration) -> anyhow::Result<Row> {
+    let target = ctx.source.start_with_env(&[ALLOCATOR])?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = target.pid.and_then(procfs::sample);
+    let sockets = k.min(MAX_SOCKETS);
+    let mut links = Vec::with_capacity(sockets);
+    for i in 0..sockets {
+        let (link, inbound) = open_link(loopback_for(i)).await?;
+        drain(inbound);
+        links.push(link);
+    }
+    // Sign the K clients in; each pings from then on.
+    let prefix = ctx.users("idle");
+    let server = target.server.clone();
+    let pings = Arc::new(AtomicU64::new(0));
+    let ping_latency = Arc::new(Mutex::new(histogram()));
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    // Sign in the first half, note the server's memory, then the rest:
+    // the growth over the second half is what one more client costs,
+    // apart from what the first sign-ins' argon2 hashing left allocated.
+    let half = k / 2;
+    let mut keepers = Vec::with_capacity(k);
+    let mut rss_half = None;
+    for range in [0..half, half..k] {
+        let (links, server, prefix) = (links.clone(), server.clone(), prefix.clone());
+        let (pings, ping_latency, measuring) =
+            (pings.clone(), ping_latency.clone(), measuring.clone());
+        let signed = for_each_bounded(
+            &format!("signing in {}..{}", range.start, range.end),
+            range.collect(),
+            SIGNIN_PARALLEL,
+            move |i| {
+                let link = links[i % links.len()].clone();
+                let server = server.clone();
+                let user = format!("{prefix}-{i}");
+                let (pings, ping_latency, measuring) =
+                    (pings.clone(), ping_latency.clone(), measuring.clone());
+                async move {
+                    let client = SimClient::on_link(&link, &server, user).await?;
+                    client.sign("signup").await?;
+                    anyhow::Ok(keep_alive(client, pings, ping_latency, measuring))
+                }
+            },
+        )
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<AbortOnDrop>>>()?;
+        keepers.extend(signed);
+        if rss_half.is_none() {
+            tokio::time::sleep(SETTLE).await;
+            rss_half = target.pid.and_then(procfs::sample);
+        }
+    }
+    let sign_in_s = started.elapsed().as_secs_f64();
+    // Let the presence pushes of the last sign-ins drain.
+    tokio::time::sleep(SETTLE).await;
+
+    let watch = Watch::start(target.pid);
+    measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(idle).await;
+    measuring.store(false, Ordering::Relaxed);
+    let usage = watch.usage();
+    let after = target.pid.and_then(procfs::sample);
+    let pinged = pings.load(Ordering::Relaxed);
+
+    let mut row = Row::new(format!("K={k}"), "pings/s", pinged, idle.as_secs_f64())
+        .with("clients", k)
+        .with("sockets", sockets)
+        .with("sign_in_s", sign_in_s);
+    row.latency = Latency::of(&ping_latency.lock().expect("hist lock"));
+    row.server = usage;
+    if let (Some(before), Some(half_way), Some(after)) = (before, rss_half, after) {
+        let per_client = |from: u64, clients: usize| {
+            after.rss_kib.saturating_sub(from) as f64 * 1024.0 / clients.max(1) as f64
+        };
+        row = row
+            .with("rss_before_kib", before.rss_kib)
+            .with("rss_half_kib", half_way.rss_kib)
+            .with("rss_after_kib", after.rss_kib)
+            .with("rss_per_client_bytes", per_client(before.rss_kib, k))
+            .with(
+                "rss_per_client_second_half_bytes",
+                per_client(half_way.rss_kib, k - half),
+            );
+    }
+    if let Some(usage) = usage {
+        row = row
+            .with("cpu_share_of_one_core", usage.cpu_s / idle.as_secs_f64())
+            .with(
+                "cpu_us_per_ping",
+                if pinged > 0 {
+                    usage.cpu_s * 1e6 / pinged as f64
+                } else {
+                    0.0
+                },
+            );
+    }
+    drop(keepers);
+    Ok(row)
+}
+
+/// Pings every [`KEEPALIVE`] (first after a random part of it), counting
+/// while `measuring`; stops when the returned guard drops.
+fn keep_alive(
+    client: SimClient,
+    pings: Arc<AtomicU64>,
+    latency: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
+    measuring: Arc<std::sync::atomic::AtomicBool>,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        tokio::time::sleep(KEEPALIVE.mul_f64(rand::random::<f64>())).await;
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        loop {
+            tick.tick().await;
+            let t0 = Instant::now();
+            let ok = client.request("ping", cbor::encode(&())).await.is_ok();
+            if ok && measuring.load(Ordering::Relaxed) {
+                pings.fetch_add(1, Ordering::Relaxed);
+                latency
+                    .lock()
+                    .expect("hist lock")
+                    .saturating_record(micros(t0.elapsed()).max(1));
+            }
+        }
+    }))
+}

@@ -1,0 +1,129 @@
+//! `signin-storm`: what a burst of sign-ins (each an argon2id verification,
+//! ~19 MiB and tens of milliseconds of a core, on the server's blocking
+//! threads) does to everyone else. The `rpc` `list` load runs once alone
+//! and once while other clients sign in at a fixed rate (open loop: one
+//! every 1/rate seconds, whether or not the last one finished); the table
+//! shows the rpc p99 both ways, and the sign-ins' own rate and latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::rpc::{list_shape, measure, setup, SIGNUP_PARALLEL};
+use super::udp_echo::baseline;
+use super::{params_with, Ctx};
+use crate::clients::{sign_up_many, SimClient};
+use crate::load::{histogram, micros};
+use crate::report::{Latency, Report, Row};
+
+/// Accounts the storm signs in to, round robin.
+const STORM_ACCOUNTS: usize = 8;
+
+pub async fn run(ctx: &Ctx, rate: f64) -> anyhow::Result<Report> {
+    let shape = list_shape(ctx.clients, ctx.window);
+    let mut report = Report::new(
+        "signin-storm",
+        params_with(
+            ctx,
+            serde_json::json!({ "signin_rate": rate, "storm_accounts": STORM_ACCOUNTS, "shape": shape }),
+        ),
+    );
+    let base = baseline(shape, ctx.plan()).await?;
+    let target = ctx.server()?;
+    let clients = setup(ctx, &target).await?;
+    let storm = sign_up_many(
+        &target.server,
+        &ctx.users("storm"),
+        STORM_ACCOUNTS,
+        SIGNUP_PARALLEL,
+    )
+    .await?;
+
+    let calm = measure("list, no storm", &target, &clients, ctx.plan(), false)
+        .await
+        .against(Some(&base));
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storm_task = tokio::spawn(storm_at(storm, rate, stop.clone(), ctx.warmup));
+    let stormy = measure(
+        &format!("list, storm {rate}/s"),
+        &target,
+        &clients,
+        ctx.plan(),
+        false,
+    )
+    .await
+    .against(Some(&base));
+    stop.store(true, Ordering::Relaxed);
+    let signins = storm_task.await?;
+
+    if let (Some(a), Some(b)) = (calm.latency, stormy.latency) {
+        report.note(format!(
+            "rpc p99 {} us without the storm, {} us with {rate} sign-ins/s: x{:.2}",
+            a.p99,
+            b.p99,
+            b.p99 as f64 / a.p99.max(1) as f64
+        ));
+    }
+    report.note("each sign-in verifies an argon2id hash (m=19 MiB, t=2) on one of the server's blocking threads, at most one per core at a time");
+    report.baseline = Some(base);
+    report.rows.push(calm);
+    report.rows.push(stormy);
+    report.rows.push(signins);
+    Ok(report)
+}
+
+/// Signs in at `rate` per second until `stop`; the sign-ins' row (counted
+/// after `warmup`, like the load it runs beside).
+async fn storm_at(
+    accounts: Vec<SimClient>,
+    rate: f64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    warmup: Duration,
+) -> Row {
+    let hist = Arc::new(Mutex::new(histogram()));
+    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+    let mut inflight = Vec::new();
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let client = accounts[n % accounts.len()].clone();
+        n += 1;
+        let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
+        inflight.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let result = client.sign("signin").await;
+            if t0 < measure_from {
+                return;
+            }
+            match result {
+                Ok(()) => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    hist.lock()
+                        .expect("hist lock")
+                        .saturating_record(micros(t0.elapsed()).max(1));
+                }
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let seconds = measure_from.elapsed().as_secs_f64();
+    for task in inflight {
+        let _ = task.await;
+    }
+    let mut row = Row::new(
+        format!("signin at {rate}/s"),
+        "signins/s",
+        ok.load(Ordering::Relaxed),
+        seconds,
+    )
+    .with("offered_rate", rate);
+    row.errors = errors.load(Ordering::Relaxed);
+    row.latency = Latency::of(&hist.lock().expect("hist lock"));
+    row
+}

@@ -1,0 +1,93 @@
+//! Smoke test: `udpchat-bench --quick` runs the baseline and the `rpc`
+//! scenario against the real `udpchat-server` and writes its JSON with the
+//! documented fields. It checks that the tool works, never how fast
+//! anything is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `udpchat-server`, built next to this test's binaries.
+fn server_binary() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_udpchat-bench"));
+    let path = bench.with_file_name(format!("udpchat-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a quick scenario and returns its JSON report.
+fn run_quick(scenario: &str, out: &Path) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
+        .args([
+            "--quick",
+            scenario,
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.1",
+            "--clients",
+            "4",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(out)
+        .arg("--server-bin")
+        .arg(server_binary())
+        .output()
+        .expect("run udpchat-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "udpchat-bench {scenario} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(&format!("== {scenario} ==")), "{stdout}");
+    let path = out.join(format!("{scenario}.json"));
+    let text = std::fs::read_to_string(&path).expect("the scenario's JSON");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn check_row(row: &Value) {
+    for key in ["name", "ops", "errors", "seconds", "rate", "unit", "extra"] {
+        assert!(row.get(key).is_some(), "row without {key}: {row}");
+    }
+    assert!(row["ops"].as_u64().unwrap() > 0, "nothing completed: {row}");
+    let latency = &row["latency_us"];
+    for key in ["p50", "p99", "p999", "max", "count"] {
+        assert!(latency[key].is_u64(), "latency without {key}: {row}");
+    }
+    let server = &row["server"];
+    for key in ["cpu_s", "rss_kib", "peak_rss_kib"] {
+        assert!(server[key].is_number(), "server usage without {key}: {row}");
+    }
+}
+
+#[test]
+fn quick_udp_echo_and_rpc_write_their_reports() {
+    let out = tempfile::tempdir().expect("temp dir");
+
+    let echo = run_quick("udp-echo", out.path());
+    assert_eq!(echo["scenario"], "udp-echo");
+    assert_eq!(echo["available"], true);
+    assert!(echo["machine"]["cpus"].as_u64().unwrap() >= 1);
+    let baseline = &echo["baseline"];
+    check_row(baseline);
+    assert_eq!(baseline["ratio"], 1.0);
+
+    let rpc = run_quick("rpc", out.path());
+    assert_eq!(rpc["scenario"], "rpc");
+    check_row(&rpc["baseline"]);
+    let rows = rpc["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["list", "lookup"]);
+    for row in rows {
+        check_row(row);
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(row["ratio"].is_f64(), "no ratio to the baseline: {row}");
+    }
+}

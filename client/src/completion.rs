@@ -1,0 +1,346 @@
+//! Tab completion, from the registry: the first word completes to command
+//! names and aliases; each later word to what the command declares for that
+//! position (`ArgKind`): user names (online first, then known), group
+//! names, command names, fixed words (subcommands). Free text and passwords
+//! get nothing. In conversation mode only `/command` lines complete.
+
+use std::sync::{Arc, Mutex};
+
+use reedline::{Completer, CompletionResult, Span, Suggestion};
+use udpchat_core::context::Client;
+use udpchat_core::registry::{ArgKind, Command, Registry};
+
+use crate::conversation::{self, Typed};
+use crate::roster::Roster;
+use crate::style::{name_style, Look};
+
+/// The words of a line with their byte offsets.
+pub fn words(text: &str) -> Vec<(usize, &str)> {
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                words.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        words.push((s, &text[s..]));
+    }
+    words
+}
+
+/// What the argument at `index` (0 = first after the command word) is:
+/// free text swallows everything after it.
+pub fn kind_at(args: &[ArgKind], index: usize) -> Option<ArgKind> {
+    for (i, &kind) in args.iter().enumerate() {
+        if i == index || kind == ArgKind::Text {
+            return Some(kind);
+        }
+    }
+    None
+}
+
+/// The completer reedline calls on Tab (on the shell's thread).
+pub struct ChatCompleter {
+    pub registry: &'static Registry,
+    pub client: Client,
+    pub roster: Arc<Mutex<Roster>>,
+    pub look: Look,
+}
+
+impl Completer for ChatCompleter {
+    fn complete(&mut self, line: &str, pos: usize) -> CompletionResult {
+        let conversation = self
+            .client
+            .session()
+            .lock()
+            .expect("session lock")
+            .conversation
+            .clone();
+        let roster = self.roster.lock().expect("roster lock");
+        CompletionResult::fresh(suggest(
+            self.registry,
+            &roster,
+            conversation.as_deref(),
+            self.look,
+            line,
+            pos,
+        ))
+    }
+}
+
+/// The suggestions for `line` with the cursor at byte `pos`.
+pub fn suggest(
+    registry: &Registry,
+    roster: &Roster,
+    conversation: Option<&str>,
+    look: Look,
+    line: &str,
+    pos: usize,
+) -> Vec<Suggestion> {
+    let Some(head) = line.get(..pos) else {
+        return Vec::new();
+    };
+    let Typed::Command(command_text) = conversation::read(head, conversation) else {
+        return Vec::new();
+    };
+    let words = words(command_text);
+    let typing_new_word = words.is_empty() || command_text.ends_with(char::is_whitespace);
+    let (index, partial) = match words.last() {
+        Some(&(_, word)) if !typing_new_word => (words.len() - 1, word),
+        _ => (words.len(), ""),
+    };
+    let span = Span::new(pos - partial.len(), pos);
+    let candidates = if index == 0 {
+        command_words(registry)
+    } else {
+        let Some(command) = registry.shell(words[0].1) else {
+            return Vec::new();
+        };
+        match kind_at(command.args, index - 1) {
+            Some(kind) => candidates(registry, roster, look, kind),
+            None => Vec::new(),
+        }
+    };
+    let lowered = partial.to_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| c.value.to_lowercase().starts_with(&lowered))
+        .map(|c| Suggestion {
+            span,
+            append_whitespace: true,
+            ..c
+        })
+        .collect()
+}
+
+fn suggestion(value: &str, description: String) -> Suggestion {
+    Suggestion {
+        value: value.to_string(),
+        description: Some(description),
+        ..Suggestion::default()
+    }
+}
+
+/// Every name and alias a user can type, described by the command's summary.
+fn command_words(registry: &Registry) -> Vec<Suggestion> {
+    registry
+        .shell_words()
+        .filter_map(|word| registry.shell(word).map(|c| (word, c)))
+        .map(|(word, command): (&str, &Command)| {
+            let description = if word == command.name {
+                command.summary.to_string()
+            } else {
+                format!("= {}: {}", command.name, command.summary)
+            };
+            suggestion(word, description)
+        })
+        .collect()
+}
+
+fn candidates(registry: &Registry, roster: &Roster, look: Look, kind: ArgKind) -> Vec<Suggestion> {
+    let users = || {
+        roster.users().map(move |(user, online)| Suggestion {
+            style: look.colour().then(|| name_style(user)),
+            ..suggestion(user, if online { "online" } else { "known" }.to_string())
+        })
+    };
+    let groups = || {
+        roster.groups().map(move |group| Suggestion {
+            style: look.colour().then(|| name_style(group)),
+            ..suggestion(group, "group".to_string())
+        })
+    };
+    match kind {
+        ArgKind::User => users().collect(),
+        ArgKind::Group => groups().collect(),
+        ArgKind::UserOrGroup => users().chain(groups()).collect(),
+        ArgKind::Command => command_words(registry),
+        ArgKind::Word(words) => words
+            .iter()
+            .map(|w| Suggestion {
+                value: w.to_string(),
+                ..Suggestion::default()
+            })
+            .collect(),
+        ArgKind::Host | ArgKind::Port | ArgKind::Text | ArgKind::Password => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udpchat_core::args::Args;
+    use udpchat_core::context::BoxFuture;
+    use udpchat_core::error::CommandError;
+
+    fn noop(_: Client, _: Args) -> BoxFuture<'static, Result<(), CommandError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    const fn command(
+        name: &'static str,
+        aliases: &'static [&'static str],
+        args: &'static [ArgKind],
+    ) -> Command {
+        Command {
+            name,
+            aliases,
+            usage: name,
+            summary: "test",
+            examples: &[],
+            args,
+            module: "test",
+            shell: Some(noop),
+            serve: None,
+            on_push: None,
+        }
+    }
+
+    const GROUP_WORDS: &[&str] = &["create", "add", "remove", "join", "leave", "members"];
+    static SEND: Command = command("send", &["msg"], &[ArgKind::User, ArgKind::Text]);
+    static SIGNUP: Command = command("signup", &[], &[ArgKind::User, ArgKind::Password]);
+    static GROUP: Command = command(
+        "group",
+        &[],
+        &[ArgKind::Word(GROUP_WORDS), ArgKind::Group, ArgKind::User],
+    );
+    static CHAT: Command = command("chat", &[], &[ArgKind::UserOrGroup]);
+    static HELP: Command = command("help", &[], &[ArgKind::Command]);
+    static CONNECT: Command = command("connect", &[], &[ArgKind::Host, ArgKind::Port]);
+    static PACKET: Command = Command {
+        shell: None,
+        ..command("message", &[], &[])
+    };
+
+    fn registry() -> &'static Registry {
+        static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        REGISTRY.get_or_init(|| {
+            Registry::build(vec![
+                &SEND, &SIGNUP, &GROUP, &CHAT, &HELP, &CONNECT, &PACKET,
+            ])
+        })
+    }
+
+    fn roster() -> Roster {
+        let mut roster = Roster::default();
+        roster.met(Some("zoe"));
+        roster.set_online(["carole", "bob"]);
+        roster.set_groups(["group1", "devs"]);
+        roster
+    }
+
+    /// The values offered for `line` with the cursor where `|` is.
+    fn offered(conversation: Option<&str>, line: &str) -> Vec<String> {
+        let pos = line.find('|').expect("a cursor");
+        let line = line.replace('|', "");
+        suggest(
+            registry(),
+            &roster(),
+            conversation,
+            Look::new(false),
+            &line,
+            pos,
+        )
+        .into_iter()
+        .map(|s| s.value)
+        .collect()
+    }
+
+    #[test]
+    fn the_first_word_completes_to_names_and_aliases() {
+        assert_eq!(offered(None, "se|"), ["send"]);
+        assert_eq!(offered(None, "M|"), ["msg"]);
+        assert_eq!(offered(None, "s|"), ["send", "signup"]);
+        assert_eq!(
+            offered(None, "|"),
+            ["chat", "connect", "group", "help", "msg", "send", "signup"],
+            "packet types are not offered"
+        );
+        let only = suggest(registry(), &roster(), None, Look::new(false), "  sen", 5);
+        assert_eq!(only[0].span, Span::new(2, 5));
+        assert!(only[0].append_whitespace);
+        assert_eq!(only[0].description.as_deref(), Some("test"));
+    }
+
+    #[test]
+    fn users_complete_online_first_then_known() {
+        assert_eq!(offered(None, "send |"), ["bob", "carole", "zoe"]);
+        assert_eq!(offered(None, "msg B|"), ["bob"]);
+        assert_eq!(offered(None, "send z|"), ["zoe"]);
+        let users = suggest(registry(), &roster(), None, Look::new(false), "send ", 5);
+        assert_eq!(users[0].description.as_deref(), Some("online"));
+        assert_eq!(users[2].description.as_deref(), Some("known"));
+        assert_eq!(users[0].span, Span::new(5, 5));
+    }
+
+    #[test]
+    fn the_cursor_decides_the_word() {
+        assert_eq!(offered(None, "send b| see you"), ["bob"]);
+        assert_eq!(offered(None, "se| bob hi"), ["send"]);
+    }
+
+    #[test]
+    fn free_text_passwords_hosts_and_ports_get_nothing() {
+        assert!(offered(None, "send bob |").is_empty());
+        assert!(offered(None, "send bob b|").is_empty());
+        assert!(offered(None, "send bob hello b|").is_empty());
+        assert_eq!(offered(None, "signup |"), ["bob", "carole", "zoe"]);
+        assert!(offered(None, "signup alice |").is_empty());
+        assert!(offered(None, "connect |").is_empty());
+        assert!(offered(None, "connect 10.0.0.1 |").is_empty());
+    }
+
+    #[test]
+    fn unknown_commands_and_extra_words_get_nothing() {
+        assert!(offered(None, "sned |").is_empty());
+        assert!(offered(None, "chat bob |").is_empty());
+    }
+
+    #[test]
+    fn subcommands_then_their_groups_and_users() {
+        assert_eq!(offered(None, "group |"), GROUP_WORDS);
+        assert_eq!(offered(None, "group cr|"), ["create"]);
+        assert_eq!(offered(None, "group add |"), ["devs", "group1"]);
+        assert_eq!(offered(None, "group add group1 c|"), ["carole"]);
+    }
+
+    #[test]
+    fn a_conversation_partner_is_a_user_or_a_group() {
+        assert_eq!(
+            offered(None, "chat |"),
+            ["bob", "carole", "zoe", "devs", "group1"]
+        );
+        assert_eq!(offered(None, "chat g|"), ["group1"]);
+    }
+
+    #[test]
+    fn help_completes_command_words() {
+        assert_eq!(offered(None, "help s|"), ["send", "signup"]);
+    }
+
+    #[test]
+    fn in_a_conversation_only_slash_commands_complete() {
+        let bob = Some("bob");
+        assert!(offered(bob, "se|").is_empty());
+        assert!(offered(bob, "hello b|").is_empty());
+        assert!(offered(bob, "//se|").is_empty());
+        assert_eq!(offered(bob, "/se|"), ["send"]);
+        assert_eq!(offered(bob, " /send c|"), ["carole"]);
+        let slash = suggest(registry(), &roster(), bob, Look::new(false), "/se", 3);
+        assert_eq!(slash[0].span, Span::new(1, 3));
+    }
+
+    #[test]
+    fn names_are_coloured_in_the_menu_only_with_colours_on() {
+        let plain = suggest(registry(), &roster(), None, Look::new(false), "send ", 5);
+        assert!(plain.iter().all(|s| s.style.is_none()));
+        let coloured = suggest(registry(), &roster(), None, Look::new(true), "send ", 5);
+        assert_eq!(coloured[0].style, Some(name_style("bob")));
+    }
+}

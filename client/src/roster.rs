@@ -1,0 +1,224 @@
+//! The names the shell completes: users online now (from the latest `list`
+//! reply, later from presence pushes), users met otherwise (messages,
+//! deliveries) and groups.
+//!
+//! Commands cannot reach the client's own types, so the roster learns from
+//! the events the client shows ([`Roster::observe`]): the events are the
+//! client's stable interface and every command already emits them.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use udpchat_core::output::Output;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Roster {
+    online: BTreeSet<String>,
+    known: BTreeSet<String>,
+    groups: BTreeSet<String>,
+    /// The signed-in user, never offered as someone to talk to.
+    me: Option<String>,
+}
+
+impl Roster {
+    /// Learns what an event shows about who is around.
+    pub fn observe(&mut self, output: &Output) {
+        let field = |key: &str| output.data.get(key).and_then(Value::as_str);
+        match output.event {
+            "users" => {
+                if let Some(Value::Array(users)) = output.data.get("users") {
+                    self.set_online(users.iter().filter_map(Value::as_str));
+                }
+            }
+            // The groups this user is in, as the group commands will list
+            // them.
+            "groups" => {
+                if let Some(Value::Array(groups)) = output.data.get("groups") {
+                    self.set_groups(groups.iter().filter_map(Value::as_str));
+                }
+                // Fellow members are people one may talk to.
+                if let Some(Value::Object(members)) = output.data.get("members") {
+                    for names in members.values() {
+                        self.met_all(names);
+                    }
+                }
+            }
+            // This user made or joined a group, or left one.
+            "group-created" | "group-joined" => {
+                if let Some(group) = field("group") {
+                    self.groups.insert(group.to_string());
+                }
+                if let Some(members) = output.data.get("members") {
+                    self.met_all(members);
+                }
+            }
+            "group-left" => {
+                if let Some(group) = field("group") {
+                    self.groups.remove(group);
+                }
+            }
+            "group-message" => self.met(field("from")),
+            "message" => self.met(field("from")),
+            "delivered" => self.met(field("to")),
+            "conversation" => self.met(field("with").filter(|w| !self.is_group(w))),
+            "queued" => self.met(field("to")),
+            "presence" => match output.data.get("online").and_then(Value::as_bool) {
+                Some(true) => self.went_online(field("user")),
+                Some(false) => self.went_offline(field("user")),
+                None => {}
+            },
+            "signed-in" => self.me = field("user").map(str::to_string),
+            _ => {}
+        }
+    }
+
+    /// Replaces who is online (a fresh `list`); whoever leaves that list is
+    /// still a known user.
+    pub fn set_online<'a>(&mut self, users: impl IntoIterator<Item = &'a str>) {
+        let online: BTreeSet<String> = users.into_iter().map(str::to_string).collect();
+        self.known.extend(std::mem::take(&mut self.online));
+        self.known.retain(|u| !online.contains(u));
+        self.online = online;
+    }
+
+    /// One user came online (a presence change).
+    pub fn went_online(&mut self, user: Option<&str>) {
+        if let Some(user) = user.filter(|u| Some(*u) != self.me.as_deref()) {
+            self.known.remove(user);
+            self.online.insert(user.to_string());
+        }
+    }
+
+    /// One user went offline: still a known user.
+    pub fn went_offline(&mut self, user: Option<&str>) {
+        if let Some(user) = user.filter(|u| self.online.remove(*u)) {
+            self.known.insert(user.to_string());
+        }
+    }
+
+    /// A user seen somewhere (a message, a delivery).
+    pub fn met(&mut self, user: Option<&str>) {
+        let me = self.me.as_deref();
+        if let Some(user) = user.filter(|u| !self.online.contains(*u) && Some(*u) != me) {
+            self.known.insert(user.to_string());
+        }
+    }
+
+    /// Every name in a JSON array of names.
+    fn met_all(&mut self, names: &Value) {
+        if let Value::Array(names) = names {
+            for name in names {
+                self.met(name.as_str());
+            }
+        }
+    }
+
+    /// Replaces the groups this user belongs to.
+    pub fn set_groups<'a>(&mut self, groups: impl IntoIterator<Item = &'a str>) {
+        self.groups = groups.into_iter().map(str::to_string).collect();
+    }
+
+    pub fn is_group(&self, name: &str) -> bool {
+        self.groups.contains(name)
+    }
+
+    /// User names with whether each is online: online users first, then
+    /// known ones, each sorted.
+    pub fn users(&self) -> impl Iterator<Item = (&str, bool)> {
+        let online = self.online.iter().map(|u| (u.as_str(), true));
+        online.chain(self.known.iter().map(|u| (u.as_str(), false)))
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(roster: &Roster) -> Vec<(&str, bool)> {
+        roster.users().collect()
+    }
+
+    #[test]
+    fn online_users_come_first_and_stay_known_after_leaving() {
+        let mut roster = Roster::default();
+        roster.observe(
+            &Output::new("message", "")
+                .with("from", "zoe")
+                .with("text", "hi"),
+        );
+        roster.observe(&Output::new("users", "").with("users", vec!["carole", "bob"]));
+        assert_eq!(
+            users(&roster),
+            [("bob", true), ("carole", true), ("zoe", false)]
+        );
+        roster.set_online(["carole"]);
+        assert_eq!(
+            users(&roster),
+            [("carole", true), ("bob", false), ("zoe", false)]
+        );
+        let presence = |user: &str, online: bool| {
+            Output::new("presence", "")
+                .with("user", user)
+                .with("online", online)
+        };
+        roster.observe(&presence("zoe", true));
+        roster.observe(&presence("carole", false));
+        assert_eq!(
+            users(&roster),
+            [("zoe", true), ("bob", false), ("carole", false)]
+        );
+    }
+
+    #[test]
+    fn deliveries_and_conversations_make_users_known() {
+        let mut roster = Roster::default();
+        roster.observe(&Output::new("delivered", "").with("to", "bob"));
+        roster.observe(&Output::new("conversation", "").with("with", "dave"));
+        roster.observe(&Output::new("conversation", "").with("with", Value::Null));
+        assert_eq!(users(&roster), [("bob", false), ("dave", false)]);
+    }
+
+    #[test]
+    fn groups_come_from_a_groups_event() {
+        let mut roster = Roster::default();
+        roster.observe(&Output::new("groups", "").with("groups", vec!["group1", "devs"]));
+        assert!(roster.is_group("group1"));
+        assert_eq!(roster.groups().collect::<Vec<_>>(), ["devs", "group1"]);
+        roster.observe(&Output::new("conversation", "").with("with", "group1"));
+        assert_eq!(users(&roster), [], "a group is not a user");
+    }
+
+    #[test]
+    fn oneself_and_fellow_members() {
+        let mut roster = Roster::default();
+        roster.observe(&Output::new("signed-in", "").with("user", "alice"));
+        let mut members = serde_json::Map::new();
+        members.insert("group1".into(), serde_json::json!(["alice", "eve"]));
+        roster.observe(
+            &Output::new("groups", "")
+                .with("groups", vec!["group1"])
+                .with("members", members),
+        );
+        roster.observe(
+            &Output::new("presence", "")
+                .with("user", "alice")
+                .with("online", true),
+        );
+        assert_eq!(users(&roster), [("eve", false)]);
+    }
+
+    #[test]
+    fn groups_made_joined_and_left_are_followed() {
+        let mut roster = Roster::default();
+        roster.observe(&Output::new("group-created", "").with("group", "devs"));
+        roster.observe(&Output::new("group-joined", "").with("group", "lobby"));
+        roster.observe(&Output::new("group-left", "").with("group", "devs"));
+        roster.observe(&Output::new("group-message", "").with("from", "bob"));
+        assert_eq!(roster.groups().collect::<Vec<_>>(), ["lobby"]);
+        assert_eq!(users(&roster), [("bob", false)]);
+    }
+}

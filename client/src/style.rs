@@ -1,0 +1,385 @@
+//! How events look in the interactive shell: a short timestamp on what
+//! arrives on its own (messages, delivery notices, presence), each name in
+//! its own colour (the same colour every time), errors in red, and nothing
+//! a peer sends can move the cursor or recolour the screen.
+//!
+//! Only the interactive renderer decorates; scripted text and `--json` print
+//! the event as it is. Colours are off when stdout is not a terminal or
+//! `NO_COLOR` is set (<https://no-color.org>).
+
+use std::io::IsTerminal;
+
+use nu_ansi_term::{Color, Style};
+use serde_json::Value;
+use udpchat_core::output::Output;
+
+/// Name colours: no red (an error) and no green (a command word).
+const NAME_COLOURS: [Color; 8] = [
+    Color::Yellow,
+    Color::Blue,
+    Color::Magenta,
+    Color::Cyan,
+    Color::LightYellow,
+    Color::LightBlue,
+    Color::LightMagenta,
+    Color::LightCyan,
+];
+
+/// Whether to colour, and the styles used when colouring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    colour: bool,
+}
+
+/// Where and when an event is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment<'a> {
+    /// `HH:MM`, local time.
+    pub time: &'a str,
+    /// Printed above a line being typed (it arrived on its own).
+    pub above_prompt: bool,
+    /// Whom the shell's conversation is with, if any.
+    pub conversation: Option<&'a str>,
+}
+
+impl Look {
+    /// Colours on a terminal unless `NO_COLOR` is set to something.
+    pub fn detect() -> Look {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Look {
+            colour: std::io::stdout().is_terminal() && !no_color,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn new(colour: bool) -> Look {
+        Look { colour }
+    }
+
+    pub fn colour(self) -> bool {
+        self.colour
+    }
+
+    pub fn paint(self, style: Style, text: &str) -> String {
+        if self.colour && !style.is_plain() {
+            style.paint(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A user's or group's name in its own colour.
+    pub fn name(self, name: &str) -> String {
+        self.paint(name_style(name), name)
+    }
+
+    /// The line an event shows as in the interactive shell; nothing for a
+    /// delivery to the conversation's partner (a conversation would be
+    /// every other line otherwise; a failed one is still shown).
+    pub fn show(self, output: &Output, at: Moment<'_>) -> Option<String> {
+        let field = |key: &str| output.data.get(key).and_then(Value::as_str);
+        let partner = |key: &str| at.conversation.is_some() && field(key) == at.conversation;
+        if (output.event == "delivered" && partner("to"))
+            || (output.event == "group-sent" && partner("group"))
+        {
+            return None;
+        }
+        let live = output.data.get("stored").is_none();
+        let body = match output.event {
+            "message" => match (field("from"), field("addr"), field("text")) {
+                // Inside a conversation its partner's lines read like the
+                // seeds' chat: `[bob] Hey`.
+                (Some(from), _, Some(text)) if live && partner("from") => {
+                    format!("[{}] {}", self.name(&clean(from)), clean(text))
+                }
+                (Some(from), Some(addr), Some(text)) => format!(
+                    "<From {}:{}>: {}",
+                    clean(addr),
+                    self.name(&clean(from)),
+                    clean(text)
+                ),
+                _ => self.names_in(&clean(&output.text), &names_of(output)),
+            },
+            "group-message" => match (field("group"), field("from"), field("text")) {
+                (Some(_), Some(from), Some(text)) if partner("group") => {
+                    format!("[{}] {}", self.name(&clean(from)), clean(text))
+                }
+                (Some(group), Some(from), Some(text)) => format!(
+                    "[{}] <{}>: {}",
+                    self.name(&clean(group)),
+                    self.name(&clean(from)),
+                    clean(text)
+                ),
+                _ => clean(&output.text),
+            },
+            "error" => {
+                let text = clean(&output.text);
+                match text.strip_prefix("error:") {
+                    Some(rest) => format!("{}{rest}", self.paint(Color::Red.bold(), "error:")),
+                    None => self.paint(Color::Red.normal(), &text),
+                }
+            }
+            "delivered" => self.paint(Style::new().dimmed(), &clean(&output.text)),
+            "server-down" => self.paint(Color::Yellow.bold(), &clean(&output.text)),
+            _ => self.names_in(&clean(&output.text), &names_of(output)),
+        };
+        let arrived_on_its_own = matches!(
+            output.event,
+            "message" | "group-message" | "delivered" | "presence" | "server-down"
+        ) || (output.event == "error" && field("to").is_some());
+        Some(if at.above_prompt || arrived_on_its_own {
+            format!("{} {body}", self.paint(Style::new().dimmed(), at.time))
+        } else {
+            body
+        })
+    }
+
+    /// Colours every whole-word occurrence of these names.
+    fn names_in(self, text: &str, names: &[&str]) -> String {
+        if !self.colour || names.is_empty() {
+            return text.to_string();
+        }
+        let mut shown = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(is_name_char) {
+            shown.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest.find(|c| !is_name_char(c)).unwrap_or(rest.len());
+            let word = &rest[..end];
+            // A name that ends a sentence: `created bob.`
+            let name = word.trim_end_matches('.');
+            if names.contains(&name) {
+                shown.push_str(&self.name(name));
+                shown.push_str(&word[name.len()..]);
+            } else {
+                shown.push_str(word);
+            }
+            rest = &rest[end..];
+        }
+        shown.push_str(rest);
+        shown
+    }
+}
+
+/// The names an event is about: its `user`, `from`, `to`, `with`, `left`
+/// fields and its `users` list.
+fn names_of(output: &Output) -> Vec<&str> {
+    let mut names: Vec<&str> = ["user", "from", "to", "with", "left", "group"]
+        .iter()
+        .filter_map(|key| output.data.get(*key).and_then(Value::as_str))
+        .collect();
+    if let Some(Value::Array(users)) = output.data.get("users") {
+        names.extend(users.iter().filter_map(Value::as_str));
+    }
+    names
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// The same colour for the same name, in every session: FNV-1a of the name
+/// (std's hasher may change between releases).
+pub fn name_style(name: &str) -> Style {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let index = usize::try_from(hash % NAME_COLOURS.len() as u64).unwrap_or(0);
+    NAME_COLOURS[index].bold()
+}
+
+/// Text from elsewhere made safe to print: control characters (escape
+/// sequences, carriage returns, backspaces) and bidirectional overrides
+/// become `\u{FFFD}`, tabs become spaces; line breaks stay.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => '\n',
+            '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+/// The local time as the shell shows it.
+pub fn now() -> String {
+    chrono::Local::now().format("%H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: Look = Look { colour: false };
+
+    impl Look {
+        fn shown(self, output: &Output, at: Moment<'_>) -> String {
+            self.show(output, at).expect("shown")
+        }
+    }
+    const COLOUR: Look = Look { colour: true };
+
+    fn typing() -> Moment<'static> {
+        Moment {
+            time: "09:41",
+            above_prompt: true,
+            conversation: None,
+        }
+    }
+
+    fn message(from: &str, text: &str) -> Output {
+        Output::new("message", format!("<From 10.0.0.7:5000:{from}>: {text}"))
+            .with("from", from)
+            .with("addr", "10.0.0.7:5000")
+            .with("text", text)
+    }
+
+    #[test]
+    fn a_message_keeps_the_seed_form_after_a_timestamp() {
+        let shown = PLAIN.shown(&message("bob", "Hey"), typing());
+        assert_eq!(shown, "09:41 <From 10.0.0.7:5000:bob>: Hey");
+        let quiet = Moment {
+            above_prompt: false,
+            ..typing()
+        };
+        assert_eq!(
+            PLAIN.shown(&message("bob", "Hey"), quiet),
+            "09:41 <From 10.0.0.7:5000:bob>: Hey",
+            "a message is stamped even when no line is being typed"
+        );
+    }
+
+    #[test]
+    fn in_a_conversation_the_partner_speaks_like_the_seed() {
+        let with_bob = Moment {
+            conversation: Some("bob"),
+            ..typing()
+        };
+        assert_eq!(
+            PLAIN.shown(&message("bob", "Hey"), with_bob),
+            "09:41 [bob] Hey"
+        );
+        assert_eq!(
+            PLAIN.shown(&message("carole", "psst"), with_bob),
+            "09:41 <From 10.0.0.7:5000:carole>: psst"
+        );
+    }
+
+    #[test]
+    fn a_name_has_one_colour_and_only_names_are_coloured() {
+        let shown = COLOUR.shown(&message("bob", "bob says hi"), typing());
+        let bob = name_style("bob").paint("bob").to_string();
+        assert!(
+            shown.contains(&format!(":{bob}>: bob says hi")),
+            "{shown:?}"
+        );
+        assert_eq!(name_style("bob"), name_style("bob"));
+        let reply = Output::new("users", "Signed In Users: bob, carole")
+            .with("users", vec!["bob", "carole"]);
+        let carole = name_style("carole").paint("carole").to_string();
+        assert_eq!(
+            COLOUR.shown(
+                &reply,
+                Moment {
+                    above_prompt: false,
+                    ..typing()
+                }
+            ),
+            format!("Signed In Users: {bob}, {carole}")
+        );
+    }
+
+    #[test]
+    fn colours_off_means_no_escape_at_all() {
+        let error = Output::error(&udpchat_core::error::CommandError::new("x", "boom"));
+        for output in [message("bob", "hi"), error] {
+            let shown = PLAIN.shown(&output, typing());
+            assert!(!shown.contains('\u{1b}'), "{shown:?}");
+        }
+        assert!(COLOUR
+            .shown(&message("bob", "hi"), typing())
+            .contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_peer_cannot_send_escape_sequences() {
+        let shown = PLAIN.shown(&message("bob", "\u{1b}[2Jgone\rover\u{202E}x"), typing());
+        assert_eq!(
+            shown,
+            "09:41 <From 10.0.0.7:5000:bob>: \u{FFFD}[2Jgone\u{FFFD}over\u{FFFD}x"
+        );
+    }
+
+    #[test]
+    fn deliveries_to_the_partner_are_quiet_in_a_conversation() {
+        let delivered = Output::new("delivered", "delivered to bob").with("to", "bob");
+        let with = |who| Moment {
+            conversation: Some(who),
+            ..typing()
+        };
+        assert_eq!(PLAIN.show(&delivered, with("bob")), None);
+        assert_eq!(
+            PLAIN.show(&delivered, with("carole")).as_deref(),
+            Some("09:41 delivered to bob")
+        );
+    }
+
+    #[test]
+    fn group_messages_read_like_the_seed_in_the_group_conversation() {
+        let line = Output::new("group-message", "[group1] <bob>: hello everyone")
+            .with("group", "group1")
+            .with("from", "bob")
+            .with("text", "hello everyone");
+        assert_eq!(
+            PLAIN.shown(&line, typing()),
+            "09:41 [group1] <bob>: hello everyone"
+        );
+        let in_group = Moment {
+            conversation: Some("group1"),
+            ..typing()
+        };
+        assert_eq!(PLAIN.shown(&line, in_group), "09:41 [bob] hello everyone");
+        let sent = Output::new("group-sent", "sent to group1").with("group", "group1");
+        assert_eq!(PLAIN.show(&sent, in_group), None);
+    }
+
+    #[test]
+    fn a_stored_message_keeps_its_own_form() {
+        let stored = Output::new(
+            "message",
+            "[2024-01-01 10:00 UTC] <bob> (while you were away): hi",
+        )
+        .with("from", "bob")
+        .with("text", "hi")
+        .with("stored", true);
+        let with_bob = Moment {
+            conversation: Some("bob"),
+            ..typing()
+        };
+        assert_eq!(
+            PLAIN.shown(&stored, with_bob),
+            "09:41 [2024-01-01 10:00 UTC] <bob> (while you were away): hi"
+        );
+    }
+
+    #[test]
+    fn replies_to_a_command_are_not_stamped() {
+        let help = Output::new("help", "Commands:").with("text", "Commands:");
+        let moment = Moment {
+            above_prompt: false,
+            ..typing()
+        };
+        assert_eq!(PLAIN.shown(&help, moment), "Commands:");
+        let failed = Output::error(&udpchat_core::error::CommandError::new(
+            "delivery-failed",
+            "message to bob was not delivered",
+        ))
+        .with("to", "bob");
+        assert_eq!(
+            PLAIN.shown(&failed, moment),
+            "09:41 error: message to bob was not delivered"
+        );
+    }
+}

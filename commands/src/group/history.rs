@@ -1,0 +1,151 @@
+//! `group history <group> [N]`: the group's last N messages (20 unless
+//! told), for its members, oldest first, as they were shown live. The
+//! server keeps the last `HISTORY_LIMIT` messages of each group.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use udpchat_core::args::Args;
+use udpchat_core::cbor;
+use udpchat_core::context::{Client, Reply, Server};
+use udpchat_core::error::{code, CommandError};
+use udpchat_core::group::{GroupMessage, DEFAULT_HISTORY, HISTORY_LIMIT};
+use udpchat_core::names::check_group_name;
+use udpchat_core::output::Output;
+
+use super::GroupRequest;
+
+const USAGE: &str = "group history <group> [N]";
+
+/// A reply must fit one envelope: older messages past this many bytes of
+/// text are left out (and counted).
+const REPLY_BUDGET: usize = 80 * 1024;
+
+/// The reply body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Oldest first.
+    pub messages: Vec<GroupMessage>,
+    /// Older messages that were asked for but did not fit the reply.
+    pub omitted: u32,
+}
+
+pub async fn shell(client: &Client, args: &Args) -> Result<(), CommandError> {
+    let group = args.required(0, USAGE)?.to_string();
+    check_group_name(&group)?;
+    args.at_most(2, USAGE)?;
+    let count = match args.get(1) {
+        None => DEFAULT_HISTORY,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=HISTORY_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(CommandError::new(
+                    code::USAGE,
+                    format!("usage: {USAGE} (N is a number from 1 to {HISTORY_LIMIT})"),
+                ))
+            }
+        },
+    };
+    let request = GroupRequest::History {
+        group: group.clone(),
+        count: count as u32,
+    };
+    let history: History = crate::decode(&client.request("group", cbor::encode(&request)).await?)?;
+    client.emit(render(&group, &history));
+    Ok(())
+}
+
+pub async fn serve(server: &Server, user: &str, group: &str, count: u32) -> Reply {
+    check_group_name(group)?;
+    let count = (count as usize).clamp(1, HISTORY_LIMIT);
+    let mut messages = server.groups().history(user, group, count).await?;
+    // Keep the newest that fit (a single message always does).
+    let mut bytes = 0;
+    let fit = messages
+        .iter()
+        .rev()
+        .take_while(|m| {
+            bytes += m.text.len() + m.from.len() + 32;
+            bytes <= REPLY_BUDGET
+        })
+        .count()
+        .max(messages.len().min(1));
+    let omitted = messages.len() - fit;
+    messages.drain(..omitted);
+    Ok(cbor::encode(&History {
+        messages,
+        omitted: omitted as u32,
+    }))
+}
+
+fn render(group: &str, history: &History) -> Output {
+    let mut lines = Vec::new();
+    if history.omitted > 0 {
+        lines.push(format!(
+            "({} older messages left out: too long to show at once)",
+            history.omitted
+        ));
+    }
+    if history.messages.is_empty() {
+        lines.push(format!("No messages in {group} yet"));
+    }
+    lines.extend(history.messages.iter().map(crate::group_message::line));
+    let messages: Vec<Value> = history
+        .messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "seq": m.seq,
+                "from": m.from,
+                "text": m.text,
+                "time": m.time_ms,
+            })
+        })
+        .collect();
+    Output::new("group-history", lines.join("\n"))
+        .with("group", group.to_string())
+        .with("messages", messages)
+        .with("omitted", history.omitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64, from: &str, text: &str) -> GroupMessage {
+        GroupMessage {
+            group: "group1".into(),
+            seq,
+            from: from.into(),
+            text: text.into(),
+            time_ms: 1_700_000_000_000 + seq,
+        }
+    }
+
+    #[test]
+    fn renders_each_message_as_it_was_shown_live() {
+        let history = History {
+            messages: vec![
+                message(3, "alice", "hi"),
+                message(7, "bob", "hello everyone"),
+            ],
+            omitted: 0,
+        };
+        let out = render("group1", &history);
+        assert_eq!(
+            out.text,
+            "[group1] <alice>: hi\n[group1] <bob>: hello everyone"
+        );
+        assert_eq!(out.data["messages"][1]["seq"], 7);
+        assert_eq!(
+            render(
+                "group1",
+                &History {
+                    messages: vec![],
+                    omitted: 0
+                }
+            )
+            .text,
+            "No messages in group1 yet"
+        );
+    }
+}

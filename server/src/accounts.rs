@@ -1,0 +1,312 @@
+//! Accounts: sign-up and password checks with argon2id, run on blocking
+//! threads (bounded, so a burst of sign-ins can't exhaust memory) and
+//! throttled per account. Unknown user and wrong password give the same
+//! error and take the same time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use udpchat_core::context::{Accounts, BoxFuture};
+use udpchat_core::crypto::keys::PublicKey;
+use udpchat_core::error::{code, CommandError};
+use zeroize::Zeroizing;
+
+use crate::store::{Account, Store, StoreError};
+use crate::throttle::Throttle;
+
+/// argon2id with OWASP's minimum: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password into a PHC string (salted, parameters inside).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters")
+        .to_string()
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(hash) => argon2().verify_password(password.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 1;
+/// The longest password accepted (argon2 takes any length; this bounds work).
+pub const MAX_PASSWORD: usize = 1024;
+
+pub fn check_password_shape(password: &str) -> Result<(), CommandError> {
+    if password.len() < MIN_PASSWORD {
+        return Err(CommandError::new(
+            code::BAD_PASSWORD,
+            "the password is empty",
+        ));
+    }
+    if password.len() > MAX_PASSWORD {
+        return Err(CommandError::new(
+            code::BAD_PASSWORD,
+            "the password is longer than 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct PasswordAccounts {
+    store: Arc<dyn Store>,
+    throttle: Arc<Mutex<Throttle>>,
+    /// Bounds concurrent hashes: each takes 19 MiB and a core.
+    hashing: Arc<Semaphore>,
+    /// Verified against for unknown names, so they cost what known ones do.
+    decoy: Arc<String>,
+}
+
+impl PasswordAccounts {
+    pub fn new(store: Arc<dyn Store>) -> PasswordAccounts {
+        let lanes = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        PasswordAccounts {
+            store,
+            throttle: Arc::new(Mutex::new(Throttle::new())),
+            hashing: Arc::new(Semaphore::new(lanes)),
+            decoy: Arc::new(hash_password("not a password anyone has")),
+        }
+    }
+
+    /// Runs `job` on a blocking thread once a hashing lane is free.
+    async fn hash_off_loop<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let _lane = self
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| internal("shutting down"))?;
+        tokio::task::spawn_blocking(job).await.map_err(internal)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> CommandError {
+    tracing::error!("accounts: {e}");
+    CommandError::new(
+        code::INTERNAL,
+        "the server could not complete that; try again",
+    )
+}
+
+fn bad_credentials() -> CommandError {
+    CommandError::new(code::BAD_CREDENTIALS, "wrong user name or password")
+}
+
+impl Accounts for PasswordAccounts {
+    fn sign_up(
+        &self,
+        user: &str,
+        password: Zeroizing<String>,
+        identity: PublicKey,
+    ) -> BoxFuture<'static, Result<(), CommandError>> {
+        let this = self.clone();
+        let user = user.to_string();
+        Box::pin(async move {
+            check_password_shape(&password)?;
+            let store = this.store.clone();
+            let name = user.clone();
+            let created = this
+                .hash_off_loop(move || {
+                    let password_hash = hash_password(&password);
+                    store.create_user(&Account {
+                        name: name.clone(),
+                        password_hash,
+                    })?;
+                    store.set_identity(&name, &identity.to_bytes())
+                })
+                .await?;
+            match created {
+                Ok(()) => Ok(()),
+                Err(StoreError::UserExists(_)) => Err(CommandError::new(
+                    code::NAME_TAKEN,
+                    format!("the name {user} is taken"),
+                )),
+                Err(e) => Err(internal(e)),
+            }
+        })
+    }
+
+    fn set_identity(
+        &self,
+        user: &str,
+        identity: PublicKey,
+    ) -> BoxFuture<'static, Result<(), CommandError>> {
+        self.set_identity_now(user, identity)
+    }
+
+    fn identity(&self, user: &str) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
+        self.identity_now(user)
+    }
+
+    fn check_password(
+        &self,
+        user: &str,
+        password: Zeroizing<String>,
+    ) -> BoxFuture<'static, Result<(), CommandError>> {
+        let this = self.clone();
+        let user = user.to_string();
+        Box::pin(async move {
+            if let Err(wait) = this
+                .throttle
+                .lock()
+                .expect("throttle lock")
+                .check(&user, Instant::now())
+            {
+                return Err(CommandError::new(
+                    code::THROTTLED,
+                    format!(
+                        "too many failed sign-ins for {user}: try again in {}s",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
+            let store = this.store.clone();
+            let decoy = this.decoy.clone();
+            let name = user.clone();
+            let verdict = this
+                .hash_off_loop(move || -> Result<bool, StoreError> {
+                    let account = store.user(&name)?;
+                    let phc = account
+                        .as_ref()
+                        .map_or(decoy.as_str(), |a| a.password_hash.as_str());
+                    let matches = password_matches(&password, phc);
+                    Ok(matches && account.is_some())
+                })
+                .await?
+                .map_err(internal)?;
+            let mut throttle = this.throttle.lock().expect("throttle lock");
+            if verdict {
+                throttle.succeeded(&user);
+                Ok(())
+            } else {
+                throttle.failed(&user, Instant::now());
+                Err(bad_credentials())
+            }
+        })
+    }
+}
+
+impl PasswordAccounts {
+    /// Runs a store call on a blocking thread.
+    async fn store_call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || job(store.as_ref()))
+            .await
+            .map_err(internal)?
+            .map_err(internal)
+    }
+}
+
+impl PasswordAccounts {
+    pub(crate) fn set_identity_now(
+        &self,
+        user: &str,
+        identity: PublicKey,
+    ) -> BoxFuture<'static, Result<(), CommandError>> {
+        let this = self.clone();
+        let user = user.to_string();
+        Box::pin(async move {
+            this.store_call(move |s| s.set_identity(&user, &identity.to_bytes()))
+                .await
+        })
+    }
+
+    pub(crate) fn identity_now(
+        &self,
+        user: &str,
+    ) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
+        let this = self.clone();
+        let user = user.to_string();
+        Box::pin(async move {
+            let bytes = this.store_call(move |s| s.identity(&user)).await?;
+            Ok(bytes.and_then(|b| PublicKey::from_bytes(&b).ok()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn hashes_are_argon2id_salted_and_verify() {
+        let a = hash_password("hunter2");
+        let b = hash_password("hunter2");
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert!(password_matches("hunter2", &a));
+        assert!(!password_matches("hunter3", &a));
+        assert!(!a.contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_unknown_user_look_the_same_and_get_throttled() {
+        let accounts = PasswordAccounts::new(Arc::new(SqliteStore::in_memory()));
+        let key = udpchat_core::crypto::keys::StaticKey::generate(
+            &mut argon2::password_hash::rand_core::OsRng,
+        )
+        .public();
+        accounts
+            .sign_up("alice", Zeroizing::new("right".into()), key.clone())
+            .await
+            .unwrap();
+        assert_eq!(accounts.identity("alice").await.unwrap(), Some(key.clone()));
+        assert_eq!(
+            accounts
+                .sign_up("alice", Zeroizing::new("x".into()), key)
+                .await
+                .unwrap_err()
+                .code,
+            code::NAME_TAKEN
+        );
+        accounts
+            .check_password("alice", Zeroizing::new("right".into()))
+            .await
+            .unwrap();
+        let wrong = accounts
+            .check_password("alice", Zeroizing::new("wrong".into()))
+            .await
+            .unwrap_err();
+        let unknown = accounts
+            .check_password("mallory", Zeroizing::new("right".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong, unknown);
+        assert_eq!(wrong.message, "wrong user name or password");
+        for _ in 0..3 {
+            let _ = accounts
+                .check_password("alice", Zeroizing::new("wrong".into()))
+                .await;
+        }
+        let throttled = accounts
+            .check_password("alice", Zeroizing::new("right".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(throttled.code, code::THROTTLED, "{throttled:?}");
+    }
+}

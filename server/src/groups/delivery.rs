@@ -1,0 +1,324 @@
+//! Delivery of a group's log to its members, in order and once.
+//!
+//! The log and each member's cursor (the last message the member's client
+//! acknowledged) are in the store. In memory, per group, are the members
+//! receiving it live ("attached"): for each, the session and what was
+//! pushed on it and not yet acknowledged ([`Track`]). A group's lock
+//! ([`Locked`]) is held while a message is appended and pushed, and while a
+//! member is attached (its backlog pushed), so every member's session
+//! carries the group's messages in the store's order, each once; the
+//! transport keeps that order on the wire.
+//!
+//! Acknowledged positions reach the store in batches (one transaction for
+//! whatever arrived meanwhile): a fsync per delivered message would cap
+//! fan-out at the disk's speed. The newest positions are also kept in
+//! memory, so a member who signs in again is never sent what it
+//! acknowledged. Only a crash between an acknowledgement and its batch
+//! makes a message come again, and clients drop what they have shown.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, OwnedMutexGuard};
+use udpchat_core::cbor;
+use udpchat_core::context::PeerId;
+use udpchat_core::error::CommandError;
+use udpchat_core::group::GroupMessage;
+
+use super::Inner;
+
+type MemberKey = (String, String);
+
+/// Acknowledged positions, by (group, member).
+#[derive(Default)]
+pub(super) struct Cursors {
+    /// The newest known, stored or not.
+    known: HashMap<MemberKey, u64>,
+    /// Not stored yet.
+    dirty: HashMap<MemberKey, u64>,
+}
+
+#[derive(Default)]
+pub(super) struct Live {
+    pub(super) attached: HashMap<String, Attachment>,
+}
+
+pub(super) struct Attachment {
+    peer: PeerId,
+    track: Arc<Mutex<Track>>,
+}
+
+/// What one member's session has been given of one group.
+#[derive(Debug, Default)]
+struct Track {
+    /// The newest message handed to the session (or the member's own).
+    queued: u64,
+    /// Pushed and not acknowledged yet.
+    outstanding: BTreeSet<u64>,
+    /// A push failed: the session is gone. Nothing more is pushed on it,
+    /// and its position stays before the failed message.
+    broken: bool,
+}
+
+impl Track {
+    /// Everything up to here was acknowledged.
+    fn cursor(&self) -> u64 {
+        self.outstanding
+            .first()
+            .map_or(self.queued, |first| first - 1)
+    }
+}
+
+/// A group's lock; releases the group's entry when nobody needs it.
+pub(super) struct Locked {
+    inner: Arc<Inner>,
+    group: String,
+    pub(super) live: OwnedMutexGuard<Live>,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if !self.live.attached.is_empty() {
+            return;
+        }
+        let mut live = self.inner.live.lock().expect("groups lock");
+        // Two holders: the map and this guard; nobody else waits for it.
+        if live
+            .get(&self.group)
+            .is_some_and(|entry| Arc::strong_count(entry) == 2)
+        {
+            live.remove(&self.group);
+        }
+    }
+}
+
+/// Stores acknowledged positions, a batch at a time, until the server goes.
+pub(super) async fn write_cursors(
+    inner: std::sync::Weak<Inner>,
+    mut wakes: mpsc::UnboundedReceiver<()>,
+) {
+    while wakes.recv().await.is_some() {
+        while wakes.try_recv().is_ok() {}
+        let Some(inner) = inner.upgrade() else { return };
+        inner.write_cursors().await;
+    }
+}
+
+impl Inner {
+    /// Stores what was acknowledged since the last time, in one transaction.
+    pub(super) async fn write_cursors(&self) {
+        let batch: Vec<(String, String, u64)> = {
+            let mut cursors = self.cursors.lock().expect("cursors lock");
+            cursors
+                .dirty
+                .drain()
+                .map(|((group, user), seq)| (group, user, seq))
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store_call(move |s| s.advance_cursors(&batch)).await {
+            tracing::warn!("groups: cursors not stored: {}", e.message);
+        }
+    }
+
+    pub(super) async fn lock(self: &Arc<Self>, group: &str) -> Locked {
+        let entry = self
+            .live
+            .lock()
+            .expect("groups lock")
+            .entry(group.to_string())
+            .or_default()
+            .clone();
+        Locked {
+            inner: self.clone(),
+            group: group.to_string(),
+            live: entry.lock_owned().await,
+        }
+    }
+
+    /// Records that `user` has everything of `group` up to `seq`.
+    fn acknowledged(&self, group: &str, user: &str, seq: u64) {
+        let key = (group.to_string(), user.to_string());
+        let mut cursors = self.cursors.lock().expect("cursors lock");
+        let known = cursors.known.entry(key.clone()).or_insert(0);
+        if seq <= *known {
+            return;
+        }
+        *known = seq;
+        cursors.dirty.insert(key, seq);
+        let _ = self.wake_writer.send(());
+    }
+
+    pub(super) fn forget(&self, group: &str, user: &str) {
+        let key = (group.to_string(), user.to_string());
+        let mut cursors = self.cursors.lock().expect("cursors lock");
+        cursors.known.remove(&key);
+        cursors.dirty.remove(&key);
+    }
+
+    /// Hands `message` to an attached member's session; its cursor moves
+    /// when the client acknowledges it.
+    fn push(self: &Arc<Self>, user: &str, attachment: &Attachment, message: &GroupMessage) {
+        let seq = message.seq;
+        {
+            let mut track = attachment.track.lock().expect("track lock");
+            track.outstanding.insert(seq);
+            track.queued = track.queued.max(seq);
+        }
+        let delivery = self
+            .link
+            .push(attachment.peer, "group-message", cbor::encode(message));
+        let (inner, track) = (self.clone(), attachment.track.clone());
+        let (group, user) = (message.group.clone(), user.to_string());
+        tokio::spawn(async move {
+            let result = delivery.await;
+            let cursor = {
+                let mut track = track.lock().expect("track lock");
+                match result {
+                    Ok(()) => {
+                        track.outstanding.remove(&seq);
+                        Some(track.cursor())
+                    }
+                    Err(e) => {
+                        tracing::debug!(group, user, seq, "group message not delivered: {e}");
+                        track.broken = true;
+                        None
+                    }
+                }
+            };
+            if let Some(cursor) = cursor {
+                inner.acknowledged(&group, &user, cursor);
+            }
+        });
+    }
+
+    /// The member's own message: nothing to deliver, but its cursor passes it.
+    fn own(&self, user: &str, attachment: &Attachment, message: &GroupMessage) {
+        let cursor = {
+            let mut track = attachment.track.lock().expect("track lock");
+            track.queued = track.queued.max(message.seq);
+            track.cursor()
+        };
+        self.acknowledged(&message.group, user, cursor);
+    }
+
+    /// Makes sure `user` receives `group` live on `peer`: if not attached
+    /// there already, pushes what the member has not acknowledged, in
+    /// order, and attaches. `cursor` is the stored one, if known.
+    pub(super) async fn attach(
+        self: &Arc<Self>,
+        live: &mut Live,
+        group: &str,
+        user: &str,
+        peer: PeerId,
+        cursor: Option<u64>,
+    ) -> Result<(), CommandError> {
+        let attached = live
+            .attached
+            .get(user)
+            .is_some_and(|a| a.peer == peer && !a.track.lock().expect("track lock").broken);
+        if attached {
+            return Ok(());
+        }
+        let stored = match cursor {
+            Some(cursor) => cursor,
+            None => {
+                let (g, u) = (group.to_string(), user.to_string());
+                match self.store_call(move |s| s.cursor(&g, &u)).await? {
+                    Some(cursor) => cursor,
+                    None => return Ok(()), // not a member (any more)
+                }
+            }
+        };
+        let known = self
+            .cursors
+            .lock()
+            .expect("cursors lock")
+            .known
+            .get(&(group.to_string(), user.to_string()))
+            .copied()
+            .unwrap_or(0);
+        let cursor = stored.max(known);
+        let name = group.to_string();
+        let backlog = self
+            .store_call(move |s| s.messages_after(&name, cursor))
+            .await?;
+        let attachment = Attachment {
+            peer,
+            track: Arc::new(Mutex::new(Track {
+                queued: cursor,
+                ..Track::default()
+            })),
+        };
+        for message in &backlog {
+            if message.from == user {
+                self.own(user, &attachment, message);
+            } else {
+                self.push(user, &attachment, message);
+            }
+        }
+        live.attached.insert(user.to_string(), attachment);
+        Ok(())
+    }
+
+    /// Hands an accepted message to every member but its sender: pushed
+    /// to those attached, attaching (with their backlog) those online and
+    /// not yet attached; those offline get it at sign-in.
+    pub(super) async fn fan_out(
+        self: &Arc<Self>,
+        live: &mut Live,
+        message: &GroupMessage,
+        members: &[(String, u64)],
+    ) {
+        let names: HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+        live.attached
+            .retain(|user, _| names.contains(user.as_str()));
+        for (member, cursor) in members {
+            let Some(peer) = self.online(member) else {
+                live.attached.remove(member);
+                continue;
+            };
+            match live.attached.get(member) {
+                Some(attachment) if attachment.peer == peer => {
+                    if member == &message.from {
+                        self.own(member, attachment, message);
+                    } else if !attachment.track.lock().expect("track lock").broken {
+                        self.push(member, attachment, message);
+                    }
+                }
+                _ => {
+                    if let Err(e) = self
+                        .attach(live, &message.group, member, peer, Some(*cursor))
+                        .await
+                    {
+                        tracing::warn!(member, "groups: not attached: {}", e.message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_waits_for_the_oldest_unacknowledged_message() {
+        let mut track = Track::default();
+        for seq in [3, 5, 8] {
+            track.outstanding.insert(seq);
+            track.queued = seq;
+        }
+        assert_eq!(track.cursor(), 2);
+        track.outstanding.remove(&5);
+        assert_eq!(track.cursor(), 2, "8 and 5 wait for 3");
+        track.outstanding.remove(&3);
+        assert_eq!(track.cursor(), 7);
+        track.outstanding.remove(&8);
+        track.queued = 9; // the member's own message
+        assert_eq!(track.cursor(), 9);
+    }
+}

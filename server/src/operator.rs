@@ -1,0 +1,90 @@
+//! `udpchat-server user add|remove|list`: account provisioning for
+//! operators, on the same store the server uses (SQLite's WAL lets it run
+//! beside a live server).
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use udpchat_core::context::Accounts;
+use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::names::check_user_name;
+use zeroize::Zeroizing;
+
+use crate::accounts::PasswordAccounts;
+use crate::store::{SqliteStore, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is asked for (or read from stdin).
+    Add { name: String },
+    /// Delete an account.
+    Remove { name: String },
+    /// List the accounts.
+    List,
+}
+
+/// The store in the data dir.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+    let path = data_dir.join("udpchat.sqlite3");
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the store {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub async fn run(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match command {
+        UserCommand::Add { name } => {
+            check_user_name(&name).map_err(|e| anyhow::anyhow!(e.message))?;
+            let password = read_password(&name)?;
+            // The user's client makes its own identity key when it first
+            // signs in; until then a placeholder that nobody holds.
+            let placeholder = StaticKey::generate(&mut rand::rngs::OsRng).public();
+            let accounts = PasswordAccounts::new(store.clone());
+            accounts
+                .sign_up(&name, password, placeholder)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("added {name}");
+        }
+        UserCommand::Remove { name } => {
+            if !store.remove_user(&name)? {
+                bail!("no user {name}");
+            }
+            println!("removed {name}");
+        }
+        UserCommand::List => {
+            for name in store.users()? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// From the terminal without echo (asked twice), or one line of stdin.
+fn read_password(name: &str) -> anyhow::Result<Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        let first = Zeroizing::new(rpassword::prompt_password(format!(
+            "password for {name}: "
+        ))?);
+        let again = Zeroizing::new(rpassword::prompt_password("again: ")?);
+        if first != again {
+            bail!("the passwords differ");
+        }
+        return Ok(first);
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(password)
+}

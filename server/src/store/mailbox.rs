@@ -1,0 +1,265 @@
+//! The mailbox tables: prekeys and sealed messages for offline users.
+//! Every write commits before it returns, so what was acknowledged
+//! survives a crash.
+
+use rusqlite::{params, OptionalExtension};
+use udpchat_core::mailbox::Stored;
+
+use super::{SqliteStore, StoreError};
+
+/// The durable side of offline delivery.
+pub trait MailboxStore: Send + Sync {
+    /// Sets the signed prekey and adds one-time prekeys (CBOR bytes each);
+    /// returns how many one-time prekeys the user now has.
+    fn publish_prekeys(
+        &self,
+        user: &str,
+        signed: &[u8],
+        one_time: &[(u32, Vec<u8>)],
+    ) -> Result<usize, StoreError>;
+    /// The signed prekey and one one-time prekey (deleted as it is handed
+    /// out), and how many are left; `None` if the user published nothing.
+    #[allow(clippy::type_complexity)]
+    fn take_prekeys(
+        &self,
+        user: &str,
+    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, usize)>, StoreError>;
+    /// Stores a message unless the recipient already has `max_queue`.
+    fn deposit(&self, message: &Stored, max_queue: usize) -> Result<u64, StoreError>;
+    fn pending(&self, user: &str) -> Result<Vec<Stored>, StoreError>;
+    fn take_stored(&self, user: &str, id: u64) -> Result<Option<Stored>, StoreError>;
+    /// Deletes and returns the messages older than `before_ms`.
+    fn expire(&self, before_ms: u64) -> Result<Vec<Stored>, StoreError>;
+}
+
+fn stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        id: row.get::<_, i64>(0)? as u64,
+        to: row.get(1)?,
+        from: row.get(2)?,
+        sent_at_ms: row.get::<_, i64>(3)? as u64,
+        sealed: row.get(4)?,
+    })
+}
+
+const COLUMNS: &str = "id, recipient, sender, sent_at_ms, sealed";
+
+impl MailboxStore for SqliteStore {
+    fn publish_prekeys(
+        &self,
+        user: &str,
+        signed: &[u8],
+        one_time: &[(u32, Vec<u8>)],
+    ) -> Result<usize, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute(
+            "INSERT INTO signed_prekeys (user, prekey) VALUES (?1, ?2)
+             ON CONFLICT (user) DO UPDATE SET prekey = excluded.prekey",
+            params![user, signed],
+        )?;
+        for (id, prekey) in one_time {
+            tx.execute(
+                "INSERT OR REPLACE INTO one_time_prekeys (user, id, prekey) VALUES (?1, ?2, ?3)",
+                params![user, id, prekey],
+            )?;
+        }
+        let count: i64 = tx.query_row(
+            "SELECT count(*) FROM one_time_prekeys WHERE user = ?1",
+            [user],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(count as usize)
+    }
+
+    fn take_prekeys(
+        &self,
+        user: &str,
+    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, usize)>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let Some(signed) = tx
+            .query_row(
+                "SELECT prekey FROM signed_prekeys WHERE user = ?1",
+                [user],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let one_time = tx
+            .query_row(
+                "SELECT id, prekey FROM one_time_prekeys WHERE user = ?1 ORDER BY id LIMIT 1",
+                [user],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?;
+        if let Some((id, _)) = &one_time {
+            tx.execute(
+                "DELETE FROM one_time_prekeys WHERE user = ?1 AND id = ?2",
+                params![user, id],
+            )?;
+        }
+        let left: i64 = tx.query_row(
+            "SELECT count(*) FROM one_time_prekeys WHERE user = ?1",
+            [user],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(Some((signed, one_time.map(|(_, p)| p), left as usize)))
+    }
+
+    fn deposit(&self, message: &Stored, max_queue: usize) -> Result<u64, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let queued: i64 = tx.query_row(
+            "SELECT count(*) FROM stored_messages WHERE recipient = ?1",
+            [&message.to],
+            |r| r.get(0),
+        )?;
+        if queued as usize >= max_queue {
+            return Err(StoreError::MailboxFull(message.to.clone()));
+        }
+        tx.execute(
+            "INSERT INTO stored_messages (recipient, sender, sent_at_ms, sealed) VALUES (?1, ?2, ?3, ?4)",
+            params![message.to, message.from, message.sent_at_ms as i64, message.sealed],
+        )?;
+        let id = tx.last_insert_rowid() as u64;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn pending(&self, user: &str) -> Result<Vec<Stored>, StoreError> {
+        let db = self.db();
+        let mut query = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM stored_messages WHERE recipient = ?1 ORDER BY id"
+        ))?;
+        let messages = query
+            .query_map([user], stored)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(messages)
+    }
+
+    fn take_stored(&self, user: &str, id: u64) -> Result<Option<Stored>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let message = tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM stored_messages WHERE recipient = ?1 AND id = ?2"),
+                params![user, id as i64],
+                stored,
+            )
+            .optional()?;
+        if message.is_some() {
+            tx.execute("DELETE FROM stored_messages WHERE id = ?1", [id as i64])?;
+        }
+        tx.commit()?;
+        Ok(message)
+    }
+
+    fn expire(&self, before_ms: u64) -> Result<Vec<Stored>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let expired = {
+            let mut query = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM stored_messages WHERE sent_at_ms < ?1 ORDER BY id"
+            ))?;
+            let rows = query
+                .query_map([before_ms as i64], stored)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        tx.execute(
+            "DELETE FROM stored_messages WHERE sent_at_ms < ?1",
+            [before_ms as i64],
+        )?;
+        tx.commit()?;
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Account, Store};
+
+    fn message(to: &str, n: u64) -> Stored {
+        Stored {
+            id: 0,
+            from: "alice".into(),
+            to: to.into(),
+            sent_at_ms: n,
+            sealed: vec![n as u8; 8],
+        }
+    }
+
+    #[test]
+    fn messages_come_out_oldest_first_once_and_within_limits() {
+        let store = SqliteStore::in_memory();
+        store
+            .create_user(&Account {
+                name: "bob".into(),
+                password_hash: "h".into(),
+            })
+            .unwrap();
+        let ids: Vec<u64> = (1..=3)
+            .map(|n| store.deposit(&message("bob", n), 3).unwrap())
+            .collect();
+        assert!(matches!(
+            store.deposit(&message("bob", 4), 3),
+            Err(StoreError::MailboxFull(_))
+        ));
+        let pending = store.pending("bob").unwrap();
+        assert_eq!(pending.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+        assert_eq!(
+            store
+                .take_stored("bob", ids[0])
+                .unwrap()
+                .unwrap()
+                .sent_at_ms,
+            1
+        );
+        assert!(
+            store.take_stored("bob", ids[0]).unwrap().is_none(),
+            "taken once"
+        );
+        assert!(
+            store.take_stored("carole", ids[1]).unwrap().is_none(),
+            "only by its recipient"
+        );
+        assert_eq!(store.expire(3).unwrap().len(), 1);
+        assert_eq!(store.pending("bob").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn one_time_prekeys_are_handed_out_once() {
+        let store = SqliteStore::in_memory();
+        store
+            .create_user(&Account {
+                name: "bob".into(),
+                password_hash: "h".into(),
+            })
+            .unwrap();
+        assert!(store.take_prekeys("bob").unwrap().is_none());
+        assert_eq!(
+            store
+                .publish_prekeys("bob", b"signed", &[(1, b"a".to_vec()), (2, b"b".to_vec())])
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store.take_prekeys("bob").unwrap(),
+            Some((b"signed".to_vec(), Some(b"a".to_vec()), 1))
+        );
+        assert_eq!(
+            store.take_prekeys("bob").unwrap(),
+            Some((b"signed".to_vec(), Some(b"b".to_vec()), 0))
+        );
+        assert_eq!(
+            store.take_prekeys("bob").unwrap(),
+            Some((b"signed".to_vec(), None, 0))
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The SQLite store: one file in the data dir, WAL mode, so a crash loses
+//! nothing that was committed and readers don't block the writer.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Account, Store, StoreError};
+
+/// The schema, applied in order; `user_version` records how far.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY NOT NULL,
+        password_hash TEXT NOT NULL,
+        identity_key BLOB,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+    ) STRICT;",
+    // Offline delivery: prekeys and sealed messages.
+    "CREATE TABLE signed_prekeys (
+        user TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        prekey BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE one_time_prekeys (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        id INTEGER NOT NULL,
+        prekey BLOB NOT NULL,
+        PRIMARY KEY (user, id)
+    ) STRICT;
+    CREATE TABLE stored_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        sealed BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX stored_by_recipient ON stored_messages (recipient, id);",
+    // Group chat: groups, members with their delivery cursor (the last
+    // message their client acknowledged), and each group's message log.
+    // `seq` grows across all groups and is never reused.
+    "CREATE TABLE chat_groups (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT REFERENCES users(name) ON DELETE SET NULL,
+        open INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+    ) STRICT;
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES chat_groups(name) ON DELETE CASCADE,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        cursor INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (group_name, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX group_members_by_user ON group_members (user);
+    CREATE TABLE group_messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_name TEXT NOT NULL REFERENCES chat_groups(name) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);",
+];
+
+pub struct SqliteStore {
+    db: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        SqliteStore::setup(Connection::open(path)?)
+    }
+
+    /// A store in memory, for tests.
+    #[cfg(test)]
+    pub fn in_memory() -> SqliteStore {
+        SqliteStore::setup(Connection::open_in_memory().unwrap()).unwrap()
+    }
+
+    fn setup(db: Connection) -> Result<SqliteStore, StoreError> {
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: an acknowledged write survives power loss, not just a crash.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            db.execute_batch(migration)?;
+            db.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        Ok(SqliteStore { db: Mutex::new(db) })
+    }
+
+    pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().expect("store lock")
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_user(&self, account: &Account) -> Result<(), StoreError> {
+        let inserted = self.db().execute(
+            "INSERT INTO users (name, password_hash) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            params![account.name, account.password_hash],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::UserExists(account.name.clone()));
+        }
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        let account = self
+            .db()
+            .query_row(
+                "SELECT name, password_hash FROM users WHERE name = ?1",
+                [name],
+                |row| {
+                    Ok(Account {
+                        name: row.get(0)?,
+                        password_hash: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(account)
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    fn set_identity(&self, name: &str, identity: &[u8]) -> Result<(), StoreError> {
+        let updated = self.db().execute(
+            "UPDATE users SET identity_key = ?2 WHERE name = ?1",
+            params![name, identity],
+        )?;
+        if updated == 0 {
+            return Err(StoreError::NoSuchUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn identity(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self
+            .db()
+            .query_row(
+                "SELECT identity_key FROM users WHERE name = ?1",
+                [name],
+                |row| row.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?;
+        Ok(key.flatten())
+    }
+
+    fn users(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut query = db.prepare("SELECT name FROM users ORDER BY name")?;
+        let names = query
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(name: &str) -> Account {
+        Account {
+            name: name.into(),
+            password_hash: format!("hash-of-{name}"),
+        }
+    }
+
+    #[test]
+    fn accounts_are_added_once_found_and_removed() {
+        let store = SqliteStore::in_memory();
+        store.create_user(&account("alice")).unwrap();
+        assert!(matches!(
+            store.create_user(&account("alice")),
+            Err(StoreError::UserExists(_))
+        ));
+        store.create_user(&account("bob")).unwrap();
+        assert_eq!(store.user("alice").unwrap(), Some(account("alice")));
+        assert_eq!(store.users().unwrap(), ["alice", "bob"]);
+        assert!(store.remove_user("alice").unwrap());
+        assert!(!store.remove_user("alice").unwrap());
+        assert_eq!(store.user("alice").unwrap(), None);
+    }
+
+    #[test]
+    fn accounts_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("udpchat.sqlite3");
+        SqliteStore::open(&path)
+            .unwrap()
+            .create_user(&account("carole"))
+            .unwrap();
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.user("carole").unwrap(), Some(account("carole")));
+    }
+}

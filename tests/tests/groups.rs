@@ -1,0 +1,426 @@
+//! End to end: group chat as in the seeds' group sample run (alice, bob,
+//! charlie and eve in group1), with real processes: one order for every
+//! member, delivery to the offline at sign-in, membership enforced,
+//! groups kept over a restart, and a crowd on lossy links.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use udpchat_tests::relay::{Impairment, Relay};
+use udpchat_tests::{binary, password, Client, Server};
+
+/// Runs `udpchat-server --data-dir DIR group ...` (the operator's CLI).
+fn operator(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary("udpchat-server"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("group")
+        .args(args)
+        .output()
+        .expect("run udpchat-server group");
+    assert!(
+        out.status.success(),
+        "udpchat-server group {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The first event of this kind not taken yet: one the client showed
+/// while the test waited for another (a push may overtake the reply to
+/// `signin`), or the next. Taken events leave `seen`.
+fn take(client: &mut Client, event: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let earlier = client
+        .seen
+        .iter()
+        .position(|e| e["event"] == event && test(e));
+    match earlier {
+        Some(i) => client.seen.remove(i),
+        None => {
+            let found = client.expect_where(event, test);
+            client.seen.pop();
+            found
+        }
+    }
+}
+
+/// The next `count` group messages, as (seq, from, text).
+fn group_messages(client: &mut Client, group: &str, count: usize) -> Vec<(u64, String, String)> {
+    (0..count)
+        .map(|_| {
+            let m = take(client, "group-message", |e| e["group"] == group);
+            (
+                m["seq"].as_u64().expect("seq"),
+                m["from"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sign_up_all(server: SocketAddr, users: &[&str]) -> Vec<Client> {
+    users.iter().map(|u| Client::sign_up(server, u)).collect()
+}
+
+#[test]
+fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving() {
+    let server = Server::start();
+    let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve", "dave"]);
+    let mut dave = clients.pop().unwrap();
+    let mut eve = clients.pop().unwrap();
+    let charlie = clients.pop().unwrap();
+    let mut bob = clients.pop().unwrap();
+    let mut alice = clients.pop().unwrap();
+    // charlie goes offline before anything is said.
+    assert!(charlie.finish().0.success());
+
+    alice.line("group create group1 bob charlie eve");
+    let created = alice.expect("group-created");
+    assert_eq!(
+        created["members"],
+        json!(["alice", "bob", "charlie", "eve"])
+    );
+    assert_eq!(created["owner"], "alice");
+    for member in [&mut bob, &mut eve] {
+        let told = member.expect("groups");
+        assert_eq!(told["groups"], json!(["group1"]));
+        assert_eq!(told["note"], "alice added you to group1");
+    }
+
+    // alice, bob and eve talk at once; the server picks one order.
+    let lines = [
+        ("alice", "hi"),
+        ("bob", "hello everyone"),
+        ("eve", "hey, how r u guys doing?"),
+    ];
+    alice.line("gsend group1 hi");
+    // bob talks as in the seed: conversation mode with the group.
+    bob.line("chat group1");
+    bob.expect_where("conversation", |e| e["with"] == "group1");
+    bob.line("hello everyone");
+    bob.line("/leave");
+    eve.line("gsend group1 hey, how r u guys doing?");
+    let mut order = BTreeMap::new();
+    for (client, (from, text)) in [&mut alice, &mut bob, &mut eve].into_iter().zip(lines) {
+        let sent = client.expect("group-sent");
+        order.insert(
+            sent["seq"].as_u64().unwrap(),
+            (from.to_string(), text.to_string()),
+        );
+    }
+    let everything: Vec<(u64, String, String)> = order
+        .iter()
+        .map(|(seq, (from, text))| (*seq, from.clone(), text.clone()))
+        .collect();
+    for (client, me) in [(&mut alice, "alice"), (&mut bob, "bob"), (&mut eve, "eve")] {
+        let others: Vec<_> = everything.iter().filter(|m| m.1 != me).cloned().collect();
+        assert_eq!(group_messages(client, "group1", 2), others, "{me}");
+    }
+
+    // charlie was offline: all three arrive at sign-in, in the same order,
+    // after the list of charlie's groups.
+    let mut charlie = Client::sign_in(server.addr, "charlie");
+    let groups = take(&mut charlie, "groups", |_| true);
+    assert_eq!(groups["groups"], json!(["group1"]));
+    assert_eq!(
+        groups["members"]["group1"],
+        json!(["alice", "bob", "charlie", "eve"])
+    );
+    assert_eq!(group_messages(&mut charlie, "group1", 3), everything);
+
+    // A non-member cannot post, and nobody receives the attempt.
+    dave.line("gsend group1 let me in");
+    let error = dave.expect("error");
+    assert_eq!(error["code"], "not-a-member");
+    assert_eq!(error["message"], "you are not a member of group1");
+    dave.line("group history group1");
+    assert_eq!(dave.expect("error")["code"], "not-a-member");
+
+    // eve leaves and stops receiving; the others go on.
+    eve.line("group leave group1");
+    eve.expect_where("group-left", |e| e["group"] == "group1");
+    alice.line("gsend group1 eve has left");
+    alice.expect("group-sent");
+    for member in [&mut bob, &mut charlie] {
+        let (_, from, text) = group_messages(member, "group1", 1).remove(0);
+        assert_eq!((from.as_str(), text.as_str()), ("alice", "eve has left"));
+    }
+    charlie.line("group members group1");
+    let members = charlie.expect("group-members");
+    assert_eq!(members["members"], json!(["alice", "bob", "charlie"]));
+    // History: every line in order, as members saw them.
+    bob.line("group history group1");
+    let history = bob.expect("group-history");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = everything.iter().map(|m| m.2.as_str()).collect();
+    expected.push("eve has left");
+    assert_eq!(texts, expected);
+    bob.line("group history group1 1");
+    let last = bob.expect("group-history");
+    assert_eq!(last["messages"][0]["text"], "eve has left");
+    assert_eq!(last["messages"].as_array().unwrap().len(), 1);
+
+    let (status, rest) = eve.finish();
+    assert!(status.success());
+    let after_leaving: Vec<&Value> = rest
+        .iter()
+        .filter(|e| e["event"] == "group-message")
+        .collect();
+    assert!(after_leaving.is_empty(), "eve got {after_leaving:?}");
+    let (_, rest) = dave.finish();
+    assert!(
+        rest.iter().all(|e| e["event"] != "group-message"),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn operator_groups_and_members_survive_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), "127.0.0.1:0");
+    let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve"]);
+    // The seeds shipped a configured group1: the operator makes it.
+    let made = operator(
+        dir.path(),
+        &["add", "group1", "alice", "bob", "charlie", "eve"],
+    );
+    assert_eq!(made.trim(), "group1: alice, bob, charlie, eve");
+    // eve is away for what follows.
+    assert!(clients.pop().unwrap().finish().0.success());
+    clients[0].line("group create devs --open bob");
+    clients[0].expect("group-created");
+    // A member the operator added receives from the group's next message.
+    clients[1].line("gsend group1 before the restart");
+    clients[1].expect("group-sent");
+    let (_, from, _) = group_messages(&mut clients[0], "group1", 1).remove(0);
+    assert_eq!(from, "bob");
+    drop(clients);
+    assert!(server.terminate().success());
+
+    let server = Server::start_in(dir.path(), "127.0.0.1:0");
+    let listed = operator(dir.path(), &["list"]);
+    assert_eq!(
+        listed,
+        "devs (owner alice): alice, bob\ngroup1: alice, bob, charlie, eve\n"
+    );
+    let mut alice = Client::sign_in(server.addr, "alice");
+    let groups = take(&mut alice, "groups", |_| true);
+    assert_eq!(groups["groups"], json!(["devs", "group1"]));
+    let mut eve = Client::sign_in(server.addr, "eve");
+    // eve was offline for the message before the restart: it was kept.
+    let (_, from, text) = group_messages(&mut eve, "group1", 1).remove(0);
+    assert_eq!(
+        (from.as_str(), text.as_str()),
+        ("bob", "before the restart")
+    );
+    alice.line("group history group1");
+    assert_eq!(
+        alice.expect("group-history")["messages"][0]["text"],
+        "before the restart"
+    );
+    // Only the operator changes an operator's group.
+    alice.line("group add group1 dave");
+    let error = alice.expect("error");
+    assert_eq!(error["code"], "not-allowed");
+    assert_eq!(
+        error["message"],
+        "group1 is managed by the server's operator"
+    );
+    alice.line("gsend group1 after the restart");
+    alice.expect("group-sent");
+    let (_, from, text) = group_messages(&mut eve, "group1", 1).remove(0);
+    assert_eq!(
+        (from.as_str(), text.as_str()),
+        ("alice", "after the restart")
+    );
+}
+
+#[test]
+fn bad_group_input_gets_one_clear_error_each() {
+    let server = Server::start();
+    let mut clients = sign_up_all(server.addr, &["alice", "bob"]);
+    let mut bob = clients.pop().unwrap();
+    let mut alice = clients.pop().unwrap();
+    alice.line("group create group1");
+    alice.expect("group-created");
+    let expect_error = |client: &mut Client, line: &str, code: &str, message: &str| {
+        client.line(line);
+        let error = client.expect("error");
+        assert_eq!(error["code"], code, "{line}: {error}");
+        if !message.is_empty() {
+            assert_eq!(error["message"], message, "{line}");
+        }
+    };
+    expect_error(
+        &mut alice,
+        "gsend nogroup hi",
+        "no-such-group",
+        "No such group: nogroup",
+    );
+    expect_error(&mut alice, "group members nogroup", "no-such-group", "");
+    expect_error(
+        &mut alice,
+        "group create group1",
+        "name-taken",
+        "the group name group1 is taken",
+    );
+    expect_error(
+        &mut alice,
+        "group create -x",
+        "invalid-name",
+        "invalid group name \"-x\": it must start with a letter or digit",
+    );
+    expect_error(&mut alice, "gsend a:b hi", "invalid-name", "");
+    expect_error(
+        &mut alice,
+        "group create g2 zed",
+        "no-such-user",
+        "No such user: zed",
+    );
+    expect_error(
+        &mut alice,
+        "gsend group1    ",
+        "empty-message",
+        "empty message not sent",
+    );
+    let huge = format!("gsend group1 {}", "x".repeat(70_000));
+    expect_error(&mut alice, &huge, "too-large", "");
+    expect_error(
+        &mut alice,
+        "gsend",
+        "usage",
+        "usage: gsend <group> <message...>",
+    );
+    expect_error(&mut alice, "group frobnicate group1", "usage", "");
+    expect_error(&mut alice, "group history group1 0", "usage", "");
+    // Members are the owner's to add; a closed group cannot be joined.
+    expect_error(
+        &mut bob,
+        "group add group1 bob",
+        "not-allowed",
+        "only group1's owner, alice, can add or remove its members",
+    );
+    expect_error(&mut bob, "group join group1", "not-allowed", "");
+    expect_error(&mut bob, "group leave group1", "not-a-member", "");
+    // An open group anyone can join.
+    alice.line("group create lobby --open");
+    alice.expect("group-created");
+    bob.line("group join lobby");
+    let joined = bob.expect("group-joined");
+    assert_eq!(joined["members"], json!(["alice", "bob"]));
+    bob.line("groups");
+    let mine = bob.expect("groups");
+    assert_eq!(mine["groups"], json!(["lobby"]));
+    alice.line("group send lobby welcome");
+    let (_, from, text) = group_messages(&mut bob, "lobby", 1).remove(0);
+    assert_eq!((from.as_str(), text.as_str()), ("alice", "welcome"));
+    // Nothing cost alice her session.
+    alice.line("groups");
+    assert_eq!(alice.expect("groups")["groups"], json!(["group1", "lobby"]));
+}
+
+/// 20 members, 4 of them sending 250 messages each at once, every member
+/// behind its own lossy link: everyone gets every other member's message
+/// exactly once, and all in the one order the server gave them.
+#[test]
+fn twenty_members_and_a_thousand_messages_cross_lossy_links_once_each_in_one_order() {
+    const MEMBERS: usize = 20;
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 250;
+    let started = Instant::now();
+    let server = Server::start();
+    let relays: Vec<Relay> = (0..MEMBERS)
+        .map(|i| {
+            Relay::start(
+                server.addr,
+                Impairment {
+                    loss: 0.10,
+                    duplicate: 0.05,
+                    reorder: 0.05,
+                    seed: 100 + i as u64,
+                },
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..MEMBERS).map(|i| format!("m{i:02}")).collect();
+    // All at once: each waits out its own losses (key fetch, handshake).
+    let mut members: Vec<Client> = names
+        .iter()
+        .zip(&relays)
+        .map(|(name, relay)| {
+            Client::start(relay.up, &["-u", name, "-p", &password(name), "--signup"])
+        })
+        .collect();
+    for member in &mut members {
+        member.expect("signed-in");
+    }
+    members[0].line(&format!("group create crowd {}", names[1..].join(" ")));
+    members[0].expect("group-created");
+    let signed_up = started.elapsed();
+
+    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
+        for i in 0..PER_SENDER {
+            // Every 25th is large enough to travel in fragments.
+            let text = if i % 25 == 0 {
+                format!("{s}.{i} {}", "x".repeat(3000))
+            } else {
+                format!("{s}.{i} hello")
+            };
+            sender.line(&format!("gsend crowd {text}"));
+        }
+    }
+    // Each sender learns where the server put each of its messages.
+    let mut order: BTreeMap<u64, String> = BTreeMap::new();
+    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
+        for _ in 0..PER_SENDER {
+            let seq = sender.expect("group-sent")["seq"].as_u64().unwrap();
+            order.insert(seq, names[s].clone());
+        }
+    }
+    assert_eq!(order.len(), SENDERS * PER_SENDER, "one place each");
+    let mut texts: BTreeMap<u64, String> = BTreeMap::new();
+    for (m, member) in members.iter_mut().enumerate() {
+        let own = if m < SENDERS { PER_SENDER } else { 0 };
+        let got = group_messages(member, "crowd", SENDERS * PER_SENDER - own);
+        let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+        let expected: Vec<u64> = order
+            .iter()
+            .filter(|(_, from)| **from != names[m])
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert_eq!(
+            seqs, expected,
+            "{}: missing, repeated or out of order",
+            names[m]
+        );
+        for (seq, from, text) in got {
+            assert_eq!(from, order[&seq]);
+            let same = texts.entry(seq).or_insert_with(|| text.clone());
+            assert_eq!(*same, text, "everyone sees the same message {seq}");
+        }
+    }
+    let delivered = started.elapsed();
+    // Nothing arrives twice.
+    for member in members {
+        let (_, rest) = member.finish();
+        let again: BTreeSet<u64> = rest
+            .iter()
+            .filter(|e| e["event"] == "group-message")
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        assert!(again.is_empty(), "duplicates: {again:?}");
+    }
+    eprintln!(
+        "{MEMBERS} members signed up in {signed_up:?}; {} messages delivered to all by {delivered:?}",
+        SENDERS * PER_SENDER
+    );
+}

@@ -1,0 +1,258 @@
+//! End to end: people and machines coming and going. Presence pushes,
+//! keepalives, messages kept for offline users, a server that goes away
+//! (gracefully or not) and comes back.
+
+use udpchat_tests::{password, Client, Server};
+
+/// A short presence timeout, so the tests do not wait 30 s.
+const TIMEOUT: &str = "3";
+
+fn server_in(dir: &std::path::Path, bind: &str) -> Server {
+    Server::start_with(dir, bind, &["--presence-timeout", TIMEOUT])
+}
+
+fn client(server: &Server, user: &str, signup: bool) -> Client {
+    let pw = password(user);
+    let mut args = vec!["-u", user, "-p", &pw, "--presence-timeout", TIMEOUT];
+    if signup {
+        args.push("--signup");
+    }
+    let mut client = Client::start(server.addr, &args);
+    client.expect("signed-in");
+    client
+}
+
+#[test]
+fn a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let bob_dir = tempfile::tempdir().unwrap();
+    let pw = password("bob");
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &pw, "--signup"],
+    );
+    bob.expect("signed-in");
+    let (status, _) = bob.finish();
+    assert!(status.success());
+
+    let mut alice = client(&server, "alice", true);
+    alice.line("send bob are you there? I will wait");
+    let queued = alice.expect("queued");
+    assert_eq!(queued["to"], "bob");
+    alice.line("send bob second one");
+    alice.expect("queued");
+
+    // bob comes back on the same machine (his prekeys are there).
+    let mut bob = Client::start_in(server.addr, bob_dir.path(), &["-u", "bob", "-p", &pw]);
+    let first = bob.expect_where("message", |m| m["stored"] == true);
+    assert_eq!(first["from"], "alice");
+    assert_eq!(first["text"], "are you there? I will wait");
+    assert!(
+        first["sent_at_ms"].as_u64().unwrap() > 1_700_000_000_000,
+        "{first}"
+    );
+    let second = bob.expect_where("message", |m| m["stored"] == true);
+    assert_eq!(second["text"], "second one");
+
+    // alice hears about both, once bob's client acknowledged them.
+    for _ in 0..2 {
+        let delivered = alice.expect_where("delivered", |d| d["stored"] == true);
+        assert_eq!(delivered["to"], "bob");
+    }
+
+    // Exactly once: a later sign-in brings nothing back.
+    let (status, rest) = bob.finish();
+    assert!(status.success());
+    assert!(rest.iter().all(|e| e["event"] != "message"), "{rest:?}");
+    let mut bob = Client::start_in(server.addr, bob_dir.path(), &["-u", "bob", "-p", &pw]);
+    bob.line("list");
+    bob.expect("users");
+    assert!(
+        bob.seen.iter().all(|e| e["event"] != "message"),
+        "delivered twice: {:?}",
+        bob.seen
+    );
+}
+
+#[test]
+fn sign_ins_and_departures_are_pushed_and_a_killed_client_leaves_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let mut alice = client(&server, "alice", true);
+    let bob = client(&server, "bob", true);
+    let online = alice.expect("presence");
+    assert_eq!(
+        (online["user"].as_str(), online["online"].as_bool()),
+        (Some("bob"), Some(true))
+    );
+
+    bob.kill(); // no logout: the server has to notice the silence
+    let offline = alice.expect_where("presence", |p| p["user"] == "bob");
+    assert_eq!(offline["online"], false);
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], serde_json::json!([]));
+}
+
+#[test]
+fn a_server_killed_with_200_messages_queued_delivers_every_one_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let port = server.addr.port();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let pw = password("bob");
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &pw, "--signup"],
+    );
+    bob.expect("signed-in");
+    assert!(bob.finish().0.success());
+
+    let mut alice = client(&server, "alice", true);
+    const COUNT: usize = 200;
+    for i in 0..COUNT {
+        alice.line(&format!("send bob message {i}"));
+    }
+    for _ in 0..COUNT {
+        alice.expect("queued");
+    }
+    server.kill(); // SIGKILL: no chance to flush anything
+    drop(alice);
+
+    let server = server_in(dir.path(), &format!("127.0.0.1:{port}"));
+    let mut bob = Client::start_in(server.addr, bob_dir.path(), &["-u", "bob", "-p", &pw]);
+    for i in 0..COUNT {
+        let message = bob.expect_where("message", |m| m["stored"] == true);
+        assert_eq!(
+            message["text"],
+            format!("message {i}"),
+            "lost, reordered or repeated"
+        );
+    }
+    let (_, rest) = bob.finish();
+    assert!(
+        rest.iter().all(|e| e["event"] != "message"),
+        "extra messages: {rest:?}"
+    );
+}
+
+#[test]
+fn clients_notice_a_dead_server_and_sign_back_in_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let port = server.addr.port();
+    let mut alice = client(&server, "alice", true);
+    server.kill();
+    let lost = alice.expect("server-lost");
+    assert!(lost["server"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!(":{port}")));
+
+    let _server = server_in(dir.path(), &format!("127.0.0.1:{port}"));
+    alice.expect("signed-in");
+    alice.line("list");
+    alice.expect("users");
+    // exit works at any moment.
+    alice.line("exit");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+}
+
+#[test]
+fn a_graceful_shutdown_signs_clients_out_and_they_return_with_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let port = server.addr.port();
+    let mut alice = client(&server, "alice", true);
+    let mut bob = client(&server, "bob", true);
+    assert!(server.terminate().success());
+    alice.expect("server-down");
+    bob.expect("server-down");
+    let _server = server_in(dir.path(), &format!("127.0.0.1:{port}"));
+    alice.expect("signed-in");
+    bob.expect("signed-in");
+}
+
+#[test]
+fn a_client_that_crashed_gets_its_kept_messages_and_a_working_session_when_it_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let bob_dir = tempfile::tempdir().unwrap();
+    let pw = password("bob");
+    let bob_args = ["-u", "bob", "-p", &pw, "--presence-timeout", TIMEOUT];
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &[&bob_args[..], &["--signup"]].concat(),
+    );
+    bob.expect("signed-in");
+    let mut alice = client(&server, "alice", true);
+    bob.kill();
+    alice.expect_where("presence", |p| p["user"] == "bob" && p["online"] == false);
+    alice.line("send bob did you crash?");
+    alice.expect("queued");
+
+    let mut bob = Client::start_in(server.addr, bob_dir.path(), &bob_args);
+    assert_eq!(
+        bob.expect_where("message", |m| m["stored"] == true)["text"],
+        "did you crash?"
+    );
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    // And the new session works both ways.
+    bob.line("send alice yes, back now");
+    assert_eq!(alice.expect("message")["text"], "yes, back now");
+}
+
+#[test]
+fn kept_messages_cross_lossy_links_once_each_and_in_order() {
+    use udpchat_tests::relay::{Impairment, Relay};
+    let dir = tempfile::tempdir().unwrap();
+    // Default presence timeouts: a lossy link must not cost anyone their sign-in.
+    let server = Server::start_in(dir.path(), "127.0.0.1:0");
+    let impairment = |seed| Impairment {
+        loss: 0.10,
+        duplicate: 0.05,
+        reorder: 0.05,
+        seed,
+    };
+    let alice_link = Relay::start(server.addr, impairment(11));
+    let bob_link = Relay::start(server.addr, impairment(12));
+    let bob_dir = tempfile::tempdir().unwrap();
+    let pw = password("bob");
+    let mut bob = Client::start_in(
+        bob_link.up,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &pw, "--signup"],
+    );
+    bob.expect("signed-in");
+    assert!(bob.finish().0.success());
+
+    let apw = password("alice");
+    let mut alice = Client::start(alice_link.up, &["-u", "alice", "-p", &apw, "--signup"]);
+    alice.expect("signed-in");
+    const COUNT: usize = 40;
+    for i in 0..COUNT {
+        alice.line(&format!("send bob kept {i}"));
+    }
+    for _ in 0..COUNT {
+        alice.expect("queued");
+    }
+    let mut bob = Client::start_in(bob_link.up, bob_dir.path(), &["-u", "bob", "-p", &pw]);
+    for i in 0..COUNT {
+        assert_eq!(
+            bob.expect_where("message", |m| m["stored"] == true)["text"],
+            format!("kept {i}")
+        );
+    }
+    for _ in 0..COUNT {
+        alice.expect_where("delivered", |d| d["stored"] == true);
+    }
+    let (_, rest) = bob.finish();
+    assert!(
+        rest.iter().all(|e| e["event"] != "message"),
+        "twice: {rest:?}"
+    );
+}

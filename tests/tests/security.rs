@@ -1,0 +1,232 @@
+//! End to end: what the security design promises, seen from outside with
+//! real processes.
+
+use std::net::UdpSocket;
+
+use rand::SeedableRng;
+use udpchat_core::crypto::handshake::ClientHello;
+use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::wire::{Packet, Pattern};
+use udpchat_tests::{password, Client, Server};
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_get_the_same_answer_and_guessing_is_throttled() {
+    let server = Server::start();
+    let _alice = Client::sign_up(server.addr, "alice");
+    let mut mallory = Client::start(server.addr, &[]);
+
+    mallory.line("signin alice not-her-password");
+    let wrong = mallory.expect("error");
+    mallory.line("signin nobody whatever");
+    let unknown = mallory.expect("error");
+    assert_eq!(wrong["code"], "bad-credentials");
+    assert_eq!(
+        wrong, unknown,
+        "the answers tell apart known and unknown users"
+    );
+
+    for _ in 0..2 {
+        mallory.line("signin alice still-wrong");
+        assert_eq!(mallory.expect("error")["code"], "bad-credentials");
+    }
+    // Now even the right password has to wait.
+    mallory.line(&format!("signin alice {}", password("alice")));
+    let throttled = mallory.expect("error");
+    assert_eq!(throttled["code"], "throttled");
+    assert!(throttled["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("too many failed sign-ins for alice"));
+}
+
+#[test]
+fn accounts_survive_a_server_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_in(data.path(), "127.0.0.1:0");
+    let port = server.addr.port();
+    let (status, _) = Client::sign_up(server.addr, "carole").finish();
+    assert!(status.success());
+    server.kill();
+
+    let server = Server::start_in(data.path(), &format!("127.0.0.1:{port}"));
+    let mut carole = Client::sign_in(server.addr, "carole");
+    carole.line("list");
+    carole.expect("users");
+    let mut impostor = Client::start(server.addr, &["-u", "carole", "-p", "guess"]);
+    assert_eq!(impostor.expect("error")["code"], "bad-credentials");
+}
+
+#[test]
+fn garbage_truncated_and_wrong_key_datagrams_get_zero_bytes_back() {
+    let server = Server::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(udpchat_tests::FAILSAFE))
+        .unwrap();
+
+    let wrong_key = StaticKey::generate(&mut rand::rngs::StdRng::seed_from_u64(7)).public();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (_, hello) = ClientHello::start(&mut rand::rngs::OsRng, &wrong_key, &[0], now_ms).unwrap();
+    let wrong_key_hello = Packet::Hello {
+        pattern: Pattern::Nk,
+        sender_index: 1,
+        message: &hello,
+    }
+    .encode();
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 1200],
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        wrong_key_hello.clone(),
+        wrong_key_hello[..100].to_vec(),
+        Packet::Data {
+            receiver_index: 42,
+            counter: 0,
+            ciphertext: &[0u8; 64],
+        }
+        .encode(),
+        Packet::KeyRequest.encode()[..20].to_vec(), // a key request too short to answer
+    ];
+    for datagram in &garbage {
+        socket.send_to(datagram, server.addr).unwrap();
+    }
+    // The server handles one socket's datagrams in order, so the first
+    // answer it gives after all that must be the answer to this one.
+    socket
+        .send_to(&Packet::KeyRequest.encode(), server.addr)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, _) = socket
+        .recv_from(&mut buf)
+        .expect("the server answered nothing at all");
+    assert!(
+        matches!(Packet::parse(&buf[..len]), Ok(Packet::ServerKey { .. })),
+        "the first answer was not to the key request"
+    );
+}
+
+#[test]
+fn the_server_never_sees_a_direct_message_or_a_password() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_in(data.path(), "127.0.0.1:0");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let secret = "the eagle lands at midnight 7f3a";
+    alice.line(&format!("send bob {secret}"));
+    assert_eq!(bob.expect("message")["text"], secret);
+    alice.expect("delivered");
+    let data_dir = server.data_dir.clone();
+    assert!(server.terminate().success());
+
+    for file in std::fs::read_dir(&data_dir).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in [secret, &password("alice"), &password("bob")] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} contains {needle:?}",
+                path.display()
+            );
+        }
+    }
+    let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG") || log.contains("INFO"),
+        "the log was written at trace level"
+    );
+}
+
+#[test]
+fn a_server_whose_key_changed_is_refused_naming_both_fingerprints() {
+    let first = tempfile::tempdir().unwrap();
+    let server = Server::start_in(first.path(), "127.0.0.1:0");
+    let port = server.addr.port();
+    let client_dir = tempfile::tempdir().unwrap();
+    let mut alice = Client::start_in(
+        server.addr,
+        client_dir.path(),
+        &["-u", "alice", "-p", "pw", "--signup"],
+    );
+    let trusted = alice.expect("server-trusted");
+    alice.expect("signed-in");
+    drop(alice);
+    server.kill();
+
+    // Another server (another key) on the same address.
+    let second = tempfile::tempdir().unwrap();
+    let impostor = Server::start_in(second.path(), &format!("127.0.0.1:{port}"));
+    let mut alice = Client::start_in(
+        impostor.addr,
+        client_dir.path(),
+        &["-u", "alice", "-p", "pw"],
+    );
+    let refusal = alice.expect("error");
+    assert_eq!(refusal["code"], "server-key-changed");
+    let message = refusal["message"].as_str().unwrap();
+    assert!(
+        message.contains(trusted["fingerprint"].as_str().unwrap()),
+        "{message}"
+    );
+    let new_key = udpchat_core::crypto::keyfile::read_public(&impostor.public_key()).unwrap();
+    assert!(message.contains(&new_key.fingerprint()), "{message}");
+}
+
+#[test]
+fn a_pinned_server_key_is_checked() {
+    let server = Server::start();
+    let key = server.public_key();
+    let mut alice = Client::start(
+        server.addr,
+        &[
+            "--server-key",
+            key.to_str().unwrap(),
+            "-u",
+            "alice",
+            "-p",
+            "pw",
+            "--signup",
+        ],
+    );
+    alice.expect("signed-in");
+    assert!(
+        alice.seen.iter().all(|e| e["event"] != "server-trusted"),
+        "a pinned key needs no trust on first use"
+    );
+
+    let other = Server::start();
+    let mut bob = Client::start(
+        server.addr,
+        &[
+            "--server-key",
+            other.public_key().to_str().unwrap(),
+            "-u",
+            "bob",
+            "-p",
+            "pw",
+            "--signup",
+        ],
+    );
+    assert_eq!(bob.expect("error")["code"], "server-key-changed");
+}
+
+#[test]
+fn a_users_new_identity_key_is_announced_to_those_who_knew_the_old_one() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let bob = Client::sign_up(server.addr, "bob");
+    alice.line("send bob first");
+    alice.expect("delivered");
+    let (status, _) = bob.finish();
+    assert!(status.success());
+
+    // bob signs in from another machine: a new identity key.
+    let mut bob = Client::sign_in(server.addr, "bob");
+    alice.line("send bob second");
+    let warning = alice.expect("key-changed");
+    assert_eq!(warning["user"], "bob");
+    assert_ne!(warning["was"], warning["now"]);
+    assert_eq!(bob.expect("message")["text"], "second");
+}
