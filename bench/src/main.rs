@@ -305,9 +305,17 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
     }
 }
 
-/// A scenario's report, or one saying it failed and why.
+/// A scenario's report, or one saying why there is none: "not
+/// available" when the server does not know a command the scenario needs
+/// (a feature not built yet), "failed" otherwise.
 fn settle(scenario: &str, result: anyhow::Result<Report>) -> Report {
     result.unwrap_or_else(|e| {
-        Report::unavailable(scenario, serde_json::Value::Null, format!("failed: {e:#}"))
+        let error = format!("{e:#}");
+        let reason = if error.contains(udpchat_core::error::code::UNKNOWN_COMMAND) {
+            format!("not available yet: the server does not know a command this scenario needs ({error})")
+        } else {
+            format!("failed: {error}")
+        };
+        Report::unavailable(scenario, serde_json::Value::Null, reason)
     })
 }

@@ -19,6 +19,27 @@ use crate::report::{Latency, Report, Row};
 /// Accounts the storm signs in to, round robin.
 const STORM_ACCOUNTS: usize = 8;
 
+/// Milliseconds of one argon2id verification with the server's parameters
+/// (m = 19 MiB, t = 2, p = 1; docs/PROTOCOL.md section 6), on this thread.
+fn argon2_verify_ms(runs: u32) -> f64 {
+    use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let phc = argon2
+        .hash_password(b"bench password", &salt)
+        .expect("argon2 hash")
+        .to_string();
+    let hash = PasswordHash::new(&phc).expect("PHC string");
+    let start = Instant::now();
+    for _ in 0..runs {
+        argon2
+            .verify_password(b"bench password", &hash)
+            .expect("argon2 verify");
+    }
+    start.elapsed().as_secs_f64() * 1e3 / f64::from(runs.max(1))
+}
+
 pub async fn run(ctx: &Ctx, rate: f64) -> anyhow::Result<Report> {
     let shape = list_shape(ctx.clients, ctx.window);
     let mut report = Report::new(
@@ -28,6 +49,9 @@ pub async fn run(ctx: &Ctx, rate: f64) -> anyhow::Result<Report> {
             serde_json::json!({ "signin_rate": rate, "storm_accounts": STORM_ACCOUNTS, "shape": shape }),
         ),
     );
+    let runs = if ctx.quick { 2 } else { 10 };
+    let argon2_ms = tokio::task::spawn_blocking(move || argon2_verify_ms(runs)).await?;
+    report.params["argon2_verify_ms"] = argon2_ms.into();
     let base = baseline(shape, ctx.plan()).await?;
     let target = ctx.server()?;
     let clients = setup(ctx, &target).await?;
@@ -65,7 +89,9 @@ pub async fn run(ctx: &Ctx, rate: f64) -> anyhow::Result<Report> {
             b.p99 as f64 / a.p99.max(1) as f64
         ));
     }
-    report.note("each sign-in verifies an argon2id hash (m=19 MiB, t=2) on one of the server's blocking threads, at most one per core at a time");
+    report.note(format!(
+        "each sign-in verifies an argon2id hash (m=19 MiB, t=2) on one of the server's blocking threads, at most one per core at a time; one verification takes {argon2_ms:.1} ms of a core here (measured in this run)"
+    ));
     report.baseline = Some(base);
     report.rows.push(calm);
     report.rows.push(stormy);

@@ -130,7 +130,10 @@ pub async fn baseline(shape: Shape, plan: Plan) -> anyhow::Result<Row> {
 /// The scenario on its own: the baseline for the `rpc` shape.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let shape = super::rpc::list_shape(ctx.clients, ctx.window);
-    let mut report = Report::new("udp-echo", serde_json::to_value(shape)?);
+    let mut report = Report::new(
+        "udp-echo",
+        super::params_with(ctx, serde_json::json!({ "shape": shape })),
+    );
     let row = baseline(shape, ctx.plan()).await?;
     report.note(format!(
         "{} clients x window {}, {} B requests, {} B replies (the sizes of udpchat's `list` datagrams for this many users)",
