@@ -6,40 +6,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 use udpchat_core::context::{Accounts, BoxFuture};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use zeroize::Zeroizing;
 
+use crate::password::Hasher;
 use crate::store::{Account, Store, StoreError};
 use crate::throttle::Throttle;
-
-/// argon2id with OWASP's minimum: 19 MiB, 2 passes, 1 lane.
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Hashes a password into a PHC string (salted, parameters inside).
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing with valid parameters")
-        .to_string()
-}
-
-fn password_matches(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(hash) => argon2().verify_password(password.as_bytes(), &hash).is_ok(),
-        Err(_) => false,
-    }
-}
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 1;
@@ -71,6 +46,7 @@ pub struct PasswordAccounts {
     hashing: Arc<Semaphore>,
     /// Verified against for unknown names, so they cost what known ones do.
     decoy: Arc<String>,
+    hasher: Hasher,
 }
 
 impl PasswordAccounts {
@@ -78,11 +54,13 @@ impl PasswordAccounts {
         let lanes = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let hasher = Hasher::new();
         PasswordAccounts {
             store,
             throttle: Arc::new(Mutex::new(Throttle::new())),
             hashing: Arc::new(Semaphore::new(lanes)),
-            decoy: Arc::new(hash_password("not a password anyone has")),
+            decoy: Arc::new(hasher.hash("not a password anyone has")),
+            hasher,
         }
     }
 
@@ -125,10 +103,11 @@ impl Accounts for PasswordAccounts {
         Box::pin(async move {
             check_password_shape(&password)?;
             let store = this.store.clone();
+            let hasher = this.hasher.clone();
             let name = user.clone();
             let created = this
                 .hash_off_loop(move || {
-                    let password_hash = hash_password(&password);
+                    let password_hash = hasher.hash(&password);
                     store.create_user(&Account {
                         name: name.clone(),
                         password_hash,
@@ -183,6 +162,7 @@ impl Accounts for PasswordAccounts {
             }
             let store = this.store.clone();
             let decoy = this.decoy.clone();
+            let hasher = this.hasher.clone();
             let name = user.clone();
             let verdict = this
                 .hash_off_loop(move || -> Result<bool, StoreError> {
@@ -190,7 +170,7 @@ impl Accounts for PasswordAccounts {
                     let phc = account
                         .as_ref()
                         .map_or(decoy.as_str(), |a| a.password_hash.as_str());
-                    let matches = password_matches(&password, phc);
+                    let matches = hasher.matches(&password, phc);
                     Ok(matches && account.is_some())
                 })
                 .await?
@@ -252,17 +232,6 @@ impl PasswordAccounts {
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
-
-    #[test]
-    fn hashes_are_argon2id_salted_and_verify() {
-        let a = hash_password("hunter2");
-        let b = hash_password("hunter2");
-        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
-        assert_ne!(a, b, "salted");
-        assert!(password_matches("hunter2", &a));
-        assert!(!password_matches("hunter3", &a));
-        assert!(!a.contains("hunter2"));
-    }
 
     #[tokio::test]
     async fn wrong_password_and_unknown_user_look_the_same_and_get_throttled() {

@@ -10,6 +10,7 @@ mod groups;
 mod keys;
 mod mailbox;
 mod operator;
+mod password;
 mod state;
 mod store;
 mod throttle;
