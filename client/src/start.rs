@@ -45,12 +45,6 @@ pub async fn sign_in(
             credentials,
         )
         .await?;
-        if signup {
-            client.emit(
-                Output::new("signed-up", format!("Account {user} created"))
-                    .with("user", user.to_string()),
-            );
-        }
         Ok::<(), udpchat_core::error::CommandError>(())
     }
     .await;

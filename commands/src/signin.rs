@@ -93,6 +93,11 @@ pub async fn sign_in(
     let SignedIn { user } = crate::decode(&reply)?;
     client.session().lock().expect("session lock").user = Some(user.clone());
     client.remember_password(&user, password);
+    if cmd == "signup" {
+        client.emit(
+            Output::new("signed-up", format!("Account {user} created")).with("user", user.clone()),
+        );
+    }
     client
         .emit(Output::new("signed-in", format!("Signed in as {user}")).with("user", user.clone()));
     // Without published prekeys nobody can leave this user a message.

@@ -5,7 +5,6 @@ use udpchat_core::args::Args;
 use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::names::check_user_name;
-use udpchat_core::output::Output;
 use udpchat_core::registry::{ArgKind, Command};
 
 use crate::signin::{admit, credentials, sign_in, Credentials};
@@ -30,10 +29,7 @@ inventory::submit! {
 fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async move {
         let credentials = credentials(&client, &args, USAGE).await?;
-        let user = credentials.user.clone();
-        sign_in(&client, "signup", credentials).await?;
-        client.emit(Output::new("signed-up", format!("Account {user} created")).with("user", user));
-        Ok(())
+        sign_in(&client, "signup", credentials).await
     })
 }
 

@@ -58,12 +58,17 @@ pub async fn run(
             tracing::debug!(peer = %from, cmd = envelope.cmd, "unknown command");
             continue;
         };
+        let request = envelope.kind == Kind::Request;
+        if request {
+            state.answering(from);
+        }
         let reply = serve(server.clone(), Origin { peer: from }, envelope.body);
-        let link = link.clone();
+        let (link, state) = (link.clone(), state.clone());
         tokio::spawn(async move {
             let result = reply.await;
-            if envelope.kind == Kind::Request {
+            if request {
                 link.reply(from, &envelope.cmd, envelope.id, result);
+                state.answered(from);
             }
         });
     }

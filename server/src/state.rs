@@ -22,11 +22,21 @@ use crate::store::GroupStore;
 /// given to a new sign-in.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Pushes held back until a reply has gone.
+#[derive(Default)]
+struct Held {
+    requests: usize,
+    pushes: Vec<(&'static str, Vec<u8>)>,
+}
+
 pub struct ServerState {
     /// Shared with the groups, which deliver to whoever is online.
     presence: Arc<Mutex<Presence>>,
     /// When each session was last heard from (any request or push).
     last_seen: Mutex<HashMap<PeerId, Instant>>,
+    /// Sessions with a request being handled, and what was pushed to them
+    /// meanwhile.
+    answering: Mutex<HashMap<PeerId, Held>>,
     accounts: PasswordAccounts,
     mailbox: StoredMail,
     groups: GroupChat,
@@ -45,9 +55,51 @@ impl ServerState {
             groups: GroupChat::new(groups, link.clone(), presence.clone()),
             presence,
             last_seen: Mutex::new(HashMap::new()),
+            answering: Mutex::new(HashMap::new()),
             accounts,
             mailbox,
             link,
+        }
+    }
+
+    fn push_now(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
+        let delivery = self.link.push(peer, cmd, body);
+        tokio::spawn(async move {
+            if let Err(e) = delivery.await {
+                tracing::debug!(%peer, cmd, "push failed: {e}");
+            }
+        });
+    }
+
+    /// A request from `peer` is being handled: hold its pushes.
+    pub fn answering(&self, peer: PeerId) {
+        self.answering
+            .lock()
+            .expect("answering lock")
+            .entry(peer)
+            .or_default()
+            .requests += 1;
+    }
+
+    /// The reply to a request from `peer` is on its way: release what its
+    /// handler pushed, once no other request from it is still running.
+    pub fn answered(&self, peer: PeerId) {
+        let released = {
+            let mut answering = self.answering.lock().expect("answering lock");
+            let Some(held) = answering.get_mut(&peer) else {
+                return;
+            };
+            held.requests -= 1;
+            if held.requests > 0 {
+                return;
+            }
+            answering
+                .remove(&peer)
+                .map(|held| held.pushes)
+                .unwrap_or_default()
+        };
+        for (cmd, body) in released {
+            self.push_now(peer, cmd, body);
         }
     }
 
@@ -170,12 +222,19 @@ impl ServerContext for ServerState {
     }
 
     fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
-        let delivery = self.link.push(peer, cmd, body);
-        tokio::spawn(async move {
-            if let Err(e) = delivery.await {
-                tracing::debug!(%peer, cmd, "push failed: {e}");
-            }
-        });
+        // While a request from this client is being handled, what its
+        // handler pushes waits for the reply: the client hears "signed in"
+        // before the messages that were kept for it.
+        if let Some(held) = self
+            .answering
+            .lock()
+            .expect("answering lock")
+            .get_mut(&peer)
+        {
+            held.pushes.push((cmd, body));
+            return;
+        }
+        self.push_now(peer, cmd, body);
     }
 
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
