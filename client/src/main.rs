@@ -149,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         start::sign_in(&client, user, password, cli.signup).await;
     }
     if let Some(outputs) = outputs {
-        shell::interactive(client, state.clone(), None, outputs, cli.data_dir).await
+        shell::interactive(client, state.clone(), outputs, cli.data_dir).await
     } else {
         shell::scripted(client, state, lines).await;
         Ok(())

@@ -89,7 +89,6 @@ async fn leave(client: &Client, state: &ClientState) {
 pub async fn interactive(
     client: Client,
     state: Arc<ClientState>,
-    user: Option<String>,
     outputs: mpsc::UnboundedReceiver<Printed>,
     data_dir: PathBuf,
 ) -> anyhow::Result<()> {
@@ -104,9 +103,6 @@ pub async fn interactive(
         editing.clone(),
     );
 
-    if let Some(user) = user {
-        run_line(&client, &format!("signin {user}")).await;
-    }
     // What happened before the first prompt is not above a typed line.
     state.printer().flush().await;
 

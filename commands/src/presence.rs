@@ -7,13 +7,13 @@ use udpchat_core::cbor;
 use udpchat_core::context::{BoxFuture, Client, Sender, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::output::Output;
+use udpchat_core::presence::PresenceChange;
 use udpchat_core::registry::Command;
 
-/// The push body.
+/// The push body: the changes the server gathered, in order.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct PresenceChange {
-    pub user: String,
-    pub online: bool,
+pub struct PresenceChanges {
+    pub changes: Vec<PresenceChange>,
 }
 
 inventory::submit! {
@@ -33,22 +33,21 @@ inventory::submit! {
 
 /// Tells every other signed-in client that `user` came or went.
 pub fn announce(server: &Server, user: &str, online: bool) {
-    let others: Vec<_> = {
-        let presence = server.presence().lock().expect("presence lock");
-        presence
-            .users()
-            .into_iter()
-            .filter(|u| u != user)
-            .filter_map(|u| presence.addr_of(&u))
-            .collect()
-    };
-    let body = cbor::encode(&PresenceChange {
+    server.announce(PresenceChange {
         user: user.to_string(),
         online,
     });
-    for peer in others {
-        server.push(peer, "presence", body.clone());
-    }
+}
+
+/// The packet for one batch, leaving out what a client would hear about
+/// itself.
+pub fn body_for(recipient: &str, changes: &[PresenceChange]) -> Option<Vec<u8>> {
+    let changes: Vec<PresenceChange> = changes
+        .iter()
+        .filter(|c| c.user != recipient)
+        .cloned()
+        .collect();
+    (!changes.is_empty()).then(|| cbor::encode(&PresenceChanges { changes }))
 }
 
 fn on_push(
@@ -57,19 +56,21 @@ fn on_push(
     body: Vec<u8>,
 ) -> BoxFuture<'static, Result<(), CommandError>> {
     Box::pin(async move {
-        let Some(PresenceChange { user, online }) = crate::from_server(&sender, &body)? else {
+        let Some(PresenceChanges { changes }) = crate::from_server(&sender, &body)? else {
             return Ok(());
         };
-        let text = if online {
-            format!("{user} is online")
-        } else {
-            format!("{user} went offline")
-        };
-        client.emit(
-            Output::new("presence", text)
-                .with("user", user)
-                .with("online", online),
-        );
+        for PresenceChange { user, online } in changes {
+            let text = if online {
+                format!("{user} is online")
+            } else {
+                format!("{user} went offline")
+            };
+            client.emit(
+                Output::new("presence", text)
+                    .with("user", user)
+                    .with("online", online),
+            );
+        }
         Ok(())
     })
 }

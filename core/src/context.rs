@@ -16,7 +16,7 @@ use crate::error::CommandError;
 use crate::group::{GroupInfo, GroupMessage};
 use crate::mailbox::{Bundle, PrekeyUpload, Stored};
 use crate::output::Output;
-use crate::presence::Presence;
+use crate::presence::{Presence, PresenceChange};
 pub use crate::secure::PeerId;
 pub use zeroize::Zeroizing;
 
@@ -174,6 +174,10 @@ pub trait ServerContext: Send + Sync {
     fn groups(&self) -> &dyn Groups;
     /// Whether a client still answers on `peer` (within about a second).
     fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool>;
+    /// Tells every other signed-in client that someone came or went. The
+    /// server gathers changes for a moment and sends them together, so a
+    /// burst of sign-ins costs each client one packet, not one per sign-in.
+    fn announce(&self, change: PresenceChange);
     /// Sends a one-way packet to a client, reliably, without waiting.
     fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>);
     /// Where a client's session is now.

@@ -5,6 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::secure::PeerId;
 
+/// Someone signed in or went offline, as the server tells the others.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PresenceChange {
+    pub user: String,
+    pub online: bool,
+}
+
 /// The signed-in users, by name and by address (one name per address).
 #[derive(Debug, Default)]
 pub struct Presence {

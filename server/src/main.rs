@@ -106,6 +106,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         mailbox,
         groups_store,
     ));
+    tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
     tokio::spawn(
         server
             .clone()

@@ -10,7 +10,7 @@ use udpchat_commands::mail_status::{MailStatus, Outcome};
 
 use udpchat_core::cbor;
 use udpchat_core::context::{Accounts, BoxFuture, Groups, Mailbox, PeerId, Server, ServerContext};
-use udpchat_core::presence::Presence;
+use udpchat_core::presence::{Presence, PresenceChange};
 use udpchat_net::Link;
 
 use crate::accounts::PasswordAccounts;
@@ -37,6 +37,9 @@ pub struct ServerState {
     /// Sessions with a request being handled, and what was pushed to them
     /// meanwhile.
     answering: Mutex<HashMap<PeerId, Held>>,
+    /// Presence changes not yet sent, and the bell that wakes the sender.
+    changes: Mutex<Vec<PresenceChange>>,
+    changed: tokio::sync::Notify,
     accounts: PasswordAccounts,
     mailbox: StoredMail,
     groups: GroupChat,
@@ -56,6 +59,8 @@ impl ServerState {
             presence,
             last_seen: Mutex::new(HashMap::new()),
             answering: Mutex::new(HashMap::new()),
+            changes: Mutex::new(Vec::new()),
+            changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
             link,
@@ -100,6 +105,33 @@ impl ServerState {
         };
         for (cmd, body) in released {
             self.push_now(peer, cmd, body);
+        }
+    }
+
+    /// Sends presence changes in batches: after the first change, waits
+    /// `gather` for more, then sends each signed-in client one packet with
+    /// all of them. Runs until the server stops.
+    pub async fn send_presence(self: Arc<Self>, gather: Duration) {
+        loop {
+            self.changed.notified().await;
+            tokio::time::sleep(gather).await;
+            let changes = std::mem::take(&mut *self.changes.lock().expect("changes lock"));
+            if changes.is_empty() {
+                continue;
+            }
+            let recipients: Vec<(String, PeerId)> = {
+                let presence = self.presence.lock().expect("presence lock");
+                presence
+                    .users()
+                    .into_iter()
+                    .filter_map(|u| presence.addr_of(&u).map(|p| (u, p)))
+                    .collect()
+            };
+            for (user, peer) in recipients {
+                if let Some(body) = udpchat_commands::presence::body_for(&user, &changes) {
+                    self.push(peer, "presence", body);
+                }
+            }
         }
     }
 
@@ -219,6 +251,11 @@ impl ServerContext for ServerState {
         Box::pin(
             async move { matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(()))) },
         )
+    }
+
+    fn announce(&self, change: PresenceChange) {
+        self.changes.lock().expect("changes lock").push(change);
+        self.changed.notify_one();
     }
 
     fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
