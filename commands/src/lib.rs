@@ -33,6 +33,7 @@ pub mod send;
 pub mod signin;
 pub mod signup;
 pub mod stored;
+pub mod whois;
 
 /// The longest message text, in bytes.
 pub const MAX_TEXT: usize = 64 * 1024;
@@ -116,6 +117,7 @@ mod tests {
                 "signin",
                 "signup",
                 "stored",
+                "whois",
             ]
         );
     }

@@ -62,13 +62,14 @@ fn on_push(
         check_user_name(&message.from)?;
         check_text(&message.text)?;
         // The session proved the sender holds `identity`; the server says
-        // whose key that is. A mismatch is someone claiming another name.
+        // whose key that is (signed in or not: the sender may have left
+        // since). A mismatch is someone claiming another name.
         let proven = sender
             .identity
             .as_ref()
             .ok_or_else(|| impostor(&message.from))?;
         if !client.is_known_identity(&message.from, proven) {
-            let (_, registered) = crate::lookup::lookup(&client, &message.from)
+            let registered = crate::whois::identity(&client, &message.from)
                 .await
                 .map_err(|e| {
                     CommandError::new(

@@ -166,3 +166,22 @@ fn messages_cross_lossy_links_once_each_and_in_order() {
         "duplicates: {rest:?}"
     );
 }
+
+#[test]
+fn a_message_from_someone_who_left_right_after_sending_is_still_shown() {
+    let server = Server::start();
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    // A large message (many fragments), then alice signs out at once: bob
+    // checks her key after she is gone.
+    let text = format!("goodbye {}", "x".repeat(60_000));
+    alice.line(&format!("send bob {text}"));
+    alice.line("logout");
+    alice.expect("signed-out");
+    if !alice.seen.iter().any(|e| e["event"] == "delivered") {
+        alice.expect("delivered");
+    }
+    let message = bob.expect("message");
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["text"], text);
+}
