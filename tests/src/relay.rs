@@ -74,6 +74,16 @@ pub struct Relay {
     /// The address the server and other clients know the client by.
     pub out: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// While set, what the client sends the server waits here.
+    gate: Arc<Gate>,
+    out_socket: Arc<UdpSocket>,
+    server: SocketAddr,
+}
+
+/// Holds the client's traffic to the server while closed.
+#[derive(Default)]
+struct Gate {
+    held: Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 impl Relay {
@@ -87,10 +97,14 @@ impl Relay {
             held: Mutex::new(None),
         });
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let gate = Arc::new(Gate::default());
         let relay = Relay {
             up: up.local_addr().unwrap(),
             out: out.local_addr().unwrap(),
             stop: stop.clone(),
+            gate: gate.clone(),
+            out_socket: out.clone(),
+            server,
         };
 
         // client -> server
@@ -105,6 +119,10 @@ impl Relay {
             std::thread::spawn(move || {
                 each_datagram(&up, &stop, |from, bytes| {
                     *client.lock().unwrap() = Some(from);
+                    if let Some(held) = gate.held.lock().unwrap().as_mut() {
+                        held.push(bytes.to_vec());
+                        return;
+                    }
                     lossy.forward(&out, server, bytes);
                 })
             });
@@ -144,6 +162,22 @@ impl Relay {
             });
         });
         relay
+    }
+}
+
+impl Relay {
+    /// Holds back everything the client sends the server from now on.
+    pub fn hold_to_server(&self) {
+        self.gate.held.lock().unwrap().get_or_insert_with(Vec::new);
+    }
+
+    /// Sends on what was held, in order (from `out`, where the server
+    /// knows the client), and lets traffic through again.
+    pub fn release_to_server(&self) {
+        let held = self.gate.held.lock().unwrap().take().unwrap_or_default();
+        for datagram in held {
+            let _ = self.out_socket.send_to(&datagram, self.server);
+        }
     }
 }
 
