@@ -1,0 +1,307 @@
+//! Handshakes: answering a HELLO (a new session, or a re-key of one this
+//! side holds), reading a WELCOME, building a HELLO, retrying a lost one
+//! with a fresh HELLO and backoff, and re-keying an established session in
+//! place with a token only the holder of the old session can compute.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hkdf::Hkdf;
+use sha2::Sha384;
+
+use super::{
+    Conn, ConnectError, Expect, PeerId, Pending, Rejected, SecureEndpoint, State, HELLO_FRESH,
+    HELLO_REKEY, TOKEN_LEN,
+};
+use crate::crypto::handshake::{ClientHello, PeerHandshake, PeerHello, ServerHandshake};
+use crate::crypto::keys::PublicKey;
+use crate::crypto::session::{Role, Session};
+use crate::wire::{self, Packet, Pattern};
+
+impl SecureEndpoint {
+    pub(super) fn answer_hello(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        from: SocketAddr,
+        pattern: Pattern,
+        sender_index: u32,
+        message: &[u8],
+    ) -> Result<(), Rejected> {
+        let key = self.static_key.as_ref().ok_or(Rejected::Unexpected)?;
+        let (keys, reply, remote_static, payload) = match pattern {
+            Pattern::Nk => {
+                let (keys, reply, payload) = ServerHandshake::respond(
+                    &mut self.rng,
+                    key,
+                    message,
+                    now_ms,
+                    &[],
+                    &mut self.replay,
+                )
+                .map_err(|_| Rejected::Unauthentic)?;
+                (keys, reply, None, payload)
+            }
+            Pattern::Ik => {
+                let (keys, reply, initiator, payload) = PeerHandshake::respond(
+                    &mut self.rng,
+                    key,
+                    message,
+                    now_ms,
+                    &[],
+                    &mut self.replay,
+                )
+                .map_err(|_| Rejected::Unauthentic)?;
+                (keys, reply, Some(initiator), payload)
+            }
+        };
+        let session = Session::new(keys, Role::Responder);
+        let local = match payload.first() {
+            Some(&HELLO_FRESH) => {
+                let index = self.fresh_index();
+                self.conns.insert(
+                    index,
+                    Conn {
+                        addr: from,
+                        remote_static,
+                        pattern,
+                        role: Role::Responder,
+                        state: State::Established {
+                            remote_index: sender_index,
+                            session: Box::new(session),
+                            rekey: None,
+                        },
+                        last_heard: now,
+                    },
+                );
+                self.stats.sessions_opened += 1;
+                index
+            }
+            Some(&HELLO_REKEY) if payload.len() == 1 + 4 + TOKEN_LEN => {
+                let old = u32::from_be_bytes(payload[1..5].try_into().expect("4 bytes"));
+                let conn = self.conns.get_mut(&old).ok_or(Rejected::UnknownSession)?;
+                let same_peer = conn.remote_static == remote_static && conn.role == Role::Responder;
+                let State::Established {
+                    session: old_session,
+                    remote_index,
+                    ..
+                } = &mut conn.state
+                else {
+                    return Err(Rejected::UnknownSession);
+                };
+                // Only the holder of the old session knows its token.
+                if !same_peer || rekey_token(old_session).as_slice() != &payload[5..] {
+                    return Err(Rejected::Unauthentic);
+                }
+                **old_session = session;
+                *remote_index = sender_index;
+                conn.addr = from;
+                conn.last_heard = now;
+                old
+            }
+            _ => return Err(Rejected::Malformed),
+        };
+        let welcome = Packet::Welcome {
+            sender_index: local,
+            receiver_index: sender_index,
+            message: &reply,
+        };
+        self.outbox.push_back((from, welcome.encode()));
+        Ok(())
+    }
+
+    pub(super) fn read_welcome(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        from: SocketAddr,
+        sender_index: u32,
+        receiver_index: u32,
+        message: &[u8],
+    ) -> Result<(), Rejected> {
+        let conn = self
+            .conns
+            .get_mut(&receiver_index)
+            .ok_or(Rejected::UnknownSession)?;
+        let pending = match &mut conn.state {
+            State::Handshaking { pending, .. } => pending,
+            State::Established {
+                rekey: Some(pending),
+                ..
+            } => pending,
+            State::Established { rekey: None, .. } => return Err(Rejected::Unexpected),
+        };
+        // Read a copy: a forged WELCOME must not cost the real one its state.
+        let expect = match &pending.expect {
+            Expect::Server(e) => Expect::Server(e.clone()),
+            Expect::Peer(e) => Expect::Peer(e.clone()),
+        };
+        let (keys, _payload) = match expect {
+            Expect::Server(e) => e.read(message),
+            Expect::Peer(e) => e.read(message),
+        }
+        .map_err(|_| Rejected::Unauthentic)?;
+        let _ = now_ms;
+        let mut session = Session::new(keys, Role::Initiator);
+        conn.addr = from;
+        conn.last_heard = now;
+        if let State::Handshaking { queued, .. } = &mut conn.state {
+            self.stats.sessions_opened += 1;
+            for plaintext in std::mem::take(queued) {
+                if let Ok(datagram) = wire::seal_data(&mut session, sender_index, &plaintext) {
+                    self.outbox.push_back((from, datagram));
+                }
+            }
+        }
+        conn.state = State::Established {
+            remote_index: sender_index,
+            session: Box::new(session),
+            rekey: None,
+        };
+        self.handshaking.remove(&receiver_index);
+        Ok(())
+    }
+
+    pub(super) fn retry_hello(&mut self, now: Instant, now_ms: u64, index: u32) {
+        let tries = self.config.handshake_tries;
+        let Some(conn) = self.conns.get(&index) else {
+            self.handshaking.remove(&index);
+            return;
+        };
+        let attempts = match &conn.state {
+            State::Handshaking { pending, .. } => pending.attempts,
+            State::Established {
+                rekey: Some(pending),
+                ..
+            } => pending.attempts,
+            State::Established { rekey: None, .. } => return,
+        };
+        let rekeying = matches!(conn.state, State::Established { .. });
+        if attempts >= tries {
+            if rekeying {
+                // Keep the old keys; try again when next due.
+                self.handshaking.remove(&index);
+                if let Some(Conn {
+                    state: State::Established { rekey, .. },
+                    ..
+                }) = self.conns.get_mut(&index)
+                {
+                    *rekey = None;
+                }
+            } else {
+                self.forget(PeerId(index));
+            }
+            return;
+        }
+        let (addr, pattern, remote) = (conn.addr, conn.pattern, conn.remote_static.clone());
+        let Some(remote) = remote else { return };
+        let payload = match &conn.state {
+            State::Established {
+                remote_index,
+                session,
+                ..
+            } => rekey_payload(*remote_index, session),
+            _ => vec![HELLO_FRESH],
+        };
+        let Ok(expect) = self.hello(index, &remote, pattern, &payload, now_ms, addr) else {
+            return;
+        };
+        let wait = self.config.handshake_retry * 2u32.saturating_pow(attempts.min(10));
+        let next = Box::new(Pending {
+            expect,
+            attempts: attempts + 1,
+            next_retry: now + wait,
+        });
+        if let Some(conn) = self.conns.get_mut(&index) {
+            match &mut conn.state {
+                State::Handshaking { pending, .. } => *pending = next,
+                State::Established { rekey, .. } => *rekey = Some(next),
+            }
+        }
+    }
+    pub(super) fn start_rekey(&mut self, now: Instant, now_ms: u64, index: u32) {
+        let Some(conn) = self.conns.get(&index) else {
+            return;
+        };
+        let State::Established {
+            remote_index,
+            session,
+            rekey: None,
+        } = &conn.state
+        else {
+            return;
+        };
+        let Some(remote) = conn.remote_static.clone() else {
+            return;
+        };
+        let payload = rekey_payload(*remote_index, session);
+        let (addr, pattern) = (conn.addr, conn.pattern);
+        let Ok(expect) = self.hello(index, &remote, pattern, &payload, now_ms, addr) else {
+            return;
+        };
+        if let Some(Conn {
+            state: State::Established { rekey, .. },
+            ..
+        }) = self.conns.get_mut(&index)
+        {
+            *rekey = Some(Box::new(Pending {
+                expect,
+                attempts: 1,
+                next_retry: now + self.config.handshake_retry,
+            }));
+            self.handshaking.insert(index);
+        }
+    }
+    /// Builds a HELLO and queues it.
+    pub(super) fn hello(
+        &mut self,
+        index: u32,
+        remote: &PublicKey,
+        pattern: Pattern,
+        payload: &[u8],
+        now_ms: u64,
+        addr: SocketAddr,
+    ) -> Result<Expect, ConnectError> {
+        let (expect, message) = match pattern {
+            Pattern::Nk => {
+                let (e, m) = ClientHello::start(&mut self.rng, remote, payload, now_ms)
+                    .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+                (Expect::Server(e), m)
+            }
+            Pattern::Ik => {
+                let identity = self.static_key.as_ref().ok_or(ConnectError::NoIdentity)?;
+                let (e, m) = PeerHello::start(&mut self.rng, identity, remote, payload, now_ms)
+                    .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+                (Expect::Peer(e), m)
+            }
+        };
+        self.outbox.push_back((
+            addr,
+            Packet::Hello {
+                pattern,
+                sender_index: index,
+                message: &message,
+            }
+            .encode(),
+        ));
+        Ok(expect)
+    }
+}
+
+/// Proves, inside a new handshake, that the initiator holds the session it
+/// asks to re-key.
+pub(super) fn rekey_token(session: &Session) -> [u8; TOKEN_LEN] {
+    let mut token = [0u8; TOKEN_LEN];
+    Hkdf::<Sha384>::new(None, session.handshake_hash())
+        .expand(b"udpchat rekey v1", &mut token)
+        .expect("32 bytes is a valid HKDF-SHA384 length");
+    token
+}
+
+pub(super) fn rekey_payload(remote_index: u32, session: &Session) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(1 + 4 + TOKEN_LEN);
+    payload.push(HELLO_REKEY);
+    payload.extend_from_slice(&remote_index.to_be_bytes());
+    payload.extend_from_slice(&rekey_token(session));
+    payload
+}

@@ -1,0 +1,568 @@
+//! The secure endpoint: the reliable [`transport`](crate::transport) inside
+//! encrypted sessions. Sans-IO like the transport: datagrams and time go in,
+//! datagrams and events come out.
+//!
+//! - A session starts with a handshake ([`crate::crypto::handshake`]): NK
+//!   toward the server (the client knows the server's key), IK between
+//!   clients (each knows the other's identity key; the responder learns the
+//!   initiator's from the handshake). Messages sent before it completes are
+//!   queued and go out once it does. A lost HELLO is retried with a fresh
+//!   one (a repeated HELLO would be refused as a replay) and backoff; after
+//!   [`SecureConfig::handshake_tries`] the session fails and so do its
+//!   messages.
+//! - Every transport datagram then travels sealed in a DATA packet. A
+//!   datagram that does not parse, names no session, or fails to open is
+//!   dropped without a word and leaves no state behind. The session follows
+//!   its peer to a new address once a packet from there has opened.
+//! - The initiator re-keys a session before AES-GCM's limits
+//!   ([`Session::needs_rekey`]) with a new handshake that carries a token
+//!   derived from the old one, so the responder moves the same session (and
+//!   everything the application tied to it) onto the new keys.
+//! - A KEY REQUEST gets the server's public key back (for trust on first
+//!   use); the answer is smaller than the request.
+//!
+//! Each session is a [`PeerId`]: the index this side chose for it. The
+//! application addresses peers by it, not by address.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::{CryptoRng, RngCore};
+
+use crate::crypto::handshake::{ExpectPeerHello, ExpectServerHello, ReplayGuard};
+use crate::crypto::keys::{PublicKey, StaticKey};
+use crate::crypto::session::{Role, Session};
+use crate::transport::{self, Endpoint, MessageId, SendError};
+use crate::wire::{self, Packet, Pattern};
+
+/// A session, named by the index this side chose for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{:08x}", self.0)
+    }
+}
+
+/// Tuning.
+#[derive(Debug, Clone)]
+pub struct SecureConfig {
+    pub transport: transport::Config,
+    /// The first wait for a WELCOME; doubles per retry.
+    pub handshake_retry: Duration,
+    /// HELLOs sent before a session is given up.
+    pub handshake_tries: u32,
+    /// A session nothing was heard on for this long is closed.
+    pub session_idle: Duration,
+}
+
+impl Default for SecureConfig {
+    fn default() -> Self {
+        SecureConfig {
+            transport: transport::Config {
+                max_datagram: wire::MAX_DATAGRAM - wire::DATA_OVERHEAD,
+                ..transport::Config::default()
+            },
+            handshake_retry: Duration::from_millis(500),
+            handshake_tries: 6,
+            session_idle: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What the application hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecureEvent {
+    /// A whole message, once, in order.
+    Received {
+        from: PeerId,
+        message: Vec<u8>,
+    },
+    Delivered {
+        to: PeerId,
+        id: MessageId,
+    },
+    DeliveryFailed {
+        to: PeerId,
+        id: MessageId,
+    },
+    /// A server answered a key request.
+    ServerKey {
+        addr: SocketAddr,
+        key: PublicKey,
+    },
+    /// The session is gone (handshake failed, idle, or forgotten).
+    Closed {
+        peer: PeerId,
+    },
+}
+
+/// Counts of what was dropped, for tests and the bench.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams dropped unanswered: garbage, unknown sessions, failed
+    /// authentication, replays.
+    pub rejected: u64,
+    pub sessions_opened: u64,
+}
+
+/// What a peer is, as far as this side knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// The server's key (NK, initiator side) or the peer's identity key (IK).
+    pub remote_static: Option<PublicKey>,
+    pub established: bool,
+}
+
+/// Any cryptographic RNG, boxed so the endpoint is not generic over it.
+pub trait SecureRng: RngCore + CryptoRng + Send {}
+impl<T: RngCore + CryptoRng + Send> SecureRng for T {}
+
+struct Rng(Box<dyn SecureRng>);
+
+impl RngCore for Rng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+impl CryptoRng for Rng {}
+
+enum Expect {
+    Server(ExpectServerHello),
+    Peer(ExpectPeerHello),
+}
+
+/// A HELLO in flight.
+struct Pending {
+    expect: Expect,
+    attempts: u32,
+    next_retry: Instant,
+}
+
+enum State {
+    Handshaking {
+        pending: Box<Pending>,
+        queued: VecDeque<Vec<u8>>,
+    },
+    Established {
+        remote_index: u32,
+        /// Boxed: a session holds two expanded AES key schedules.
+        session: Box<Session>,
+        rekey: Option<Box<Pending>>,
+    },
+}
+
+struct Conn {
+    addr: SocketAddr,
+    remote_static: Option<PublicKey>,
+    pattern: Pattern,
+    role: Role,
+    state: State,
+    last_heard: Instant,
+}
+
+/// Messages queued per session while its handshake runs.
+const MAX_QUEUED: usize = 1024;
+/// How often idle sessions are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// First byte of a HELLO payload.
+const HELLO_FRESH: u8 = 0;
+const HELLO_REKEY: u8 = 1;
+const TOKEN_LEN: usize = 32;
+
+/// The encrypted, reliable endpoint.
+pub struct SecureEndpoint {
+    config: SecureConfig,
+    transport: Endpoint<PeerId>,
+    /// The server's key (server) or this user's identity key (client).
+    static_key: Option<StaticKey>,
+    accept: Option<Pattern>,
+    conns: HashMap<u32, Conn>,
+    handshaking: BTreeSet<u32>,
+    replay: ReplayGuard,
+    rng: Rng,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<SecureEvent>,
+    key_fetches: BTreeSet<SocketAddr>,
+    next_sweep: Instant,
+    stats: Stats,
+}
+
+impl SecureEndpoint {
+    /// A server: answers NK handshakes with `server_key`.
+    pub fn server(
+        config: SecureConfig,
+        server_key: StaticKey,
+        rng: Box<dyn SecureRng>,
+        now: Instant,
+    ) -> Self {
+        SecureEndpoint::new(config, Some(server_key), Some(Pattern::Nk), rng, now)
+    }
+
+    /// A client: starts NK toward servers; answers IK from other clients
+    /// once it has an identity ([`SecureEndpoint::set_identity`]).
+    pub fn client(config: SecureConfig, rng: Box<dyn SecureRng>, now: Instant) -> Self {
+        SecureEndpoint::new(config, None, None, rng, now)
+    }
+
+    fn new(
+        config: SecureConfig,
+        static_key: Option<StaticKey>,
+        accept: Option<Pattern>,
+        rng: Box<dyn SecureRng>,
+        now: Instant,
+    ) -> Self {
+        let mut rng = Rng(rng);
+        let transport = Endpoint::new(config.transport.clone(), rng.next_u64());
+        SecureEndpoint {
+            config,
+            transport,
+            static_key,
+            accept,
+            conns: HashMap::new(),
+            handshaking: BTreeSet::new(),
+            replay: ReplayGuard::new(),
+            rng,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            key_fetches: BTreeSet::new(),
+            next_sweep: now + SWEEP_EVERY,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Sets (or clears) this client's identity key: IK handshakes from
+    /// other clients are answered only while one is set.
+    pub fn set_identity(&mut self, identity: Option<StaticKey>) {
+        self.accept = identity.as_ref().map(|_| Pattern::Ik);
+        self.static_key = identity;
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn peer(&self, peer: PeerId) -> Option<PeerInfo> {
+        self.conns.get(&peer.0).map(|c| PeerInfo {
+            addr: c.addr,
+            remote_static: c.remote_static.clone(),
+            established: matches!(c.state, State::Established { .. }),
+        })
+    }
+
+    /// Messages sent to `peer` and not yet delivered or failed.
+    pub fn in_flight(&self, peer: PeerId) -> usize {
+        self.transport.in_flight(peer)
+    }
+
+    /// Starts a session with `addr`, whose static key is `remote`: NK for
+    /// a server, IK (needs an identity) for another client.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        addr: SocketAddr,
+        remote: PublicKey,
+        pattern: Pattern,
+    ) -> Result<PeerId, ConnectError> {
+        if pattern == Pattern::Ik && self.static_key.is_none() {
+            return Err(ConnectError::NoIdentity);
+        }
+        let index = self.fresh_index();
+        let expect = self.hello(index, &remote, pattern, &[HELLO_FRESH], now_ms, addr)?;
+        let pending = Box::new(Pending {
+            expect,
+            attempts: 1,
+            next_retry: now + self.config.handshake_retry,
+        });
+        self.conns.insert(
+            index,
+            Conn {
+                addr,
+                remote_static: Some(remote),
+                pattern,
+                role: Role::Initiator,
+                state: State::Handshaking {
+                    pending,
+                    queued: VecDeque::new(),
+                },
+                last_heard: now,
+            },
+        );
+        self.handshaking.insert(index);
+        Ok(PeerId(index))
+    }
+
+    /// Asks the server at `addr` for its key; a [`SecureEvent::ServerKey`]
+    /// follows if it answers.
+    pub fn request_server_key(&mut self, addr: SocketAddr) {
+        self.key_fetches.insert(addr);
+        self.outbox.push_back((addr, Packet::KeyRequest.encode()));
+    }
+
+    /// Queues a message for `peer`.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        message: Vec<u8>,
+    ) -> Result<MessageId, SendError> {
+        self.transport.send(now, peer, message)
+    }
+
+    /// Drops a session; its outstanding messages fail.
+    pub fn forget(&mut self, peer: PeerId) {
+        self.transport.forget(peer);
+        if self.conns.remove(&peer.0).is_some() {
+            self.handshaking.remove(&peer.0);
+            self.events.push_back(SecureEvent::Closed { peer });
+        }
+        self.drain_transport_events();
+    }
+
+    /// Takes in one datagram. An error says why it was dropped (nothing
+    /// is ever sent in answer to a datagram that fails).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), Rejected> {
+        let result = self.handle_packet(now, now_ms, from, datagram);
+        if result.is_err() {
+            self.stats.rejected += 1;
+        }
+        self.drain_transport_events();
+        result
+    }
+
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), Rejected> {
+        match Packet::parse(datagram).map_err(|_| Rejected::Malformed)? {
+            Packet::Data {
+                receiver_index,
+                counter,
+                ciphertext,
+            } => {
+                let conn = self
+                    .conns
+                    .get_mut(&receiver_index)
+                    .ok_or(Rejected::UnknownSession)?;
+                let State::Established { session, .. } = &mut conn.state else {
+                    return Err(Rejected::UnknownSession);
+                };
+                let plaintext = wire::open_data(session, receiver_index, counter, ciphertext)
+                    .map_err(|_| Rejected::Unauthentic)?;
+                // Only now is the address proven: follow the peer there.
+                conn.addr = from;
+                conn.last_heard = now;
+                let _ = self
+                    .transport
+                    .handle_datagram(now, PeerId(receiver_index), &plaintext);
+                Ok(())
+            }
+            Packet::Hello {
+                pattern,
+                sender_index,
+                message,
+            } => {
+                if self.accept != Some(pattern) {
+                    return Err(Rejected::Unexpected);
+                }
+                self.answer_hello(now, now_ms, from, pattern, sender_index, message)
+            }
+            Packet::Welcome {
+                sender_index,
+                receiver_index,
+                message,
+            } => self.read_welcome(now, now_ms, from, sender_index, receiver_index, message),
+            Packet::KeyRequest => {
+                if self.accept != Some(Pattern::Nk) {
+                    return Err(Rejected::Unexpected);
+                }
+                let key = self
+                    .static_key
+                    .as_ref()
+                    .ok_or(Rejected::Unexpected)?
+                    .public()
+                    .to_bytes();
+                self.outbox
+                    .push_back((from, Packet::ServerKey { key: &key }.encode()));
+                Ok(())
+            }
+            Packet::ServerKey { key } => {
+                if !self.key_fetches.remove(&from) {
+                    return Err(Rejected::Unexpected);
+                }
+                let key = PublicKey::from_bytes(key).map_err(|_| Rejected::Malformed)?;
+                self.events
+                    .push_back(SecureEvent::ServerKey { addr: from, key });
+                Ok(())
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self, now: Instant, now_ms: u64) -> Option<(SocketAddr, Vec<u8>)> {
+        loop {
+            if let Some(out) = self.outbox.pop_front() {
+                return Some(out);
+            }
+            let transmit = self.transport.poll_transmit(now)?;
+            let index = transmit.destination.0;
+            let Some(conn) = self.conns.get_mut(&index) else {
+                continue;
+            };
+            match &mut conn.state {
+                State::Handshaking { queued, .. } => {
+                    if queued.len() < MAX_QUEUED {
+                        queued.push_back(transmit.contents);
+                    }
+                }
+                State::Established {
+                    remote_index,
+                    session,
+                    ..
+                } => {
+                    let sealed = wire::seal_data(session, *remote_index, &transmit.contents);
+                    let due = conn.role == Role::Initiator && session.needs_rekey(now_ms);
+                    let addr = conn.addr;
+                    if due {
+                        self.start_rekey(now, now_ms, index);
+                    }
+                    // A session past its hard limit drops the datagram; the
+                    // transport resends it once the new keys are in.
+                    if let Ok(datagram) = sealed {
+                        return Some((addr, datagram));
+                    }
+                }
+            }
+        }
+    }
+
+    /// When [`SecureEndpoint::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let retries = self
+            .handshaking
+            .iter()
+            .filter_map(|i| match &self.conns.get(i)?.state {
+                State::Handshaking { pending, .. } => Some(pending.next_retry),
+                State::Established {
+                    rekey: Some(pending),
+                    ..
+                } => Some(pending.next_retry),
+                _ => None,
+            });
+        retries
+            .chain(self.transport.poll_timeout())
+            .chain(Some(self.next_sweep))
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
+        self.transport.handle_timeout(now);
+        let due: Vec<u32> = self
+            .handshaking
+            .iter()
+            .copied()
+            .filter(|i| {
+                matches!(self.conns.get(i).map(|c| &c.state),
+                    Some(State::Handshaking { pending, .. }) | Some(State::Established { rekey: Some(pending), .. })
+                        if pending.next_retry <= now)
+            })
+            .collect();
+        for index in due {
+            self.retry_hello(now, now_ms, index);
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            let idle = self.config.session_idle;
+            let stale: Vec<u32> = self
+                .conns
+                .iter()
+                .filter(|(i, c)| {
+                    now.saturating_duration_since(c.last_heard) > idle
+                        && self.transport.in_flight(PeerId(**i)) == 0
+                })
+                .map(|(i, _)| *i)
+                .collect();
+            for index in stale {
+                self.forget(PeerId(index));
+            }
+        }
+        self.drain_transport_events();
+    }
+
+    pub fn poll_event(&mut self) -> Option<SecureEvent> {
+        self.events.pop_front()
+    }
+
+    fn fresh_index(&mut self) -> u32 {
+        loop {
+            let index = self.rng.next_u32();
+            if index != 0 && !self.conns.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn drain_transport_events(&mut self) {
+        while let Some(event) = self.transport.poll_event() {
+            self.events.push_back(match event {
+                transport::Event::Received { from, message } => {
+                    SecureEvent::Received { from, message }
+                }
+                transport::Event::Delivered { to, id } => SecureEvent::Delivered { to, id },
+                transport::Event::DeliveryFailed { to, id } => {
+                    SecureEvent::DeliveryFailed { to, id }
+                }
+            });
+        }
+    }
+}
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejected {
+    #[error("not a udpchat packet")]
+    Malformed,
+    #[error("no such session")]
+    UnknownSession,
+    #[error("failed authentication (wrong key, tampered, replayed or stale)")]
+    Unauthentic,
+    #[error("not expected here")]
+    Unexpected,
+}
+
+/// Why a session could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    #[error("no identity key: sign in first")]
+    NoIdentity,
+    #[error("handshake: {0}")]
+    Handshake(String),
+}
+
+mod hello;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+use super::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const MS: u64 = 1_800_000_000_000;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn rng(seed: u64) -> Box<dyn SecureRng> {
+    Box::new(StdRng::seed_from_u64(seed))
+}
+
+struct Pair {
+    now: Instant,
+    now_ms: u64,
+    server: SecureEndpoint,
+    client: SecureEndpoint,
+    server_key: StaticKey,
+    client_addr: SocketAddr,
+    /// Datagrams the server sent, for the zero-bytes-back checks.
+    server_sent: usize,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let now = Instant::now();
+        let server_key = StaticKey::generate(&mut StdRng::seed_from_u64(1));
+        Pair {
+            now,
+            now_ms: MS,
+            server: SecureEndpoint::server(
+                SecureConfig::default(),
+                server_key.clone(),
+                rng(2),
+                now,
+            ),
+            client: SecureEndpoint::client(SecureConfig::default(), rng(3), now),
+            server_key,
+            client_addr: addr(5000),
+            server_sent: 0,
+        }
+    }
+
+    /// Moves datagrams both ways until quiet; `drop_client` drops what
+    /// the client sends when it returns true.
+    fn pump(&mut self, mut drop_client: impl FnMut(&[u8]) -> bool) {
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some((to, d)) = self.client.poll_transmit(self.now, self.now_ms) {
+                assert!(d.len() <= wire::MAX_DATAGRAM);
+                assert_eq!(to, addr(4590));
+                moved = true;
+                if !drop_client(&d) {
+                    let _ =
+                        self.server
+                            .handle_datagram(self.now, self.now_ms, self.client_addr, &d);
+                }
+            }
+            while let Some((to, d)) = self.server.poll_transmit(self.now, self.now_ms) {
+                assert!(d.len() <= wire::MAX_DATAGRAM);
+                self.server_sent += 1;
+                moved = true;
+                if to == self.client_addr {
+                    let _ = self
+                        .client
+                        .handle_datagram(self.now, self.now_ms, addr(4590), &d);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Opens the client's session with the server.
+    fn connect(&mut self) -> PeerId {
+        let key = self.server_key.public();
+        self.client
+            .connect(self.now, self.now_ms, addr(4590), key, Pattern::Nk)
+            .unwrap()
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.now_ms += by.as_millis() as u64;
+        self.client.handle_timeout(self.now, self.now_ms);
+        self.server.handle_timeout(self.now, self.now_ms);
+    }
+
+    fn received(endpoint: &mut SecureEndpoint) -> Vec<(PeerId, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(event) = endpoint.poll_event() {
+            if let SecureEvent::Received { from, message } = event {
+                out.push((from, message));
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn a_client_and_server_talk_through_a_session() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    p.client
+        .send(p.now, peer, b"hello server".to_vec())
+        .unwrap();
+    p.pump(|_| false);
+    let got = Pair::received(&mut p.server);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, b"hello server");
+    let at_server = got[0].0;
+    p.server
+        .send(p.now, at_server, b"hello client".to_vec())
+        .unwrap();
+    p.pump(|_| false);
+    assert_eq!(
+        Pair::received(&mut p.client),
+        vec![(peer, b"hello client".to_vec())]
+    );
+    assert!(p.client.peer(peer).unwrap().established);
+}
+
+#[test]
+fn garbage_and_a_wrong_key_get_no_reply_and_leave_no_state() {
+    let mut p = Pair::new();
+    for garbage in [
+        &b""[..],
+        b"\x01",
+        &[1u8; 300],
+        &[1, 1, 0, 0, 0, 0, 1],
+        &[1, 3, 0, 0, 0, 1, 0, 0],
+    ] {
+        assert!(p
+            .server
+            .handle_datagram(p.now, p.now_ms, p.client_addr, garbage)
+            .is_err());
+    }
+    let impostor_key = StaticKey::generate(&mut StdRng::seed_from_u64(99)).public();
+    let peer = p
+        .client
+        .connect(p.now, p.now_ms, addr(4590), impostor_key, Pattern::Nk)
+        .unwrap();
+    p.client.send(p.now, peer, b"secret".to_vec()).unwrap();
+    p.pump(|_| false);
+    assert_eq!(
+        p.server_sent, 0,
+        "the server answered something it could not authenticate"
+    );
+    assert!(p.server.conns.is_empty());
+    assert_eq!(p.server.stats().rejected, 6);
+}
+
+#[test]
+fn a_lost_hello_is_retried_and_a_dead_server_fails_the_session() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    let id = p.client.send(p.now, peer, b"one".to_vec()).unwrap();
+    let mut first = true;
+    p.pump(|_| std::mem::take(&mut first));
+    assert!(Pair::received(&mut p.server).is_empty());
+    p.advance(Duration::from_secs(1));
+    p.pump(|_| false);
+    assert_eq!(
+        Pair::received(&mut p.server).len(),
+        1,
+        "the retried hello got through"
+    );
+    let _ = id;
+
+    // Now a server that never answers.
+    let mut q = Pair::new();
+    let peer = q.connect();
+    let id = q.client.send(q.now, peer, b"lost".to_vec()).unwrap();
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        q.pump(|_| true);
+        q.advance(Duration::from_secs(1));
+        while let Some(e) = q.client.poll_event() {
+            events.push(e);
+        }
+        if q.client.poll_timeout().is_none() || events.contains(&SecureEvent::Closed { peer }) {
+            break;
+        }
+    }
+    assert!(
+        events.contains(&SecureEvent::DeliveryFailed { to: peer, id }),
+        "{events:?}"
+    );
+    assert!(events.contains(&SecureEvent::Closed { peer }));
+}
+
+#[test]
+fn a_session_follows_its_client_to_a_new_address_and_survives_a_rekey() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    p.client.send(p.now, peer, b"first".to_vec()).unwrap();
+    p.pump(|_| false);
+    let at_server = Pair::received(&mut p.server)[0].0;
+
+    p.client_addr = addr(6000); // a NAT rebinding
+    p.client.send(p.now, peer, b"second".to_vec()).unwrap();
+    p.pump(|_| false);
+    assert_eq!(
+        Pair::received(&mut p.server),
+        vec![(at_server, b"second".to_vec())]
+    );
+    assert_eq!(p.server.peer(at_server).unwrap().addr, addr(6000));
+
+    // Eleven minutes on, the client re-keys; the server keeps the session.
+    p.advance(Duration::from_secs(11 * 60));
+    p.client.send(p.now, peer, b"third".to_vec()).unwrap();
+    p.pump(|_| false);
+    p.client.send(p.now, peer, b"fourth".to_vec()).unwrap();
+    p.pump(|_| false);
+    let got: Vec<_> = Pair::received(&mut p.server)
+        .into_iter()
+        .map(|(f, m)| (f, String::from_utf8(m).unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (at_server, "third".to_string()),
+            (at_server, "fourth".to_string())
+        ]
+    );
+    let State::Established { session, .. } = &p.client.conns[&peer.0].state else {
+        panic!("not established")
+    };
+    assert!(
+        !session.needs_rekey(p.now_ms),
+        "the client is on fresh keys"
+    );
+}
+
+#[test]
+fn a_replayed_data_packet_is_dropped() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    p.pump(|_| false);
+    p.client.send(p.now, peer, b"once".to_vec()).unwrap();
+    let mut data = Vec::new();
+    while let Some((_, d)) = p.client.poll_transmit(p.now, p.now_ms) {
+        data.push(d);
+    }
+    for d in &data {
+        p.server
+            .handle_datagram(p.now, p.now_ms, p.client_addr, d)
+            .unwrap();
+    }
+    let rejected = p.server.stats().rejected;
+    for d in &data {
+        assert_eq!(
+            p.server.handle_datagram(p.now, p.now_ms, p.client_addr, d),
+            Err(Rejected::Unauthentic)
+        );
+    }
+    assert_eq!(p.server.stats().rejected, rejected + data.len() as u64);
+    assert_eq!(Pair::received(&mut p.server).len(), 1);
+}
+
+#[test]
+fn clients_learn_each_others_identity_through_ik() {
+    let now = Instant::now();
+    let alice_key = StaticKey::generate(&mut StdRng::seed_from_u64(10));
+    let bob_key = StaticKey::generate(&mut StdRng::seed_from_u64(11));
+    let mut alice = SecureEndpoint::client(SecureConfig::default(), rng(12), now);
+    let mut bob = SecureEndpoint::client(SecureConfig::default(), rng(13), now);
+    assert_eq!(
+        alice.connect(now, MS, addr(2), bob_key.public(), Pattern::Ik),
+        Err(ConnectError::NoIdentity)
+    );
+    alice.set_identity(Some(alice_key.clone()));
+    bob.set_identity(Some(bob_key.clone()));
+    let to_bob = alice
+        .connect(now, MS, addr(2), bob_key.public(), Pattern::Ik)
+        .unwrap();
+    alice.send(now, to_bob, b"hi bob".to_vec()).unwrap();
+    for _ in 0..10 {
+        while let Some((_, d)) = alice.poll_transmit(now, MS) {
+            let _ = bob.handle_datagram(now, MS, addr(1), &d);
+        }
+        while let Some((_, d)) = bob.poll_transmit(now, MS) {
+            let _ = alice.handle_datagram(now, MS, addr(2), &d);
+        }
+    }
+    let got = Pair::received(&mut bob);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        bob.peer(got[0].0).unwrap().remote_static,
+        Some(alice_key.public())
+    );
+}
+
+#[test]
+fn a_server_key_request_is_answered_with_fewer_bytes() {
+    let mut p = Pair::new();
+    p.client.request_server_key(addr(4590));
+    let (_, request) = p.client.poll_transmit(p.now, p.now_ms).unwrap();
+    p.server
+        .handle_datagram(p.now, p.now_ms, p.client_addr, &request)
+        .unwrap();
+    let (_, answer) = p.server.poll_transmit(p.now, p.now_ms).unwrap();
+    assert!(answer.len() < request.len());
+    p.client
+        .handle_datagram(p.now, p.now_ms, addr(4590), &answer)
+        .unwrap();
+    assert_eq!(
+        p.client.poll_event(),
+        Some(SecureEvent::ServerKey {
+            addr: addr(4590),
+            key: p.server_key.public()
+        })
+    );
+    // An unasked-for answer is dropped.
+    assert!(p
+        .client
+        .handle_datagram(p.now, p.now_ms, addr(4590), &answer)
+        .is_err());
+}
