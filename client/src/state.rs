@@ -24,7 +24,7 @@ use udpchat_net::Link;
 
 use crate::render::Printer;
 use crate::roster::Roster;
-use crate::trust::{self, PeerTrust, ServerTrust};
+use crate::trust::{self, KnownUsers, PeerTrust, ServerTrust};
 
 /// Lines of stdin, shared by scripted mode and password prompts.
 pub type InputLines = Arc<tokio::sync::Mutex<Lines<BufReader<Stdin>>>>;
@@ -58,6 +58,8 @@ pub struct ClientState {
     /// The password of the last successful sign-in, to sign in again by
     /// itself after the server comes back.
     remembered: Mutex<Option<(String, Zeroizing<String>)>>,
+    /// The signed-in user's known identity keys, in memory.
+    known_users: Mutex<Option<KnownUsers>>,
 }
 
 /// One user's secrets, in memory while signed in.
@@ -164,7 +166,19 @@ impl ClientState {
             passwords,
             keys: Mutex::new(None),
             remembered: Mutex::new(None),
+            known_users: Mutex::new(None),
         }
+    }
+
+    /// Runs `f` on the signed-in user's book of known identity keys,
+    /// loading it on first use (or after signing in as someone else).
+    fn with_known_users<T>(&self, f: impl FnOnce(&mut KnownUsers) -> T) -> Option<T> {
+        let me = self.session.lock().expect("session lock").user.clone()?;
+        let mut known = self.known_users.lock().expect("known users lock");
+        if known.as_ref().is_none_or(|book| book.owner() != me) {
+            *known = Some(KnownUsers::open(&self.data_dir, &me));
+        }
+        known.as_mut().map(f)
     }
 
     /// The remembered credentials, if any.
@@ -363,19 +377,13 @@ impl ClientContext for ClientState {
     }
 
     fn is_known_identity(&self, user: &str, identity: &PublicKey) -> bool {
-        let Some(me) = self.session.lock().expect("session lock").user.clone() else {
-            return false;
-        };
-        trust::is_known_peer(&self.data_dir, &me, user, identity)
+        self.with_known_users(|book| book.is_known(user, identity))
+            .unwrap_or(false)
     }
 
     fn check_identity(&self, user: &str, identity: &PublicKey) {
-        let Some(me) = self.session.lock().expect("session lock").user.clone() else {
-            return;
-        };
-        if let PeerTrust::Changed { was, now } =
-            trust::check_peer(&self.data_dir, &me, user, identity)
-        {
+        let verdict = self.with_known_users(|book| book.check(user, identity));
+        if let Some(PeerTrust::Changed { was, now }) = verdict {
             self.emit(
                 Output::new(
                     "key-changed",

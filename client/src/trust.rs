@@ -155,24 +155,46 @@ pub enum PeerTrust {
 }
 
 /// Whether `key` is the one recorded for `user`.
-pub fn is_known_peer(data_dir: &Path, me: &str, user: &str, key: &PublicKey) -> bool {
-    KeyBook::open(user_dir(data_dir, me).join("known_users")).get(user) == Some(key)
+/// The identity keys one user has seen for others, read once and kept in
+/// memory (a message from a known sender then costs no disk read).
+pub struct KnownUsers {
+    me: String,
+    book: KeyBook,
 }
 
-pub fn check_peer(data_dir: &Path, me: &str, user: &str, key: &PublicKey) -> PeerTrust {
-    let mut book = KeyBook::open(user_dir(data_dir, me).join("known_users"));
-    let verdict = match book.get(user) {
-        Some(known) if known == key => return PeerTrust::Known,
-        Some(known) => PeerTrust::Changed {
-            was: known.fingerprint(),
-            now: key.fingerprint(),
-        },
-        None => PeerTrust::FirstSeen,
-    };
-    if let Err(e) = book.set(user, key) {
-        tracing::warn!("{}", e.message);
+impl KnownUsers {
+    pub fn open(data_dir: &Path, me: &str) -> KnownUsers {
+        KnownUsers {
+            me: me.to_string(),
+            book: KeyBook::open(user_dir(data_dir, me).join("known_users")),
+        }
     }
-    verdict
+
+    /// Whose book this is.
+    pub fn owner(&self) -> &str {
+        &self.me
+    }
+
+    /// Whether `key` is the one recorded for `user`.
+    pub fn is_known(&self, user: &str, key: &PublicKey) -> bool {
+        self.book.get(user) == Some(key)
+    }
+
+    /// Compares `key` with the one recorded for `user`, recording it.
+    pub fn check(&mut self, user: &str, key: &PublicKey) -> PeerTrust {
+        let verdict = match self.book.get(user) {
+            Some(known) if known == key => return PeerTrust::Known,
+            Some(known) => PeerTrust::Changed {
+                was: known.fingerprint(),
+                now: key.fingerprint(),
+            },
+            None => PeerTrust::FirstSeen,
+        };
+        if let Err(e) = self.book.set(user, key) {
+            tracing::warn!("{}", e.message);
+        }
+        verdict
+    }
 }
 
 /// The user's prekeys (secret halves), `users/NAME/prekeys.pem`, 0600.
@@ -250,19 +272,19 @@ mod tests {
     fn a_changed_identity_is_reported_once() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            check_peer(dir.path(), "alice", "bob", &key(1)),
+            KnownUsers::open(dir.path(), "alice").check("bob", &key(1)),
             PeerTrust::FirstSeen
         );
         assert_eq!(
-            check_peer(dir.path(), "alice", "bob", &key(1)),
+            KnownUsers::open(dir.path(), "alice").check("bob", &key(1)),
             PeerTrust::Known
         );
         assert!(matches!(
-            check_peer(dir.path(), "alice", "bob", &key(2)),
+            KnownUsers::open(dir.path(), "alice").check("bob", &key(2)),
             PeerTrust::Changed { .. }
         ));
         assert_eq!(
-            check_peer(dir.path(), "alice", "bob", &key(2)),
+            KnownUsers::open(dir.path(), "alice").check("bob", &key(2)),
             PeerTrust::Known
         );
     }

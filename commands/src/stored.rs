@@ -4,6 +4,8 @@
 //! server lists for the sender's name, shows it, and only then sends a
 //! `receipt`, after which the server deletes it.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use udpchat_core::cbor;
 use udpchat_core::context::{BoxFuture, Client, PeerId, Sender, Server};
@@ -39,13 +41,22 @@ inventory::submit! {
 
 /// Pushes `messages` to the client on `peer`, in order.
 pub async fn hand_over(server: &Server, peer: PeerId, messages: Vec<Stored>) {
+    // Many kept messages tend to come from few senders: look each up once.
+    let mut identities: HashMap<String, Option<PublicKey>> = HashMap::new();
     for message in messages {
-        let from_identity = server
-            .accounts()
-            .identity(&message.from)
-            .await
-            .ok()
-            .flatten();
+        let from_identity = match identities.get(&message.from) {
+            Some(known) => known.clone(),
+            None => {
+                let found = server
+                    .accounts()
+                    .identity(&message.from)
+                    .await
+                    .ok()
+                    .flatten();
+                identities.insert(message.from.clone(), found.clone());
+                found
+            }
+        };
         server.push(
             peer,
             "stored",
