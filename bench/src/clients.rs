@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
-use udpchat_commands::list::Users;
+use udpchat_commands::list::{ListRequest, Users};
 use udpchat_commands::lookup::{Found, Lookup};
 use udpchat_commands::signin::{Credentials, SignedIn};
 use udpchat_core::cbor;
@@ -176,7 +176,9 @@ impl SimClient {
 
     /// `list`: who is signed in.
     pub async fn list(&self) -> anyhow::Result<Vec<String>> {
-        let reply = self.request("list", cbor::encode(&())).await?;
+        let reply = self
+            .request("list", cbor::encode(&ListRequest::default()))
+            .await?;
         let users: Users = cbor::decode_body(&reply).map_err(|e| anyhow!("list: {e}"))?;
         Ok(users.users)
     }

@@ -27,7 +27,17 @@ impl Roster {
         match output.event {
             "users" => {
                 if let Some(Value::Array(users)) = output.data.get("users") {
-                    self.set_online(users.iter().filter_map(Value::as_str));
+                    let names = users.iter().filter_map(Value::as_str);
+                    // A page or a prefix shows some of who is online, not
+                    // who is not.
+                    let whole = output.data.get("prefix").is_none()
+                        && output.data.get("total").and_then(Value::as_u64)
+                            == Some(users.len() as u64);
+                    if whole {
+                        self.set_online(names);
+                    } else {
+                        names.for_each(|user| self.went_online(Some(user)));
+                    }
                 }
             }
             // The groups this user is in, as the group commands will list
@@ -150,7 +160,11 @@ mod tests {
                 .with("from", "zoe")
                 .with("text", "hi"),
         );
-        roster.observe(&Output::new("users", "").with("users", vec!["carole", "bob"]));
+        roster.observe(
+            &Output::new("users", "")
+                .with("users", vec!["carole", "bob"])
+                .with("total", 2),
+        );
         assert_eq!(
             users(&roster),
             [("bob", true), ("carole", true), ("zoe", false)]
@@ -170,6 +184,33 @@ mod tests {
         assert_eq!(
             users(&roster),
             [("zoe", true), ("bob", false), ("carole", false)]
+        );
+    }
+
+    #[test]
+    fn a_partial_list_adds_who_it_shows_and_keeps_the_rest() {
+        let mut roster = Roster::default();
+        roster.set_online(["bob"]);
+        // One page of many: bob is not on it, but that says nothing of him.
+        roster.observe(
+            &Output::new("users", "")
+                .with("users", vec!["al", "alice"])
+                .with("total", 5000),
+        );
+        roster.observe(
+            &Output::new("users", "")
+                .with("users", vec!["carole"])
+                .with("total", 1)
+                .with("prefix", "c"),
+        );
+        assert_eq!(
+            users(&roster),
+            [
+                ("al", true),
+                ("alice", true),
+                ("bob", true),
+                ("carole", true)
+            ]
         );
     }
 

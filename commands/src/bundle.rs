@@ -51,6 +51,7 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
     Box::pin(async move {
         crate::signed_in_user(&server, origin)?;
         let BundleRequest { user } = crate::decode(&body)?;
+        crate::watch(&server, origin, &user);
         let (bundle, left) = server.mailbox().bundle(&user).await?;
         if left < ONE_TIME_LOW {
             // Ask the owner for more, if it is here to answer.

@@ -68,6 +68,18 @@ pub(crate) fn signed_in_user(server: &Server, origin: Origin) -> Result<String, 
         .ok_or_else(CommandError::not_signed_in)
 }
 
+/// The client asking (`origin`) hears from now on when `user` comes or
+/// goes, even on a server too busy to tell everyone (see
+/// `udpchat_core::presence`). Called by the requests that show interest
+/// in someone: looking them up, checking their key, writing to them.
+pub(crate) fn watch(server: &Server, origin: Origin, user: &str) {
+    server
+        .presence()
+        .lock()
+        .expect("presence lock")
+        .watch(origin.peer, user);
+}
+
 /// `unknown command: foo`, with `did you mean ...?` when one is close.
 pub fn unknown_command(registry: &udpchat_core::registry::Registry, word: &str) -> CommandError {
     let mut error = CommandError::unknown_command(word);

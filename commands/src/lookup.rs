@@ -75,6 +75,7 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
     Box::pin(async move {
         crate::signed_in_user(&server, origin)?;
         let Lookup { user } = crate::decode(&body)?;
+        crate::watch(&server, origin, &user);
         let peer = server
             .presence()
             .lock()

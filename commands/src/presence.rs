@@ -1,6 +1,7 @@
 //! `presence` (packet): the server tells signed-in clients when someone
 //! signs in or goes offline, so `list` and completion stay current without
-//! polling: `bob is online`, `bob went offline`.
+//! polling: `bob is online`, `bob went offline`. On a busy server only the
+//! users a client asked about (see [`crate::watch`]).
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::cbor;
@@ -39,15 +40,10 @@ pub fn announce(server: &Server, user: &str, online: bool) {
     });
 }
 
-/// The packet for one batch, leaving out what a client would hear about
-/// itself.
-pub fn body_for(recipient: &str, changes: &[PresenceChange]) -> Option<Vec<u8>> {
-    let changes: Vec<PresenceChange> = changes
-        .iter()
-        .filter(|c| c.user != recipient)
-        .cloned()
-        .collect();
-    (!changes.is_empty()).then(|| cbor::encode(&PresenceChanges { changes }))
+/// The packet for one batch of changes (the server picks, per client,
+/// which ones it hears: `Presence::audience`).
+pub fn body(changes: Vec<PresenceChange>) -> Vec<u8> {
+    cbor::encode(&PresenceChanges { changes })
 }
 
 fn on_push(

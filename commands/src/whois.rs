@@ -57,6 +57,7 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
     Box::pin(async move {
         crate::signed_in_user(&server, origin)?;
         let Whois { user } = crate::decode(&body)?;
+        crate::watch(&server, origin, &user);
         let identity = server.accounts().identity(&user).await?.ok_or_else(|| {
             CommandError::new(code::NO_SUCH_USER, format!("No such user: {user}"))
         })?;

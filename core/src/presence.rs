@@ -1,7 +1,15 @@
-//! Presence: who is signed in now and on which session. Memory only; the
-//! server owns one behind a lock.
+//! Presence: who is signed in now and on which session, and who hears when
+//! someone comes or goes. Memory only; the server owns one behind a lock.
+//!
+//! Who hears: while at most [`BROADCAST_LIMIT`] users are signed in, every
+//! one of them hears every change. Past that, telling everyone is a storm
+//! (each change is one packet to each of K clients, so K sign-ins cost K²
+//! packets), so a change goes only to the sessions that *watch* the user:
+//! those that looked the user up, sent them a message or checked their key
+//! since signing in (the way rosters and subscriptions scope presence in
+//! XMPP and large Discord guilds). `list` still shows anyone on request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::secure::PeerId;
 
@@ -12,11 +20,28 @@ pub struct PresenceChange {
     pub online: bool,
 }
 
-/// The signed-in users, by name and by address (one name per address).
-#[derive(Debug, Default)]
+/// Signed-in users past which presence changes go only to watchers.
+pub const BROADCAST_LIMIT: usize = 1_000;
+/// Users one session may watch; past this, looking more up watches no more.
+pub const MAX_WATCHED: usize = 1_000;
+
+/// The signed-in users, by name and by address (one name per address), and
+/// who watches whom.
+#[derive(Debug)]
 pub struct Presence {
     by_name: BTreeMap<String, PeerId>,
     by_addr: HashMap<PeerId, String>,
+    broadcast_limit: usize,
+    /// Per watched name: the sessions watching it.
+    watchers: HashMap<String, HashSet<PeerId>>,
+    /// Per session: the names it watches (to forget them when it goes).
+    watching: HashMap<PeerId, HashSet<String>>,
+}
+
+impl Default for Presence {
+    fn default() -> Presence {
+        Presence::with_broadcast_limit(BROADCAST_LIMIT)
+    }
 }
 
 /// What a sign-in would do.
@@ -31,6 +56,18 @@ pub enum Claim {
 impl Presence {
     pub fn new() -> Presence {
         Presence::default()
+    }
+
+    /// Everyone hears every change while at most `limit` users are signed
+    /// in; past it, only watchers do.
+    pub fn with_broadcast_limit(limit: usize) -> Presence {
+        Presence {
+            by_name: BTreeMap::new(),
+            by_addr: HashMap::new(),
+            broadcast_limit: limit,
+            watchers: HashMap::new(),
+            watching: HashMap::new(),
+        }
     }
 
     /// Whether `name` may be signed in from `addr` without displacing anyone.
@@ -59,11 +96,68 @@ impl Presence {
         displaced
     }
 
-    /// Signs out whoever is at `addr`; returns the name.
+    /// Signs out whoever is at `addr`; returns the name. What the session
+    /// watched is forgotten.
     pub fn sign_out(&mut self, addr: PeerId) -> Option<String> {
+        self.forget_watches(addr);
         let name = self.by_addr.remove(&addr)?;
         self.by_name.remove(&name);
         Some(name)
+    }
+
+    /// The session at `watcher` wants to hear when `user` comes or goes.
+    /// Returns false when it already watches [`MAX_WATCHED`] others.
+    pub fn watch(&mut self, watcher: PeerId, user: &str) -> bool {
+        let watched = self.watching.entry(watcher).or_default();
+        if !watched.contains(user) {
+            if watched.len() >= MAX_WATCHED {
+                return false;
+            }
+            watched.insert(user.to_string());
+        }
+        self.watchers
+            .entry(user.to_string())
+            .or_default()
+            .insert(watcher);
+        true
+    }
+
+    fn forget_watches(&mut self, watcher: PeerId) {
+        for user in self.watching.remove(&watcher).unwrap_or_default() {
+            if let Some(set) = self.watchers.get_mut(&user) {
+                set.remove(&watcher);
+                if set.is_empty() {
+                    self.watchers.remove(&user);
+                }
+            }
+        }
+    }
+
+    /// Who hears which of `changes`: each signed-in session with the
+    /// changes meant for it, in order, never its own.
+    pub fn audience(&self, changes: &[PresenceChange]) -> Vec<(PeerId, Vec<PresenceChange>)> {
+        let mut heard: HashMap<PeerId, Vec<PresenceChange>> = HashMap::new();
+        if self.len() <= self.broadcast_limit {
+            for (name, &peer) in &self.by_name {
+                let mine: Vec<PresenceChange> = changes
+                    .iter()
+                    .filter(|c| c.user != *name)
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    heard.insert(peer, mine);
+                }
+            }
+        } else {
+            for change in changes {
+                for &peer in self.watchers.get(&change.user).into_iter().flatten() {
+                    if self.by_addr.get(&peer).is_some_and(|me| *me != change.user) {
+                        heard.entry(peer).or_default().push(change.clone());
+                    }
+                }
+            }
+        }
+        heard.into_iter().collect()
     }
 
     /// The name signed in at `addr`.
@@ -79,6 +173,27 @@ impl Presence {
     /// Every signed-in name, sorted.
     pub fn users(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
+    }
+
+    /// The first `limit` signed-in names that start with `prefix`, sorted,
+    /// and how many start with it in all.
+    pub fn users_from(&self, prefix: &str, limit: usize) -> (Vec<String>, usize) {
+        let matching = self
+            .by_name
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(prefix));
+        let mut shown = Vec::new();
+        let mut total = 0;
+        for (name, _) in matching {
+            if shown.len() < limit {
+                shown.push(name.clone());
+            }
+            total += 1;
+        }
+        (shown, total)
     }
 
     /// Every signed-in address.
@@ -118,5 +233,95 @@ mod tests {
         assert_eq!(p.user_at(addr(1)), None);
         assert_eq!(p.sign_out(addr(3)).as_deref(), Some("alicia"));
         assert!(p.is_empty());
+    }
+
+    fn change(user: &str, online: bool) -> PresenceChange {
+        PresenceChange {
+            user: user.to_string(),
+            online,
+        }
+    }
+
+    fn sorted(mut heard: Vec<(PeerId, Vec<PresenceChange>)>) -> Vec<(PeerId, Vec<PresenceChange>)> {
+        heard.sort_by_key(|(peer, _)| peer.0);
+        heard
+    }
+
+    #[test]
+    fn under_the_limit_everyone_hears_everything_but_their_own() {
+        let mut p = Presence::with_broadcast_limit(3);
+        p.sign_in("alice", addr(1));
+        p.sign_in("bob", addr(2));
+        let changes = [change("bob", true), change("carole", false)];
+        assert_eq!(
+            sorted(p.audience(&changes)),
+            vec![
+                (addr(1), changes.to_vec()),
+                (addr(2), vec![change("carole", false)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn past_the_limit_only_watchers_hear() {
+        let mut p = Presence::with_broadcast_limit(2);
+        for (i, name) in ["alice", "bob", "carole"].into_iter().enumerate() {
+            p.sign_in(name, addr(i as u32 + 1));
+        }
+        assert!(p.watch(addr(1), "dave"));
+        assert!(p.watch(addr(3), "dave"));
+        assert!(p.watch(addr(3), "bob"));
+        // bob watching himself hears nothing of himself.
+        assert!(p.watch(addr(2), "bob"));
+        let changes = [
+            change("dave", true),
+            change("bob", false),
+            change("eve", true),
+        ];
+        assert_eq!(
+            sorted(p.audience(&changes)),
+            vec![
+                (addr(1), vec![change("dave", true)]),
+                (addr(3), vec![change("dave", true), change("bob", false)]),
+            ]
+        );
+        // A session that signs out stops watching.
+        p.sign_out(addr(3));
+        p.sign_in("frank", addr(4));
+        assert_eq!(
+            sorted(p.audience(&[change("dave", false)])),
+            vec![(addr(1), vec![change("dave", false)])]
+        );
+        assert!(p.watchers.get("bob").is_some_and(|w| w.len() == 1));
+    }
+
+    #[test]
+    fn a_session_watches_a_bounded_number_of_users() {
+        let mut p = Presence::new();
+        p.sign_in("alice", addr(1));
+        for i in 0..MAX_WATCHED {
+            assert!(p.watch(addr(1), &format!("u{i}")));
+        }
+        assert!(!p.watch(addr(1), "one-too-many"));
+        assert!(p.watch(addr(1), "u0"), "watching again is not more");
+        p.sign_out(addr(1));
+        assert!(p.watchers.is_empty() && p.watching.is_empty());
+    }
+
+    #[test]
+    fn users_from_shows_a_bounded_sorted_page_and_the_total() {
+        let mut p = Presence::new();
+        for (i, name) in ["bob", "alice", "alicia", "al", "carole"]
+            .into_iter()
+            .enumerate()
+        {
+            p.sign_in(name, addr(i as u32));
+        }
+        assert_eq!(
+            p.users_from("ali", 10),
+            (vec!["alice".into(), "alicia".into()], 2)
+        );
+        assert_eq!(p.users_from("", 2), (vec!["al".into(), "alice".into()], 5));
+        assert_eq!(p.users_from("zed", 10), (vec![], 0));
     }
 }

@@ -51,10 +51,14 @@ pub struct PasswordAccounts {
 
 impl PasswordAccounts {
     pub fn new(store: Arc<dyn Store>) -> PasswordAccounts {
+        PasswordAccounts::with_hasher(store, Hasher::new())
+    }
+
+    /// Accounts whose new password hashes `hasher` makes.
+    pub fn with_hasher(store: Arc<dyn Store>, hasher: Hasher) -> PasswordAccounts {
         let lanes = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let hasher = Hasher::new();
         PasswordAccounts {
             store,
             throttle: Arc::new(Mutex::new(Throttle::new())),
@@ -171,6 +175,14 @@ impl Accounts for PasswordAccounts {
                         .as_ref()
                         .map_or(decoy.as_str(), |a| a.password_hash.as_str());
                     let matches = hasher.matches(&password, phc);
+                    if let Some(account) = account.as_ref().filter(|_| matches) {
+                        if !hasher.is_current(phc) {
+                            // Made with other parameters: remake it now
+                            // that the password is at hand.
+                            store.set_password_hash(&name, &hasher.hash(&password))?;
+                            tracing::info!(user = %account.name, "password hash updated");
+                        }
+                    }
                     Ok(matches && account.is_some())
                 })
                 .await?
@@ -232,6 +244,41 @@ impl PasswordAccounts {
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_hash_made_cheaper_is_remade_at_the_next_good_sign_in() {
+        let store = Arc::new(SqliteStore::in_memory());
+        let key = udpchat_core::crypto::keys::StaticKey::generate(
+            &mut argon2::password_hash::rand_core::OsRng,
+        )
+        .public();
+        let cheap = Hasher::with_memory_kib(crate::password::MIN_MEMORY_KIB).unwrap();
+        PasswordAccounts::with_hasher(store.clone(), cheap)
+            .sign_up("alice", Zeroizing::new("right".into()), key)
+            .await
+            .unwrap();
+        let stored = || store.user("alice").unwrap().unwrap().password_hash;
+        let before = stored();
+        assert!(before.contains("$m=64,"), "{before}");
+
+        let standard = PasswordAccounts::new(store.clone());
+        assert!(standard
+            .check_password("alice", Zeroizing::new("wrong".into()))
+            .await
+            .is_err());
+        assert_eq!(stored(), before, "a wrong password changes nothing");
+        standard
+            .check_password("alice", Zeroizing::new("right".into()))
+            .await
+            .unwrap();
+        let after = stored();
+        assert!(after.contains("$m=19456,"), "{after}");
+        standard
+            .check_password("alice", Zeroizing::new("right".into()))
+            .await
+            .unwrap();
+        assert_eq!(stored(), after, "remade once");
+    }
 
     #[tokio::test]
     async fn wrong_password_and_unknown_user_look_the_same_and_get_throttled() {

@@ -52,6 +52,14 @@ struct Cli {
     /// times per timeout).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     presence_timeout: u64,
+    /// Up to this many signed in, all hear who comes and goes; past it, only
+    /// those who asked about the user (looked up, messaged)
+    #[arg(long, value_name = "USERS", default_value_t = udpchat_core::presence::BROADCAST_LIMIT)]
+    presence_limit: usize,
+    /// Memory per password hash (argon2id); lower only for tests and
+    /// benchmarks (hashes are remade at the next sign-in)
+    #[arg(long, value_name = "KIB", default_value_t = password::DEFAULT_MEMORY_KIB)]
+    password_memory: u32,
     /// Delete messages kept for offline users after this long, telling
     /// their senders.
     #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
@@ -91,7 +99,16 @@ fn main() -> anyhow::Result<()> {
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     let key = keys::load_or_create(&cli.data_dir, cli.key.as_deref())?;
     let store = operator::open_store(&cli.data_dir)?;
-    let accounts = accounts::PasswordAccounts::new(store.clone());
+    let hasher = password::Hasher::with_memory_kib(cli.password_memory)
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("--password-memory")?;
+    if cli.password_memory < password::DEFAULT_MEMORY_KIB {
+        tracing::warn!(
+            kib = cli.password_memory,
+            "password hashes take less memory than OWASP's minimum: for tests and benchmarks only"
+        );
+    }
+    let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher);
     let groups_store: Arc<dyn store::GroupStore> = store.clone();
     let mailbox = mailbox::StoredMail::new(store.clone(), store);
     let socket = UdpSocket::bind(cli.bind)
@@ -105,6 +122,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         accounts,
         mailbox,
         groups_store,
+        cli.presence_limit,
     ));
     tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
     tokio::spawn(

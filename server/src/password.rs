@@ -2,6 +2,12 @@
 //! lane) into PHC strings, with the 19 MiB of working memory reused from a
 //! small pool instead of allocated per hash.
 //!
+//! The memory cost can be set (`--password-memory`), for tests and
+//! benchmarks that sign in many users. Each hash keeps the parameters it
+//! was made with, so any hash still verifies; one made with other
+//! parameters than the server's is replaced at the next good sign-in
+//! ([`Hasher::is_current`]).
+//!
 //! Why the pool: a fresh 19 MiB buffer per sign-in is freed into the heap of
 //! whichever blocking thread ran it, and glibc keeps it; udpchat-bench saw
 //! the server at 913 MiB resident after 1,000 sign-ins. With the pool the
@@ -12,22 +18,34 @@ use std::sync::{Arc, Mutex};
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-/// Memory cost in KiB blocks (19 MiB).
-const M_COST: u32 = 19 * 1024;
+/// Memory cost in KiB blocks (19 MiB), OWASP's minimum for argon2id.
+pub const DEFAULT_MEMORY_KIB: u32 = 19 * 1024;
+/// The least memory cost the server accepts.
+pub const MIN_MEMORY_KIB: u32 = 64;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 
-fn argon2() -> Argon2<'static> {
+fn argon2(m_cost: u32) -> Argon2<'static> {
     let params =
-        Params::new(M_COST, T_COST, P_COST, Some(OUTPUT_LEN)).expect("valid argon2 parameters");
+        Params::new(m_cost, T_COST, P_COST, Some(OUTPUT_LEN)).expect("valid argon2 parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
 /// Hashes and checks passwords; cheap to clone (the pool is shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hasher {
     scratch: Arc<Mutex<Vec<Vec<Block>>>>,
+    m_cost: u32,
+}
+
+impl Default for Hasher {
+    fn default() -> Hasher {
+        Hasher {
+            scratch: Arc::default(),
+            m_cost: DEFAULT_MEMORY_KIB,
+        }
+    }
 }
 
 impl Hasher {
@@ -35,9 +53,23 @@ impl Hasher {
         Hasher::default()
     }
 
+    /// A hasher whose hashes take `kib` KiB of memory (at least
+    /// [`MIN_MEMORY_KIB`]).
+    pub fn with_memory_kib(kib: u32) -> Result<Hasher, String> {
+        if kib < MIN_MEMORY_KIB {
+            return Err(format!(
+                "password hashing needs at least {MIN_MEMORY_KIB} KiB, not {kib}"
+            ));
+        }
+        Ok(Hasher {
+            m_cost: kib,
+            ..Hasher::default()
+        })
+    }
+
     fn with_memory<T>(&self, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let taken = self.scratch.lock().expect("scratch lock").pop();
-        let mut blocks = taken.unwrap_or_else(|| vec![Block::default(); M_COST as usize]);
+        let mut blocks = taken.unwrap_or_else(|| vec![Block::default(); self.m_cost as usize]);
         let result = f(&mut blocks);
         self.scratch.lock().expect("scratch lock").push(blocks);
         result
@@ -46,7 +78,7 @@ impl Hasher {
     fn raw(&self, password: &[u8], salt: &[u8]) -> [u8; OUTPUT_LEN] {
         let mut out = [0u8; OUTPUT_LEN];
         self.with_memory(|blocks| {
-            argon2()
+            argon2(self.m_cost)
                 .hash_password_into_with_memory(password, salt, &mut out, blocks)
                 .expect("argon2 with valid parameters and a 16-byte salt")
         });
@@ -61,9 +93,25 @@ impl Hasher {
         let out = self.raw(password.as_bytes(), salt_bytes);
         let output = Output::new(&out).expect("32 bytes is a valid output");
         format!(
-            "$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}${}${output}",
+            "$argon2id$v=19$m={},t={T_COST},p={P_COST}${}${output}",
+            self.m_cost,
             salt.as_str()
         )
+    }
+
+    /// Whether `phc` was made the way this hasher makes hashes now (if not,
+    /// it should be replaced once the password is known).
+    pub fn is_current(&self, phc: &str) -> bool {
+        PasswordHash::new(phc).is_ok_and(|hash| self.made_here(&hash))
+    }
+
+    fn made_here(&self, hash: &PasswordHash) -> bool {
+        hash.algorithm == Algorithm::Argon2id.ident()
+            && hash.version == Some(0x13)
+            && hash.params.get_decimal("m") == Some(self.m_cost)
+            && hash.params.get_decimal("t") == Some(T_COST)
+            && hash.params.get_decimal("p") == Some(P_COST)
+            && hash.hash.is_some_and(|h| h.len() == OUTPUT_LEN)
     }
 
     /// Whether `password` matches `phc`. Hashes made with other parameters
@@ -72,13 +120,7 @@ impl Hasher {
         let Ok(hash) = PasswordHash::new(phc) else {
             return false;
         };
-        let ours = hash.algorithm == Algorithm::Argon2id.ident()
-            && hash.version == Some(0x13)
-            && hash.params.get_decimal("m") == Some(M_COST)
-            && hash.params.get_decimal("t") == Some(T_COST)
-            && hash.params.get_decimal("p") == Some(P_COST)
-            && hash.hash.is_some_and(|h| h.len() == OUTPUT_LEN);
-        if !ours {
+        if !self.made_here(&hash) {
             return Argon2::default()
                 .verify_password(password.as_bytes(), &hash)
                 .is_ok();
@@ -119,9 +161,11 @@ mod tests {
         let hasher = Hasher::new();
         let ours = hasher.hash("correct horse");
         let parsed = PasswordHash::new(&ours).unwrap();
-        assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2(DEFAULT_MEMORY_KIB)
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
         let salt = SaltString::generate(&mut OsRng);
-        let theirs = argon2()
+        let theirs = argon2(DEFAULT_MEMORY_KIB)
             .hash_password(b"battery staple", &salt)
             .unwrap()
             .to_string();
@@ -135,6 +179,20 @@ mod tests {
         );
         let other = weak.hash_password(b"x", &salt).unwrap().to_string();
         assert!(hasher.matches("x", &other));
+    }
+
+    #[test]
+    fn a_cheaper_hasher_makes_hashes_the_default_one_verifies_and_replaces() {
+        let cheap = Hasher::with_memory_kib(MIN_MEMORY_KIB).unwrap();
+        let standard = Hasher::new();
+        let phc = cheap.hash("pw");
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=2,p=1$"), "{phc}");
+        assert!(cheap.is_current(&phc) && cheap.matches("pw", &phc));
+        assert!(standard.matches("pw", &phc), "old hashes still verify");
+        assert!(!standard.matches("px", &phc));
+        assert!(!standard.is_current(&phc), "and are due for replacing");
+        assert!(standard.is_current(&standard.hash("pw")));
+        assert!(Hasher::with_memory_kib(MIN_MEMORY_KIB - 1).is_err());
     }
 
     #[test]

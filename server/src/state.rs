@@ -52,8 +52,9 @@ impl ServerState {
         accounts: PasswordAccounts,
         mailbox: StoredMail,
         groups: Arc<dyn GroupStore>,
+        broadcast_limit: usize,
     ) -> ServerState {
-        let presence = Arc::new(Mutex::new(Presence::new()));
+        let presence = Arc::new(Mutex::new(Presence::with_broadcast_limit(broadcast_limit)));
         ServerState {
             groups: GroupChat::new(groups, link.clone(), presence.clone()),
             presence,
@@ -109,8 +110,9 @@ impl ServerState {
     }
 
     /// Sends presence changes in batches: after the first change, waits
-    /// `gather` for more, then sends each signed-in client one packet with
-    /// all of them. Runs until the server stops.
+    /// `gather` for more, then sends each client that hears of them (all
+    /// signed-in clients, or only watchers on a busy server) one packet.
+    /// Runs until the server stops.
     pub async fn send_presence(self: Arc<Self>, gather: Duration) {
         loop {
             self.changed.notified().await;
@@ -119,18 +121,13 @@ impl ServerState {
             if changes.is_empty() {
                 continue;
             }
-            let recipients: Vec<(String, PeerId)> = {
-                let presence = self.presence.lock().expect("presence lock");
-                presence
-                    .users()
-                    .into_iter()
-                    .filter_map(|u| presence.addr_of(&u).map(|p| (u, p)))
-                    .collect()
-            };
-            for (user, peer) in recipients {
-                if let Some(body) = udpchat_commands::presence::body_for(&user, &changes) {
-                    self.push(peer, "presence", body);
-                }
+            let audience = self
+                .presence
+                .lock()
+                .expect("presence lock")
+                .audience(&changes);
+            for (peer, heard) in audience {
+                self.push(peer, "presence", udpchat_commands::presence::body(heard));
             }
         }
     }

@@ -16,6 +16,10 @@ fn three_users_sign_in_list_and_message_directly() {
     alice.line("list");
     let users = alice.expect("users");
     assert_eq!(users["users"], serde_json::json!(["bob", "carole"]));
+    alice.line("list ca");
+    let users = alice.expect("users");
+    assert_eq!(users["users"], serde_json::json!(["carole"]));
+    assert_eq!(users["total"], 1);
 
     alice.line("send bob Hello this is Alice.");
     let message = bob.expect("message");

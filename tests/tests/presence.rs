@@ -96,6 +96,60 @@ fn sign_ins_and_departures_are_pushed_and_a_killed_client_leaves_the_list() {
 }
 
 #[test]
+fn past_the_broadcast_limit_only_those_who_asked_about_someone_hear_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // More than one signed-in user is "busy" here; the default is 1,000.
+    let server = Server::start_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--presence-timeout", TIMEOUT, "--presence-limit", "1"],
+    );
+    let dave_dir = tempfile::tempdir().unwrap();
+    let pw = password("dave");
+    let mut dave = Client::start_in(
+        server.addr,
+        dave_dir.path(),
+        &["-u", "dave", "-p", &pw, "--signup"],
+    );
+    dave.expect("signed-in");
+    assert!(dave.finish().0.success());
+
+    let mut alice = client(&server, "alice", true);
+    let bob = client(&server, "bob", true);
+    let mut carole = client(&server, "carole", true);
+    // carole writes to bob; alice leaves a message for dave, who is away.
+    carole.line("send bob hi");
+    carole.expect_where("delivered", |d| d["to"] == "bob");
+    alice.line("send dave see you later");
+    alice.expect("queued");
+
+    assert!(bob.finish().0.success());
+    let gone = carole.expect_where("presence", |p| p["user"] == "bob");
+    assert_eq!(gone["online"], false);
+
+    // dave returns: alice, who asked about him, hears it; she never heard
+    // of bob leaving (changes reach her in order, so it would be here by
+    // now).
+    let _dave = Client::start_in(server.addr, dave_dir.path(), &["-u", "dave", "-p", &pw]);
+    let back = alice.expect_where("presence", |p| p["user"] == "dave");
+    assert_eq!(back["online"], true);
+    assert!(
+        alice
+            .seen
+            .iter()
+            .all(|e| !(e["event"] == "presence" && e["user"] == "bob" && e["online"] == false)),
+        "alice never asked about bob: {:?}",
+        alice.seen
+    );
+    // Anyone can still see who is online on request.
+    alice.line("list");
+    assert_eq!(
+        alice.expect("users")["users"],
+        serde_json::json!(["carole", "dave"])
+    );
+}
+
+#[test]
 fn a_server_killed_with_200_messages_queued_delivers_every_one_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path(), "127.0.0.1:0");

@@ -3,7 +3,7 @@
 //! their encrypted sessions, each keeping `window` requests outstanding.
 //! Requests/s and latency, and the same run's UDP echo baseline.
 
-use udpchat_commands::list::Users;
+use udpchat_commands::list::{ListRequest, Users};
 use udpchat_commands::lookup::Lookup;
 use udpchat_core::cbor;
 use udpchat_core::envelope::Kind;
@@ -21,13 +21,19 @@ pub const SIGNUP_PARALLEL: usize = 8;
 /// The datagram sizes of a `list` request and its reply among `clients`
 /// signed-in users.
 pub fn list_shape(clients: usize, window: usize) -> Shape {
+    // The asker is not among the names listed.
     let users = Users {
-        users: (0..clients).map(|i| format!("rpc00000000-{i}")).collect(),
+        users: (1..clients).map(|i| format!("rpc00000000-{i}")).collect(),
+        total: clients - 1,
     };
     Shape {
         clients,
         window,
-        request_bytes: datagram_bytes("list", Kind::Request, &cbor::encode(&())),
+        request_bytes: datagram_bytes(
+            "list",
+            Kind::Request,
+            &cbor::encode(&ListRequest::default()),
+        ),
         reply_bytes: datagram_bytes("list", Kind::Reply, &cbor::encode(&users)),
     }
 }

@@ -47,6 +47,8 @@ pub trait Store: Send + Sync {
     fn create_user(&self, account: &Account) -> Result<(), StoreError>;
     /// The account of that name.
     fn user(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// Replaces an account's password hash (same password, new parameters).
+    fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
     /// Removes an account; false when there was none.
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
     /// Every account name, sorted.

@@ -128,6 +128,14 @@ impl Store for SqliteStore {
         Ok(account)
     }
 
+    fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+            params![name, password_hash],
+        )?;
+        Ok(())
+    }
+
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .db()
