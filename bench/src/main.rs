@@ -118,12 +118,16 @@ struct P2pArgs {
 
 #[derive(Debug, Args, Clone)]
 struct PresenceArgs {
-    /// Idle signed-in clients, one server per count [default: 1000,5000; quick 50].
+    /// Idle signed-in clients, one server per count [default: 1000,10000,100000; quick 50].
     #[arg(long, value_delimiter = ',')]
     counts: Vec<usize>,
     /// Seconds of idling measured [default: 30, quick 3].
     #[arg(long)]
     idle: Option<f64>,
+    /// The server's --presence-limit (signed-in users up to which everyone
+    /// hears of every sign-in) [default: the server's, 1000].
+    #[arg(long)]
+    presence_limit: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -265,7 +269,13 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
         )],
         Scenario::Presence(args) => vec![settle(
             "presence",
-            scenarios::presence::run(ctx, &presence_counts(&args), idle(&args)).await,
+            scenarios::presence::run(
+                ctx,
+                &presence_counts(&args),
+                idle(&args),
+                args.presence_limit,
+            )
+            .await,
         )],
         Scenario::Offline(args) => vec![settle(
             "offline",
@@ -275,6 +285,7 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
             let presence = PresenceArgs {
                 counts: Vec::new(),
                 idle: None,
+                presence_limit: None,
             };
             vec![
                 settle("udp-echo", scenarios::udp_echo::run(ctx).await),
@@ -292,8 +303,13 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 ),
                 settle(
                     "presence",
-                    scenarios::presence::run(ctx, &presence_counts(&presence), idle(&presence))
-                        .await,
+                    scenarios::presence::run(
+                        ctx,
+                        &presence_counts(&presence),
+                        idle(&presence),
+                        None,
+                    )
+                    .await,
                 ),
                 settle(
                     "offline",

@@ -57,11 +57,11 @@ pub enum ServerSource {
 impl ServerSource {
     /// Starts (or names) the server for one scenario.
     pub fn start(&self) -> anyhow::Result<Target> {
-        self.start_with_env(&[])
+        self.start_with(&[])
     }
 
-    /// The same, with extra environment variables for a server it starts.
-    pub fn start_with_env(&self, env: &[(&str, &str)]) -> anyhow::Result<Target> {
+    /// The same, with extra options for a server it starts.
+    pub fn start_with(&self, args: &[&str]) -> anyhow::Result<Target> {
         match self {
             ServerSource::Running { addr, key } => Ok(Target {
                 server: ServerRef {
@@ -73,7 +73,7 @@ impl ServerSource {
                 _child: None,
                 _data_dir: None,
             }),
-            ServerSource::Spawn(binary) => spawn_udpchat(binary, env),
+            ServerSource::Spawn(binary) => spawn_udpchat(binary, args),
         }
     }
 }
@@ -88,7 +88,7 @@ pub fn default_server_binary() -> PathBuf {
     dir.join(format!("udpchat-server{}", std::env::consts::EXE_SUFFIX))
 }
 
-fn spawn_udpchat(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Target> {
+fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {
     if !binary.exists() {
         bail!(
             "{} is missing: build it first (`cargo build --release -p udpchat-server`) or pass --server-bin",
@@ -100,7 +100,7 @@ fn spawn_udpchat(binary: &Path, env: &[(&str, &str)]) -> anyhow::Result<Target> 
     let mut child = Command::new(binary)
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .envs(env.iter().copied())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -178,6 +178,11 @@ impl Presence {
     /// The first `limit` signed-in names that start with `prefix`, sorted,
     /// and how many start with it in all.
     pub fn users_from(&self, prefix: &str, limit: usize) -> (Vec<String>, usize) {
+        if prefix.is_empty() {
+            // Everyone: no need to walk them all to count them.
+            let shown = self.by_name.keys().take(limit).cloned().collect();
+            return (shown, self.by_name.len());
+        }
         let matching = self
             .by_name
             .range::<str, _>((
