@@ -35,10 +35,11 @@ pub fn words(text: &str) -> Vec<(usize, &str)> {
 }
 
 /// What the argument at `index` (0 = first after the command word) is:
-/// free text swallows everything after it.
+/// free text swallows everything after it, and a list of users takes as
+/// many words as follow.
 pub fn kind_at(args: &[ArgKind], index: usize) -> Option<ArgKind> {
     for (i, &kind) in args.iter().enumerate() {
-        if i == index || kind == ArgKind::Text {
+        if i == index || matches!(kind, ArgKind::Text | ArgKind::Users) {
             return Some(kind);
         }
     }
@@ -103,6 +104,19 @@ pub fn suggest(
             return Vec::new();
         };
         match kind_at(command.args, index - 1) {
+            // A name already in the list is not offered again.
+            Some(ArgKind::Users) => {
+                let first = 1 + command
+                    .args
+                    .iter()
+                    .position(|&k| k == ArgKind::Users)
+                    .unwrap_or(0);
+                let listed = &words[first.min(index)..index];
+                candidates(registry, roster, look, ArgKind::Users)
+                    .into_iter()
+                    .filter(|c| !listed.iter().any(|&(_, w)| w == c.value))
+                    .collect()
+            }
             Some(kind) => candidates(registry, roster, look, kind),
             None => Vec::new(),
         }
@@ -157,7 +171,7 @@ fn candidates(registry: &Registry, roster: &Roster, look: Look, kind: ArgKind) -
         })
     };
     match kind {
-        ArgKind::User => users().collect(),
+        ArgKind::User | ArgKind::Users => users().collect(),
         ArgKind::Group => groups().collect(),
         ArgKind::UserOrGroup => users().chain(groups()).collect(),
         ArgKind::Command => command_words(registry),
@@ -208,7 +222,7 @@ mod tests {
     static GROUP: Command = command(
         "group",
         &[],
-        &[ArgKind::Word(GROUP_WORDS), ArgKind::Group, ArgKind::User],
+        &[ArgKind::Word(GROUP_WORDS), ArgKind::Group, ArgKind::Users],
     );
     static CHAT: Command = command("chat", &[], &[ArgKind::UserOrGroup]);
     static HELP: Command = command("help", &[], &[ArgKind::Command]);
@@ -308,6 +322,9 @@ mod tests {
         assert_eq!(offered(None, "group cr|"), ["create"]);
         assert_eq!(offered(None, "group add |"), ["devs", "group1"]);
         assert_eq!(offered(None, "group add group1 c|"), ["carole"]);
+        // Every member named after the group completes, not just the first.
+        assert_eq!(offered(None, "group add group1 bob z|"), ["zoe"]);
+        assert_eq!(offered(None, "group add group1 bob |"), ["carole", "zoe"]);
     }
 
     #[test]

@@ -69,7 +69,7 @@ inventory::submit! {
             "group join lobby",
             "group leave lobby",
         ],
-        args: &[ArgKind::Word(SUBCOMMANDS), ArgKind::Group, ArgKind::User],
+        args: &[ArgKind::Word(SUBCOMMANDS), ArgKind::Group, ArgKind::Users],
         module: module_path!(),
         shell: Some(shell),
         serve: Some(serve),

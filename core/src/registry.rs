@@ -25,6 +25,8 @@ pub type PushFn = fn(Client, Sender, Vec<u8>) -> BoxFuture<'static, Result<(), C
 pub enum ArgKind {
     /// A user name.
     User,
+    /// User names, as many as are typed (the last argument).
+    Users,
     /// A group name.
     Group,
     /// A user or a group name: whom a conversation is with.
