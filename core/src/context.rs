@@ -178,8 +178,13 @@ pub trait ServerContext: Send + Sync {
     /// server gathers changes for a moment and sends them together, so a
     /// burst of sign-ins costs each client one packet, not one per sign-in.
     fn announce(&self, change: PresenceChange);
-    /// Sends a one-way packet to a client, reliably, without waiting.
+    /// Sends a one-way packet to a client, reliably, without waiting (after
+    /// the reply, if a request from that client is being answered).
     fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>);
+    /// Runs `then` once the reply to the request being answered for `peer`
+    /// has gone (at once if none is): whatever it sends comes after that
+    /// reply.
+    fn after_reply(&self, peer: PeerId, then: Box<dyn FnOnce() + Send>);
     /// Where a client's session is now.
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
 }

@@ -7,6 +7,7 @@ mod accounts;
 mod dispatch;
 mod group_admin;
 mod groups;
+mod held;
 mod keys;
 mod mailbox;
 mod operator;

@@ -15,6 +15,7 @@ use udpchat_net::Link;
 
 use crate::accounts::PasswordAccounts;
 use crate::groups::GroupChat;
+use crate::held::{Deferred, Held};
 use crate::mailbox::StoredMail;
 use crate::store::GroupStore;
 
@@ -22,21 +23,13 @@ use crate::store::GroupStore;
 /// given to a new sign-in.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Pushes held back until a reply has gone.
-#[derive(Default)]
-struct Held {
-    requests: usize,
-    pushes: Vec<(&'static str, Vec<u8>)>,
-}
-
 pub struct ServerState {
     /// Shared with the groups, which deliver to whoever is online.
     presence: Arc<Mutex<Presence>>,
     /// When each session was last heard from (any request or push).
     last_seen: Mutex<HashMap<PeerId, Instant>>,
-    /// Sessions with a request being handled, and what was pushed to them
-    /// meanwhile.
-    answering: Mutex<HashMap<PeerId, Held>>,
+    /// Sessions with a request being handled, and what waits for the reply.
+    answering: Mutex<Held>,
     /// Presence changes not yet sent, and the bell that wakes the sender.
     changes: Mutex<Vec<PresenceChange>>,
     changed: tokio::sync::Notify,
@@ -59,12 +52,24 @@ impl ServerState {
             groups: GroupChat::new(groups, link.clone(), presence.clone()),
             presence,
             last_seen: Mutex::new(HashMap::new()),
-            answering: Mutex::new(HashMap::new()),
+            answering: Mutex::new(Held::default()),
             changes: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
             link,
+        }
+    }
+
+    /// Holds `item` for the reply being made to `peer`, or releases it now.
+    fn defer(&self, peer: PeerId, item: Deferred) {
+        let now = self
+            .answering
+            .lock()
+            .expect("answering lock")
+            .hold(peer, item);
+        if let Some(item) = now {
+            self.release(peer, item);
         }
     }
 
@@ -82,30 +87,26 @@ impl ServerState {
         self.answering
             .lock()
             .expect("answering lock")
-            .entry(peer)
-            .or_default()
-            .requests += 1;
+            .answering(peer);
     }
 
-    /// The reply to a request from `peer` is on its way: release what its
-    /// handler pushed, once no other request from it is still running.
+    /// The reply to a request from `peer` is on its way: release what
+    /// waited for it, once no other request from it is still running.
     pub fn answered(&self, peer: PeerId) {
-        let released = {
-            let mut answering = self.answering.lock().expect("answering lock");
-            let Some(held) = answering.get_mut(&peer) else {
-                return;
-            };
-            held.requests -= 1;
-            if held.requests > 0 {
-                return;
-            }
-            answering
-                .remove(&peer)
-                .map(|held| held.pushes)
-                .unwrap_or_default()
-        };
-        for (cmd, body) in released {
-            self.push_now(peer, cmd, body);
+        let released = self
+            .answering
+            .lock()
+            .expect("answering lock")
+            .answered(peer);
+        for item in released {
+            self.release(peer, item);
+        }
+    }
+
+    fn release(&self, peer: PeerId, item: Deferred) {
+        match item {
+            Deferred::Push(cmd, body) => self.push_now(peer, cmd, body),
+            Deferred::Then(work) => work(),
         }
     }
 
@@ -259,16 +260,11 @@ impl ServerContext for ServerState {
         // While a request from this client is being handled, what its
         // handler pushes waits for the reply: the client hears "signed in"
         // before the messages that were kept for it.
-        if let Some(held) = self
-            .answering
-            .lock()
-            .expect("answering lock")
-            .get_mut(&peer)
-        {
-            held.pushes.push((cmd, body));
-            return;
-        }
-        self.push_now(peer, cmd, body);
+        self.defer(peer, Deferred::Push(cmd, body));
+    }
+
+    fn after_reply(&self, peer: PeerId, then: Box<dyn FnOnce() + Send>) {
+        self.defer(peer, Deferred::Then(then));
     }
 
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
