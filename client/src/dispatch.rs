@@ -65,7 +65,7 @@ pub async fn serve_pushes(
                 };
                 let worker = workers
                     .entry(from)
-                    .or_insert_with(|| spawn_worker(client.clone()));
+                    .or_insert_with(|| spawn_worker(client.clone(), state.clone()));
                 let _ = worker.send((on_push, sender, envelope.body));
             }
             (Kind::Request, _) => {
@@ -83,11 +83,18 @@ pub async fn serve_pushes(
     }
 }
 
-/// Handles one session's packets in order.
-fn spawn_worker(client: Client) -> UnboundedSender<(PushFn, Sender, Vec<u8>)> {
+/// Handles one session's packets in order; the server's wait while a
+/// sign-in is under way.
+fn spawn_worker(
+    client: Client,
+    state: Arc<ClientState>,
+) -> UnboundedSender<(PushFn, Sender, Vec<u8>)> {
     let (tx, mut rx) = unbounded_channel::<(PushFn, Sender, Vec<u8>)>();
     tokio::spawn(async move {
         while let Some((on_push, sender, body)) = rx.recv().await {
+            if sender.from_server {
+                state.server_pushes_may_go().await;
+            }
             if let Err(e) = on_push(client.clone(), sender, body).await {
                 client.emit(Output::error(&e));
             }

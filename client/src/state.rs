@@ -60,6 +60,9 @@ pub struct ClientState {
     remembered: Mutex<Option<(String, Zeroizing<String>)>>,
     /// The signed-in user's known identity keys, in memory.
     known_users: Mutex<Option<KnownUsers>>,
+    /// Sign-ins under way: while above zero, the server's pushes wait
+    /// (see `hold_server_pushes`).
+    sign_ins: tokio::sync::watch::Sender<usize>,
 }
 
 /// One user's secrets, in memory while signed in.
@@ -167,7 +170,16 @@ impl ClientState {
             keys: Mutex::new(None),
             remembered: Mutex::new(None),
             known_users: Mutex::new(None),
+            sign_ins: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Resolves once no sign-in is under way: the server's pushes wait for
+    /// it, so "Signed in" shows before what the server sends after it.
+    pub async fn server_pushes_may_go(&self) {
+        let mut sign_ins = self.sign_ins.subscribe();
+        // The sender lives as long as self: this cannot fail.
+        let _ = sign_ins.wait_for(|under_way| *under_way == 0).await;
     }
 
     /// Runs `f` on the signed-in user's book of known identity keys,
@@ -434,5 +446,15 @@ impl ClientContext for ClientState {
 
     fn quit(&self) {
         self.quitting.store(true, Ordering::SeqCst);
+    }
+
+    fn hold_server_pushes(&self, hold: bool) {
+        self.sign_ins.send_modify(|under_way| {
+            *under_way = if hold {
+                *under_way + 1
+            } else {
+                under_way.saturating_sub(1)
+            }
+        });
     }
 }

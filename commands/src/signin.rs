@@ -89,6 +89,9 @@ pub async fn sign_in(
     credentials: Credentials,
 ) -> Result<(), CommandError> {
     let password = credentials.password.clone();
+    // The server sends kept messages and groups right after its reply:
+    // they wait until "Signed in" is shown (or the sign-in failed).
+    let hold = HoldServerPushes::new(client);
     let reply = client.request(cmd, cbor::encode(&credentials)).await?;
     let SignedIn { user } = crate::decode(&reply)?;
     client.session().lock().expect("session lock").user = Some(user.clone());
@@ -100,6 +103,7 @@ pub async fn sign_in(
     }
     client
         .emit(Output::new("signed-in", format!("Signed in as {user}")).with("user", user.clone()));
+    drop(hold);
     // Without published prekeys nobody can leave this user a message.
     if let Err(e) = crate::prekeys::publish(client, &user).await {
         client.emit(Output::error(&CommandError::new(
@@ -111,6 +115,22 @@ pub async fn sign_in(
         )));
     }
     Ok(())
+}
+
+/// Holds the server's pushes until dropped.
+struct HoldServerPushes<'a>(&'a Client);
+
+impl HoldServerPushes<'_> {
+    fn new(client: &Client) -> HoldServerPushes<'_> {
+        client.hold_server_pushes(true);
+        HoldServerPushes(client)
+    }
+}
+
+impl Drop for HoldServerPushes<'_> {
+    fn drop(&mut self) {
+        self.0.hold_server_pushes(false);
+    }
 }
 
 fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {

@@ -268,6 +268,10 @@ pub trait ClientContext: Send + Sync {
     fn emit(&self, output: Output);
     /// Asks the client to leave once the current command is done.
     fn quit(&self);
+    /// `true`: the server's pushes wait (a sign-in is under way, and what
+    /// the server sends after its reply should show after "Signed in");
+    /// `false`: that sign-in is over. Holds nest.
+    fn hold_server_pushes(&self, hold: bool);
 }
 
 /// A shared handle on the client.

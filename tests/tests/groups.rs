@@ -124,6 +124,14 @@ fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving() {
     // charlie was offline: all three arrive at sign-in, in the same order,
     // after the list of charlie's groups.
     let mut charlie = Client::sign_in(server.addr, "charlie");
+    assert!(
+        charlie
+            .seen
+            .iter()
+            .all(|e| e["event"] != "groups" && e["event"] != "group-message"),
+        "charlie's groups came before 'signed in': {:?}",
+        charlie.seen
+    );
     let groups = take(&mut charlie, "groups", |_| true);
     assert_eq!(groups["groups"], json!(["group1"]));
     assert_eq!(
