@@ -6,8 +6,9 @@
 //! (each change is one packet to each of K clients, so K sign-ins cost K²
 //! packets), so a change goes only to the sessions that *watch* the user:
 //! those that looked the user up, sent them a message or checked their key
-//! since signing in (the way rosters and subscriptions scope presence in
-//! XMPP and large Discord guilds). `list` still shows anyone on request.
+//! since signing in, and fellow members of the user's groups (the way
+//! rosters and subscriptions scope presence in XMPP and large Discord
+//! guilds). `list` still shows anyone on request.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -400,6 +400,18 @@ impl Groups for GroupChat {
             if groups.is_empty() {
                 return;
             }
+            // Fellow members hear of each other coming and going even on a
+            // server too busy to tell everyone (see `Presence::audience`).
+            {
+                let mut presence = inner.presence.lock().expect("presence lock");
+                if presence.user_at(peer) == Some(user.as_str()) {
+                    for member in groups.iter().flat_map(|g| &g.members) {
+                        if *member != user {
+                            presence.watch(peer, member);
+                        }
+                    }
+                }
+            }
             let listing = Listing {
                 groups: groups.clone(),
                 note: None,

@@ -54,7 +54,7 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     presence_timeout: u64,
     /// Up to this many signed in, all hear who comes and goes; past it, only
-    /// those who asked about the user (looked up, messaged)
+    /// those who asked about the user (looked up, messaged) or share a group
     #[arg(long, value_name = "USERS", default_value_t = udpchat_core::presence::BROADCAST_LIMIT)]
     presence_limit: usize,
     /// Memory per password hash (argon2id); lower only for tests and

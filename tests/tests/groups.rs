@@ -432,3 +432,30 @@ fn twenty_members_and_a_thousand_messages_cross_lossy_links_once_each_in_one_ord
         SENDERS * PER_SENDER
     );
 }
+
+#[test]
+fn on_a_busy_server_fellow_members_still_hear_each_other_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    // More than one signed-in user is "busy" here: presence goes only to
+    // those who asked about someone, or share a group with them.
+    let server = Server::start_with(dir.path(), "127.0.0.1:0", &["--presence-limit", "1"]);
+    let mut clients = sign_up_all(server.addr, &["alice", "bob", "carole"]);
+    let _carole = clients.pop().unwrap();
+    let mut bob = clients.pop().unwrap();
+    let mut alice = clients.pop().unwrap();
+    alice.line("group create team bob");
+    alice.expect("group-created");
+    bob.expect("groups");
+    assert!(bob.finish().0.success());
+    assert!(alice.finish().0.success());
+
+    // alice comes back and sees her group; then bob comes back.
+    let mut alice = Client::sign_in(server.addr, "alice");
+    take(&mut alice, "groups", |g| g["groups"] == json!(["team"]));
+    let bob = Client::sign_in(server.addr, "bob");
+    let online = alice.expect_where("presence", |p| p["user"] == "bob");
+    assert_eq!(online["online"], true);
+    assert!(bob.finish().0.success());
+    let gone = alice.expect_where("presence", |p| p["user"] == "bob");
+    assert_eq!(gone["online"], false);
+}
