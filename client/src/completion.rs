@@ -56,13 +56,7 @@ pub struct ChatCompleter {
 
 impl Completer for ChatCompleter {
     fn complete(&mut self, line: &str, pos: usize) -> CompletionResult {
-        let conversation = self
-            .client
-            .session()
-            .lock()
-            .expect("session lock")
-            .conversation
-            .clone();
+        let conversation = self.client.conversation();
         let roster = self.roster.lock().expect("roster lock");
         CompletionResult::fresh(suggest(
             self.registry,

@@ -23,13 +23,7 @@ pub struct ChatHighlighter {
 
 impl Highlighter for ChatHighlighter {
     fn highlight(&self, line: &str, cursor: usize) -> StyledText {
-        let conversation = self
-            .client
-            .session()
-            .lock()
-            .expect("session lock")
-            .conversation
-            .clone();
+        let conversation = self.client.conversation();
         let roster = self.roster.lock().expect("roster lock");
         styled(
             self.registry,

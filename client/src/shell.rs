@@ -51,7 +51,7 @@ pub async fn scripted(client: Client, state: Arc<ClientState>, lines: crate::sta
 /// Runs one typed line: a command, or in conversation mode a message to
 /// the partner (see `conversation`).
 async fn run_typed(client: &Client, state: &ClientState, line: &str) {
-    let conversation = conversation(client);
+    let conversation = client.conversation();
     let command = crate::conversation::command_line(
         line,
         conversation.as_deref(),
@@ -65,15 +65,6 @@ async fn run_typed(client: &Client, state: &ClientState, line: &str) {
     if session.user.is_none() {
         session.conversation = None;
     }
-}
-
-fn conversation(client: &Client) -> Option<String> {
-    client
-        .session()
-        .lock()
-        .expect("session lock")
-        .conversation
-        .clone()
 }
 
 /// Waits for deliveries, signs out, and makes sure everything is printed.
@@ -126,7 +117,7 @@ pub async fn interactive(
             let signal = editor.read_line(&prompt);
             editing.store(false, Ordering::SeqCst);
             shell.forget_password(&mut editor);
-            let in_conversation = conversation(&shell.client).is_some();
+            let in_conversation = shell.client.conversation().is_some();
             let line = match signal {
                 Ok(Signal::Success(line)) => line,
                 // Ctrl-D leaves a conversation, then the client.
@@ -187,7 +178,7 @@ fn spawn_screen(
             let line = match printed {
                 Printed::Line(line) => line,
                 Printed::Event(output) => {
-                    let conversation = conversation(&client);
+                    let conversation = client.conversation();
                     let moment = Moment {
                         time: &style::now(),
                         above_prompt: typing,

@@ -179,10 +179,10 @@ pub async fn admit(server: &Server, origin: Origin, user: String) -> Reply {
     crate::stored::deliver_pending(server, &user, origin.peer).await;
     // The user's groups, then what was said in them meanwhile: after the
     // reply, so that "signed in" shows first.
-    let (groups, name, peer) = (server.clone(), user.clone(), origin.peer);
+    let (later, name, peer) = (server.clone(), user.clone(), origin.peer);
     server.after_reply(
         peer,
-        Box::new(move || groups.groups().signed_in(&name, peer)),
+        Box::new(move || later.groups().signed_in(&name, peer)),
     );
     Ok(cbor::encode(&SignedIn { user }))
 }

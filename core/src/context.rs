@@ -287,4 +287,13 @@ impl dyn ClientContext {
             .clone()
             .ok_or_else(CommandError::not_signed_in)
     }
+
+    /// Whom a conversation (`chat bob`) is with, if one is on.
+    pub fn conversation(&self) -> Option<String> {
+        self.session()
+            .lock()
+            .expect("session lock")
+            .conversation
+            .clone()
+    }
 }

@@ -2,6 +2,8 @@
 //! keepalives, messages kept for offline users, a server that goes away
 //! (gracefully or not) and comes back.
 
+use std::net::SocketAddr;
+
 use udpchat_tests::{password, Client, Server};
 
 /// A short presence timeout, so the tests do not wait 30 s.
@@ -9,6 +11,17 @@ const TIMEOUT: &str = "3";
 
 fn server_in(dir: &std::path::Path, bind: &str) -> Server {
     Server::start_with(dir, bind, &["--presence-timeout", TIMEOUT])
+}
+
+/// Signs `user` up from a data dir of their own and leaves: `user` is away,
+/// with prekeys on the server and keys in the dir returned.
+fn away(server: SocketAddr, user: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = password(user);
+    let mut client = Client::start_in(server, dir.path(), &["-u", user, "-p", &pw, "--signup"]);
+    client.expect("signed-in");
+    assert!(client.finish().0.success());
+    dir
 }
 
 fn client(server: &Server, user: &str, signup: bool) -> Client {
@@ -26,16 +39,8 @@ fn client(server: &Server, user: &str, signup: bool) -> Client {
 fn a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path(), "127.0.0.1:0");
-    let bob_dir = tempfile::tempdir().unwrap();
+    let bob_dir = away(server.addr, "bob");
     let pw = password("bob");
-    let mut bob = Client::start_in(
-        server.addr,
-        bob_dir.path(),
-        &["-u", "bob", "-p", &pw, "--signup"],
-    );
-    bob.expect("signed-in");
-    let (status, _) = bob.finish();
-    assert!(status.success());
 
     let mut alice = client(&server, "alice", true);
     alice.line("send bob are you there? I will wait");
@@ -104,15 +109,8 @@ fn past_the_broadcast_limit_only_those_who_asked_about_someone_hear_of_them() {
         "127.0.0.1:0",
         &["--presence-timeout", TIMEOUT, "--presence-limit", "1"],
     );
-    let dave_dir = tempfile::tempdir().unwrap();
+    let dave_dir = away(server.addr, "dave");
     let pw = password("dave");
-    let mut dave = Client::start_in(
-        server.addr,
-        dave_dir.path(),
-        &["-u", "dave", "-p", &pw, "--signup"],
-    );
-    dave.expect("signed-in");
-    assert!(dave.finish().0.success());
 
     let mut alice = client(&server, "alice", true);
     let bob = client(&server, "bob", true);
@@ -154,15 +152,8 @@ fn a_server_killed_with_200_messages_queued_delivers_every_one_once_after_restar
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path(), "127.0.0.1:0");
     let port = server.addr.port();
-    let bob_dir = tempfile::tempdir().unwrap();
+    let bob_dir = away(server.addr, "bob");
     let pw = password("bob");
-    let mut bob = Client::start_in(
-        server.addr,
-        bob_dir.path(),
-        &["-u", "bob", "-p", &pw, "--signup"],
-    );
-    bob.expect("signed-in");
-    assert!(bob.finish().0.success());
 
     let mut alice = client(&server, "alice", true);
     const COUNT: usize = 200;
@@ -274,15 +265,8 @@ fn kept_messages_cross_lossy_links_once_each_and_in_order() {
     };
     let alice_link = Relay::start(server.addr, impairment(11));
     let bob_link = Relay::start(server.addr, impairment(12));
-    let bob_dir = tempfile::tempdir().unwrap();
+    let bob_dir = away(bob_link.up, "bob");
     let pw = password("bob");
-    let mut bob = Client::start_in(
-        bob_link.up,
-        bob_dir.path(),
-        &["-u", "bob", "-p", &pw, "--signup"],
-    );
-    bob.expect("signed-in");
-    assert!(bob.finish().0.success());
 
     let apw = password("alice");
     let mut alice = Client::start(alice_link.up, &["-u", "alice", "-p", &apw, "--signup"]);

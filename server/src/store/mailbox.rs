@@ -64,13 +64,9 @@ impl MailboxStore for SqliteStore {
                 params![user, id, prekey],
             )?;
         }
-        let count: i64 = tx.query_row(
-            "SELECT count(*) FROM one_time_prekeys WHERE user = ?1",
-            [user],
-            |r| r.get(0),
-        )?;
+        let count = one_time_left(&tx, user)?;
         tx.commit()?;
-        Ok(count as usize)
+        Ok(count)
     }
 
     fn take_prekeys(
@@ -102,13 +98,9 @@ impl MailboxStore for SqliteStore {
                 params![user, id],
             )?;
         }
-        let left: i64 = tx.query_row(
-            "SELECT count(*) FROM one_time_prekeys WHERE user = ?1",
-            [user],
-            |r| r.get(0),
-        )?;
+        let left = one_time_left(&tx, user)?;
         tx.commit()?;
-        Ok(Some((signed, one_time.map(|(_, p)| p), left as usize)))
+        Ok(Some((signed, one_time.map(|(_, p)| p), left)))
     }
 
     fn deposit(&self, message: &Stored, max_queue: usize) -> Result<u64, StoreError> {
@@ -178,6 +170,16 @@ impl MailboxStore for SqliteStore {
         tx.commit()?;
         Ok(expired)
     }
+}
+
+/// How many one-time prekeys `user` has left on the server.
+fn one_time_left(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<usize, StoreError> {
+    let count: i64 = tx.query_row(
+        "SELECT count(*) FROM one_time_prekeys WHERE user = ?1",
+        [user],
+        |r| r.get(0),
+    )?;
+    Ok(count as usize)
 }
 
 #[cfg(test)]
