@@ -70,8 +70,10 @@ impl SecureEndpoint {
                             remote_index: sender_index,
                             session: Box::new(session),
                             rekey: None,
+                            previous: None,
                         },
                         last_heard: now,
+                        probe: None,
                     },
                 );
                 self.stats.sessions_opened += 1;
@@ -82,21 +84,36 @@ impl SecureEndpoint {
                 let conn = self.conns.get_mut(&old).ok_or(Rejected::UnknownSession)?;
                 let same_peer = conn.remote_static == remote_static && conn.role == Role::Responder;
                 let State::Established {
-                    session: old_session,
+                    session: current,
                     remote_index,
+                    previous,
                     ..
                 } = &mut conn.state
                 else {
                     return Err(Rejected::UnknownSession);
                 };
-                // Only the holder of the old session knows its token.
-                if !same_peer || rekey_token(old_session).as_slice() != &payload[5..] {
+                // Only the holder of the old session knows its token. A
+                // token from the keys before the last re-key means that
+                // re-key's WELCOME was lost: the peer is still on those.
+                let token = &payload[5..];
+                if !same_peer {
                     return Err(Rejected::Unauthentic);
                 }
-                **old_session = session;
+                if rekey_token(current).as_slice() == token {
+                    *previous = Some(std::mem::replace(current, Box::new(session)));
+                } else if previous
+                    .as_deref()
+                    .is_some_and(|old| rekey_token(old).as_slice() == token)
+                {
+                    **current = session;
+                } else {
+                    return Err(Rejected::Unauthentic);
+                }
                 *remote_index = sender_index;
-                conn.addr = from;
                 conn.last_heard = now;
+                // A re-key from a new address moves the session no more
+                // than a DATA packet from there would.
+                self.heard_from(now, old, from, message.len() + wire::HELLO_HEADER_LEN);
                 old
             }
             _ => return Err(Rejected::Malformed),
@@ -105,8 +122,13 @@ impl SecureEndpoint {
             sender_index: local,
             receiver_index: sender_index,
             message: &reply,
-        };
-        self.outbox.push_back((from, welcome.encode()));
+        }
+        .encode();
+        // Smaller than the HELLO it answers, and counted against a new
+        // address's budget.
+        if self.may_send_to(local, from, welcome.len()) {
+            self.outbox.push_back((from, welcome));
+        }
         Ok(())
     }
 
@@ -143,22 +165,38 @@ impl SecureEndpoint {
         .map_err(|_| Rejected::Unauthentic)?;
         let _ = now_ms;
         let mut session = Session::new(keys, Role::Initiator);
-        conn.addr = from;
         conn.last_heard = now;
+        // What waited for the handshake goes where the HELLO went; an
+        // answer from elsewhere only starts a path challenge.
+        let addr = conn.addr;
         if let State::Handshaking { queued, .. } = &mut conn.state {
             self.stats.sessions_opened += 1;
             for plaintext in std::mem::take(queued) {
                 if let Ok(datagram) = wire::seal_data(&mut session, sender_index, &plaintext) {
-                    self.outbox.push_back((from, datagram));
+                    self.outbox.push_back((addr, datagram));
                 }
             }
         }
-        conn.state = State::Established {
-            remote_index: sender_index,
-            session: Box::new(session),
-            rekey: None,
+        // Keys being replaced are kept to open what the peer sealed with
+        // them before it switched.
+        let previous = match std::mem::replace(
+            &mut conn.state,
+            State::Established {
+                remote_index: sender_index,
+                session: Box::new(session),
+                rekey: None,
+                previous: None,
+            },
+        ) {
+            State::Established { session: old, .. } => Some(old),
+            State::Handshaking { .. } => None,
         };
+        if let State::Established { previous: slot, .. } = &mut conn.state {
+            *slot = previous;
+        }
         self.handshaking.remove(&receiver_index);
+        let len = message.len() + wire::WELCOME_HEADER_LEN;
+        self.heard_from(now, receiver_index, from, len);
         Ok(())
     }
 
@@ -227,6 +265,7 @@ impl SecureEndpoint {
             remote_index,
             session,
             rekey: None,
+            ..
         } = &conn.state
         else {
             return;

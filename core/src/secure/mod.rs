@@ -13,7 +13,9 @@
 //! - Every transport datagram then travels sealed in a DATA packet. A
 //!   datagram that does not parse, names no session, or fails to open is
 //!   dropped without a word and leaves no state behind. The session follows
-//!   its peer to a new address once a packet from there has opened.
+//!   its peer to a new address once the peer proved it receives there
+//!   ([`path`]); until then the new address gets only a challenge, within
+//!   three times the bytes it sent.
 //! - The initiator re-keys a session before AES-GCM's limits
 //!   ([`Session::needs_rekey`]) with a new handshake that carries a token
 //!   derived from the old one, so the responder moves the same session (and
@@ -106,6 +108,9 @@ pub struct Stats {
     /// authentication, replays.
     pub rejected: u64,
     pub sessions_opened: u64,
+    /// Path challenges sent to new addresses, and sessions moved to one.
+    pub path_challenges: u64,
+    pub migrations: u64,
 }
 
 /// What a peer is, as far as this side knows.
@@ -161,6 +166,11 @@ enum State {
         /// Boxed: a session holds two expanded AES key schedules.
         session: Box<Session>,
         rekey: Option<Box<Pending>>,
+        /// The keys before the last re-key, still opened (never sealed
+        /// with) until a packet opens under the new ones: packets the
+        /// peer sealed before it switched are still on their way, and a
+        /// re-key whose WELCOME was lost is retried from the old keys.
+        previous: Option<Box<Session>>,
     },
 }
 
@@ -171,6 +181,8 @@ struct Conn {
     role: Role,
     state: State,
     last_heard: Instant,
+    /// A new address the peer was heard from, being validated.
+    probe: Option<Box<path::Probe>>,
 }
 
 /// Messages queued per session while its handshake runs.
@@ -299,6 +311,7 @@ impl SecureEndpoint {
                     queued: VecDeque::new(),
                 },
                 last_heard: now,
+                probe: None,
             },
         );
         self.handshaking.insert(index);
@@ -366,17 +379,38 @@ impl SecureEndpoint {
                     .conns
                     .get_mut(&receiver_index)
                     .ok_or(Rejected::UnknownSession)?;
-                let State::Established { session, .. } = &mut conn.state else {
+                let State::Established {
+                    session, previous, ..
+                } = &mut conn.state
+                else {
                     return Err(Rejected::UnknownSession);
                 };
-                let plaintext = wire::open_data(session, receiver_index, counter, ciphertext)
-                    .map_err(|_| Rejected::Unauthentic)?;
-                // Only now is the address proven: follow the peer there.
-                conn.addr = from;
+                let plaintext = match wire::open_data(session, receiver_index, counter, ciphertext)
+                {
+                    Ok(plaintext) => {
+                        // The peer is on the new keys: the old ones go.
+                        *previous = None;
+                        plaintext
+                    }
+                    Err(_) => previous
+                        .as_deref_mut()
+                        .and_then(|old| {
+                            wire::open_data(old, receiver_index, counter, ciphertext).ok()
+                        })
+                        .ok_or(Rejected::Unauthentic)?,
+                };
                 conn.last_heard = now;
-                let _ = self
-                    .transport
-                    .handle_datagram(now, PeerId(receiver_index), &plaintext);
+                // Authentic, but the address is not proven by that: a new
+                // one is challenged before the session moves there.
+                self.heard_from(now, receiver_index, from, datagram.len());
+                match path::PathPacket::parse(&plaintext) {
+                    Some(packet) => self.handle_path(receiver_index, from, packet),
+                    None => {
+                        let _ =
+                            self.transport
+                                .handle_datagram(now, PeerId(receiver_index), &plaintext);
+                    }
+                }
                 Ok(())
             }
             Packet::Hello {
@@ -494,6 +528,7 @@ impl SecureEndpoint {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
+            self.expire_probes(now);
             let idle = self.config.session_idle;
             let stale: Vec<u32> = self
                 .conns
@@ -564,5 +599,6 @@ pub enum ConnectError {
 }
 
 mod hello;
+pub mod path;
 #[cfg(test)]
 mod tests;

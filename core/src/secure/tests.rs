@@ -209,6 +209,14 @@ fn a_session_follows_its_client_to_a_new_address_and_survives_a_rekey() {
     );
     assert_eq!(p.server.peer(at_server).unwrap().addr, addr(6000));
 
+    assert_eq!(p.server.stats().migrations, 1);
+    // The server's acknowledgement went to the old address (the session
+    // moved only once the new one answered a challenge): the client sends
+    // "second" again, and it is not delivered twice.
+    p.advance(Duration::from_secs(1));
+    p.pump(|_| false);
+    assert_eq!(Pair::received(&mut p.server), vec![]);
+
     // Eleven minutes on, the client re-keys; the server keeps the session.
     p.advance(Duration::from_secs(11 * 60));
     p.client.send(p.now, peer, b"third".to_vec()).unwrap();
@@ -319,4 +327,103 @@ fn a_server_key_request_is_answered_with_fewer_bytes() {
         .client
         .handle_datagram(p.now, p.now_ms, addr(4590), &answer)
         .is_err());
+}
+
+#[test]
+fn a_packet_replayed_from_a_spoofed_address_gets_that_address_at_most_three_times_its_bytes() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    p.client.send(p.now, peer, b"hello".to_vec()).unwrap();
+    p.pump(|_| false);
+    let at_server = Pair::received(&mut p.server)[0].0;
+
+    // The client asks for something large; an attacker who saw the
+    // request sends a copy from the victim's address, ahead of the real one.
+    let victim = addr(7777);
+    p.client
+        .send(p.now, peer, b"group history 1000".to_vec())
+        .unwrap();
+    let (_, request) = p.client.poll_transmit(p.now, p.now_ms).unwrap();
+    p.server
+        .handle_datagram(p.now, p.now_ms, victim, &request)
+        .unwrap();
+    assert_eq!(
+        p.server
+            .handle_datagram(p.now, p.now_ms, p.client_addr, &request),
+        Err(Rejected::Unauthentic),
+        "the real one is now a replay"
+    );
+    let (_, asked) = Pair::received(&mut p.server).pop().unwrap();
+    assert_eq!(asked, b"group history 1000");
+    let answer = vec![7u8; 100_000];
+    p.server.send(p.now, at_server, answer.clone()).unwrap();
+
+    // A minute of traffic, with retransmissions; the victim answers nothing.
+    let mut to_victim = 0;
+    let mut got = Vec::new();
+    for _ in 0..600 {
+        while let Some((to, d)) = p.server.poll_transmit(p.now, p.now_ms) {
+            if to == victim {
+                to_victim += d.len();
+            } else {
+                assert_eq!(to, p.client_addr);
+                let _ = p.client.handle_datagram(p.now, p.now_ms, addr(4590), &d);
+            }
+        }
+        while let Some((_, d)) = p.client.poll_transmit(p.now, p.now_ms) {
+            let _ = p.server.handle_datagram(p.now, p.now_ms, p.client_addr, &d);
+        }
+        got.extend(Pair::received(&mut p.client));
+        p.advance(Duration::from_millis(100));
+    }
+    assert!(
+        to_victim <= path::AMPLIFICATION_FACTOR * request.len(),
+        "{to_victim} bytes to the victim for {} bytes in",
+        request.len()
+    );
+    assert_eq!(got, vec![(peer, answer)], "the client still got its answer");
+    assert_eq!(p.server.peer(at_server).unwrap().addr, p.client_addr);
+    assert_eq!(p.server.stats().migrations, 0);
+}
+
+#[test]
+fn a_rekey_whose_welcome_is_lost_is_retried_and_the_session_goes_on() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    p.client.send(p.now, peer, b"before".to_vec()).unwrap();
+    p.pump(|_| false);
+    assert_eq!(Pair::received(&mut p.server).len(), 1);
+
+    // Eleven minutes on the client re-keys, and the WELCOME is lost.
+    p.advance(Duration::from_secs(11 * 60));
+    p.client.send(p.now, peer, b"during".to_vec()).unwrap();
+    let mut welcomes = 0;
+    while let Some((_, d)) = p.client.poll_transmit(p.now, p.now_ms) {
+        let _ = p.server.handle_datagram(p.now, p.now_ms, p.client_addr, &d);
+    }
+    while let Some((_, d)) = p.server.poll_transmit(p.now, p.now_ms) {
+        if matches!(Packet::parse(&d), Ok(Packet::Welcome { .. })) {
+            welcomes += 1;
+            continue; // lost
+        }
+        let _ = p.client.handle_datagram(p.now, p.now_ms, addr(4590), &d);
+    }
+    assert_eq!(welcomes, 1);
+
+    // The client, still on the old keys, retries; all goes on.
+    for _ in 0..20 {
+        p.advance(Duration::from_millis(500));
+        p.pump(|_| false);
+    }
+    p.client.send(p.now, peer, b"after".to_vec()).unwrap();
+    p.pump(|_| false);
+    let got: Vec<Vec<u8>> = Pair::received(&mut p.server)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(got, vec![b"during".to_vec(), b"after".to_vec()]);
+    let State::Established { session, .. } = &p.client.conns[&peer.0].state else {
+        panic!("not established")
+    };
+    assert!(!session.needs_rekey(p.now_ms), "re-keyed in the end");
 }
