@@ -45,7 +45,7 @@ pub async fn serve_pushes(
     let mut workers: HashMap<PeerId, UnboundedSender<(PushFn, Sender, Vec<u8>)>> = HashMap::new();
     while let Some(next) = inbound.recv().await {
         let (from, envelope) = match next {
-            Inbound::Envelope { from, envelope } => (from, envelope),
+            Inbound::Envelope { from, envelope, .. } => (from, envelope),
             Inbound::Closed { peer } => {
                 workers.remove(&peer);
                 continue;

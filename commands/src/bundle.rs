@@ -49,10 +49,10 @@ pub async fn fetch(client: &Client, user: &str) -> Result<Bundle, CommandError> 
 
 fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
     Box::pin(async move {
-        crate::signed_in_user(&server, origin)?;
+        let asker = crate::signed_in_user(&server, origin)?;
         let BundleRequest { user } = crate::decode(&body)?;
         crate::watch(&server, origin, &user);
-        let (bundle, left) = server.mailbox().bundle(&user).await?;
+        let (bundle, left) = server.mailbox().bundle(&asker, &user).await?;
         if left < ONE_TIME_LOW {
             // Ask the owner for more, if it is here to answer.
             let owner = server

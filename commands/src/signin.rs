@@ -141,30 +141,45 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             identity,
         } = crate::decode(&body)?;
         check_user_name(&user)?;
-        server.accounts().check_password(&user, password).await?;
-        if server.accounts().identity(&user).await?.as_ref() != Some(&identity) {
-            server.accounts().set_identity(&user, identity).await?;
-        }
-        admit(&server, origin, user).await
+        server
+            .accounts()
+            .check_password(&user, password, origin.source())
+            .await?;
+        admit(&server, origin, user, Some(identity)).await
     })
 }
 
 /// Puts an authenticated `user` online at `origin`, unless another live
-/// client holds the name.
-pub async fn admit(server: &Server, origin: Origin, user: String) -> Reply {
+/// client holds the name; records `identity` as the user's key only once
+/// the sign-in is sure to go ahead (a refused sign-in changes nothing).
+/// Signing in again on a session already signed in as `user` changes
+/// nothing either: the others are not told twice.
+pub async fn admit(
+    server: &Server,
+    origin: Origin,
+    user: String,
+    identity: Option<PublicKey>,
+) -> Reply {
     let claim = server
         .presence()
         .lock()
         .expect("presence lock")
         .claim(&user, origin.peer);
-    if let Claim::HeldBy(holder) = claim {
+    match claim {
+        Claim::Already => return Ok(cbor::encode(&SignedIn { user })),
         // Only a client that still answers keeps its name: one that
         // vanished without signing out must not lock its user out.
-        if server.probe(holder).await {
+        Claim::HeldBy(holder) if server.probe(holder).await => {
             return Err(CommandError::new(
                 code::NAME_TAKEN,
                 format!("{user} is already signed in from another client"),
             ));
+        }
+        Claim::HeldBy(_) | Claim::Free => {}
+    }
+    if let Some(identity) = identity {
+        if server.accounts().identity(&user).await?.as_ref() != Some(&identity) {
+            server.accounts().set_identity(&user, identity).await?;
         }
     }
     let displaced = server

@@ -41,7 +41,10 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             identity,
         } = crate::decode(&body)?;
         check_user_name(&user)?;
-        server.accounts().sign_up(&user, password, identity).await?;
-        admit(&server, origin, user).await
+        server
+            .accounts()
+            .sign_up(&user, password, identity, origin.source())
+            .await?;
+        admit(&server, origin, user, None).await
     })
 }

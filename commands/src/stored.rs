@@ -91,8 +91,11 @@ fn on_push(
         };
         // Addressed by the server; the signin reply may not be in yet.
         let me = message.to.clone();
-        let sealed: SealedMessage = crate::decode(&message.sealed)?;
-        let opened = client.open(&sealed, &associated(&message.from, &me));
+        // Whatever the sender deposited, this message is reported once
+        // and acknowledged: one that cannot be opened must not stay in
+        // the mailbox, taking room and coming back at every sign-in.
+        let opened = crate::decode::<SealedMessage>(&message.sealed)
+            .and_then(|sealed| client.open(&sealed, &associated(&message.from, &me)));
         let shown = match opened {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
                 client.check_identity(&message.from, &proven);
@@ -109,8 +112,6 @@ fn on_push(
                 format!("a stored message from {} could not be opened: {}", message.from, e.message),
             )),
         };
-        // Acknowledge either way: a message that can never be opened must
-        // not come back at every sign-in.
         crate::receipt::acknowledge(&client, message.id).await?;
         shown
     })

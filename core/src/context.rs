@@ -14,6 +14,7 @@ use crate::crypto::keys::PublicKey;
 use crate::crypto::sealed::SealedMessage;
 use crate::error::CommandError;
 use crate::group::{GroupInfo, GroupMessage};
+pub use crate::limits::Source;
 use crate::mailbox::{Bundle, PrekeyUpload, Stored};
 use crate::output::Output;
 use crate::presence::{Presence, PresenceChange};
@@ -33,6 +34,16 @@ pub type Reply = Result<Vec<u8>, CommandError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
     pub peer: PeerId,
+    /// The session's (validated) address when the request came: whom
+    /// per-source limits count it against.
+    pub addr: SocketAddr,
+}
+
+impl Origin {
+    /// The party behind the request, for per-source limits.
+    pub fn source(&self) -> Source {
+        Source::of(self.addr)
+    }
 }
 
 /// Who pushed a packet to the client.
@@ -51,19 +62,24 @@ pub struct Sender {
 /// Accounts, their passwords and identity keys. Hashing and storage run
 /// off the event loop.
 pub trait Accounts: Send + Sync {
-    /// Creates an account with its identity key; `name-taken` if it exists.
+    /// Creates an account with its identity key, asked for from `source`;
+    /// `name-taken` if it exists, `throttled` when that source made too
+    /// many accounts lately.
     fn sign_up(
         &self,
         user: &str,
         password: Zeroizing<String>,
         identity: PublicKey,
+        source: Source,
     ) -> BoxFuture<'static, Result<(), CommandError>>;
-    /// Checks a password; one generic `bad-credentials` error for an
-    /// unknown user or a wrong password, `throttled` after repeated failures.
+    /// Checks a password tried from `source`; one generic
+    /// `bad-credentials` error for an unknown user or a wrong password,
+    /// `throttled` after repeated failures from that source.
     fn check_password(
         &self,
         user: &str,
         password: Zeroizing<String>,
+        source: Source,
     ) -> BoxFuture<'static, Result<(), CommandError>>;
     /// Records a (new) identity key for the user.
     fn set_identity(
@@ -88,7 +104,13 @@ pub trait Mailbox: Send + Sync {
     /// What a sender needs to seal for `user`, handing out (and deleting)
     /// one one-time prekey; also how many are left. `no-such-user` for an
     /// unknown user.
-    fn bundle(&self, user: &str) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>>;
+    /// `asker` gets a one-time prekey only while it has not taken too many
+    /// of `user`'s lately; past that the bundle has none.
+    fn bundle(
+        &self,
+        asker: &str,
+        user: &str,
+    ) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>>;
     /// Stores a sealed message durably (the future resolves after the
     /// commit); `mailbox-full` or `too-large` past the limits.
     fn deposit(

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod group;
+pub mod limits;
 pub mod mailbox;
 pub mod names;
 pub mod output;

@@ -37,6 +37,13 @@ pub struct Presence {
     watchers: HashMap<String, HashSet<PeerId>>,
     /// Per session: the names it watches (to forget them when it goes).
     watching: HashMap<PeerId, HashSet<String>>,
+    /// Changes recorded and not yet sent, each with its stamp.
+    pending: Vec<(u64, PresenceChange)>,
+    /// The stamp of the next change recorded.
+    next_stamp: u64,
+    /// Per signed-in session: the first stamp it hears. A session hears
+    /// only what changed after its sign-in, not a batch gathered before.
+    since: HashMap<PeerId, u64>,
 }
 
 impl Default for Presence {
@@ -48,8 +55,10 @@ impl Default for Presence {
 /// What a sign-in would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The name is free (or already this address's): go ahead.
+    /// The name is free: go ahead.
     Free,
+    /// The name is already signed in at this session.
+    Already,
     /// The name is signed in from another address.
     HeldBy(PeerId),
 }
@@ -68,14 +77,18 @@ impl Presence {
             broadcast_limit: limit,
             watchers: HashMap::new(),
             watching: HashMap::new(),
+            pending: Vec::new(),
+            next_stamp: 0,
+            since: HashMap::new(),
         }
     }
 
     /// Whether `name` may be signed in from `addr` without displacing anyone.
     pub fn claim(&self, name: &str, addr: PeerId) -> Claim {
         match self.by_name.get(name) {
-            Some(&held) if held != addr => Claim::HeldBy(held),
-            _ => Claim::Free,
+            Some(&held) if held == addr => Claim::Already,
+            Some(&held) => Claim::HeldBy(held),
+            None => Claim::Free,
         }
     }
 
@@ -94,6 +107,7 @@ impl Presence {
         }
         self.by_name.insert(name.to_string(), addr);
         self.by_addr.insert(addr, name.to_string());
+        self.since.insert(addr, self.next_stamp);
         displaced
     }
 
@@ -101,6 +115,7 @@ impl Presence {
     /// watched is forgotten.
     pub fn sign_out(&mut self, addr: PeerId) -> Option<String> {
         self.forget_watches(addr);
+        self.since.remove(&addr);
         let name = self.by_addr.remove(&addr)?;
         self.by_name.remove(&name);
         Some(name)
@@ -134,26 +149,38 @@ impl Presence {
         }
     }
 
-    /// Who hears which of `changes`: each signed-in session with the
-    /// changes meant for it, in order, never its own.
-    pub fn audience(&self, changes: &[PresenceChange]) -> Vec<(PeerId, Vec<PresenceChange>)> {
+    /// Records a change, to be sent with the next batch
+    /// ([`Presence::take_audience`]).
+    pub fn record(&mut self, change: PresenceChange) {
+        self.pending.push((self.next_stamp, change));
+        self.next_stamp += 1;
+    }
+
+    /// Takes the changes recorded since the last call and says who hears
+    /// which: each signed-in session with the changes meant for it, in
+    /// order, never its own, and none recorded before it signed in.
+    pub fn take_audience(&mut self) -> Vec<(PeerId, Vec<PresenceChange>)> {
+        let pending = std::mem::take(&mut self.pending);
+        let hears = |peer: &PeerId, stamp: u64| self.since.get(peer).is_some_and(|s| stamp >= *s);
         let mut heard: HashMap<PeerId, Vec<PresenceChange>> = HashMap::new();
         if self.len() <= self.broadcast_limit {
-            for (name, &peer) in &self.by_name {
-                let mine: Vec<PresenceChange> = changes
+            for (name, peer) in &self.by_name {
+                let mine: Vec<PresenceChange> = pending
                     .iter()
-                    .filter(|c| c.user != *name)
-                    .cloned()
+                    .filter(|(stamp, c)| c.user != *name && hears(peer, *stamp))
+                    .map(|(_, c)| c.clone())
                     .collect();
                 if !mine.is_empty() {
-                    heard.insert(peer, mine);
+                    heard.insert(*peer, mine);
                 }
             }
         } else {
-            for change in changes {
-                for &peer in self.watchers.get(&change.user).into_iter().flatten() {
-                    if self.by_addr.get(&peer).is_some_and(|me| *me != change.user) {
-                        heard.entry(peer).or_default().push(change.clone());
+            for (stamp, change) in &pending {
+                for peer in self.watchers.get(&change.user).into_iter().flatten() {
+                    if self.by_addr.get(peer).is_some_and(|me| *me != change.user)
+                        && hears(peer, *stamp)
+                    {
+                        heard.entry(*peer).or_default().push(change.clone());
                     }
                 }
             }
@@ -224,7 +251,8 @@ mod tests {
         let mut p = Presence::new();
         assert!(p.sign_in("alice", addr(1)).is_empty());
         assert_eq!(p.claim("alice", addr(2)), Claim::HeldBy(addr(1)));
-        assert_eq!(p.claim("alice", addr(1)), Claim::Free);
+        assert_eq!(p.claim("alice", addr(1)), Claim::Already);
+        assert_eq!(p.claim("bob", addr(1)), Claim::Free);
         // The same client signing in under another name leaves the old one.
         assert_eq!(p.sign_in("alicia", addr(1)), vec!["alice".to_string()]);
         assert_eq!(p.users_from("", 10), (vec!["alicia".to_string()], 1));
@@ -248,6 +276,38 @@ mod tests {
         heard
     }
 
+    /// Records `changes` and takes the batch.
+    fn heard(p: &mut Presence, changes: &[PresenceChange]) -> Vec<(PeerId, Vec<PresenceChange>)> {
+        for c in changes {
+            p.record(c.clone());
+        }
+        p.take_audience()
+    }
+
+    #[test]
+    fn a_session_hears_only_what_changed_after_it_signed_in() {
+        for limit in [10, 0] {
+            let mut p = Presence::with_broadcast_limit(limit);
+            p.sign_in("carole", addr(3));
+            p.watch(addr(3), "bob");
+            // bob leaves; the batch is still being gathered when alice
+            // signs in (a fellow group member: she watches bob).
+            p.record(change("bob", false));
+            p.sign_in("alice", addr(1));
+            p.watch(addr(1), "bob");
+            p.record(change("bob", true));
+            assert_eq!(
+                sorted(p.take_audience()),
+                vec![
+                    (addr(1), vec![change("bob", true)]),
+                    (addr(3), vec![change("bob", false), change("bob", true)]),
+                ],
+                "limit {limit}"
+            );
+            assert!(p.take_audience().is_empty(), "a batch is sent once");
+        }
+    }
+
     #[test]
     fn under_the_limit_everyone_hears_everything_but_their_own() {
         let mut p = Presence::with_broadcast_limit(3);
@@ -255,7 +315,7 @@ mod tests {
         p.sign_in("bob", addr(2));
         let changes = [change("bob", true), change("carole", false)];
         assert_eq!(
-            sorted(p.audience(&changes)),
+            sorted(heard(&mut p, &changes)),
             vec![
                 (addr(1), changes.to_vec()),
                 (addr(2), vec![change("carole", false)]),
@@ -280,7 +340,7 @@ mod tests {
             change("eve", true),
         ];
         assert_eq!(
-            sorted(p.audience(&changes)),
+            sorted(heard(&mut p, &changes)),
             vec![
                 (addr(1), vec![change("dave", true)]),
                 (addr(3), vec![change("dave", true), change("bob", false)]),
@@ -290,7 +350,7 @@ mod tests {
         p.sign_out(addr(3));
         p.sign_in("frank", addr(4));
         assert_eq!(
-            sorted(p.audience(&[change("dave", false)])),
+            sorted(heard(&mut p, &[change("dave", false)])),
             vec![(addr(1), vec![change("dave", false)])]
         );
         assert!(p.watchers.get("bob").is_some_and(|w| w.len() == 1));

@@ -35,8 +35,12 @@ const KEY_FETCH_TRIES: u32 = 3;
 /// What arrives for the owner's dispatcher.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A request or push.
-    Envelope { from: PeerId, envelope: Envelope },
+    /// A request or push, with the session's address when it came.
+    Envelope {
+        from: PeerId,
+        addr: SocketAddr,
+        envelope: Envelope,
+    },
     /// A session is gone: handshake failed, idle, or forgotten.
     Closed { peer: PeerId },
 }
@@ -489,7 +493,14 @@ impl Driver {
         };
         match envelope.kind {
             Kind::Request | Kind::Push => {
-                let _ = self.inbound.send(Inbound::Envelope { from, envelope });
+                let Some(addr) = self.endpoint.peer(from).map(|p| p.addr) else {
+                    return;
+                };
+                let _ = self.inbound.send(Inbound::Envelope {
+                    from,
+                    addr,
+                    envelope,
+                });
             }
             Kind::Reply | Kind::Error => {
                 // A reply is taken only from the session the request went to.

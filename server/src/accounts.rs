@@ -4,17 +4,23 @@
 //! error and take the same time.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use udpchat_core::context::{Accounts, BoxFuture};
+use udpchat_core::context::{Accounts, BoxFuture, Source};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use zeroize::Zeroizing;
 
 use crate::password::Hasher;
 use crate::store::{Account, Store, StoreError};
-use crate::throttle::Throttle;
+use crate::throttle::{Throttle, Wait};
+use udpchat_core::limits::RateLimit;
+
+/// Accounts one source may make per hour, by default.
+pub const DEFAULT_SIGNUPS_PER_HOUR: u32 = 20;
+/// Sources whose sign-ups are remembered at most.
+const MAX_SIGNUP_SOURCES: usize = 100_000;
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD: usize = 1;
@@ -42,6 +48,8 @@ pub fn check_password_shape(password: &str) -> Result<(), CommandError> {
 pub struct PasswordAccounts {
     store: Arc<dyn Store>,
     throttle: Arc<Mutex<Throttle>>,
+    /// Sign-ups per source: a burst, then a steady trickle.
+    signups: Arc<Mutex<RateLimit<Source>>>,
     /// Bounds concurrent hashes: each takes 19 MiB and a core.
     hashing: Arc<Semaphore>,
     /// Verified against for unknown names, so they cost what known ones do.
@@ -62,9 +70,48 @@ impl PasswordAccounts {
         PasswordAccounts {
             store,
             throttle: Arc::new(Mutex::new(Throttle::new())),
+            signups: Arc::new(Mutex::new(signup_limit(DEFAULT_SIGNUPS_PER_HOUR))),
             hashing: Arc::new(Semaphore::new(lanes)),
             decoy: Arc::new(hasher.hash("not a password anyone has")),
             hasher,
+        }
+    }
+
+    /// Lets one source make `per_hour` accounts an hour (at once, then
+    /// spread over the hour).
+    pub fn with_signups_per_hour(mut self, per_hour: u32) -> PasswordAccounts {
+        self.signups = Arc::new(Mutex::new(signup_limit(per_hour)));
+        self
+    }
+
+    /// Makes an account with no limit on who asks: for the operator.
+    pub async fn create(
+        &self,
+        user: &str,
+        password: Zeroizing<String>,
+        identity: PublicKey,
+    ) -> Result<(), CommandError> {
+        check_password_shape(&password)?;
+        let store = self.store.clone();
+        let hasher = self.hasher.clone();
+        let name = user.to_string();
+        let created = self
+            .hash_off_loop(move || {
+                let password_hash = hasher.hash(&password);
+                store.create_user(&Account {
+                    name: name.clone(),
+                    password_hash,
+                })?;
+                store.set_identity(&name, &identity.to_bytes())
+            })
+            .await?;
+        match created {
+            Ok(()) => Ok(()),
+            Err(StoreError::UserExists(_)) => Err(CommandError::new(
+                code::NAME_TAKEN,
+                format!("the name {user} is taken"),
+            )),
+            Err(e) => Err(internal(e)),
         }
     }
 
@@ -91,6 +138,20 @@ fn internal(e: impl std::fmt::Display) -> CommandError {
     )
 }
 
+/// `12s`, at least `1s`.
+fn seconds(wait: Duration) -> String {
+    format!("{}s", wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+fn signup_limit(per_hour: u32) -> RateLimit<Source> {
+    let per_hour = per_hour.max(1);
+    RateLimit::new(
+        per_hour,
+        Duration::from_secs(3600) / per_hour,
+        MAX_SIGNUP_SOURCES,
+    )
+}
+
 fn bad_credentials() -> CommandError {
     CommandError::new(code::BAD_CREDENTIALS, "wrong user name or password")
 }
@@ -101,32 +162,27 @@ impl Accounts for PasswordAccounts {
         user: &str,
         password: Zeroizing<String>,
         identity: PublicKey,
+        source: Source,
     ) -> BoxFuture<'static, Result<(), CommandError>> {
         let this = self.clone();
         let user = user.to_string();
         Box::pin(async move {
             check_password_shape(&password)?;
-            let store = this.store.clone();
-            let hasher = this.hasher.clone();
-            let name = user.clone();
-            let created = this
-                .hash_off_loop(move || {
-                    let password_hash = hasher.hash(&password);
-                    store.create_user(&Account {
-                        name: name.clone(),
-                        password_hash,
-                    })?;
-                    store.set_identity(&name, &identity.to_bytes())
-                })
-                .await?;
-            match created {
-                Ok(()) => Ok(()),
-                Err(StoreError::UserExists(_)) => Err(CommandError::new(
-                    code::NAME_TAKEN,
-                    format!("the name {user} is taken"),
-                )),
-                Err(e) => Err(internal(e)),
+            let allowed = this
+                .signups
+                .lock()
+                .expect("signups lock")
+                .take(&source, Instant::now());
+            if let Err(wait) = allowed {
+                return Err(CommandError::new(
+                    code::THROTTLED,
+                    format!(
+                        "too many accounts made from your address: try again in {}",
+                        seconds(wait)
+                    ),
+                ));
             }
+            this.create(&user, password, identity).await
         })
     }
 
@@ -146,23 +202,36 @@ impl Accounts for PasswordAccounts {
         &self,
         user: &str,
         password: Zeroizing<String>,
+        source: Source,
     ) -> BoxFuture<'static, Result<(), CommandError>> {
         let this = self.clone();
         let user = user.to_string();
         Box::pin(async move {
-            if let Err(wait) = this
-                .throttle
-                .lock()
-                .expect("throttle lock")
-                .check(&user, Instant::now())
-            {
-                return Err(CommandError::new(
-                    code::THROTTLED,
-                    format!(
-                        "too many failed sign-ins for {user}: try again in {}s",
-                        wait.as_secs().max(1)
+            let waiting =
+                this.throttle
+                    .lock()
+                    .expect("throttle lock")
+                    .check(&user, source, Instant::now());
+            match waiting {
+                Ok(()) => {}
+                Err(Wait::Account(wait)) => {
+                    return Err(CommandError::new(
+                        code::THROTTLED,
+                        format!(
+                        "too many failed sign-ins for {user} from your address: try again in {}",
+                        seconds(wait)
                     ),
-                ));
+                    ))
+                }
+                Err(Wait::Source(wait)) => {
+                    return Err(CommandError::new(
+                        code::THROTTLED,
+                        format!(
+                            "too many failed sign-ins from your address: try again in {}",
+                            seconds(wait)
+                        ),
+                    ))
+                }
             }
             let store = this.store.clone();
             let decoy = this.decoy.clone();
@@ -189,10 +258,10 @@ impl Accounts for PasswordAccounts {
                 .map_err(internal)?;
             let mut throttle = this.throttle.lock().expect("throttle lock");
             if verdict {
-                throttle.succeeded(&user);
+                throttle.succeeded(&user, source);
                 Ok(())
             } else {
-                throttle.failed(&user, Instant::now());
+                throttle.failed(&user, source, Instant::now());
                 Err(bad_credentials())
             }
         })
@@ -245,6 +314,78 @@ mod tests {
     use super::*;
     use crate::store::SqliteStore;
 
+    fn mallory() -> Source {
+        Source::of(([192, 0, 2, 66], 4000).into())
+    }
+
+    fn owner() -> Source {
+        Source::of(([198, 51, 100, 1], 4000).into())
+    }
+
+    fn key() -> PublicKey {
+        udpchat_core::crypto::keys::StaticKey::generate(
+            &mut argon2::password_hash::rand_core::OsRng,
+        )
+        .public()
+    }
+
+    #[tokio::test]
+    async fn guessing_from_one_source_does_not_lock_the_owner_out() {
+        let cheap = Hasher::with_memory_kib(crate::password::MIN_MEMORY_KIB).unwrap();
+        let accounts = PasswordAccounts::with_hasher(Arc::new(SqliteStore::in_memory()), cheap);
+        accounts
+            .sign_up("alice", Zeroizing::new("right".into()), key(), owner())
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            let _ = accounts
+                .check_password("alice", Zeroizing::new("guess".into()), mallory())
+                .await;
+        }
+        let refused = accounts
+            .check_password("alice", Zeroizing::new("right".into()), mallory())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, code::THROTTLED, "{refused:?}");
+        accounts
+            .check_password("alice", Zeroizing::new("right".into()), owner())
+            .await
+            .expect("the owner, from her own address, signs in");
+    }
+
+    #[tokio::test]
+    async fn one_source_makes_a_bounded_number_of_accounts() {
+        let cheap = Hasher::with_memory_kib(crate::password::MIN_MEMORY_KIB).unwrap();
+        let accounts = PasswordAccounts::with_hasher(Arc::new(SqliteStore::in_memory()), cheap)
+            .with_signups_per_hour(3);
+        for i in 0..3 {
+            accounts
+                .sign_up(
+                    &format!("bot{i}"),
+                    Zeroizing::new("pw".into()),
+                    key(),
+                    mallory(),
+                )
+                .await
+                .unwrap();
+        }
+        let refused = accounts
+            .sign_up("bot3", Zeroizing::new("pw".into()), key(), mallory())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, code::THROTTLED);
+        assert!(
+            refused
+                .message
+                .starts_with("too many accounts made from your address"),
+            "{refused:?}"
+        );
+        accounts
+            .sign_up("carole", Zeroizing::new("pw".into()), key(), owner())
+            .await
+            .expect("another source is not limited by mallory's");
+    }
+
     #[tokio::test]
     async fn a_hash_made_cheaper_is_remade_at_the_next_good_sign_in() {
         let store = Arc::new(SqliteStore::in_memory());
@@ -254,7 +395,7 @@ mod tests {
         .public();
         let cheap = Hasher::with_memory_kib(crate::password::MIN_MEMORY_KIB).unwrap();
         PasswordAccounts::with_hasher(store.clone(), cheap)
-            .sign_up("alice", Zeroizing::new("right".into()), key)
+            .sign_up("alice", Zeroizing::new("right".into()), key, mallory())
             .await
             .unwrap();
         let stored = || store.user("alice").unwrap().unwrap().password_hash;
@@ -263,18 +404,18 @@ mod tests {
 
         let standard = PasswordAccounts::new(store.clone());
         assert!(standard
-            .check_password("alice", Zeroizing::new("wrong".into()))
+            .check_password("alice", Zeroizing::new("wrong".into()), mallory())
             .await
             .is_err());
         assert_eq!(stored(), before, "a wrong password changes nothing");
         standard
-            .check_password("alice", Zeroizing::new("right".into()))
+            .check_password("alice", Zeroizing::new("right".into()), mallory())
             .await
             .unwrap();
         let after = stored();
         assert!(after.contains("$m=19456,"), "{after}");
         standard
-            .check_password("alice", Zeroizing::new("right".into()))
+            .check_password("alice", Zeroizing::new("right".into()), mallory())
             .await
             .unwrap();
         assert_eq!(stored(), after, "remade once");
@@ -288,39 +429,44 @@ mod tests {
         )
         .public();
         accounts
-            .sign_up("alice", Zeroizing::new("right".into()), key.clone())
+            .sign_up(
+                "alice",
+                Zeroizing::new("right".into()),
+                key.clone(),
+                mallory(),
+            )
             .await
             .unwrap();
         assert_eq!(accounts.identity("alice").await.unwrap(), Some(key.clone()));
         assert_eq!(
             accounts
-                .sign_up("alice", Zeroizing::new("x".into()), key)
+                .sign_up("alice", Zeroizing::new("x".into()), key, mallory())
                 .await
                 .unwrap_err()
                 .code,
             code::NAME_TAKEN
         );
         accounts
-            .check_password("alice", Zeroizing::new("right".into()))
+            .check_password("alice", Zeroizing::new("right".into()), mallory())
             .await
             .unwrap();
         let wrong = accounts
-            .check_password("alice", Zeroizing::new("wrong".into()))
+            .check_password("alice", Zeroizing::new("wrong".into()), mallory())
             .await
             .unwrap_err();
         let unknown = accounts
-            .check_password("mallory", Zeroizing::new("right".into()))
+            .check_password("mallory", Zeroizing::new("right".into()), mallory())
             .await
             .unwrap_err();
         assert_eq!(wrong, unknown);
         assert_eq!(wrong.message, "wrong user name or password");
         for _ in 0..3 {
             let _ = accounts
-                .check_password("alice", Zeroizing::new("wrong".into()))
+                .check_password("alice", Zeroizing::new("wrong".into()), mallory())
                 .await;
         }
         let throttled = accounts
-            .check_password("alice", Zeroizing::new("right".into()))
+            .check_password("alice", Zeroizing::new("right".into()), mallory())
             .await
             .unwrap_err();
         assert_eq!(throttled.code, code::THROTTLED, "{throttled:?}");

@@ -32,16 +32,21 @@ pub async fn run(
             },
             _ = &mut shutdown => return,
         };
-        let (from, envelope) = match next {
-            Inbound::Envelope { from, envelope } => {
+        let (origin, envelope) = match next {
+            Inbound::Envelope {
+                from,
+                addr,
+                envelope,
+            } => {
                 state.touch(from);
-                (from, envelope)
+                (Origin { peer: from, addr }, envelope)
             }
             Inbound::Closed { peer } => {
                 state.closed(peer);
                 continue;
             }
         };
+        let from = origin.peer;
         let serve = registry
             .tag(&envelope.cmd)
             .ok()
@@ -62,7 +67,7 @@ pub async fn run(
         if request {
             state.answering(from);
         }
-        let reply = serve(server.clone(), Origin { peer: from }, envelope.body);
+        let reply = serve(server.clone(), origin, envelope.body);
         let (link, state) = (link.clone(), state.clone());
         tokio::spawn(async move {
             let result = reply.await;

@@ -2,8 +2,8 @@
 //! offline users until their client acknowledges them. Store calls run on
 //! blocking threads; the server sees only sealed bytes.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use udpchat_core::cbor;
 use udpchat_core::context::{BoxFuture, Mailbox};
@@ -12,17 +12,36 @@ use udpchat_core::crypto::sealed::{OneTimePrekey, SignedPrekey};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::mailbox::{Bundle, PrekeyUpload, Stored};
 
-use crate::store::{MailboxStore, Store, StoreError};
+use udpchat_core::limits::RateLimit;
 
-/// Messages waiting for one recipient, at most.
-pub const MAX_QUEUE: usize = 1000;
+use crate::store::{MailboxStore, Quota, Store, StoreError};
+
 /// The largest sealed message accepted (a 64 KiB text and its envelope).
 pub const MAX_SEALED: usize = 80 * 1024;
+/// What waits for one recipient at most, and one sender's share of it (a
+/// quarter: a friend may leave a long conversation's worth, and it takes
+/// several accounts, each made at a cost, to fill someone's mailbox).
+pub const QUOTA: Quota = Quota {
+    messages: 1000,
+    bytes: 16 * 1024 * 1024,
+    sender_messages: 250,
+    sender_bytes: 4 * 1024 * 1024,
+};
+/// One-time prekeys of one user one asker may take: a few at once, then
+/// one per [`ONE_TIME_EVERY`]. Past that, bundles come without one (the
+/// message is sealed to the signed prekey alone), so no one account can
+/// drain someone's one-time prekeys.
+pub const ONE_TIME_BURST: u32 = 5;
+pub const ONE_TIME_EVERY: Duration = Duration::from_secs(5 * 60);
+/// (asker, user) pairs remembered at most.
+const MAX_HANDOUTS_TRACKED: usize = 100_000;
 
 #[derive(Clone)]
 pub struct StoredMail {
     accounts: Arc<dyn Store>,
     store: Arc<dyn MailboxStore>,
+    /// One-time prekeys handed out, per asker and owner.
+    handouts: Arc<Mutex<RateLimit<(String, String)>>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -49,7 +68,15 @@ fn no_such_user(user: &str) -> CommandError {
 
 impl StoredMail {
     pub fn new(accounts: Arc<dyn Store>, store: Arc<dyn MailboxStore>) -> StoredMail {
-        StoredMail { accounts, store }
+        StoredMail {
+            accounts,
+            store,
+            handouts: Arc::new(Mutex::new(RateLimit::new(
+                ONE_TIME_BURST,
+                ONE_TIME_EVERY,
+                MAX_HANDOUTS_TRACKED,
+            ))),
+        }
     }
 
     async fn call<T: Send + 'static>(
@@ -109,13 +136,23 @@ impl Mailbox for StoredMail {
         })
     }
 
-    fn bundle(&self, user: &str) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>> {
+    fn bundle(
+        &self,
+        asker: &str,
+        user: &str,
+    ) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>> {
         let (this, user) = (self.clone(), user.to_string());
+        let give_one_time = self
+            .handouts
+            .lock()
+            .expect("handouts lock")
+            .take(&(asker.to_string(), user.clone()), Instant::now())
+            .is_ok();
         Box::pin(async move {
             this.call(move |m| {
                 let identity = m.accounts.identity(&user).map_err(internal)?.ok_or_else(|| no_such_user(&user))?;
                 let identity = PublicKey::from_bytes(&identity).map_err(internal)?;
-                let (signed, one_time, left) = m.store.take_prekeys(&user).map_err(internal)?.ok_or_else(|| {
+                let (signed, one_time, left) = m.store.take_prekeys(&user, give_one_time).map_err(internal)?.ok_or_else(|| {
                     CommandError::new(
                         code::NO_PREKEYS,
                         format!("{user} has never signed in with this version, so messages cannot be kept for them"),
@@ -159,14 +196,22 @@ impl Mailbox for StoredMail {
                 {
                     return Err(no_such_user(&message.to));
                 }
-                match m.store.deposit(&message, MAX_QUEUE) {
+                match m.store.deposit(&message, &QUOTA) {
                     Ok(id) => {
                         message.id = id;
                         Ok(message)
                     }
                     Err(StoreError::MailboxFull(user)) => Err(CommandError::new(
                         code::MAILBOX_FULL,
-                        format!("{user} already has {MAX_QUEUE} messages waiting; not queued"),
+                        format!("{user}'s mailbox is full; not queued"),
+                    )),
+                    Err(StoreError::SenderShareFull { to, .. }) => Err(CommandError::new(
+                        code::MAILBOX_FULL,
+                        format!(
+                            "{to} already has {} messages or {} KiB from you waiting; not queued",
+                            QUOTA.sender_messages,
+                            QUOTA.sender_bytes / 1024
+                        ),
                     )),
                     Err(e) => Err(internal(e)),
                 }
@@ -193,5 +238,55 @@ impl Mailbox for StoredMail {
             this.call(move |m| m.store.take_stored(&user, id).map_err(internal))
                 .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Account, SqliteStore};
+    use udpchat_core::crypto::keys::StaticKey;
+    use udpchat_core::crypto::sealed::Prekeys;
+    use udpchat_core::mailbox::ONE_TIME_TARGET;
+
+    #[tokio::test]
+    async fn one_asker_cannot_drain_someones_one_time_prekeys() {
+        let store = Arc::new(SqliteStore::in_memory());
+        let rng = &mut rand::rngs::OsRng;
+        let identity = StaticKey::generate(rng);
+        store
+            .create_user(&Account {
+                name: "bob".into(),
+                password_hash: "h".into(),
+            })
+            .unwrap();
+        store
+            .set_identity("bob", &identity.public().to_bytes())
+            .unwrap();
+        let mut prekeys = Prekeys::generate(rng, &identity, 1);
+        let one_time = prekeys.generate_one_time(rng, ONE_TIME_TARGET as u32, 1);
+        let mail = StoredMail::new(store.clone(), store);
+        mail.publish(
+            "bob",
+            PrekeyUpload {
+                signed: prekeys.signed_prekey(),
+                one_time,
+            },
+        )
+        .await
+        .unwrap();
+
+        let mut with_one_time = 0;
+        let mut left = 0;
+        for _ in 0..60 {
+            let (bundle, now_left) = mail.bundle("mallory", "bob").await.unwrap();
+            with_one_time += usize::from(bundle.one_time.is_some());
+            left = now_left;
+            assert_eq!(bundle.identity, identity.public(), "still a usable bundle");
+        }
+        assert_eq!(with_one_time, ONE_TIME_BURST as usize);
+        assert_eq!(left, ONE_TIME_TARGET - ONE_TIME_BURST as usize);
+        let (bundle, _) = mail.bundle("alice", "bob").await.unwrap();
+        assert!(bundle.one_time.is_some(), "another asker still gets one");
     }
 }

@@ -61,6 +61,10 @@ struct Cli {
     /// benchmarks (hashes are remade at the next sign-in)
     #[arg(long, value_name = "KIB", default_value_t = password::DEFAULT_MEMORY_KIB)]
     password_memory: u32,
+    /// Accounts one address (an IPv4 address or an IPv6 /64) may make per
+    /// hour.
+    #[arg(long, value_name = "N", default_value_t = accounts::DEFAULT_SIGNUPS_PER_HOUR)]
+    signups_per_hour: u32,
     /// Delete messages kept for offline users after this long, telling
     /// their senders.
     #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
@@ -109,7 +113,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             "password hashes take less memory than OWASP's minimum: for tests and benchmarks only"
         );
     }
-    let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher);
+    let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher)
+        .with_signups_per_hour(cli.signups_per_hour);
     let groups_store: Arc<dyn store::GroupStore> = store.clone();
     let mailbox = mailbox::StoredMail::new(store.clone(), store);
     let socket = UdpSocket::bind(cli.bind)

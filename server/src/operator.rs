@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
-use udpchat_core::context::Accounts;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::names::check_user_name;
 use zeroize::Zeroizing;
@@ -45,7 +44,7 @@ pub async fn run(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             let placeholder = StaticKey::generate(&mut rand::rngs::OsRng).public();
             let accounts = PasswordAccounts::new(store.clone());
             accounts
-                .sign_up(&name, password, placeholder)
+                .create(&name, password, placeholder)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("added {name}");

@@ -30,8 +30,7 @@ pub struct ServerState {
     last_seen: Mutex<HashMap<PeerId, Instant>>,
     /// Sessions with a request being handled, and what waits for the reply.
     answering: Mutex<Held>,
-    /// Presence changes not yet sent, and the bell that wakes the sender.
-    changes: Mutex<Vec<PresenceChange>>,
+    /// Rings when a presence change waits to be sent.
     changed: tokio::sync::Notify,
     accounts: PasswordAccounts,
     mailbox: StoredMail,
@@ -53,7 +52,6 @@ impl ServerState {
             presence,
             last_seen: Mutex::new(HashMap::new()),
             answering: Mutex::new(Held::default()),
-            changes: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
@@ -118,15 +116,7 @@ impl ServerState {
         loop {
             self.changed.notified().await;
             tokio::time::sleep(gather).await;
-            let changes = std::mem::take(&mut *self.changes.lock().expect("changes lock"));
-            if changes.is_empty() {
-                continue;
-            }
-            let audience = self
-                .presence
-                .lock()
-                .expect("presence lock")
-                .audience(&changes);
+            let audience = self.presence.lock().expect("presence lock").take_audience();
             for (peer, heard) in audience {
                 self.push(peer, "presence", udpchat_commands::presence::body(heard));
             }
@@ -252,7 +242,7 @@ impl ServerContext for ServerState {
     }
 
     fn announce(&self, change: PresenceChange) {
-        self.changes.lock().expect("changes lock").push(change);
+        self.presence.lock().expect("presence lock").record(change);
         self.changed.notify_one();
     }
 

@@ -4,6 +4,7 @@
 //! only a failsafe that turns a hang into a failure).
 #![forbid(unsafe_code)]
 
+pub mod raw;
 pub mod relay;
 pub mod tmux;
 
@@ -166,13 +167,26 @@ impl Client {
         client
     }
 
+    /// Starts a client with a fresh data dir whose socket is bound to
+    /// `bind` (another loopback address is another source to the server).
+    pub fn start_from(server: SocketAddr, bind: &str, extra: &[&str]) -> Client {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut client = Client::start_bound(server, dir.path(), bind, extra);
+        client._dir = Some(dir);
+        client
+    }
+
     /// Starts a client on `data_dir` (kept by the caller).
     pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
+        Client::start_bound(server, data_dir, "127.0.0.1:0", extra)
+    }
+
+    fn start_bound(server: SocketAddr, data_dir: &Path, bind: &str, extra: &[&str]) -> Client {
         let mut child = Command::new(binary("udpchat"))
             .args([
                 "--json",
                 "--bind",
-                "127.0.0.1:0",
+                bind,
                 "--server",
                 &server.to_string(),
                 "--data-dir",

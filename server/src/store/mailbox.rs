@@ -7,6 +7,20 @@ use udpchat_core::mailbox::Stored;
 
 use super::{SqliteStore, StoreError};
 
+/// How much a recipient's mailbox holds, and how much of it one sender
+/// may fill: one throwaway account must not be able to fill someone's
+/// mailbox and keep everyone else's messages out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Messages waiting for one recipient, at most.
+    pub messages: usize,
+    /// Sealed bytes waiting for one recipient, at most.
+    pub bytes: usize,
+    /// Of those, what one sender may hold: messages and bytes.
+    pub sender_messages: usize,
+    pub sender_bytes: usize,
+}
+
 /// The durable side of offline delivery.
 pub trait MailboxStore: Send + Sync {
     /// Sets the signed prekey and adds one-time prekeys (CBOR bytes each);
@@ -17,15 +31,18 @@ pub trait MailboxStore: Send + Sync {
         signed: &[u8],
         one_time: &[(u32, Vec<u8>)],
     ) -> Result<usize, StoreError>;
-    /// The signed prekey and one one-time prekey (deleted as it is handed
-    /// out), and how many are left; `None` if the user published nothing.
+    /// The signed prekey and, with `one_time`, one one-time prekey
+    /// (deleted as it is handed out), and how many are left; `None` if the
+    /// user published nothing.
     #[allow(clippy::type_complexity)]
     fn take_prekeys(
         &self,
         user: &str,
+        one_time: bool,
     ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, usize)>, StoreError>;
-    /// Stores a message unless the recipient already has `max_queue`.
-    fn deposit(&self, message: &Stored, max_queue: usize) -> Result<u64, StoreError>;
+    /// Stores a message unless the recipient's mailbox, or the sender's
+    /// share of it, is full.
+    fn deposit(&self, message: &Stored, quota: &Quota) -> Result<u64, StoreError>;
     fn pending(&self, user: &str) -> Result<Vec<Stored>, StoreError>;
     fn take_stored(&self, user: &str, id: u64) -> Result<Option<Stored>, StoreError>;
     /// Deletes and returns the messages older than `before_ms`.
@@ -72,6 +89,7 @@ impl MailboxStore for SqliteStore {
     fn take_prekeys(
         &self,
         user: &str,
+        one_time: bool,
     ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, usize)>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
@@ -85,13 +103,16 @@ impl MailboxStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let one_time = tx
-            .query_row(
+        let one_time = if one_time {
+            tx.query_row(
                 "SELECT id, prekey FROM one_time_prekeys WHERE user = ?1 ORDER BY id LIMIT 1",
                 [user],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
-            .optional()?;
+            .optional()?
+        } else {
+            None
+        };
         if let Some((id, _)) = &one_time {
             tx.execute(
                 "DELETE FROM one_time_prekeys WHERE user = ?1 AND id = ?2",
@@ -103,16 +124,28 @@ impl MailboxStore for SqliteStore {
         Ok(Some((signed, one_time.map(|(_, p)| p), left)))
     }
 
-    fn deposit(&self, message: &Stored, max_queue: usize) -> Result<u64, StoreError> {
+    fn deposit(&self, message: &Stored, quota: &Quota) -> Result<u64, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        let queued: i64 = tx.query_row(
-            "SELECT count(*) FROM stored_messages WHERE recipient = ?1",
-            [&message.to],
-            |r| r.get(0),
-        )?;
-        if queued as usize >= max_queue {
+        let held = |sender: Option<&str>| -> Result<(usize, usize), StoreError> {
+            Ok(tx.query_row(
+                "SELECT count(*), coalesce(sum(length(sealed)), 0) FROM stored_messages
+                 WHERE recipient = ?1 AND (?2 IS NULL OR sender = ?2)",
+                params![message.to, sender],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+            )?)
+        };
+        let size = message.sealed.len();
+        let (count, bytes) = held(None)?;
+        if count >= quota.messages || bytes + size > quota.bytes {
             return Err(StoreError::MailboxFull(message.to.clone()));
+        }
+        let (count, bytes) = held(Some(&message.from))?;
+        if count >= quota.sender_messages || bytes + size > quota.sender_bytes {
+            return Err(StoreError::SenderShareFull {
+                from: message.from.clone(),
+                to: message.to.clone(),
+            });
         }
         tx.execute(
             "INSERT INTO stored_messages (recipient, sender, sent_at_ms, sealed) VALUES (?1, ?2, ?3, ?4)",
@@ -206,11 +239,17 @@ mod tests {
                 password_hash: "h".into(),
             })
             .unwrap();
+        let quota = Quota {
+            messages: 3,
+            bytes: 1000,
+            sender_messages: 3,
+            sender_bytes: 1000,
+        };
         let ids: Vec<u64> = (1..=3)
-            .map(|n| store.deposit(&message("bob", n), 3).unwrap())
+            .map(|n| store.deposit(&message("bob", n), &quota).unwrap())
             .collect();
         assert!(matches!(
-            store.deposit(&message("bob", 4), 3),
+            store.deposit(&message("bob", 4), &quota),
             Err(StoreError::MailboxFull(_))
         ));
         let pending = store.pending("bob").unwrap();
@@ -236,6 +275,53 @@ mod tests {
     }
 
     #[test]
+    fn one_sender_fills_only_its_share_of_a_mailbox() {
+        let store = SqliteStore::in_memory();
+        for name in ["bob", "alice", "mallory"] {
+            store
+                .create_user(&Account {
+                    name: name.into(),
+                    password_hash: "h".into(),
+                })
+                .unwrap();
+        }
+        let quota = Quota {
+            messages: 10,
+            bytes: 100,
+            sender_messages: 3,
+            sender_bytes: 20,
+        };
+        let from = |sender: &str, size: usize| Stored {
+            id: 0,
+            from: sender.into(),
+            to: "bob".into(),
+            sent_at_ms: 1,
+            sealed: vec![0; size],
+        };
+        for _ in 0..3 {
+            store.deposit(&from("mallory", 1), &quota).unwrap();
+        }
+        assert!(matches!(
+            store.deposit(&from("mallory", 1), &quota),
+            Err(StoreError::SenderShareFull { .. })
+        ));
+        // Bytes count as well as messages.
+        store.deposit(&from("alice", 15), &quota).unwrap();
+        assert!(matches!(
+            store.deposit(&from("alice", 6), &quota),
+            Err(StoreError::SenderShareFull { .. })
+        ));
+        store.deposit(&from("alice", 5), &quota).unwrap();
+        assert_eq!(store.pending("bob").unwrap().len(), 5);
+        // And the whole mailbox has its own bound.
+        let tight = Quota { bytes: 25, ..quota };
+        assert!(matches!(
+            store.deposit(&from("carole", 3), &tight),
+            Err(StoreError::MailboxFull(_))
+        ));
+    }
+
+    #[test]
     fn one_time_prekeys_are_handed_out_once() {
         let store = SqliteStore::in_memory();
         store
@@ -244,7 +330,7 @@ mod tests {
                 password_hash: "h".into(),
             })
             .unwrap();
-        assert!(store.take_prekeys("bob").unwrap().is_none());
+        assert!(store.take_prekeys("bob", true).unwrap().is_none());
         assert_eq!(
             store
                 .publish_prekeys("bob", b"signed", &[(1, b"a".to_vec()), (2, b"b".to_vec())])
@@ -252,15 +338,20 @@ mod tests {
             2
         );
         assert_eq!(
-            store.take_prekeys("bob").unwrap(),
+            store.take_prekeys("bob", false).unwrap(),
+            Some((b"signed".to_vec(), None, 2)),
+            "none taken when none is asked for"
+        );
+        assert_eq!(
+            store.take_prekeys("bob", true).unwrap(),
             Some((b"signed".to_vec(), Some(b"a".to_vec()), 1))
         );
         assert_eq!(
-            store.take_prekeys("bob").unwrap(),
+            store.take_prekeys("bob", true).unwrap(),
             Some((b"signed".to_vec(), Some(b"b".to_vec()), 0))
         );
         assert_eq!(
-            store.take_prekeys("bob").unwrap(),
+            store.take_prekeys("bob", true).unwrap(),
             Some((b"signed".to_vec(), None, 0))
         );
     }

@@ -8,7 +8,7 @@ mod mailbox;
 mod sqlite;
 
 pub use groups::GroupStore;
-pub use mailbox::MailboxStore;
+pub use mailbox::{MailboxStore, Quota};
 pub use sqlite::SqliteStore;
 
 /// Why the store refused or failed.
@@ -21,6 +21,8 @@ pub enum StoreError {
     NoSuchUser(String),
     #[error("{0}'s mailbox is full")]
     MailboxFull(String),
+    #[error("{to} already holds as much from {from} as one sender may leave")]
+    SenderShareFull { from: String, to: String },
     #[error("the group {0} already exists")]
     GroupExists(String),
     #[error("no group {0}")]

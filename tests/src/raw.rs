@@ -1,0 +1,77 @@
+//! A hostile client: speaks the protocol through `udpchat-net` directly,
+//! not through the `udpchat` binary, so a test can send what no honest
+//! client would (junk in a mailbox, a flood of requests) and read the
+//! server's raw answers.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::runtime::Runtime;
+use udpchat_commands::signin::{Credentials, SignedIn};
+use udpchat_core::cbor;
+use udpchat_core::context::Zeroizing;
+use udpchat_core::crypto::keyfile;
+use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::error::CommandError;
+use udpchat_core::wire::Pattern;
+use udpchat_net::{Link, Peer};
+
+use crate::{password, Server};
+
+/// One session to the server, on a socket of its own.
+pub struct RawClient {
+    runtime: Runtime,
+    link: Link,
+    server: Peer,
+    identity: StaticKey,
+}
+
+impl RawClient {
+    /// Opens a session to `server` from a socket bound to `ip`.
+    pub fn connect(server: &Server, ip: IpAddr) -> RawClient {
+        let runtime = Runtime::new().expect("tokio runtime");
+        let key = keyfile::read_public(&server.public_key()).expect("server key");
+        let (link, server_peer) = runtime.block_on(async {
+            let socket = tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0))
+                .await
+                .expect("bind");
+            let (link, mut inbound) = Link::spawn_client(socket).expect("link");
+            // Pushes are not this client's business: drain them.
+            tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+            let peer = link
+                .connect(server.addr, key, Pattern::Nk)
+                .await
+                .expect("connect");
+            (link, peer)
+        });
+        RawClient {
+            runtime,
+            link,
+            server: server_peer,
+            identity: StaticKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// A request and its reply (or the server's error).
+    pub fn request(&self, cmd: &str, body: Vec<u8>) -> Result<Vec<u8>, CommandError> {
+        self.runtime
+            .block_on(self.link.request(self.server, cmd, body))
+    }
+
+    /// `signup` or `signin` as `user`, with the harness's password for
+    /// them and this client's identity key.
+    pub fn sign(&self, cmd: &str, user: &str) -> Result<SignedIn, CommandError> {
+        let credentials = Credentials {
+            user: user.to_string(),
+            password: Zeroizing::new(password(user)),
+            identity: self.identity.public(),
+        };
+        let reply = self.request(cmd, cbor::encode(&credentials))?;
+        Ok(cbor::decode_body(&reply).expect("a signin reply"))
+    }
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        self.link.forget(self.server);
+    }
+}

@@ -1,0 +1,196 @@
+//! End to end: what a hostile client can and cannot do to other users.
+//! The attacker is a [`RawClient`], speaking the protocol directly; its
+//! victims are real `udpchat` clients.
+
+use std::net::IpAddr;
+
+use udpchat_commands::deposit::Deposit;
+use udpchat_core::cbor;
+use udpchat_tests::raw::RawClient;
+use udpchat_tests::{password, Client, Server};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn deposit_junk(mallory: &RawClient, to: &str, junk: &[u8]) -> Result<Vec<u8>, String> {
+    let body = Deposit {
+        to: to.to_string(),
+        sealed: junk.to_vec(),
+    };
+    mallory
+        .request("deposit", cbor::encode(&body))
+        .map_err(|e| e.code)
+}
+
+#[test]
+fn junk_left_in_a_mailbox_is_reported_once_and_does_not_come_back() {
+    let server = Server::start();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &password("bob"), "--signup"],
+    );
+    assert!(bob.finish().0.success());
+
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    mallory.sign("signup", "mallory").unwrap();
+    for junk in [&b"not cbor at all"[..], &[0xa0], &[0x40; 300]] {
+        deposit_junk(&mallory, "bob", junk).expect("the server keeps sealed bytes unread");
+    }
+
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &password("bob")],
+    );
+    bob.expect("signed-in");
+    for _ in 0..3 {
+        let error = bob.expect("error");
+        assert_eq!(error["code"], "sealed", "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("a stored message from mallory could not be opened"),
+            "{error}"
+        );
+    }
+    assert!(bob.finish().0.success());
+
+    // alice leaves bob a real message; at bob's next sign-in it is the
+    // only thing waiting: the junk was acknowledged and deleted.
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("send bob are you there?");
+    alice.expect("queued");
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &password("bob")],
+    );
+    let message = bob.expect("message");
+    assert_eq!(message["text"], "are you there?");
+    let errors: Vec<_> = bob.seen.iter().filter(|e| e["event"] == "error").collect();
+    assert!(errors.is_empty(), "the junk came back: {errors:?}");
+}
+
+#[test]
+fn one_sender_fills_only_its_share_of_a_mailbox() {
+    let server = Server::start();
+    let bob = Client::sign_up(server.addr, "bob");
+    assert!(bob.finish().0.success());
+
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    mallory.sign("signup", "mallory").unwrap();
+    let mut kept = 0;
+    let refusal = loop {
+        match deposit_junk(&mallory, "bob", &[0x40; 64]) {
+            Ok(_) => kept += 1,
+            Err(code) => break code,
+        }
+        assert!(kept <= 1000, "never refused");
+    };
+    assert_eq!(refusal, "mailbox-full");
+    assert_eq!(kept, 250, "a quarter of a mailbox of 1,000");
+
+    // Others can still leave bob a message.
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("send bob see you tomorrow");
+    alice.expect("queued");
+}
+
+#[test]
+fn one_address_makes_a_bounded_number_of_accounts() {
+    let server = Server::start();
+    let mallory = RawClient::connect(&server, ip("127.0.0.3"));
+    let mut made = 0;
+    let refusal = loop {
+        match mallory.sign("signup", &format!("bot{made}")) {
+            Ok(_) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made <= 100, "never refused");
+    };
+    assert_eq!(refusal.code, "throttled");
+    assert!(refusal
+        .message
+        .starts_with("too many accounts made from your address"));
+    assert_eq!(made, 20, "the default: 20 an hour from one address");
+    // Someone else, elsewhere, is not affected.
+    let carole = Client::start_from(
+        server.addr,
+        "127.0.0.4:0",
+        &["-u", "carole", "-p", &password("carole"), "--signup"],
+    );
+    let mut carole = carole;
+    carole.expect("signed-in");
+}
+
+#[test]
+fn guessing_someones_password_does_not_lock_them_out() {
+    let server = Server::start();
+    let alice = Client::sign_up(server.addr, "alice");
+    assert!(alice.finish().0.success());
+
+    let mut mallory = Client::start_from(server.addr, "127.0.0.2:0", &[]);
+    for guess in 0..5 {
+        mallory.line(&format!("signin alice guess{guess}"));
+        mallory.expect("error");
+    }
+    mallory.line(&format!("signin alice {}", password("alice")));
+    assert_eq!(
+        mallory.expect("error")["code"],
+        "throttled",
+        "the guesser waits, even with the right password"
+    );
+
+    // alice, from her own address, signs in at once.
+    let _alice = Client::sign_in(server.addr, "alice");
+}
+
+#[test]
+fn a_refused_sign_in_changes_nothing() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.line("send bob first");
+    alice.expect("delivered");
+    bob.expect("message");
+
+    // Someone with bob's password, on another device (another identity
+    // key), while bob's client is alive: refused.
+    let mut other = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
+    assert_eq!(other.expect("error")["code"], "name-taken");
+
+    alice.line("send bob second");
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    assert_eq!(bob.expect("message")["text"], "second");
+    let warnings: Vec<_> = alice
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "key-changed")
+        .collect();
+    assert!(warnings.is_empty(), "bob's key was replaced: {warnings:?}");
+}
+
+#[test]
+fn signing_in_again_on_the_same_session_is_not_announced_twice() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.expect_where("presence", |p| p["user"] == "bob");
+
+    bob.line(&format!("signin bob {}", password("bob")));
+    bob.expect("signed-in");
+    // carole comes after: whatever alice hears of bob's second sign-in
+    // would come before this.
+    let _carole = Client::sign_up(server.addr, "carole");
+    alice.expect_where("presence", |p| p["user"] == "carole");
+    let bob_online = alice
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "presence" && e["user"] == "bob")
+        .count();
+    assert_eq!(bob_online, 1, "{:#?}", alice.seen);
+}
