@@ -566,3 +566,5 @@ pub enum ConnectError {
 mod hello;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worked_example;
