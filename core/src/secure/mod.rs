@@ -602,3 +602,5 @@ mod hello;
 pub mod path;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worked_example;
