@@ -9,10 +9,11 @@
 //! all kinds
 //!   0       version          u8   = 1 (anything else is dropped unread)
 //!   1       kind             u8   HELLO = 1, WELCOME = 2, DATA = 3
-//! HELLO (7-byte header, then the handshake message 1 to the end)
+//! HELLO (7-byte header, the handshake message 1, then two MACs)
 //!   2       pattern          u8   NK = 0 (to the server), IK = 1 (to a peer)
 //!   3..7    sender_index     u32  the initiator's index for the new session
-//!   7..     message               >= handshake::MIN_MESSAGE1_LEN bytes
+//!   7..n-32 message               >= handshake::MIN_MESSAGE1_LEN bytes
+//!   n-32..  mac1, mac2            16 bytes each (see `secure::cookie`)
 //! WELCOME (10-byte header, then the handshake message 2 to the end)
 //!   2..6    sender_index     u32  the responder's index for the session
 //!   6..10   receiver_index   u32  the initiator's index, from its HELLO
@@ -21,6 +22,10 @@
 //!   2..128  padding               zero bytes, so the answer is smaller
 //! SERVER KEY (the answer: the server's static public key, unauthenticated)
 //!   2..51   key                   SEC1 compressed P-384 point
+//! COOKIE REPLY (a responder under load asks for a HELLO with a cookie)
+//!   2..6    receiver_index   u32  the initiator's index, from its HELLO
+//!   6..22   mac1                  the HELLO's mac1, echoed
+//!   22..38  cookie                16 bytes, for mac2 of the next HELLO
 //! DATA (14-byte header, then the sealed payload to the end)
 //!   2..6    receiver_index   u32  the index the receiver chose for the session
 //!   6..14   counter          u64  the sender's packet counter (the AEAD nonce)
@@ -48,6 +53,13 @@ const KIND_WELCOME: u8 = 2;
 const KIND_DATA: u8 = 3;
 const KIND_KEY_REQUEST: u8 = 4;
 const KIND_SERVER_KEY: u8 = 5;
+const KIND_COOKIE_REPLY: u8 = 6;
+
+/// The two MACs that end a HELLO: mac1 (anyone who knows the responder's
+/// public key can make it) and mac2 (needs a cookie from the responder).
+pub const MAC_LEN: usize = 16;
+pub const HELLO_MACS_LEN: usize = 2 * MAC_LEN;
+pub const COOKIE_REPLY_LEN: usize = 2 + 4 + 2 * MAC_LEN;
 
 /// A KEY REQUEST is padded to this size, so the SERVER KEY answering it
 /// (2 + 49 bytes) is smaller: no amplification.
@@ -62,8 +74,10 @@ pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
 /// The largest datagram udpchat sends.
 pub const MAX_DATAGRAM: usize = 1200;
 
-// The largest WELCOME is smaller than the smallest HELLO: no amplification.
+// The largest WELCOME, and a COOKIE REPLY, are smaller than the smallest
+// HELLO: no amplification.
 const _: () = assert!(WELCOME_HEADER_LEN + MAX_MESSAGE2_LEN < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN);
+const _: () = assert!(COOKIE_REPLY_LEN < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN);
 
 /// Which handshake a HELLO starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +112,8 @@ pub enum Packet<'a> {
         pattern: Pattern,
         sender_index: u32,
         message: &'a [u8],
+        /// mac1 then mac2 ([`HELLO_MACS_LEN`] bytes).
+        macs: &'a [u8],
     },
     Welcome {
         sender_index: u32,
@@ -112,6 +128,11 @@ pub enum Packet<'a> {
     KeyRequest,
     ServerKey {
         key: &'a [u8],
+    },
+    CookieReply {
+        receiver_index: u32,
+        mac1: &'a [u8],
+        cookie: &'a [u8],
     },
 }
 
@@ -144,14 +165,16 @@ impl<'a> Packet<'a> {
         let (&kind, _) = rest.split_first().ok_or(truncated("packet"))?;
         match kind {
             KIND_HELLO => {
-                if bytes.len() < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN {
+                if bytes.len() < HELLO_HEADER_LEN + MIN_MESSAGE1_LEN + HELLO_MACS_LEN {
                     return Err(truncated("HELLO"));
                 }
                 let pattern = Pattern::from_wire(bytes[2]).ok_or(WireError::Pattern(bytes[2]))?;
+                let macs_at = bytes.len() - HELLO_MACS_LEN;
                 Ok(Packet::Hello {
                     pattern,
                     sender_index: u32_at(bytes, 3),
-                    message: &bytes[HELLO_HEADER_LEN..],
+                    message: &bytes[HELLO_HEADER_LEN..macs_at],
+                    macs: &bytes[macs_at..],
                 })
             }
             KIND_WELCOME => {
@@ -189,6 +212,12 @@ impl<'a> Packet<'a> {
                 Ok(Packet::ServerKey { key: &bytes[2..] })
             }
             KIND_SERVER_KEY => Err(truncated("SERVER KEY")),
+            KIND_COOKIE_REPLY if bytes.len() == COOKIE_REPLY_LEN => Ok(Packet::CookieReply {
+                receiver_index: u32_at(bytes, 2),
+                mac1: &bytes[6..6 + MAC_LEN],
+                cookie: &bytes[6 + MAC_LEN..],
+            }),
+            KIND_COOKIE_REPLY => Err(truncated("COOKIE REPLY")),
             other => Err(WireError::Kind(other)),
         }
     }
@@ -200,11 +229,13 @@ impl<'a> Packet<'a> {
                 pattern,
                 sender_index,
                 message,
+                macs,
             } => {
-                let mut out = Vec::with_capacity(HELLO_HEADER_LEN + message.len());
+                let mut out = Vec::with_capacity(HELLO_HEADER_LEN + message.len() + macs.len());
                 out.extend_from_slice(&[VERSION, KIND_HELLO, pattern.to_wire()]);
                 out.extend_from_slice(&sender_index.to_be_bytes());
                 out.extend_from_slice(message);
+                out.extend_from_slice(macs);
                 out
             }
             Packet::Welcome {
@@ -239,6 +270,18 @@ impl<'a> Packet<'a> {
                 let mut out = Vec::with_capacity(2 + key.len());
                 out.extend_from_slice(&[VERSION, KIND_SERVER_KEY]);
                 out.extend_from_slice(key);
+                out
+            }
+            Packet::CookieReply {
+                receiver_index,
+                mac1,
+                cookie,
+            } => {
+                let mut out = Vec::with_capacity(COOKIE_REPLY_LEN);
+                out.extend_from_slice(&[VERSION, KIND_COOKIE_REPLY]);
+                out.extend_from_slice(&receiver_index.to_be_bytes());
+                out.extend_from_slice(mac1);
+                out.extend_from_slice(cookie);
                 out
             }
         }
@@ -298,6 +341,7 @@ mod tests {
             pattern: Pattern::Ik,
             sender_index: 0x0102_0304,
             message,
+            macs: &[0xee; HELLO_MACS_LEN],
         }
         .encode()
     }
@@ -307,7 +351,22 @@ mod tests {
         let message = vec![0xaa; MIN_MESSAGE1_LEN];
         let bytes = hello(&message);
         assert_eq!(&bytes[..7], &[1, 1, 1, 1, 2, 3, 4]);
-        assert_eq!(bytes.len(), HELLO_HEADER_LEN + MIN_MESSAGE1_LEN);
+        assert_eq!(
+            bytes.len(),
+            HELLO_HEADER_LEN + MIN_MESSAGE1_LEN + HELLO_MACS_LEN
+        );
+        assert_eq!(&bytes[bytes.len() - HELLO_MACS_LEN..], &[0xee; 32]);
+
+        let bytes = Packet::CookieReply {
+            receiver_index: 9,
+            mac1: &[0x11; MAC_LEN],
+            cookie: &[0x22; MAC_LEN],
+        }
+        .encode();
+        assert_eq!(bytes.len(), COOKIE_REPLY_LEN);
+        assert_eq!(&bytes[..6], &[1, 6, 0, 0, 0, 9]);
+        assert_eq!(&bytes[6..22], &[0x11; 16]);
+        assert_eq!(&bytes[22..], &[0x22; 16]);
 
         let message = vec![0xbb; 65];
         let bytes = Packet::Welcome {
@@ -416,7 +475,7 @@ mod tests {
 
     fn any_packet() -> impl Strategy<Value = (u8, u8, u32, u32, u64, Vec<u8>)> {
         (
-            0u8..3,
+            0u8..4,
             0u8..2,
             any::<u32>(),
             any::<u32>(),
@@ -432,7 +491,7 @@ mod tests {
         }
 
         #[test]
-        fn parse_never_panics_on_valid_headers(kind in 0u8..5, bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fn parse_never_panics_on_valid_headers(kind in 0u8..8, bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let mut datagram = vec![VERSION, kind];
             datagram.extend(bytes);
             let _ = Packet::parse(&datagram);
@@ -443,8 +502,12 @@ mod tests {
             (kind, pattern, a, b, counter, body) in any_packet()
         ) {
             let packet = match kind {
-                0 => Packet::Hello { pattern: if pattern == 0 { Pattern::Nk } else { Pattern::Ik }, sender_index: a, message: &body },
+                0 if body.len() >= HELLO_MACS_LEN => {
+                    let (message, macs) = body.split_at(body.len() - HELLO_MACS_LEN);
+                    Packet::Hello { pattern: if pattern == 0 { Pattern::Nk } else { Pattern::Ik }, sender_index: a, message, macs }
+                }
                 1 => Packet::Welcome { sender_index: a, receiver_index: b, message: &body },
+                3 if body.len() >= 2 * MAC_LEN => Packet::CookieReply { receiver_index: a, mac1: &body[..MAC_LEN], cookie: &body[MAC_LEN..2 * MAC_LEN] },
                 _ => Packet::Data { receiver_index: a, counter, ciphertext: &body },
             };
             let bytes = packet.encode();

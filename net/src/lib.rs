@@ -26,6 +26,10 @@ use udpchat_core::wire::Pattern;
 
 pub use udpchat_core::secure::PeerId as Peer;
 
+/// Datagrams (and operations) taken from what is ready before each
+/// handshake while HELLOs wait.
+const READY_BATCH: usize = 64;
+
 /// How long a request waits for its reply once sent.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a key request waits for each answer, and how many it sends.
@@ -309,18 +313,47 @@ struct Driver {
 }
 
 impl Driver {
+    /// The loop. HELLOs that passed the endpoint's gate wait for their
+    /// P-384 work until what is already here has been seen to: the
+    /// datagrams ready on the socket (up to [`READY_BATCH`]) and the
+    /// application's operations, so existing sessions go before new
+    /// handshakes, which still get one turn per round.
     async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
         let mut buf = vec![0u8; 65_536];
         loop {
             self.flush().await;
+            if self.endpoint.has_handshakes() {
+                for _ in 0..READY_BATCH {
+                    match self.socket.try_recv_from(&mut buf) {
+                        Ok((len, from)) => self.datagram(from, &buf[..len]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => tracing::debug!("recv: {e}"),
+                    }
+                }
+                for _ in 0..READY_BATCH {
+                    match ops.try_recv() {
+                        Ok(op) => self.handle_op(op),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    }
+                }
+                if self
+                    .endpoint
+                    .poll_timeout()
+                    .is_some_and(|at| at <= std::time::Instant::now())
+                {
+                    self.timeout();
+                }
+                self.endpoint
+                    .handle_handshake(std::time::Instant::now(), now_ms());
+                // Let the runtime's other tasks (the dispatcher) run too.
+                tokio::task::yield_now().await;
+                continue;
+            }
             let deadline = self.endpoint.poll_timeout();
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
-                        if let Err(e) = self.endpoint.handle_datagram(std::time::Instant::now(), now_ms(), from, &buf[..len]) {
-                            tracing::trace!(%from, "dropped datagram: {e}");
-                        }
-                    }
+                    Ok((len, from)) => self.datagram(from, &buf[..len]),
                     // ICMP errors from an earlier send surface here; the
                     // transport's own timers deal with the unreachable peer.
                     Err(e) => tracing::debug!("recv: {e}"),
@@ -329,12 +362,24 @@ impl Driver {
                     Some(op) => self.handle_op(op),
                     None => break,
                 },
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    self.endpoint.handle_timeout(std::time::Instant::now(), now_ms());
-                    self.requests.retain(|_, (_, tx)| !tx.is_closed());
-                }
+                () = sleep_until(deadline), if deadline.is_some() => self.timeout(),
             }
         }
+    }
+
+    fn datagram(&mut self, from: SocketAddr, datagram: &[u8]) {
+        if let Err(e) =
+            self.endpoint
+                .handle_datagram(std::time::Instant::now(), now_ms(), from, datagram)
+        {
+            tracing::trace!(%from, "dropped datagram: {e}");
+        }
+    }
+
+    fn timeout(&mut self) {
+        self.endpoint
+            .handle_timeout(std::time::Instant::now(), now_ms());
+        self.requests.retain(|_, (_, tx)| !tx.is_closed());
     }
 
     fn send(&mut self, to: PeerId, envelope: Vec<u8>) -> Result<MessageId, CommandError> {

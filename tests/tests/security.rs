@@ -70,12 +70,19 @@ fn garbage_truncated_and_wrong_key_datagrams_get_zero_bytes_back() {
         .unwrap()
         .as_millis() as u64;
     let (_, hello) = ClientHello::start(&mut rand::rngs::OsRng, &wrong_key, &[0], now_ms).unwrap();
-    let wrong_key_hello = Packet::Hello {
+    let mut wrong_key_hello = Packet::Hello {
         pattern: Pattern::Nk,
         sender_index: 1,
         message: &hello,
+        macs: &[0; udpchat_core::wire::HELLO_MACS_LEN],
     }
     .encode();
+    // A sender that believes the server has another key.
+    udpchat_core::secure::cookie::stamp(
+        &mut wrong_key_hello,
+        udpchat_core::secure::cookie::mac1_key(&wrong_key).as_ref(),
+        None,
+    );
     let garbage: Vec<Vec<u8>> = vec![
         vec![],
         vec![0xff; 1200],

@@ -9,6 +9,7 @@ use std::time::Instant;
 use hkdf::Hkdf;
 use sha2::Sha384;
 
+use super::cookie::{self, Cookie};
 use super::{
     Conn, ConnectError, Expect, PeerId, Pending, Rejected, SecureEndpoint, State, HELLO_FRESH,
     HELLO_REKEY, TOKEN_LEN,
@@ -241,7 +242,8 @@ impl SecureEndpoint {
             } => rekey_payload(*remote_index, session),
             _ => vec![HELLO_FRESH],
         };
-        let Ok(expect) = self.hello(index, &remote, pattern, &payload, now_ms, addr) else {
+        let Ok((expect, mac1)) = self.hello(now, index, &remote, pattern, &payload, now_ms, addr)
+        else {
             return;
         };
         let wait = self.config.handshake_retry * 2u32.saturating_pow(attempts.min(10));
@@ -249,6 +251,7 @@ impl SecureEndpoint {
             expect,
             attempts: attempts + 1,
             next_retry: now + wait,
+            mac1,
         });
         if let Some(conn) = self.conns.get_mut(&index) {
             match &mut conn.state {
@@ -275,7 +278,8 @@ impl SecureEndpoint {
         };
         let payload = rekey_payload(*remote_index, session);
         let (addr, pattern) = (conn.addr, conn.pattern);
-        let Ok(expect) = self.hello(index, &remote, pattern, &payload, now_ms, addr) else {
+        let Ok((expect, mac1)) = self.hello(now, index, &remote, pattern, &payload, now_ms, addr)
+        else {
             return;
         };
         if let Some(Conn {
@@ -287,20 +291,24 @@ impl SecureEndpoint {
                 expect,
                 attempts: 1,
                 next_retry: now + self.config.handshake_retry,
+                mac1,
             }));
             self.handshaking.insert(index);
         }
     }
-    /// Builds a HELLO and queues it.
+    /// Builds a HELLO (with mac1, and mac2 if the responder gave us a
+    /// cookie) and queues it; returns what reads the WELCOME, and mac1.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn hello(
         &mut self,
+        now: Instant,
         index: u32,
         remote: &PublicKey,
         pattern: Pattern,
         payload: &[u8],
         now_ms: u64,
         addr: SocketAddr,
-    ) -> Result<Expect, ConnectError> {
+    ) -> Result<(Expect, Cookie), ConnectError> {
         let (expect, message) = match pattern {
             Pattern::Nk => {
                 let (e, m) = ClientHello::start(&mut self.rng, remote, payload, now_ms)
@@ -314,16 +322,21 @@ impl SecureEndpoint {
                 (Expect::Peer(e), m)
             }
         };
-        self.outbox.push_back((
-            addr,
-            Packet::Hello {
-                pattern,
-                sender_index: index,
-                message: &message,
-            }
-            .encode(),
-        ));
-        Ok(expect)
+        let mut datagram = Packet::Hello {
+            pattern,
+            sender_index: index,
+            message: &message,
+            macs: &[0; wire::HELLO_MACS_LEN],
+        }
+        .encode();
+        let cookie = self.cookie_for(addr, now);
+        let mac1 = cookie::stamp(
+            &mut datagram,
+            cookie::mac1_key(remote).as_ref(),
+            cookie.as_ref(),
+        );
+        self.outbox.push_back((addr, datagram));
+        Ok((expect, mac1))
     }
 }
 

@@ -35,8 +35,10 @@ use rand::{CryptoRng, RngCore};
 use crate::crypto::handshake::{ExpectPeerHello, ExpectServerHello, ReplayGuard};
 use crate::crypto::keys::{PublicKey, StaticKey};
 use crate::crypto::session::{Role, Session};
+use crate::limits::{RateLimit, Source};
 use crate::transport::{self, Endpoint, MessageId, SendError};
 use crate::wire::{self, Packet, Pattern};
+use zeroize::Zeroizing;
 
 /// A session, named by the index this side chose for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +60,18 @@ pub struct SecureConfig {
     pub handshake_tries: u32,
     /// A session nothing was heard on for this long is closed.
     pub session_idle: Duration,
+    /// HELLOs per second taken calmly; past that (or with
+    /// [`SecureConfig::busy_queue`] waiting) the responder is under load
+    /// and asks for cookies ([`cookie`]).
+    pub calm_handshakes_per_sec: u32,
+    /// Queued HELLOs at which the responder counts as under load.
+    pub busy_queue: usize,
+    /// HELLOs waiting for their P-384 work, at most; more are dropped.
+    pub handshake_queue: usize,
+    /// Under load, the HELLOs one source (an IPv4 address, an IPv6 /64)
+    /// may have answered: a burst, then this many per second.
+    pub handshakes_per_source_burst: u32,
+    pub handshakes_per_source_per_sec: u32,
 }
 
 impl Default for SecureConfig {
@@ -70,6 +84,11 @@ impl Default for SecureConfig {
             handshake_retry: Duration::from_millis(500),
             handshake_tries: 6,
             session_idle: Duration::from_secs(30 * 60),
+            calm_handshakes_per_sec: 200,
+            busy_queue: 16,
+            handshake_queue: 256,
+            handshakes_per_source_burst: 10,
+            handshakes_per_source_per_sec: 5,
         }
     }
 }
@@ -111,6 +130,13 @@ pub struct Stats {
     /// Path challenges sent to new addresses, and sessions moved to one.
     pub path_challenges: u64,
     pub migrations: u64,
+    /// HELLOs answered with a cookie reply instead of P-384 work.
+    pub cookies_sent: u64,
+    /// HELLOs dropped before their P-384 work: over a source's limit, the
+    /// queue full, or waiting too long.
+    pub handshakes_shed: u64,
+    /// HELLOs that got their P-384 work.
+    pub handshakes_answered: u64,
 }
 
 /// What a peer is, as far as this side knows.
@@ -154,6 +180,15 @@ struct Pending {
     expect: Expect,
     attempts: u32,
     next_retry: Instant,
+    /// Its mac1, which a cookie reply must echo.
+    mac1: cookie::Cookie,
+}
+
+/// A HELLO that passed the gate, waiting for its P-384 work.
+struct QueuedHello {
+    from: SocketAddr,
+    datagram: Vec<u8>,
+    at: Instant,
 }
 
 enum State {
@@ -189,6 +224,12 @@ struct Conn {
 const MAX_QUEUED: usize = 1024;
 /// How often idle sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// A queued HELLO older than this is dropped: its sender has retried.
+const HELLO_STALE: Duration = Duration::from_secs(2);
+/// Cookies an initiator remembers (one per responder address) at most.
+const MAX_COOKIES: usize = 1024;
+/// Sources whose handshakes are counted at most.
+const MAX_HANDSHAKE_SOURCES: usize = 65_536;
 /// First byte of a HELLO payload.
 const HELLO_FRESH: u8 = 0;
 const HELLO_REKEY: u8 = 1;
@@ -210,6 +251,20 @@ pub struct SecureEndpoint {
     key_fetches: BTreeSet<SocketAddr>,
     next_sweep: Instant,
     stats: Stats,
+    /// mac1's key for this side's static key (HELLOs to us carry it).
+    mac1_key: Option<Zeroizing<[u8; 48]>>,
+    /// Cookies for HELLOs to us, under load.
+    gate: cookie::Gate,
+    /// How many HELLOs came lately, to tell when we are under load.
+    hello_rate: RateLimit<()>,
+    /// Handshakes answered per source, under load.
+    handshake_sources: RateLimit<Source>,
+    /// HELLOs waiting for their P-384 work ([`SecureEndpoint::handle_handshake`]).
+    hellos: VecDeque<QueuedHello>,
+    /// Under load until then.
+    busy_until: Option<Instant>,
+    /// Cookies responders gave us, by their address, and when.
+    cookies: HashMap<SocketAddr, (cookie::Cookie, Instant)>,
 }
 
 impl SecureEndpoint {
@@ -238,6 +293,18 @@ impl SecureEndpoint {
     ) -> Self {
         let mut rng = Rng(rng);
         let transport = Endpoint::new(config.transport.clone(), rng.next_u64());
+        let gate = cookie::Gate::new(&mut rng, now);
+        let mac1_key = static_key.as_ref().map(|k| cookie::mac1_key(&k.public()));
+        let hello_rate = RateLimit::new(
+            config.calm_handshakes_per_sec,
+            Duration::from_secs(1) / config.calm_handshakes_per_sec.max(1),
+            1,
+        );
+        let handshake_sources = RateLimit::new(
+            config.handshakes_per_source_burst,
+            Duration::from_secs(1) / config.handshakes_per_source_per_sec.max(1),
+            MAX_HANDSHAKE_SOURCES,
+        );
         SecureEndpoint {
             config,
             transport,
@@ -252,6 +319,13 @@ impl SecureEndpoint {
             key_fetches: BTreeSet::new(),
             next_sweep: now + SWEEP_EVERY,
             stats: Stats::default(),
+            mac1_key,
+            gate,
+            hello_rate,
+            handshake_sources,
+            hellos: VecDeque::new(),
+            busy_until: None,
+            cookies: HashMap::new(),
         }
     }
 
@@ -259,6 +333,7 @@ impl SecureEndpoint {
     /// other clients are answered only while one is set.
     pub fn set_identity(&mut self, identity: Option<StaticKey>) {
         self.accept = identity.as_ref().map(|_| Pattern::Ik);
+        self.mac1_key = identity.as_ref().map(|k| cookie::mac1_key(&k.public()));
         self.static_key = identity;
     }
 
@@ -293,11 +368,13 @@ impl SecureEndpoint {
             return Err(ConnectError::NoIdentity);
         }
         let index = self.fresh_index();
-        let expect = self.hello(index, &remote, pattern, &[HELLO_FRESH], now_ms, addr)?;
+        let (expect, mac1) =
+            self.hello(now, index, &remote, pattern, &[HELLO_FRESH], now_ms, addr)?;
         let pending = Box::new(Pending {
             expect,
             attempts: 1,
             next_retry: now + self.config.handshake_retry,
+            mac1,
         });
         self.conns.insert(
             index,
@@ -416,13 +493,18 @@ impl SecureEndpoint {
             Packet::Hello {
                 pattern,
                 sender_index,
-                message,
+                ..
             } => {
                 if self.accept != Some(pattern) {
                     return Err(Rejected::Unexpected);
                 }
-                self.answer_hello(now, now_ms, from, pattern, sender_index, message)
+                self.screen_hello(now, from, sender_index, datagram)
             }
+            Packet::CookieReply {
+                receiver_index,
+                mac1,
+                cookie,
+            } => self.read_cookie(now, now_ms, from, receiver_index, mac1, cookie),
             Packet::Welcome {
                 sender_index,
                 receiver_index,
@@ -513,6 +595,7 @@ impl SecureEndpoint {
 
     pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
         self.transport.handle_timeout(now);
+        self.gate.rotate(&mut self.rng, now);
         let due: Vec<u32> = self
             .handshaking
             .iter()
@@ -586,6 +669,8 @@ pub enum Rejected {
     Unauthentic,
     #[error("not expected here")]
     Unexpected,
+    #[error("too many handshakes from this source, or waiting")]
+    Shed,
 }
 
 /// Why a session could not be started.
@@ -598,8 +683,10 @@ pub enum ConnectError {
     Handshake(String),
 }
 
+pub mod cookie;
 mod hello;
 pub mod path;
+pub mod screen;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

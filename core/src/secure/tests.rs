@@ -58,6 +58,7 @@ impl Pair {
                             .handle_datagram(self.now, self.now_ms, self.client_addr, &d);
                 }
             }
+            while self.server.handle_handshake(self.now, self.now_ms) {}
             while let Some((to, d)) = self.server.poll_transmit(self.now, self.now_ms) {
                 assert!(d.len() <= wire::MAX_DATAGRAM);
                 self.server_sent += 1;
@@ -290,6 +291,7 @@ fn clients_learn_each_others_identity_through_ik() {
         while let Some((_, d)) = alice.poll_transmit(now, MS) {
             let _ = bob.handle_datagram(now, MS, addr(1), &d);
         }
+        while bob.handle_handshake(now, MS) {}
         while let Some((_, d)) = bob.poll_transmit(now, MS) {
             let _ = alice.handle_datagram(now, MS, addr(2), &d);
         }
@@ -401,6 +403,7 @@ fn a_rekey_whose_welcome_is_lost_is_retried_and_the_session_goes_on() {
     while let Some((_, d)) = p.client.poll_transmit(p.now, p.now_ms) {
         let _ = p.server.handle_datagram(p.now, p.now_ms, p.client_addr, &d);
     }
+    while p.server.handle_handshake(p.now, p.now_ms) {}
     while let Some((_, d)) = p.server.poll_transmit(p.now, p.now_ms) {
         if matches!(Packet::parse(&d), Ok(Packet::Welcome { .. })) {
             welcomes += 1;
@@ -426,4 +429,134 @@ fn a_rekey_whose_welcome_is_lost_is_retried_and_the_session_goes_on() {
         panic!("not established")
     };
     assert!(!session.needs_rekey(p.now_ms), "re-keyed in the end");
+}
+
+/// A HELLO an attacker makes: a valid point and a valid mac1 (the server's
+/// key is public), then garbage where the AEAD should be, so only the
+/// P-384 work would find it out.
+fn junk_hello(server: &PublicKey, seed: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (_, mut message) =
+        crate::crypto::handshake::ClientHello::start(&mut rng, server, &[HELLO_FRESH], MS).unwrap();
+    for byte in &mut message[60..] {
+        *byte ^= 0x5a;
+    }
+    let mut datagram = Packet::Hello {
+        pattern: Pattern::Nk,
+        sender_index: seed as u32,
+        message: &message,
+        macs: &[0; wire::HELLO_MACS_LEN],
+    }
+    .encode();
+    cookie::stamp(&mut datagram, cookie::mac1_key(server).as_ref(), None);
+    datagram
+}
+
+#[test]
+fn a_hello_flood_gets_cookie_replies_not_p384_work_and_an_honest_client_still_gets_in() {
+    let mut p = Pair::new();
+    let server_key = p.server_key.public();
+    let calm = SecureConfig::default().calm_handshakes_per_sec as u64;
+    let flood: Vec<Vec<u8>> = (0..64).map(|i| junk_hello(&server_key, 1000 + i)).collect();
+    let mut junk_sent = 0usize;
+    let mut junk_bytes_in = 0usize;
+    let mut junk_bytes_back = 0usize;
+    let mut connected_at = None;
+    let mut peer = None;
+    // Six seconds at 6,000 junk HELLOs a second from 16 sources (spoofed:
+    // nobody reads the cookies), and an honest client connecting in the
+    // middle. Every 10 ms: 60 junk HELLOs, then the server's loop.
+    for tick in 0..600u64 {
+        for i in 0..60 {
+            let source = addr(20_000 + (i % 16) as u16);
+            let junk = &flood[(tick as usize * 60 + i) % flood.len()];
+            let _ = p.server.handle_datagram(p.now, p.now_ms, source, junk);
+            junk_sent += 1;
+            junk_bytes_in += junk.len();
+        }
+        if tick == 300 {
+            peer = Some(p.connect());
+        }
+        // The driver's turn: datagrams first, then one handshake per
+        // eight datagrams, as net's driver does.
+        for _ in 0..8 {
+            p.server.handle_handshake(p.now, p.now_ms);
+        }
+        while let Some((to, d)) = p.server.poll_transmit(p.now, p.now_ms) {
+            if to == p.client_addr {
+                let _ = p.client.handle_datagram(p.now, p.now_ms, addr(4590), &d);
+            } else {
+                junk_bytes_back += d.len();
+            }
+        }
+        while let Some((_, d)) = p.client.poll_transmit(p.now, p.now_ms) {
+            let _ = p.server.handle_datagram(p.now, p.now_ms, p.client_addr, &d);
+        }
+        if let Some(peer) = peer {
+            if connected_at.is_none() && p.client.peer(peer).unwrap().established {
+                connected_at = Some(tick);
+            }
+        }
+        p.advance(Duration::from_millis(10));
+    }
+    let stats = p.server.stats();
+    let connected_in = Duration::from_millis(10 * (connected_at.expect("the client got in") - 300));
+    assert!(connected_in < Duration::from_secs(2), "{connected_in:?}");
+    // Only the first second's calm allowance (and the queue behind it) got
+    // P-384 work; everything after got a 38-byte cookie reply.
+    assert!(
+        stats.handshakes_answered <= calm + SecureConfig::default().handshake_queue as u64 + 10,
+        "{stats:?}"
+    );
+    assert!(
+        stats.cookies_sent as usize > junk_sent * 9 / 10,
+        "{stats:?}"
+    );
+    assert!(
+        junk_bytes_back * 5 < junk_bytes_in,
+        "{junk_bytes_back} bytes back for {junk_bytes_in} bytes in"
+    );
+}
+
+#[test]
+fn under_load_a_source_that_reads_its_cookies_is_limited_to_its_share() {
+    let mut p = Pair::new();
+    let server_key = p.server_key.public();
+    let config = SecureConfig::default();
+    let mallory = addr(30_000);
+    // Past the calm allowance, so the server is under load.
+    for i in 0..config.calm_handshakes_per_sec as u64 {
+        let _ =
+            p.server
+                .handle_datagram(p.now, p.now_ms, addr(40_000), &junk_hello(&server_key, i));
+    }
+    while p.server.handle_handshake(p.now, p.now_ms) {}
+    while p.server.poll_transmit(p.now, p.now_ms).is_some() {}
+    // mallory asks once, reads the cookie, and floods with valid mac2s.
+    let first = junk_hello(&server_key, 5000);
+    p.server
+        .handle_datagram(p.now, p.now_ms, mallory, &first)
+        .unwrap();
+    let (_, reply) = p.server.poll_transmit(p.now, p.now_ms).unwrap();
+    let Ok(Packet::CookieReply {
+        cookie: c, mac1, ..
+    }) = Packet::parse(&reply)
+    else {
+        panic!("no cookie reply");
+    };
+    assert_eq!(mac1, cookie::mac1_of(&first));
+    let c: cookie::Cookie = c.try_into().unwrap();
+    let before = p.server.stats();
+    let mut shed = 0;
+    for i in 0..100u64 {
+        let mut hello = junk_hello(&server_key, 6000 + i);
+        cookie::stamp(&mut hello, cookie::mac1_key(&server_key).as_ref(), Some(&c));
+        if p.server.handle_datagram(p.now, p.now_ms, mallory, &hello) == Err(Rejected::Shed) {
+            shed += 1;
+        }
+    }
+    while p.server.handle_handshake(p.now, p.now_ms) {}
+    let answered = p.server.stats().handshakes_answered - before.handshakes_answered;
+    assert_eq!(answered, u64::from(config.handshakes_per_source_burst));
+    assert_eq!(shed, 100 - answered);
 }

@@ -191,6 +191,7 @@ fn message2_is_never_larger_than_message1() {
             pattern: wire::Pattern::Nk,
             sender_index: 1,
             message: &run.msg1,
+            macs: &[0; wire::HELLO_MACS_LEN],
         }
         .encode();
         let welcome_datagram = wire::Packet::Welcome {
