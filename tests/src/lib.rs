@@ -1,7 +1,8 @@
 //! The end-to-end harness: starts the real `udpchat-server` and `udpchat`
 //! binaries on 127.0.0.1 with ephemeral ports, drives clients in scripted
-//! JSON mode, and waits on their events (never on the clock: a deadline is
-//! only a failsafe that turns a hang into a failure).
+//! JSON mode (or text mode, [`TextClient`]), and waits on their events
+//! (never on the clock: a deadline is only a failsafe that turns a hang
+//! into a failure).
 #![forbid(unsafe_code)]
 
 pub mod relay;
@@ -134,6 +135,8 @@ pub struct Client {
     events: Receiver<String>,
     /// Every event seen so far, in order.
     pub seen: Vec<Value>,
+    /// The same events as the client wrote them, one line each.
+    pub raw: Vec<String>,
     /// The client's own socket address (from its `ready` event).
     pub addr: SocketAddr,
     /// Its data dir (known servers, identity keys).
@@ -191,6 +194,7 @@ impl Client {
             stdin,
             events,
             seen: Vec::new(),
+            raw: Vec::new(),
             addr: "0.0.0.0:0".parse().unwrap(),
             data_dir: data_dir.to_path_buf(),
             _dir: None,
@@ -226,6 +230,7 @@ impl Client {
                     let value: Value = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
                     self.seen.push(value.clone());
+                    self.raw.push(line);
                     if value["event"] == event && test(&value) {
                         return value;
                     }
@@ -268,6 +273,74 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `udpchat` in scripted text mode (no `--json`): one line of
+/// text per event, as a person or a script reading its stdout sees it.
+pub struct TextClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every line seen so far, in order.
+    pub seen: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TextClient {
+    /// Starts a client with a fresh data dir that creates the account
+    /// `user` and signs in, waiting for its `Signed in as` line.
+    pub fn sign_up(server: SocketAddr, user: &str) -> TextClient {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(binary("udpchat"))
+            .args(["--bind", "127.0.0.1:0", "--server", &server.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["-u", user, "-p", &password(user), "--signup"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start udpchat");
+        let lines = lines_of(child.stdout.take().expect("client stdout"));
+        let stdin = child.stdin.take();
+        let mut client = TextClient {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            _dir: dir,
+        };
+        client.expect_line(|line| line == format!("Signed in as {user}"));
+        client
+    }
+
+    /// Waits for the next line that satisfies `test`, keeping the others.
+    pub fn expect_line(&mut self, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + FAILSAFE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if test(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no such line ({e:?}) within {FAILSAFE:?}; saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for TextClient {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

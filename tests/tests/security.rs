@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use udpchat_core::crypto::handshake::ClientHello;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::wire::{Packet, Pattern};
-use udpchat_tests::{password, Client, Server};
+use udpchat_tests::{password, Client, Server, TextClient};
 
 #[test]
 fn a_wrong_password_and_an_unknown_user_get_the_same_answer_and_guessing_is_throttled() {
@@ -229,4 +229,51 @@ fn a_users_new_identity_key_is_announced_to_those_who_knew_the_old_one() {
     assert_eq!(warning["user"], "bob");
     assert_ne!(warning["was"], warning["now"]);
     assert_eq!(bob.expect("message")["text"], "second");
+}
+
+/// What a peer may put in a message to take over a terminal: retitle the
+/// window (OSC ... BEL), clear the screen (ESC [ 2 J), and the same with the
+/// one-character C1 CSI (U+009B).
+const HOSTILE: &str = "\u{1b}]0;pwned\u{7} \u{1b}[2J \u{9b}2J end";
+
+#[test]
+fn a_peers_escape_sequences_reach_no_terminal_in_scripted_text_mode() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = TextClient::sign_up(server.addr, "bob");
+    alice.line(&format!("send bob {HOSTILE}"));
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+    let shown = bob.expect_line(|line| line.contains("pwned"));
+    assert_eq!(
+        shown,
+        format!(
+            "<From {}:alice>: \u{FFFD}]0;pwned\u{FFFD} \u{FFFD}[2J \u{FFFD}2J end",
+            alice.addr
+        ),
+        "bob's stdout shows the message, its control characters replaced"
+    );
+    for line in &bob.seen {
+        assert!(
+            !line.contains(char::is_control),
+            "bob's stdout carries a control character: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn a_peers_escape_sequences_are_escaped_in_json() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.line(&format!("send bob {HOSTILE}"));
+    let message = bob.expect("message");
+    assert_eq!(message["text"], HOSTILE, "JSON keeps the text as sent");
+    for line in &bob.raw {
+        assert!(
+            !line.contains(char::is_control),
+            "bob's JSON carries a raw control character: {line:?}"
+        );
+    }
+    let line = bob.raw.iter().find(|l| l.contains("pwned")).unwrap();
+    assert!(line.contains(r"\u009b"), "{line}");
 }
