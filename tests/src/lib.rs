@@ -70,12 +70,21 @@ impl Server {
 
     /// Starts a server on `data_dir` and `bind` with extra arguments.
     pub fn start_with(data_dir: &Path, bind: &str, extra: &[&str]) -> Server {
+        Server::launch(data_dir, bind, extra, None)
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller) under `umask`.
+    pub fn start_under_umask(data_dir: &Path, umask: u32) -> Server {
+        Server::launch(data_dir, "127.0.0.1:0", &[], Some(umask))
+    }
+
+    fn launch(data_dir: &Path, bind: &str, extra: &[&str], umask: Option<u32>) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("server log");
-        let mut child = Command::new(binary("udpchat-server"))
+        let mut child = command("udpchat-server", umask)
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -171,7 +180,21 @@ impl Client {
 
     /// Starts a client on `data_dir` (kept by the caller).
     pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
-        let mut child = Command::new(binary("udpchat"))
+        Client::launch(server, data_dir, extra, None)
+    }
+
+    /// Starts a client on `data_dir` (kept by the caller) under `umask`.
+    pub fn start_under_umask(
+        server: SocketAddr,
+        data_dir: &Path,
+        extra: &[&str],
+        umask: u32,
+    ) -> Client {
+        Client::launch(server, data_dir, extra, Some(umask))
+    }
+
+    fn launch(server: SocketAddr, data_dir: &Path, extra: &[&str], umask: Option<u32>) -> Client {
+        let mut child = command("udpchat", umask)
             .args([
                 "--json",
                 "--bind",
@@ -294,7 +317,7 @@ impl TextClient {
     /// `user` and signs in, waiting for its `Signed in as` line.
     pub fn sign_up(server: SocketAddr, user: &str) -> TextClient {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(binary("udpchat"))
+        let mut child = command("udpchat", None)
             .args(["--bind", "127.0.0.1:0", "--server", &server.to_string()])
             .arg("--data-dir")
             .arg(dir.path())
@@ -343,6 +366,22 @@ impl Drop for TextClient {
         drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A command that runs one of the workspace's binaries, under `umask` if
+/// given (through `sh`: std cannot set a child's umask without unsafe code).
+fn command(name: &str, umask: Option<u32>) -> Command {
+    match umask {
+        None => Command::new(binary(name)),
+        Some(umask) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+                .arg(binary(name));
+            command
+        }
     }
 }
 
