@@ -91,18 +91,31 @@ pub enum ServerTrust {
     FirstUse,
 }
 
-/// Decides whether to trust the key a server presents: the pinned one if
-/// given, else the one recorded on first use.
+/// The key the server at `addr` must have, if one is known: the pinned one
+/// if given, else the one recorded on first use. With one, the client need
+/// not ask the server for its key.
+pub fn known_server(
+    data_dir: &Path,
+    addr: SocketAddr,
+    pinned: Option<&PublicKey>,
+) -> Option<PublicKey> {
+    pinned.cloned().or_else(|| {
+        KeyBook::open(data_dir.join("known_servers"))
+            .get(&addr.to_string())
+            .cloned()
+    })
+}
+
+/// Decides whether to trust the key a server presents: the one known (see
+/// [`known_server`]); with none, the one offered, recorded on first use.
 pub fn check_server(
     data_dir: &Path,
     addr: SocketAddr,
     pinned: Option<&PublicKey>,
     offered: &PublicKey,
 ) -> Result<ServerTrust, CommandError> {
-    let mut book = KeyBook::open(data_dir.join("known_servers"));
-    let expected = pinned.or_else(|| book.get(&addr.to_string()));
-    match expected {
-        Some(expected) if expected == offered => Ok(ServerTrust::Known),
+    match known_server(data_dir, addr, pinned) {
+        Some(expected) if &expected == offered => Ok(ServerTrust::Known),
         Some(expected) => Err(CommandError::new(
             code::SERVER_KEY_CHANGED,
             format!(
@@ -118,7 +131,7 @@ pub fn check_server(
             ),
         )),
         None => {
-            book.set(&addr.to_string(), offered)?;
+            KeyBook::open(data_dir.join("known_servers")).set(&addr.to_string(), offered)?;
             Ok(ServerTrust::FirstUse)
         }
     }
@@ -274,6 +287,19 @@ mod tests {
             check_server(dir.path(), addr, Some(&key(2)), &key(2)),
             Ok(ServerTrust::Known)
         );
+    }
+
+    #[test]
+    fn a_servers_key_is_known_when_pinned_or_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        let elsewhere: SocketAddr = "127.0.0.1:4591".parse().unwrap();
+        assert_eq!(known_server(dir.path(), addr, None), None);
+        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
+        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        assert_eq!(known_server(dir.path(), addr, None), Some(key(1)));
+        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
+        assert_eq!(known_server(dir.path(), elsewhere, None), None);
     }
 
     #[test]

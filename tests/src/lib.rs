@@ -245,6 +245,17 @@ impl Client {
 
     /// Waits for the next event of this kind that satisfies `test`.
     pub fn expect_where(&mut self, event: &str, test: impl Fn(&Value) -> bool) -> Value {
+        self.expect_first(&[event], test)
+    }
+
+    /// Waits for the next event of any of these kinds, whichever comes
+    /// first (`signed-in` or `error`, say).
+    pub fn expect_any(&mut self, events: &[&str]) -> Value {
+        self.expect_first(events, |_| true)
+    }
+
+    fn expect_first(&mut self, events: &[&str], test: impl Fn(&Value) -> bool) -> Value {
+        let event = events.join(" or ");
         let deadline = Instant::now() + FAILSAFE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -254,7 +265,7 @@ impl Client {
                         .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
                     self.seen.push(value.clone());
                     self.raw.push(line);
-                    if value["event"] == event && test(&value) {
+                    if events.iter().any(|e| value["event"] == *e) && test(&value) {
                         return value;
                     }
                 }

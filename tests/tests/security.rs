@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use udpchat_core::crypto::handshake::ClientHello;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::wire::{Packet, Pattern};
+use udpchat_tests::relay::{Impairment, Relay};
 use udpchat_tests::tmux::{self, Terminal};
 use udpchat_tests::{binary, password, Client, Server, TextClient};
 
@@ -392,4 +393,65 @@ fn every_file_and_dir_either_program_writes_is_private_whatever_the_umask() {
     if _carole.is_some() {
         assert!(found.iter().any(|f| f == "carole.txt"), "{found:?}");
     }
+}
+
+/// A link that loses nothing.
+const CLEAN: Impairment = Impairment {
+    loss: 0.0,
+    duplicate: 0.0,
+    reorder: 0.0,
+    seed: 0,
+};
+
+#[test]
+fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
+    let server = Server::start();
+
+    // Pinned with --server-key, behind a link that drops every KEY REQUEST.
+    let relay = Relay::start(server.addr, CLEAN);
+    relay.drop_key_requests();
+    let key = server.public_key();
+    let mut alice = Client::start(
+        relay.up,
+        &[
+            "--server-key",
+            key.to_str().unwrap(),
+            "-u",
+            "alice",
+            "-p",
+            "pw",
+            "--signup",
+        ],
+    );
+    let outcome = alice.expect_any(&["signed-in", "error"]);
+    assert_eq!(outcome["event"], "signed-in", "{outcome}");
+    assert_eq!(
+        relay.key_requests(),
+        0,
+        "KEY REQUESTs sent with a pinned key"
+    );
+
+    // Recorded in known_servers on first use (which asks), then not asked.
+    let relay = Relay::start(server.addr, CLEAN);
+    let data = tempfile::tempdir().unwrap();
+    let mut bob = Client::start_in(
+        relay.up,
+        data.path(),
+        &["-u", "bob", "-p", "pw", "--signup"],
+    );
+    bob.expect("server-trusted");
+    bob.expect("signed-in");
+    let (status, _) = bob.finish();
+    assert!(status.success());
+    let first_use = relay.key_requests();
+    assert!(first_use > 0, "trust on first use asks the server");
+    relay.drop_key_requests();
+    let mut bob = Client::start_in(relay.up, data.path(), &["-u", "bob", "-p", "pw"]);
+    let outcome = bob.expect_any(&["signed-in", "error"]);
+    assert_eq!(outcome["event"], "signed-in", "{outcome}");
+    assert_eq!(
+        relay.key_requests(),
+        first_use,
+        "KEY REQUESTs sent with a recorded key"
+    );
 }
