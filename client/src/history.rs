@@ -10,6 +10,7 @@ use reedline::{
     ReedlineErrorVariants, SearchQuery,
 };
 use udpchat_core::args::split_command;
+use udpchat_core::private_files;
 use udpchat_core::registry::{ArgKind, Registry};
 
 /// Lines kept per user.
@@ -32,13 +33,22 @@ pub struct ChatHistory {
 }
 
 impl ChatHistory {
-    /// The history in `path`; in memory only (with a warning) when the file
-    /// cannot be used, since a shell without saved history still works.
+    /// The history in `path`, a file only its owner can read (in a
+    /// directory only its owner can enter: see
+    /// `udpchat_core::private_files`); in memory only (with a warning) when
+    /// the file cannot be used, since a shell without saved history still
+    /// works.
     pub fn open(path: PathBuf, registry: &'static Registry) -> ChatHistory {
-        let inner = FileBackedHistory::with_file(CAPACITY, path.clone()).unwrap_or_else(|e| {
-            tracing::warn!("history is not saved: cannot use {}: {e}", path.display());
-            FileBackedHistory::new(CAPACITY).expect("a small capacity is valid")
-        });
+        let private = path
+            .parent()
+            .map_or(Ok(()), private_files::dir)
+            .and_then(|()| private_files::file(&path));
+        let inner = private
+            .and_then(|()| FileBackedHistory::with_file(CAPACITY, path.clone()).map_err(Into::into))
+            .unwrap_or_else(|e: std::io::Error| {
+                tracing::warn!("history is not saved: cannot use {}: {e}", path.display());
+                FileBackedHistory::new(CAPACITY).expect("a small capacity is valid")
+            });
         ChatHistory { inner, registry }
     }
 }
@@ -220,6 +230,22 @@ mod tests {
             "/signup alice "
         );
         assert_eq!(without_password(registry(), "send bob x"), "send bob x");
+    }
+
+    #[test]
+    fn the_history_file_and_its_dir_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), Some("alice"));
+        let mut history = ChatHistory::open(path.clone(), registry());
+        history
+            .save(HistoryItem::from_command_line("send bob hi"))
+            .unwrap();
+        history.sync().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "send bob hi\n");
     }
 
     #[test]

@@ -85,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     udpchat_commands::link();
 
+    // Only its owner may enter the data dir, however it came to be.
+    udpchat_core::private_files::dir(&cli.data_dir)
+        .with_context(|| format!("cannot make {} private", cli.data_dir.display()))?;
     let server = resolve(&cli.server).await?;
     let socket = UdpSocket::bind(cli.bind)
         .await

@@ -1,4 +1,10 @@
 //! How events reach the user: a line of text, or a JSON object per line.
+//!
+//! Every event passes through [`Printer::emit`], which is where what came
+//! from elsewhere is made harmless for a terminal, once for every printer:
+//! a text event is [cleaned](Output::cleaned) before the scripted printer or
+//! the interactive shell sees it; a JSON line escapes every control
+//! character ([`Output::to_json`]).
 
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::output::Output;
@@ -14,8 +20,8 @@ pub enum Format {
 pub enum Printed {
     /// A finished line (JSON mode).
     Line(String),
-    /// An event for the text renderer: scripted mode prints its text, the
-    /// interactive shell decorates it (see `style`).
+    /// An event for the text renderer, already cleaned: scripted mode
+    /// prints its text, the interactive shell decorates it (see `style`).
     Event(Output),
     /// Answered once every earlier line is written.
     Flush(oneshot::Sender<()>),
@@ -36,7 +42,7 @@ impl Printer {
 
     pub fn emit(&self, output: Output) {
         let printed = match self.format {
-            Format::Text => Printed::Event(output),
+            Format::Text => Printed::Event(output.cleaned()),
             Format::Json => Printed::Line(output.to_json()),
         };
         let _ = self.lines.send(printed);
@@ -68,5 +74,47 @@ pub async fn print_lines(mut lines: mpsc::UnboundedReceiver<Printed>) {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "\u{1b}]0;pwned\u{7} \u{1b}[2J \u{9b}2J";
+
+    fn message() -> Output {
+        Output::new("message", format!("<From 10.0.0.7:5000:bob>: {HOSTILE}"))
+            .with("from", "bob")
+            .with("addr", "10.0.0.7:5000")
+            .with("text", HOSTILE)
+    }
+
+    #[test]
+    fn a_text_event_reaches_the_printers_cleaned() {
+        let (printer, mut printed) = Printer::new(Format::Text);
+        printer.emit(message());
+        let Ok(Printed::Event(output)) = printed.try_recv() else {
+            panic!("no event printed");
+        };
+        assert_eq!(
+            output.text,
+            "<From 10.0.0.7:5000:bob>: \u{FFFD}]0;pwned\u{FFFD} \u{FFFD}[2J \u{FFFD}2J"
+        );
+        assert_eq!(
+            output.data["text"],
+            "\u{FFFD}]0;pwned\u{FFFD} \u{FFFD}[2J \u{FFFD}2J"
+        );
+    }
+
+    #[test]
+    fn a_json_line_carries_no_raw_control_character() {
+        let (printer, mut printed) = Printer::new(Format::Json);
+        printer.emit(message());
+        let Ok(Printed::Line(line)) = printed.try_recv() else {
+            panic!("no line printed");
+        };
+        assert!(!line.contains(char::is_control), "{line:?}");
+        assert!(line.contains(r"\u009b2J"), "{line}");
     }
 }

@@ -5,10 +5,15 @@
 //! Commands cannot reach the client's own types, so the roster learns from
 //! the events the client shows ([`Roster::observe`]): the events are the
 //! client's stable interface and every command already emits them.
+//!
+//! It keeps only what is a name (see `udpchat_core::names`): the shell
+//! shows these in its completion menu, so text from elsewhere that is not
+//! a name (a server's list holding escape sequences, say) never gets there.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,11 +28,11 @@ pub struct Roster {
 impl Roster {
     /// Learns what an event shows about who is around.
     pub fn observe(&mut self, output: &Output) {
-        let field = |key: &str| output.data.get(key).and_then(Value::as_str);
+        let field = |key: &str| output.data.get(key).and_then(name);
         match output.event {
             "users" => {
                 if let Some(Value::Array(users)) = output.data.get("users") {
-                    let names = users.iter().filter_map(Value::as_str);
+                    let names = users.iter().filter_map(name);
                     // A page or a prefix shows some of who is online, not
                     // who is not.
                     let whole = output.data.get("prefix").is_none()
@@ -44,7 +49,7 @@ impl Roster {
             // them.
             "groups" => {
                 if let Some(Value::Array(groups)) = output.data.get("groups") {
-                    self.set_groups(groups.iter().filter_map(Value::as_str));
+                    self.set_groups(groups.iter().filter_map(name));
                 }
                 // Fellow members are people one may talk to.
                 if let Some(Value::Object(members)) = output.data.get("members") {
@@ -117,8 +122,8 @@ impl Roster {
     /// Every name in a JSON array of names.
     fn met_all(&mut self, names: &Value) {
         if let Value::Array(names) = names {
-            for name in names {
-                self.met(name.as_str());
+            for value in names {
+                self.met(name(value));
             }
         }
     }
@@ -142,6 +147,11 @@ impl Roster {
     pub fn groups(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().map(String::as_str)
     }
+}
+
+/// A JSON string that is a user or group name (they follow the same rules).
+fn name(value: &Value) -> Option<&str> {
+    value.as_str().filter(|name| check_user_name(name).is_ok())
 }
 
 #[cfg(test)]
@@ -261,5 +271,25 @@ mod tests {
         roster.observe(&Output::new("group-message", "").with("from", "bob"));
         assert_eq!(roster.groups().collect::<Vec<_>>(), ["lobby"]);
         assert_eq!(users(&roster), [("bob", false)]);
+    }
+
+    #[test]
+    fn what_is_not_a_name_is_never_offered() {
+        let mut roster = Roster::default();
+        let hostile = "bob\u{1b}]0;pwned\u{7}";
+        roster.observe(
+            &Output::new("users", "")
+                .with("users", vec![hostile, "carole"])
+                .with("total", 2),
+        );
+        roster.observe(&Output::new("message", "").with("from", hostile));
+        roster.observe(&Output::new("groups", "").with("groups", vec![hostile, "devs"]));
+        roster.observe(
+            &Output::new("presence", "")
+                .with("user", "\u{9b}2J")
+                .with("online", true),
+        );
+        assert_eq!(users(&roster), [("carole", true)]);
+        assert_eq!(roster.groups().collect::<Vec<_>>(), ["devs"]);
     }
 }

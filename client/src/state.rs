@@ -71,15 +71,27 @@ struct UserKeys {
     identity: StaticKey,
 }
 
-/// The session with the server: opened on first use (after checking the
-/// server's key), reopened after it failed.
+/// The session with the server: opened on first use, reopened after it
+/// failed. The server's key is the one known (pinned with `--server-key`
+/// or recorded in `known_servers`): the handshake itself proves the server
+/// holds it, and the server is asked for its key (an unauthenticated KEY
+/// REQUEST, the first thing a flood would stop) only when none is known.
 pub struct ServerConnector {
     link: Link,
     session: Arc<Mutex<Session>>,
     data_dir: PathBuf,
     pinned: Option<PublicKey>,
     printer: Printer,
-    current: tokio::sync::Mutex<Option<(SocketAddr, PeerId)>>,
+    current: tokio::sync::Mutex<Option<ServerSession>>,
+}
+
+/// The open session with the server.
+#[derive(Debug, Clone, Copy)]
+struct ServerSession {
+    addr: SocketAddr,
+    peer: PeerId,
+    /// Opened with a key known beforehand, not one the server just gave.
+    known_key: bool,
 }
 
 impl ServerConnector {
@@ -88,14 +100,31 @@ impl ServerConnector {
         let mut current = self.current.lock().await;
         let server = self.session.lock().expect("session lock").server;
         match *current {
-            Some((addr, peer)) if addr == server => return Ok(peer),
-            Some((_, old)) => self.link.forget(old),
+            Some(open) if open.addr == server => return Ok(open.peer),
+            Some(old) => self.link.forget(old.peer),
             None => {}
         }
+        let known = trust::known_server(&self.data_dir, server, self.pinned.as_ref());
+        let known_key = known.is_some();
+        let key = match known {
+            Some(key) => key,
+            None => self.trust_on_first_use(server).await?,
+        };
+        let peer = self.link.connect(server, key, Pattern::Nk).await?;
+        *current = Some(ServerSession {
+            addr: server,
+            peer,
+            known_key,
+        });
+        Ok(peer)
+    }
+
+    /// Asks a server whose key is not known for it, and records it.
+    async fn trust_on_first_use(&self, server: SocketAddr) -> Result<PublicKey, CommandError> {
         let offered = self.link.fetch_server_key(server).await?;
-        match trust::check_server(&self.data_dir, server, self.pinned.as_ref(), &offered)? {
-            ServerTrust::Known => {}
-            ServerTrust::FirstUse => self.printer.emit(
+        let trust = trust::check_server(&self.data_dir, server, self.pinned.as_ref(), &offered)?;
+        if trust == ServerTrust::FirstUse {
+            self.printer.emit(
                 Output::new(
                     "server-trusted",
                     format!(
@@ -105,29 +134,58 @@ impl ServerConnector {
                 )
                 .with("server", server.to_string())
                 .with("fingerprint", offered.fingerprint()),
-            ),
+            );
         }
-        let peer = self.link.connect(server, offered, Pattern::Nk).await?;
-        *current = Some((server, peer));
-        Ok(peer)
+        Ok(offered)
+    }
+
+    /// What to tell of a request on `peer` that got no answer (`error`).
+    /// A server whose key changed answers no handshake made with the key
+    /// known for it, so when a session opened with a known key never came
+    /// up, the server is asked for its key after all, to say so (naming
+    /// both fingerprints) rather than that it did not answer.
+    async fn unanswered(&self, peer: PeerId, error: CommandError) -> CommandError {
+        let open = *self.current.lock().await;
+        let Some(open) = open.filter(|open| open.peer == peer) else {
+            return error;
+        };
+        let came_up = self
+            .link
+            .peer(peer)
+            .await
+            .is_some_and(|info| info.established);
+        if open.known_key && !came_up {
+            if let Ok(offered) = self.link.fetch_server_key(open.addr).await {
+                if let Err(changed) =
+                    trust::check_server(&self.data_dir, open.addr, self.pinned.as_ref(), &offered)
+                {
+                    self.failed(peer).await;
+                    return changed;
+                }
+            }
+        }
+        if error.code == code::UNREACHABLE {
+            self.failed(peer).await;
+        }
+        error
     }
 
     /// Drops the session with the server, whatever it is.
     pub async fn reset(&self) {
-        if let Some((_, peer)) = self.current.lock().await.take() {
-            self.link.forget(peer);
+        if let Some(open) = self.current.lock().await.take() {
+            self.link.forget(open.peer);
         }
     }
 
     /// Whether `peer` is the session with the server.
     pub async fn is_server(&self, peer: PeerId) -> bool {
-        matches!(*self.current.lock().await, Some((_, p)) if p == peer)
+        matches!(*self.current.lock().await, Some(open) if open.peer == peer)
     }
 
     /// Drops a session that failed, so the next request opens a new one.
     async fn failed(&self, peer: PeerId) {
         let mut current = self.current.lock().await;
-        if matches!(*current, Some((_, p)) if p == peer) {
+        if matches!(*current, Some(open) if open.peer == peer) {
             *current = None;
             self.link.forget(peer);
         }
@@ -256,11 +314,12 @@ impl ClientContext for ClientState {
         let server = self.server.clone();
         Box::pin(async move {
             let peer = server.peer().await?;
-            let result = server.link.request(peer, cmd, body).await;
-            if matches!(&result, Err(e) if e.code == code::UNREACHABLE) {
-                server.failed(peer).await;
+            match server.link.request(peer, cmd, body).await {
+                Err(e) if e.code == code::UNREACHABLE || e.code == code::TIMEOUT => {
+                    Err(server.unanswered(peer, e).await)
+                }
+                result => result,
             }
-            result
         })
     }
 

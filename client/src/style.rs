@@ -1,7 +1,8 @@
 //! How events look in the interactive shell: a short timestamp on what
 //! arrives on its own (messages, delivery notices, presence), each name in
-//! its own colour (the same colour every time), errors in red, and nothing
-//! a peer sends can move the cursor or recolour the screen.
+//! its own colour (the same colour every time), errors in red. Events come
+//! here already cleaned (see `render`): nothing a peer sends can move the
+//! cursor or recolour the screen.
 //!
 //! Only the interactive renderer decorates; scripted text and `--json` print
 //! the event as it is. Colours are off when stdout is not a terminal or
@@ -90,38 +91,29 @@ impl Look {
                 // Inside a conversation its partner's lines read like the
                 // seeds' chat: `[bob] Hey`.
                 (Some(from), _, Some(text)) if live && partner("from") => {
-                    format!("[{}] {}", self.name(&clean(from)), clean(text))
+                    format!("[{}] {}", self.name(from), text)
                 }
-                (Some(from), Some(addr), Some(text)) => format!(
-                    "<From {}:{}>: {}",
-                    clean(addr),
-                    self.name(&clean(from)),
-                    clean(text)
-                ),
-                _ => self.names_in(&clean(&output.text), &names_of(output)),
+                (Some(from), Some(addr), Some(text)) => {
+                    format!("<From {}:{}>: {}", addr, self.name(from), text)
+                }
+                _ => self.names_in(&output.text, &names_of(output)),
             },
             "group-message" => match (field("group"), field("from"), field("text")) {
                 (Some(_), Some(from), Some(text)) if partner("group") => {
-                    format!("[{}] {}", self.name(&clean(from)), clean(text))
+                    format!("[{}] {}", self.name(from), text)
                 }
-                (Some(group), Some(from), Some(text)) => format!(
-                    "[{}] <{}>: {}",
-                    self.name(&clean(group)),
-                    self.name(&clean(from)),
-                    clean(text)
-                ),
-                _ => clean(&output.text),
+                (Some(group), Some(from), Some(text)) => {
+                    format!("[{}] <{}>: {}", self.name(group), self.name(from), text)
+                }
+                _ => output.text.clone(),
             },
-            "error" => {
-                let text = clean(&output.text);
-                match text.strip_prefix("error:") {
-                    Some(rest) => format!("{}{rest}", self.paint(Color::Red.bold(), "error:")),
-                    None => self.paint(Color::Red.normal(), &text),
-                }
-            }
-            "delivered" => self.paint(Style::new().dimmed(), &clean(&output.text)),
-            "server-down" => self.paint(Color::Yellow.bold(), &clean(&output.text)),
-            _ => self.names_in(&clean(&output.text), &names_of(output)),
+            "error" => match output.text.strip_prefix("error:") {
+                Some(rest) => format!("{}{rest}", self.paint(Color::Red.bold(), "error:")),
+                None => self.paint(Color::Red.normal(), &output.text),
+            },
+            "delivered" => self.paint(Style::new().dimmed(), &output.text),
+            "server-down" => self.paint(Color::Yellow.bold(), &output.text),
+            _ => self.names_in(&output.text, &names_of(output)),
         };
         let arrived_on_its_own = matches!(
             output.event,
@@ -186,21 +178,6 @@ pub fn name_style(name: &str) -> Style {
     });
     let index = usize::try_from(hash % NAME_COLOURS.len() as u64).unwrap_or(0);
     NAME_COLOURS[index].bold()
-}
-
-/// Text from elsewhere made safe to print: control characters (escape
-/// sequences, carriage returns, backspaces) and bidirectional overrides
-/// become `\u{FFFD}`, tabs become spaces; line breaks stay.
-pub fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => ' ',
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
-            c => c,
-        })
-        .collect()
 }
 
 /// The local time as the shell shows it.
@@ -305,9 +282,14 @@ mod tests {
 
     #[test]
     fn a_peer_cannot_send_escape_sequences() {
-        let shown = PLAIN.shown(&message("bob", "\u{1b}[2Jgone\rover\u{202E}x"), typing());
+        // What the printer hands the shell (see `render`).
+        let (printer, mut printed) = crate::render::Printer::new(crate::render::Format::Text);
+        printer.emit(message("bob", "\u{1b}[2Jgone\rover\u{202E}x"));
+        let Ok(crate::render::Printed::Event(output)) = printed.try_recv() else {
+            panic!("no event printed");
+        };
         assert_eq!(
-            shown,
+            PLAIN.shown(&output, typing()),
             "09:41 <From 10.0.0.7:5000:bob>: \u{FFFD}[2Jgone\u{FFFD}over\u{FFFD}x"
         );
     }

@@ -4,12 +4,16 @@
 //!   unpadded base64 of its 49-byte SEC1 form). A server is trusted on
 //!   first use unless `--server-key` pins its key; a server whose key later
 //!   differs is refused, naming both fingerprints.
-//! - `users/NAME/identity.priv` (0600) and `.pub`: the user's identity key
+//! - `users/NAME/identity.priv` and `.pub`: the user's identity key
 //!   for end-to-end sessions with other clients.
 //! - `users/NAME/known_users`: `USER KEY` lines, the identity keys this
 //!   user has seen for others; a change is reported loudly.
 //! - `users/NAME/prekeys.pem` (0600): the secret halves of the prekeys
 //!   others seal offline messages to.
+//!
+//! Every one of these files is 0600 and every directory 0700 (see
+//! `udpchat_core::private_files`): who one talks to is nobody else's
+//! business. A file an older version left open is closed when next used.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +25,7 @@ use udpchat_core::crypto::keyfile;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::Prekeys;
 use udpchat_core::error::{code, CommandError};
+use udpchat_core::private_files;
 
 /// A file of `NAME KEY` lines.
 struct KeyBook {
@@ -30,6 +35,9 @@ struct KeyBook {
 
 impl KeyBook {
     fn open(path: PathBuf) -> KeyBook {
+        if let Err(e) = private_files::tighten(&path) {
+            tracing::warn!("cannot make {} private: {e}", path.display());
+        }
         let mut entries = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
             for line in text.lines() {
@@ -61,9 +69,9 @@ impl KeyBook {
             .map(|(name, key)| format!("{name} {}\n", STANDARD_NO_PAD.encode(key.to_bytes())))
             .collect();
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+            private_files::dir(dir).map_err(|e| io_error(dir, e))?;
         }
-        std::fs::write(&self.path, text).map_err(|e| io_error(&self.path, e))
+        private_files::replace(&self.path, text.as_bytes()).map_err(|e| io_error(&self.path, e))
     }
 }
 
@@ -83,18 +91,31 @@ pub enum ServerTrust {
     FirstUse,
 }
 
-/// Decides whether to trust the key a server presents: the pinned one if
-/// given, else the one recorded on first use.
+/// The key the server at `addr` must have, if one is known: the pinned one
+/// if given, else the one recorded on first use. With one, the client need
+/// not ask the server for its key.
+pub fn known_server(
+    data_dir: &Path,
+    addr: SocketAddr,
+    pinned: Option<&PublicKey>,
+) -> Option<PublicKey> {
+    pinned.cloned().or_else(|| {
+        KeyBook::open(data_dir.join("known_servers"))
+            .get(&addr.to_string())
+            .cloned()
+    })
+}
+
+/// Decides whether to trust the key a server presents: the one known (see
+/// [`known_server`]); with none, the one offered, recorded on first use.
 pub fn check_server(
     data_dir: &Path,
     addr: SocketAddr,
     pinned: Option<&PublicKey>,
     offered: &PublicKey,
 ) -> Result<ServerTrust, CommandError> {
-    let mut book = KeyBook::open(data_dir.join("known_servers"));
-    let expected = pinned.or_else(|| book.get(&addr.to_string()));
-    match expected {
-        Some(expected) if expected == offered => Ok(ServerTrust::Known),
+    match known_server(data_dir, addr, pinned) {
+        Some(expected) if &expected == offered => Ok(ServerTrust::Known),
         Some(expected) => Err(CommandError::new(
             code::SERVER_KEY_CHANGED,
             format!(
@@ -110,7 +131,7 @@ pub fn check_server(
             ),
         )),
         None => {
-            book.set(&addr.to_string(), offered)?;
+            KeyBook::open(data_dir.join("known_servers")).set(&addr.to_string(), offered)?;
             Ok(ServerTrust::FirstUse)
         }
     }
@@ -121,11 +142,25 @@ fn user_dir(data_dir: &Path, user: &str) -> PathBuf {
     data_dir.join("users").join(user)
 }
 
-/// The user's identity key, made (0600) if missing and `create`.
+/// The directory of one user's keys, made (0700, as is `users` above it)
+/// if missing, closed if it was open.
+fn make_user_dir(data_dir: &Path, user: &str) -> Result<PathBuf, CommandError> {
+    let dir = user_dir(data_dir, user);
+    for made in [data_dir.join("users"), dir.clone()] {
+        private_files::dir(&made).map_err(|e| io_error(&made, e))?;
+    }
+    Ok(dir)
+}
+
+/// The user's identity key, made if missing and `create`.
 pub fn identity(data_dir: &Path, user: &str, create: bool) -> Result<StaticKey, CommandError> {
     let dir = user_dir(data_dir, user);
-    let (private, _) = keyfile::key_paths(&dir, "identity");
+    let (private, public) = keyfile::key_paths(&dir, "identity");
     if private.exists() {
+        make_user_dir(data_dir, user)?;
+        for path in [&private, &public] {
+            private_files::tighten(path).map_err(|e| io_error(path, e))?;
+        }
         return keyfile::read_private(&private)
             .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()));
     }
@@ -135,7 +170,7 @@ pub fn identity(data_dir: &Path, user: &str, create: bool) -> Result<StaticKey, 
             format!("no identity key for {user} in {}", dir.display()),
         ));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    make_user_dir(data_dir, user)?;
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
     keyfile::write_key_pair(&dir, "identity", &key, false)
         .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?;
@@ -197,9 +232,10 @@ impl KnownUsers {
     }
 }
 
-/// The user's prekeys (secret halves), `users/NAME/prekeys.pem`, 0600.
+/// The user's prekeys (secret halves), `users/NAME/prekeys.pem`.
 pub fn load_prekeys(data_dir: &Path, user: &str) -> Result<Option<Prekeys>, CommandError> {
     let path = user_dir(data_dir, user).join("prekeys.pem");
+    private_files::tighten(&path).map_err(|e| io_error(&path, e))?;
     match std::fs::read_to_string(&path) {
         Ok(text) => Prekeys::from_pem(&text)
             .map(Some)
@@ -212,26 +248,11 @@ pub fn load_prekeys(data_dir: &Path, user: &str) -> Result<Option<Prekeys>, Comm
     }
 }
 
-/// Writes the prekeys, replacing the file atomically and never leaving it
-/// readable by others.
+/// Writes the prekeys, replacing the file atomically (see
+/// `private_files::replace`).
 pub fn save_prekeys(data_dir: &Path, user: &str, prekeys: &Prekeys) -> Result<(), CommandError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = user_dir(data_dir, user);
-    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-    let path = dir.join("prekeys.pem");
-    let temp = dir.join("prekeys.pem.new");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| io_error(&temp, e))?;
-    file.write_all(prekeys.to_pem().as_bytes())
-        .map_err(|e| io_error(&temp, e))?;
-    file.sync_all().map_err(|e| io_error(&temp, e))?;
-    std::fs::rename(&temp, &path).map_err(|e| io_error(&path, e))
+    let path = make_user_dir(data_dir, user)?.join("prekeys.pem");
+    private_files::replace(&path, prekeys.to_pem().as_bytes()).map_err(|e| io_error(&path, e))
 }
 
 #[cfg(test)]
@@ -269,6 +290,19 @@ mod tests {
     }
 
     #[test]
+    fn a_servers_key_is_known_when_pinned_or_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        let elsewhere: SocketAddr = "127.0.0.1:4591".parse().unwrap();
+        assert_eq!(known_server(dir.path(), addr, None), None);
+        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
+        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        assert_eq!(known_server(dir.path(), addr, None), Some(key(1)));
+        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
+        assert_eq!(known_server(dir.path(), elsewhere, None), None);
+    }
+
+    #[test]
     fn a_changed_identity_is_reported_once() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
@@ -287,6 +321,97 @@ mod tests {
             KnownUsers::open(dir.path(), "alice").check("bob", &key(2)),
             PeerTrust::Known
         );
+    }
+
+    #[test]
+    fn every_file_is_owner_only_and_every_dir_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("client");
+        let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        check_server(&data, addr, None, &key(1)).unwrap();
+        let me = identity(&data, "alice", true).unwrap();
+        KnownUsers::open(&data, "alice").check("bob", &key(2));
+        let prekeys = Prekeys::generate(&mut rand::rngs::OsRng, &me, 1);
+        save_prekeys(&data, "alice", &prekeys).unwrap();
+
+        let mut found = Vec::new();
+        let mut dirs = vec![data.clone()];
+        while let Some(at) = dirs.pop() {
+            found.push((
+                at.clone(),
+                std::fs::metadata(&at).unwrap().permissions().mode() & 0o777,
+            ));
+            for entry in std::fs::read_dir(&at).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                    found.push((path, mode & 0o777));
+                }
+            }
+        }
+        let names: Vec<String> = found
+            .iter()
+            .filter_map(|(p, _)| p.file_name()?.to_str().map(str::to_string))
+            .collect();
+        for file in [
+            "known_servers",
+            "identity.priv",
+            "identity.pub",
+            "known_users",
+            "prekeys.pem",
+        ] {
+            assert!(names.iter().any(|n| n == file), "no {file}: {names:?}");
+        }
+        for (path, mode) in found {
+            let wanted = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, wanted, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn files_an_older_version_left_open_are_closed_when_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        let me = identity(dir.path(), "alice", true).unwrap();
+        KnownUsers::open(dir.path(), "alice").check("bob", &key(2));
+        save_prekeys(
+            dir.path(),
+            "alice",
+            &Prekeys::generate(&mut rand::rngs::OsRng, &me, 1),
+        )
+        .unwrap();
+        let open = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let user = dir.path().join("users/alice");
+        let files = [
+            dir.path().join("known_servers"),
+            user.join("identity.priv"),
+            user.join("identity.pub"),
+            user.join("known_users"),
+            user.join("prekeys.pem"),
+        ];
+        for file in &files {
+            open(file, 0o644);
+        }
+        open(&user, 0o755);
+        open(&dir.path().join("users"), 0o755);
+
+        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        identity(dir.path(), "alice", false).unwrap();
+        KnownUsers::open(dir.path(), "alice");
+        load_prekeys(dir.path(), "alice").unwrap().unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        for file in &files {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode(&user), 0o700);
+        assert_eq!(mode(&dir.path().join("users")), 0o700);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod mailbox;
 pub mod names;
 pub mod output;
 pub mod presence;
+pub mod private_files;
 pub mod registry;
 pub mod secure;
 pub mod transport;

@@ -51,6 +51,9 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.out_dir)?;
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
     let (private, public) = keyfile::write_key_pair(&cli.out_dir, &name, &key, cli.force)?;
+    // The public half is made to be handed out: anyone may read it.
+    #[cfg(unix)]
+    std::fs::set_permissions(&public, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     println!(
         "wrote {} (keep it secret) and {}",
         private.display(),

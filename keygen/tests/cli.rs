@@ -22,6 +22,11 @@ fn makes_a_private_key_only_its_owner_reads_and_refuses_to_overwrite() {
         std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    assert_eq!(
+        std::fs::metadata(&public).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "the public half is for handing out"
+    );
     assert!(std::fs::read_to_string(&private)
         .unwrap()
         .starts_with("-----BEGIN PRIVATE KEY-----"));

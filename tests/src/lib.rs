@@ -1,7 +1,8 @@
 //! The end-to-end harness: starts the real `udpchat-server` and `udpchat`
 //! binaries on 127.0.0.1 with ephemeral ports, drives clients in scripted
-//! JSON mode, and waits on their events (never on the clock: a deadline is
-//! only a failsafe that turns a hang into a failure).
+//! JSON mode (or text mode, [`TextClient`]), and waits on their events
+//! (never on the clock: a deadline is only a failsafe that turns a hang
+//! into a failure).
 #![forbid(unsafe_code)]
 
 pub mod raw;
@@ -70,12 +71,21 @@ impl Server {
 
     /// Starts a server on `data_dir` and `bind` with extra arguments.
     pub fn start_with(data_dir: &Path, bind: &str, extra: &[&str]) -> Server {
+        Server::launch(data_dir, bind, extra, None)
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller) under `umask`.
+    pub fn start_under_umask(data_dir: &Path, umask: u32) -> Server {
+        Server::launch(data_dir, "127.0.0.1:0", &[], Some(umask))
+    }
+
+    fn launch(data_dir: &Path, bind: &str, extra: &[&str], umask: Option<u32>) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("server log");
-        let mut child = Command::new(binary("udpchat-server"))
+        let mut child = command("udpchat-server", umask)
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -135,6 +145,8 @@ pub struct Client {
     events: Receiver<String>,
     /// Every event seen so far, in order.
     pub seen: Vec<Value>,
+    /// The same events as the client wrote them, one line each.
+    pub raw: Vec<String>,
     /// The client's own socket address (from its `ready` event).
     pub addr: SocketAddr,
     /// Its data dir (known servers, identity keys).
@@ -178,11 +190,31 @@ impl Client {
 
     /// Starts a client on `data_dir` (kept by the caller).
     pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
-        Client::start_bound(server, data_dir, "127.0.0.1:0", extra)
+        Client::launch(server, data_dir, "127.0.0.1:0", extra, None)
+    }
+
+    /// Starts a client on `data_dir` (kept by the caller) under `umask`.
+    pub fn start_under_umask(
+        server: SocketAddr,
+        data_dir: &Path,
+        extra: &[&str],
+        umask: u32,
+    ) -> Client {
+        Client::launch(server, data_dir, "127.0.0.1:0", extra, Some(umask))
     }
 
     fn start_bound(server: SocketAddr, data_dir: &Path, bind: &str, extra: &[&str]) -> Client {
-        let mut child = Command::new(binary("udpchat"))
+        Client::launch(server, data_dir, bind, extra, None)
+    }
+
+    fn launch(
+        server: SocketAddr,
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        umask: Option<u32>,
+    ) -> Client {
+        let mut child = command("udpchat", umask)
             .args([
                 "--json",
                 "--bind",
@@ -205,6 +237,7 @@ impl Client {
             stdin,
             events,
             seen: Vec::new(),
+            raw: Vec::new(),
             addr: "0.0.0.0:0".parse().unwrap(),
             data_dir: data_dir.to_path_buf(),
             _dir: None,
@@ -232,6 +265,17 @@ impl Client {
 
     /// Waits for the next event of this kind that satisfies `test`.
     pub fn expect_where(&mut self, event: &str, test: impl Fn(&Value) -> bool) -> Value {
+        self.expect_first(&[event], test)
+    }
+
+    /// Waits for the next event of any of these kinds, whichever comes
+    /// first (`signed-in` or `error`, say).
+    pub fn expect_any(&mut self, events: &[&str]) -> Value {
+        self.expect_first(events, |_| true)
+    }
+
+    fn expect_first(&mut self, events: &[&str], test: impl Fn(&Value) -> bool) -> Value {
+        let event = events.join(" or ");
         let deadline = Instant::now() + FAILSAFE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -240,7 +284,8 @@ impl Client {
                     let value: Value = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
                     self.seen.push(value.clone());
-                    if value["event"] == event && test(&value) {
+                    self.raw.push(line);
+                    if events.iter().any(|e| value["event"] == *e) && test(&value) {
                         return value;
                     }
                 }
@@ -284,6 +329,90 @@ impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A running `udpchat` in scripted text mode (no `--json`): one line of
+/// text per event, as a person or a script reading its stdout sees it.
+pub struct TextClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every line seen so far, in order.
+    pub seen: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TextClient {
+    /// Starts a client with a fresh data dir that creates the account
+    /// `user` and signs in, waiting for its `Signed in as` line.
+    pub fn sign_up(server: SocketAddr, user: &str) -> TextClient {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = command("udpchat", None)
+            .args(["--bind", "127.0.0.1:0", "--server", &server.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["-u", user, "-p", &password(user), "--signup"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start udpchat");
+        let lines = lines_of(child.stdout.take().expect("client stdout"));
+        let stdin = child.stdin.take();
+        let mut client = TextClient {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            _dir: dir,
+        };
+        client.expect_line(|line| line == format!("Signed in as {user}"));
+        client
+    }
+
+    /// Waits for the next line that satisfies `test`, keeping the others.
+    pub fn expect_line(&mut self, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + FAILSAFE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if test(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no such line ({e:?}) within {FAILSAFE:?}; saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for TextClient {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command that runs one of the workspace's binaries, under `umask` if
+/// given (through `sh`: std cannot set a child's umask without unsafe code).
+fn command(name: &str, umask: Option<u32>) -> Command {
+    match umask {
+        None => Command::new(binary(name)),
+        Some(umask) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+                .arg(binary(name));
+            command
+        }
     }
 }
 

@@ -10,15 +10,19 @@
 //!
 //! Every datagram through the relay, either way, may be dropped, duplicated
 //! or held back behind the next one (reordered), from a seeded generator.
+//!
+//! The relay also counts the KEY REQUESTs the client sends the server, and
+//! can be told to drop them all, as a flood would.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use udpchat_core::wire::Packet;
 
 /// How a link misbehaves.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +82,27 @@ pub struct Relay {
     gate: Arc<Gate>,
     out_socket: Arc<UdpSocket>,
     server: SocketAddr,
+    key_requests: Arc<KeyRequests>,
+}
+
+/// The client's KEY REQUESTs to the server: how many, and whether they go on.
+#[derive(Default)]
+struct KeyRequests {
+    seen: AtomicUsize,
+    dropped: AtomicBool,
+}
+
+impl KeyRequests {
+    /// Counts `bytes` if it is a KEY REQUEST; whether to drop it.
+    fn stops(&self, bytes: &[u8]) -> bool {
+        // A KEY REQUEST is known by its first two bytes: version and kind.
+        let header = &Packet::KeyRequest.encode()[..2];
+        if !bytes.starts_with(header) {
+            return false;
+        }
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        self.dropped.load(Ordering::SeqCst)
+    }
 }
 
 /// Holds the client's traffic to the server while closed.
@@ -98,6 +123,7 @@ impl Relay {
         });
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
         let gate = Arc::new(Gate::default());
+        let key_requests = Arc::new(KeyRequests::default());
         let relay = Relay {
             up: up.local_addr().unwrap(),
             out: out.local_addr().unwrap(),
@@ -105,6 +131,7 @@ impl Relay {
             gate: gate.clone(),
             out_socket: out.clone(),
             server,
+            key_requests: key_requests.clone(),
         };
 
         // client -> server
@@ -119,6 +146,9 @@ impl Relay {
             std::thread::spawn(move || {
                 each_datagram(&up, &stop, |from, bytes| {
                     *client.lock().unwrap() = Some(from);
+                    if key_requests.stops(bytes) {
+                        return;
+                    }
                     if let Some(held) = gate.held.lock().unwrap().as_mut() {
                         held.push(bytes.to_vec());
                         return;
@@ -178,6 +208,19 @@ impl Relay {
         for datagram in held {
             let _ = self.out_socket.send_to(&datagram, self.server);
         }
+    }
+}
+
+impl Relay {
+    /// Drops every KEY REQUEST the client sends the server from now on.
+    pub fn drop_key_requests(&self) {
+        self.key_requests.dropped.store(true, Ordering::SeqCst);
+    }
+
+    /// How many KEY REQUESTs the client has sent the server so far
+    /// (dropped or not).
+    pub fn key_requests(&self) -> usize {
+        self.key_requests.seen.load(Ordering::SeqCst)
     }
 }
 

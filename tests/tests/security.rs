@@ -7,7 +7,9 @@ use rand::SeedableRng;
 use udpchat_core::crypto::handshake::ClientHello;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::wire::{Packet, Pattern};
-use udpchat_tests::{password, Client, Server};
+use udpchat_tests::relay::{Impairment, Relay};
+use udpchat_tests::tmux::{self, Terminal};
+use udpchat_tests::{binary, password, Client, Server, TextClient};
 
 #[test]
 fn a_wrong_password_and_an_unknown_user_get_the_same_answer_and_guessing_is_throttled() {
@@ -236,4 +238,227 @@ fn a_users_new_identity_key_is_announced_to_those_who_knew_the_old_one() {
     assert_eq!(warning["user"], "bob");
     assert_ne!(warning["was"], warning["now"]);
     assert_eq!(bob.expect("message")["text"], "second");
+}
+
+/// What a peer may put in a message to take over a terminal: retitle the
+/// window (OSC ... BEL), clear the screen (ESC [ 2 J), and the same with the
+/// one-character C1 CSI (U+009B).
+const HOSTILE: &str = "\u{1b}]0;pwned\u{7} \u{1b}[2J \u{9b}2J end";
+
+#[test]
+fn a_peers_escape_sequences_reach_no_terminal_in_scripted_text_mode() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = TextClient::sign_up(server.addr, "bob");
+    alice.line(&format!("send bob {HOSTILE}"));
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+    let shown = bob.expect_line(|line| line.contains("pwned"));
+    assert_eq!(
+        shown,
+        format!(
+            "<From {}:alice>: \u{FFFD}]0;pwned\u{FFFD} \u{FFFD}[2J \u{FFFD}2J end",
+            alice.addr
+        ),
+        "bob's stdout shows the message, its control characters replaced"
+    );
+    for line in &bob.seen {
+        assert!(
+            !line.contains(char::is_control),
+            "bob's stdout carries a control character: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn a_peers_escape_sequences_are_escaped_in_json() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.line(&format!("send bob {HOSTILE}"));
+    let message = bob.expect("message");
+    assert_eq!(message["text"], HOSTILE, "JSON keeps the text as sent");
+    for line in &bob.raw {
+        assert!(
+            !line.contains(char::is_control),
+            "bob's JSON carries a raw control character: {line:?}"
+        );
+    }
+    let line = bob.raw.iter().find(|l| l.contains("pwned")).unwrap();
+    assert!(line.contains(r"\u009b"), "{line}");
+}
+
+#[test]
+fn every_file_and_dir_either_program_writes_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    // The server's data dir already exists, open to all (as `mkdir` under
+    // umask 022, or an older udpchat, left it).
+    let server_dir = root.path().join("server");
+    std::fs::create_dir(&server_dir).unwrap();
+    std::fs::set_permissions(&server_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start_under_umask(&server_dir, 0o022);
+    let (alice_dir, bob_dir) = (root.path().join("alice"), root.path().join("bob"));
+    let start = |user: &str, dir: &std::path::Path| {
+        let mut client = Client::start_under_umask(
+            server.addr,
+            dir,
+            &["-u", user, "-p", &password(user), "--signup"],
+            0o022,
+        );
+        client.expect("signed-in");
+        client
+    };
+    let mut alice = start("alice", &alice_dir);
+    let mut bob = start("bob", &bob_dir);
+    alice.line("send bob who talks to whom is private");
+    bob.expect("message");
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+
+    // The shell keeps a history: carole types in a terminal.
+    let carole_dir = root.path().join("carole");
+    let _carole = tmux::available().then(|| {
+        let udpchat = binary("udpchat");
+        let server = server.addr.to_string();
+        let password = password("carole");
+        let terminal = Terminal::run(
+            "sh",
+            &[
+                "-c",
+                "umask 022 && exec \"$0\" \"$@\"",
+                udpchat.to_str().unwrap(),
+                "--bind",
+                "127.0.0.1:0",
+                "--server",
+                &server,
+                "--data-dir",
+                carole_dir.to_str().unwrap(),
+                "-u",
+                "carole",
+                "-p",
+                &password,
+                "--signup",
+            ],
+        );
+        terminal.wait_for_input_line("[carole] +>");
+        terminal.type_text("send alice hi from a terminal");
+        terminal.press(&["Enter"]);
+        alice.expect_where("message", |e| e["from"] == "carole");
+        terminal.wait_for_text("delivered to alice");
+        terminal
+    });
+
+    // Looked at while everything runs: SQLite's -wal and -shm files exist
+    // only while the database is open.
+    let mut found = Vec::new();
+    let mut loose = Vec::new();
+    let mut dirs = vec![server_dir.clone(), alice_dir, bob_dir];
+    if carole_dir.exists() {
+        dirs.push(carole_dir);
+    }
+    while let Some(dir) = dirs.pop() {
+        let mode = std::fs::symlink_metadata(&dir)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode != 0o700 {
+            loose.push(format!("{} (dir) {mode:04o}", dir.display()));
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            // The harness's own log of the server's stderr.
+            if path == server_dir.join("server.log") {
+                continue;
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if mode != 0o600 {
+                loose.push(format!("{} {mode:04o}", path.display()));
+            }
+            found.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(loose.is_empty(), "readable by others: {loose:#?}");
+    for name in [
+        "server.priv",
+        "server.pub",
+        "udpchat.sqlite3",
+        "udpchat.sqlite3-wal",
+        "udpchat.sqlite3-shm",
+        "known_servers",
+        "identity.priv",
+        "identity.pub",
+        "prekeys.pem",
+        "known_users",
+    ] {
+        assert!(found.iter().any(|f| f == name), "no {name} in {found:?}");
+    }
+    if _carole.is_some() {
+        assert!(found.iter().any(|f| f == "carole.txt"), "{found:?}");
+    }
+}
+
+/// A link that loses nothing.
+const CLEAN: Impairment = Impairment {
+    loss: 0.0,
+    duplicate: 0.0,
+    reorder: 0.0,
+    seed: 0,
+};
+
+#[test]
+fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
+    let server = Server::start();
+
+    // Pinned with --server-key, behind a link that drops every KEY REQUEST.
+    let relay = Relay::start(server.addr, CLEAN);
+    relay.drop_key_requests();
+    let key = server.public_key();
+    let mut alice = Client::start(
+        relay.up,
+        &[
+            "--server-key",
+            key.to_str().unwrap(),
+            "-u",
+            "alice",
+            "-p",
+            "pw",
+            "--signup",
+        ],
+    );
+    let outcome = alice.expect_any(&["signed-in", "error"]);
+    assert_eq!(outcome["event"], "signed-in", "{outcome}");
+    assert_eq!(
+        relay.key_requests(),
+        0,
+        "KEY REQUESTs sent with a pinned key"
+    );
+
+    // Recorded in known_servers on first use (which asks), then not asked.
+    let relay = Relay::start(server.addr, CLEAN);
+    let data = tempfile::tempdir().unwrap();
+    let mut bob = Client::start_in(
+        relay.up,
+        data.path(),
+        &["-u", "bob", "-p", "pw", "--signup"],
+    );
+    bob.expect("server-trusted");
+    bob.expect("signed-in");
+    let (status, _) = bob.finish();
+    assert!(status.success());
+    let first_use = relay.key_requests();
+    assert!(first_use > 0, "trust on first use asks the server");
+    relay.drop_key_requests();
+    let mut bob = Client::start_in(relay.up, data.path(), &["-u", "bob", "-p", "pw"]);
+    let outcome = bob.expect_any(&["signed-in", "error"]);
+    assert_eq!(outcome["event"], "signed-in", "{outcome}");
+    assert_eq!(
+        relay.key_requests(),
+        first_use,
+        "KEY REQUESTs sent with a recorded key"
+    );
 }

@@ -1,6 +1,6 @@
-//! Key files on disk: `NAME.priv` (PKCS#8 PEM, mode 0600) and `NAME.pub`
-//! (SPKI PEM, mode 0644 less the umask). The only module of the core that
-//! touches the file system.
+//! Key files on disk: `NAME.priv` (PKCS#8 PEM) and `NAME.pub` (SPKI PEM),
+//! both 0600 (see [`crate::private_files`]; a program that hands the public
+//! half out, as `udpchat-keygen` does, opens it up itself).
 //!
 //! The private file is created with mode 0600 by `open(2)` itself, so the
 //! secret is never on disk with wider permissions, not even briefly; with
@@ -11,8 +11,8 @@
 //! refuses; we only warn): [`check_private_mode`] returns the warning for the
 //! caller to print.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::keys::{KeyError, PublicKey, StaticKey};
@@ -70,13 +70,8 @@ pub fn write_key_pair(
         }
     }
     let private_pem = key.to_pkcs8_pem();
-    write_new(&private_path, private_pem.as_bytes(), 0o600, force)?;
-    if let Err(e) = write_new(
-        &public_path,
-        key.public().to_spki_pem().as_bytes(),
-        0o644,
-        force,
-    ) {
+    write_new(&private_path, private_pem.as_bytes(), force)?;
+    if let Err(e) = write_new(&public_path, key.public().to_spki_pem().as_bytes(), force) {
         // Without its public half a fresh private key is only clutter that
         // would make the next try refuse.
         if !force {
@@ -87,8 +82,8 @@ pub fn write_key_pair(
     Ok((private_path, public_path))
 }
 
-/// Creates `path` with `mode` (less the umask) and writes `contents`.
-fn write_new(path: &Path, contents: &[u8], mode: u32, force: bool) -> Result<(), KeyFileError> {
+/// Creates `path`, 0600, and writes `contents`.
+fn write_new(path: &Path, contents: &[u8], force: bool) -> Result<(), KeyFileError> {
     let unwritable = |source| KeyFileError::Unwritable {
         path: path.to_path_buf(),
         source,
@@ -99,13 +94,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32, force: bool) -> Result<(),
             _ => {}
         }
     }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(|e| {
+    crate::private_files::create_new(path, contents).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             KeyFileError::Exists {
                 path: path.to_path_buf(),
@@ -113,9 +102,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32, force: bool) -> Result<(),
         } else {
             unwritable(e)
         }
-    })?;
-    file.write_all(contents).map_err(unwritable)?;
-    file.sync_all().map_err(unwritable)
+    })
 }
 
 /// Reads a private key file (PKCS#8 or SEC1 PEM, P-384).
@@ -213,7 +200,7 @@ mod tests {
         #[cfg(unix)]
         {
             assert_eq!(mode(&private), 0o600);
-            assert_eq!(mode(&public) & 0o600, 0o600);
+            assert_eq!(mode(&public), 0o600);
         }
         assert_eq!(read_private(&private).unwrap().public(), k.public());
         assert_eq!(read_public(&public).unwrap(), k.public());

@@ -1,10 +1,15 @@
 //! The SQLite store: one file in the data dir, WAL mode, so a crash loses
 //! nothing that was committed and readers don't block the writer.
+//!
+//! The file is made 0600 before SQLite opens it, so its `-wal` and `-shm`
+//! files, which SQLite makes with the database's mode, are 0600 too;
+//! whatever an older version left open to others is closed at open.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use udpchat_core::private_files;
 
 use super::{Account, Store, StoreError};
 
@@ -61,15 +66,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);",
 ];
 
+/// The files SQLite keeps beside the database: `NAME-wal`, `NAME-shm`, and
+/// `NAME-journal` (rollback journal mode, an older version's).
+const SQLITE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
 pub struct SqliteStore {
     db: Mutex<Connection>,
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, its directory 0700 and its
+    /// files 0600.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            private_files::dir(dir)?;
+        }
+        private_files::file(path)?;
+        for suffix in SQLITE_FILES {
+            private_files::tighten(&private_files::sibling(path, suffix))?;
         }
         SqliteStore::setup(Connection::open(path)?)
     }
@@ -213,5 +227,39 @@ mod tests {
             .unwrap();
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(reopened.user("carole").unwrap(), Some(account("carole")));
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_and_shm_files_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let path = data.join("udpchat.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_user(&account("alice")).unwrap();
+        // SQLite made these itself, with the database's mode.
+        let (wal, shm) = (
+            private_files::sibling(&path, "-wal"),
+            private_files::sibling(&path, "-shm"),
+        );
+        assert_eq!(
+            [mode(&data), mode(&path), mode(&wal), mode(&shm)],
+            [0o700, 0o600, 0o600, 0o600]
+        );
+
+        // Files an older version left open to all are closed at open.
+        use std::os::unix::fs::PermissionsExt;
+        for file in [&path, &wal, &shm] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.user("alice").unwrap(), Some(account("alice")));
+        assert_eq!([mode(&path), mode(&wal), mode(&shm)], [0o600, 0o600, 0o600]);
     }
 }
