@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use udpchat_commands::list::{ListRequest, Users};
 use udpchat_commands::lookup::{Found, Lookup};
@@ -21,7 +20,7 @@ use udpchat_core::context::Zeroizing;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::error::CommandError;
 use udpchat_core::wire::Pattern;
-use udpchat_net::{Inbound, Link, Peer};
+use udpchat_net::{Link, Peer};
 
 use crate::server::ServerRef;
 
@@ -78,7 +77,7 @@ fn command_error(e: CommandError) -> anyhow::Error {
 }
 
 /// A Link on a fresh socket at `ip`.
-pub async fn open_link(ip: IpAddr) -> anyhow::Result<(Link, UnboundedReceiver<Inbound>)> {
+pub async fn open_link(ip: IpAddr) -> anyhow::Result<(Link, udpchat_net::Inbox)> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
@@ -87,7 +86,7 @@ pub async fn open_link(ip: IpAddr) -> anyhow::Result<(Link, UnboundedReceiver<In
 
 /// Throws away what arrives (pings, pushes the scenario does not count),
 /// so the channel does not grow.
-pub fn drain(mut inbound: UnboundedReceiver<Inbound>) {
+pub fn drain(mut inbound: udpchat_net::Inbox) {
     tokio::spawn(async move { while inbound.recv().await.is_some() {} });
 }
 
@@ -98,7 +97,7 @@ impl SimClient {
         server: &ServerRef,
         ip: IpAddr,
         user: String,
-    ) -> anyhow::Result<(SimClient, UnboundedReceiver<Inbound>)> {
+    ) -> anyhow::Result<(SimClient, udpchat_net::Inbox)> {
         let (link, inbound) = open_link(ip).await?;
         let client = SimClient::on_link(&link, server, user).await?;
         link.set_identity(Some((*client.identity).clone()));

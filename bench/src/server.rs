@@ -101,8 +101,10 @@ fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         // Thousands of simulated users sign up from a few loopback
-        // addresses: lift the per-address sign-up limit.
+        // addresses: lift the per-address limits.
         .args(["--signups-per-hour", "100000000"])
+        .args(["--sessions-per-address", "10000000"])
+        .args(["--handshakes-per-address", "10000000"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

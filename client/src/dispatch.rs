@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use std::sync::Arc;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use udpchat_core::args::{split_command, Args};
 
 use udpchat_core::context::{Client, PeerId, Sender};
@@ -38,7 +38,7 @@ pub async fn run_line(client: &Client, line: &str) {
 pub async fn serve_pushes(
     client: Client,
     state: Arc<ClientState>,
-    mut inbound: UnboundedReceiver<Inbound>,
+    mut inbound: udpchat_net::Inbox,
 ) {
     let registry = Registry::global();
     let link = state.link().clone();

@@ -61,6 +61,7 @@ fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, R
             .sign_out(origin.peer);
         if let Some(user) = user {
             crate::presence::announce(&server, &user, false);
+            server.keep_session(origin.peer, false);
         }
         Ok(cbor::encode(&()))
     })

@@ -182,11 +182,15 @@ pub async fn admit(
             server.accounts().set_identity(&user, identity).await?;
         }
     }
-    let displaced = server
-        .presence()
-        .lock()
-        .expect("presence lock")
-        .sign_in(&user, origin.peer);
+    let (displaced, taken_from) = {
+        let mut presence = server.presence().lock().expect("presence lock");
+        let taken_from = presence.addr_of(&user);
+        (presence.sign_in(&user, origin.peer), taken_from)
+    };
+    server.keep_session(origin.peer, true);
+    if let Some(old) = taken_from {
+        server.keep_session(old, false);
+    }
     for old in displaced {
         crate::presence::announce(server, &old, false);
     }

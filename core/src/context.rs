@@ -207,6 +207,10 @@ pub trait ServerContext: Send + Sync {
     /// has gone (at once if none is): whatever it sends comes after that
     /// reply.
     fn after_reply(&self, peer: PeerId, then: Box<dyn FnOnce() + Send>);
+    /// The user on `peer` signed in (`true`): keep the session while it
+    /// lives; or signed out (`false`): let it close a while after, unless
+    /// someone signs in on it again.
+    fn keep_session(&self, peer: PeerId, keep: bool);
     /// Where a client's session is now.
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
 }

@@ -147,6 +147,19 @@ impl Envelope {
     }
 }
 
+/// The id of a request that did not decode as an envelope, when one can
+/// still be read: the requester is then answered with an error rather
+/// than left waiting for a reply that never comes.
+pub fn request_id(bytes: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Loose {
+        i: u64,
+        k: u8,
+    }
+    let loose: Loose = cbor::decode(bytes, bytes.len()).ok()?;
+    (Kind::from_wire(loose.k) == Some(Kind::Request)).then_some(loose.i)
+}
+
 /// A tag is 1 to [`MAX_TAG`] bytes of `a-z`, `0-9` and `-`.
 pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
@@ -163,6 +176,40 @@ mod tests {
 
     fn sample() -> Envelope {
         Envelope::new("send", 42, Kind::Request, cbor::encode(&("bob", "hi")))
+    }
+
+    #[test]
+    fn a_malformed_request_still_gives_its_id_when_it_has_one() {
+        #[derive(Serialize)]
+        struct Odd<'a> {
+            c: &'a str,
+            i: u64,
+            k: u8,
+            b: serde_bytes::ByteBuf,
+            extra: u8,
+        }
+        let odd = |c, k, body: Vec<u8>| {
+            cbor::encode(&Odd {
+                c,
+                i: 77,
+                k,
+                b: serde_bytes::ByteBuf::from(body),
+                extra: 1,
+            })
+        };
+        // An unknown field, a bad tag, a body too large: the id is there.
+        for bytes in [
+            odd("list", 0, vec![]),
+            odd("BAD TAG", 0, vec![]),
+            odd("list", 0, vec![0; MAX_BODY + 1]),
+        ] {
+            assert!(Envelope::decode(&bytes).is_err());
+            assert_eq!(request_id(&bytes), Some(77));
+        }
+        // Not a request, or no id at all: nobody waits for an answer.
+        assert_eq!(request_id(&odd("list", 3, vec![])), None);
+        assert_eq!(request_id(&cbor::encode(&("list", 1))), None);
+        assert_eq!(request_id(b"\xff\x00"), None);
     }
 
     #[test]

@@ -82,4 +82,5 @@ pub mod code {
     pub const NO_SUCH_GROUP: &str = "no-such-group";
     pub const NOT_A_MEMBER: &str = "not-a-member";
     pub const NOT_ALLOWED: &str = "not-allowed";
+    pub const BUSY: &str = "busy";
 }

@@ -8,7 +8,7 @@
 //! the owner's dispatcher.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, SecureEvent, Stats};
-use udpchat_core::transport::MessageId;
+use udpchat_core::transport::{MessageId, SendError};
 use udpchat_core::wire::Pattern;
 
 pub use udpchat_core::secure::PeerId as Peer;
@@ -35,6 +35,17 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a key request waits for each answer, and how many it sends.
 const KEY_FETCH_WAIT: Duration = Duration::from_secs(1);
 const KEY_FETCH_TRIES: u32 = 3;
+
+/// Requests and pushes waiting for the owner's dispatcher, at most; past
+/// that a request is answered `busy` at once and a push is dropped (the
+/// driver counts both). The driver's other queue, of the owner's own
+/// operations, is unbounded: only the owner's code fills it, and the
+/// owner bounds what it has in hand (the server's dispatcher admits a
+/// bounded number of requests at once).
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// Where the owner's dispatcher reads what arrives.
+pub type Inbox = mpsc::Receiver<Inbound>;
 
 /// What arrives for the owner's dispatcher.
 #[derive(Debug)]
@@ -88,6 +99,10 @@ enum Op {
     Forget {
         peer: PeerId,
     },
+    Confirm {
+        peer: PeerId,
+        keep: bool,
+    },
     Stats {
         done: oneshot::Sender<Stats>,
     },
@@ -123,9 +138,10 @@ impl Link {
     pub fn spawn_server(
         socket: UdpSocket,
         key: StaticKey,
-    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
+        config: SecureConfig,
+    ) -> std::io::Result<(Link, Inbox)> {
         let endpoint = SecureEndpoint::server(
-            SecureConfig::default(),
+            config,
             key,
             Box::new(rand::rngs::StdRng::from_entropy()),
             std::time::Instant::now(),
@@ -134,9 +150,7 @@ impl Link {
     }
 
     /// A client's driver.
-    pub fn spawn_client(
-        socket: UdpSocket,
-    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
+    pub fn spawn_client(socket: UdpSocket) -> std::io::Result<(Link, Inbox)> {
         let endpoint = SecureEndpoint::client(
             SecureConfig::default(),
             Box::new(rand::rngs::StdRng::from_entropy()),
@@ -145,13 +159,10 @@ impl Link {
         Link::spawn(socket, endpoint)
     }
 
-    fn spawn(
-        socket: UdpSocket,
-        endpoint: SecureEndpoint,
-    ) -> std::io::Result<(Link, mpsc::UnboundedReceiver<Inbound>)> {
+    fn spawn(socket: UdpSocket, endpoint: SecureEndpoint) -> std::io::Result<(Link, Inbox)> {
         let local = socket.local_addr()?;
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOX_CAPACITY);
         let driver = Driver {
             socket,
             endpoint,
@@ -160,6 +171,8 @@ impl Link {
             waiters: HashMap::new(),
             key_fetches: HashMap::new(),
             inbound: inbound_tx,
+            closed: VecDeque::new(),
+            shed: 0,
         };
         tokio::spawn(driver.run(ops_rx));
         Ok((Link { ops: ops_tx, local }, inbound_rx))
@@ -287,6 +300,13 @@ impl Link {
         let _ = self.ops.send(Op::Forget { peer });
     }
 
+    /// Vouches for a session (`keep`: its user signed in, it stays while
+    /// alive) or no longer (it closes a while after, once its messages
+    /// are delivered): see `SecureConfig::unconfirmed_timeout`.
+    pub fn confirm(&self, peer: PeerId, keep: bool) {
+        let _ = self.ops.send(Op::Confirm { peer, keep });
+    }
+
     /// What the endpoint dropped so far.
     pub async fn stats(&self) -> Stats {
         self.ask(|done| Op::Stats { done })
@@ -309,7 +329,12 @@ struct Driver {
     requests: HashMap<u64, (PeerId, oneshot::Sender<Reply>)>,
     waiters: HashMap<MessageId, Waiter>,
     key_fetches: HashMap<SocketAddr, Vec<oneshot::Sender<PublicKey>>>,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
+    /// Closed sessions not yet told to the owner (its channel was full):
+    /// never dropped, or the owner would keep state for them.
+    closed: VecDeque<PeerId>,
+    /// Requests and pushes turned away because the owner was behind.
+    shed: u64,
 }
 
 impl Driver {
@@ -385,7 +410,13 @@ impl Driver {
     fn send(&mut self, to: PeerId, envelope: Vec<u8>) -> Result<MessageId, CommandError> {
         self.endpoint
             .send(std::time::Instant::now(), to, envelope)
-            .map_err(|e| CommandError::new(code::TOO_LARGE, e.to_string()))
+            .map_err(|e| match e {
+                SendError::QueueFull => CommandError::new(
+                    code::BUSY,
+                    "too much is already on its way to that peer; try again later",
+                ),
+                e => CommandError::new(code::TOO_LARGE, e.to_string()),
+            })
     }
 
     fn handle_op(&mut self, op: Op) {
@@ -460,13 +491,29 @@ impl Driver {
                 let _ = done.send(self.endpoint.peer(peer));
             }
             Op::Forget { peer } => self.endpoint.forget(peer),
+            Op::Confirm { peer, keep: true } => self.endpoint.confirm(peer),
+            Op::Confirm { peer, keep: false } => {
+                self.endpoint.release(std::time::Instant::now(), peer)
+            }
             Op::Stats { done } => {
                 let _ = done.send(self.endpoint.stats());
             }
         }
     }
 
+    fn tell_closed(&mut self) {
+        while let Some(&peer) = self.closed.front() {
+            match self.inbound.try_send(Inbound::Closed { peer }) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.closed.pop_front();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return,
+            }
+        }
+    }
+
     async fn flush(&mut self) {
+        self.tell_closed();
         let (now, ms) = (std::time::Instant::now(), now_ms());
         while let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) {
             if let Err(e) = self.socket.send_to(&datagram, to).await {
@@ -523,7 +570,8 @@ impl Driver {
                         )));
                     }
                 }
-                let _ = self.inbound.send(Inbound::Closed { peer });
+                self.closed.push_back(peer);
+                self.tell_closed();
             }
         }
     }
@@ -533,6 +581,19 @@ impl Driver {
             Ok(envelope) => envelope,
             Err(e) => {
                 tracing::debug!(%from, "dropped message: {e}");
+                if let Some(id) = udpchat_core::envelope::request_id(message) {
+                    let error =
+                        CommandError::new(code::BAD_REQUEST, format!("malformed envelope: {e}"));
+                    let _ = self.send(
+                        from,
+                        Envelope::encode_parts(
+                            code::BAD_REQUEST,
+                            id,
+                            Kind::Error,
+                            &error.to_body(),
+                        ),
+                    );
+                }
                 return;
             }
         };
@@ -541,11 +602,32 @@ impl Driver {
                 let Some(addr) = self.endpoint.peer(from).map(|p| p.addr) else {
                     return;
                 };
-                let _ = self.inbound.send(Inbound::Envelope {
+                let (id, request) = (envelope.id, envelope.kind == Kind::Request);
+                let cmd = envelope.cmd.clone();
+                match self.inbound.try_send(Inbound::Envelope {
                     from,
                     addr,
                     envelope,
-                });
+                }) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The dispatcher is behind: say so rather than
+                        // leave the requester waiting; a push is dropped
+                        // (and counted).
+                        self.shed += 1;
+                        if request {
+                            let busy = CommandError::new(
+                                code::BUSY,
+                                "the server is busy; try again in a moment",
+                            );
+                            let _ = self.send(
+                                from,
+                                Envelope::encode_parts(&cmd, id, Kind::Error, &busy.to_body()),
+                            );
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
             }
             Kind::Reply | Kind::Error => {
                 // A reply is taken only from the session the request went to.

@@ -1,11 +1,20 @@
 //! The server's one dispatcher: every request is looked up in the registry
 //! by its tag and handed to that command's `serve`; the reply goes back on
 //! the session the request came on.
+//!
+//! Handlers run as tasks, a bounded number at once: at most
+//! [`PER_SESSION`] per session and [`IN_ALL`] in all. A request past
+//! either is answered `busy` at once (a push past them is dropped), so a
+//! client that floods requests cannot take more than its share of the
+//! server, nor grow its memory without bound.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use udpchat_core::context::PeerId;
+use udpchat_core::error::code;
+
 use udpchat_core::context::{Origin, Server};
 use udpchat_core::envelope::Kind;
 use udpchat_core::error::CommandError;
@@ -14,15 +23,59 @@ use udpchat_net::{Inbound, Link};
 
 use crate::state::ServerState;
 
+/// Requests one session may have in hand at once.
+pub const PER_SESSION: usize = 16;
+/// Requests all sessions together may have in hand at once.
+pub const IN_ALL: usize = 4096;
+
+/// Who has how many requests in hand.
+#[derive(Default)]
+struct Admission {
+    per_session: HashMap<PeerId, usize>,
+    in_all: usize,
+}
+
+impl Admission {
+    fn admit(&mut self, peer: PeerId) -> bool {
+        let mine = self.per_session.entry(peer).or_default();
+        if *mine >= PER_SESSION || self.in_all >= IN_ALL {
+            return false;
+        }
+        *mine += 1;
+        self.in_all += 1;
+        true
+    }
+
+    fn done(&mut self, peer: PeerId) {
+        self.in_all -= 1;
+        if let Some(mine) = self.per_session.get_mut(&peer) {
+            *mine -= 1;
+            if *mine == 0 {
+                self.per_session.remove(&peer);
+            }
+        }
+    }
+}
+
+/// A request in hand; counted out when dropped, however its task ends.
+struct Admitted(Arc<Mutex<Admission>>, PeerId);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.lock().expect("admission lock").done(self.1);
+    }
+}
+
 /// Serves requests until `shutdown` resolves.
 pub async fn run(
     state: Arc<ServerState>,
     link: Link,
-    mut inbound: UnboundedReceiver<Inbound>,
+    mut inbound: udpchat_net::Inbox,
     shutdown: impl Future,
 ) {
     let registry = Registry::global();
     let server: Server = state.clone();
+    let admission = Arc::new(Mutex::new(Admission::default()));
     tokio::pin!(shutdown);
     loop {
         let next = tokio::select! {
@@ -64,9 +117,21 @@ pub async fn run(
             continue;
         };
         let request = envelope.kind == Kind::Request;
+        if !admission.lock().expect("admission lock").admit(from) {
+            tracing::debug!(peer = %from, cmd = envelope.cmd, "busy: turned away");
+            if request {
+                let busy = CommandError::new(
+                    code::BUSY,
+                    "too many requests at once; try again when the earlier ones are answered",
+                );
+                link.reply(from, &envelope.cmd, envelope.id, Err(busy));
+            }
+            continue;
+        }
         if request {
             state.answering(from);
         }
+        let admitted = Admitted(admission.clone(), from);
         let reply = serve(server.clone(), origin, envelope.body);
         let (link, state) = (link.clone(), state.clone());
         tokio::spawn(async move {
@@ -75,6 +140,7 @@ pub async fn run(
                 link.reply(from, &envelope.cmd, envelope.id, result);
                 state.answered(from);
             }
+            drop(admitted);
         });
     }
 }

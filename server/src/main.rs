@@ -65,6 +65,13 @@ struct Cli {
     /// hour.
     #[arg(long, value_name = "N", default_value_t = accounts::DEFAULT_SIGNUPS_PER_HOUR)]
     signups_per_hour: u32,
+    /// Sessions one address (an IPv4 address or an IPv6 /64) may hold.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    sessions_per_address: usize,
+    /// Under a handshake flood, new sessions one address may open per
+    /// second (the others get a cookie round trip first).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    handshakes_per_address: u32,
     /// Delete messages kept for offline users after this long, telling
     /// their senders.
     #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
@@ -120,7 +127,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
-    let (link, inbound) = Link::spawn_server(socket, key)?;
+    let config = udpchat_core::secure::SecureConfig {
+        max_sessions_per_source: cli.sessions_per_address,
+        handshakes_per_source_per_sec: cli.handshakes_per_address,
+        handshakes_per_source_burst: cli.handshakes_per_address.saturating_add(10),
+        ..udpchat_core::secure::SecureConfig::server()
+    };
+    let (link, inbound) = Link::spawn_server(socket, key, config)?;
     // Tests and scripts wait for this line: the port is known only now.
     println!("udpchat-server listening on {}", link.local_addr());
     let server = Arc::new(state::ServerState::new(

@@ -257,6 +257,10 @@ impl ServerContext for ServerState {
         self.defer(peer, Deferred::Then(then));
     }
 
+    fn keep_session(&self, peer: PeerId, keep: bool) {
+        self.link.confirm(peer, keep);
+    }
+
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
         let link = self.link.clone();
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })

@@ -57,6 +57,25 @@ impl RawClient {
             .block_on(self.link.request(self.server, cmd, body))
     }
 
+    /// Sends every request at once; their replies in order.
+    pub fn requests_at_once(
+        &self,
+        requests: Vec<(&str, Vec<u8>)>,
+    ) -> Vec<Result<Vec<u8>, CommandError>> {
+        let pending: Vec<_> = requests
+            .into_iter()
+            .map(|(cmd, body)| self.link.request(self.server, cmd, body))
+            .collect();
+        self.runtime.block_on(async move {
+            let tasks: Vec<_> = pending.into_iter().map(tokio::spawn).collect();
+            let mut replies = Vec::new();
+            for task in tasks {
+                replies.push(task.await.expect("request task"));
+            }
+            replies
+        })
+    }
+
     /// `signup` or `signin` as `user`, with the harness's password for
     /// them and this client's identity key.
     pub fn sign(&self, cmd: &str, user: &str) -> Result<SignedIn, CommandError> {

@@ -194,3 +194,36 @@ fn signing_in_again_on_the_same_session_is_not_announced_twice() {
         .count();
     assert_eq!(bob_online, 1, "{:#?}", alice.seen);
 }
+
+#[test]
+fn a_client_flooding_requests_is_told_busy_and_others_are_still_served() {
+    let server = Server::start();
+    let mallory = RawClient::connect(&server, ip("127.0.0.5"));
+    // Sign-ins take the server a password hash each: 64 at once are more
+    // than one session may have in hand.
+    let guesses: Vec<(&str, Vec<u8>)> = (0..64)
+        .map(|i| {
+            let credentials = udpchat_commands::signin::Credentials {
+                user: format!("nobody{i}"),
+                password: udpchat_core::context::Zeroizing::new("guess".into()),
+                identity: udpchat_core::crypto::keys::StaticKey::generate(&mut rand::rngs::OsRng)
+                    .public(),
+            };
+            ("signin", cbor::encode(&credentials))
+        })
+        .collect();
+    let replies = mallory.requests_at_once(guesses);
+    let busy = replies
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code == "busy"))
+        .count();
+    assert!(busy >= 64 - 16, "{busy} of 64 turned away");
+    assert!(
+        replies.iter().all(|r| r.is_err()),
+        "every one answered (none left waiting), none signed in"
+    );
+    // Meanwhile the server serves everyone else as usual.
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("list");
+    alice.expect("users");
+}

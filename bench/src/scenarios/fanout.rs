@@ -199,10 +199,7 @@ fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome
 }
 
 /// Hands each `group-message` a member receives to the current tracker.
-fn count_group_messages(
-    mut inbound: tokio::sync::mpsc::UnboundedReceiver<Inbound>,
-    current: Current,
-) {
+fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
     tokio::spawn(async move {
         while let Some(next) = inbound.recv().await {
             let Inbound::Envelope { envelope, .. } = next else {

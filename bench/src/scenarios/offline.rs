@@ -49,7 +49,7 @@ fn anyhow_of(e: udpchat_core::error::CommandError) -> anyhow::Error {
 struct Recipient {
     client: SimClient,
     prekeys: Arc<Mutex<Prekeys>>,
-    inbound: tokio::sync::mpsc::UnboundedReceiver<Inbound>,
+    inbound: udpchat_net::Inbox,
 }
 
 async fn recipient(

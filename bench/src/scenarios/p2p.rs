@@ -57,7 +57,7 @@ fn sent_ns(text: &str) -> Option<u64> {
     text.split(' ').nth(1)?.parse().ok()
 }
 
-fn receive(mut inbound: tokio::sync::mpsc::UnboundedReceiver<Inbound>, arrivals: Arc<Arrivals>) {
+fn receive(mut inbound: udpchat_net::Inbox, arrivals: Arc<Arrivals>) {
     tokio::spawn(async move {
         while let Some(next) = inbound.recv().await {
             let Inbound::Envelope { envelope, .. } = next else {

@@ -17,6 +17,7 @@ use super::{
 use crate::crypto::handshake::{ClientHello, PeerHandshake, PeerHello, ServerHandshake};
 use crate::crypto::keys::PublicKey;
 use crate::crypto::session::{Role, Session};
+use crate::limits::Source;
 use crate::wire::{self, Packet, Pattern};
 
 impl SecureEndpoint {
@@ -59,7 +60,23 @@ impl SecureEndpoint {
         let session = Session::new(keys, Role::Responder);
         let local = match payload.first() {
             Some(&HELLO_FRESH) => {
+                let source = Source::of(from);
+                if self.per_source.get(&source).copied().unwrap_or(0)
+                    >= self.config.max_sessions_per_source
+                {
+                    self.stats.handshakes_shed += 1;
+                    return Err(Rejected::Shed);
+                }
+                let unconfirmed_since = self.config.unconfirmed_timeout.map(|_| now);
+                if unconfirmed_since.is_some() {
+                    self.evict_unconfirmed();
+                }
                 let index = self.fresh_index();
+                *self.per_source.entry(source).or_default() += 1;
+                if unconfirmed_since.is_some() {
+                    self.unconfirmed.push_back((now, index));
+                    self.unconfirmed_count += 1;
+                }
                 self.conns.insert(
                     index,
                     Conn {
@@ -75,6 +92,8 @@ impl SecureEndpoint {
                         },
                         last_heard: now,
                         probe: None,
+                        source: Some(source),
+                        unconfirmed_since,
                     },
                 );
                 self.stats.sessions_opened += 1;

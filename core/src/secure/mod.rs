@@ -72,6 +72,37 @@ pub struct SecureConfig {
     /// may have answered: a burst, then this many per second.
     pub handshakes_per_source_burst: u32,
     pub handshakes_per_source_per_sec: u32,
+    /// A session this side answered is closed if the application has not
+    /// confirmed it ([`SecureEndpoint::confirm`]) this long after it
+    /// opened, or after the application released it again (and its
+    /// messages are delivered). `None`: sessions need no confirming.
+    pub unconfirmed_timeout: Option<Duration>,
+    /// Sessions waiting for confirmation at most; the oldest goes first.
+    pub max_unconfirmed: usize,
+    /// Sessions one source (an IPv4 address, an IPv6 /64) may hold with
+    /// this side as responder; more HELLOs from it are refused.
+    pub max_sessions_per_source: usize,
+}
+
+impl SecureConfig {
+    /// A server's: sessions that do not sign in within a minute close, a
+    /// source holds at most 1,000, and reassembly takes at most 64 MiB in
+    /// all (requests are at most 96 KiB).
+    pub fn server() -> SecureConfig {
+        let default = SecureConfig::default();
+        SecureConfig {
+            transport: transport::Config {
+                max_message: 128 * 1024,
+                max_reassembly_bytes: 256 * 1024,
+                max_reassembly_total: 64 * 1024 * 1024,
+                ..default.transport
+            },
+            unconfirmed_timeout: Some(Duration::from_secs(60)),
+            max_unconfirmed: 20_000,
+            max_sessions_per_source: 1_000,
+            ..default
+        }
+    }
 }
 
 impl Default for SecureConfig {
@@ -89,6 +120,9 @@ impl Default for SecureConfig {
             handshake_queue: 256,
             handshakes_per_source_burst: 10,
             handshakes_per_source_per_sec: 5,
+            unconfirmed_timeout: None,
+            max_unconfirmed: usize::MAX,
+            max_sessions_per_source: usize::MAX,
         }
     }
 }
@@ -218,6 +252,10 @@ struct Conn {
     last_heard: Instant,
     /// A new address the peer was heard from, being validated.
     probe: Option<Box<path::Probe>>,
+    /// For a session this side answered: the source it counts against.
+    source: Option<Source>,
+    /// Since when it waits for the application's confirmation, if it does.
+    unconfirmed_since: Option<Instant>,
 }
 
 /// Messages queued per session while its handshake runs.
@@ -265,6 +303,12 @@ pub struct SecureEndpoint {
     busy_until: Option<Instant>,
     /// Cookies responders gave us, by their address, and when.
     cookies: HashMap<SocketAddr, (cookie::Cookie, Instant)>,
+    /// Sessions this side answered, per source.
+    per_source: HashMap<Source, usize>,
+    /// Sessions waiting for confirmation, oldest first (an entry whose
+    /// time is not its session's `unconfirmed_since` is stale).
+    unconfirmed: VecDeque<(Instant, u32)>,
+    unconfirmed_count: usize,
 }
 
 impl SecureEndpoint {
@@ -326,6 +370,9 @@ impl SecureEndpoint {
             hellos: VecDeque::new(),
             busy_until: None,
             cookies: HashMap::new(),
+            per_source: HashMap::new(),
+            unconfirmed: VecDeque::new(),
+            unconfirmed_count: 0,
         }
     }
 
@@ -389,6 +436,8 @@ impl SecureEndpoint {
                 },
                 last_heard: now,
                 probe: None,
+                source: None,
+                unconfirmed_since: None,
             },
         );
         self.handshaking.insert(index);
@@ -415,11 +464,104 @@ impl SecureEndpoint {
     /// Drops a session; its outstanding messages fail.
     pub fn forget(&mut self, peer: PeerId) {
         self.transport.forget(peer);
-        if self.conns.remove(&peer.0).is_some() {
+        if let Some(conn) = self.conns.remove(&peer.0) {
             self.handshaking.remove(&peer.0);
+            if conn.unconfirmed_since.is_some() {
+                self.unconfirmed_count -= 1;
+            }
+            if let Some(source) = conn.source {
+                if let Some(count) = self.per_source.get_mut(&source) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.per_source.remove(&source);
+                    }
+                }
+            }
             self.events.push_back(SecureEvent::Closed { peer });
         }
         self.drain_transport_events();
+    }
+
+    /// The application vouches for a session (its user signed in): it
+    /// stays until idle, however long.
+    pub fn confirm(&mut self, peer: PeerId) {
+        if let Some(conn) = self.conns.get_mut(&peer.0) {
+            if conn.unconfirmed_since.take().is_some() {
+                self.unconfirmed_count -= 1;
+            }
+        }
+    }
+
+    /// The application no longer vouches for a session (its user signed
+    /// out): it closes after [`SecureConfig::unconfirmed_timeout`], once
+    /// its messages are delivered, unless confirmed again.
+    pub fn release(&mut self, now: Instant, peer: PeerId) {
+        if self.config.unconfirmed_timeout.is_none() {
+            return;
+        }
+        if let Some(conn) = self.conns.get_mut(&peer.0) {
+            if conn.source.is_some() && conn.unconfirmed_since.is_none() {
+                conn.unconfirmed_since = Some(now);
+                self.unconfirmed.push_back((now, peer.0));
+                self.unconfirmed_count += 1;
+            }
+        }
+    }
+
+    /// Sessions waiting for confirmation now.
+    pub fn unconfirmed(&self) -> usize {
+        self.unconfirmed_count
+    }
+
+    /// Sessions now.
+    pub fn sessions(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Closes sessions unconfirmed for too long (those with messages still
+    /// on their way wait for the next sweep).
+    fn expire_unconfirmed(&mut self, now: Instant) {
+        let Some(timeout) = self.config.unconfirmed_timeout else {
+            return;
+        };
+        let mut busy = Vec::new();
+        while let Some(&(at, index)) = self.unconfirmed.front() {
+            if now.saturating_duration_since(at) < timeout {
+                break;
+            }
+            self.unconfirmed.pop_front();
+            let current = self
+                .conns
+                .get(&index)
+                .is_some_and(|c| c.unconfirmed_since == Some(at));
+            if !current {
+                continue;
+            }
+            if self.transport.in_flight(PeerId(index)) > 0 {
+                busy.push((at, index));
+            } else {
+                self.forget(PeerId(index));
+            }
+        }
+        for entry in busy.into_iter().rev() {
+            self.unconfirmed.push_front(entry);
+        }
+    }
+
+    /// Makes room for one more unconfirmed session: the oldest goes.
+    fn evict_unconfirmed(&mut self) {
+        while self.unconfirmed_count >= self.config.max_unconfirmed {
+            let Some((at, index)) = self.unconfirmed.pop_front() else {
+                return;
+            };
+            if self
+                .conns
+                .get(&index)
+                .is_some_and(|c| c.unconfirmed_since == Some(at))
+            {
+                self.forget(PeerId(index));
+            }
+        }
     }
 
     /// Takes in one datagram. An error says why it was dropped (nothing
@@ -612,6 +754,7 @@ impl SecureEndpoint {
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
             self.expire_probes(now);
+            self.expire_unconfirmed(now);
             let idle = self.config.session_idle;
             let stale: Vec<u32> = self
                 .conns

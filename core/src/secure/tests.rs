@@ -560,3 +560,95 @@ fn under_load_a_source_that_reads_its_cookies_is_limited_to_its_share() {
     assert_eq!(answered, u64::from(config.handshakes_per_source_burst));
     assert_eq!(shed, 100 - answered);
 }
+
+/// Opens `count` sessions to `server` from clients at `ip`, ports from
+/// `first_port`; returns how many got established.
+fn open_sessions(
+    server: &mut SecureEndpoint,
+    server_key: &PublicKey,
+    now: Instant,
+    ip: [u8; 4],
+    first_port: u16,
+    count: u16,
+) -> usize {
+    let mut established = 0;
+    for i in 0..count {
+        let from = SocketAddr::from((ip, first_port + i));
+        let seed = u64::from(u32::from_be_bytes(ip)) << 16 | u64::from(first_port + i);
+        let mut client = SecureEndpoint::client(SecureConfig::default(), rng(seed), now);
+        let peer = client
+            .connect(now, MS, addr(4590), server_key.clone(), Pattern::Nk)
+            .unwrap();
+        while let Some((_, d)) = client.poll_transmit(now, MS) {
+            let _ = server.handle_datagram(now, MS, from, &d);
+        }
+        while server.handle_handshake(now, MS) {}
+        while let Some((to, d)) = server.poll_transmit(now, MS) {
+            if to == from {
+                let _ = client.handle_datagram(now, MS, addr(4590), &d);
+            }
+        }
+        established += usize::from(client.peer(peer).unwrap().established);
+    }
+    established
+}
+
+fn server_with(config: SecureConfig, now: Instant) -> (SecureEndpoint, PublicKey) {
+    let key = StaticKey::generate(&mut StdRng::seed_from_u64(1));
+    let public = key.public();
+    (SecureEndpoint::server(config, key, rng(2), now), public)
+}
+
+#[test]
+fn sessions_that_never_sign_in_close_within_a_minute_and_their_number_is_bounded() {
+    let now = Instant::now();
+    let config = SecureConfig {
+        max_unconfirmed: 50,
+        calm_handshakes_per_sec: 10_000,
+        ..SecureConfig::server()
+    };
+    let (mut server, key) = server_with(config, now);
+    assert_eq!(
+        open_sessions(&mut server, &key, now, [10, 0, 0, 1], 1000, 120),
+        120
+    );
+    assert_eq!(server.sessions(), 50, "the oldest bare sessions made room");
+    assert_eq!(server.unconfirmed(), 50);
+
+    // One signs in; the rest never do.
+    let signed_in = *server.conns.keys().next().unwrap();
+    server.confirm(PeerId(signed_in));
+    assert_eq!(server.unconfirmed(), 49);
+    let later = now + Duration::from_secs(61);
+    server.handle_timeout(later, MS + 61_000);
+    let later = later + SWEEP_EVERY;
+    server.handle_timeout(later, MS + 71_000);
+    assert_eq!(server.sessions(), 1);
+    assert!(server.peer(PeerId(signed_in)).is_some());
+
+    // Signed out, it goes too, a minute on.
+    server.release(later, PeerId(signed_in));
+    server.handle_timeout(later + Duration::from_secs(75), MS + 146_000);
+    assert_eq!((server.sessions(), server.unconfirmed()), (0, 0));
+}
+
+#[test]
+fn one_source_holds_a_bounded_number_of_sessions() {
+    let now = Instant::now();
+    let config = SecureConfig {
+        max_sessions_per_source: 5,
+        calm_handshakes_per_sec: 10_000,
+        ..SecureConfig::server()
+    };
+    let (mut server, key) = server_with(config, now);
+    assert_eq!(
+        open_sessions(&mut server, &key, now, [10, 0, 0, 1], 1000, 8),
+        5
+    );
+    assert_eq!(
+        open_sessions(&mut server, &key, now, [10, 0, 0, 2], 1000, 2),
+        2,
+        "another source"
+    );
+    assert_eq!(server.sessions(), 7);
+}

@@ -67,6 +67,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use packet::Packet;
@@ -94,6 +96,14 @@ pub struct Config {
     pub reassembly_timeout: Duration,
     /// Bytes of out-of-order messages one peer may leave waiting.
     pub max_reassembly_bytes: usize,
+    /// Bytes of messages queued for one peer and not yet finished; past
+    /// it [`Endpoint::send`] refuses more ([`SendError::QueueFull`]).
+    pub max_queued_bytes: usize,
+    /// The same, all peers together.
+    pub max_queued_total: usize,
+    /// Bytes all peers together may leave waiting in reassembly (the next
+    /// expected messages included).
+    pub max_reassembly_total: usize,
     /// A peer with nothing outstanding and no traffic for this long is
     /// forgotten.
     pub idle_timeout: Duration,
@@ -110,6 +120,9 @@ impl Default for Config {
             window: 256,
             reassembly_timeout: Duration::from_secs(30),
             max_reassembly_bytes: 4 * 1024 * 1024,
+            max_queued_bytes: 32 * 1024 * 1024,
+            max_queued_total: 512 * 1024 * 1024,
+            max_reassembly_total: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
         }
     }
@@ -194,6 +207,8 @@ pub enum SendError {
     TooLarge { size: usize, max: usize },
     #[error("this peer's session used all message numbers; wait until nothing is outstanding")]
     SequenceExhausted,
+    #[error("too much is already queued for this peer (or for all of them)")]
+    QueueFull,
 }
 
 /// Why a datagram was rejected; nothing about the peer changed.
@@ -208,6 +223,25 @@ pub enum PacketError {
     BadVersion(u8),
     #[error("malformed packet: {0}")]
     Malformed(&'static str),
+}
+
+/// A count of bytes shared by all of an endpoint's peers (those waiting
+/// in reassembly, or queued to send), so that their total is bounded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meter(Arc<AtomicUsize>);
+
+impl Meter {
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 /// The reliable endpoint. `P` names a peer: a socket address today, a
@@ -227,6 +261,10 @@ where
     ready: VecDeque<P>,
     timers: BTreeSet<(Instant, P)>,
     events: VecDeque<Event<P>>,
+    /// Bytes waiting in reassembly, all peers together.
+    reassembly: Meter,
+    /// Bytes of messages queued or in flight, all peers together.
+    queued: Meter,
 }
 
 impl<P> Endpoint<P>
@@ -252,7 +290,19 @@ where
             ready: VecDeque::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
+            reassembly: Meter::default(),
+            queued: Meter::default(),
         }
+    }
+
+    /// Bytes waiting in reassembly, all peers together.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reassembly.bytes()
+    }
+
+    /// Bytes of messages queued or in flight, all peers together.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.bytes()
     }
 
     pub fn config(&self) -> &Config {
@@ -267,7 +317,13 @@ where
                 max: self.config.max_message,
             });
         }
-        let (peer, _) = self.peer(now, to);
+        let queued_total = self.queued.bytes();
+        let (peer, config) = self.peer(now, to);
+        if peer.send.queued_bytes() + message.len() > config.max_queued_bytes
+            || queued_total + message.len() > config.max_queued_total
+        {
+            return Err(SendError::QueueFull);
+        }
         if peer.send.exhausted() {
             if peer.send.outstanding() > 0 {
                 return Err(SendError::SequenceExhausted);
@@ -275,7 +331,7 @@ where
             self.sessions += 1;
             let peer = self.peers.get_mut(&to).expect("peer made above");
             peer.session = session_id(self.incarnation, self.sessions);
-            peer.send = SendState::new(&self.config);
+            peer.send = SendState::new(&self.config, &self.queued);
         }
         let id = MessageId(self.next_message_id);
         self.next_message_id += 1;
@@ -383,9 +439,10 @@ where
         let sessions = &mut self.sessions;
         let incarnation = self.incarnation;
         let config = &self.config;
+        let meters = (&self.reassembly, &self.queued);
         let peer = self.peers.entry(p).or_insert_with(|| {
             *sessions += 1;
-            Peer::new(session_id(incarnation, *sessions), now, config)
+            Peer::new(session_id(incarnation, *sessions), now, config, meters)
         });
         (peer, config)
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::packet::{encode_ack, max_ack_ranges, Ack, DataHeader};
 use super::recv::RecvState;
 use super::send::SendState;
+use super::Meter;
 use super::{Config, PacketError};
 
 /// Earlier sessions of a peer remembered so that a datagram of one, delayed
@@ -29,6 +30,8 @@ pub(crate) struct Peer {
     pub deadline: Option<Instant>,
     /// Whether this peer sits in the endpoint's transmit queue.
     pub queued: bool,
+    /// The endpoint's count of bytes waiting in reassembly.
+    meter: Meter,
 }
 
 enum Session {
@@ -37,17 +40,19 @@ enum Session {
 }
 
 impl Peer {
-    pub fn new(session: u64, now: Instant, config: &Config) -> Peer {
+    pub fn new(session: u64, now: Instant, config: &Config, meters: (&Meter, &Meter)) -> Peer {
+        let (meter, queued) = meters;
         Peer {
             session,
             remote: None,
             retired: VecDeque::new(),
-            send: SendState::new(config),
+            send: SendState::new(config, queued),
             recv: None,
             ack_pending: false,
             last_activity: now,
             deadline: None,
             queued: false,
+            meter: meter.clone(),
         }
     }
 
@@ -86,7 +91,7 @@ impl Peer {
         self.touch(now);
         let recv = self
             .recv
-            .get_or_insert_with(|| RecvState::new(header.base_seq, config));
+            .get_or_insert_with(|| RecvState::new(header.base_seq, config, &self.meter));
         if recv.on_data(now, header, payload, config) {
             self.ack_pending = true;
         }
@@ -98,7 +103,7 @@ impl Peer {
         }
         self.touch(now);
         self.recv
-            .get_or_insert_with(|| RecvState::new(base_seq, config))
+            .get_or_insert_with(|| RecvState::new(base_seq, config, &self.meter))
             .on_skip(pn, base_seq);
         self.ack_pending = true;
     }

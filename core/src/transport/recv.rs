@@ -2,6 +2,13 @@
 //! packet numbers to acknowledge, reassembly of fragments, delivery in
 //! msg_seq order exactly once, and the memory bound on what waits.
 //!
+//! Every peer's waiting bytes also count against one [`Meter`] for the
+//! whole endpoint, bounded by `max_reassembly_total`: many sessions each
+//! holding partial messages cannot add up past it. Past it, new fragments
+//! (of any peer, the next expected message included) are refused, not
+//! acknowledged, until the reassembly timeout frees room; their senders
+//! retry.
+//!
 //! A message waits here while it is incomplete, or complete but behind an
 //! earlier one. Waiting costs its payload plus a fixed overhead per fragment,
 //! and the total for messages other than the next expected one stays within
@@ -14,7 +21,7 @@ use std::time::Instant;
 
 use super::packet::{max_ack_ranges, DataHeader};
 use super::ranges::RangeSet;
-use super::Config;
+use super::{Config, Meter};
 
 /// What a buffered fragment costs beyond its payload, so that a flood of
 /// empty fragments is bounded too.
@@ -52,11 +59,18 @@ pub(crate) struct RecvState {
     /// them instead and its base_seq moves past them.
     refused: BTreeSet<u32>,
     waiting_bytes: usize,
+    meter: Meter,
     pub(crate) delivered: VecDeque<Vec<u8>>,
 }
 
+impl Drop for RecvState {
+    fn drop(&mut self) {
+        self.meter.sub(self.waiting_bytes);
+    }
+}
+
 impl RecvState {
-    pub fn new(next_expected: u32, config: &Config) -> RecvState {
+    pub fn new(next_expected: u32, config: &Config, meter: &Meter) -> RecvState {
         RecvState {
             received: RangeSet::new(max_ack_ranges(config.max_datagram)),
             next_expected,
@@ -64,6 +78,7 @@ impl RecvState {
             expiry: BTreeSet::new(),
             refused: BTreeSet::new(),
             waiting_bytes: 0,
+            meter: meter.clone(),
             delivered: VecDeque::new(),
         }
     }
@@ -113,8 +128,9 @@ impl RecvState {
             .waiting
             .get(&self.next_expected)
             .map_or(0, |w| w.charge);
-        let fits = seq == self.next_expected
-            || self.waiting_bytes - head_charge + cost <= config.max_reassembly_bytes;
+        let fits = (seq == self.next_expected
+            || self.waiting_bytes - head_charge + cost <= config.max_reassembly_bytes)
+            && self.meter.bytes() + cost <= config.max_reassembly_total;
         match self.waiting.get_mut(&seq) {
             Some(waiting) => {
                 let Slot::Assembling(partial) = &mut waiting.slot else {
@@ -133,6 +149,7 @@ impl RecvState {
                 partial.bytes += payload.len();
                 waiting.charge += cost;
                 self.waiting_bytes += cost;
+                self.meter.add(cost);
                 self.expiry.remove(&(partial.last_arrival, seq));
                 partial.last_arrival = now;
                 if partial.frags.len() < usize::from(partial.frag_count) {
@@ -168,6 +185,7 @@ impl RecvState {
                 };
                 self.waiting.insert(seq, Waiting { slot, charge: cost });
                 self.waiting_bytes += cost;
+                self.meter.add(cost);
                 true
             }
         }
@@ -185,6 +203,7 @@ impl RecvState {
             }
             let (seq, waiting) = entry.remove_entry();
             self.waiting_bytes -= waiting.charge;
+            self.meter.sub(waiting.charge);
             match waiting.slot {
                 Slot::Complete(message) => self.delivered.push_back(message),
                 Slot::Assembling(partial) => {
@@ -204,6 +223,7 @@ impl RecvState {
             }
             let waiting = entry.remove();
             self.waiting_bytes -= waiting.charge;
+            self.meter.sub(waiting.charge);
             if let Slot::Complete(message) = waiting.slot {
                 self.delivered.push_back(message);
             }
@@ -224,6 +244,7 @@ impl RecvState {
             self.expiry.pop_first();
             if let Some(waiting) = self.waiting.remove(&seq) {
                 self.waiting_bytes -= waiting.charge;
+                self.meter.sub(waiting.charge);
             }
             self.refused.insert(seq);
             if self.refused.len() > MAX_REFUSED {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::packet::{encode_skip, Ack, DataHeader};
 use super::rtt::{RttEstimator, GRANULARITY};
-use super::{Config, MessageId, PacketError};
+use super::{Config, MessageId, Meter, PacketError};
 
 /// RFC 9002 kPacketThreshold.
 const PACKET_THRESHOLD: u64 = 3;
@@ -86,10 +86,19 @@ pub(crate) struct SendState {
     skip_tries: u32,
     scratch: Vec<u64>,
     pub(crate) finished: VecDeque<(MessageId, Outcome)>,
+    /// Bytes of the unfinished messages, here and in the endpoint's total.
+    queued_bytes: usize,
+    meter: Meter,
+}
+
+impl Drop for SendState {
+    fn drop(&mut self) {
+        self.meter.sub(self.queued_bytes);
+    }
 }
 
 impl SendState {
-    pub fn new(config: &Config) -> SendState {
+    pub fn new(config: &Config, meter: &Meter) -> SendState {
         SendState {
             next_pn: 0,
             next_msg_seq: 0,
@@ -108,6 +117,8 @@ impl SendState {
             skip_tries: 0,
             scratch: Vec::new(),
             finished: VecDeque::new(),
+            queued_bytes: 0,
+            meter: meter.clone(),
         }
     }
 
@@ -122,6 +133,8 @@ impl SendState {
         let seq = self.next_msg_seq;
         self.next_msg_seq += 1;
         let frags = vec![Fragment::default(); count];
+        self.queued_bytes += data.len();
+        self.meter.add(data.len());
         self.messages.insert(
             seq,
             OutMessage {
@@ -133,6 +146,16 @@ impl SendState {
             },
         );
         self.unsent.push_back(seq);
+    }
+
+    /// Bytes of the messages neither Delivered nor failed.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    fn unqueue(&mut self, bytes: usize) {
+        self.queued_bytes -= bytes;
+        self.meter.sub(bytes);
     }
 
     /// Messages neither Delivered nor failed.
@@ -336,6 +359,7 @@ impl SendState {
         msg.unacked -= 1;
         if msg.unacked == 0 {
             if let Some(msg) = self.messages.remove(&msg_seq) {
+                self.unqueue(msg.data.len());
                 self.finished.push_back((msg.id, Outcome::Delivered));
             }
         }
@@ -401,6 +425,7 @@ impl SendState {
         let Some(msg) = self.messages.remove(&msg_seq) else {
             return;
         };
+        self.unqueue(msg.data.len());
         for frag in &msg.frags {
             if let Some(pn) = frag.pn {
                 self.sent.remove(&pn);
@@ -419,6 +444,7 @@ impl SendState {
     pub fn fail_all(&mut self) {
         let messages = std::mem::take(&mut self.messages);
         for msg in messages.values() {
+            self.unqueue(msg.data.len());
             self.finished.push_back((msg.id, Outcome::Failed));
         }
         self.unsent.clear();

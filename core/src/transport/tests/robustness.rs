@@ -245,3 +245,111 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     endpoint.handle_timeout(expiry + config.idle_timeout);
     assert_eq!((endpoint.poll_timeout(), endpoint.peer_count()), (None, 0));
 }
+
+#[test]
+fn many_peers_holding_partial_messages_stay_within_one_total_and_it_is_freed() {
+    let config = Config {
+        max_reassembly_bytes: 64 * 1024,
+        max_reassembly_total: 256 * 1024,
+        ..Config::default()
+    };
+    let mut endpoint = Endpoint::<u8>::new(config.clone(), 1);
+    let now = Instant::now();
+    let payload = vec![0u8; config.max_datagram - DATA_HEADER_LEN];
+    // 50 peers, each sending first fragments of many large messages (the
+    // next expected one included) and never the rest.
+    for peer in 0..50u8 {
+        for seq in 0..100u32 {
+            let header = DataHeader {
+                incarnation: 1000 + u64::from(peer),
+                pn: u64::from(seq),
+                msg_seq: seq,
+                base_seq: 0,
+                frag_index: 0,
+                frag_count: 200,
+            };
+            endpoint
+                .handle_datagram(now, peer, &header.encode(&payload))
+                .unwrap();
+            assert!(endpoint.reassembly_bytes() <= config.max_reassembly_total);
+        }
+    }
+    assert!(endpoint.reassembly_bytes() > config.max_reassembly_total * 9 / 10);
+    // An honest peer's message waits (its sender retries) until the
+    // partial ones expire; then it fits.
+    // (A whole message in one fragment is delivered at once and waits
+    // nowhere: only fragments of larger ones need room.)
+    let honest = |pn: u64| {
+        DataHeader {
+            incarnation: 7,
+            pn,
+            msg_seq: 0,
+            base_seq: 0,
+            frag_index: pn as u16 % 2,
+            frag_count: 2,
+        }
+        .encode(&payload)
+    };
+    endpoint.handle_datagram(now, 99, &honest(0)).unwrap();
+    assert_eq!(endpoint.waiting_bytes(99), 0, "refused, not kept");
+    let expiry = now + config.reassembly_timeout;
+    endpoint.handle_timeout(expiry);
+    assert_eq!(endpoint.reassembly_bytes(), 0, "expired and freed");
+    endpoint.handle_datagram(expiry, 99, &honest(2)).unwrap();
+    endpoint.handle_datagram(expiry, 99, &honest(3)).unwrap();
+    assert!(matches!(
+        endpoint.poll_event(),
+        Some(Event::Received { from: 99, .. })
+    ));
+    // Forgetting a peer frees what it held.
+    let header = DataHeader {
+        incarnation: 5,
+        pn: 0,
+        msg_seq: 3,
+        base_seq: 0,
+        frag_index: 0,
+        frag_count: 9,
+    };
+    endpoint
+        .handle_datagram(expiry, 42, &header.encode(&payload))
+        .unwrap();
+    assert!(endpoint.reassembly_bytes() > 0);
+    endpoint.forget(42);
+    assert_eq!(endpoint.reassembly_bytes(), 0);
+}
+
+#[test]
+fn a_peer_that_never_acknowledges_gets_a_bounded_queue() {
+    let config = Config {
+        max_queued_bytes: 10_000,
+        max_queued_total: 15_000,
+        ..Config::default()
+    };
+    let mut endpoint = Endpoint::<u8>::new(config, 1);
+    let now = Instant::now();
+    for _ in 0..3 {
+        endpoint.send(now, 7, vec![0; 3000]).unwrap();
+    }
+    assert_eq!(
+        endpoint.send(now, 7, vec![0; 3000]),
+        Err(super::super::SendError::QueueFull)
+    );
+    assert!(
+        endpoint.send(now, 7, vec![0; 1000]).is_ok(),
+        "what fits goes"
+    );
+    endpoint.send(now, 8, vec![0; 5000]).unwrap();
+    assert_eq!(
+        endpoint.send(now, 9, vec![0; 1000]),
+        Err(super::super::SendError::QueueFull),
+        "all peers together are bounded too"
+    );
+    assert_eq!(endpoint.queued_bytes(), 15_000);
+    endpoint.forget(7);
+    assert_eq!(
+        endpoint.queued_bytes(),
+        5_000,
+        "forgetting a peer frees its queue"
+    );
+    endpoint.send(now, 9, vec![0; 1000]).unwrap();
+}
