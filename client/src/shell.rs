@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nu_ansi_term::{Color, Style};
 use reedline::{
@@ -27,9 +26,6 @@ use crate::prompt::ChatPrompt;
 use crate::render::Printed;
 use crate::state::ClientState;
 use crate::style::{self, Look, Moment};
-
-/// How long the client waits for outstanding deliveries before leaving.
-const SETTLE: Duration = Duration::from_secs(30);
 
 /// Scripted mode: runs each stdin line; at end of input waits (bounded) for
 /// outstanding deliveries, signs out and returns.
@@ -67,9 +63,8 @@ async fn run_typed(client: &Client, state: &ClientState, line: &str) {
     }
 }
 
-/// Waits for deliveries, signs out, and makes sure everything is printed.
+/// Finishes deliveries, signs out, and makes sure everything is printed.
 async fn leave(client: &Client, state: &ClientState) {
-    state.settle(SETTLE).await;
     if let Err(e) = udpchat_commands::logout::sign_out(client).await {
         client.emit(Output::error(&e));
     }

@@ -38,7 +38,9 @@ pub enum PasswordSource {
 }
 
 /// Sessions with other clients, by their address and identity key bytes.
-type PeerSessions = HashMap<(SocketAddr, Vec<u8>), PeerId>;
+/// Sessions with other clients, by address and identity key, with the
+/// user each is for.
+type PeerSessions = HashMap<(SocketAddr, Vec<u8>), (PeerId, String)>;
 
 pub struct ClientState {
     session: Arc<Mutex<Session>>,
@@ -285,24 +287,6 @@ impl ClientState {
     pub fn quitting(&self) -> bool {
         self.quitting.load(Ordering::SeqCst)
     }
-
-    /// Waits, at most `patience`, for background tasks (deliveries).
-    pub async fn settle(&self, patience: Duration) {
-        let tasks: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
-        let waited = tokio::time::timeout(patience, async {
-            for task in tasks {
-                let _ = task.await;
-            }
-        })
-        .await;
-        if waited.is_err() {
-            self.printer.emit(Output::error(&CommandError::new(
-                code::TIMEOUT,
-                "gave up waiting for outstanding deliveries",
-            )));
-        }
-    }
 }
 
 impl ClientContext for ClientState {
@@ -325,20 +309,22 @@ impl ClientContext for ClientState {
 
     fn push_to(
         &self,
+        user: &str,
         addr: SocketAddr,
         identity: PublicKey,
         cmd: &'static str,
         body: Vec<u8>,
     ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
         let (peers, link) = (self.peers.clone(), self.link.clone());
+        let user = user.to_string();
         Box::pin(async move {
             let key = (addr, identity.to_bytes());
             let mut sessions = peers.lock().await;
             let peer = match sessions.get(&key) {
-                Some(&peer) => peer,
+                Some((peer, _)) => *peer,
                 None => {
                     let peer = link.connect(addr, identity, Pattern::Ik).await?;
-                    sessions.insert(key.clone(), peer);
+                    sessions.insert(key.clone(), (peer, user));
                     peer
                 }
             };
@@ -349,7 +335,7 @@ impl ClientContext for ClientState {
                 if result.is_err() {
                     // A dead session is not reused: the next send opens anew.
                     let mut sessions = peers.lock().await;
-                    if sessions.get(&key) == Some(&peer) {
+                    if sessions.get(&key).is_some_and(|(p, _)| *p == peer) {
                         sessions.remove(&key);
                         link.forget(peer);
                     }
@@ -496,6 +482,47 @@ impl ClientContext for ClientState {
         let mut tasks = self.tasks.lock().expect("tasks lock");
         tasks.retain(|t| !t.is_finished());
         tasks.push(tokio::spawn(task));
+    }
+
+    fn unfinished(&self) -> usize {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        tasks.retain(|t| !t.is_finished());
+        tasks.len()
+    }
+
+    fn settle(&self, patience: Duration) -> BoxFuture<'static, Result<(), CommandError>> {
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        Box::pin(async move {
+            let waited = tokio::time::timeout(patience, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+            })
+            .await;
+            waited.map_err(|_| {
+                CommandError::new(
+                    code::TIMEOUT,
+                    format!(
+                        "gave up after {}s waiting for messages still on their way",
+                        patience.as_secs()
+                    ),
+                )
+            })
+        })
+    }
+
+    fn peer_gone(&self, user: &str) {
+        let (peers, link, user) = (self.peers.clone(), self.link.clone(), user.to_string());
+        tokio::spawn(async move {
+            peers.lock().await.retain(|_, (peer, to)| {
+                let gone = *to == user;
+                if gone {
+                    link.forget(*peer);
+                }
+                !gone
+            });
+        });
     }
 
     fn emit(&self, output: Output) {

@@ -1,5 +1,7 @@
 //! `logout` (`signout`, `dereg`): leaves the server; the name is free again.
 
+use std::time::Duration;
+
 use udpchat_core::args::Args;
 use udpchat_core::cbor;
 use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
@@ -41,8 +43,37 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
     })
 }
 
-/// Signs out if signed in; used by `logout`, `exit` and `connect`.
+/// How long signing out waits for messages still on their way: long
+/// enough for a recipient who vanished to be given up on and the message
+/// sealed into their mailbox instead.
+pub const FINISH_WITHIN: Duration = Duration::from_secs(90);
+
+/// Messages still on their way are finished first (delivered, or kept for
+/// their recipients on the server), and the user is told so.
+pub async fn finish_deliveries(client: &Client) {
+    let unfinished = client.unfinished();
+    if unfinished == 0 {
+        return;
+    }
+    client.emit(
+        Output::new(
+            "finishing",
+            format!(
+                "{unfinished} message{} still on the way: delivering or keeping for later first",
+                if unfinished == 1 { "" } else { "s" }
+            ),
+        )
+        .with("count", unfinished),
+    );
+    if let Err(e) = client.settle(FINISH_WITHIN).await {
+        client.emit(Output::error(&e));
+    }
+}
+
+/// Signs out if signed in, once what is on its way is finished; used by
+/// `logout`, `exit` and `connect`.
 pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
+    finish_deliveries(client).await;
     let Some(user) = client.session().lock().expect("session lock").user.take() else {
         return Ok(());
     };

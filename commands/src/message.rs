@@ -68,25 +68,44 @@ fn on_push(
             .identity
             .as_ref()
             .ok_or_else(|| impostor(&message.from))?;
-        if !client.is_known_identity(&message.from, proven) {
-            let registered = crate::whois::identity(&client, &message.from)
-                .await
-                .map_err(|e| {
-                    CommandError::new(
-                        code::UNVERIFIED,
-                        format!(
-                            "dropped a message claiming to be from {}: {}",
-                            message.from, e.message
-                        ),
-                    )
-                })?;
-            if &registered != proven {
-                return Err(impostor(&message.from));
+        if client.is_known_identity(&message.from, proven) {
+            client.emit(render(sender.addr, &message));
+            return Ok(());
+        }
+        match crate::whois::identity(&client, &message.from).await {
+            Ok(registered) if &registered == proven => {
+                client.emit(render(sender.addr, &message));
+                Ok(())
+            }
+            Ok(_) => Err(impostor(&message.from)),
+            Err(e) if e.code == code::NO_SUCH_USER => Err(CommandError::new(
+                code::UNVERIFIED,
+                format!(
+                    "dropped a message claiming to be from {}: {}",
+                    message.from, e.message
+                ),
+            )),
+            // The server could not be asked (this client signed out, or
+            // the server is away). The message was acknowledged, so it is
+            // shown, marked as not checked, rather than lost.
+            Err(e) => {
+                client.emit(unverified(render(sender.addr, &message), &message.from, &e));
+                Ok(())
             }
         }
-        client.emit(render(sender.addr, &message));
-        Ok(())
     })
+}
+
+/// A message shown though its sender's name could not be checked.
+fn unverified(output: Output, claimed: &str, why: &CommandError) -> Output {
+    let text = format!(
+        "{} [not verified: could not ask the server whether this is {claimed}'s key: {}]",
+        output.text, why.message
+    );
+    Output {
+        text,
+        ..output.with("verified", false)
+    }
 }
 
 fn impostor(claimed: &str) -> CommandError {

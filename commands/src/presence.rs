@@ -56,6 +56,9 @@ fn on_push(
             return Ok(());
         };
         for PresenceChange { user, online } in changes {
+            if !online {
+                client.peer_gone(&user);
+            }
             let text = if online {
                 format!("{user} is online")
             } else {

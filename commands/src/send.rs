@@ -49,7 +49,7 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
             from: from.clone(),
             text: text.clone(),
         });
-        let delivery = client.push_to(addr, identity, "message", body).await;
+        let delivery = client.push_to(&to, addr, identity, "message", body).await;
         let reporter = client.clone();
         client.spawn(Box::pin(async move {
             let delivered = match delivery {

@@ -243,6 +243,7 @@ pub trait ClientContext: Send + Sync {
     /// it could not be delivered.
     fn push_to(
         &self,
+        user: &str,
         addr: SocketAddr,
         identity: PublicKey,
         cmd: &'static str,
@@ -288,8 +289,18 @@ pub trait ClientContext: Send + Sync {
         prompt: String,
     ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
     /// Runs a task in the background; the client waits for such tasks
-    /// (bounded) before it exits.
+    /// (bounded) before it signs out or exits.
     fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// Background tasks (deliveries) still running.
+    fn unfinished(&self) -> usize;
+    /// Waits, at most `patience`, for background tasks (deliveries); an
+    /// error if some are still running then.
+    fn settle(&self, patience: std::time::Duration)
+        -> BoxFuture<'static, Result<(), CommandError>>;
+    /// `user` went offline: sessions to their client are closed, so what is
+    /// still on its way to them fails now and is kept for them on the
+    /// server instead of waiting for their client to time out.
+    fn peer_gone(&self, user: &str);
     /// Shows the user something.
     fn emit(&self, output: Output);
     /// Asks the client to leave once the current command is done.

@@ -10,7 +10,7 @@ use udpchat_commands::signin::{Credentials, SignedIn};
 use udpchat_core::cbor;
 use udpchat_core::context::Zeroizing;
 use udpchat_core::crypto::keyfile;
-use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::error::CommandError;
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Link, Peer};
@@ -55,6 +55,22 @@ impl RawClient {
     pub fn request(&self, cmd: &str, body: Vec<u8>) -> Result<Vec<u8>, CommandError> {
         self.runtime
             .block_on(self.link.request(self.server, cmd, body))
+    }
+
+    /// Pushes a packet straight to another client, over an IK session
+    /// with this client's own identity key; waits for its acknowledgement.
+    pub fn push_to_client(
+        &self,
+        addr: SocketAddr,
+        identity: PublicKey,
+        cmd: &str,
+        body: Vec<u8>,
+    ) -> Result<(), CommandError> {
+        self.link.set_identity(Some(self.identity.clone()));
+        self.runtime.block_on(async {
+            let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+            self.link.push(peer, cmd, body).await
+        })
     }
 
     /// Sends every request at once; their replies in order.

@@ -195,3 +195,66 @@ fn a_message_from_someone_who_left_right_after_sending_is_still_shown() {
     assert_eq!(message["from"], "alice");
     assert_eq!(message["text"], "goodbye, signing off");
 }
+
+#[test]
+fn logout_finishes_a_message_whose_recipient_vanished_by_keeping_it_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A short presence timeout, so the server notices bob's death soon.
+    let server = Server::start_with(dir.path(), "127.0.0.1:0", &["--presence-timeout", "3"]);
+    let alice_pw = password("alice");
+    let mut alice = Client::start(
+        server.addr,
+        &[
+            "-u",
+            "alice",
+            "-p",
+            &alice_pw,
+            "--signup",
+            "--presence-timeout",
+            "3",
+        ],
+    );
+    alice.expect("signed-in");
+    let bob_dir = tempfile::tempdir().unwrap();
+    let bob_pw = password("bob");
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &[
+            "-u",
+            "bob",
+            "-p",
+            &bob_pw,
+            "--signup",
+            "--presence-timeout",
+            "3",
+        ],
+    );
+    bob.expect("signed-in");
+    alice.line("send bob first");
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    bob.expect("message");
+
+    // bob's machine dies; alice writes and signs out at once. Her message
+    // needs the server now (sealed into bob's mailbox): logout waits.
+    bob.kill();
+    alice.line("send bob second");
+    alice.line("logout");
+    alice.expect("finishing");
+    let queued = alice.expect("queued");
+    assert_eq!(queued["to"], "bob");
+    alice.expect("signed-out");
+    let errors: Vec<_> = alice
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let mut bob = Client::start_in(
+        server.addr,
+        bob_dir.path(),
+        &["-u", "bob", "-p", &password("bob")],
+    );
+    assert_eq!(bob.expect("message")["text"], "second");
+}

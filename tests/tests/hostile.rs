@@ -227,3 +227,30 @@ fn a_client_flooding_requests_is_told_busy_and_others_are_still_served() {
     alice.line("list");
     alice.expect("users");
 }
+
+#[test]
+fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
+    let server = Server::start();
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let dave = Client::sign_up(server.addr, "dave");
+    assert!(dave.finish().0.success());
+    bob.line("logout");
+    bob.expect("signed-out");
+
+    // Someone bob never heard from writes to him directly, as "dave".
+    // bob's client, signed out, cannot ask the server whose key it is.
+    let sender = RawClient::connect(&server, ip("127.0.0.1"));
+    let bob_key =
+        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
+            .unwrap();
+    let body = cbor::encode(&udpchat_commands::message::Message {
+        from: "dave".into(),
+        text: "did you get this?".into(),
+    });
+    sender
+        .push_to_client(bob.addr, bob_key, "message", body)
+        .expect("bob's client acknowledged it");
+    let shown = bob.expect("message");
+    assert_eq!(shown["text"], "did you get this?");
+    assert_eq!(shown["verified"], false, "{shown}");
+}
