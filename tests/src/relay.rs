@@ -204,10 +204,27 @@ impl Relay {
     /// Sends on what was held, in order (from `out`, where the server
     /// knows the client), and lets traffic through again.
     pub fn release_to_server(&self) {
+        self.release_to_server_copying_from(None);
+    }
+
+    /// How many datagrams are held now.
+    pub fn held(&self) -> usize {
+        self.gate.held.lock().unwrap().as_ref().map_or(0, Vec::len)
+    }
+
+    /// As [`Relay::release_to_server`], but an attacker who saw them first
+    /// sends each from `spoofed` (a socket at a victim's address) ahead of
+    /// the real one; returns the bytes it sent.
+    pub fn release_to_server_copying_from(&self, spoofed: Option<&UdpSocket>) -> usize {
         let held = self.gate.held.lock().unwrap().take().unwrap_or_default();
+        let mut copied = 0;
         for datagram in held {
+            if let Some(spoofed) = spoofed {
+                copied += spoofed.send_to(&datagram, self.server).unwrap_or(0);
+            }
             let _ = self.out_socket.send_to(&datagram, self.server);
         }
+        copied
     }
 }
 

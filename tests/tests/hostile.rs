@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use udpchat_commands::deposit::Deposit;
 use udpchat_core::cbor;
 use udpchat_tests::raw::RawClient;
+use udpchat_tests::relay::{Impairment, Relay};
 use udpchat_tests::{password, Client, Server};
 
 fn ip(text: &str) -> IpAddr {
@@ -253,4 +254,61 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
     let shown = bob.expect("message");
     assert_eq!(shown["text"], "did you get this?");
     assert_eq!(shown["verified"], false, "{shown}");
+}
+
+#[test]
+fn a_request_replayed_from_a_victims_address_does_not_send_the_answer_there() {
+    let server = Server::start();
+    let relay = Relay::start(
+        server.addr,
+        Impairment {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            seed: 1,
+        },
+    );
+    let mut alice = Client::sign_up(relay.up, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.line("group create big bob");
+    alice.expect("group-created");
+    let line = "x".repeat(500);
+    for i in 0..150 {
+        bob.line(&format!("gsend big {i} {line}"));
+    }
+    for _ in 0..150 {
+        bob.expect("group-sent");
+    }
+
+    // alice asks for 100 KB of history; an attacker who sees her request
+    // sends a copy from the victim's address, ahead of hers.
+    let victim = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    relay.hold_to_server();
+    alice.line("group history big 150");
+    let deadline = std::time::Instant::now() + udpchat_tests::FAILSAFE;
+    while relay.held() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never came"
+        );
+        std::thread::yield_now();
+    }
+    let spoofed = relay.release_to_server_copying_from(Some(&victim));
+
+    let history = alice.expect("group-history");
+    assert_eq!(history["messages"].as_array().unwrap().len(), 150);
+    // What reached the victim: until it has been quiet for a second.
+    victim
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut reflected = 0;
+    let mut buf = [0u8; 2048];
+    while let Ok((len, _)) = victim.recv_from(&mut buf) {
+        reflected += len;
+        assert!(reflected < 1_000_000, "a flood");
+    }
+    assert!(
+        reflected <= 3 * spoofed,
+        "{reflected} bytes reflected to the victim for {spoofed} bytes spoofed"
+    );
 }
