@@ -149,10 +149,14 @@ impl Link {
         Link::spawn(socket, endpoint)
     }
 
-    /// A client's driver.
+    /// A client's driver. Other clients may hold a few sessions with it
+    /// from one address (colleagues behind one NAT), not thousands.
     pub fn spawn_client(socket: UdpSocket) -> std::io::Result<(Link, Inbox)> {
         let endpoint = SecureEndpoint::client(
-            SecureConfig::default(),
+            SecureConfig {
+                max_sessions_per_source: 64,
+                ..SecureConfig::default()
+            },
             Box::new(rand::rngs::StdRng::from_entropy()),
             std::time::Instant::now(),
         );
