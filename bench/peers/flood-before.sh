@@ -39,4 +39,8 @@ done
 echo "== building the 81dcadb server and bench (release)" >&2
 (cd "$BEFORE" && cargo build --release --locked -p udpchat-server -p udpchat-bench)
 
-"$BEFORE/target/release/udpchat-bench" --out target/bench-results/before-gate "$@" flood --spoofed-only
+OUT=(--out target/bench-results/before-gate)
+for arg in "$@"; do
+    case "$arg" in --out | --out=*) OUT=() ;; esac
+done
+"$BEFORE/target/release/udpchat-bench" "${OUT[@]}" "$@" flood --spoofed-only
