@@ -98,8 +98,20 @@ impl SimClient {
         ip: IpAddr,
         user: String,
     ) -> anyhow::Result<(SimClient, udpchat_net::Inbox)> {
+        let identity = Arc::new(StaticKey::generate(&mut rand::rngs::OsRng));
+        SimClient::connect_as(server, ip, user, identity).await
+    }
+
+    /// The same for a user whose identity key is already made (to sign in
+    /// again to an account from a new client, as a person would).
+    pub async fn connect_as(
+        server: &ServerRef,
+        ip: IpAddr,
+        user: String,
+        identity: Arc<StaticKey>,
+    ) -> anyhow::Result<(SimClient, udpchat_net::Inbox)> {
         let (link, inbound) = open_link(ip).await?;
-        let client = SimClient::on_link(&link, server, user).await?;
+        let client = SimClient::on_link_as(&link, server, user, identity).await?;
         link.set_identity(Some((*client.identity).clone()));
         Ok((client, inbound))
     }
@@ -111,6 +123,16 @@ impl SimClient {
         server: &ServerRef,
         user: String,
     ) -> anyhow::Result<SimClient> {
+        let identity = Arc::new(StaticKey::generate(&mut rand::rngs::OsRng));
+        SimClient::on_link_as(link, server, user, identity).await
+    }
+
+    async fn on_link_as(
+        link: &Link,
+        server: &ServerRef,
+        user: String,
+        identity: Arc<StaticKey>,
+    ) -> anyhow::Result<SimClient> {
         let peer = link
             .connect(server.addr, server.key.clone(), Pattern::Nk)
             .await
@@ -119,7 +141,7 @@ impl SimClient {
             link: link.clone(),
             server: peer,
             user,
-            identity: Arc::new(StaticKey::generate(&mut rand::rngs::OsRng)),
+            identity,
             keepalive: None,
         })
     }
@@ -145,6 +167,11 @@ impl SimClient {
             ));
         }
         Ok(())
+    }
+
+    /// `logout`: the name is free again for another client.
+    pub async fn sign_out(&self) -> anyhow::Result<()> {
+        self.request("logout", cbor::encode(&())).await.map(|_| ())
     }
 
     /// A request to the server; the reply body or the error.

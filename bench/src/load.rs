@@ -1,9 +1,11 @@
 //! The one load generator every request-reply scenario uses, so that the
 //! UDP echo baseline and udpchat are driven the same way: each simulated
 //! client keeps `window` operations outstanding (a new one starts as soon
-//! as one completes: a closed loop, as fast as replies come), for a warm-up
-//! that is not counted and then a measured stretch. Latency is recorded per
-//! operation in an HDR histogram (microseconds, 3 significant digits).
+//! as one completes: a closed loop, as fast as replies come; or, with a
+//! `pace`, at most one per pace per slot: a steady load at a fixed rate),
+//! for a warm-up that is not counted and then a measured stretch. Latency
+//! is recorded per operation in an HDR histogram (microseconds, 3
+//! significant digits).
 //!
 //! Also the progress bars (indicatif) that long stretches show on a
 //! terminal; they are hidden when stderr is not one, or with
@@ -76,6 +78,21 @@ pub struct Plan {
     pub measure: Duration,
     /// Operations each client keeps outstanding.
     pub window: usize,
+    /// `None`: each slot starts its next operation as soon as the last
+    /// completes. `Some(p)`: at most one every `p` (the first after a
+    /// random part of `p`, so clients spread out); a slot whose operation
+    /// took longer than `p` starts the next at once, and the slots it
+    /// missed are not made up, so late replies lower the rate achieved
+    /// (the outcome's rate shows it) rather than pile up requests.
+    pub pace: Option<Duration>,
+}
+
+impl Plan {
+    /// The operations per second this plan offers over `clients`, when paced.
+    pub fn offered_rate(&self, clients: usize) -> Option<f64> {
+        self.pace
+            .map(|p| (clients * self.window.max(1)) as f64 / p.as_secs_f64().max(1e-9))
+    }
 }
 
 /// What a run produced.
@@ -104,8 +121,9 @@ impl Outcome {
 }
 
 /// Runs `op` against every client in a closed loop of `plan.window`
-/// outstanding operations each; `server` is the process whose CPU and
-/// memory over the measured stretch the outcome reports.
+/// outstanding operations each (paced by `plan.pace`, if set); `server` is
+/// the process whose CPU and memory over the measured stretch the outcome
+/// reports.
 pub async fn closed_loop<C, F, Fut>(
     label: &str,
     clients: &[C],
@@ -151,10 +169,16 @@ where
                 done.clone(),
                 first_error.clone(),
             );
+            let pace = plan.pace;
             workers.push(tokio::spawn(async move {
                 let mut hist = histogram();
                 let (mut ok, mut errors) = (0u64, 0u64);
+                let mut slot = pace.map(|p| start + p.mul_f64(rand::random::<f64>()));
                 loop {
+                    if let (Some(at), Some(p)) = (slot.as_mut(), pace) {
+                        tokio::time::sleep_until((*at).into()).await;
+                        *at = (*at + p).max(Instant::now());
+                    }
                     let t0 = Instant::now();
                     if t0 >= end {
                         break;

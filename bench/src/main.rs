@@ -10,6 +10,7 @@ mod fanout_track;
 mod irc;
 mod load;
 mod procfs;
+mod raw;
 mod relay;
 mod report;
 mod scenarios;
@@ -32,7 +33,7 @@ use crate::server::ServerSource;
 #[command(
     version,
     about = "Measures udpchat against a UDP echo baseline and a real IRC server, on this machine, in one run.",
-    after_help = "Examples:\n  udpchat-bench --quick all                 # every scenario, briefly (CI smoke)\n  udpchat-bench rpc --clients 64 --duration 10\n  udpchat-bench p2p --loss 0.05\n  bench/peers/ngircd.sh                     # fanout against ngircd, side by side"
+    after_help = "Examples:\n  udpchat-bench --quick all                 # every scenario, briefly (CI smoke)\n  udpchat-bench rpc --clients 64 --duration 10\n  udpchat-bench p2p --loss 0.05\n  udpchat-bench flood --rate 6000           # junk HELLOs beside a steady load\n  bench/peers/ngircd.sh                     # fanout against ngircd, side by side"
 )]
 struct Cli {
     #[command(flatten)]
@@ -131,6 +132,40 @@ struct PresenceArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+struct FloodCli {
+    /// Junk HELLOs per second, all attacking sockets together.
+    #[arg(long, default_value_t = scenarios::flood::RATE)]
+    rate: f64,
+    /// Attacking sockets, one per loopback address from 127.0.0.2 (1..=250).
+    #[arg(long, default_value_t = scenarios::flood::SOURCES,
+          value_parser = clap::value_parser!(u8).range(1..=250))]
+    sources: u8,
+    /// `list` requests per second per signed-in client (--clients of them
+    /// [default: 32, quick 8]).
+    #[arg(long, default_value_t = scenarios::flood::LIST_RATE)]
+    list_rate: f64,
+    /// Only the spoofed flood: no third phase whose attackers use their cookies.
+    #[arg(long)]
+    spoofed_only: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+struct FragmentsCli {
+    /// Sessions holding fragments [default: 50, quick 5].
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// KiB of fragments each session sends [default: 5120, quick 1024].
+    #[arg(long, value_name = "KIB")]
+    per_session_kib: Option<usize>,
+    /// Datagrams per second, all sessions together.
+    #[arg(long, default_value_t = scenarios::fragments::RATE)]
+    rate: f64,
+    /// Seconds watched after the last fragment [default: 40, quick 3].
+    #[arg(long, value_name = "SECS")]
+    hold: Option<f64>,
+}
+
+#[derive(Debug, Args, Clone)]
 struct OfflineArgs {
     /// Messages queued for the offline user [default: 1000, quick 50].
     #[arg(long)]
@@ -155,6 +190,12 @@ enum Scenario {
     Presence(PresenceArgs),
     /// Queueing and draining messages for an offline user.
     Offline(OfflineArgs),
+    /// Junk HELLOs (spoofed, then with cookies) beside a steady `list`
+    /// load and sign-ins every 250 ms.
+    Flood(FloodCli),
+    /// Sessions sending the first fragments of large messages, never the
+    /// last: the server's memory.
+    Fragments(FragmentsCli),
     /// Every scenario, in this order.
     All {
         #[command(flatten)]
@@ -201,7 +242,7 @@ fn main() -> anyhow::Result<()> {
         run_tag: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let reports = runtime.block_on(run(&ctx, cli.scenario));
+    let reports = runtime.block_on(run(&ctx, common.clients, cli.scenario));
     let mut failed = false;
     for report in &reports {
         report.print();
@@ -220,7 +261,8 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
+/// `clients`: `--clients` as given (some scenarios have their own default).
+async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Report> {
     let quick = ctx.quick;
     let members = |args: &FanoutArgs| {
         if !args.members.is_empty() {
@@ -251,6 +293,42 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
         Duration::from_secs_f64(args.idle.unwrap_or(if quick { 3.0 } else { 30.0 }))
     };
     let messages = |args: &OfflineArgs| args.messages.unwrap_or(if quick { 50 } else { 1000 });
+    let flood_ctx =
+        ctx.with_clients(clients.unwrap_or(if quick { 8 } else { scenarios::flood::CLIENTS }));
+    let flood = |args: &FloodCli| scenarios::flood::FloodArgs {
+        rate: args.rate.max(1.0),
+        sources: usize::from(args.sources),
+        list_rate: args.list_rate.max(0.1),
+        cookie_phase: !args.spoofed_only,
+    };
+    let fragments = |args: &FragmentsCli| scenarios::fragments::FragmentArgs {
+        sessions: args
+            .sessions
+            .unwrap_or(if quick {
+                5
+            } else {
+                scenarios::fragments::SESSIONS
+            })
+            .max(1),
+        per_session: args.per_session_kib.map_or(
+            if quick {
+                1 << 20
+            } else {
+                scenarios::fragments::PER_SESSION
+            },
+            |k| k << 10,
+        ),
+        rate: args.rate.max(1.0),
+        hold: Duration::from_secs_f64(
+            args.hold
+                .unwrap_or(if quick {
+                    3.0
+                } else {
+                    scenarios::fragments::HOLD.as_secs_f64()
+                })
+                .max(0.0),
+        ),
+    };
     match scenario {
         Scenario::UdpEcho => vec![settle("udp-echo", scenarios::udp_echo::run(ctx).await)],
         Scenario::Rpc => vec![settle("rpc", scenarios::rpc::run(ctx).await)],
@@ -280,6 +358,14 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
         Scenario::Offline(args) => vec![settle(
             "offline",
             scenarios::offline::run(ctx, messages(&args)).await,
+        )],
+        Scenario::Flood(args) => vec![settle(
+            "flood",
+            scenarios::flood::run(&flood_ctx, flood(&args)).await,
+        )],
+        Scenario::Fragments(args) => vec![settle(
+            "fragments",
+            scenarios::fragments::run(ctx, fragments(&args)).await,
         )],
         Scenario::All { fanout } => {
             let presence = PresenceArgs {
@@ -314,6 +400,32 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 settle(
                     "offline",
                     scenarios::offline::run(ctx, messages(&OfflineArgs { messages: None })).await,
+                ),
+                settle(
+                    "flood",
+                    scenarios::flood::run(
+                        &flood_ctx,
+                        flood(&FloodCli {
+                            rate: scenarios::flood::RATE,
+                            sources: scenarios::flood::SOURCES,
+                            list_rate: scenarios::flood::LIST_RATE,
+                            spoofed_only: false,
+                        }),
+                    )
+                    .await,
+                ),
+                settle(
+                    "fragments",
+                    scenarios::fragments::run(
+                        ctx,
+                        fragments(&FragmentsCli {
+                            sessions: None,
+                            per_session_kib: None,
+                            rate: scenarios::fragments::RATE,
+                            hold: None,
+                        }),
+                    )
+                    .await,
                 ),
             ]
         }

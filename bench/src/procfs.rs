@@ -99,6 +99,32 @@ impl Watch {
     }
 }
 
+/// Datagrams the kernel dropped at the IPv4 UDP socket bound to `addr`
+/// because its receive buffer was full (the `drops` column of
+/// `/proc/net/udp`; `None` if no such socket is listed).
+pub fn udp_drops(addr: std::net::SocketAddr) -> Option<u64> {
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        return None;
+    };
+    // The address as the kernel prints it: the u32 in host order, in hex.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(ip.octets()),
+        addr.port()
+    );
+    let table = fs::read_to_string("/proc/net/udp").ok()?;
+    udp_drops_in(&table, &local)
+}
+
+fn udp_drops_in(table: &str, local: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local))
+            .then(|| fields.last()?.parse().ok())
+            .flatten()
+    })
+}
+
 /// A description of this machine for the reports.
 pub fn machine() -> serde_json::Value {
     let cpu_model = fs::read_to_string("/proc/cpuinfo")
@@ -133,6 +159,18 @@ mod tests {
     fn reads_cpu_times_past_a_command_name_with_spaces() {
         let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 2 3";
         assert_eq!(cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn reads_a_sockets_drops() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n  \
+            1: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n";
+        assert_eq!(udp_drops_in(table, "0100007F:1F90"), Some(17));
+        assert_eq!(udp_drops_in(table, "0100007F:1F91"), None);
+        if cfg!(target_os = "linux") {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            assert_eq!(udp_drops(socket.local_addr().unwrap()), Some(0));
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Smoke test: `udpchat-bench --quick` runs the baseline and the `rpc`
-//! scenario against the real `udpchat-server` and writes its JSON with the
-//! documented fields. It checks that the tool works, never how fast
-//! anything is.
+//! Smoke test: `udpchat-bench --quick` runs the baseline, the `rpc`
+//! scenario and the attack scenarios (`flood`, `fragments`) against the
+//! real `udpchat-server` and writes their JSON with the documented fields.
+//! It checks that the tool works, never how fast anything is.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,8 +20,9 @@ fn server_binary() -> PathBuf {
     path
 }
 
-/// Runs a quick scenario and returns its JSON report.
-fn run_quick(scenario: &str, out: &Path) -> Value {
+/// Runs a quick scenario (with `extra` arguments of its own) and returns
+/// its JSON report.
+fn run_quick(scenario: &str, extra: &[&str], out: &Path) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
         .args([
             "--quick",
@@ -38,6 +39,7 @@ fn run_quick(scenario: &str, out: &Path) -> Value {
         .arg(out)
         .arg("--server-bin")
         .arg(server_binary())
+        .args(extra)
         .output()
         .expect("run udpchat-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -71,7 +73,7 @@ fn check_row(row: &Value) {
 fn quick_udp_echo_and_rpc_write_their_reports() {
     let out = tempfile::tempdir().expect("temp dir");
 
-    let echo = run_quick("udp-echo", out.path());
+    let echo = run_quick("udp-echo", &[], out.path());
     assert_eq!(echo["scenario"], "udp-echo");
     assert_eq!(echo["available"], true);
     assert!(echo["machine"]["cpus"].as_u64().unwrap() >= 1);
@@ -79,7 +81,7 @@ fn quick_udp_echo_and_rpc_write_their_reports() {
     check_row(baseline);
     assert_eq!(baseline["ratio"], 1.0);
 
-    let rpc = run_quick("rpc", out.path());
+    let rpc = run_quick("rpc", &[], out.path());
     assert_eq!(rpc["scenario"], "rpc");
     check_row(&rpc["baseline"]);
     let rows = rpc["rows"].as_array().expect("rows");
@@ -89,5 +91,61 @@ fn quick_udp_echo_and_rpc_write_their_reports() {
         check_row(row);
         assert_eq!(row["errors"], 0, "{row}");
         assert!(row["ratio"].is_f64(), "no ratio to the baseline: {row}");
+    }
+}
+
+fn row_names(report: &Value) -> Vec<&str> {
+    report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn quick_flood_and_fragments_write_their_reports() {
+    let out = tempfile::tempdir().expect("temp dir");
+
+    let flood = run_quick("flood", &["--rate", "2000"], out.path());
+    assert_eq!(flood["scenario"], "flood");
+    assert_eq!(flood["available"], true);
+    let mut names = Vec::new();
+    for phase in ["calm", "spoofed flood", "cookie flood"] {
+        names.push(format!("list, {phase}"));
+        names.push(format!("sign-in, {phase}"));
+        if phase != "calm" {
+            names.push(format!("junk, {phase}"));
+        }
+    }
+    assert_eq!(row_names(&flood), names);
+    for row in flood["rows"].as_array().unwrap() {
+        let name = row["name"].as_str().unwrap();
+        if name.starts_with("list") {
+            check_row(row);
+        } else if name.starts_with("junk") {
+            assert!(row["ops"].as_u64().unwrap() > 0, "no junk sent: {row}");
+            assert!(row["extra"]["bytes_out"].as_u64().unwrap() > 0, "{row}");
+            assert!(row["extra"]["bytes_in_per_out"].is_number(), "{row}");
+        } else {
+            assert!(row["extra"]["started"].as_u64().unwrap() > 0, "{row}");
+        }
+    }
+
+    let fragments = run_quick("fragments", &["--hold", "0.5"], out.path());
+    assert_eq!(fragments["scenario"], "fragments");
+    assert_eq!(
+        row_names(&fragments),
+        [
+            "wave 1: fragments sent",
+            "hold, nothing sent",
+            "wave 2: fresh sessions"
+        ]
+    );
+    let rows = fragments["rows"].as_array().unwrap();
+    for wave in [&rows[0], &rows[2]] {
+        assert!(wave["ops"].as_u64().unwrap() > 0, "nothing sent: {wave}");
+        assert_eq!(wave["errors"], 0, "{wave}");
+        assert!(wave["extra"]["rss_growth_kib"].is_u64(), "{wave}");
     }
 }

@@ -2,6 +2,8 @@
 //! (unless `--server` names one), measures, and returns a [`Report`].
 
 pub mod fanout;
+pub mod flood;
+pub mod fragments;
 pub mod handshake;
 pub mod offline;
 pub mod p2p;
@@ -54,12 +56,21 @@ impl Ctx {
             warmup: self.warmup,
             measure: self.duration,
             window: self.window,
+            pace: None,
         }
     }
 
     /// Starts this scenario's server.
     pub fn server(&self) -> anyhow::Result<Target> {
         self.source.start()
+    }
+
+    /// The same with `clients` simulated clients.
+    pub fn with_clients(&self, clients: usize) -> Ctx {
+        Ctx {
+            clients: clients.max(2),
+            ..self.clone()
+        }
     }
 
     /// A user name prefix for a group of simulated users.
