@@ -196,6 +196,12 @@ enum Scenario {
     /// Sessions sending the first fragments of large messages, never the
     /// last: the server's memory.
     Fragments(FragmentsCli),
+    /// Sessions opened and never signed in: the server's memory.
+    Bare {
+        /// Handshakes made [default: 100000, quick 500].
+        #[arg(long)]
+        handshakes: Option<usize>,
+    },
     /// Every scenario, in this order.
     All {
         #[command(flatten)]
@@ -363,6 +369,14 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             "flood",
             scenarios::flood::run(&flood_ctx, flood(&args)).await,
         )],
+        Scenario::Bare { handshakes } => {
+            let count = handshakes.unwrap_or(if ctx.quick {
+                500
+            } else {
+                scenarios::bare::COUNT
+            });
+            vec![settle("bare", scenarios::bare::run(ctx, count).await)]
+        }
         Scenario::Fragments(args) => vec![settle(
             "fragments",
             scenarios::fragments::run(ctx, fragments(&args)).await,

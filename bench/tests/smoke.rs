@@ -149,3 +149,15 @@ fn quick_flood_and_fragments_write_their_reports() {
         assert!(wave["extra"]["rss_growth_kib"].is_u64(), "{wave}");
     }
 }
+
+#[test]
+fn quick_bare_handshakes_write_their_report() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let bare = run_quick("bare", &["--handshakes", "50"], out.path());
+    assert_eq!(bare["scenario"], "bare");
+    assert_eq!(row_names(&bare), ["bare handshakes"]);
+    let row = &bare["rows"][0];
+    assert_eq!(row["ops"], 50, "{row}");
+    assert_eq!(row["errors"], 0, "{row}");
+    assert!(row["extra"]["rss_growth_kib"].is_u64(), "{row}");
+}

@@ -110,7 +110,7 @@ pub fn curve_cost(n: u32, seed: u64) -> CurveCost {
 
 /// One session: handshake, a first request answered, then dropped here
 /// (the server keeps it until it idles out).
-async fn one_session(link: Link, server: ServerRef) -> anyhow::Result<()> {
+pub(crate) async fn one_session(link: Link, server: ServerRef) -> anyhow::Result<()> {
     let peer = link
         .connect(server.addr, server.key.clone(), Pattern::Nk)
         .await

@@ -1,6 +1,7 @@
 //! The scenarios, one module each. Each starts its own server on 127.0.0.1
 //! (unless `--server` names one), measures, and returns a [`Report`].
 
+pub mod bare;
 pub mod fanout;
 pub mod flood;
 pub mod fragments;
