@@ -2,7 +2,7 @@
 # Runs udpchat's fuzz targets under libFuzzer, on stable Rust, with no
 # cargo-fuzz and no nightly (see docs/FUZZING.md).
 #
-#   fuzz/run.sh [-t SECONDS | -n RUNS] [-j JOBS] [TARGET...]
+#   fuzz/run.sh [-t SECONDS | -n RUNS] [TARGET...]
 #
 #   -t SECONDS   fuzz each target this long (default 60)
 #   -n RUNS      fuzz each target for this many executions instead
@@ -13,7 +13,8 @@
 # one after the other. New inputs go to target/fuzz/corpus/TARGET (the
 # checked-in seeds in fuzz/corpus/TARGET are read, never written); a crash
 # is saved as target/fuzz/artifacts/TARGET/crash-*. Prints one line per
-# target (executions, seconds, crashes) and exits 1 if any target crashed.
+# target (executions, seconds, crashes), then "fuzz: N passed, N failed"
+# (a target that crashed failed), and exits 1 if any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ while getopts "t:n:h" opt; do
     case "$opt" in
         t) seconds="$OPTARG" ;;
         n) runs="$OPTARG" ;;
-        *) sed -n '2,16p' "$0"; exit 2 ;;
+        *) sed -n "2,17p" "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -91,8 +92,9 @@ for target in "${targets[@]}"; do
         echo "---- reproduce: target/$triple/release/$target ARTIFACT"
     fi
 done
+# One target that ran without a crash is one passed.
+echo "fuzz: $((${#targets[@]} - ${#crashed[@]})) passed, ${#crashed[@]} failed"
 if [ ${#crashed[@]} -ne 0 ]; then
     echo "fuzzing found crashes in: ${crashed[*]}"
     exit 1
 fi
-echo "fuzzing: no crash in ${#targets[@]} targets"
