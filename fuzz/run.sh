@@ -8,6 +8,9 @@
 #   -n RUNS      fuzz each target for this many executions instead
 #   TARGET...    the targets to run (default: every fuzz/fuzz_targets/*.rs)
 #
+# UDPCHAT_FUZZ_ARGS adds libFuzzer options (say "-max_len=1200 -dict=FILE").
+# CARGO_TARGET_DIR moves the build, the new inputs and the crashes.
+#
 # Builds the targets with the coverage instrumentation cargo-fuzz uses
 # (`cargo fuzz build --sanitizer none --debug-assertions`), then runs them
 # one after the other. New inputs go to target/fuzz/corpus/TARGET (the
@@ -24,7 +27,7 @@ while getopts "t:n:h" opt; do
     case "$opt" in
         t) seconds="$OPTARG" ;;
         n) runs="$OPTARG" ;;
-        *) sed -n "2,17p" "$0"; exit 2 ;;
+        *) sed -n "2,20p" "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -38,17 +41,20 @@ else
 fi
 
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-# The flags `cargo fuzz build --sanitizer none --debug-assertions` passes
-# (cargo-fuzz 0.13): SanitizerCoverage for libFuzzer's feedback, compare
-# tracing, and debug assertions (so integer overflow panics, too).
+target_dir="${CARGO_TARGET_DIR:-target}"
+# Exactly the flags `cargo fuzz build --sanitizer none --debug-assertions`
+# passes (cargo-fuzz 0.13.2, in its order, so either one reuses the other's
+# build): SanitizerCoverage for libFuzzer's feedback, compare tracing, and
+# debug assertions (so integer overflow panics, too).
 export RUSTFLAGS="-Cpasses=sancov-module \
 -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
 -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares \
--Cllvm-args=-sanitizer-coverage-stack-depth \
+--cfg fuzzing \
 -Cllvm-args=-simplifycfg-branch-fold-threshold=0 \
---cfg fuzzing -Cdebug-assertions -Ccodegen-units=1"
+-Cllvm-args=-sanitizer-coverage-stack-depth \
+-Cdebug-assertions -Ccodegen-units=1"
 echo "== building ${#targets[@]} fuzz targets (release, instrumented, $triple)"
 bins=()
 for target in "${targets[@]}"; do
@@ -57,7 +63,7 @@ done
 cargo build --locked --release --config 'profile.release.debug="line-tables-only"' \
     --manifest-path fuzz/Cargo.toml --features libfuzzer --target "$triple" "${bins[@]}"
 
-out="target/fuzz"
+out="$target_dir/fuzz"
 crashed=()
 printf '%-20s %14s %8s %10s %8s\n' target executions seconds exec/s crashes
 for target in "${targets[@]}"; do
@@ -71,8 +77,9 @@ for target in "${targets[@]}"; do
     before="$(find "$out/artifacts/$target" -type f | wc -l)"
     start="$(date +%s)"
     status=0
-    "target/$triple/release/$target" "${limit[@]}" -print_final_stats=1 -timeout=10 \
-        -artifact_prefix="$out/artifacts/$target/" \
+    # shellcheck disable=SC2086 # UDPCHAT_FUZZ_ARGS is split into options
+    "$target_dir/$triple/release/$target" "${limit[@]}" -print_final_stats=1 -timeout=10 \
+        -artifact_prefix="$out/artifacts/$target/" ${UDPCHAT_FUZZ_ARGS:-} \
         "$out/corpus/$target" "fuzz/corpus/$target" >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - start))
     executions="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
@@ -89,7 +96,7 @@ for target in "${targets[@]}"; do
         tail -40 "$log"
         echo "---- saved inputs:"
         ls -t "$out/artifacts/$target" | head -n "$crashes" | sed "s|^|$out/artifacts/$target/|"
-        echo "---- reproduce: target/$triple/release/$target ARTIFACT"
+        echo "---- reproduce: $target_dir/$triple/release/$target ARTIFACT"
     fi
 done
 # One target that ran without a crash is one passed.
