@@ -144,6 +144,24 @@ fn the_record_format_reads_back_what_it_wrote() {
     assert_eq!(cut[0].datagram, b"ab");
 }
 
+/// Why the CBOR targets check the round trip by value: the same envelope
+/// has more than one encoding that decodes (here, its map keys in another
+/// order), and only one of them is what `encode` writes.
+#[test]
+fn an_envelope_has_more_than_one_encoding_so_its_round_trip_is_by_value() {
+    use udpchat_core::envelope::{Envelope, Kind};
+    let envelope = Envelope::new("ping", 7, Kind::Request, vec![0xf6]);
+    let reordered = encode(&Value::Map(vec![
+        (Value::Text("b".into()), Value::Bytes(vec![0xf6])),
+        (Value::Text("k".into()), Value::Integer(0.into())),
+        (Value::Text("i".into()), Value::Integer(7.into())),
+        (Value::Text("c".into()), Value::Text("ping".into())),
+    ]));
+    assert_ne!(reordered, envelope.encode());
+    assert_eq!(Envelope::decode(&reordered), Ok(envelope));
+    assert!(targets::envelope(&reordered));
+}
+
 // -- mutated seeds ------------------------------------------------------
 
 #[derive(Debug, Clone)]
