@@ -244,6 +244,15 @@ impl Meter {
     }
 }
 
+/// Decodes one transport datagram as [`Endpoint::handle_datagram`] does
+/// (with [`Config::max_message`] = `max_message`) and encodes what it read
+/// again. For the fuzz targets (`fuzz/`), which check that an accepted
+/// datagram has exactly one byte form: the result is the input.
+#[doc(hidden)]
+pub fn decode_and_reencode(datagram: &[u8], max_message: usize) -> Result<Vec<u8>, PacketError> {
+    Ok(Packet::decode(datagram, max_message)?.encode())
+}
+
 /// The reliable endpoint. `P` names a peer: a socket address today, a
 /// session id later.
 pub struct Endpoint<P>

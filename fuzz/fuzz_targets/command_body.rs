@@ -1,0 +1,7 @@
+//! libFuzzer entry for `udpchat_fuzz::targets::command_body` (docs/FUZZING.md).
+#![no_main]
+#![forbid(unsafe_code)]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    udpchat_fuzz::targets::command_body(data);
+});
