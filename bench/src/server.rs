@@ -104,7 +104,6 @@ fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {
         // addresses: lift the per-address limits.
         .args(["--signups-per-hour", "100000000"])
         .args(["--sessions-per-address", "10000000"])
-        .args(["--handshakes-per-address", "10000000"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -31,7 +31,7 @@ pub async fn run(ctx: &Ctx, count: usize) -> anyhow::Result<Report> {
             serde_json::json!({ "handshakes": count, "links": LINKS, "parallel": PARALLEL }),
         ),
     );
-    let target = ctx.server()?;
+    let target = ctx.server_for_handshakes(&[])?;
     let sample = || target.pid.and_then(procfs::sample);
     let mut links = Vec::with_capacity(LINKS);
     for i in 0..LINKS {

@@ -38,9 +38,10 @@ pub const PER_SESSION: usize = 5 << 20;
 pub const RATE: f64 = 20_000.0;
 /// Seconds watched after the last fragment.
 pub const HOLD: Duration = Duration::from_secs(40);
-/// Fragments per message: the message claims 200 x 1,140 B = 228,000 B,
-/// under the transport's largest message (256 KiB).
-const FRAGMENTS: u16 = 200;
+/// Fragments per message: the message claims 100 x 1,140 B = 114,000 B,
+/// under the largest message the server takes (128 KiB; a fragment of a
+/// message claiming more is refused unread).
+const FRAGMENTS: u16 = 100;
 /// How often the server's memory is read while sending, and after.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 const HOLD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -68,7 +69,7 @@ pub async fn run(ctx: &Ctx, args: FragmentArgs) -> anyhow::Result<Report> {
             }),
         ),
     );
-    let target = ctx.server()?;
+    let target = ctx.server_for_handshakes(&[])?;
     let pid = target.pid;
     let sample = || pid.and_then(procfs::sample);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -141,7 +141,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let bound_ecdh = 1e6 / (3.0 * cost.ecdh_us);
     let bound_respond = 1e6 / cost.respond_us;
 
-    let target = ctx.server()?;
+    let target = ctx.server_for_handshakes(&[])?;
     let mut links = Vec::with_capacity(LINKS);
     for i in 0..LINKS {
         let (link, inbound) = open_link(loopback_for(i)).await?;

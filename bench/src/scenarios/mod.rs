@@ -66,6 +66,16 @@ impl Ctx {
         self.source.start()
     }
 
+    /// A server that opens sessions as fast as it can for any one address
+    /// (the bench's many clients come from a few loopback addresses): for
+    /// the scenarios that measure handshakes, not the per-address limit
+    /// that `flood` measures.
+    pub fn server_for_handshakes(&self, extra: &[&str]) -> anyhow::Result<Target> {
+        let mut args = vec!["--handshakes-per-address", "10000000"];
+        args.extend_from_slice(extra);
+        self.source.start_with(&args)
+    }
+
     /// The same with `clients` simulated clients.
     pub fn with_clients(&self, clients: usize) -> Ctx {
         Ctx {

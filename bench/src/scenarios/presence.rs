@@ -82,7 +82,7 @@ pub async fn run(
 }
 
 async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> anyhow::Result<Row> {
-    let target = ctx.source.start_with(server_args)?;
+    let target = ctx.server_for_handshakes(server_args)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = target.pid.and_then(procfs::sample);
     let sockets = k.min(MAX_SOCKETS);
