@@ -46,7 +46,7 @@ struct Common {
     /// Short runs with few clients: finishes in under a minute (CI smoke).
     #[arg(long, global = true)]
     quick: bool,
-    /// Seconds each measured stretch lasts [default: 10, quick 1].
+    /// Seconds each measured stretch lasts [default: 10, quick 1; soak 3600, quick 30].
     #[arg(long, global = true, value_name = "SECS")]
     duration: Option<f64>,
     /// Seconds run before each measured stretch, not counted [default: 2, quick 0.3].
@@ -155,6 +155,8 @@ enum Scenario {
     Presence(PresenceArgs),
     /// Queueing and draining messages for an offline user.
     Offline(OfflineArgs),
+    /// An hour of real clients signing in, messaging, signing out: lost, duplicated, RSS.
+    Soak(scenarios::soak::SoakArgs),
     /// Every scenario, in this order.
     All {
         #[command(flatten)]
@@ -192,7 +194,10 @@ fn main() -> anyhow::Result<()> {
     };
     let ctx = Ctx {
         source,
-        duration: seconds(common.duration, 10.0, 1.0),
+        duration: match cli.scenario {
+            Scenario::Soak(_) => seconds(common.duration, 3600.0, 30.0),
+            _ => seconds(common.duration, 10.0, 1.0),
+        },
         warmup: seconds(common.warmup, 2.0, 0.3),
         quick,
         seed: common.seed,
@@ -281,6 +286,7 @@ async fn run(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
             "offline",
             scenarios::offline::run(ctx, messages(&args)).await,
         )],
+        Scenario::Soak(args) => vec![settle("soak", scenarios::soak::run(ctx, &args).await)],
         Scenario::All { fanout } => {
             let presence = PresenceArgs {
                 counts: Vec::new(),
