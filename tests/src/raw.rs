@@ -51,6 +51,11 @@ impl RawClient {
         }
     }
 
+    /// This client's identity key (the one [`RawClient::sign`] registers).
+    pub fn identity(&self) -> &StaticKey {
+        &self.identity
+    }
+
     /// A request and its reply (or the server's error).
     pub fn request(&self, cmd: &str, body: Vec<u8>) -> Result<Vec<u8>, CommandError> {
         self.runtime
