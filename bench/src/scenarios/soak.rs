@@ -18,8 +18,9 @@
 //! (received more than once), and every `error` event by kind. The
 //! server's RSS and CPU are read from `/proc` every 30 s.
 //!
-//! The run's event log (every client line, with time, user and session),
-//! the clients' stderr and the server's log go to `--logs DIR`.
+//! The run's event log (every client line, with time, user and session,
+//! and every `send` typed), the clients' stderr and the server's log go to
+//! `--logs DIR`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -135,6 +136,9 @@ struct Tracker {
     unexpected: u64,
     /// `delivered`/`queued` events for no message in flight.
     stray_outcomes: u64,
+    /// `delivered` events with `"stored": true`: a queued message was
+    /// taken from its recipient's mailbox.
+    mailbox_receipts: u64,
     /// Errors the harness itself hit (a client would not start, ...).
     harness: Vec<String>,
 }
@@ -277,6 +281,9 @@ impl Env {
         let mut tracker = self.tracker();
         match kind {
             "message" => tracker.received(state.user, event),
+            // The server's word that a queued message was taken from the
+            // mailbox (`mail-status`): not the outcome of a `send`.
+            "delivered" if event["stored"] == true => tracker.mailbox_receipts += 1,
             "delivered" | "queued" => {
                 let text = event["to"].as_str().and_then(|to| state.pending.remove(to));
                 match text.and_then(|text| tracker.messages.get_mut(&text)) {
@@ -435,7 +442,14 @@ async fn session(
             );
         }
         proc.state.pending.insert(to_name.clone(), text.clone());
-        proc.line(&format!("send {to_name} {text}")).await?;
+        let line = format!("send {to_name} {text}");
+        // In the event log too, marked as the harness's, not the client's.
+        env.log_event(
+            user,
+            number,
+            &json!({ "harness": "typed", "line": line }).to_string(),
+        );
+        proc.line(&line).await?;
         let gap = GAP_MAX.mul_f64(rng.gen::<f64>());
         proc.until(env, gap, |_| false).await;
     }
@@ -769,6 +783,7 @@ fn summarize(
         .with("misdelivered", misdelivered)
         .with("unexpected", tracker.unexpected)
         .with("stray_outcomes", tracker.stray_outcomes)
+        .with("mailbox_receipts", tracker.mailbox_receipts)
         .with("drain_s", drain_s)
         .with(
             "lost_list",
