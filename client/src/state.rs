@@ -95,7 +95,14 @@ pub struct ClientState {
     sign_ins: tokio::sync::watch::Sender<usize>,
     /// Stored messages taken in lately (see `first_handover`).
     handed_over: Mutex<HandedOver>,
+    /// True once every packet the link took in has been handled, after
+    /// the link stopped (see `stop_receiving`).
+    pushes_handled: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a leaving client waits for what it received to be handled:
+/// with the link stopped, nothing in it waits on the network.
+const PUSHES_WITHIN: Duration = Duration::from_secs(10);
 
 /// One user's secrets, in memory while signed in.
 struct UserKeys {
@@ -262,7 +269,27 @@ impl ClientState {
             known_users: Mutex::new(None),
             sign_ins: tokio::sync::watch::Sender::new(0),
             handed_over: Mutex::new(HandedOver::default()),
+            pushes_handled: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// The client is leaving (signed out): stops the link, so that no
+    /// message is acknowledged any more (a sender keeps what is not, for
+    /// the next sign-in), and waits (bounded) until what it did
+    /// acknowledge is handled and shown.
+    pub async fn stop_receiving(&self) {
+        self.link.stop().await;
+        let mut handled = self.pushes_handled.subscribe();
+        let waited =
+            tokio::time::timeout(PUSHES_WITHIN, handled.wait_for(|handled| *handled)).await;
+        if waited.is_err() {
+            tracing::warn!("leaving with received packets not yet handled");
+        }
+    }
+
+    /// Every packet the stopped link took in has been handled.
+    pub fn pushes_handled(&self) {
+        self.pushes_handled.send_replace(true);
     }
 
     /// Resolves once no sign-in is under way: the server's pushes wait for

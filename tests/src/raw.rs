@@ -78,6 +78,34 @@ impl RawClient {
         })
     }
 
+    /// [`RawClient::push_to_client`], given up after `within` (a client
+    /// that is gone is otherwise waited for until the handshake's own
+    /// timeout).
+    pub fn push_to_client_within(
+        &self,
+        addr: SocketAddr,
+        identity: PublicKey,
+        cmd: &str,
+        body: Vec<u8>,
+        within: std::time::Duration,
+    ) -> Result<(), CommandError> {
+        self.link.set_identity(Some(self.identity.clone()));
+        self.runtime.block_on(async {
+            let push = async {
+                let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+                self.link.push(peer, cmd, body).await
+            };
+            tokio::time::timeout(within, push)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CommandError::new(
+                        udpchat_core::error::code::UNREACHABLE,
+                        "no answer in time",
+                    ))
+                })
+        })
+    }
+
     /// Sends every request at once; their replies in order.
     pub fn requests_at_once(
         &self,
