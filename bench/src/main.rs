@@ -47,7 +47,7 @@ struct Common {
     /// Short runs with few clients: finishes in under a minute (CI smoke).
     #[arg(long, global = true)]
     quick: bool,
-    /// Seconds each measured stretch lasts [default: 10, quick 1].
+    /// Seconds each measured stretch lasts [default: 10, quick 1; soak 3600, quick 30].
     #[arg(long, global = true, value_name = "SECS")]
     duration: Option<f64>,
     /// Seconds run before each measured stretch, not counted [default: 2, quick 0.3].
@@ -202,6 +202,8 @@ enum Scenario {
         #[arg(long)]
         handshakes: Option<usize>,
     },
+    /// An hour of real clients signing in, messaging, signing out: lost, duplicated, RSS.
+    Soak(scenarios::soak::SoakArgs),
     /// Every scenario, in this order.
     All {
         #[command(flatten)]
@@ -239,7 +241,10 @@ fn main() -> anyhow::Result<()> {
     };
     let ctx = Ctx {
         source,
-        duration: seconds(common.duration, 10.0, 1.0),
+        duration: match cli.scenario {
+            Scenario::Soak(_) => seconds(common.duration, 3600.0, 30.0),
+            _ => seconds(common.duration, 10.0, 1.0),
+        },
         warmup: seconds(common.warmup, 2.0, 0.3),
         quick,
         seed: common.seed,
@@ -381,6 +386,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             "fragments",
             scenarios::fragments::run(ctx, fragments(&args)).await,
         )],
+        Scenario::Soak(args) => vec![settle("soak", scenarios::soak::run(ctx, &args).await)],
         Scenario::All { fanout } => {
             let presence = PresenceArgs {
                 counts: Vec::new(),

@@ -63,11 +63,13 @@ async fn run_typed(client: &Client, state: &ClientState, line: &str) {
     }
 }
 
-/// Finishes deliveries, signs out, and makes sure everything is printed.
+/// Finishes deliveries, signs out, stops taking in messages and shows
+/// those taken in, and makes sure everything is printed.
 async fn leave(client: &Client, state: &ClientState) {
     if let Err(e) = udpchat_commands::logout::sign_out(client).await {
         client.emit(Output::error(&e));
     }
+    state.stop_receiving().await;
     state.printer().flush().await;
 }
 

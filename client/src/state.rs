@@ -2,7 +2,7 @@
 //! server and to other clients, trust decisions, the printer and the
 //! background tasks it must wait for before leaving.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,34 @@ pub enum PasswordSource {
 /// user each is for.
 type PeerSessions = HashMap<(SocketAddr, Vec<u8>), (PeerId, String)>;
 
+/// Stored messages remembered as taken in, at most (oldest forgotten
+/// first): far more than a second copy can lag behind the first.
+const HANDED_OVER: usize = 4_096;
+
+/// Stored messages taken in lately, by server, user and id.
+#[derive(Default)]
+struct HandedOver {
+    seen: HashSet<(SocketAddr, String, u64)>,
+    order: VecDeque<(SocketAddr, String, u64)>,
+}
+
+impl HandedOver {
+    /// `true` if `key` is new (and now remembered).
+    fn first(&mut self, key: (SocketAddr, String, u64)) -> bool {
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= HANDED_OVER {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+}
+
 pub struct ClientState {
     session: Arc<Mutex<Session>>,
     link: Link,
@@ -65,7 +93,16 @@ pub struct ClientState {
     /// Sign-ins under way: while above zero, the server's pushes wait
     /// (see `hold_server_pushes`).
     sign_ins: tokio::sync::watch::Sender<usize>,
+    /// Stored messages taken in lately (see `first_handover`).
+    handed_over: Mutex<HandedOver>,
+    /// True once every packet the link took in has been handled, after
+    /// the link stopped (see `stop_receiving`).
+    pushes_handled: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a leaving client waits for what it received to be handled:
+/// with the link stopped, nothing in it waits on the network.
+const PUSHES_WITHIN: Duration = Duration::from_secs(10);
 
 /// One user's secrets, in memory while signed in.
 struct UserKeys {
@@ -231,7 +268,28 @@ impl ClientState {
             remembered: Mutex::new(None),
             known_users: Mutex::new(None),
             sign_ins: tokio::sync::watch::Sender::new(0),
+            handed_over: Mutex::new(HandedOver::default()),
+            pushes_handled: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// The client is leaving (signed out): stops the link, so that no
+    /// message is acknowledged any more (a sender keeps what is not, for
+    /// the next sign-in), and waits (bounded) until what it did
+    /// acknowledge is handled and shown.
+    pub async fn stop_receiving(&self) {
+        self.link.stop().await;
+        let mut handled = self.pushes_handled.subscribe();
+        let waited =
+            tokio::time::timeout(PUSHES_WITHIN, handled.wait_for(|handled| *handled)).await;
+        if waited.is_err() {
+            tracing::warn!("leaving with received packets not yet handled");
+        }
+    }
+
+    /// Every packet the stopped link took in has been handled.
+    pub fn pushes_handled(&self) {
+        self.pushes_handled.send_replace(true);
     }
 
     /// Resolves once no sign-in is under way: the server's pushes wait for
@@ -512,6 +570,14 @@ impl ClientContext for ClientState {
         })
     }
 
+    fn first_handover(&self, user: &str, id: u64) -> bool {
+        let server = self.session.lock().expect("session lock").server;
+        self.handed_over
+            .lock()
+            .expect("handed-over lock")
+            .first((server, user.to_string(), id))
+    }
+
     fn peer_gone(&self, user: &str) {
         let (peers, link, user) = (self.peers.clone(), self.link.clone(), user.to_string());
         tokio::spawn(async move {
@@ -542,5 +608,28 @@ impl ClientContext for ClientState {
                 under_way.saturating_sub(1)
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_of_a_stored_message_is_known_and_the_oldest_are_forgotten() {
+        let server: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        let other: SocketAddr = "127.0.0.2:4590".parse().unwrap();
+        let key = |addr, user: &str, id| (addr, user.to_string(), id);
+        let mut handed = HandedOver::default();
+        assert!(handed.first(key(server, "bob", 7)));
+        assert!(!handed.first(key(server, "bob", 7)));
+        // Another user, another server: another message.
+        assert!(handed.first(key(server, "carole", 7)));
+        assert!(handed.first(key(other, "bob", 7)));
+        for id in 100..100 + HANDED_OVER as u64 {
+            handed.first(key(server, "bob", id));
+        }
+        assert_eq!(handed.seen.len(), HANDED_OVER);
+        assert!(handed.first(key(server, "bob", 7)), "forgotten by now");
     }
 }

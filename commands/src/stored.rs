@@ -91,6 +91,11 @@ fn on_push(
         };
         // Addressed by the server; the signin reply may not be in yet.
         let me = message.to.clone();
+        // Another copy of one already shown (and opened: its one-time
+        // prekey is gone): acknowledged again, not shown again.
+        if !client.first_handover(&me, message.id) {
+            return crate::receipt::acknowledge(&client, message.id).await;
+        }
         // Whatever the sender deposited, this message is reported once
         // and acknowledged: one that cannot be opened must not stay in
         // the mailbox, taking room and coming back at every sign-in.

@@ -297,6 +297,13 @@ pub trait ClientContext: Send + Sync {
     /// error if some are still running then.
     fn settle(&self, patience: std::time::Duration)
         -> BoxFuture<'static, Result<(), CommandError>>;
+    /// `true` the first time this client is handed the stored message `id`
+    /// for `user` by its current server; `false` for another copy of one
+    /// it took in lately. The server may hand a message over twice (one
+    /// deposited while its recipient signs in comes with the sign-in's
+    /// mailbox and from the deposit) and keeps it until its receipt, so a
+    /// copy must be acknowledged, not shown again.
+    fn first_handover(&self, user: &str, id: u64) -> bool;
     /// `user` went offline: sessions to their client are closed, so what is
     /// still on its way to them fails now and is kept for them on the
     /// server instead of waiting for their client to time out.

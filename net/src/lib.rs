@@ -50,10 +50,13 @@ pub type Inbox = mpsc::Receiver<Inbound>;
 /// What arrives for the owner's dispatcher.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A request or push, with the session's address when it came.
+    /// A request or push, with the session's address when it came and
+    /// the static key the session proved (see [`PeerInfo`]), so that it
+    /// can be handled after the link stopped.
     Envelope {
         from: PeerId,
         addr: SocketAddr,
+        remote_static: Option<Box<PublicKey>>,
         envelope: Envelope,
     },
     /// A session is gone: handshake failed, idle, or forgotten.
@@ -105,6 +108,9 @@ enum Op {
     },
     Stats {
         done: oneshot::Sender<Stats>,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -177,9 +183,23 @@ impl Link {
             inbound: inbound_tx,
             closed: VecDeque::new(),
             shed: 0,
+            stopped: None,
         };
         tokio::spawn(driver.run(ops_rx));
         Ok((Link { ops: ops_tx, local }, inbound_rx))
+    }
+
+    /// Stops the driver for good: what was received (and so acknowledged)
+    /// until now is handed to the inbox, and the acknowledgements due are
+    /// sent; then nothing more is received or acknowledged, the socket
+    /// closes and the inbox ends (its receiver sees `None` once drained).
+    /// Everything asked of the link after it fails. A client leaving calls
+    /// it so that no message is acknowledged that it will not show.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.ops.send(Op::Stop { done }).is_ok() {
+            let _ = stopped.await;
+        }
     }
 
     /// The socket's own address.
@@ -339,6 +359,8 @@ struct Driver {
     closed: VecDeque<PeerId>,
     /// Requests and pushes turned away because the owner was behind.
     shed: u64,
+    /// Set by [`Link::stop`]: the loop ends, then this is told.
+    stopped: Option<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -365,6 +387,12 @@ impl Driver {
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => return,
                     }
+                    if self.stopped.is_some() {
+                        break;
+                    }
+                }
+                if self.stopped.is_some() {
+                    break;
                 }
                 if self
                     .endpoint
@@ -393,6 +421,17 @@ impl Driver {
                 },
                 () = sleep_until(deadline), if deadline.is_some() => self.timeout(),
             }
+            if self.stopped.is_some() {
+                break;
+            }
+        }
+        // Stopped: what came in is handed over and acknowledged, then the
+        // socket and the inbox close with the driver.
+        self.flush().await;
+        let stopped = self.stopped.take();
+        drop(self);
+        if let Some(done) = stopped {
+            let _ = done.send(());
         }
     }
 
@@ -502,6 +541,7 @@ impl Driver {
             Op::Stats { done } => {
                 let _ = done.send(self.endpoint.stats());
             }
+            Op::Stop { done } => self.stopped = Some(done),
         }
     }
 
@@ -603,14 +643,15 @@ impl Driver {
         };
         match envelope.kind {
             Kind::Request | Kind::Push => {
-                let Some(addr) = self.endpoint.peer(from).map(|p| p.addr) else {
+                let Some(peer) = self.endpoint.peer(from) else {
                     return;
                 };
                 let (id, request) = (envelope.id, envelope.kind == Kind::Request);
                 let cmd = envelope.cmd.clone();
                 match self.inbound.try_send(Inbound::Envelope {
                     from,
-                    addr,
+                    addr: peer.addr,
+                    remote_static: peer.remote_static.map(Box::new),
                     envelope,
                 }) {
                     Ok(()) => {}

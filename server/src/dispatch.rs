@@ -90,6 +90,7 @@ pub async fn run(
                 from,
                 addr,
                 envelope,
+                ..
             } => {
                 state.touch(from);
                 (Origin { peer: from, addr }, envelope)

@@ -51,6 +51,11 @@ impl RawClient {
         }
     }
 
+    /// This client's identity key (the one [`RawClient::sign`] registers).
+    pub fn identity(&self) -> &StaticKey {
+        &self.identity
+    }
+
     /// A request and its reply (or the server's error).
     pub fn request(&self, cmd: &str, body: Vec<u8>) -> Result<Vec<u8>, CommandError> {
         self.runtime
@@ -70,6 +75,34 @@ impl RawClient {
         self.runtime.block_on(async {
             let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
             self.link.push(peer, cmd, body).await
+        })
+    }
+
+    /// [`RawClient::push_to_client`], given up after `within` (a client
+    /// that is gone is otherwise waited for until the handshake's own
+    /// timeout).
+    pub fn push_to_client_within(
+        &self,
+        addr: SocketAddr,
+        identity: PublicKey,
+        cmd: &str,
+        body: Vec<u8>,
+        within: std::time::Duration,
+    ) -> Result<(), CommandError> {
+        self.link.set_identity(Some(self.identity.clone()));
+        self.runtime.block_on(async {
+            let push = async {
+                let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+                self.link.push(peer, cmd, body).await
+            };
+            tokio::time::timeout(within, push)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CommandError::new(
+                        udpchat_core::error::code::UNREACHABLE,
+                        "no answer in time",
+                    ))
+                })
         })
     }
 

@@ -258,3 +258,103 @@ fn logout_finishes_a_message_whose_recipient_vanished_by_keeping_it_for_them() {
     );
     assert_eq!(bob.expect("message")["text"], "second");
 }
+
+/// A message whose delivery the recipient's client acknowledged must be
+/// shown, even when it arrives while that client is leaving: the sender
+/// was told "delivered" and will not keep it for later. Found by
+/// `udpchat-bench soak` (7 messages in its first 10 minutes: `delivered`
+/// at the sender, nothing at the recipient, which printed `signed-out`
+/// and exited). Here three senders write to bob as fast as he
+/// acknowledges while his input ends, a few times.
+#[test]
+fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
+    use std::collections::BTreeSet;
+
+    use udpchat_core::cbor;
+    use udpchat_tests::raw::RawClient;
+
+    const ROUNDS: usize = 4;
+    const MOST: usize = 2_000;
+
+    let server = Server::start();
+    let senders: Vec<(String, RawClient)> = ["dave", "erin", "frank"]
+        .iter()
+        .map(|name| {
+            let sender = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
+            sender.sign("signup", name).expect("a sender signs up");
+            (name.to_string(), sender)
+        })
+        .collect();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let pw = password("bob");
+    for round in 0..ROUNDS {
+        let mut args = vec!["-u", "bob", "-p", &pw];
+        if round == 0 {
+            args.push("--signup");
+        }
+        let mut bob = Client::start_in(server.addr, bob_dir.path(), &args);
+        bob.expect("signed-in");
+        let bob_key = udpchat_core::crypto::keyfile::read_public(
+            &bob.data_dir.join("users/bob/identity.pub"),
+        )
+        .unwrap();
+        let bob_addr = bob.addr;
+        let (acknowledged, shown) = std::thread::scope(|s| {
+            let pushers: Vec<_> = senders
+                .iter()
+                .map(|(name, sender)| {
+                    let bob_key = bob_key.clone();
+                    s.spawn(move || {
+                        let mut acknowledged = BTreeSet::new();
+                        for n in 0..MOST {
+                            let text = format!("round {round} from {name} number {n}");
+                            let body = cbor::encode(&udpchat_commands::message::Message {
+                                from: name.clone(),
+                                text: text.clone(),
+                            });
+                            let pushed = sender.push_to_client_within(
+                                bob_addr,
+                                bob_key.clone(),
+                                "message",
+                                body,
+                                std::time::Duration::from_secs(2),
+                            );
+                            match pushed {
+                                Ok(()) => {
+                                    acknowledged.insert(text);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        acknowledged
+                    })
+                })
+                .collect();
+            // Some arrive while bob is signed in; then his input ends.
+            for _ in 0..senders.len() {
+                bob.expect("message");
+            }
+            let seen = bob.seen.clone();
+            let (status, rest) = bob.finish();
+            assert!(status.success());
+            let shown: BTreeSet<String> = seen
+                .iter()
+                .chain(&rest)
+                .filter(|e| e["event"] == "message")
+                .filter_map(|e| e["text"].as_str().map(str::to_string))
+                .collect();
+            let acknowledged: BTreeSet<String> = pushers
+                .into_iter()
+                .flat_map(|p| p.join().expect("a sender"))
+                .collect();
+            (acknowledged, shown)
+        });
+        let missing: Vec<_> = acknowledged.difference(&shown).collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} acknowledged, {} shown; acknowledged and never shown: {missing:?}",
+            acknowledged.len(),
+            shown.len()
+        );
+    }
+}

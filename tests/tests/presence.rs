@@ -294,3 +294,115 @@ fn kept_messages_cross_lossy_links_once_each_and_in_order() {
         "twice: {rest:?}"
     );
 }
+
+/// A message deposited while its recipient signs in can reach the
+/// recipient's new session twice: once from the sign-in's look at the
+/// mailbox, once from the deposit, which finds the recipient online (in
+/// that order the server never misses one, and may send one twice). Found
+/// by `udpchat-bench soak`: the second copy's one-time prekey was used up,
+/// so it was reported as a message that "could not be opened". Here the
+/// sender deposits one sealed text over and over while bob signs in, a
+/// few times; every stored message (by id) must be shown once, without
+/// errors.
+#[test]
+fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use udpchat_commands::bundle::BundleRequest;
+    use udpchat_commands::deposit::{Deposit, Deposited};
+    use udpchat_core::cbor;
+    use udpchat_core::crypto::sealed;
+    use udpchat_core::mailbox::{associated, Bundle};
+    use udpchat_tests::raw::RawClient;
+
+    const ROUNDS: usize = 4;
+    const BATCH: usize = 8;
+    const MOST: usize = 4_000;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let bob_dir = away(server.addr, "bob");
+    let alice = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
+    alice.sign("signup", "alice").expect("alice signs up");
+    let reply = alice
+        .request(
+            "bundle",
+            cbor::encode(&BundleRequest { user: "bob".into() }),
+        )
+        .expect("bob's bundle");
+    let bundle: Bundle = cbor::decode_body(&reply).expect("a bundle");
+    let sealed = sealed::seal(
+        &mut rand::rngs::OsRng,
+        alice.identity(),
+        &bundle.identity,
+        &bundle.signed,
+        None,
+        b"while you were signing in",
+        &associated("alice", "bob"),
+    )
+    .expect("sealed");
+    let deposit = cbor::encode(&Deposit {
+        to: "bob".into(),
+        sealed: cbor::encode(&sealed),
+    });
+    let pw = password("bob");
+
+    for round in 0..ROUNDS {
+        let stop = AtomicBool::new(false);
+        let (mut bob, deposited) = std::thread::scope(|s| {
+            let depositor = s.spawn(|| {
+                let mut ids = BTreeSet::new();
+                let mut sent = 0;
+                while !stop.load(Ordering::SeqCst) && sent < MOST {
+                    let batch = vec![("deposit", deposit.clone()); BATCH];
+                    sent += BATCH;
+                    for reply in alice.requests_at_once(batch).into_iter().flatten() {
+                        let Deposited { id } = cbor::decode_body(&reply).expect("deposited");
+                        ids.insert(id);
+                    }
+                }
+                ids
+            });
+            let mut bob = Client::start_in(server.addr, bob_dir.path(), &["-u", "bob", "-p", &pw]);
+            bob.expect("signed-in");
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::SeqCst);
+            (bob, depositor.join().expect("depositor"))
+        });
+        assert!(!deposited.is_empty(), "round {round}: nothing deposited");
+        // Every one comes, then a moment for copies.
+        let deadline = Instant::now() + udpchat_tests::FAILSAFE;
+        let shown = |bob: &Client| -> BTreeSet<u64> {
+            bob.seen
+                .iter()
+                .filter(|e| e["event"] == "message")
+                .filter_map(|e| e["id"].as_u64())
+                .collect()
+        };
+        while !deposited.is_subset(&shown(&bob)) {
+            assert!(Instant::now() < deadline, "round {round}: not all came");
+            bob.expect("message");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let seen = bob.seen.clone();
+        let (status, rest) = bob.finish();
+        assert!(status.success());
+        let all: Vec<_> = seen.into_iter().chain(rest).collect();
+        let mut times: BTreeMap<u64, usize> = BTreeMap::new();
+        for event in all.iter().filter(|e| e["event"] == "message") {
+            *times
+                .entry(event["id"].as_u64().expect("an id"))
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+        let errors: Vec<_> = all.iter().filter(|e| e["event"] == "error").collect();
+        assert!(
+            twice.is_empty() && errors.is_empty(),
+            "round {round}: {} deposited; shown more than once (id, times): {twice:?}; errors: {errors:?}",
+            deposited.len()
+        );
+        assert_eq!(times.len(), deposited.len(), "round {round}");
+    }
+}

@@ -11,6 +11,7 @@ pub mod p2p;
 pub mod presence;
 pub mod rpc;
 pub mod signin_storm;
+pub mod soak;
 pub mod udp_echo;
 
 use std::time::Duration;
