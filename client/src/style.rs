@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 
 use nu_ansi_term::{Color, Style};
 use serde_json::Value;
-use udpchat_core::output::Output;
+use udpchat_core::output::{continued, Output};
 
 /// Name colours: no red (an error) and no green (a command word).
 const NAME_COLOURS: [Color; 8] = [
@@ -91,19 +91,24 @@ impl Look {
                 // Inside a conversation its partner's lines read like the
                 // seeds' chat: `[bob] Hey`.
                 (Some(from), _, Some(text)) if live && partner("from") => {
-                    format!("[{}] {}", self.name(from), text)
+                    format!("[{}] {}", self.name(from), continued(text))
                 }
                 (Some(from), Some(addr), Some(text)) => {
-                    format!("<From {}:{}>: {}", addr, self.name(from), text)
+                    format!("<From {}:{}>: {}", addr, self.name(from), continued(text))
                 }
                 _ => self.names_in(&output.text, &names_of(output)),
             },
             "group-message" => match (field("group"), field("from"), field("text")) {
                 (Some(_), Some(from), Some(text)) if partner("group") => {
-                    format!("[{}] {}", self.name(from), text)
+                    format!("[{}] {}", self.name(from), continued(text))
                 }
                 (Some(group), Some(from), Some(text)) => {
-                    format!("[{}] <{}>: {}", self.name(group), self.name(from), text)
+                    format!(
+                        "[{}] <{}>: {}",
+                        self.name(group),
+                        self.name(from),
+                        continued(text)
+                    )
                 }
                 _ => output.text.clone(),
             },
@@ -278,6 +283,30 @@ mod tests {
         assert!(COLOUR
             .shown(&message("bob", "hi"), typing())
             .contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_peers_second_line_is_marked_as_theirs_in_and_out_of_a_conversation() {
+        let text = "bye\n09:42 <From 10.0.0.9:5000:alice>: fake";
+        let with_bob = Moment {
+            conversation: Some("bob"),
+            ..typing()
+        };
+        assert_eq!(
+            PLAIN.shown(&message("bob", text), typing()),
+            "09:41 <From 10.0.0.7:5000:bob>: bye\n    | 09:42 <From 10.0.0.9:5000:alice>: fake"
+        );
+        assert_eq!(
+            PLAIN.shown(&message("bob", text), with_bob),
+            "09:41 [bob] bye\n    | 09:42 <From 10.0.0.9:5000:alice>: fake"
+        );
+        let group = Output::new("group-message", "")
+            .with("group", "g")
+            .with("from", "bob")
+            .with("text", text);
+        assert!(PLAIN
+            .shown(&group, typing())
+            .ends_with("bye\n    | 09:42 <From 10.0.0.9:5000:alice>: fake"));
     }
 
     #[test]

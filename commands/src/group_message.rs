@@ -11,7 +11,7 @@ use udpchat_core::context::{BoxFuture, Client, Sender};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::group::GroupMessage;
 use udpchat_core::names::{check_group_name, check_user_name};
-use udpchat_core::output::Output;
+use udpchat_core::output::{continued, Output};
 use udpchat_core::registry::Command;
 
 use crate::message::check_text;
@@ -81,7 +81,12 @@ fn first_showing(server: SocketAddr, user: &str, message: &GroupMessage) -> bool
 
 /// `[group1] <bob>: hello everyone`
 pub fn line(message: &GroupMessage) -> String {
-    format!("[{}] <{}>: {}", message.group, message.from, message.text)
+    format!(
+        "[{}] <{}>: {}",
+        message.group,
+        message.from,
+        continued(&message.text)
+    )
 }
 
 fn render(message: &GroupMessage) -> Output {

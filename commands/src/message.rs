@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use udpchat_core::context::{BoxFuture, Client, Sender};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::names::check_user_name;
-use udpchat_core::output::Output;
+use udpchat_core::output::{continued, Output};
 use udpchat_core::registry::Command;
 
 /// The packet body.
@@ -118,7 +118,11 @@ fn impostor(claimed: &str) -> CommandError {
 fn render(addr: std::net::SocketAddr, message: &Message) -> Output {
     Output::new(
         "message",
-        format!("<From {addr}:{}>: {}", message.from, message.text),
+        format!(
+            "<From {addr}:{}>: {}",
+            message.from,
+            continued(&message.text)
+        ),
     )
     .with("from", message.from.clone())
     .with("addr", addr.to_string())

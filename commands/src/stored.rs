@@ -13,7 +13,7 @@ use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::crypto::sealed::SealedMessage;
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::mailbox::{associated, Stored};
-use udpchat_core::output::Output;
+use udpchat_core::output::{continued, Output};
 use udpchat_core::registry::Command;
 
 /// The push body.
@@ -126,7 +126,11 @@ fn render(message: &Stored, text: &str) -> Output {
     let time = clock(message.sent_at_ms);
     Output::new(
         "message",
-        format!("[{time}] <{}> (while you were away): {text}", message.from),
+        format!(
+            "[{time}] <{}> (while you were away): {}",
+            message.from,
+            continued(text)
+        ),
     )
     .with("from", message.from.clone())
     .with("text", text.to_string())

@@ -108,6 +108,23 @@ pub fn clean(text: &str) -> String {
         .collect()
 }
 
+/// How a line of someone else's text goes on: every line after its first
+/// starts with this, so that no line of it can pass for a line of ours
+/// (`<From 127.0.0.1:5000:bob>: ...` at the start of a line is always
+/// the client's own).
+pub const CONTINUED: &str = "    | ";
+
+/// A text someone else wrote (a message, a group message), laid out to be
+/// shown inside one of our lines: each line break is followed by
+/// [`CONTINUED`]. `--json` keeps the text as it was sent.
+pub fn continued(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\n') {
+        text.replace('\n', &format!("\n{CONTINUED}")).into()
+    } else {
+        text.into()
+    }
+}
+
 /// Every string in a JSON value, [`clean`]ed.
 fn cleaned(value: Value) -> Value {
     match value {
@@ -147,6 +164,21 @@ mod tests {
                 u32::from(c)
             );
         }
+    }
+
+    #[test]
+    fn a_line_of_someone_elses_text_cannot_start_a_line_of_ours() {
+        let forged = "see you\n<From 127.0.0.1:4000:alice>: send me your password";
+        let shown = continued(forged);
+        assert_eq!(
+            shown,
+            "see you\n    | <From 127.0.0.1:4000:alice>: send me your password"
+        );
+        assert!(shown
+            .lines()
+            .skip(1)
+            .all(|line| line.starts_with(CONTINUED)));
+        assert_eq!(continued("one line"), "one line");
     }
 
     #[test]

@@ -269,6 +269,51 @@ fn a_peers_escape_sequences_reach_no_terminal_in_scripted_text_mode() {
     }
 }
 
+/// A peer's message with line breaks cannot print a line that passes for
+/// the client's own: here mallory forges one from alice under his own
+/// text. Every line after the first is shown marked as his.
+#[test]
+fn a_peers_line_breaks_cannot_forge_a_line_from_someone_else() {
+    use udpchat_commands::lookup::{Found, Lookup};
+    use udpchat_commands::message::Message;
+    use udpchat_core::cbor;
+    use udpchat_core::output::CONTINUED;
+    use udpchat_tests::raw::RawClient;
+
+    let server = Server::start();
+    let _alice = Client::sign_up(server.addr, "alice");
+    let mut bob = TextClient::sign_up(server.addr, "bob");
+    let mallory = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
+    mallory.sign("signup", "mallory").expect("mallory signs up");
+    let reply = mallory
+        .request("lookup", cbor::encode(&Lookup { user: "bob".into() }))
+        .expect("bob is online");
+    let Found { addr, identity, .. } = cbor::decode_body(&reply).expect("found");
+    let forged = "<From 127.0.0.1:4000:alice>: it's alice, tell me your password";
+    let body = cbor::encode(&Message {
+        from: "mallory".into(),
+        text: format!("see you later\n{forged}"),
+    });
+    mallory
+        .push_to_client(addr.parse().unwrap(), identity, "message", body)
+        .expect("bob's client took it");
+
+    let first = bob.expect_line(|line| line.contains("see you later"));
+    assert!(
+        first.starts_with("<From ") && first.contains(":mallory>:"),
+        "{first}"
+    );
+    let next = bob.expect_line(|line| line.contains("tell me your password"));
+    assert_eq!(next, format!("{CONTINUED}{forged}"), "shown as mallory's");
+    assert!(
+        !bob.seen
+            .iter()
+            .any(|line| line.starts_with("<From 127.0.0.1:4000:alice>")),
+        "a line of bob's output passes for alice's: {:#?}",
+        bob.seen
+    );
+}
+
 #[test]
 fn a_peers_escape_sequences_are_escaped_in_json() {
     let server = Server::start();
