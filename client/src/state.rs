@@ -104,6 +104,10 @@ pub struct ClientState {
 /// with the link stopped, nothing in it waits on the network.
 const PUSHES_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long a handshake with the server made with a known key may go
+/// unanswered before the server is asked whether its key changed.
+const KEY_CHECK_AFTER: Duration = Duration::from_secs(2);
+
 /// One user's secrets, in memory while signed in.
 struct UserKeys {
     user: String,
@@ -178,35 +182,55 @@ impl ServerConnector {
         Ok(offered)
     }
 
-    /// What to tell of a request on `peer` that got no answer (`error`).
-    /// A server whose key changed answers no handshake made with the key
-    /// known for it, so when a session opened with a known key never came
-    /// up, the server is asked for its key after all, to say so (naming
-    /// both fingerprints) rather than that it did not answer.
+    /// What to tell of a request on `peer` that got no answer (`error`):
+    /// that the server's key changed, if it did (see
+    /// [`ServerConnector::key_changed`]), or `error`.
     async fn unanswered(&self, peer: PeerId, error: CommandError) -> CommandError {
-        let open = *self.current.lock().await;
-        let Some(open) = open.filter(|open| open.peer == peer) else {
-            return error;
-        };
-        let came_up = self
-            .link
-            .peer(peer)
-            .await
-            .is_some_and(|info| info.established);
-        if open.known_key && !came_up {
-            if let Ok(offered) = self.link.fetch_server_key(open.addr).await {
-                if let Err(changed) =
-                    trust::check_server(&self.data_dir, open.addr, self.pinned.as_ref(), &offered)
-                {
-                    self.failed(peer).await;
-                    return changed;
-                }
-            }
+        if let Some(changed) = self.key_changed(peer).await {
+            return changed;
         }
         if error.code == code::UNREACHABLE {
             self.failed(peer).await;
         }
         error
+    }
+
+    /// Waits while a handshake made with a known key goes unanswered for
+    /// [`KEY_CHECK_AFTER`], then ends only if the server's key changed
+    /// (with the refusal naming both): raced with a request, it says so in
+    /// seconds rather than after the handshake's own timeout.
+    async fn changed_while_waiting(&self, peer: PeerId) -> CommandError {
+        tokio::time::sleep(KEY_CHECK_AFTER).await;
+        match self.key_changed(peer).await {
+            Some(changed) => changed,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A server whose key changed answers no handshake made with the key
+    /// known for it. When the session on `peer` was opened with a known key
+    /// and has not come up, the server is asked for its key after all (an
+    /// unauthenticated KEY REQUEST, only now): if it is another key, the
+    /// session is dropped and the refusal naming both fingerprints is
+    /// returned.
+    async fn key_changed(&self, peer: PeerId) -> Option<CommandError> {
+        let open = (*self.current.lock().await).filter(|open| open.peer == peer)?;
+        if !open.known_key {
+            return None;
+        }
+        let came_up = self
+            .link
+            .peer(peer)
+            .await
+            .is_some_and(|info| info.established);
+        if came_up {
+            return None;
+        }
+        let offered = self.link.fetch_server_key(open.addr).await.ok()?;
+        let changed =
+            trust::check_server(&self.data_dir, open.addr, self.pinned.as_ref(), &offered).err()?;
+        self.failed(peer).await;
+        Some(changed)
     }
 
     /// Drops the session with the server, whatever it is.
@@ -356,7 +380,11 @@ impl ClientContext for ClientState {
         let server = self.server.clone();
         Box::pin(async move {
             let peer = server.peer().await?;
-            match server.link.request(peer, cmd, body).await {
+            let answer = tokio::select! {
+                answer = server.link.request(peer, cmd, body) => answer,
+                changed = server.changed_while_waiting(peer) => Err(changed),
+            };
+            match answer {
                 Err(e) if e.code == code::UNREACHABLE || e.code == code::TIMEOUT => {
                     Err(server.unanswered(peer, e).await)
                 }
