@@ -1,7 +1,9 @@
 //! Smoke test: `udpchat-bench --quick` runs the baseline, the `rpc`
-//! scenario and the attack scenarios (`flood`, `fragments`) against the
-//! real `udpchat-server` and writes their JSON with the documented fields.
-//! It checks that the tool works, never how fast anything is.
+//! scenario and the attack scenarios (`flood`, `fragments`, `bare`) against
+//! the real `udpchat-server` and writes their JSON with the documented
+//! fields. It checks that the tool works, never how fast anything is. A
+//! short `soak` also checks what users would notice: no message lost or
+//! shown twice while clients come and go.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -160,4 +162,56 @@ fn quick_bare_handshakes_write_their_report() {
     assert_eq!(row["ops"], 50, "{row}");
     assert_eq!(row["errors"], 0, "{row}");
     assert!(row["extra"]["rss_growth_kib"].is_u64(), "{row}");
+}
+
+/// Ten seconds of the soak: real `udpchat` clients sign in, write to each
+/// other and sign out, again and again. Every message reaches its
+/// recipient once (directly, or from the mailbox when the recipient had
+/// gone), none is lost, failed or shown twice, and no client reports an
+/// error. (The hour-long run's figures are in docs/PERFORMANCE.md.)
+#[test]
+fn a_short_soak_loses_no_message_and_shows_none_twice() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
+        .args([
+            "--quick",
+            "soak",
+            "--duration",
+            "10",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(out.path())
+        .arg("--server-bin")
+        .arg(server_binary())
+        .arg("--logs")
+        .arg(out.path().join("logs"))
+        .output()
+        .expect("run udpchat-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "udpchat-bench soak failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("soak.json")).expect("the soak's JSON");
+    let soak: Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(row_names(&soak), ["messages", "sign-ins", "server"]);
+    let messages = &soak["rows"][0]["extra"];
+    assert!(messages["sent"].as_u64().unwrap() > 0, "{stdout}");
+    assert_eq!(messages["received"], messages["sent"], "{stdout}");
+    for none in [
+        "lost",
+        "failed",
+        "failed_not_received",
+        "duplicated",
+        "misdelivered",
+        "no_outcome",
+    ] {
+        assert_eq!(messages[none], 0, "{none}: {stdout}");
+    }
+    assert_eq!(messages["errors"], serde_json::json!({}), "{stdout}");
+    let signins = &soak["rows"][1];
+    assert!(signins["ops"].as_u64().unwrap() > 0, "{stdout}");
+    assert_eq!(signins["errors"], 0, "{stdout}");
 }
