@@ -3,15 +3,17 @@
 //! the registry.
 
 use std::collections::HashMap;
-
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
 use udpchat_core::args::{split_command, Args};
 
 use udpchat_core::context::{Client, PeerId, Sender};
 use udpchat_core::envelope::Kind;
-use udpchat_core::error::CommandError;
+use udpchat_core::error::{code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_core::registry::{PushFn, Registry};
 use udpchat_net::Inbound;
@@ -20,8 +22,64 @@ use crate::state::ClientState;
 
 /// What a session's worker is given: a packet and the command handling it.
 type Work = (PushFn, Sender, Vec<u8>);
-/// Where a session's packets go, in order.
-type Worker = UnboundedSender<Work>;
+
+/// Packets another client may have waiting to be handled, at most, and
+/// their bytes: past either, its packets are dropped and counted, and the
+/// user is told how many (a peer writing faster than the client can show
+/// would otherwise grow it without bound). People write far slower; the
+/// server's session is not bounded here (its pushes are bounded by its own
+/// mailbox quota and send queue).
+pub const PEER_QUEUE: usize = 1024;
+pub const PEER_QUEUE_BYTES: usize = 8 << 20;
+
+/// Where a session's packets go, in order, and what is waiting there.
+struct Worker {
+    tx: UnboundedSender<Work>,
+    queue: Arc<Queue>,
+}
+
+/// What waits in one session's worker, and what was dropped since the user
+/// was last told.
+#[derive(Debug, Default)]
+pub struct Queue {
+    packets: AtomicUsize,
+    bytes: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl Queue {
+    /// Takes a packet of `len` bytes in, unless a bounded queue is full
+    /// (then it is counted as dropped).
+    pub fn admit(&self, len: usize, bounded: bool) -> bool {
+        let packets = self.packets.load(Ordering::SeqCst);
+        let bytes = self.bytes.load(Ordering::SeqCst);
+        if bounded && (packets >= PEER_QUEUE || bytes + len > PEER_QUEUE_BYTES) {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            return false;
+        }
+        self.packets.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(len, Ordering::SeqCst);
+        true
+    }
+
+    /// A packet of `len` bytes was handled; the number dropped since the
+    /// last call, to tell the user.
+    pub fn handled(&self, len: usize) -> usize {
+        self.packets.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(len, Ordering::SeqCst);
+        self.dropped.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// What the user is told of packets dropped from `addr`.
+fn dropped_from(addr: SocketAddr, dropped: usize) -> CommandError {
+    CommandError::new(
+        code::BUSY,
+        format!(
+            "dropped {dropped} message(s) from {addr}: they came faster than they could be shown"
+        ),
+    )
+}
 
 /// Runs one shell line; errors are shown, never fatal.
 pub async fn run_line(client: &Client, line: &str) {
@@ -86,7 +144,9 @@ pub async fn serve_pushes(
                     running.push(handle);
                     worker
                 });
-                let _ = worker.send((on_push, sender, envelope.body));
+                if worker.queue.admit(envelope.body.len(), !sender.from_server) {
+                    let _ = worker.tx.send((on_push, sender, envelope.body));
+                }
             }
             (Kind::Request, _) => {
                 // A client answers no requests yet; say so rather than
@@ -113,15 +173,67 @@ pub async fn serve_pushes(
 /// sign-in is under way.
 fn spawn_worker(client: Client, state: Arc<ClientState>) -> (Worker, JoinHandle<()>) {
     let (tx, mut rx) = unbounded_channel::<Work>();
+    let queue = Arc::new(Queue::default());
+    let handled = queue.clone();
     let handle = tokio::spawn(async move {
         while let Some((on_push, sender, body)) = rx.recv().await {
             if sender.from_server {
                 state.server_pushes_may_go().await;
             }
+            let (addr, len) = (sender.addr, body.len());
             if let Err(e) = on_push(client.clone(), sender, body).await {
                 client.emit(Output::error(&e));
             }
+            let dropped = handled.handled(len);
+            if dropped > 0 {
+                client.emit(Output::error(&dropped_from(addr, dropped)));
+            }
         }
     });
-    (tx, handle)
+    (Worker { tx, queue }, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_queue_is_bounded_and_what_it_dropped_is_told_once() {
+        let queue = Queue::default();
+        for _ in 0..PEER_QUEUE {
+            assert!(queue.admit(100, true));
+        }
+        assert!(!queue.admit(100, true), "past PEER_QUEUE packets");
+        assert!(!queue.admit(100, true));
+        assert_eq!(
+            queue.handled(100),
+            2,
+            "two dropped, told with the next handled"
+        );
+        assert_eq!(queue.handled(100), 0, "and told once");
+        assert!(queue.admit(100, true), "room again");
+    }
+
+    #[test]
+    fn a_peers_queue_is_bounded_in_bytes_and_the_servers_is_not() {
+        let queue = Queue::default();
+        assert!(queue.admit(PEER_QUEUE_BYTES - 10, true));
+        assert!(!queue.admit(11, true));
+        assert!(queue.admit(10, true));
+        let server = Queue::default();
+        for _ in 0..PEER_QUEUE + 10 {
+            assert!(server.admit(PEER_QUEUE_BYTES, false));
+        }
+        assert_eq!(server.handled(1), 0);
+    }
+
+    #[test]
+    fn the_user_is_told_how_many_and_from_where() {
+        let told = dropped_from("127.0.0.1:5000".parse().unwrap(), 3);
+        assert_eq!(told.code, code::BUSY);
+        assert_eq!(
+            told.message,
+            "dropped 3 message(s) from 127.0.0.1:5000: they came faster than they could be shown"
+        );
+    }
 }
