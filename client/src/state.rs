@@ -233,6 +233,19 @@ impl ServerConnector {
         Some(changed)
     }
 
+    /// Where `user`'s client is now, as the server sees it: `None` when
+    /// the user is not signed in (or the server cannot be asked).
+    async fn signed_in_at(&self, user: &str) -> Option<SocketAddr> {
+        use udpchat_commands::lookup::{Found, Lookup};
+        let peer = self.peer().await.ok()?;
+        let body = udpchat_core::cbor::encode(&Lookup {
+            user: user.to_string(),
+        });
+        let reply = self.link.request(peer, "lookup", body).await.ok()?;
+        let found: Found = udpchat_core::cbor::decode_body(&reply).ok()?;
+        found.addr.parse().ok()
+    }
+
     /// Drops the session with the server, whatever it is.
     pub async fn reset(&self) {
         if let Some(open) = self.current.lock().await.take() {
@@ -607,10 +620,18 @@ impl ClientContext for ClientState {
     }
 
     fn peer_gone(&self, user: &str) {
-        let (peers, link, user) = (self.peers.clone(), self.link.clone(), user.to_string());
+        let (peers, link, server) = (self.peers.clone(), self.link.clone(), self.server.clone());
+        let user = user.to_string();
         tokio::spawn(async move {
-            peers.lock().await.retain(|_, (peer, to)| {
-                let gone = *to == user;
+            if !peers.lock().await.values().any(|(_, to)| *to == user) {
+                return;
+            }
+            // The notice may lag behind the user's sign-in on another
+            // client, which a `send` already found and is talking to: that
+            // session stays (the server says where the user is now).
+            let now_at = server.signed_in_at(&user).await;
+            peers.lock().await.retain(|(addr, _), (peer, to)| {
+                let gone = *to == user && Some(*addr) != now_at;
                 if gone {
                     link.forget(*peer);
                 }

@@ -274,7 +274,8 @@ impl Client {
         self.expect_first(events, |_| true)
     }
 
-    fn expect_first(&mut self, events: &[&str], test: impl Fn(&Value) -> bool) -> Value {
+    /// Waits for the next event of any of these kinds that passes `test`.
+    pub fn expect_first(&mut self, events: &[&str], test: impl Fn(&Value) -> bool) -> Value {
         let event = events.join(" or ");
         let deadline = Instant::now() + FAILSAFE;
         loop {

@@ -237,6 +237,10 @@ fn a_users_new_identity_key_is_announced_to_those_who_knew_the_old_one() {
     let warning = alice.expect("key-changed");
     assert_eq!(warning["user"], "bob");
     assert_ne!(warning["was"], warning["now"]);
+    // Straight to bob's new client, whenever the news that his old one
+    // went offline reaches alice (it may come after she found the new one).
+    let outcome = alice.expect_first(&["delivered", "queued", "error"], |e| e["to"] == "bob");
+    assert_eq!(outcome["event"], "delivered", "{outcome}");
     assert_eq!(bob.expect("message")["text"], "second");
 }
 
