@@ -25,26 +25,23 @@ fn server_binary() -> PathBuf {
 /// Runs a quick scenario (with `extra` arguments of its own) and returns
 /// its JSON report.
 fn run_quick(scenario: &str, extra: &[&str], out: &Path) -> Value {
+    let mut args = vec!["--duration", "0.5", "--warmup", "0.1", "--clients", "4"];
+    args.extend_from_slice(extra);
+    run(scenario, &args, out).1
+}
+
+/// Runs `udpchat-bench --quick SCENARIO ARGS` against the server built
+/// beside it, writing to `out`; its stdout and its JSON report.
+fn run(scenario: &str, args: &[&str], out: &Path) -> (String, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
-        .args([
-            "--quick",
-            scenario,
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.1",
-            "--clients",
-            "4",
-            "--no-progress",
-            "--out",
-        ])
+        .args(["--quick", scenario, "--no-progress", "--out"])
         .arg(out)
         .arg("--server-bin")
         .arg(server_binary())
-        .args(extra)
+        .args(args)
         .output()
         .expect("run udpchat-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "udpchat-bench {scenario} failed:\n{stdout}\n{}",
@@ -53,7 +50,7 @@ fn run_quick(scenario: &str, extra: &[&str], out: &Path) -> Value {
     assert!(stdout.contains(&format!("== {scenario} ==")), "{stdout}");
     let path = out.join(format!("{scenario}.json"));
     let text = std::fs::read_to_string(&path).expect("the scenario's JSON");
-    serde_json::from_str(&text).expect("valid JSON")
+    (stdout, serde_json::from_str(&text).expect("valid JSON"))
 }
 
 fn check_row(row: &Value) {
@@ -172,30 +169,9 @@ fn quick_bare_handshakes_write_their_report() {
 #[test]
 fn a_short_soak_loses_no_message_and_shows_none_twice() {
     let out = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
-        .args([
-            "--quick",
-            "soak",
-            "--duration",
-            "10",
-            "--no-progress",
-            "--out",
-        ])
-        .arg(out.path())
-        .arg("--server-bin")
-        .arg(server_binary())
-        .arg("--logs")
-        .arg(out.path().join("logs"))
-        .output()
-        .expect("run udpchat-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "udpchat-bench soak failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(out.path().join("soak.json")).expect("the soak's JSON");
-    let soak: Value = serde_json::from_str(&text).expect("valid JSON");
+    let logs = out.path().join("logs");
+    let logs = logs.to_str().expect("a UTF-8 temp dir");
+    let (stdout, soak) = run("soak", &["--duration", "10", "--logs", logs], out.path());
     assert_eq!(row_names(&soak), ["messages", "sign-ins", "server"]);
     let messages = &soak["rows"][0]["extra"];
     assert!(messages["sent"].as_u64().unwrap() > 0, "{stdout}");
