@@ -12,6 +12,7 @@ mod keepalive;
 mod prompt;
 mod render;
 mod roster;
+mod server_session;
 mod shell;
 mod start;
 mod state;
