@@ -26,6 +26,16 @@
 //!   2..6    receiver_index   u32  the initiator's index, from its HELLO
 //!   6..22   mac1                  the HELLO's mac1, echoed
 //!   22..38  cookie                16 bytes, for mac2 of the next HELLO
+//! PROBE (a connectivity check between two clients the server introduced)
+//!   2       answer           u8   0 = a check, 1 = the answer to one
+//!   3..11   meeting          u64  the meeting's id, from the server
+//!   11..19  nonce            u64  random per check; its answer echoes it
+//!   19..35  mac                   HMAC-SHA384(meeting key, bytes 0..19)[..16]
+//! RELAY (a datagram of two clients' own session, through the server)
+//!   2..10   meeting          u64  the meeting's id, from the server
+//!   10..    inner                 the whole datagram (HELLO, WELCOME or
+//!                                 DATA of the clients' session), relayed
+//!                                 as it is
 //! DATA (14-byte header, then the sealed payload to the end)
 //!   2..6    receiver_index   u32  the index the receiver chose for the session
 //!   6..14   counter          u64  the sender's packet counter (the AEAD nonce)
@@ -54,6 +64,8 @@ const KIND_DATA: u8 = 3;
 const KIND_KEY_REQUEST: u8 = 4;
 const KIND_SERVER_KEY: u8 = 5;
 const KIND_COOKIE_REPLY: u8 = 6;
+const KIND_PROBE: u8 = 7;
+const KIND_RELAY: u8 = 8;
 
 /// The two MACs that end a HELLO: mac1 (anyone who knows the responder's
 /// public key can make it) and mac2 (needs a cookie from the responder).
@@ -68,6 +80,10 @@ pub const KEY_REQUEST_LEN: usize = 128;
 pub const HELLO_HEADER_LEN: usize = 7;
 pub const WELCOME_HEADER_LEN: usize = 10;
 pub const DATA_HEADER_LEN: usize = 14;
+/// A PROBE's bytes before its MAC, and in all.
+pub const PROBE_SIGNED_LEN: usize = 19;
+pub const PROBE_LEN: usize = PROBE_SIGNED_LEN + MAC_LEN;
+pub const RELAY_HEADER_LEN: usize = 10;
 /// Bytes a DATA packet adds to its plaintext: header and AEAD tag. The
 /// transport's largest payload is [`MAX_DATAGRAM`] - `DATA_OVERHEAD`.
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
@@ -133,6 +149,18 @@ pub enum Packet<'a> {
         receiver_index: u32,
         mac1: &'a [u8],
         cookie: &'a [u8],
+    },
+    Probe {
+        answer: bool,
+        meeting: u64,
+        nonce: u64,
+        /// The bytes the MAC covers, and the MAC.
+        signed: &'a [u8],
+        mac: &'a [u8],
+    },
+    Relay {
+        meeting: u64,
+        inner: &'a [u8],
     },
 }
 
@@ -218,6 +246,19 @@ impl<'a> Packet<'a> {
                 cookie: &bytes[6 + MAC_LEN..],
             }),
             KIND_COOKIE_REPLY => Err(truncated("COOKIE REPLY")),
+            KIND_PROBE if bytes.len() == PROBE_LEN && bytes[2] <= 1 => Ok(Packet::Probe {
+                answer: bytes[2] == 1,
+                meeting: u64_at(bytes, 3),
+                nonce: u64_at(bytes, 11),
+                signed: &bytes[..PROBE_SIGNED_LEN],
+                mac: &bytes[PROBE_SIGNED_LEN..],
+            }),
+            KIND_PROBE => Err(truncated("PROBE")),
+            KIND_RELAY if bytes.len() > RELAY_HEADER_LEN => Ok(Packet::Relay {
+                meeting: u64_at(bytes, 2),
+                inner: &bytes[RELAY_HEADER_LEN..],
+            }),
+            KIND_RELAY => Err(truncated("RELAY")),
             other => Err(WireError::Kind(other)),
         }
     }
@@ -284,8 +325,35 @@ impl<'a> Packet<'a> {
                 out.extend_from_slice(cookie);
                 out
             }
+            Packet::Probe { signed, mac, .. } => {
+                let mut out = Vec::with_capacity(PROBE_LEN);
+                out.extend_from_slice(signed);
+                out.extend_from_slice(mac);
+                out
+            }
+            Packet::Relay { meeting, inner } => relay_datagram(meeting, inner),
         }
     }
+}
+
+/// The bytes of a PROBE that its MAC covers.
+pub fn probe_signed(answer: bool, meeting: u64, nonce: u64) -> [u8; PROBE_SIGNED_LEN] {
+    let mut out = [0u8; PROBE_SIGNED_LEN];
+    out[0] = VERSION;
+    out[1] = KIND_PROBE;
+    out[2] = u8::from(answer);
+    out[3..11].copy_from_slice(&meeting.to_be_bytes());
+    out[11..19].copy_from_slice(&nonce.to_be_bytes());
+    out
+}
+
+/// `inner` wrapped in a RELAY header for `meeting`.
+pub fn relay_datagram(meeting: u64, inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RELAY_HEADER_LEN + inner.len());
+    out.extend_from_slice(&[VERSION, KIND_RELAY]);
+    out.extend_from_slice(&meeting.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
 }
 
 /// The DATA header, which is also the packet's AEAD associated data.
@@ -322,6 +390,12 @@ pub fn open_data(
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, SessionError> {
     session.open(counter, &data_header(receiver_index, counter), ciphertext)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_be_bytes(out)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -385,6 +459,41 @@ mod tests {
         .encode();
         assert_eq!(&bytes[..14], &[1, 3, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 1, 2]);
         assert_eq!(DATA_OVERHEAD, 30);
+
+        let signed = probe_signed(true, 0x0a0b, 0x0c0d);
+        let bytes = Packet::Probe {
+            answer: true,
+            meeting: 0x0a0b,
+            nonce: 0x0c0d,
+            signed: &signed,
+            mac: &[0x33; MAC_LEN],
+        }
+        .encode();
+        assert_eq!(bytes.len(), PROBE_LEN);
+        assert_eq!(
+            &bytes[..19],
+            &[1, 7, 1, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0, 0, 0, 0, 0, 0, 0x0c, 0x0d]
+        );
+        assert!(matches!(
+            Packet::parse(&bytes),
+            Ok(Packet::Probe {
+                answer: true,
+                meeting: 0x0a0b,
+                nonce: 0x0c0d,
+                ..
+            })
+        ));
+
+        let bytes = relay_datagram(0x0102, &[9, 9]);
+        assert_eq!(&bytes, &[1, 8, 0, 0, 0, 0, 0, 0, 1, 2, 9, 9]);
+        assert_eq!(
+            Packet::parse(&bytes),
+            Ok(Packet::Relay {
+                meeting: 0x0102,
+                inner: &[9, 9]
+            })
+        );
+        assert!(Packet::parse(&bytes[..RELAY_HEADER_LEN]).is_err());
     }
 
     #[test]

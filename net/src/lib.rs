@@ -20,6 +20,8 @@ use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{code, CommandError};
+use udpchat_core::secure::meeting::Ticket;
+use udpchat_core::secure::relay::RelayUsage;
 use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, SecureEvent, Stats};
 use udpchat_core::transport::{MessageId, SendError};
 use udpchat_core::wire::Pattern;
@@ -109,6 +111,23 @@ enum Op {
     Stats {
         done: oneshot::Sender<Stats>,
     },
+    Meet {
+        ticket: Ticket,
+        candidates: Vec<SocketAddr>,
+        relay: Option<SocketAddr>,
+        reachable: mpsc::UnboundedSender<SocketAddr>,
+    },
+    EndMeeting {
+        meeting: u64,
+    },
+    OpenRelay {
+        meeting: u64,
+        ends: [PeerId; 2],
+    },
+    RelayUsage {
+        meeting: u64,
+        done: oneshot::Sender<Option<RelayUsage>>,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -180,6 +199,7 @@ impl Link {
             requests: HashMap::new(),
             waiters: HashMap::new(),
             key_fetches: HashMap::new(),
+            meetings: HashMap::new(),
             inbound: inbound_tx,
             closed: VecDeque::new(),
             shed: 0,
@@ -331,6 +351,44 @@ impl Link {
         let _ = self.ops.send(Op::Confirm { peer, keep });
     }
 
+    /// Checks `candidates` for the meeting `ticket` names (see
+    /// [`udpchat_core::secure::meeting`]); `relay`: the server that relays
+    /// for it. Each address that answers comes out of the receiver; drop
+    /// it when no more are wanted (the meeting stays, for the relay and
+    /// for the peer's checks, until [`Link::end_meeting`] or idle).
+    pub fn meet(
+        &self,
+        ticket: Ticket,
+        candidates: Vec<SocketAddr>,
+        relay: Option<SocketAddr>,
+    ) -> mpsc::UnboundedReceiver<SocketAddr> {
+        let (reachable, rx) = mpsc::unbounded_channel();
+        let _ = self.ops.send(Op::Meet {
+            ticket,
+            candidates,
+            relay,
+            reachable,
+        });
+        rx
+    }
+
+    /// Forgets a meeting.
+    pub fn end_meeting(&self, meeting: u64) {
+        let _ = self.ops.send(Op::EndMeeting { meeting });
+    }
+
+    /// A server: relays `meeting`'s packets between the sessions `ends`.
+    pub fn open_relay(&self, meeting: u64, ends: [PeerId; 2]) {
+        let _ = self.ops.send(Op::OpenRelay { meeting, ends });
+    }
+
+    /// What a relay carried so far, while it is open.
+    pub async fn relay_usage(&self, meeting: u64) -> Option<RelayUsage> {
+        self.ask(|done| Op::RelayUsage { meeting, done })
+            .await
+            .flatten()
+    }
+
     /// What the endpoint dropped so far.
     pub async fn stats(&self) -> Stats {
         self.ask(|done| Op::Stats { done })
@@ -353,6 +411,8 @@ struct Driver {
     requests: HashMap<u64, (PeerId, oneshot::Sender<Reply>)>,
     waiters: HashMap<MessageId, Waiter>,
     key_fetches: HashMap<SocketAddr, Vec<oneshot::Sender<PublicKey>>>,
+    /// Who hears of each meeting's reachable addresses.
+    meetings: HashMap<u64, mpsc::UnboundedSender<SocketAddr>>,
     inbound: mpsc::Sender<Inbound>,
     /// Closed sessions not yet told to the owner (its channel was full):
     /// never dropped, or the owner would keep state for them.
@@ -541,6 +601,30 @@ impl Driver {
             Op::Stats { done } => {
                 let _ = done.send(self.endpoint.stats());
             }
+            Op::Meet {
+                ticket,
+                candidates,
+                relay,
+                reachable,
+            } => {
+                self.meetings.retain(|_, tx| !tx.is_closed());
+                self.meetings.insert(ticket.id, reachable);
+                self.endpoint
+                    .meet(std::time::Instant::now(), &ticket, &candidates, relay);
+            }
+            Op::EndMeeting { meeting } => {
+                self.meetings.remove(&meeting);
+                self.endpoint.end_meeting(meeting);
+            }
+            Op::OpenRelay {
+                meeting,
+                ends: [a, b],
+            } => self
+                .endpoint
+                .open_relay(std::time::Instant::now(), meeting, a, b),
+            Op::RelayUsage { meeting, done } => {
+                let _ = done.send(self.endpoint.relay_usage(meeting));
+            }
             Op::Stop { done } => self.stopped = Some(done),
         }
     }
@@ -591,6 +675,13 @@ impl Driver {
                     None => {}
                 }
                 tracing::debug!(peer = %to, "delivery failed");
+            }
+            SecureEvent::Reachable { meeting, addr } => {
+                if let Some(tx) = self.meetings.get(&meeting) {
+                    if tx.send(addr).is_err() {
+                        self.meetings.remove(&meeting);
+                    }
+                }
             }
             SecureEvent::ServerKey { addr, key } => {
                 for done in self.key_fetches.remove(&addr).unwrap_or_default() {

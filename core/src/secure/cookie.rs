@@ -57,7 +57,7 @@ fn hmac(key: &[u8]) -> Hmac<Sha384> {
     Hmac::<Sha384>::new_from_slice(key).expect("HMAC takes a key of any length")
 }
 
-fn mac(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
+pub(super) fn mac(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
     let mut mac = hmac(key);
     mac.update(data);
     let full = mac.finalize().into_bytes();
@@ -67,7 +67,7 @@ fn mac(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
 }
 
 /// Whether `tag` is `HMAC(key, data)` cut to its length (in constant time).
-fn verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+pub(super) fn verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     let mut mac = hmac(key);
     mac.update(data);
     mac.verify_truncated_left(tag).is_ok()

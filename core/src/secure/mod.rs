@@ -82,6 +82,8 @@ pub struct SecureConfig {
     /// Sessions one source (an IPv4 address, an IPv6 /64) may hold with
     /// this side as responder; more HELLOs from it are refused.
     pub max_sessions_per_source: usize,
+    /// Bytes one relay ([`relay`]) carries at most, both ways together.
+    pub relay_budget: u64,
 }
 
 impl SecureConfig {
@@ -123,6 +125,7 @@ impl Default for SecureConfig {
             unconfirmed_timeout: None,
             max_unconfirmed: usize::MAX,
             max_sessions_per_source: usize::MAX,
+            relay_budget: 64 * 1024 * 1024,
         }
     }
 }
@@ -152,6 +155,12 @@ pub enum SecureEvent {
     Closed {
         peer: PeerId,
     },
+    /// A check of a meeting was answered from `addr` ([`meeting`]): the
+    /// peer can be reached there.
+    Reachable {
+        meeting: u64,
+        addr: SocketAddr,
+    },
 }
 
 /// Counts of what was dropped, for tests and the bench.
@@ -171,6 +180,13 @@ pub struct Stats {
     pub handshakes_shed: u64,
     /// HELLOs that got their P-384 work.
     pub handshakes_answered: u64,
+    /// Meeting checks sent ([`meeting`]).
+    pub checks_sent: u64,
+    /// What the relay passed on ([`relay`]), and what it refused (not
+    /// from an end, or past the budget).
+    pub relayed_datagrams: u64,
+    pub relayed_bytes: u64,
+    pub relay_refused: u64,
 }
 
 /// What a peer is, as far as this side knows.
@@ -309,6 +325,10 @@ pub struct SecureEndpoint {
     /// time is not its session's `unconfirmed_since` is stale).
     unconfirmed: VecDeque<(Instant, u32)>,
     unconfirmed_count: usize,
+    /// A client's meetings with other clients.
+    meetings: meeting::Meetings,
+    /// A server's relays between clients.
+    relays: relay::Relays,
 }
 
 impl SecureEndpoint {
@@ -373,6 +393,8 @@ impl SecureEndpoint {
             per_source: HashMap::new(),
             unconfirmed: VecDeque::new(),
             unconfirmed_count: 0,
+            meetings: meeting::Meetings::default(),
+            relays: relay::Relays::default(),
         }
     }
 
@@ -385,7 +407,52 @@ impl SecureEndpoint {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            checks_sent: self.meetings.checks_sent,
+            ..self.stats
+        }
+    }
+
+    /// Checks `candidates` for the meeting `ticket` names (or adds them to
+    /// it); `relay`: the server that relays for it, if sessions may go
+    /// through [`meeting::relay_addr`]. A [`SecureEvent::Reachable`]
+    /// follows for each candidate that answers.
+    pub fn meet(
+        &mut self,
+        now: Instant,
+        ticket: &meeting::Ticket,
+        candidates: &[SocketAddr],
+        relay: Option<SocketAddr>,
+    ) {
+        self.meetings.meet(now, ticket, candidates, relay);
+        self.meetings
+            .on_timeout(now, &mut self.rng, &mut self.outbox);
+    }
+
+    /// Forgets a meeting: no more checks, no more relaying for it.
+    pub fn end_meeting(&mut self, meeting: u64) {
+        self.meetings.end(meeting);
+    }
+
+    /// A server: relays meeting `meeting`'s packets between the sessions
+    /// `a` and `b` ([`relay`]).
+    pub fn open_relay(&mut self, now: Instant, meeting: u64, a: PeerId, b: PeerId) {
+        self.relays
+            .open(now, meeting, a, b, self.config.relay_budget);
+    }
+
+    pub fn close_relay(&mut self, meeting: u64) {
+        self.relays.close(meeting);
+    }
+
+    /// Relays open now.
+    pub fn relays(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// What a relay carried so far, while it is open.
+    pub fn relay_usage(&self, meeting: u64) -> Option<relay::RelayUsage> {
+        self.relays.usage(meeting)
     }
 
     pub fn peer(&self, peer: PeerId) -> Option<PeerInfo> {
@@ -666,6 +733,50 @@ impl SecureEndpoint {
                     .push_back((from, Packet::ServerKey { key: &key }.encode()));
                 Ok(())
             }
+            Packet::Probe {
+                answer,
+                meeting,
+                nonce,
+                signed,
+                mac,
+            } => {
+                let event = self.meetings.handle_probe(
+                    now,
+                    from,
+                    answer,
+                    meeting,
+                    nonce,
+                    signed,
+                    mac,
+                    &mut self.outbox,
+                )?;
+                self.events.extend(event);
+                // A check from the peer is checked back at once.
+                self.meetings
+                    .on_timeout(now, &mut self.rng, &mut self.outbox);
+                Ok(())
+            }
+            Packet::Relay { meeting, inner } => {
+                if self.accept == Some(Pattern::Nk) {
+                    return self.relay(now, from, meeting, datagram);
+                }
+                let via = self
+                    .meetings
+                    .unwrap(now, from, meeting)
+                    .ok_or(Rejected::Unexpected)?;
+                // Only the two clients' own session is relayed.
+                if matches!(
+                    Packet::parse(inner),
+                    Ok(Packet::Hello { .. }
+                        | Packet::Welcome { .. }
+                        | Packet::Data { .. }
+                        | Packet::CookieReply { .. })
+                ) {
+                    self.handle_packet(now, now_ms, via, inner)
+                } else {
+                    Err(Rejected::Unexpected)
+                }
+            }
             Packet::ServerKey { key } => {
                 if !self.key_fetches.remove(&from) {
                     return Err(Rejected::Unexpected);
@@ -678,8 +789,39 @@ impl SecureEndpoint {
         }
     }
 
-    /// The next datagram to send.
+    /// A server passes a RELAY packet on to the relay's other end.
+    fn relay(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        meeting: u64,
+        datagram: &[u8],
+    ) -> Result<(), Rejected> {
+        let conns = &self.conns;
+        let to = self
+            .relays
+            .forward(now, from, meeting, datagram.len(), |peer| {
+                conns.get(&peer.0).map(|c| c.addr)
+            })
+            .inspect_err(|_| self.stats.relay_refused += 1)?;
+        self.stats.relayed_datagrams += 1;
+        self.stats.relayed_bytes += datagram.len() as u64;
+        self.outbox.push_back((to, datagram.to_vec()));
+        Ok(())
+    }
+
+    /// The next datagram to send. One for a relay address leaves wrapped,
+    /// toward the relaying server ([`meeting`]).
     pub fn poll_transmit(&mut self, now: Instant, now_ms: u64) -> Option<(SocketAddr, Vec<u8>)> {
+        loop {
+            let (to, datagram) = self.poll_datagram(now, now_ms)?;
+            if let Some(out) = self.meetings.route(now, to, datagram) {
+                return Some(out);
+            }
+        }
+    }
+
+    fn poll_datagram(&mut self, now: Instant, now_ms: u64) -> Option<(SocketAddr, Vec<u8>)> {
         loop {
             if let Some(out) = self.outbox.pop_front() {
                 return Some(out);
@@ -731,6 +873,7 @@ impl SecureEndpoint {
             });
         retries
             .chain(self.transport.poll_timeout())
+            .chain(self.meetings.poll_timeout())
             .chain(Some(self.next_sweep))
             .min()
     }
@@ -751,8 +894,12 @@ impl SecureEndpoint {
         for index in due {
             self.retry_hello(now, now_ms, index);
         }
+        self.meetings
+            .on_timeout(now, &mut self.rng, &mut self.outbox);
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
+            let conns = &self.conns;
+            self.relays.sweep(now, |peer| conns.contains_key(&peer.0));
             self.expire_probes(now);
             self.expire_unconfirmed(now);
             let idle = self.config.session_idle;
@@ -826,9 +973,13 @@ pub enum ConnectError {
     Handshake(String),
 }
 
+#[cfg(test)]
+mod across_nats;
 pub mod cookie;
 mod hello;
+pub mod meeting;
 pub mod path;
+pub mod relay;
 pub mod screen;
 #[cfg(test)]
 mod tests;
