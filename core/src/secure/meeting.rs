@@ -139,11 +139,10 @@ impl Meeting {
         match self.targets.iter_mut().find(|t| t.addr == addr) {
             // Checked before and not answered: check again now (a check
             // from there just showed the way is open).
-            Some(target) => {
-                if !target.answered && (target.nonces.len() as u32) < CHECKS {
-                    target.next = Some(now);
-                }
+            Some(target) if !target.answered && (target.nonces.len() as u32) < CHECKS => {
+                target.next = Some(now);
             }
+            Some(_) => {}
             None if !full => self.targets.push(Target {
                 addr,
                 nonces: Vec::new(),
