@@ -152,6 +152,7 @@ impl SimClient {
             user: self.user.clone(),
             password: Zeroizing::new(password_of(&self.user)),
             identity: self.identity.public(),
+            local: Vec::new(),
         };
         let reply = self
             .link
@@ -213,6 +214,7 @@ impl SimClient {
     pub async fn lookup(&self, user: &str) -> anyhow::Result<(SocketAddr, PublicKey)> {
         let body = cbor::encode(&Lookup {
             user: user.to_string(),
+            meet: false,
         });
         let reply = self.request("lookup", body).await?;
         let found: Found = cbor::decode_body(&reply).map_err(|e| anyhow!("lookup: {e}"))?;

@@ -132,11 +132,13 @@ pub async fn serve_pushes(
             (Kind::Push, Some(on_push)) => {
                 // From the envelope, not asked of the link: it may have
                 // stopped since (the client is leaving).
+                let (addr, path) = state.peer_sessions().shown(addr);
                 let sender = Sender {
                     peer: from,
                     addr,
                     identity: remote_static.map(|key| *key),
                     from_server: state.server().is_server(from).await,
+                    path,
                 };
                 let worker = workers.entry(from).or_insert_with(|| {
                     running.retain(|worker| !worker.is_finished());

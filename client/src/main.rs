@@ -9,11 +9,13 @@ mod dispatch;
 mod highlight;
 mod history;
 mod keepalive;
+mod peer_sessions;
 mod prompt;
 mod render;
 mod roster;
 mod server_session;
 mod shell;
+mod socket;
 mod start;
 mod state;
 mod style;
@@ -26,7 +28,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use tokio::io::AsyncBufReadExt;
-use tokio::net::UdpSocket;
 use udpchat_core::context::Client;
 use udpchat_core::crypto::keyfile;
 use udpchat_net::Link;
@@ -59,9 +60,10 @@ struct Cli {
     /// The server's address.
     #[arg(short = 's', long, value_name = "HOST:PORT", default_value = udpchat_core::DEFAULT_SERVER)]
     server: String,
-    /// Local address to listen on for messages from other clients.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
-    bind: SocketAddr,
+    /// Local address to listen on for messages from other clients
+    /// [default: `[::]:0`, taking IPv4 and IPv6, or `0.0.0.0:0` without IPv6].
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
     /// The server's presence timeout: the client pings three times per
     /// timeout, and says the server is lost after a whole one unanswered.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -90,9 +92,8 @@ async fn main() -> anyhow::Result<()> {
     udpchat_core::private_files::dir(&cli.data_dir)
         .with_context(|| format!("cannot make {} private", cli.data_dir.display()))?;
     let server = resolve(&cli.server).await?;
-    let socket = UdpSocket::bind(cli.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.bind))?;
+    let socket = socket::bind(cli.bind)?;
+    let own = socket::own_addresses(socket.local_addr()?);
     let pinned = match &cli.server_key {
         Some(path) => Some(keyfile::read_public(path)?),
         None => None,
@@ -126,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         cli.data_dir.clone(),
         pinned,
         passwords,
+        own,
     ));
     let client: Client = state.clone();
     tokio::spawn(dispatch::serve_pushes(

@@ -180,6 +180,7 @@ impl ServerConnector {
         let peer = self.peer().await.ok()?;
         let body = udpchat_core::cbor::encode(&Lookup {
             user: user.to_string(),
+            meet: false,
         });
         let reply = self.link.request(peer, "lookup", body).await.ok()?;
         let found: Found = udpchat_core::cbor::decode_body(&reply).ok()?;

@@ -38,6 +38,11 @@ pub async fn sign_in(
             user: user.to_string(),
             password,
             identity,
+            local: client
+                .local_addresses()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         };
         send_credentials(
             client,

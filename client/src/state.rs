@@ -2,7 +2,7 @@
 //! server and to other clients, trust decisions, the printer and the
 //! background tasks it must wait for before leaving.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,16 +12,17 @@ use std::time::Duration;
 use tokio::io::{BufReader, Lines, Stdin};
 use tokio::task::JoinHandle;
 use udpchat_core::context::{
-    BoxFuture, ClientContext, Delivery, PeerId, Reply, Session, Zeroizing,
+    BoxFuture, ClientContext, Delivery, PeerPath, Reply, Session, Whereabouts, Zeroizing,
 };
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::{self, Prekeys, SealedMessage};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::mailbox::{Bundle, PrekeyUpload};
 use udpchat_core::output::Output;
-use udpchat_core::wire::Pattern;
+use udpchat_core::secure::meeting::Ticket;
 use udpchat_net::Link;
 
+use crate::peer_sessions::PeerSessions;
 use crate::render::Printer;
 use crate::roster::Roster;
 use crate::server_session::ServerConnector;
@@ -37,11 +38,6 @@ pub enum PasswordSource {
     /// The next line of (scripted) input.
     Input(InputLines),
 }
-
-/// Sessions with other clients, by their address and identity key bytes.
-/// Sessions with other clients, by address and identity key, with the
-/// user each is for.
-type PeerSessions = HashMap<(SocketAddr, Vec<u8>), (PeerId, String)>;
 
 /// Stored messages remembered as taken in, at most (oldest forgotten
 /// first): far more than a second copy can lag behind the first.
@@ -81,8 +77,10 @@ pub struct ClientState {
     roster: Arc<Mutex<Roster>>,
     data_dir: PathBuf,
     server: Arc<ServerConnector>,
-    /// Sessions with other clients, by address and identity key.
-    peers: Arc<tokio::sync::Mutex<PeerSessions>>,
+    /// Sessions with other clients.
+    peers: Arc<PeerSessions>,
+    /// This client's own addresses, for peers on its network.
+    local: Vec<SocketAddr>,
     passwords: PasswordSource,
     /// The signed-in user's keys, once `identity` loaded them.
     keys: Mutex<Option<UserKeys>>,
@@ -119,6 +117,7 @@ impl ClientState {
         data_dir: PathBuf,
         pinned: Option<PublicKey>,
         passwords: PasswordSource,
+        local: Vec<SocketAddr>,
     ) -> ClientState {
         let session = Arc::new(Mutex::new(Session {
             server,
@@ -133,6 +132,7 @@ impl ClientState {
             printer.clone(),
         );
         ClientState {
+            peers: Arc::new(PeerSessions::new(link.clone(), session.clone())),
             session,
             roster: Arc::new(Mutex::new(Roster::default())),
             link,
@@ -141,7 +141,7 @@ impl ClientState {
             quitting: AtomicBool::new(false),
             data_dir,
             server: Arc::new(connector),
-            peers: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            local,
             passwords,
             keys: Mutex::new(None),
             remembered: Mutex::new(None),
@@ -208,6 +208,11 @@ impl ClientState {
         &self.link
     }
 
+    /// The sessions with other clients.
+    pub fn peer_sessions(&self) -> &PeerSessions {
+        &self.peers
+    }
+
     pub fn server(&self) -> &Arc<ServerConnector> {
         &self.server
     }
@@ -238,41 +243,27 @@ impl ClientContext for ClientState {
 
     fn push_to(
         &self,
-        user: &str,
-        addr: SocketAddr,
-        identity: PublicKey,
+        to: Whereabouts,
         cmd: &'static str,
         body: Vec<u8>,
     ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
-        let (peers, link) = (self.peers.clone(), self.link.clone());
-        let user = user.to_string();
-        Box::pin(async move {
-            let key = (addr, identity.to_bytes());
-            let mut sessions = peers.lock().await;
-            let peer = match sessions.get(&key) {
-                Some((peer, _)) => *peer,
-                None => {
-                    let peer = link.connect(addr, identity, Pattern::Ik).await?;
-                    sessions.insert(key.clone(), (peer, user));
-                    peer
-                }
-            };
-            let delivery = link.push(peer, cmd, body);
-            drop(sessions);
-            let delivery: Delivery = Box::pin(async move {
-                let result = delivery.await;
-                if result.is_err() {
-                    // A dead session is not reused: the next send opens anew.
-                    let mut sessions = peers.lock().await;
-                    if sessions.get(&key).is_some_and(|(p, _)| *p == peer) {
-                        sessions.remove(&key);
-                        link.forget(peer);
-                    }
-                }
-                result
-            });
-            Ok(delivery)
-        })
+        self.peers.push_to(to, cmd, body)
+    }
+
+    fn needs_meeting(&self, user: &str) -> bool {
+        self.peers.needs_meeting(user)
+    }
+
+    fn meet(&self, ticket: Ticket, candidates: Vec<SocketAddr>) {
+        self.peers.meet(ticket, candidates);
+    }
+
+    fn peers(&self) -> Vec<PeerPath> {
+        self.peers.list()
+    }
+
+    fn local_addresses(&self) -> Vec<SocketAddr> {
+        self.local.clone()
     }
 
     fn identity(&self, user: &str, create: bool) -> Result<PublicKey, CommandError> {
@@ -450,23 +441,17 @@ impl ClientContext for ClientState {
     }
 
     fn peer_gone(&self, user: &str) {
-        let (peers, link, server) = (self.peers.clone(), self.link.clone(), self.server.clone());
+        let (peers, server) = (self.peers.clone(), self.server.clone());
         let user = user.to_string();
         tokio::spawn(async move {
-            if !peers.lock().await.values().any(|(_, to)| *to == user) {
+            if peers.needs_meeting(&user) {
                 return;
             }
             // The notice may lag behind the user's sign-in on another
             // client, which a `send` already found and is talking to: that
             // session stays (the server says where the user is now).
             let now_at = server.signed_in_at(&user).await;
-            peers.lock().await.retain(|(addr, _), (peer, to)| {
-                let gone = *to == user && Some(*addr) != now_at;
-                if gone {
-                    link.forget(*peer);
-                }
-                !gone
-            });
+            peers.gone(&user, now_at);
         });
     }
 

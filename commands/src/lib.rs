@@ -25,9 +25,11 @@ pub mod logout;
 pub mod lookup;
 pub mod mail_status;
 pub mod message;
+pub mod peers;
 pub mod ping;
 pub mod prekeys;
 pub mod presence;
+pub mod punch;
 pub mod receipt;
 pub mod send;
 pub mod signin;
@@ -121,9 +123,11 @@ mod tests {
                 "lookup",
                 "mail-status",
                 "message",
+                "peers",
                 "ping",
                 "prekeys",
                 "presence",
+                "punch",
                 "receipt",
                 "send",
                 "signin",

@@ -1,20 +1,34 @@
 //! `lookup` (packet): asks the server where a signed-in user can be reached
 //! and what the user's identity key is, so that `send` can open an
 //! end-to-end session with that client directly.
+//!
+//! Where: the address the server sees the user's client at and the
+//! client's own addresses (candidates). With `meet`, the server also
+//! arranges a meeting ([`udpchat_core::secure::meeting`]): the asker gets
+//! its ticket in the reply, the user's client gets it in a `punch` push
+//! with the asker's candidates, so both check each other's addresses at
+//! once and open their NATs to each other; and the server opens a relay
+//! for the meeting, for when no address answers.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server, Whereabouts};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::secure::meeting::Ticket;
+
+use crate::punch::Punch;
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Lookup {
     pub user: String,
+    /// Arrange a meeting (the asker has no session with the user's client).
+    #[serde(default)]
+    pub meet: bool,
 }
 
 /// The reply body.
@@ -25,6 +39,12 @@ pub struct Found {
     pub addr: String,
     /// The key the user's client proves in the end-to-end handshake.
     pub identity: PublicKey,
+    /// The client's own addresses (`IP:PORT`), as it gave them at sign-in.
+    #[serde(default)]
+    pub local: Vec<String>,
+    /// The meeting arranged, when one was asked for.
+    #[serde(default)]
+    pub meeting: Option<Ticket>,
 }
 
 inventory::submit! {
@@ -42,26 +62,39 @@ inventory::submit! {
     }
 }
 
-/// Asks the server for `user`'s address and identity key; warns the user
-/// if the key is not the one seen before.
-pub async fn lookup(client: &Client, user: &str) -> Result<(SocketAddr, PublicKey), CommandError> {
+/// Asks the server where `user`'s client is and for its identity key (and
+/// with `meet`, for a meeting with it); warns the user if the key is not
+/// the one seen before.
+pub async fn lookup(client: &Client, user: &str, meet: bool) -> Result<Whereabouts, CommandError> {
     let reply = client
         .request(
             "lookup",
             cbor::encode(&Lookup {
                 user: user.to_string(),
+                meet,
             }),
         )
         .await?;
     let found: Found = crate::decode(&reply)?;
-    let addr = found.addr.parse().map_err(|_| {
+    let seen_at = found.addr.parse().map_err(|_| {
         CommandError::new(
             code::BAD_REPLY,
             format!("the server gave a bad address for {user}"),
         )
     })?;
     client.check_identity(user, &found.identity);
-    Ok((addr, found.identity))
+    Ok(Whereabouts {
+        user: user.to_string(),
+        identity: found.identity,
+        seen_at,
+        local: addresses(&found.local),
+        meeting: found.meeting,
+    })
+}
+
+/// The addresses among `given` that parse (a bad one is left out).
+pub fn addresses(given: &[String]) -> Vec<SocketAddr> {
+    given.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
 pub fn no_such_user(user: &str) -> CommandError {
@@ -73,8 +106,8 @@ pub fn no_such_user(user: &str) -> CommandError {
 
 fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
     Box::pin(async move {
-        crate::signed_in_user(&server, origin)?;
-        let Lookup { user } = crate::decode(&body)?;
+        let me = crate::signed_in_user(&server, origin)?;
+        let Lookup { user, meet } = crate::decode(&body)?;
         crate::watch(&server, origin, &user);
         let peer = server
             .presence()
@@ -91,10 +124,35 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             .identity(&user)
             .await?
             .ok_or_else(|| no_such_user(&user))?;
+        let local = |peer| {
+            let presence = server.presence().lock().expect("presence lock");
+            presence.local_of(peer)
+        };
+        let meeting = (meet && peer != origin.peer).then(|| {
+            let ticket = Ticket::random();
+            server.open_relay(ticket.id, origin.peer, peer);
+            // The asker's candidates: where the server sees it, then its own.
+            let candidates = std::iter::once(origin.addr)
+                .chain(local(origin.peer))
+                .map(|a| a.to_string())
+                .collect();
+            server.push(
+                peer,
+                "punch",
+                cbor::encode(&Punch {
+                    from: me,
+                    meeting: ticket.clone(),
+                    candidates,
+                }),
+            );
+            ticket
+        });
         Ok(cbor::encode(&Found {
             user,
             addr: addr.to_string(),
             identity,
+            local: local(peer).iter().map(ToString::to_string).collect(),
+            meeting,
         }))
     })
 }

@@ -2,7 +2,7 @@
 //! message it left for an offline user: delivered, or expired unread.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client, Sender};
+use udpchat_core::context::{BoxFuture, Client, Path, Sender};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_core::registry::Command;
@@ -48,8 +48,7 @@ fn on_push(
         };
         match outcome {
             Outcome::Delivered => client.emit(
-                Output::new("delivered", format!("delivered to {to}"))
-                    .with("to", to)
+                crate::send::delivered(&to, Path::Stored)
                     .with("id", id)
                     .with("stored", true),
             ),

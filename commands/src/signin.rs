@@ -24,6 +24,10 @@ pub struct Credentials {
     pub user: String,
     pub password: Zeroizing<String>,
     pub identity: PublicKey,
+    /// The client's own addresses (`IP:PORT`), which other clients on its
+    /// network may reach it at (see `lookup`).
+    #[serde(default)]
+    pub local: Vec<String>,
 }
 
 /// The reply body.
@@ -79,6 +83,11 @@ pub async fn credentials(
         user,
         password,
         identity,
+        local: client
+            .local_addresses()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     })
 }
 
@@ -139,13 +148,14 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             user,
             password,
             identity,
+            local,
         } = crate::decode(&body)?;
         check_user_name(&user)?;
         server
             .accounts()
             .check_password(&user, password, origin.source())
             .await?;
-        admit(&server, origin, user, Some(identity)).await
+        admit(&server, origin, user, Some(identity), &local).await
     })
 }
 
@@ -153,13 +163,16 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
 /// client holds the name; records `identity` as the user's key only once
 /// the sign-in is sure to go ahead (a refused sign-in changes nothing).
 /// Signing in again on a session already signed in as `user` changes
-/// nothing either: the others are not told twice.
+/// nothing either: the others are not told twice. `local`: the client's
+/// own addresses, as it gave them (bad ones are left out).
 pub async fn admit(
     server: &Server,
     origin: Origin,
     user: String,
     identity: Option<PublicKey>,
+    local: &[String],
 ) -> Reply {
+    let local: Vec<std::net::SocketAddr> = local.iter().filter_map(|a| a.parse().ok()).collect();
     let claim = server
         .presence()
         .lock()
@@ -185,7 +198,9 @@ pub async fn admit(
     let (displaced, taken_from) = {
         let mut presence = server.presence().lock().expect("presence lock");
         let taken_from = presence.addr_of(&user);
-        (presence.sign_in(&user, origin.peer), taken_from)
+        let displaced = presence.sign_in(&user, origin.peer);
+        presence.set_local(origin.peer, &local);
+        (displaced, taken_from)
     };
     server.keep_session(origin.peer, true);
     if let Some(old) = taken_from {

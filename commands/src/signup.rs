@@ -39,12 +39,13 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             user,
             password,
             identity,
+            local,
         } = crate::decode(&body)?;
         check_user_name(&user)?;
         server
             .accounts()
             .sign_up(&user, password, identity, origin.source())
             .await?;
-        admit(&server, origin, user, None).await
+        admit(&server, origin, user, None, &local).await
     })
 }

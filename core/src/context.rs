@@ -24,8 +24,55 @@ pub use zeroize::Zeroizing;
 /// A boxed, sendable future, as handlers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A packet's fate: resolves when the peer acknowledged it.
-pub type Delivery = BoxFuture<'static, Result<(), CommandError>>;
+/// A packet's fate: resolves when the peer acknowledged it, with the path
+/// it went by.
+pub type Delivery = BoxFuture<'static, Result<Path, CommandError>>;
+
+/// How a message reached another client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Straight from this client to theirs.
+    Direct,
+    /// Through the server's relay, still end-to-end encrypted.
+    Relay,
+    /// Sealed and kept by the server until they came back.
+    Stored,
+}
+
+impl Path {
+    /// The word the `--json` events use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Relay => "relay",
+            Path::Stored => "stored",
+        }
+    }
+}
+
+/// A session with another client, as `peers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPath {
+    pub user: String,
+    /// Where its packets go: the client's address, or (relayed) where the
+    /// server sees it.
+    pub addr: SocketAddr,
+    pub path: Path,
+}
+
+/// Where a signed-in user's client may be reached, from the server.
+#[derive(Debug, Clone)]
+pub struct Whereabouts {
+    pub user: String,
+    /// The key its client proves in the end-to-end handshake.
+    pub identity: PublicKey,
+    /// Where the server sees it (its NAT's mapping, if it has one).
+    pub seen_at: SocketAddr,
+    /// Its own addresses, for a peer on the same network.
+    pub local: Vec<SocketAddr>,
+    /// The meeting the server arranged, when one was asked for.
+    pub meeting: Option<crate::secure::meeting::Ticket>,
+}
 
 /// What a handler's reply is: a CBOR body or an error for the requester.
 pub type Reply = Result<Vec<u8>, CommandError>;
@@ -57,6 +104,9 @@ pub struct Sender {
     pub identity: Option<PublicKey>,
     /// Whether it is the server this client is signed in to.
     pub from_server: bool,
+    /// How it came: straight from the sender, or through the server's
+    /// relay (then `addr` is where the server sees the sender).
+    pub path: Path,
 }
 
 /// Accounts, their passwords and identity keys. Hashing and storage run
@@ -213,6 +263,9 @@ pub trait ServerContext: Send + Sync {
     fn keep_session(&self, peer: PeerId, keep: bool);
     /// Where a client's session is now.
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
+    /// Relays a meeting's packets between the sessions `a` and `b`, end to
+    /// end encrypted, within a byte budget ([`crate::secure::relay`]).
+    fn open_relay(&self, meeting: u64, a: PeerId, b: PeerId);
 }
 
 /// A shared handle on the server.
@@ -237,18 +290,27 @@ pub trait ClientContext: Send + Sync {
     /// Sends a request to the server and waits for its reply.
     fn request(&self, cmd: &'static str, body: Vec<u8>) -> BoxFuture<'static, Reply>;
     /// Sends a one-way packet to another client, over an end-to-end
-    /// session with the holder of `identity`. Resolves once the packet is
-    /// queued (in order with earlier ones), giving the delivery: a future
-    /// that resolves when the peer acknowledged it, or with an error when
-    /// it could not be delivered.
+    /// session with the holder of `to.identity`: the one open, or a new one
+    /// on the path its meeting finds (direct, or the server's relay).
+    /// Resolves once the packet is queued (in order with earlier ones),
+    /// giving the delivery: a future that resolves when the peer
+    /// acknowledged it, or with an error when it could not be delivered.
     fn push_to(
         &self,
-        user: &str,
-        addr: SocketAddr,
-        identity: PublicKey,
+        to: Whereabouts,
         cmd: &'static str,
         body: Vec<u8>,
     ) -> BoxFuture<'static, Result<Delivery, CommandError>>;
+    /// Whether a message to `user` needs a new session, and so a meeting.
+    fn needs_meeting(&self, user: &str) -> bool;
+    /// The server arranged a meeting with another client, who is about to
+    /// check `candidates`: check them too, and answer their checks.
+    fn meet(&self, ticket: crate::secure::meeting::Ticket, candidates: Vec<SocketAddr>);
+    /// The sessions open with other clients: whose, where and by which
+    /// path, sorted by user.
+    fn peers(&self) -> Vec<PeerPath>;
+    /// This client's own addresses, for peers on the same network.
+    fn local_addresses(&self) -> Vec<SocketAddr>;
     /// This user's identity key (public half), loaded from the data dir or,
     /// with `create`, made there if missing; also put to use for sessions
     /// from other clients.

@@ -11,6 +11,7 @@
 //! guilds). `list` still shows anyone on request.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 
 use crate::secure::PeerId;
 
@@ -44,7 +45,13 @@ pub struct Presence {
     /// Per signed-in session: the first stamp it hears. A session hears
     /// only what changed after its sign-in, not a batch gathered before.
     since: HashMap<PeerId, u64>,
+    /// Per signed-in session: the client's own addresses, as it said at
+    /// sign-in (candidates for peers on its network).
+    local: HashMap<PeerId, Vec<SocketAddr>>,
 }
+
+/// Local addresses kept per signed-in client at most.
+pub const MAX_LOCAL_ADDRESSES: usize = 8;
 
 impl Default for Presence {
     fn default() -> Presence {
@@ -80,6 +87,7 @@ impl Presence {
             pending: Vec::new(),
             next_stamp: 0,
             since: HashMap::new(),
+            local: HashMap::new(),
         }
     }
 
@@ -98,6 +106,7 @@ impl Presence {
         let mut displaced = Vec::new();
         if let Some(old_addr) = self.by_name.remove(name) {
             self.by_addr.remove(&old_addr);
+            self.local.remove(&old_addr);
         }
         if let Some(old_name) = self.by_addr.remove(&addr) {
             if old_name != name {
@@ -116,6 +125,7 @@ impl Presence {
     pub fn sign_out(&mut self, addr: PeerId) -> Option<String> {
         self.forget_watches(addr);
         self.since.remove(&addr);
+        self.local.remove(&addr);
         let name = self.by_addr.remove(&addr)?;
         self.by_name.remove(&name);
         Some(name)
@@ -186,6 +196,29 @@ impl Presence {
             }
         }
         heard.into_iter().collect()
+    }
+
+    /// Records the own addresses of the client signed in at `peer` (at
+    /// most [`MAX_LOCAL_ADDRESSES`]; only usable unicast ones).
+    pub fn set_local(&mut self, peer: PeerId, addrs: &[SocketAddr]) {
+        if !self.by_addr.contains_key(&peer) {
+            return;
+        }
+        let usable = addrs
+            .iter()
+            .filter(|a| {
+                let ip = a.ip();
+                a.port() != 0 && !ip.is_unspecified() && !ip.is_multicast()
+            })
+            .take(MAX_LOCAL_ADDRESSES)
+            .copied()
+            .collect();
+        self.local.insert(peer, usable);
+    }
+
+    /// The own addresses of the client signed in at `peer`.
+    pub fn local_of(&self, peer: PeerId) -> Vec<SocketAddr> {
+        self.local.get(&peer).cloned().unwrap_or_default()
     }
 
     /// The name signed in at `addr`.
@@ -262,6 +295,30 @@ mod tests {
         assert_eq!(p.user_at(addr(1)), None);
         assert_eq!(p.sign_out(addr(3)).as_deref(), Some("alicia"));
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_clients_own_addresses_are_kept_while_it_is_signed_in_and_only_usable_ones() {
+        let mut p = Presence::new();
+        let lan: SocketAddr = "10.0.1.2:5000".parse().unwrap();
+        let unusable: [SocketAddr; 3] = [
+            "0.0.0.0:5000".parse().unwrap(),
+            "10.0.1.2:0".parse().unwrap(),
+            "224.0.0.1:5000".parse().unwrap(),
+        ];
+        p.set_local(addr(1), &[lan]);
+        assert!(p.local_of(addr(1)).is_empty(), "not signed in");
+        p.sign_in("alice", addr(1));
+        let mut given = unusable.to_vec();
+        given.extend(std::iter::repeat_n(lan, 20));
+        p.set_local(addr(1), &given);
+        assert_eq!(p.local_of(addr(1)), vec![lan; MAX_LOCAL_ADDRESSES]);
+        // Signed in elsewhere, or out: forgotten.
+        p.sign_in("alice", addr(2));
+        assert!(p.local_of(addr(1)).is_empty());
+        p.set_local(addr(2), &[lan]);
+        p.sign_out(addr(2));
+        assert!(p.local_of(addr(2)).is_empty());
     }
 
     fn change(user: &str, online: bool) -> PresenceChange {

@@ -108,7 +108,7 @@ pub fn all() -> Vec<Seed> {
     add("wire_packet", "welcome", welcome.encode());
     let data = wire::seal_data(&mut session, 0x0102_0304, b"a transport datagram")
         .expect("a fresh session seals");
-    add("wire_packet", "data", data);
+    add("wire_packet", "data", data.clone());
     add("wire_packet", "key-request", Packet::KeyRequest.encode());
     let key = f.server.public().to_bytes();
     add(
@@ -126,6 +126,20 @@ pub fn all() -> Vec<Seed> {
         }
         .encode(),
     );
+    let signed = wire::probe_signed(false, 7, 0x0a0b);
+    add(
+        "wire_packet",
+        "probe",
+        Packet::Probe {
+            answer: false,
+            meeting: 7,
+            nonce: 0x0a0b,
+            signed: &signed,
+            mac: &[0x33; wire::MAC_LEN],
+        }
+        .encode(),
+    );
+    add("wire_packet", "relay", wire::relay_datagram(7, &data));
 
     // transport_packet: A's fragments, B's ACK, and a SKIP.
     let ex = exchange();
@@ -395,7 +409,10 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         e(
             "c::lookup::Lookup",
-            c::lookup::Lookup { user: "bob".into() },
+            c::lookup::Lookup {
+                user: "bob".into(),
+                meet: true,
+            },
         ),
         e(
             "c::lookup::Found",
@@ -403,6 +420,22 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
                 user: "bob".into(),
                 addr: "127.0.0.1:40000".into(),
                 identity: f.bob.public(),
+                local: vec!["10.0.1.3:40000".into(), "[fd00::3]:40000".into()],
+                meeting: Some(udpchat_core::secure::meeting::Ticket {
+                    id: 7,
+                    key: vec![9; 32],
+                }),
+            },
+        ),
+        e(
+            "c::punch::Punch",
+            c::punch::Punch {
+                from: "alice".into(),
+                meeting: udpchat_core::secure::meeting::Ticket {
+                    id: 7,
+                    key: vec![9; 32],
+                },
+                candidates: vec!["198.51.100.1:40000".into(), "10.0.2.2:40000".into()],
             },
         ),
         e(
@@ -456,6 +489,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
                 user: "alice".into(),
                 password: Zeroizing::new("s3cret-enough".into()),
                 identity: identity.clone(),
+                local: Vec::new(),
             },
         ),
         e(

@@ -280,6 +280,7 @@ bodies! {
     mailbox::PrekeyUpload => ["prekeys"],
     c::prekeys::Held => ["prekeys", "bundle"],
     c::presence::PresenceChanges => ["presence"],
+    c::punch::Punch => ["punch"],
     c::receipt::Receipt => ["receipt"],
     c::signin::Credentials => ["signin", "signup"],
     c::signin::SignedIn => ["signin", "signup"],

@@ -194,6 +194,7 @@ impl Link {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOX_CAPACITY);
         let driver = Driver {
             socket,
+            local,
             endpoint,
             next_id: 1,
             requests: HashMap::new(),
@@ -405,6 +406,8 @@ enum Waiter {
 
 struct Driver {
     socket: UdpSocket,
+    /// The socket's address: an IPv6 one sends to IPv4 peers mapped.
+    local: SocketAddr,
     endpoint: SecureEndpoint,
     next_id: u64,
     /// Requests awaiting a reply, by request id.
@@ -496,6 +499,9 @@ impl Driver {
     }
 
     fn datagram(&mut self, from: SocketAddr, datagram: &[u8]) {
+        // A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6
+        // addresses: the endpoint knows them by their IPv4 address.
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         if let Err(e) =
             self.endpoint
                 .handle_datagram(std::time::Instant::now(), now_ms(), from, datagram)
@@ -644,6 +650,12 @@ impl Driver {
         self.tell_closed();
         let (now, ms) = (std::time::Instant::now(), now_ms());
         while let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) {
+            let to = match to {
+                SocketAddr::V4(v4) if self.local.is_ipv6() => {
+                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+                }
+                _ => to,
+            };
             if let Err(e) = self.socket.send_to(&datagram, to).await {
                 tracing::debug!(%to, "send: {e}");
             }

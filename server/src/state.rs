@@ -265,4 +265,8 @@ impl ServerContext for ServerState {
         let link = self.link.clone();
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })
     }
+
+    fn open_relay(&self, meeting: u64, a: PeerId, b: PeerId) {
+        self.link.open_relay(meeting, [a, b]);
+    }
 }

@@ -132,6 +132,7 @@ impl RawClient {
             user: user.to_string(),
             password: Zeroizing::new(password(user)),
             identity: self.identity.public(),
+            local: Vec::new(),
         };
         let reply = self.request(cmd, cbor::encode(&credentials))?;
         Ok(cbor::decode_body(&reply).expect("a signin reply"))

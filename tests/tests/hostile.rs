@@ -209,6 +209,7 @@ fn a_client_flooding_requests_is_told_busy_and_others_are_still_served() {
                 password: udpchat_core::context::Zeroizing::new("guess".into()),
                 identity: udpchat_core::crypto::keys::StaticKey::generate(&mut rand::rngs::OsRng)
                     .public(),
+                local: Vec::new(),
             };
             ("signin", cbor::encode(&credentials))
         })

@@ -290,7 +290,13 @@ fn a_peers_line_breaks_cannot_forge_a_line_from_someone_else() {
     let mallory = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
     mallory.sign("signup", "mallory").expect("mallory signs up");
     let reply = mallory
-        .request("lookup", cbor::encode(&Lookup { user: "bob".into() }))
+        .request(
+            "lookup",
+            cbor::encode(&Lookup {
+                user: "bob".into(),
+                meet: false,
+            }),
+        )
         .expect("bob is online");
     let Found { addr, identity, .. } = cbor::decode_body(&reply).expect("found");
     let forged = "<From 127.0.0.1:4000:alice>: it's alice, tell me your password";

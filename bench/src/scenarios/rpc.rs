@@ -94,6 +94,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         Kind::Request,
         &cbor::encode(&Lookup {
             user: "rpc00000000-1".into(),
+            meet: false,
         }),
     );
     let mut report = Report::new(

@@ -84,6 +84,11 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl Ticket {
+    /// A fresh meeting, from the system's random source.
+    pub fn random() -> Ticket {
+        Ticket::new(&mut rand::rngs::OsRng)
+    }
+
     /// A fresh meeting.
     pub fn new(rng: &mut impl RngCore) -> Ticket {
         let mut key = vec![0u8; KEY_LEN];

@@ -1,0 +1,313 @@
+//! The client's end-to-end sessions with other clients: opened on the
+//! first message to a user, on the path a meeting finds (see
+//! `udpchat_core::secure::meeting`), and reused after.
+//!
+//! Opening one: the `lookup` that found the user brought a meeting ticket
+//! and the user's candidates (where the server sees their client, then its
+//! own addresses). This client checks them all while the other client,
+//! told by the server, checks back; the first answer, and any better one
+//! within [`NOMINATE_WITHIN`] (IPv6 before IPv4, the client's own address
+//! before where the server sees it), is where the session goes. No answer
+//! within [`PUNCH_WAIT`] (a symmetric NAT on the way): the session goes
+//! through the server's relay, still end to end encrypted.
+//!
+//! One opening at a time per user, so messages to one user keep their
+//! order; none waits for another user's, and no lock is held while a
+//! meeting runs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use udpchat_core::context::{BoxFuture, Delivery, Path, PeerId, PeerPath, Session, Whereabouts};
+use udpchat_core::error::CommandError;
+use udpchat_core::secure::meeting::{self, Ticket};
+use udpchat_core::wire::Pattern;
+use udpchat_net::Link;
+
+/// How long a meeting's checks may go unanswered before the session goes
+/// through the relay.
+pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
+/// After the first answer, how long a better candidate may still answer.
+pub const NOMINATE_WITHIN: Duration = Duration::from_millis(25);
+/// Relayed peers whose address (as the server sees them) is remembered.
+const MAX_RELAYED: usize = 256;
+
+/// An open session, by the address the server sees the peer at and its
+/// identity key.
+type Key = (SocketAddr, Vec<u8>);
+
+#[derive(Debug, Clone)]
+struct Open {
+    peer: PeerId,
+    user: String,
+    /// Where the server sees the peer's client.
+    seen_at: SocketAddr,
+    /// Where the session's packets go (a relay address when relayed).
+    addr: SocketAddr,
+}
+
+pub struct PeerSessions {
+    link: Link,
+    session: Arc<Mutex<Session>>,
+    open: Mutex<HashMap<Key, Open>>,
+    /// Per user, held while a session with them is being opened.
+    opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per relayed meeting, where the server sees the peer.
+    relayed: Mutex<HashMap<u64, SocketAddr>>,
+}
+
+impl PeerSessions {
+    pub fn new(link: Link, session: Arc<Mutex<Session>>) -> PeerSessions {
+        PeerSessions {
+            link,
+            session,
+            open: Mutex::new(HashMap::new()),
+            opening: Mutex::new(HashMap::new()),
+            relayed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends `cmd` to `to`'s client over the session open with it, or a
+    /// new one on the path its meeting finds.
+    pub fn push_to(
+        self: &Arc<Self>,
+        to: Whereabouts,
+        cmd: &'static str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let key = (to.seen_at, to.identity.to_bytes());
+            let gate = this.gate(&to.user);
+            let opening = gate.lock().await;
+            let existing = this.open.lock().expect("peers lock").get(&key).cloned();
+            let open = match existing {
+                Some(open) => open,
+                None => {
+                    let addr = this.reach(&to).await;
+                    let peer = this
+                        .link
+                        .connect(addr, to.identity.clone(), Pattern::Ik)
+                        .await?;
+                    let open = Open {
+                        peer,
+                        user: to.user.clone(),
+                        seen_at: to.seen_at,
+                        addr,
+                    };
+                    this.open
+                        .lock()
+                        .expect("peers lock")
+                        .insert(key.clone(), open.clone());
+                    open
+                }
+            };
+            let delivery = this.link.push(open.peer, cmd, body);
+            drop(opening);
+            let path = path_of(open.addr);
+            let delivery: Delivery = Box::pin(async move {
+                let result = delivery.await;
+                if result.is_err() {
+                    // A dead session is not reused: the next send opens anew.
+                    this.close_if(|k, o| *k == key && o.peer == open.peer);
+                }
+                result.map(|()| path)
+            });
+            Ok(delivery)
+        })
+    }
+
+    /// Where the session with `to` goes: the best candidate that answered
+    /// the meeting's checks, or the relay.
+    async fn reach(&self, to: &Whereabouts) -> SocketAddr {
+        let Some(ticket) = to.meeting.clone() else {
+            // No meeting (the server gave none): where the server sees it.
+            return to.seen_at;
+        };
+        let candidates = candidates(to, self.link.local_addr());
+        let server = self.session.lock().expect("session lock").server;
+        self.remember_relayed(ticket.id, to.seen_at);
+        let id = ticket.id;
+        let mut answers = self.link.meet(ticket, candidates.clone(), Some(server));
+        let Ok(Some(first)) = tokio::time::timeout(PUNCH_WAIT, answers.recv()).await else {
+            tracing::debug!(user = to.user, "no direct path answered: relayed");
+            return meeting::relay_addr(id);
+        };
+        let rank = |addr: &SocketAddr| {
+            candidates
+                .iter()
+                .position(|c| c == addr)
+                .unwrap_or(candidates.len())
+        };
+        let mut best = first;
+        let deadline = tokio::time::Instant::now() + NOMINATE_WITHIN;
+        while let Ok(Some(other)) = tokio::time::timeout_at(deadline, answers.recv()).await {
+            if rank(&other) < rank(&best) {
+                best = other;
+            }
+        }
+        best
+    }
+
+    /// The server says another client is coming: check its candidates
+    /// (the first is where the server sees it) and answer its checks.
+    pub fn meet(&self, ticket: Ticket, candidates: Vec<SocketAddr>) {
+        if let Some(seen_at) = candidates.first() {
+            self.remember_relayed(ticket.id, *seen_at);
+        }
+        let own = self.link.local_addr();
+        let usable = candidates
+            .into_iter()
+            .filter(|c| can_send_to(own, *c))
+            .collect();
+        let server = self.session.lock().expect("session lock").server;
+        drop(self.link.meet(ticket, usable, Some(server)));
+    }
+
+    fn remember_relayed(&self, meeting: u64, seen_at: SocketAddr) {
+        let mut relayed = self.relayed.lock().expect("relayed lock");
+        if relayed.len() >= MAX_RELAYED {
+            relayed.clear();
+        }
+        relayed.insert(meeting, seen_at);
+    }
+
+    /// How a packet from `addr` came, and the address to show for it (for
+    /// one relayed, where the server sees its sender).
+    pub fn shown(&self, addr: SocketAddr) -> (SocketAddr, Path) {
+        match meeting::relayed_meeting(addr) {
+            Some(id) => {
+                let relayed = self.relayed.lock().expect("relayed lock");
+                (relayed.get(&id).copied().unwrap_or(addr), Path::Relay)
+            }
+            None => (addr, Path::Direct),
+        }
+    }
+
+    /// Whether a message to `user` needs a new session.
+    pub fn needs_meeting(&self, user: &str) -> bool {
+        !self
+            .open
+            .lock()
+            .expect("peers lock")
+            .values()
+            .any(|o| o.user == user)
+    }
+
+    /// The open sessions, by user.
+    pub fn list(&self) -> Vec<PeerPath> {
+        let mut list: Vec<PeerPath> = self
+            .open
+            .lock()
+            .expect("peers lock")
+            .values()
+            .map(|o| PeerPath {
+                user: o.user.clone(),
+                addr: if path_of(o.addr) == Path::Relay {
+                    o.seen_at
+                } else {
+                    o.addr
+                },
+                path: path_of(o.addr),
+            })
+            .collect();
+        list.sort_by(|a, b| a.user.cmp(&b.user));
+        list
+    }
+
+    /// `user` went offline: closes the sessions with them, except one with
+    /// the client the server says they are on now (`now_at`).
+    pub fn gone(&self, user: &str, now_at: Option<SocketAddr>) {
+        self.close_if(|(seen_at, _), o| o.user == user && Some(*seen_at) != now_at);
+    }
+
+    fn close_if(&self, gone: impl Fn(&Key, &Open) -> bool) {
+        let mut open = self.open.lock().expect("peers lock");
+        open.retain(|key, o| {
+            let close = gone(key, o);
+            if close {
+                self.link.forget(o.peer);
+            }
+            !close
+        });
+    }
+
+    fn gate(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut opening = self.opening.lock().expect("opening lock");
+        // Gates nobody holds or waits for go, so the map stays small.
+        opening.retain(|_, gate| Arc::strong_count(gate) > 1);
+        opening.entry(user.to_string()).or_default().clone()
+    }
+}
+
+fn path_of(addr: SocketAddr) -> Path {
+    match meeting::relayed_meeting(addr) {
+        Some(_) => Path::Relay,
+        None => Path::Direct,
+    }
+}
+
+/// Whether a socket bound to `own` can send to `to`: an IPv4 socket only to
+/// IPv4; an IPv6 one (dual-stack) to both.
+fn can_send_to(own: SocketAddr, to: SocketAddr) -> bool {
+    own.is_ipv6() || to.is_ipv4()
+}
+
+/// The addresses to check for `to`, best first: IPv6 before IPv4 (RFC
+/// 8421), and in each family the client's own addresses (a shared LAN,
+/// no NAT between) before where the server sees it.
+fn candidates(to: &Whereabouts, own: SocketAddr) -> Vec<SocketAddr> {
+    let mut all: Vec<(bool, bool, SocketAddr)> = to
+        .local
+        .iter()
+        .map(|a| (a.is_ipv4(), false, *a))
+        .chain([(to.seen_at.is_ipv4(), true, to.seen_at)])
+        .filter(|(_, _, a)| can_send_to(own, *a))
+        .collect();
+    all.sort_by_key(|(v4, reflexive, _)| (*v4, *reflexive));
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for (_, _, addr) in all {
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udpchat_core::crypto::keys::StaticKey;
+
+    fn whereabouts(seen_at: &str, local: &[&str]) -> Whereabouts {
+        Whereabouts {
+            user: "bob".into(),
+            identity: StaticKey::generate(&mut rand::thread_rng()).public(),
+            seen_at: seen_at.parse().unwrap(),
+            local: local.iter().map(|a| a.parse().unwrap()).collect(),
+            meeting: None,
+        }
+    }
+
+    #[test]
+    fn ipv6_goes_first_then_own_addresses_before_where_the_server_sees_it() {
+        let to = whereabouts(
+            "198.51.100.2:40000",
+            &["10.0.1.3:5000", "[2001:db8::3]:5000", "198.51.100.2:40000"],
+        );
+        let dual: SocketAddr = "[::]:5000".parse().unwrap();
+        let order: Vec<String> = candidates(&to, dual)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            ["[2001:db8::3]:5000", "10.0.1.3:5000", "198.51.100.2:40000"]
+        );
+        // An IPv4-only socket checks only IPv4 addresses.
+        let v4: SocketAddr = "0.0.0.0:5000".parse().unwrap();
+        assert_eq!(candidates(&to, v4).len(), 2);
+    }
+}
