@@ -2,13 +2,17 @@
 //! binaries on 127.0.0.1 with ephemeral ports, drives clients in scripted
 //! JSON mode (or text mode, [`TextClient`]), and waits on their events
 //! (never on the clock: a deadline is only a failsafe that turns a hang
-//! into a failure).
+//! into a failure). Either binary can also run inside a network namespace
+//! ([`Server::start_in_netns`], [`Client::start_in_netns`]), behind the NATs
+//! [`nat`] builds.
 #![forbid(unsafe_code)]
 
+pub mod nat;
 pub mod raw;
 pub mod relay;
 pub mod tmux;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,21 +75,34 @@ impl Server {
 
     /// Starts a server on `data_dir` and `bind` with extra arguments.
     pub fn start_with(data_dir: &Path, bind: &str, extra: &[&str]) -> Server {
-        Server::launch(data_dir, bind, extra, None)
+        Server::launch(data_dir, bind, extra, None, None)
     }
 
     /// Starts a server on `data_dir` (kept by the caller) under `umask`.
     pub fn start_under_umask(data_dir: &Path, umask: u32) -> Server {
-        Server::launch(data_dir, "127.0.0.1:0", &[], Some(umask))
+        Server::launch(data_dir, "127.0.0.1:0", &[], Some(umask), None)
     }
 
-    fn launch(data_dir: &Path, bind: &str, extra: &[&str], umask: Option<u32>) -> Server {
+    /// Starts a server inside the network namespace `netns` (see [`nat`])
+    /// on `data_dir` (kept by the caller) and `bind`, one of that
+    /// namespace's addresses.
+    pub fn start_in_netns(netns: &str, data_dir: &Path, bind: &str) -> Server {
+        Server::launch(data_dir, bind, &[], None, Some(netns))
+    }
+
+    fn launch(
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        umask: Option<u32>,
+        netns: Option<&str>,
+    ) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("server log");
-        let mut child = command("udpchat-server", umask)
+        let mut child = command("udpchat-server", umask, netns)
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -190,7 +207,26 @@ impl Client {
 
     /// Starts a client on `data_dir` (kept by the caller).
     pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
-        Client::launch(server, data_dir, "127.0.0.1:0", extra, None)
+        Client::launch(server, data_dir, "127.0.0.1:0", extra, None, None)
+    }
+
+    /// Starts a client with a fresh data dir inside the network namespace
+    /// `netns` (see [`nat`]), its socket bound to `bind` (`0.0.0.0:0`, or
+    /// one of the namespace's addresses with port 0); waits for `ready`.
+    pub fn start_in_netns(netns: &str, server: SocketAddr, bind: &str, extra: &[&str]) -> Client {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut client = Client::launch(server, dir.path(), bind, extra, None, Some(netns));
+        client._dir = Some(dir);
+        client
+    }
+
+    /// [`Client::sign_up`] inside the network namespace `netns`, bound to
+    /// `bind`.
+    pub fn sign_up_in_netns(netns: &str, server: SocketAddr, bind: &str, user: &str) -> Client {
+        let extra = ["-u", user, "-p", &password(user), "--signup"];
+        let mut client = Client::start_in_netns(netns, server, bind, &extra);
+        client.expect("signed-in");
+        client
     }
 
     /// Starts a client on `data_dir` (kept by the caller) under `umask`.
@@ -200,11 +236,11 @@ impl Client {
         extra: &[&str],
         umask: u32,
     ) -> Client {
-        Client::launch(server, data_dir, "127.0.0.1:0", extra, Some(umask))
+        Client::launch(server, data_dir, "127.0.0.1:0", extra, Some(umask), None)
     }
 
     fn start_bound(server: SocketAddr, data_dir: &Path, bind: &str, extra: &[&str]) -> Client {
-        Client::launch(server, data_dir, bind, extra, None)
+        Client::launch(server, data_dir, bind, extra, None, None)
     }
 
     fn launch(
@@ -213,8 +249,9 @@ impl Client {
         bind: &str,
         extra: &[&str],
         umask: Option<u32>,
+        netns: Option<&str>,
     ) -> Client {
-        let mut child = command("udpchat", umask)
+        let mut child = command("udpchat", umask, netns)
             .args([
                 "--json",
                 "--bind",
@@ -276,8 +313,20 @@ impl Client {
 
     /// Waits for the next event of any of these kinds that passes `test`.
     pub fn expect_first(&mut self, events: &[&str], test: impl Fn(&Value) -> bool) -> Value {
+        self.expect_first_within(events, FAILSAFE, test)
+    }
+
+    /// [`Client::expect_first`] with a failsafe of `within` instead of
+    /// [`FAILSAFE`], for what is known to take longer (a message that
+    /// goes through the server after a direct attempt timed out, say).
+    pub fn expect_first_within(
+        &mut self,
+        events: &[&str],
+        within: Duration,
+        test: impl Fn(&Value) -> bool,
+    ) -> Value {
         let event = events.join(" or ");
-        let deadline = Instant::now() + FAILSAFE;
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
@@ -291,10 +340,7 @@ impl Client {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no {event:?} event within {FAILSAFE:?}; saw {:#?}",
-                        self.seen
-                    )
+                    panic!("no {event:?} event within {within:?}; saw {:#?}", self.seen)
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     panic!(
@@ -349,7 +395,7 @@ impl TextClient {
     /// `user` and signs in, waiting for its `Signed in as` line.
     pub fn sign_up(server: SocketAddr, user: &str) -> TextClient {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = command("udpchat", None)
+        let mut child = command("udpchat", None, None)
             .args(["--bind", "127.0.0.1:0", "--server", &server.to_string()])
             .arg("--data-dir")
             .arg(dir.path())
@@ -402,19 +448,22 @@ impl Drop for TextClient {
 }
 
 /// A command that runs one of the workspace's binaries, under `umask` if
-/// given (through `sh`: std cannot set a child's umask without unsafe code).
-fn command(name: &str, umask: Option<u32>) -> Command {
-    match umask {
-        None => Command::new(binary(name)),
-        Some(umask) => {
-            let mut command = Command::new("sh");
-            command
-                .arg("-c")
-                .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
-                .arg(binary(name));
-            command
-        }
+/// given (through `sh`: std cannot set a child's umask without unsafe
+/// code), inside the network namespace `netns` if given (through `ip netns
+/// exec`). Both wrappers `exec` what they run, so the child is the binary
+/// itself: killing it kills the binary.
+fn command(name: &str, umask: Option<u32>, netns: Option<&str>) -> Command {
+    let mut argv: Vec<OsString> = vec![binary(name).into()];
+    if let Some(umask) = umask {
+        let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
+        argv.splice(0..0, ["sh".into(), "-c".into(), script.into()]);
     }
+    if let Some(netns) = netns {
+        argv.splice(0..0, ["ip", "netns", "exec", netns].map(OsString::from));
+    }
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
 }
 
 /// Reads a child's output lines on a thread.
