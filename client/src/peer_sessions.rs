@@ -11,6 +11,12 @@
 //! within [`PUNCH_WAIT`] (a symmetric NAT on the way): the session goes
 //! through the server's relay, still end to end encrypted.
 //!
+//! A path can break under a session (a NAT rebooted and forgot its
+//! mappings): a message not acknowledged within [`STALL_AFTER`] makes the
+//! client ask the server for a new meeting with the user, and move the
+//! session to the path it finds (direct again, or the relay); what was in
+//! flight goes again there at once.
+//!
 //! One opening at a time per user, so messages to one user keep their
 //! order; none waits for another user's, and no lock is held while a
 //! meeting runs.
@@ -26,11 +32,18 @@ use udpchat_core::secure::meeting::{self, Ticket};
 use udpchat_core::wire::Pattern;
 use udpchat_net::Link;
 
+use crate::server_session::ServerConnector;
+
 /// How long a meeting's checks may go unanswered before the session goes
 /// through the relay.
 pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
 /// After the first answer, how long a better candidate may still answer.
 pub const NOMINATE_WITHIN: Duration = Duration::from_millis(25);
+/// A message not acknowledged for this long makes the client look for a
+/// new path to its peer.
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
+/// A session looks for a new path at most this often.
+const REFIND_EVERY: Duration = Duration::from_secs(10);
 /// Relayed peers whose address (as the server sees them) is remembered.
 const MAX_RELAYED: usize = 256;
 
@@ -46,10 +59,13 @@ struct Open {
     seen_at: SocketAddr,
     /// Where the session's packets go (a relay address when relayed).
     addr: SocketAddr,
+    /// When a new path was last looked for.
+    refound: Option<tokio::time::Instant>,
 }
 
 pub struct PeerSessions {
     link: Link,
+    server: Arc<ServerConnector>,
     session: Arc<Mutex<Session>>,
     open: Mutex<HashMap<Key, Open>>,
     /// Per user, held while a session with them is being opened.
@@ -59,9 +75,14 @@ pub struct PeerSessions {
 }
 
 impl PeerSessions {
-    pub fn new(link: Link, session: Arc<Mutex<Session>>) -> PeerSessions {
+    pub fn new(
+        link: Link,
+        server: Arc<ServerConnector>,
+        session: Arc<Mutex<Session>>,
+    ) -> PeerSessions {
         PeerSessions {
             link,
+            server,
             session,
             open: Mutex::new(HashMap::new()),
             opening: Mutex::new(HashMap::new()),
@@ -96,6 +117,7 @@ impl PeerSessions {
                         user: to.user.clone(),
                         seen_at: to.seen_at,
                         addr,
+                        refound: None,
                     };
                     this.open
                         .lock()
@@ -106,17 +128,66 @@ impl PeerSessions {
             };
             let delivery = this.link.push(open.peer, cmd, body);
             drop(opening);
-            let path = path_of(open.addr);
             let delivery: Delivery = Box::pin(async move {
-                let result = delivery.await;
+                let mut delivery = std::pin::pin!(delivery);
+                let result = match tokio::time::timeout(STALL_AFTER, &mut delivery).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        this.find_again(&key, &to).await;
+                        delivery.await
+                    }
+                };
                 if result.is_err() {
                     // A dead session is not reused: the next send opens anew.
-                    this.close_if(|k, o| *k == key && o.peer == open.peer);
+                    this.close_if(|_, o| o.peer == open.peer);
                 }
-                result.map(|()| path)
+                let now_at = this
+                    .open
+                    .lock()
+                    .expect("peers lock")
+                    .values()
+                    .find(|o| o.peer == open.peer)
+                    .map_or(open.addr, |o| o.addr);
+                result.map(|()| path_of(now_at))
             });
             Ok(delivery)
         })
+    }
+
+    /// The session opened for `key` may have lost its path: asks the server
+    /// for a new meeting with its user and moves the session to the path
+    /// found (at most once per [`REFIND_EVERY`]).
+    async fn find_again(&self, key: &Key, to: &Whereabouts) {
+        let now = tokio::time::Instant::now();
+        let gate = self.gate(&to.user);
+        let _opening = gate.lock().await;
+        let peer = {
+            let mut open = self.open.lock().expect("peers lock");
+            let Some(session) = open.get_mut(key) else {
+                return;
+            };
+            if session
+                .refound
+                .is_some_and(|at| now.duration_since(at) < REFIND_EVERY)
+            {
+                return;
+            }
+            session.refound = Some(now);
+            session.peer
+        };
+        let Some(found) = self.server.whereabouts(&to.user, true).await else {
+            return;
+        };
+        if found.identity != to.identity {
+            return; // another client of theirs now: the next send opens anew
+        }
+        let addr = self.reach(&found).await;
+        tracing::debug!(user = to.user, %addr, "moved to a new path");
+        self.link.migrate(peer, addr);
+        if let Some(session) = self.open.lock().expect("peers lock").get_mut(key) {
+            session.addr = addr;
+            session.seen_at = found.seen_at;
+        }
     }
 
     /// Where the session with `to` goes: the best candidate that answered

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use udpchat_core::context::{PeerId, Reply, Session};
+use udpchat_core::context::{PeerId, Reply, Session, Whereabouts};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::output::Output;
@@ -176,15 +176,27 @@ impl ServerConnector {
     /// Where `user`'s client is now, as the server sees it: `None` when
     /// the user is not signed in (or the server cannot be asked).
     pub async fn signed_in_at(&self, user: &str) -> Option<SocketAddr> {
-        use udpchat_commands::lookup::{Found, Lookup};
-        let peer = self.peer().await.ok()?;
+        Some(self.whereabouts(user, false).await?.seen_at)
+    }
+
+    /// Where `user`'s client may be reached (and, with `meet`, a meeting
+    /// with it): `None` when the user is not signed in (or the server
+    /// cannot be asked).
+    pub async fn whereabouts(&self, user: &str, meet: bool) -> Option<Whereabouts> {
+        use udpchat_commands::lookup::{addresses, Found, Lookup};
         let body = udpchat_core::cbor::encode(&Lookup {
             user: user.to_string(),
-            meet: false,
+            meet,
         });
-        let reply = self.link.request(peer, "lookup", body).await.ok()?;
+        let reply = self.request("lookup", body).await.ok()?;
         let found: Found = udpchat_core::cbor::decode_body(&reply).ok()?;
-        found.addr.parse().ok()
+        Some(Whereabouts {
+            user: found.user,
+            identity: found.identity,
+            seen_at: found.addr.parse().ok()?,
+            local: addresses(&found.local),
+            meeting: found.meeting,
+        })
     }
 
     /// Drops the session with the server, whatever it is.

@@ -124,15 +124,19 @@ impl ClientState {
             user: None,
             conversation: None,
         }));
-        let connector = ServerConnector::new(
+        let connector = Arc::new(ServerConnector::new(
             link.clone(),
             session.clone(),
             data_dir.clone(),
             pinned,
             printer.clone(),
-        );
+        ));
         ClientState {
-            peers: Arc::new(PeerSessions::new(link.clone(), session.clone())),
+            peers: Arc::new(PeerSessions::new(
+                link.clone(),
+                connector.clone(),
+                session.clone(),
+            )),
             session,
             roster: Arc::new(Mutex::new(Roster::default())),
             link,
@@ -140,7 +144,7 @@ impl ClientState {
             tasks: Mutex::new(Vec::new()),
             quitting: AtomicBool::new(false),
             data_dir,
-            server: Arc::new(connector),
+            server: connector,
             local,
             passwords,
             keys: Mutex::new(None),

@@ -32,6 +32,10 @@ pub use udpchat_core::secure::PeerId as Peer;
 /// handshake while HELLOs wait.
 const READY_BATCH: usize = 64;
 
+/// A client's session used lately sends a keepalive after this long with
+/// nothing else sent, so the NATs on its path keep their mappings.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// How long a request waits for its reply once sent.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a key request waits for each answer, and how many it sends.
@@ -120,6 +124,10 @@ enum Op {
     EndMeeting {
         meeting: u64,
     },
+    Migrate {
+        peer: PeerId,
+        addr: SocketAddr,
+    },
     OpenRelay {
         meeting: u64,
         ends: [PeerId; 2],
@@ -180,6 +188,8 @@ impl Link {
         let endpoint = SecureEndpoint::client(
             SecureConfig {
                 max_sessions_per_source: 64,
+                // Within Linux's 30 s for an unanswered UDP mapping.
+                keepalive: Some(KEEPALIVE),
                 ..SecureConfig::default()
             },
             Box::new(rand::rngs::StdRng::from_entropy()),
@@ -376,6 +386,12 @@ impl Link {
     /// Forgets a meeting.
     pub fn end_meeting(&self, meeting: u64) {
         let _ = self.ops.send(Op::EndMeeting { meeting });
+    }
+
+    /// Moves a session to `addr` (a new path after the old one broke);
+    /// what is in flight goes again there at once.
+    pub fn migrate(&self, peer: PeerId, addr: SocketAddr) {
+        let _ = self.ops.send(Op::Migrate { peer, addr });
     }
 
     /// A server: relays `meeting`'s packets between the sessions `ends`.
@@ -621,6 +637,9 @@ impl Driver {
             Op::EndMeeting { meeting } => {
                 self.meetings.remove(&meeting);
                 self.endpoint.end_meeting(meeting);
+            }
+            Op::Migrate { peer, addr } => {
+                self.endpoint.migrate(std::time::Instant::now(), peer, addr)
             }
             Op::OpenRelay {
                 meeting,

@@ -295,3 +295,98 @@ fn the_relay_passes_nothing_from_a_stranger_and_stops_at_its_budget() {
     assert!(passed <= budget && passed + big.len() as u64 > budget);
     assert_eq!(w.server.stats().relay_refused, 2);
 }
+
+/// A meeting between alice and bob; bob's address as alice finds it.
+fn punch(w: &mut World, seed: u64) -> SocketAddr {
+    let ticket = meeting::Ticket::new(&mut StdRng::seed_from_u64(seed));
+    let (alice_at, bob_at, server_at) = (w.hosts[0].at, w.hosts[1].at, w.server_at);
+    w.hosts[0]
+        .endpoint
+        .meet(w.now, &ticket, &[bob_at], Some(server_at));
+    w.hosts[1]
+        .endpoint
+        .meet(w.now, &ticket, &[alice_at], Some(server_at));
+    w.pump();
+    assert_eq!(reachable(&mut w.hosts[0].endpoint), [bob_at]);
+    bob_at
+}
+
+#[test]
+fn a_session_used_lately_keeps_its_path_open_and_one_left_alone_stops() {
+    let mut w = World::new([Filter::SentTo, Filter::SentTo]);
+    for host in &mut w.hosts {
+        host.endpoint.config.keepalive = Some(Duration::from_secs(15));
+    }
+    w.sign_in();
+    let bob_at = punch(&mut w, 7);
+    assert_eq!(alice_says_hello(&mut w, bob_at), [b"hello bob".to_vec()]);
+    let sent = |w: &World| w.hosts[0].endpoint.stats().keepalives;
+    w.advance(Duration::from_secs(14));
+    assert_eq!(sent(&w), 0);
+    w.advance(Duration::from_secs(2));
+    assert!(sent(&w) >= 1, "nothing else went for 15 s");
+    // Every 15 s while it was used in the last ten minutes, then no more.
+    for _ in 0..(path::KEEP_OPEN_FOR.as_secs() / 5) {
+        w.advance(Duration::from_secs(5));
+    }
+    let by_then = sent(&w);
+    assert!(by_then >= 35, "{by_then}");
+    for _ in 0..20 {
+        w.advance(Duration::from_secs(5));
+    }
+    assert_eq!(sent(&w), by_then);
+}
+
+#[test]
+fn a_session_moved_to_a_new_path_after_a_nat_forgot_it_delivers_what_was_in_flight() {
+    let mut w = World::new([Filter::SentTo, Filter::SentTo]);
+    w.sign_in();
+    let (alice_at, server_at) = (w.hosts[0].at, w.server_at);
+    let bob_at = punch(&mut w, 7);
+    let bob = w.hosts[1].key.public();
+    let now = w.now;
+    let peer = w.hosts[0]
+        .endpoint
+        .connect(now, MS, bob_at, bob, Pattern::Ik)
+        .unwrap();
+    w.hosts[0]
+        .endpoint
+        .send(now, peer, b"one".to_vec())
+        .unwrap();
+    w.pump();
+    // bob's NAT reboots: he is at a new port now, and what goes to the
+    // old one is lost.
+    let new_bob_at: SocketAddr = "198.51.100.11:50001".parse().unwrap();
+    w.hosts[1].at = new_bob_at;
+    w.hosts[1].sent_to.clear();
+    let _ = events(&mut w.hosts[1].endpoint);
+    w.hosts[0]
+        .endpoint
+        .send(w.now, peer, b"two".to_vec())
+        .unwrap();
+    w.advance(Duration::from_secs(1));
+    assert!(events(&mut w.hosts[1].endpoint).is_empty());
+    // A new meeting finds him (the server sees him at his new port once he
+    // sent it something); the session moves there and "two" arrives.
+    let ticket = meeting::Ticket::new(&mut StdRng::seed_from_u64(8));
+    w.hosts[0]
+        .endpoint
+        .meet(w.now, &ticket, &[bob_at, new_bob_at], Some(server_at));
+    w.hosts[1]
+        .endpoint
+        .meet(w.now, &ticket, &[alice_at], Some(server_at));
+    w.pump();
+    let found = reachable(&mut w.hosts[0].endpoint);
+    assert_eq!(found, [new_bob_at]);
+    w.hosts[0].endpoint.migrate(w.now, peer, new_bob_at);
+    w.pump();
+    let got: Vec<Vec<u8>> = events(&mut w.hosts[1].endpoint)
+        .into_iter()
+        .filter_map(|e| match e {
+            SecureEvent::Received { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [b"two".to_vec()]);
+    assert_eq!(w.hosts[0].endpoint.peer(peer).unwrap().addr, new_bob_at);
+}

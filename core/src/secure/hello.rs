@@ -91,6 +91,8 @@ impl SecureEndpoint {
                             previous: None,
                         },
                         last_heard: now,
+                        last_sent: now,
+                        last_active: now,
                         probe: None,
                         source: Some(source),
                         unconfirmed_since,

@@ -84,6 +84,9 @@ pub struct SecureConfig {
     pub max_sessions_per_source: usize,
     /// Bytes one relay ([`relay`]) carries at most, both ways together.
     pub relay_budget: u64,
+    /// A session used lately that sent nothing for this long sends a
+    /// keepalive, to keep NAT mappings open ([`path`]); `None`: never.
+    pub keepalive: Option<Duration>,
 }
 
 impl SecureConfig {
@@ -126,6 +129,7 @@ impl Default for SecureConfig {
             max_unconfirmed: usize::MAX,
             max_sessions_per_source: usize::MAX,
             relay_budget: 64 * 1024 * 1024,
+            keepalive: None,
         }
     }
 }
@@ -187,6 +191,8 @@ pub struct Stats {
     pub relayed_datagrams: u64,
     pub relayed_bytes: u64,
     pub relay_refused: u64,
+    /// Keepalives sent ([`path`]).
+    pub keepalives: u64,
 }
 
 /// What a peer is, as far as this side knows.
@@ -266,6 +272,10 @@ struct Conn {
     role: Role,
     state: State,
     last_heard: Instant,
+    /// When this side last sent on it, and last used it (a message sent
+    /// or received): keepalives go while it was used lately.
+    last_sent: Instant,
+    last_active: Instant,
     /// A new address the peer was heard from, being validated.
     probe: Option<Box<path::Probe>>,
     /// For a session this side answered: the source it counts against.
@@ -502,6 +512,8 @@ impl SecureEndpoint {
                     queued: VecDeque::new(),
                 },
                 last_heard: now,
+                last_sent: now,
+                last_active: now,
                 probe: None,
                 source: None,
                 unconfirmed_since: None,
@@ -525,6 +537,9 @@ impl SecureEndpoint {
         peer: PeerId,
         message: Vec<u8>,
     ) -> Result<MessageId, SendError> {
+        if let Some(conn) = self.conns.get_mut(&peer.0) {
+            conn.last_active = now;
+        }
         self.transport.send(now, peer, message)
     }
 
@@ -692,6 +707,9 @@ impl SecureEndpoint {
                 match path::PathPacket::parse(&plaintext) {
                     Some(packet) => self.handle_path(receiver_index, from, packet),
                     None => {
+                        if let Some(conn) = self.conns.get_mut(&receiver_index) {
+                            conn.last_active = now;
+                        }
                         let _ =
                             self.transport
                                 .handle_datagram(now, PeerId(receiver_index), &plaintext);
@@ -845,6 +863,7 @@ impl SecureEndpoint {
                     let sealed = wire::seal_data(session, *remote_index, &transmit.contents);
                     let due = conn.role == Role::Initiator && session.needs_rekey(now_ms);
                     let addr = conn.addr;
+                    conn.last_sent = now;
                     if due {
                         self.start_rekey(now, now_ms, index);
                     }
@@ -874,6 +893,7 @@ impl SecureEndpoint {
         retries
             .chain(self.transport.poll_timeout())
             .chain(self.meetings.poll_timeout())
+            .chain(self.keepalive_due())
             .chain(Some(self.next_sweep))
             .min()
     }
@@ -896,6 +916,7 @@ impl SecureEndpoint {
         }
         self.meetings
             .on_timeout(now, &mut self.rng, &mut self.outbox);
+        self.send_keepalives(now);
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
             let conns = &self.conns;

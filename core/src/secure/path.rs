@@ -11,13 +11,22 @@
 //! peer echoes the challenge in a PATH RESPONSE from the new address;
 //! only then does the session move there.
 //!
-//! Both are sealed inside the session like any transport packet, and told
-//! apart from the transport's own by their kind byte:
+//! A KEEPALIVE keeps the path open: a client sends one on a session it
+//! used in the last [`KEEP_OPEN_FOR`] when it sent nothing else for
+//! [`super::SecureConfig::keepalive`], so the NATs on the way (Linux
+//! forgets an unanswered UDP mapping after 30 s) and the server's relay
+//! keep the session's mappings. The receiver only notes that the peer is
+//! alive.
+//!
+//! All three are sealed inside the session like any transport packet, and
+//! told apart from the transport's own by their kind byte:
 //!
 //! ```text
 //!   0       version     u8  = 1 (the transport's)
-//!   1       kind        u8  PATH CHALLENGE = 4, PATH RESPONSE = 5
-//!   2..10   challenge   8 random bytes; the response echoes them
+//!   1       kind        u8  PATH CHALLENGE = 4, PATH RESPONSE = 5,
+//!                           KEEPALIVE = 6
+//!   2..10   challenge   8 random bytes; the response echoes them (zero
+//!                       in a KEEPALIVE)
 //! ```
 
 use std::net::SocketAddr;
@@ -31,6 +40,7 @@ use crate::wire;
 const VERSION: u8 = 1;
 pub(super) const KIND_CHALLENGE: u8 = 4;
 pub(super) const KIND_RESPONSE: u8 = 5;
+pub(super) const KIND_KEEPALIVE: u8 = 6;
 const LEN: usize = 10;
 
 /// An address may be sent at most this many times the bytes it sent us
@@ -41,12 +51,15 @@ pub const AMPLIFICATION_FACTOR: usize = 3;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// A probe with no answer for this long is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// A session keeps its path open this long after it was last used.
+pub const KEEP_OPEN_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// A path packet: a challenge or its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PathPacket {
     Challenge([u8; 8]),
     Response([u8; 8]),
+    Keepalive,
 }
 
 impl PathPacket {
@@ -59,6 +72,7 @@ impl PathPacket {
         match plaintext[1] {
             KIND_CHALLENGE => Some(PathPacket::Challenge(data)),
             KIND_RESPONSE => Some(PathPacket::Response(data)),
+            KIND_KEEPALIVE => Some(PathPacket::Keepalive),
             _ => None,
         }
     }
@@ -67,6 +81,7 @@ impl PathPacket {
         let (kind, data) = match self {
             PathPacket::Challenge(d) => (KIND_CHALLENGE, d),
             PathPacket::Response(d) => (KIND_RESPONSE, d),
+            PathPacket::Keepalive => (KIND_KEEPALIVE, &[0u8; 8]),
         };
         let mut out = [0u8; LEN];
         out[0] = VERSION;
@@ -180,7 +195,58 @@ impl SecureEndpoint {
                     self.stats.migrations += 1;
                 }
             }
+            PathPacket::Keepalive => {}
         }
+    }
+
+    /// When the next keepalive is due, if any session needs one.
+    pub(super) fn keepalive_due(&self) -> Option<Instant> {
+        let every = self.config.keepalive?;
+        self.conns
+            .values()
+            .filter(|c| matches!(c.state, State::Established { .. }))
+            .filter(|c| c.last_sent.saturating_duration_since(c.last_active) < KEEP_OPEN_FOR)
+            .map(|c| c.last_sent + every)
+            .min()
+    }
+
+    /// Sends a keepalive on each session used lately that sent nothing
+    /// for a while.
+    pub(super) fn send_keepalives(&mut self, now: Instant) {
+        let Some(every) = self.config.keepalive else {
+            return;
+        };
+        let due: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.state, State::Established { .. })
+                    && now.saturating_duration_since(c.last_sent) >= every
+                    && now.saturating_duration_since(c.last_active) < KEEP_OPEN_FOR
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for index in due {
+            if let Some(datagram) = self.seal_for(index, &PathPacket::Keepalive.encode()) {
+                let conn = self.conns.get_mut(&index).expect("a session just seen");
+                conn.last_sent = now;
+                self.outbox.push_back((conn.addr, datagram));
+                self.stats.keepalives += 1;
+            }
+        }
+    }
+
+    /// The application moves the session `peer` to `addr` (a path a
+    /// meeting found after the old one broke): what is in flight goes
+    /// again there at once. The peer follows once it hears from this side
+    /// there (a new address of ours is validated on its side).
+    pub fn migrate(&mut self, now: Instant, peer: super::PeerId, addr: SocketAddr) {
+        let Some(conn) = self.conns.get_mut(&peer.0) else {
+            return;
+        };
+        conn.addr = addr;
+        conn.probe = None;
+        self.transport.path_changed(now, peer);
     }
 
     /// Forgets probes nobody answered.
@@ -220,6 +286,7 @@ mod tests {
         for packet in [
             PathPacket::Challenge([1, 2, 3, 4, 5, 6, 7, 8]),
             PathPacket::Response([9; 8]),
+            PathPacket::Keepalive,
         ] {
             assert_eq!(PathPacket::parse(&packet.encode()), Some(packet));
         }

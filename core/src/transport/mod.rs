@@ -432,6 +432,15 @@ where
         self.events.pop_front()
     }
 
+    /// `peer` is reached on a new path: what is in flight goes again now,
+    /// with fresh tries.
+    pub fn path_changed(&mut self, now: Instant, peer: P) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.send.on_path_change(now, &self.config);
+            self.refresh(peer);
+        }
+    }
+
     /// Drops all state of `peer`; its outstanding messages fail.
     pub fn forget(&mut self, peer: P) {
         self.remove_peer(peer);

@@ -479,6 +479,24 @@ impl SendState {
         }
     }
 
+    /// The peer is reached on a new path now: what is in flight went the
+    /// old, broken way, so it goes again at once, with its tries and the
+    /// backoff started over.
+    pub fn on_path_change(&mut self, now: Instant, config: &Config) {
+        for msg in self.messages.values_mut() {
+            for frag in msg.frags.iter_mut().filter(|f| !f.acked) {
+                frag.tries = 0;
+            }
+        }
+        while let Some((pn, packet)) = self.sent.pop_first() {
+            self.declare_lost(pn, packet, config);
+        }
+        self.skip_tries = 0;
+        self.loss_time = None;
+        self.pto_count = 0;
+        self.pto_from = Some(now);
+    }
+
     /// When `on_timeout` next has something to do.
     pub fn timer(&self, config: &Config) -> Option<Instant> {
         if self.loss_time.is_some() {
