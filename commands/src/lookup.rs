@@ -128,9 +128,10 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             let presence = server.presence().lock().expect("presence lock");
             presence.local_of(peer)
         };
-        let meeting = (meet && peer != origin.peer).then(|| {
-            let ticket = Ticket::random();
-            server.open_relay(ticket.id, origin.peer, peer);
+        let meeting = (meet && peer != origin.peer)
+            .then(|| server.arrange_meeting(origin.peer, peer))
+            .flatten();
+        if let Some(ticket) = &meeting {
             // The asker's candidates: where the server sees it, then its own.
             let candidates = std::iter::once(origin.addr)
                 .chain(local(origin.peer))
@@ -145,8 +146,7 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
                     candidates,
                 }),
             );
-            ticket
-        });
+        }
         Ok(cbor::encode(&Found {
             user,
             addr: addr.to_string(),

@@ -263,9 +263,15 @@ pub trait ServerContext: Send + Sync {
     fn keep_session(&self, peer: PeerId, keep: bool);
     /// Where a client's session is now.
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
-    /// Relays a meeting's packets between the sessions `a` and `b`, end to
-    /// end encrypted, within a byte budget ([`crate::secure::relay`]).
-    fn open_relay(&self, meeting: u64, a: PeerId, b: PeerId);
+    /// Arranges a meeting between the sessions `asker` and `with`
+    /// ([`crate::secure::meeting`]) and opens its relay (end to end
+    /// encrypted, within a byte budget: [`crate::secure::relay`]); `None`
+    /// when `asker` asked for too many lately.
+    fn arrange_meeting(
+        &self,
+        asker: PeerId,
+        with: PeerId,
+    ) -> Option<crate::secure::meeting::Ticket>;
 }
 
 /// A shared handle on the server.

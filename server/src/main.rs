@@ -76,6 +76,11 @@ struct Cli {
     /// their senders.
     #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
     offline_ttl: u64,
+    /// Bytes the relay carries at most for one pair of clients that could
+    /// not reach each other directly (both ways, end to end encrypted);
+    /// 0 turns the relay off.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    relay_budget: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -131,6 +136,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         max_sessions_per_source: cli.sessions_per_address,
         handshakes_per_source_per_sec: cli.handshakes_per_address,
         handshakes_per_source_burst: cli.handshakes_per_address.saturating_add(10),
+        relay_budget: cli.relay_budget.saturating_mul(1024 * 1024),
         ..udpchat_core::secure::SecureConfig::server()
     };
     let (link, inbound) = Link::spawn_server(socket, key, config)?;
@@ -154,7 +160,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .clone()
             .expire_mail(Duration::from_secs(cli.offline_ttl.max(1))),
     );
-    dispatch::run(server.clone(), link, inbound, shutdown_signal()).await;
+    dispatch::run(server.clone(), link.clone(), inbound, shutdown_signal()).await;
+    let stats = link.stats().await;
+    tracing::info!(
+        datagrams = stats.relayed_datagrams,
+        bytes = stats.relayed_bytes,
+        refused = stats.relay_refused,
+        "relayed between clients"
+    );
     server.going_down(Duration::from_secs(2)).await;
     println!("udpchat-server stopped");
     Ok(())

@@ -10,7 +10,9 @@ use udpchat_commands::mail_status::{MailStatus, Outcome};
 
 use udpchat_core::cbor;
 use udpchat_core::context::{Accounts, BoxFuture, Groups, Mailbox, PeerId, Server, ServerContext};
+use udpchat_core::limits::RateLimit;
 use udpchat_core::presence::{Presence, PresenceChange};
+use udpchat_core::secure::meeting::Ticket;
 use udpchat_net::Link;
 
 use crate::accounts::PasswordAccounts;
@@ -36,7 +38,15 @@ pub struct ServerState {
     mailbox: StoredMail,
     groups: GroupChat,
     link: Link,
+    /// Meetings each session may ask for (see `arrange_meeting`).
+    meetings: Mutex<RateLimit<PeerId>>,
 }
+
+/// Meetings one session may ask for: a burst, then one per interval. Each
+/// makes the other client send checks to the asker's candidates, so a
+/// hostile asker must not turn clients into a flood toward others.
+const MEETING_BURST: u32 = 20;
+const MEETING_EVERY: Duration = Duration::from_millis(200);
 
 impl ServerState {
     pub fn new(
@@ -56,6 +66,7 @@ impl ServerState {
             accounts,
             mailbox,
             link,
+            meetings: Mutex::new(RateLimit::new(MEETING_BURST, MEETING_EVERY, 65_536)),
         }
     }
 
@@ -266,7 +277,18 @@ impl ServerContext for ServerState {
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })
     }
 
-    fn open_relay(&self, meeting: u64, a: PeerId, b: PeerId) {
-        self.link.open_relay(meeting, [a, b]);
+    fn arrange_meeting(&self, asker: PeerId, with: PeerId) -> Option<Ticket> {
+        let allowed = self
+            .meetings
+            .lock()
+            .expect("meetings lock")
+            .take(&asker, Instant::now());
+        if allowed.is_err() {
+            tracing::debug!(%asker, "too many meetings asked for");
+            return None;
+        }
+        let ticket = Ticket::random();
+        self.link.open_relay(ticket.id, [asker, with]);
+        Some(ticket)
     }
 }

@@ -239,6 +239,12 @@ impl Client {
         Client::launch(server, data_dir, "127.0.0.1:0", extra, Some(umask), None)
     }
 
+    /// Starts a client with a fresh data dir on the client's default
+    /// socket (no `--bind`: dual-stack where the host has IPv6).
+    pub fn start_unbound(server: SocketAddr, extra: &[&str]) -> Client {
+        Client::start_from(server, "", extra)
+    }
+
     fn start_bound(server: SocketAddr, data_dir: &Path, bind: &str, extra: &[&str]) -> Client {
         Client::launch(server, data_dir, bind, extra, None, None)
     }
@@ -251,15 +257,16 @@ impl Client {
         umask: Option<u32>,
         netns: Option<&str>,
     ) -> Client {
+        // No bind: the client's own default socket.
+        let bind: &[&str] = if bind.is_empty() {
+            &[]
+        } else {
+            &["--bind", bind]
+        };
         let mut child = command("udpchat", umask, netns)
-            .args([
-                "--json",
-                "--bind",
-                bind,
-                "--server",
-                &server.to_string(),
-                "--data-dir",
-            ])
+            .arg("--json")
+            .args(bind)
+            .args(["--server", &server.to_string(), "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdin(Stdio::piped())

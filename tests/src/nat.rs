@@ -300,6 +300,24 @@ impl Host {
     pub fn client(&self, server: SocketAddr, extra: &[&str]) -> Client {
         Client::start_in_netns(&self.netns, server, &self.bind(), extra)
     }
+
+    /// Gives this host an IPv6 address too, `fd00:0:0:N::H` (a unique local
+    /// address on its LAN, as a router's prefix would), and returns it.
+    pub fn add_ipv6(&self) -> std::net::Ipv6Addr {
+        let [_, _, n, h] = self.addr.octets();
+        let v6 = std::net::Ipv6Addr::new(0xfd00, 0, 0, n.into(), 0, 0, 0, h.into());
+        ip(&format!(
+            "-n {} addr add {v6}/64 dev eth0 nodad",
+            self.netns
+        ));
+        v6
+    }
+
+    /// Starts a client here on its default socket (no `--bind`: both
+    /// families) that creates the account `user` and signs in.
+    pub fn sign_up_unbound(&self, server: SocketAddr, user: &str) -> Client {
+        Client::sign_up_in_netns(&self.netns, server, "", user)
+    }
 }
 
 impl Router {

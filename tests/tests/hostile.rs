@@ -258,6 +258,47 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
 }
 
 #[test]
+fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
+    let server = Server::start();
+    let mut bob = Client::sign_up(server.addr, "bob");
+    // mallory, a client of her own, tells bob a meeting is on with a
+    // victim's address as her candidate: were bob to believe it, he would
+    // send checks there (a reflector). Only the server's punch counts.
+    let victim = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    let bob_key =
+        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
+            .unwrap();
+    let punch = cbor::encode(&udpchat_commands::punch::Punch {
+        from: "alice".into(),
+        meeting: udpchat_core::secure::meeting::Ticket::random(),
+        candidates: vec![victim.local_addr().unwrap().to_string()],
+    });
+    mallory
+        .push_to_client(bob.addr, bob_key.clone(), "punch", punch)
+        .expect("bob's client acknowledged it");
+    // bob handles one session's packets in order: once he showed what
+    // came after the punch, the punch was handled.
+    let body = cbor::encode(&udpchat_commands::message::Message {
+        from: "mallory".into(),
+        text: "after the punch".into(),
+    });
+    mallory
+        .push_to_client(bob.addr, bob_key, "message", body)
+        .expect("bob's client acknowledged it");
+    bob.expect_where("error", |e| {
+        e["message"].as_str().unwrap_or("").contains("mallory")
+    });
+    victim.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        victim.recv_from(&mut buf).map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "bob sent nothing to the victim"
+    );
+}
+
+#[test]
 fn a_request_replayed_from_a_victims_address_does_not_send_the_answer_there() {
     let server = Server::start();
     let relay = Relay::start(

@@ -343,6 +343,32 @@ fn two_clients_behind_one_nat_talk_over_their_lan() {
 }
 
 #[test]
+fn two_clients_that_both_have_ipv6_talk_over_it() {
+    if !nat::available() {
+        return;
+    }
+    let mut net = Topology::new();
+    let server_host = net.public_host();
+    let mut router = net.router(Nat::Masquerade);
+    let alice_host = net.host_behind(&mut router);
+    let bob_host = net.host_behind(&mut router);
+    let alice_v6 = alice_host.add_ipv6();
+    let bob_v6 = bob_host.add_ipv6();
+    let server = server_host.start_server();
+    // Both on their default socket: IPv4 to the server, and both families
+    // for each other. Their IPv4 LAN addresses connect too; IPv6 goes
+    // first (RFC 8421).
+    let mut alice = alice_host.sign_up_unbound(server.addr, "alice");
+    let mut bob = bob_host.sign_up_unbound(server.addr, "bob");
+    let (path, message) = send(&mut alice, &mut bob, "bob", "hello over IPv6");
+    assert_eq!(path, "direct");
+    assert_eq!(addr_of(&message).ip(), alice_v6, "{message}");
+    let shown = peer_path(&mut alice, "bob");
+    let at: SocketAddr = shown["addr"].as_str().unwrap().parse().unwrap();
+    assert_eq!(at.ip(), bob_v6, "{shown}");
+}
+
+#[test]
 fn a_nat_that_forgets_its_mappings_mid_conversation_does_not_end_it() {
     if !nat::available() {
         return;
