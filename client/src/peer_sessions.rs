@@ -9,7 +9,8 @@
 //! within [`NOMINATE_WITHIN`] (IPv6 before IPv4, the client's own address
 //! before where the server sees it), is where the session goes. No answer
 //! within [`PUNCH_WAIT`] (a symmetric NAT on the way): the session goes
-//! through the server's relay, still end to end encrypted.
+//! through the server's relay, still end to end encrypted, and moves to a
+//! direct path if a check is answered later (while the checks last).
 //!
 //! A path can break under a session (a NAT rebooted and forgot its
 //! mappings): a message not acknowledged within [`STALL_AFTER`] makes the
@@ -46,6 +47,9 @@ pub const STALL_AFTER: Duration = Duration::from_secs(2);
 const REFIND_EVERY: Duration = Duration::from_secs(10);
 /// Relayed peers whose address (as the server sees them) is remembered.
 const MAX_RELAYED: usize = 256;
+
+/// Addresses that answered a meeting's checks.
+type Answers = tokio::sync::mpsc::UnboundedReceiver<SocketAddr>;
 
 /// An open session, by the address the server sees the peer at and its
 /// identity key.
@@ -107,11 +111,14 @@ impl PeerSessions {
             let open = match existing {
                 Some(open) => open,
                 None => {
-                    let addr = this.reach(&to).await;
+                    let (addr, answers) = this.reach(&to).await;
                     let peer = this
                         .link
                         .connect(addr, to.identity.clone(), Pattern::Ik)
                         .await?;
+                    if let Some(answers) = answers {
+                        this.move_over_when_direct(key.clone(), peer, answers);
+                    }
                     let open = Open {
                         peer,
                         user: to.user.clone(),
@@ -157,7 +164,7 @@ impl PeerSessions {
     /// The session opened for `key` may have lost its path: asks the server
     /// for a new meeting with its user and moves the session to the path
     /// found (at most once per [`REFIND_EVERY`]).
-    async fn find_again(&self, key: &Key, to: &Whereabouts) {
+    async fn find_again(self: &Arc<Self>, key: &Key, to: &Whereabouts) {
         let now = tokio::time::Instant::now();
         let gate = self.gate(&to.user);
         let _opening = gate.lock().await;
@@ -181,9 +188,12 @@ impl PeerSessions {
         if found.identity != to.identity {
             return; // another client of theirs now: the next send opens anew
         }
-        let addr = self.reach(&found).await;
+        let (addr, answers) = self.reach(&found).await;
         tracing::debug!(user = to.user, %addr, "moved to a new path");
         self.link.migrate(peer, addr);
+        if let Some(answers) = answers {
+            self.move_over_when_direct(key.clone(), peer, answers);
+        }
         if let Some(session) = self.open.lock().expect("peers lock").get_mut(key) {
             session.addr = addr;
             session.seen_at = found.seen_at;
@@ -192,10 +202,10 @@ impl PeerSessions {
 
     /// Where the session with `to` goes: the best candidate that answered
     /// the meeting's checks, or the relay.
-    async fn reach(&self, to: &Whereabouts) -> SocketAddr {
+    async fn reach(&self, to: &Whereabouts) -> (SocketAddr, Option<Answers>) {
         let Some(ticket) = to.meeting.clone() else {
             // No meeting (the server gave none): where the server sees it.
-            return to.seen_at;
+            return (to.seen_at, None);
         };
         let candidates = candidates(to, self.link.local_addr());
         let server = self.session.lock().expect("session lock").server;
@@ -204,7 +214,7 @@ impl PeerSessions {
         let mut answers = self.link.meet(ticket, candidates.clone(), Some(server));
         let Ok(Some(first)) = tokio::time::timeout(PUNCH_WAIT, answers.recv()).await else {
             tracing::debug!(user = to.user, "no direct path answered: relayed");
-            return meeting::relay_addr(id);
+            return (meeting::relay_addr(id), Some(answers));
         };
         let rank = |addr: &SocketAddr| {
             candidates
@@ -219,7 +229,25 @@ impl PeerSessions {
                 best = other;
             }
         }
-        best
+        (best, None)
+    }
+
+    /// A session gone through the relay moves to a direct path if one of
+    /// its meeting's checks is answered later, while they last.
+    fn move_over_when_direct(self: &Arc<Self>, key: Key, peer: PeerId, mut answers: Answers) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let checks_end = meeting::FIRST_RETRY * (1 << meeting::CHECKS);
+            let Ok(Some(direct)) = tokio::time::timeout(checks_end, answers.recv()).await else {
+                return;
+            };
+            let mut open = this.open.lock().expect("peers lock");
+            if let Some(session) = open.get_mut(&key).filter(|s| s.peer == peer) {
+                tracing::debug!(user = session.user, %direct, "moved from the relay to a direct path");
+                session.addr = direct;
+                this.link.migrate(peer, direct);
+            }
+        });
     }
 
     /// The server says another client is coming: check its candidates

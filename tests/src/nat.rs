@@ -418,6 +418,26 @@ impl Router {
         )
     }
 
+    /// Drops everything its hosts send toward `to` (a firewall between
+    /// two sites), until [`Router::unblock`].
+    pub fn block(&self, to: Ipv4Addr) {
+        let rules = format!(
+            "add chain ip udpchat blocked {{ type filter hook forward priority filter - 1; policy accept; }}\n\
+             add rule ip udpchat blocked ip daddr {to} drop\n"
+        );
+        in_netns(&self.netns, "nft", &["-f", "-"], Some(&rules));
+    }
+
+    /// Lets through again what [`Router::block`] dropped.
+    pub fn unblock(&self) {
+        in_netns(
+            &self.netns,
+            "nft",
+            &["delete", "chain", "ip", "udpchat", "blocked"],
+            None,
+        );
+    }
+
     /// The postrouting chain's rules for this kind of NAT after this many
     /// reboots: none yet, plain masquerade (Linux keeps the hosts' ports
     /// when it can); after the Nth, UDP goes to the Nth of four disjoint

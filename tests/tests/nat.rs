@@ -319,6 +319,42 @@ fn behind_a_symmetric_nat_messages_go_through_the_servers_relay_still_encrypted(
 }
 
 #[test]
+fn a_relayed_session_moves_to_a_direct_path_once_one_opens() {
+    if !nat::available() {
+        return;
+    }
+    let mut net = Topology::new();
+    let server_host = net.public_host();
+    let mut router_a = net.router(Nat::Masquerade);
+    let mut router_b = net.router(Nat::Masquerade);
+    let alice_host = net.host_behind(&mut router_a);
+    let bob_host = net.host_behind(&mut router_b);
+    let server = server_host.start_server();
+    let mut alice = alice_host.sign_up(server.addr, "alice");
+    let mut bob = bob_host.sign_up(server.addr, "bob");
+
+    // A firewall at bob's site drops what goes to alice's: no check gets
+    // through, the first message goes through the relay.
+    router_b.block(router_a.wan);
+    let (path, _) = send(&mut alice, &mut bob, "bob", "while the way is shut");
+    assert_eq!(path, "relay");
+    // The way opens while the meeting's checks still go: the session moves
+    // over to it, and the next message goes direct.
+    router_b.unblock();
+    let deadline = std::time::Instant::now() + udpchat_tests::FAILSAFE;
+    while peer_path(&mut alice, "bob")["path"] != "direct" {
+        assert!(std::time::Instant::now() < deadline, "still relayed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (path, message) = send(&mut alice, &mut bob, "bob", "now the way is open");
+    assert_eq!(path, "direct");
+    assert_eq!(
+        addr_of(&message),
+        router_a.wait_for_mapping(alice.addr, server.addr)
+    );
+}
+
+#[test]
 fn two_clients_behind_one_nat_talk_over_their_lan() {
     if !nat::available() {
         return;
@@ -398,8 +434,10 @@ fn a_nat_that_forgets_its_mappings_mid_conversation_does_not_end_it() {
     assert_ne!(before, after);
 
     // alice's message to bob's old mapping is lost; her client finds bob
-    // again through a new meeting, moves the session, and it arrives,
-    // straight from her client, not kept on the server.
+    // again through a new meeting after 2 s without an acknowledgement,
+    // moves the session, and it arrives, not kept on the server (without
+    // the new meeting, bob's keepalive from his new mapping would move it
+    // too, by path validation, after up to 15 s).
     let (path, _) = send(&mut alice, &mut bob, "bob", "after the reboot");
     assert!(path == "direct" || path == "relay", "{path}");
     let (path, _) = send(&mut bob, &mut alice, "alice", "after the reboot, back");
