@@ -10,7 +10,8 @@
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
-use udpchat_tests::nat::{self, Nat, Topology};
+use udpchat_tests::nat::{self, Nat, Router, Topology};
+use udpchat_tests::{Client, Server};
 
 /// A message's `addr` field: where its sender's client was seen.
 fn addr_of(message: &Value) -> SocketAddr {
@@ -199,6 +200,40 @@ fn a_rebooted_nat_forgets_its_mappings_and_maps_anew() {
     assert_ne!(again.port(), after.port());
 }
 
+/// alice and bob, each behind a router of the given kind (or, `one_lan`,
+/// both behind the first), and the server on the public segment.
+struct Sites {
+    alice: Client,
+    bob: Client,
+    server: Server,
+    router_a: Router,
+    router_b: Router,
+    /// Last, so that it goes after the processes in it.
+    _net: Topology,
+}
+
+fn sites(nats: [Nat; 2], one_lan: bool) -> Sites {
+    let mut net = Topology::new();
+    let server_host = net.public_host();
+    let mut router_a = net.router(nats[0]);
+    let mut router_b = net.router(nats[1]);
+    let alice_host = net.host_behind(&mut router_a);
+    let bob_host = net.host_behind(if one_lan {
+        &mut router_a
+    } else {
+        &mut router_b
+    });
+    let server = server_host.start_server();
+    Sites {
+        alice: alice_host.sign_up(server.addr, "alice"),
+        bob: bob_host.sign_up(server.addr, "bob"),
+        server,
+        router_a,
+        router_b,
+        _net: net,
+    }
+}
+
 /// A text of `len` bytes that says where it is cut.
 fn long_text(len: usize) -> String {
     let mut text: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
@@ -208,12 +243,7 @@ fn long_text(len: usize) -> String {
 
 /// `from` sends `text` to `to`: the delivery's path, and the message as
 /// `to` sees it (never one kept on the server).
-fn send(
-    from: &mut udpchat_tests::Client,
-    to: &mut udpchat_tests::Client,
-    to_name: &str,
-    text: &str,
-) -> (String, Value) {
+fn send(from: &mut Client, to: &mut Client, to_name: &str, text: &str) -> (String, Value) {
     from.line(&format!("send {to_name} {text}"));
     let message = to.expect_where("message", |m| m["text"] == text);
     assert_eq!(
@@ -231,7 +261,7 @@ fn send(
 }
 
 /// The session `client` has with `user`, as `peers` shows it.
-fn peer_path(client: &mut udpchat_tests::Client, user: &str) -> Value {
+fn peer_path(client: &mut Client, user: &str) -> Value {
     client.line("peers");
     let peers = client.expect("peers");
     peers["peers"]
@@ -245,28 +275,20 @@ fn two_clients_behind_two_nats_message_each_other_directly() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(Nat::Masquerade);
-    let mut router_b = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(&mut router_b);
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], false);
 
     // Each NAT drops what comes unasked; the meeting's checks from both
     // sides open them to each other.
-    let (path, message) = send(&mut alice, &mut bob, "bob", "hello through two NATs");
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", "hello through two NATs");
     assert_eq!(path, "direct");
-    let alice_public = router_a.wait_for_mapping(alice.addr, server.addr);
+    let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.server.addr);
     assert_eq!(addr_of(&message), alice_public, "straight from alice's NAT");
-    let (path, _) = send(&mut bob, &mut alice, "alice", "hello back");
+    let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "hello back");
     assert_eq!(path, "direct");
-    assert_eq!(peer_path(&mut alice, "bob")["path"], "direct");
+    assert_eq!(peer_path(&mut s.alice, "bob")["path"], "direct");
 
     let long = long_text(64 * 1024);
-    let (path, message) = send(&mut alice, &mut bob, "bob", &long);
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", &long);
     assert_eq!(
         (path.as_str(), message["text"].as_str().map(str::len)),
         ("direct", Some(long.len()))
@@ -278,31 +300,23 @@ fn behind_a_symmetric_nat_messages_go_through_the_servers_relay_still_encrypted(
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(Nat::Symmetric);
-    let mut router_b = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(&mut router_b);
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
+    let mut s = sites([Nat::Symmetric, Nat::Masquerade], false);
 
     // alice's NAT gives bob's address a port nobody was told: no check
-    // gets through, so the session goes through the server.
+    // gets through, so the session goes through the s.server.
     let secret = "the relay cannot read this";
-    let (path, message) = send(&mut alice, &mut bob, "bob", secret);
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", secret);
     assert_eq!(path, "relay");
     // bob sees alice where the server sees her.
-    let alice_public = router_a.wait_for_mapping(alice.addr, server.addr);
+    let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.server.addr);
     assert_eq!(addr_of(&message), alice_public);
-    let (path, _) = send(&mut bob, &mut alice, "alice", "and back");
+    let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "and back");
     assert_eq!(path, "relay");
-    let shown = peer_path(&mut alice, "bob");
+    let shown = peer_path(&mut s.alice, "bob");
     assert_eq!(shown["path"], "relay", "{shown}");
 
     let long = long_text(64 * 1024);
-    let (path, message) = send(&mut bob, &mut alice, "alice", &long);
+    let (path, message) = send(&mut s.bob, &mut s.alice, "alice", &long);
     assert_eq!(
         (path.as_str(), message["text"].as_str().map(str::len)),
         ("relay", Some(long.len()))
@@ -310,7 +324,7 @@ fn behind_a_symmetric_nat_messages_go_through_the_servers_relay_still_encrypted(
 
     // The server relayed bytes it cannot open: its trace log never holds
     // the text.
-    let log = std::fs::read_to_string(server.data_dir.join("server.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(s.server.data_dir.join("server.log")).unwrap_or_default();
     assert!(
         log.contains("relay") || !log.is_empty(),
         "the server logs at trace level"
@@ -323,34 +337,26 @@ fn a_relayed_session_moves_to_a_direct_path_once_one_opens() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(Nat::Masquerade);
-    let mut router_b = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(&mut router_b);
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], false);
 
     // A firewall at bob's site drops what goes to alice's: no check gets
     // through, the first message goes through the relay.
-    router_b.block(router_a.wan);
-    let (path, _) = send(&mut alice, &mut bob, "bob", "while the way is shut");
+    s.router_b.block(s.router_a.wan);
+    let (path, _) = send(&mut s.alice, &mut s.bob, "bob", "while the way is shut");
     assert_eq!(path, "relay");
     // The way opens while the meeting's checks still go: the session moves
     // over to it, and the next message goes direct.
-    router_b.unblock();
+    s.router_b.unblock();
     let deadline = std::time::Instant::now() + udpchat_tests::FAILSAFE;
-    while peer_path(&mut alice, "bob")["path"] != "direct" {
+    while peer_path(&mut s.alice, "bob")["path"] != "direct" {
         assert!(std::time::Instant::now() < deadline, "still relayed");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let (path, message) = send(&mut alice, &mut bob, "bob", "now the way is open");
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", "now the way is open");
     assert_eq!(path, "direct");
     assert_eq!(
         addr_of(&message),
-        router_a.wait_for_mapping(alice.addr, server.addr)
+        s.router_a.wait_for_mapping(s.alice.addr, s.server.addr)
     );
 }
 
@@ -359,22 +365,18 @@ fn two_clients_behind_one_nat_talk_over_their_lan() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router);
-    let bob_host = net.host_behind(&mut router);
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], true);
 
     // The router does not hairpin: only their own LAN addresses connect.
-    let (path, message) = send(&mut alice, &mut bob, "bob", "hello neighbour");
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", "hello neighbour");
     assert_eq!(path, "direct");
-    assert_eq!(addr_of(&message), alice.addr, "from alice's LAN address");
-    assert_eq!(peer_path(&mut alice, "bob")["addr"], bob.addr.to_string());
+    assert_eq!(addr_of(&message), s.alice.addr, "from alice's LAN address");
+    assert_eq!(
+        peer_path(&mut s.alice, "bob")["addr"],
+        s.bob.addr.to_string()
+    );
     let long = long_text(64 * 1024);
-    let (path, _) = send(&mut bob, &mut alice, "alice", &long);
+    let (path, _) = send(&mut s.bob, &mut s.alice, "alice", &long);
     assert_eq!(path, "direct");
 }
 
@@ -409,28 +411,20 @@ fn a_nat_that_forgets_its_mappings_mid_conversation_does_not_end_it() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(Nat::Masquerade);
-    let mut router_b = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(&mut router_b);
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
-    assert_eq!(send(&mut alice, &mut bob, "bob", "before").0, "direct");
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], false);
+    assert_eq!(send(&mut s.alice, &mut s.bob, "bob", "before").0, "direct");
     assert_eq!(
-        send(&mut bob, &mut alice, "alice", "before, back").0,
+        send(&mut s.bob, &mut s.alice, "alice", "before, back").0,
         "direct"
     );
 
     // bob's NAT reboots: every mapping is gone, and bob's next packets
     // leave from a new public port that alice's NAT has never seen.
-    let before = router_b.wait_for_mapping(bob.addr, server.addr);
-    router_b.reboot();
-    bob.line("list");
-    bob.expect("users");
-    let after = router_b.wait_for_mapping(bob.addr, server.addr);
+    let before = s.router_b.wait_for_mapping(s.bob.addr, s.server.addr);
+    s.router_b.reboot();
+    s.bob.line("list");
+    s.bob.expect("users");
+    let after = s.router_b.wait_for_mapping(s.bob.addr, s.server.addr);
     assert_ne!(before, after);
 
     // alice's message to bob's old mapping is lost; her client finds bob
@@ -438,9 +432,9 @@ fn a_nat_that_forgets_its_mappings_mid_conversation_does_not_end_it() {
     // moves the session, and it arrives, not kept on the server (without
     // the new meeting, bob's keepalive from his new mapping would move it
     // too, by path validation, after up to 15 s).
-    let (path, _) = send(&mut alice, &mut bob, "bob", "after the reboot");
+    let (path, _) = send(&mut s.alice, &mut s.bob, "bob", "after the reboot");
     assert!(path == "direct" || path == "relay", "{path}");
-    let (path, _) = send(&mut bob, &mut alice, "alice", "after the reboot, back");
+    let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "after the reboot, back");
     assert!(path == "direct" || path == "relay", "{path}");
 }
 
@@ -472,36 +466,24 @@ fn measure_each_path() {
             true,
         ),
     ] {
-        let mut net = Topology::new();
-        let server_host = net.public_host();
-        let mut router_a = net.router(nats[0]);
-        let mut router_b = net.router(nats[1]);
-        let alice_host = net.host_behind(&mut router_a);
-        let bob_host = if same_lan {
-            net.host_behind(&mut router_a)
-        } else {
-            net.host_behind(&mut router_b)
-        };
-        let server = server_host.start_server();
-        let mut alice = alice_host.sign_up(server.addr, "alice");
-        let mut bob = bob_host.sign_up(server.addr, "bob");
+        let mut s = sites(nats, same_lan);
 
         let started = std::time::Instant::now();
-        let (path, _) = send(&mut alice, &mut bob, "bob", "first");
+        let (path, _) = send(&mut s.alice, &mut s.bob, "bob", "first");
         let first = started.elapsed();
 
         let kib = long_text(1024);
         let started = std::time::Instant::now();
         for i in 0..100 {
-            alice.line(&format!("send bob {i} {kib}"));
+            s.alice.line(&format!("send bob {i} {kib}"));
         }
         for _ in 0..100 {
-            bob.expect("message");
+            s.bob.expect("message");
         }
         let hundred = started.elapsed();
         let long = long_text(64 * 1024);
         let started = std::time::Instant::now();
-        send(&mut alice, &mut bob, "bob", &long);
+        send(&mut s.alice, &mut s.bob, "bob", &long);
         let big = started.elapsed();
         println!(
             "{name}: path {path}; first message {first:.1?}; 100 x 1 KiB in {hundred:.1?} \

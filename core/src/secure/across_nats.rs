@@ -181,19 +181,25 @@ fn reachable(endpoint: &mut SecureEndpoint) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// alice opens a session at `to` and sends a message; what bob got.
-fn alice_says_hello(w: &mut World, to: SocketAddr) -> Vec<Vec<u8>> {
+/// alice opens a session with bob at `to`.
+fn alice_opens(w: &mut World, to: SocketAddr) -> PeerId {
     let bob = w.hosts[1].key.public();
     let now = w.now;
-    let peer = w.hosts[0]
-        .endpoint
-        .connect(now, MS, to, bob, Pattern::Ik)
-        .unwrap();
     w.hosts[0]
         .endpoint
-        .send(now, peer, b"hello bob".to_vec())
-        .unwrap();
+        .connect(now, MS, to, bob, Pattern::Ik)
+        .unwrap()
+}
+
+/// alice sends `text` on `peer`, and the datagrams move.
+fn alice_sends(w: &mut World, peer: PeerId, text: &[u8]) {
+    let now = w.now;
+    w.hosts[0].endpoint.send(now, peer, text.to_vec()).unwrap();
     w.pump();
+}
+
+/// The messages bob got since last asked.
+fn bob_got(w: &mut World) -> Vec<Vec<u8>> {
     events(&mut w.hosts[1].endpoint)
         .into_iter()
         .filter_map(|e| match e {
@@ -201,6 +207,13 @@ fn alice_says_hello(w: &mut World, to: SocketAddr) -> Vec<Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+/// alice opens a session at `to` and sends a message; what bob got.
+fn alice_says_hello(w: &mut World, to: SocketAddr) -> Vec<Vec<u8>> {
+    let peer = alice_opens(w, to);
+    alice_sends(w, peer, b"hello bob");
+    bob_got(w)
 }
 
 #[test]
@@ -296,18 +309,30 @@ fn the_relay_passes_nothing_from_a_stranger_and_stops_at_its_budget() {
     assert_eq!(w.server.stats().relay_refused, 2);
 }
 
-/// A meeting between alice and bob; bob's address as alice finds it.
-fn punch(w: &mut World, seed: u64) -> SocketAddr {
+/// A meeting between alice, checking `for_alice`, and bob, checking
+/// `for_bob`: the addresses alice finds reachable.
+fn meet(
+    w: &mut World,
+    seed: u64,
+    for_alice: &[SocketAddr],
+    for_bob: &[SocketAddr],
+) -> Vec<SocketAddr> {
     let ticket = meeting::Ticket::new(&mut StdRng::seed_from_u64(seed));
-    let (alice_at, bob_at, server_at) = (w.hosts[0].at, w.hosts[1].at, w.server_at);
+    let (now, server_at) = (w.now, w.server_at);
     w.hosts[0]
         .endpoint
-        .meet(w.now, &ticket, &[bob_at], Some(server_at));
+        .meet(now, &ticket, for_alice, Some(server_at));
     w.hosts[1]
         .endpoint
-        .meet(w.now, &ticket, &[alice_at], Some(server_at));
+        .meet(now, &ticket, for_bob, Some(server_at));
     w.pump();
-    assert_eq!(reachable(&mut w.hosts[0].endpoint), [bob_at]);
+    reachable(&mut w.hosts[0].endpoint)
+}
+
+/// A meeting between alice and bob; bob's address as alice finds it.
+fn punch(w: &mut World, seed: u64) -> SocketAddr {
+    let (alice_at, bob_at) = (w.hosts[0].at, w.hosts[1].at);
+    assert_eq!(meet(w, seed, &[bob_at], &[alice_at]), [bob_at]);
     bob_at
 }
 
@@ -341,52 +366,25 @@ fn a_session_used_lately_keeps_its_path_open_and_one_left_alone_stops() {
 fn a_session_moved_to_a_new_path_after_a_nat_forgot_it_delivers_what_was_in_flight() {
     let mut w = World::new([Filter::SentTo, Filter::SentTo]);
     w.sign_in();
-    let (alice_at, server_at) = (w.hosts[0].at, w.server_at);
+    let alice_at = w.hosts[0].at;
     let bob_at = punch(&mut w, 7);
-    let bob = w.hosts[1].key.public();
-    let now = w.now;
-    let peer = w.hosts[0]
-        .endpoint
-        .connect(now, MS, bob_at, bob, Pattern::Ik)
-        .unwrap();
-    w.hosts[0]
-        .endpoint
-        .send(now, peer, b"one".to_vec())
-        .unwrap();
-    w.pump();
+    let peer = alice_opens(&mut w, bob_at);
+    alice_sends(&mut w, peer, b"one");
     // bob's NAT reboots: he is at a new port now, and what goes to the
     // old one is lost.
     let new_bob_at: SocketAddr = "198.51.100.11:50001".parse().unwrap();
     w.hosts[1].at = new_bob_at;
     w.hosts[1].sent_to.clear();
-    let _ = events(&mut w.hosts[1].endpoint);
-    w.hosts[0]
-        .endpoint
-        .send(w.now, peer, b"two".to_vec())
-        .unwrap();
+    let _ = bob_got(&mut w);
+    alice_sends(&mut w, peer, b"two");
     w.advance(Duration::from_secs(1));
-    assert!(events(&mut w.hosts[1].endpoint).is_empty());
+    assert!(bob_got(&mut w).is_empty());
     // A new meeting finds him (the server sees him at his new port once he
     // sent it something); the session moves there and "two" arrives.
-    let ticket = meeting::Ticket::new(&mut StdRng::seed_from_u64(8));
-    w.hosts[0]
-        .endpoint
-        .meet(w.now, &ticket, &[bob_at, new_bob_at], Some(server_at));
-    w.hosts[1]
-        .endpoint
-        .meet(w.now, &ticket, &[alice_at], Some(server_at));
-    w.pump();
-    let found = reachable(&mut w.hosts[0].endpoint);
+    let found = meet(&mut w, 8, &[bob_at, new_bob_at], &[alice_at]);
     assert_eq!(found, [new_bob_at]);
     w.hosts[0].endpoint.migrate(w.now, peer, new_bob_at);
     w.pump();
-    let got: Vec<Vec<u8>> = events(&mut w.hosts[1].endpoint)
-        .into_iter()
-        .filter_map(|e| match e {
-            SecureEvent::Received { message, .. } => Some(message),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(got, [b"two".to_vec()]);
+    assert_eq!(bob_got(&mut w), [b"two".to_vec()]);
     assert_eq!(w.hosts[0].endpoint.peer(peer).unwrap().addr, new_bob_at);
 }
