@@ -127,7 +127,8 @@ impl SimClient {
         SimClient::on_link_as(link, server, user, identity).await
     }
 
-    async fn on_link_as(
+    /// The same with an identity key already made.
+    pub async fn on_link_as(
         link: &Link,
         server: &ServerRef,
         user: String,

@@ -115,6 +115,10 @@ struct P2pArgs {
     /// Messages unacknowledged at most.
     #[arg(long, default_value_t = 16)]
     inflight: usize,
+    /// Open the session through the server's relay, as for two clients a
+    /// symmetric NAT keeps apart (a server is started for it).
+    #[arg(long)]
+    through_server: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -350,7 +354,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
         )],
         Scenario::P2p(args) => vec![settle(
             "p2p",
-            scenarios::p2p::run(ctx, args.loss, args.inflight).await,
+            scenarios::p2p::run(ctx, args.loss, args.inflight, args.through_server).await,
         )],
         Scenario::Fanout(args) => vec![settle(
             "fanout",
@@ -401,7 +405,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
                     "signin-storm",
                     scenarios::signin_storm::run(ctx, storm_rate(&StormArgs { rate: None })).await,
                 ),
-                settle("p2p", scenarios::p2p::run(ctx, 0.0, 16).await),
+                settle("p2p", scenarios::p2p::run(ctx, 0.0, 16, false).await),
                 settle(
                     "fanout",
                     scenarios::fanout::run(ctx, &members(&fanout), fanout.inflight, irc(&fanout))

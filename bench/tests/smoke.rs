@@ -191,3 +191,16 @@ fn a_short_soak_loses_no_message_and_shows_none_twice() {
     assert!(signins["ops"].as_u64().unwrap() > 0, "{stdout}");
     assert_eq!(signins["errors"], 0, "{stdout}");
 }
+
+#[test]
+fn quick_p2p_through_the_servers_relay_delivers_every_size() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let p2p = run_quick("p2p", &["--through-server"], out.path());
+    assert_eq!(p2p["params"]["through_server"], true, "{p2p}");
+    let rows = p2p["rows"].as_array().expect("rows");
+    assert_eq!(row_names(&p2p), ["100 B", "16384 B"]);
+    for row in rows {
+        assert!(row["ops"].as_u64().unwrap() > 0, "nothing arrived: {row}");
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+}

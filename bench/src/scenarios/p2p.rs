@@ -5,7 +5,9 @@
 //! receiver counts arrivals straight off its Link's inbound channel (the
 //! client's dispatcher, which would also look the sender up on the server
 //! and print the message, is left out). With `--loss P` the datagrams pass
-//! a relay that drops P of them each way.
+//! a relay that drops P of them each way. With `--through-server` the
+//! session goes through a udpchat server's relay (a meeting as two clients
+//! past a symmetric NAT get one): the relay's cost beside the direct path.
 //!
 //! Latency is one-way, send call to arrival (both ends are in this
 //! process, so one clock serves); the push-to-acknowledgement time is in
@@ -25,7 +27,7 @@ use udpchat_net::{Inbound, Link, Peer};
 
 use super::udp_echo::{baseline, Shape};
 use super::{datagram_bytes, params_with, Ctx};
-use crate::clients::open_link;
+use crate::clients::{open_link, SimClient};
 use crate::load::{self, histogram, micros, Plan};
 use crate::procfs;
 use crate::relay::Relay;
@@ -111,7 +113,12 @@ impl Sender {
     }
 }
 
-pub async fn run(ctx: &Ctx, loss: f64, inflight: usize) -> anyhow::Result<Report> {
+pub async fn run(
+    ctx: &Ctx,
+    loss: f64,
+    inflight: usize,
+    through_server: bool,
+) -> anyhow::Result<Report> {
     let sizes: Vec<usize> = if ctx.quick {
         vec![100, 16 * 1024]
     } else {
@@ -121,7 +128,12 @@ pub async fn run(ctx: &Ctx, loss: f64, inflight: usize) -> anyhow::Result<Report
         "p2p",
         params_with(
             ctx,
-            serde_json::json!({ "loss": loss, "inflight": inflight, "sizes": sizes }),
+            serde_json::json!({
+                "loss": loss,
+                "inflight": inflight,
+                "sizes": sizes,
+                "through_server": through_server,
+            }),
         ),
     );
     let probe = cbor::encode(&Message {
@@ -148,6 +160,12 @@ pub async fn run(ctx: &Ctx, loss: f64, inflight: usize) -> anyhow::Result<Report
         None
     };
     let to = relay.as_ref().map_or(b.local_addr(), |r| r.addr);
+    let (to, _server) = if through_server {
+        let (addr, server) = meet_through_server(ctx, &a, &b, &b_key).await?;
+        (addr, Some(server))
+    } else {
+        (to, None)
+    };
     let peer = a
         .connect(to, b_key.public(), Pattern::Ik)
         .await
@@ -221,10 +239,10 @@ pub async fn run(ctx: &Ctx, loss: f64, inflight: usize) -> anyhow::Result<Report
     report.baseline = Some(base_row);
     report.note(format!(
         "one sender, {inflight} messages unacknowledged at most; arrivals counted at the receiving Link's inbound channel (no client dispatcher, no per-message sender lookup); latency = one-way; both clients and their drivers run in the bench process{}",
-        if loss > 0.0 {
-            format!(", through a relay dropping {:.1}% each way", loss * 100.0)
-        } else {
-            String::new()
+        match (loss > 0.0, through_server) {
+            (true, _) => format!(", through a relay dropping {:.1}% each way", loss * 100.0),
+            (false, true) => ", through the udpchat server's relay (a meeting's relay address; the server started with a budget that does not run out)".to_string(),
+            (false, false) => String::new(),
         }
     ));
     report.note(format!(
@@ -233,6 +251,43 @@ pub async fn run(ctx: &Ctx, loss: f64, inflight: usize) -> anyhow::Result<Report
     ));
     drop(relay);
     Ok(report)
+}
+
+/// Signs `a` and `b` up on a server it starts, arranges a meeting as `a`
+/// (`lookup` with `meet`) and gives both ends its ticket: the relay
+/// address `a` opens its session to, and what keeps the server running.
+async fn meet_through_server(
+    ctx: &Ctx,
+    a: &Link,
+    b: &Link,
+    b_key: &StaticKey,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    (crate::server::Target, [SimClient; 2]),
+)> {
+    use udpchat_commands::lookup::{Found, Lookup};
+    use udpchat_core::secure::meeting;
+    let target = ctx.source.start_with(&["--relay-budget", "1000000"])?;
+    let mut alice = SimClient::on_link(a, &target.server, "p2p-a".into()).await?;
+    let mut bob =
+        SimClient::on_link_as(b, &target.server, "p2p-b".into(), Arc::new(b_key.clone())).await?;
+    for client in [&mut alice, &mut bob] {
+        client.sign("signup").await?;
+        client.keep_alive(std::time::Duration::from_secs(10));
+    }
+    let body = cbor::encode(&Lookup {
+        user: "p2p-b".into(),
+        meet: true,
+    });
+    let found: Found = cbor::decode_body(&alice.request("lookup", body).await?)
+        .map_err(|e| anyhow::anyhow!("lookup: {e}"))?;
+    let ticket = found
+        .meeting
+        .ok_or_else(|| anyhow::anyhow!("the server arranged no meeting"))?;
+    let server = target.server.addr;
+    drop(b.meet(ticket.clone(), Vec::new(), Some(server)));
+    drop(a.meet(ticket.clone(), Vec::new(), Some(server)));
+    Ok((meeting::relay_addr(ticket.id), (target, [alice, bob])))
 }
 
 #[cfg(test)]
