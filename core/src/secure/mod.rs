@@ -546,6 +546,7 @@ impl SecureEndpoint {
     /// Drops a session; its outstanding messages fail.
     pub fn forget(&mut self, peer: PeerId) {
         self.transport.forget(peer);
+        self.relays.close_of(peer);
         if let Some(conn) = self.conns.remove(&peer.0) {
             self.handshaking.remove(&peer.0);
             if conn.unconfirmed_since.is_some() {
@@ -576,8 +577,10 @@ impl SecureEndpoint {
 
     /// The application no longer vouches for a session (its user signed
     /// out): it closes after [`SecureConfig::unconfirmed_timeout`], once
-    /// its messages are delivered, unless confirmed again.
+    /// its messages are delivered, unless confirmed again; its relays
+    /// close now.
     pub fn release(&mut self, now: Instant, peer: PeerId) {
+        self.relays.close_of(peer);
         if self.config.unconfirmed_timeout.is_none() {
             return;
         }

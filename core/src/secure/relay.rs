@@ -116,6 +116,12 @@ impl Relays {
         });
     }
 
+    /// Closes every relay `end` is an end of (its user signed out, or its
+    /// session closed): a relay serves only signed-in users.
+    pub(super) fn close_of(&mut self, end: PeerId) {
+        self.by_id.retain(|_, r| !r.ends.contains(&end));
+    }
+
     pub(super) fn close(&mut self, id: u64) {
         self.by_id.remove(&id);
     }
@@ -174,6 +180,11 @@ mod tests {
         // An end gone, or idle too long: closed.
         relays.sweep(t0, |p| p != b);
         assert_eq!(relays.usage(77), None);
+        relays.open(t0, 79, a, b, 1_000);
+        relays.open(t0, 80, b, c, 1_000);
+        relays.close_of(a);
+        assert_eq!((relays.usage(79), relays.usage(80).is_some()), (None, true));
+        relays.close_of(c);
         relays.open(t0, 78, a, b, 1_000);
         relays.sweep(t0 + RELAY_IDLE, |_| true);
         assert_eq!(relays.len(), 0);
