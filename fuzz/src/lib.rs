@@ -59,6 +59,10 @@ pub const TARGETS: &[Target] = &[
         run: targets::handshake,
     },
     Target {
+        name: "meeting",
+        run: targets::meeting,
+    },
+    Target {
         name: "keyfile",
         run: targets::keyfile,
     },

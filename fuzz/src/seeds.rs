@@ -183,6 +183,30 @@ pub fn all() -> Vec<Seed> {
         records(&[(true, 1, &skip(session, 50, 2))]),
     );
 
+    // meeting: a client in a meeting, fed by its server and a stranger.
+    let ticket = crate::targets::meeting_ticket();
+    let relayed_hello = wire::relay_datagram(ticket.id, &hello(Pattern::Ik, &f.ik_hello));
+    add(
+        "meeting",
+        "relayed-hello",
+        records(&[(true, 0, &relayed_hello)]),
+    );
+    add(
+        "meeting",
+        "check-then-time",
+        records(&[(false, 0, &ticket.probe(false, 5)), (true, 20, &[])]),
+    );
+    add(
+        "meeting",
+        "answer-and-forgeries",
+        records(&[
+            (false, 0, &ticket.probe(false, 6)),
+            (false, 0, &ticket.probe(true, 5)),
+            (false, 1, &wire::relay_datagram(ticket.id, &relayed_hello)),
+            (true, 1, &wire::relay_datagram(ticket.id + 1, &data)),
+        ]),
+    );
+
     // envelope
     let message = cbor::encode(&c::message::Message {
         from: "alice".into(),

@@ -11,6 +11,8 @@
 //! line breaks: the key read must write and read back the same.
 
 use std::any::type_name;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -22,8 +24,10 @@ use udpchat_core::crypto::handshake::{
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::{Prekeys, SealedMessage};
 use udpchat_core::envelope::Envelope;
+use udpchat_core::secure::meeting::{self, Ticket};
+use udpchat_core::secure::{SecureConfig, SecureEndpoint};
 use udpchat_core::transport::{self, Config, Endpoint};
-use udpchat_core::wire::Packet;
+use udpchat_core::wire::{self, Packet};
 
 use crate::fixtures::{self, fixture, NOW_MS};
 
@@ -188,6 +192,81 @@ pub fn transport_endpoint(data: &[u8]) -> bool {
             }
             while endpoint.poll_event().is_some() {}
         }
+    }
+    accepted
+}
+
+/// The meeting the [`meeting`] target's client is in: its ticket (the
+/// seeds make checks with its key), the server that relays for it, and the
+/// one candidate it checks.
+pub fn meeting_ticket() -> Ticket {
+    Ticket {
+        id: 7,
+        key: vec![9; meeting::KEY_LEN],
+    }
+}
+pub const MEETING_SERVER: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)), 4590);
+pub const MEETING_CANDIDATE: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)), 40000);
+pub const STRANGER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 66)), 666);
+
+/// A client in a meeting (`udpchat_core::secure::meeting`), fed datagrams
+/// from the meeting's server (a record's `to_b` set: a RELAY is unwrapped
+/// into the clients' own session, whose HELLO the fixture's IK hello is)
+/// or from a stranger (checks and answers, their MACs). It never sends a
+/// datagram over the limit, and to an address other than its candidate
+/// and the server at most [`meeting::CHECKS`] + 1 times the bytes that
+/// came from there (an answer to a check with the meeting's MAC, then
+/// checks back).
+pub fn meeting(data: &[u8]) -> bool {
+    let f = fixture();
+    let mut now = Instant::now();
+    let mut client =
+        SecureEndpoint::client(SecureConfig::default(), Box::new(fixtures::rng(9)), now);
+    client.set_identity(Some(f.server.clone()));
+    client.meet(
+        now,
+        &meeting_ticket(),
+        &[MEETING_CANDIDATE],
+        Some(MEETING_SERVER),
+    );
+    let mut received: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut sent: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut accepted = false;
+    for record in records(data).take(64) {
+        now += Duration::from_millis(10 * u64::from(record.step).pow(2));
+        let from = if record.to_b {
+            MEETING_SERVER
+        } else {
+            STRANGER
+        };
+        *received.entry(from).or_default() += record.datagram.len();
+        accepted |= client
+            .handle_datagram(now, NOW_MS, from, record.datagram)
+            .is_ok();
+        while client.handle_handshake(now, NOW_MS) {}
+        if client.poll_timeout().is_some_and(|at| at <= now) {
+            client.handle_timeout(now, NOW_MS);
+        }
+        while let Some((to, datagram)) = client.poll_transmit(now, NOW_MS) {
+            assert!(
+                datagram.len() <= wire::MAX_DATAGRAM + wire::RELAY_HEADER_LEN,
+                "a datagram of {} bytes to {to}",
+                datagram.len()
+            );
+            if to != MEETING_SERVER && to != MEETING_CANDIDATE {
+                let total = sent.entry(to).or_default();
+                *total += datagram.len();
+                let came = received.get(&to).copied().unwrap_or(0);
+                assert!(
+                    *total <= (meeting::CHECKS as usize + 1) * came.max(wire::PROBE_LEN),
+                    "{total} bytes to {to}, which sent {came}"
+                );
+                assert!(came > 0, "a datagram to {to}, which sent nothing");
+            }
+        }
+        while client.poll_event().is_some() {}
     }
     accepted
 }

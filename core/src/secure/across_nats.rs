@@ -309,11 +309,15 @@ fn the_relay_passes_nothing_from_a_stranger_and_stops_at_its_budget() {
     assert_eq!(w.server.stats().relay_refused, 2);
 
     // A relay serves signed-in users only: bob signs out, it closes.
-    w.server.open_relay(w.now, id + 1, at_server[0], at_server[1]);
+    w.server
+        .open_relay(w.now, id + 1, at_server[0], at_server[1]);
     w.server.release(w.now, at_server[1]);
     assert_eq!(w.server.relay_usage(id + 1), None);
     let datagram = wire::relay_datagram(id + 1, &[1, 3, 0, 0, 0, 1]);
-    assert!(w.server.handle_datagram(w.now, MS, alice_at, &datagram).is_err());
+    assert!(w
+        .server
+        .handle_datagram(w.now, MS, alice_at, &datagram)
+        .is_err());
 }
 
 /// A meeting between alice, checking `for_alice`, and bob, checking

@@ -89,6 +89,12 @@ impl Ticket {
         Ticket::new(&mut rand::rngs::OsRng)
     }
 
+    /// A PROBE of this meeting: a check, or (`answer`) the answer to the
+    /// check with `nonce`.
+    pub fn probe(&self, answer: bool, nonce: u64) -> Vec<u8> {
+        probe(&self.key, answer, self.id, nonce)
+    }
+
     /// A fresh meeting.
     pub fn new(rng: &mut impl RngCore) -> Ticket {
         let mut key = vec![0u8; KEY_LEN];
