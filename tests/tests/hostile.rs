@@ -258,6 +258,37 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
 }
 
 #[test]
+fn one_client_gets_a_bounded_number_of_meetings_with_another() {
+    let server = Server::start();
+    let _bob = Client::sign_up(server.addr, "bob");
+    // Each meeting makes bob's client send checks to the asker's
+    // candidates: a hostile asker must not turn it into a flood.
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    mallory.sign("signup", "mallory").expect("signed up");
+    let body = cbor::encode(&udpchat_commands::lookup::Lookup {
+        user: "bob".into(),
+        meet: true,
+    });
+    let started = std::time::Instant::now();
+    let meetings = (0..40)
+        .filter(|_| {
+            let reply = mallory
+                .request("lookup", body.clone())
+                .expect("bob is found");
+            let found: udpchat_commands::lookup::Found = cbor::decode_body(&reply).unwrap();
+            found.meeting.is_some()
+        })
+        .count();
+    // 20 at once, then one per 200 ms of the time the asking took (far
+    // less than the 4 s that would allow all 40).
+    let allowed = 20 + started.elapsed().as_millis() as usize / 200 + 1;
+    assert!(
+        meetings >= 20 && meetings <= allowed,
+        "{meetings} meetings, {allowed} allowed"
+    );
+}
+
+#[test]
 fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
     let server = Server::start();
     let mut bob = Client::sign_up(server.addr, "bob");
