@@ -7,7 +7,8 @@
 //! own addresses). This client checks them all while the other client,
 //! told by the server, checks back; the first answer, and any better one
 //! within [`NOMINATE_WITHIN`] (IPv6 before IPv4, the client's own address
-//! before where the server sees it), is where the session goes. No answer
+//! before where the server sees it; no wait when the first is the best),
+//! is where the session goes. No answer
 //! within [`PUNCH_WAIT`] (a symmetric NAT on the way): the session goes
 //! through the server's relay, still end to end encrypted, and moves to a
 //! direct path if a check is answered later (while the checks last).
@@ -38,8 +39,9 @@ use crate::server_session::ServerConnector;
 /// How long a meeting's checks may go unanswered before the session goes
 /// through the relay.
 pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
-/// After the first answer, how long a better candidate may still answer.
-pub const NOMINATE_WITHIN: Duration = Duration::from_millis(25);
+/// After the first answer, how long a better candidate may still answer
+/// (no wait when the first is the best there is).
+pub const NOMINATE_WITHIN: Duration = Duration::from_millis(50);
 /// A message not acknowledged for this long makes the client look for a
 /// new path to its peer.
 pub const STALL_AFTER: Duration = Duration::from_secs(2);
@@ -224,7 +226,10 @@ impl PeerSessions {
         };
         let mut best = first;
         let deadline = tokio::time::Instant::now() + NOMINATE_WITHIN;
-        while let Ok(Some(other)) = tokio::time::timeout_at(deadline, answers.recv()).await {
+        while rank(&best) > 0 {
+            let Ok(Some(other)) = tokio::time::timeout_at(deadline, answers.recv()).await else {
+                break;
+            };
             if rank(&other) < rank(&best) {
                 best = other;
             }
