@@ -112,28 +112,7 @@ impl PeerSessions {
             let existing = this.open.lock().expect("peers lock").get(&key).cloned();
             let open = match existing {
                 Some(open) => open,
-                None => {
-                    let (addr, answers) = this.reach(&to).await;
-                    let peer = this
-                        .link
-                        .connect(addr, to.identity.clone(), Pattern::Ik)
-                        .await?;
-                    if let Some(answers) = answers {
-                        this.move_over_when_direct(key.clone(), peer, answers);
-                    }
-                    let open = Open {
-                        peer,
-                        user: to.user.clone(),
-                        seen_at: to.seen_at,
-                        addr,
-                        refound: None,
-                    };
-                    this.open
-                        .lock()
-                        .expect("peers lock")
-                        .insert(key.clone(), open.clone());
-                    open
-                }
+                None => this.open_session(&key, &to).await?,
             };
             let delivery = this.link.push(open.peer, cmd, body);
             drop(opening);
@@ -163,6 +142,67 @@ impl PeerSessions {
         })
     }
 
+    /// Opens the session `key` names, on the path a meeting finds; or, if
+    /// one with the same client is open where the server saw it before
+    /// (its NAT rebooted, it roamed), moves that one there.
+    async fn open_session(
+        self: &Arc<Self>,
+        key: &Key,
+        to: &Whereabouts,
+    ) -> Result<Open, CommandError> {
+        let moved_from = self
+            .open
+            .lock()
+            .expect("peers lock")
+            .iter()
+            .find(|(k, o)| o.user == to.user && k.1 == key.1)
+            .map(|(k, o)| (k.clone(), o.clone()));
+        let with_meeting;
+        let to = match (&to.meeting, self.needs_meeting(&to.user)) {
+            // The lookup asked for no meeting (a session seemed open): ask now.
+            (None, false) => {
+                with_meeting = self
+                    .server
+                    .whereabouts(&to.user, true)
+                    .await
+                    .filter(|found| found.identity == to.identity && found.seen_at == to.seen_at);
+                with_meeting.as_ref().unwrap_or(to)
+            }
+            _ => to,
+        };
+        let (addr, answers) = self.reach(to).await;
+        let open = match moved_from {
+            Some((old_key, old)) => {
+                tracing::debug!(user = to.user, %addr, "its client moved: the session follows");
+                self.link.migrate(old.peer, addr);
+                self.open.lock().expect("peers lock").remove(&old_key);
+                Open {
+                    seen_at: to.seen_at,
+                    addr,
+                    ..old
+                }
+            }
+            None => Open {
+                peer: self
+                    .link
+                    .connect(addr, to.identity.clone(), Pattern::Ik)
+                    .await?,
+                user: to.user.clone(),
+                seen_at: to.seen_at,
+                addr,
+                refound: None,
+            },
+        };
+        if let Some(answers) = answers {
+            self.move_over_when_direct(key.clone(), open.peer, answers);
+        }
+        self.open
+            .lock()
+            .expect("peers lock")
+            .insert(key.clone(), open.clone());
+        Ok(open)
+    }
+
     /// The session opened for `key` may have lost its path: asks the server
     /// for a new meeting with its user and moves the session to the path
     /// found (at most once per [`REFIND_EVERY`]).
@@ -170,7 +210,7 @@ impl PeerSessions {
         let now = tokio::time::Instant::now();
         let gate = self.gate(&to.user);
         let _opening = gate.lock().await;
-        let peer = {
+        {
             let mut open = self.open.lock().expect("peers lock");
             let Some(session) = open.get_mut(key) else {
                 return;
@@ -182,23 +222,16 @@ impl PeerSessions {
                 return;
             }
             session.refound = Some(now);
-            session.peer
-        };
+        }
         let Some(found) = self.server.whereabouts(&to.user, true).await else {
             return;
         };
         if found.identity != to.identity {
             return; // another client of theirs now: the next send opens anew
         }
-        let (addr, answers) = self.reach(&found).await;
-        tracing::debug!(user = to.user, %addr, "moved to a new path");
-        self.link.migrate(peer, addr);
-        if let Some(answers) = answers {
-            self.move_over_when_direct(key.clone(), peer, answers);
-        }
-        if let Some(session) = self.open.lock().expect("peers lock").get_mut(key) {
-            session.addr = addr;
-            session.seen_at = found.seen_at;
+        let moved = (found.seen_at, found.identity.to_bytes());
+        if let Err(e) = self.open_session(&moved, &found).await {
+            tracing::debug!(user = to.user, "no new path: {}", e.message);
         }
     }
 

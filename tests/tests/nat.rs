@@ -427,13 +427,26 @@ fn a_nat_that_forgets_its_mappings_mid_conversation_does_not_end_it() {
     let after = s.router_b.wait_for_mapping(s.bob.addr, s.server.addr);
     assert_ne!(before, after);
 
-    // alice's message to bob's old mapping is lost; her client finds bob
-    // again through a new meeting after 2 s without an acknowledgement,
-    // moves the session, and it arrives, not kept on the server (without
-    // the new meeting, bob's keepalive from his new mapping would move it
-    // too, by path validation, after up to 15 s).
+    // The server sees bob at his new mapping now (he spoke to it): alice's
+    // lookup says so, her client meets him there and moves the session
+    // (its keys and all) to the new path, and the message arrives, not
+    // kept on the server. (Had bob not spoken first, alice's message would
+    // wait 2 s unacknowledged and her client would look for him again;
+    // and bob's keepalive from his new mapping moves the session too, by
+    // path validation, within 15 s.)
     let (path, _) = send(&mut s.alice, &mut s.bob, "bob", "after the reboot");
     assert!(path == "direct" || path == "relay", "{path}");
+    // The session moved: the next message takes it, no second one opens.
+    send(&mut s.alice, &mut s.bob, "bob", "and again");
+    s.alice.line("peers");
+    let peers = s.alice.expect("peers");
+    let with_bob = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["user"] == "bob")
+        .count();
+    assert_eq!(with_bob, 1, "{peers}");
     let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "after the reboot, back");
     assert!(path == "direct" || path == "relay", "{path}");
 }
