@@ -2,7 +2,7 @@
 //! another. The receiver prints `<From IP:PORT:alice>: text`.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client, Sender};
+use udpchat_core::context::{BoxFuture, Client, Path, Sender};
 use udpchat_core::error::{code, CommandError};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::{continued, Output};
@@ -69,12 +69,12 @@ fn on_push(
             .as_ref()
             .ok_or_else(|| impostor(&message.from))?;
         if client.is_known_identity(&message.from, proven) {
-            client.emit(render(sender.addr, &message));
+            client.emit(render(&sender, &message));
             return Ok(());
         }
         match crate::whois::identity(&client, &message.from).await {
             Ok(registered) if &registered == proven => {
-                client.emit(render(sender.addr, &message));
+                client.emit(render(&sender, &message));
                 Ok(())
             }
             Ok(_) => Err(impostor(&message.from)),
@@ -89,7 +89,7 @@ fn on_push(
             // the server is away). The message was acknowledged, so it is
             // shown, marked as not checked, rather than lost.
             Err(e) => {
-                client.emit(unverified(render(sender.addr, &message), &message.from, &e));
+                client.emit(unverified(render(&sender, &message), &message.from, &e));
                 Ok(())
             }
         }
@@ -115,8 +115,12 @@ fn impostor(claimed: &str) -> CommandError {
     )
 }
 
-fn render(addr: std::net::SocketAddr, message: &Message) -> Output {
-    Output::new(
+/// The seeds' line, `<From IP:PORT:alice>: text`; for a message that came
+/// through the server's relay, the address is where the server sees the
+/// sender, and `--json` says `"path": "relay"`.
+fn render(sender: &Sender, message: &Message) -> Output {
+    let addr = sender.addr;
+    let output = Output::new(
         "message",
         format!(
             "<From {addr}:{}>: {}",
@@ -126,7 +130,11 @@ fn render(addr: std::net::SocketAddr, message: &Message) -> Output {
     )
     .with("from", message.from.clone())
     .with("addr", addr.to_string())
-    .with("text", message.text.clone())
+    .with("text", message.text.clone());
+    match sender.path {
+        Path::Relay => output.with("path", Path::Relay.word()),
+        _ => output,
+    }
 }
 
 #[cfg(test)]
@@ -139,11 +147,28 @@ mod tests {
             from: "Carole".into(),
             text: "Hi Alice! How are you".into(),
         };
-        let out = render("10.0.0.7:5000".parse().unwrap(), &message);
+        let sender = Sender {
+            peer: udpchat_core::context::PeerId(1),
+            addr: "10.0.0.7:5000".parse().unwrap(),
+            identity: None,
+            from_server: false,
+            path: Path::Direct,
+        };
+        let out = render(&sender, &message);
         assert_eq!(
             out.text,
             "<From 10.0.0.7:5000:Carole>: Hi Alice! How are you"
         );
+        assert!(out.data.get("path").is_none());
+        let relayed = render(
+            &Sender {
+                path: Path::Relay,
+                ..sender
+            },
+            &message,
+        );
+        assert_eq!(relayed.text, out.text);
+        assert_eq!(relayed.data["path"], "relay");
     }
 
     #[test]

@@ -310,6 +310,7 @@ fn behind_a_symmetric_nat_messages_go_through_the_servers_relay_still_encrypted(
     // bob sees alice where the server sees her.
     let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.server.addr);
     assert_eq!(addr_of(&message), alice_public);
+    assert_eq!(message["path"], "relay", "{message}");
     let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "and back");
     assert_eq!(path, "relay");
     let shown = peer_path(&mut s.alice, "bob");
