@@ -157,19 +157,16 @@ impl PeerSessions {
             .iter()
             .find(|(k, o)| o.user == to.user && k.1 == key.1)
             .map(|(k, o)| (k.clone(), o.clone()));
-        let with_meeting;
-        let to = match (&to.meeting, self.needs_meeting(&to.user)) {
-            // The lookup asked for no meeting (a session seemed open): ask now.
-            (None, false) => {
-                with_meeting = self
-                    .server
-                    .whereabouts(&to.user, true)
-                    .await
-                    .filter(|found| found.identity == to.identity && found.seen_at == to.seen_at);
-                with_meeting.as_ref().unwrap_or(to)
-            }
-            _ => to,
+        // The lookup asked for no meeting (a session seemed open): ask now.
+        let asked = match (&to.meeting, self.needs_meeting(&to.user)) {
+            (None, false) => self
+                .server
+                .whereabouts(&to.user, true)
+                .await
+                .filter(|found| found.identity == to.identity && found.seen_at == to.seen_at),
+            _ => None,
         };
+        let to = asked.as_ref().unwrap_or(to);
         let (addr, answers) = self.reach(to).await;
         let open = match moved_from {
             Some((old_key, old)) => {

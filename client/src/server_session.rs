@@ -183,20 +183,12 @@ impl ServerConnector {
     /// with it): `None` when the user is not signed in (or the server
     /// cannot be asked).
     pub async fn whereabouts(&self, user: &str, meet: bool) -> Option<Whereabouts> {
-        use udpchat_commands::lookup::{addresses, Found, Lookup};
-        let body = udpchat_core::cbor::encode(&Lookup {
-            user: user.to_string(),
-            meet,
-        });
-        let reply = self.request("lookup", body).await.ok()?;
-        let found: Found = udpchat_core::cbor::decode_body(&reply).ok()?;
-        Some(Whereabouts {
-            user: found.user,
-            identity: found.identity,
-            seen_at: found.addr.parse().ok()?,
-            local: addresses(&found.local),
-            meeting: found.meeting,
-        })
+        use udpchat_commands::lookup;
+        let reply = self
+            .request("lookup", lookup::request(user, meet))
+            .await
+            .ok()?;
+        lookup::whereabouts(user, &reply).ok()
     }
 
     /// Drops the session with the server, whatever it is.

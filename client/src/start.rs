@@ -38,11 +38,7 @@ pub async fn sign_in(
             user: user.to_string(),
             password,
             identity,
-            local: client
-                .local_addresses()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            local: udpchat_commands::signin::own_addresses(client),
         };
         send_credentials(
             client,

@@ -66,23 +66,29 @@ inventory::submit! {
 /// with `meet`, for a meeting with it); warns the user if the key is not
 /// the one seen before.
 pub async fn lookup(client: &Client, user: &str, meet: bool) -> Result<Whereabouts, CommandError> {
-    let reply = client
-        .request(
-            "lookup",
-            cbor::encode(&Lookup {
-                user: user.to_string(),
-                meet,
-            }),
-        )
-        .await?;
-    let found: Found = crate::decode(&reply)?;
+    let reply = client.request("lookup", request(user, meet)).await?;
+    let found = whereabouts(user, &reply)?;
+    client.check_identity(user, &found.identity);
+    Ok(found)
+}
+
+/// The request body for `user` (with `meet`: a meeting too).
+pub fn request(user: &str, meet: bool) -> Vec<u8> {
+    cbor::encode(&Lookup {
+        user: user.to_string(),
+        meet,
+    })
+}
+
+/// What the server's reply about `user` says.
+pub fn whereabouts(user: &str, reply: &[u8]) -> Result<Whereabouts, CommandError> {
+    let found: Found = crate::decode(reply)?;
     let seen_at = found.addr.parse().map_err(|_| {
         CommandError::new(
             code::BAD_REPLY,
             format!("the server gave a bad address for {user}"),
         )
     })?;
-    client.check_identity(user, &found.identity);
     Ok(Whereabouts {
         user: user.to_string(),
         identity: found.identity,

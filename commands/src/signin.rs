@@ -83,12 +83,17 @@ pub async fn credentials(
         user,
         password,
         identity,
-        local: client
-            .local_addresses()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        local: own_addresses(client),
     })
+}
+
+/// The client's own addresses, as `signin` and `signup` carry them.
+pub fn own_addresses(client: &Client) -> Vec<String> {
+    client
+        .local_addresses()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Sends `cmd` (`signin` or `signup`) and records the session.
@@ -172,7 +177,7 @@ pub async fn admit(
     identity: Option<PublicKey>,
     local: &[String],
 ) -> Reply {
-    let local: Vec<std::net::SocketAddr> = local.iter().filter_map(|a| a.parse().ok()).collect();
+    let local = crate::lookup::addresses(local);
     let claim = server
         .presence()
         .lock()
