@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use super::{cookie, Rejected, SecureEvent};
+use super::{cookie, Rejected, SecureEndpoint, SecureEvent};
 use crate::wire::{self, Packet};
 
 /// A meeting's secret key, in bytes.
@@ -309,6 +309,89 @@ impl Meetings {
         }
         meeting.last_used = now;
         Some(relay_addr(id))
+    }
+}
+
+impl SecureEndpoint {
+    /// Checks `candidates` for the meeting `ticket` names (or adds them to
+    /// it); `relay`: the server that relays for it, if sessions may go
+    /// through [`relay_addr`]. A [`SecureEvent::Reachable`] follows for
+    /// each candidate that answers.
+    pub fn meet(
+        &mut self,
+        now: Instant,
+        ticket: &Ticket,
+        candidates: &[SocketAddr],
+        relay: Option<SocketAddr>,
+    ) {
+        self.meetings.meet(now, ticket, candidates, relay);
+        self.meetings
+            .on_timeout(now, &mut self.rng, &mut self.outbox);
+    }
+
+    /// Forgets a meeting: no more checks, no more relaying for it.
+    pub fn end_meeting(&mut self, meeting: u64) {
+        self.meetings.end(meeting);
+    }
+
+    /// Takes a PROBE from `from`: a check is answered and checked back at
+    /// once; an answer to one of ours may make its address reachable.
+    pub(super) fn take_probe(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        probe: &Packet<'_>,
+    ) -> Result<(), Rejected> {
+        let &Packet::Probe {
+            answer,
+            meeting,
+            nonce,
+            signed,
+            mac,
+        } = probe
+        else {
+            return Err(Rejected::Unexpected);
+        };
+        let event = self.meetings.handle_probe(
+            now,
+            from,
+            answer,
+            meeting,
+            nonce,
+            signed,
+            mac,
+            &mut self.outbox,
+        )?;
+        self.events.extend(event);
+        self.meetings
+            .on_timeout(now, &mut self.rng, &mut self.outbox);
+        Ok(())
+    }
+
+    /// A client takes a RELAY from `from`: only from its meeting's server,
+    /// and only the two clients' own session, handled as if it came from
+    /// the meeting's relay address.
+    pub(super) fn take_relayed(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        from: SocketAddr,
+        meeting: u64,
+        inner: &[u8],
+    ) -> Result<(), Rejected> {
+        let via = self
+            .meetings
+            .unwrap(now, from, meeting)
+            .ok_or(Rejected::Unexpected)?;
+        match Packet::parse(inner) {
+            Ok(
+                Packet::Hello { .. }
+                | Packet::Welcome { .. }
+                | Packet::Data { .. }
+                | Packet::CookieReply { .. },
+            ) => self.handle_packet(now, now_ms, via, inner),
+            _ => Err(Rejected::Unexpected),
+        }
     }
 }
 

@@ -50,90 +50,6 @@ impl std::fmt::Display for PeerId {
     }
 }
 
-/// Tuning.
-#[derive(Debug, Clone)]
-pub struct SecureConfig {
-    pub transport: transport::Config,
-    /// The first wait for a WELCOME; doubles per retry.
-    pub handshake_retry: Duration,
-    /// HELLOs sent before a session is given up.
-    pub handshake_tries: u32,
-    /// A session nothing was heard on for this long is closed.
-    pub session_idle: Duration,
-    /// HELLOs per second taken calmly; past that (or with
-    /// [`SecureConfig::busy_queue`] waiting) the responder is under load
-    /// and asks for cookies ([`cookie`]).
-    pub calm_handshakes_per_sec: u32,
-    /// Queued HELLOs at which the responder counts as under load.
-    pub busy_queue: usize,
-    /// HELLOs waiting for their P-384 work, at most; more are dropped.
-    pub handshake_queue: usize,
-    /// Under load, the HELLOs one source (an IPv4 address, an IPv6 /64)
-    /// may have answered: a burst, then this many per second.
-    pub handshakes_per_source_burst: u32,
-    pub handshakes_per_source_per_sec: u32,
-    /// A session this side answered is closed if the application has not
-    /// confirmed it ([`SecureEndpoint::confirm`]) this long after it
-    /// opened, or after the application released it again (and its
-    /// messages are delivered). `None`: sessions need no confirming.
-    pub unconfirmed_timeout: Option<Duration>,
-    /// Sessions waiting for confirmation at most; the oldest goes first.
-    pub max_unconfirmed: usize,
-    /// Sessions one source (an IPv4 address, an IPv6 /64) may hold with
-    /// this side as responder; more HELLOs from it are refused.
-    pub max_sessions_per_source: usize,
-    /// Bytes one relay ([`relay`]) carries at most, both ways together.
-    pub relay_budget: u64,
-    /// A session used lately that sent nothing for this long sends a
-    /// keepalive, to keep NAT mappings open ([`path`]); `None`: never.
-    pub keepalive: Option<Duration>,
-}
-
-impl SecureConfig {
-    /// A server's: sessions that do not sign in within a minute close, a
-    /// source holds at most 1,000, and reassembly takes at most 64 MiB in
-    /// all (requests are at most 96 KiB).
-    pub fn server() -> SecureConfig {
-        let default = SecureConfig::default();
-        SecureConfig {
-            transport: transport::Config {
-                max_message: 128 * 1024,
-                max_reassembly_bytes: 256 * 1024,
-                max_reassembly_total: 64 * 1024 * 1024,
-                ..default.transport
-            },
-            unconfirmed_timeout: Some(Duration::from_secs(60)),
-            max_unconfirmed: 20_000,
-            max_sessions_per_source: 1_000,
-            ..default
-        }
-    }
-}
-
-impl Default for SecureConfig {
-    fn default() -> Self {
-        SecureConfig {
-            transport: transport::Config {
-                max_datagram: wire::MAX_DATAGRAM - wire::DATA_OVERHEAD,
-                ..transport::Config::default()
-            },
-            handshake_retry: Duration::from_millis(500),
-            handshake_tries: 6,
-            session_idle: Duration::from_secs(30 * 60),
-            calm_handshakes_per_sec: 200,
-            busy_queue: 16,
-            handshake_queue: 256,
-            handshakes_per_source_burst: 10,
-            handshakes_per_source_per_sec: 5,
-            unconfirmed_timeout: None,
-            max_unconfirmed: usize::MAX,
-            max_sessions_per_source: usize::MAX,
-            relay_budget: 64 * 1024 * 1024,
-            keepalive: None,
-        }
-    }
-}
-
 /// What the application hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecureEvent {
@@ -423,48 +339,6 @@ impl SecureEndpoint {
         }
     }
 
-    /// Checks `candidates` for the meeting `ticket` names (or adds them to
-    /// it); `relay`: the server that relays for it, if sessions may go
-    /// through [`meeting::relay_addr`]. A [`SecureEvent::Reachable`]
-    /// follows for each candidate that answers.
-    pub fn meet(
-        &mut self,
-        now: Instant,
-        ticket: &meeting::Ticket,
-        candidates: &[SocketAddr],
-        relay: Option<SocketAddr>,
-    ) {
-        self.meetings.meet(now, ticket, candidates, relay);
-        self.meetings
-            .on_timeout(now, &mut self.rng, &mut self.outbox);
-    }
-
-    /// Forgets a meeting: no more checks, no more relaying for it.
-    pub fn end_meeting(&mut self, meeting: u64) {
-        self.meetings.end(meeting);
-    }
-
-    /// A server: relays meeting `meeting`'s packets between the sessions
-    /// `a` and `b` ([`relay`]).
-    pub fn open_relay(&mut self, now: Instant, meeting: u64, a: PeerId, b: PeerId) {
-        self.relays
-            .open(now, meeting, a, b, self.config.relay_budget);
-    }
-
-    pub fn close_relay(&mut self, meeting: u64) {
-        self.relays.close(meeting);
-    }
-
-    /// Relays open now.
-    pub fn relays(&self) -> usize {
-        self.relays.len()
-    }
-
-    /// What a relay carried so far, while it is open.
-    pub fn relay_usage(&self, meeting: u64) -> Option<relay::RelayUsage> {
-        self.relays.usage(meeting)
-    }
-
     pub fn peer(&self, peer: PeerId) -> Option<PeerInfo> {
         self.conns.get(&peer.0).map(|c| PeerInfo {
             addr: c.addr,
@@ -565,88 +439,9 @@ impl SecureEndpoint {
         self.drain_transport_events();
     }
 
-    /// The application vouches for a session (its user signed in): it
-    /// stays until idle, however long.
-    pub fn confirm(&mut self, peer: PeerId) {
-        if let Some(conn) = self.conns.get_mut(&peer.0) {
-            if conn.unconfirmed_since.take().is_some() {
-                self.unconfirmed_count -= 1;
-            }
-        }
-    }
-
-    /// The application no longer vouches for a session (its user signed
-    /// out): it closes after [`SecureConfig::unconfirmed_timeout`], once
-    /// its messages are delivered, unless confirmed again; its relays
-    /// close now.
-    pub fn release(&mut self, now: Instant, peer: PeerId) {
-        self.relays.close_of(peer);
-        if self.config.unconfirmed_timeout.is_none() {
-            return;
-        }
-        if let Some(conn) = self.conns.get_mut(&peer.0) {
-            if conn.source.is_some() && conn.unconfirmed_since.is_none() {
-                conn.unconfirmed_since = Some(now);
-                self.unconfirmed.push_back((now, peer.0));
-                self.unconfirmed_count += 1;
-            }
-        }
-    }
-
-    /// Sessions waiting for confirmation now.
-    pub fn unconfirmed(&self) -> usize {
-        self.unconfirmed_count
-    }
-
     /// Sessions now.
     pub fn sessions(&self) -> usize {
         self.conns.len()
-    }
-
-    /// Closes sessions unconfirmed for too long (those with messages still
-    /// on their way wait for the next sweep).
-    fn expire_unconfirmed(&mut self, now: Instant) {
-        let Some(timeout) = self.config.unconfirmed_timeout else {
-            return;
-        };
-        let mut busy = Vec::new();
-        while let Some(&(at, index)) = self.unconfirmed.front() {
-            if now.saturating_duration_since(at) < timeout {
-                break;
-            }
-            self.unconfirmed.pop_front();
-            let current = self
-                .conns
-                .get(&index)
-                .is_some_and(|c| c.unconfirmed_since == Some(at));
-            if !current {
-                continue;
-            }
-            if self.transport.in_flight(PeerId(index)) > 0 {
-                busy.push((at, index));
-            } else {
-                self.forget(PeerId(index));
-            }
-        }
-        for entry in busy.into_iter().rev() {
-            self.unconfirmed.push_front(entry);
-        }
-    }
-
-    /// Makes room for one more unconfirmed session: the oldest goes.
-    fn evict_unconfirmed(&mut self) {
-        while self.unconfirmed_count >= self.config.max_unconfirmed {
-            let Some((at, index)) = self.unconfirmed.pop_front() else {
-                return;
-            };
-            if self
-                .conns
-                .get(&index)
-                .is_some_and(|c| c.unconfirmed_since == Some(at))
-            {
-                self.forget(PeerId(index));
-            }
-        }
     }
 
     /// Takes in one datagram. An error says why it was dropped (nothing
@@ -666,7 +461,7 @@ impl SecureEndpoint {
         result
     }
 
-    fn handle_packet(
+    pub(super) fn handle_packet(
         &mut self,
         now: Instant,
         now_ms: u64,
@@ -754,48 +549,12 @@ impl SecureEndpoint {
                     .push_back((from, Packet::ServerKey { key: &key }.encode()));
                 Ok(())
             }
-            Packet::Probe {
-                answer,
-                meeting,
-                nonce,
-                signed,
-                mac,
-            } => {
-                let event = self.meetings.handle_probe(
-                    now,
-                    from,
-                    answer,
-                    meeting,
-                    nonce,
-                    signed,
-                    mac,
-                    &mut self.outbox,
-                )?;
-                self.events.extend(event);
-                // A check from the peer is checked back at once.
-                self.meetings
-                    .on_timeout(now, &mut self.rng, &mut self.outbox);
-                Ok(())
-            }
+            probe @ Packet::Probe { .. } => self.take_probe(now, from, &probe),
             Packet::Relay { meeting, inner } => {
                 if self.accept == Some(Pattern::Nk) {
-                    return self.relay(now, from, meeting, datagram);
-                }
-                let via = self
-                    .meetings
-                    .unwrap(now, from, meeting)
-                    .ok_or(Rejected::Unexpected)?;
-                // Only the two clients' own session is relayed.
-                if matches!(
-                    Packet::parse(inner),
-                    Ok(Packet::Hello { .. }
-                        | Packet::Welcome { .. }
-                        | Packet::Data { .. }
-                        | Packet::CookieReply { .. })
-                ) {
-                    self.handle_packet(now, now_ms, via, inner)
+                    self.relay(now, from, meeting, datagram)
                 } else {
-                    Err(Rejected::Unexpected)
+                    self.take_relayed(now, now_ms, from, meeting, inner)
                 }
             }
             Packet::ServerKey { key } => {
@@ -808,27 +567,6 @@ impl SecureEndpoint {
                 Ok(())
             }
         }
-    }
-
-    /// A server passes a RELAY packet on to the relay's other end.
-    fn relay(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        meeting: u64,
-        datagram: &[u8],
-    ) -> Result<(), Rejected> {
-        let conns = &self.conns;
-        let to = self
-            .relays
-            .forward(now, from, meeting, datagram.len(), |peer| {
-                conns.get(&peer.0).map(|c| c.addr)
-            })
-            .inspect_err(|_| self.stats.relay_refused += 1)?;
-        self.stats.relayed_datagrams += 1;
-        self.stats.relayed_bytes += datagram.len() as u64;
-        self.outbox.push_back((to, datagram.to_vec()));
-        Ok(())
     }
 
     /// The next datagram to send. One for a relay address leaves wrapped,
@@ -999,6 +737,7 @@ pub enum ConnectError {
 
 #[cfg(test)]
 mod across_nats;
+mod confirm;
 pub mod cookie;
 mod hello;
 pub mod meeting;
@@ -1007,5 +746,7 @@ pub mod relay;
 pub mod screen;
 #[cfg(test)]
 mod tests;
+mod tuning;
+pub use tuning::SecureConfig;
 #[cfg(test)]
 mod worked_example;

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{PeerId, Rejected};
+use super::{PeerId, Rejected, SecureEndpoint};
 
 /// A relay nothing went through for this long closes (live sessions send
 /// keepalives far more often).
@@ -132,6 +132,50 @@ impl Relays {
 
     pub(super) fn len(&self) -> usize {
         self.by_id.len()
+    }
+}
+
+impl SecureEndpoint {
+    /// A server: relays meeting `meeting`'s packets between the sessions
+    /// `a` and `b`.
+    pub fn open_relay(&mut self, now: Instant, meeting: u64, a: PeerId, b: PeerId) {
+        self.relays
+            .open(now, meeting, a, b, self.config.relay_budget);
+    }
+
+    pub fn close_relay(&mut self, meeting: u64) {
+        self.relays.close(meeting);
+    }
+
+    /// Relays open now.
+    pub fn relays(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// What a relay carried so far, while it is open.
+    pub fn relay_usage(&self, meeting: u64) -> Option<RelayUsage> {
+        self.relays.usage(meeting)
+    }
+
+    /// A server passes a RELAY packet on to the relay's other end.
+    pub(super) fn relay(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        meeting: u64,
+        datagram: &[u8],
+    ) -> Result<(), Rejected> {
+        let conns = &self.conns;
+        let to = self
+            .relays
+            .forward(now, from, meeting, datagram.len(), |peer| {
+                conns.get(&peer.0).map(|c| c.addr)
+            })
+            .inspect_err(|_| self.stats.relay_refused += 1)?;
+        self.stats.relayed_datagrams += 1;
+        self.stats.relayed_bytes += datagram.len() as u64;
+        self.outbox.push_back((to, datagram.to_vec()));
+        Ok(())
     }
 }
 
