@@ -1,0 +1,447 @@
+//! The driver: the one task that owns the socket, the timer and the
+//! [`SecureEndpoint`], takes the [`Link`](crate::Link)'s operations, and
+//! hands what arrives to the owner's [`Inbox`](crate::Inbox).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use udpchat_core::context::Reply;
+use udpchat_core::crypto::keys::PublicKey;
+use udpchat_core::envelope::{Envelope, Kind};
+use udpchat_core::error::{code, CommandError};
+use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
+use udpchat_core::transport::{MessageId, SendError};
+
+use crate::{now_ms, Inbound, Op, READY_BATCH};
+
+/// Who waits for a message's fate.
+enum Waiter {
+    Push(oneshot::Sender<Result<(), CommandError>>),
+    Request(u64),
+}
+
+pub(crate) struct Driver {
+    socket: UdpSocket,
+    /// The socket's address: an IPv6 one sends to IPv4 peers mapped.
+    local: SocketAddr,
+    endpoint: SecureEndpoint,
+    next_id: u64,
+    /// Requests awaiting a reply, by request id.
+    requests: HashMap<u64, (PeerId, oneshot::Sender<Reply>)>,
+    waiters: HashMap<MessageId, Waiter>,
+    key_fetches: HashMap<SocketAddr, Vec<oneshot::Sender<PublicKey>>>,
+    /// Who hears of each meeting's reachable addresses.
+    meetings: HashMap<u64, mpsc::UnboundedSender<SocketAddr>>,
+    inbound: mpsc::Sender<Inbound>,
+    /// Closed sessions not yet told to the owner (its channel was full):
+    /// never dropped, or the owner would keep state for them.
+    closed: VecDeque<PeerId>,
+    /// Requests and pushes turned away because the owner was behind.
+    shed: u64,
+    /// Set by [`Link::stop`]: the loop ends, then this is told.
+    stopped: Option<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        local: SocketAddr,
+        endpoint: SecureEndpoint,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Driver {
+        Driver {
+            socket,
+            local,
+            endpoint,
+            next_id: 1,
+            requests: HashMap::new(),
+            waiters: HashMap::new(),
+            key_fetches: HashMap::new(),
+            meetings: HashMap::new(),
+            inbound,
+            closed: VecDeque::new(),
+            shed: 0,
+            stopped: None,
+        }
+    }
+
+    /// The loop. HELLOs that passed the endpoint's gate wait for their
+    /// P-384 work until what is already here has been seen to: the
+    /// datagrams ready on the socket (up to [`READY_BATCH`]) and the
+    /// application's operations, so existing sessions go before new
+    /// handshakes, which still get one turn per round.
+    pub(crate) async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            self.flush().await;
+            if self.endpoint.has_handshakes() {
+                for _ in 0..READY_BATCH {
+                    match self.socket.try_recv_from(&mut buf) {
+                        Ok((len, from)) => self.datagram(from, &buf[..len]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => tracing::debug!("recv: {e}"),
+                    }
+                }
+                for _ in 0..READY_BATCH {
+                    match ops.try_recv() {
+                        Ok(op) => self.handle_op(op),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    }
+                    if self.stopped.is_some() {
+                        break;
+                    }
+                }
+                if self.stopped.is_some() {
+                    break;
+                }
+                if self
+                    .endpoint
+                    .poll_timeout()
+                    .is_some_and(|at| at <= std::time::Instant::now())
+                {
+                    self.timeout();
+                }
+                self.endpoint
+                    .handle_handshake(std::time::Instant::now(), now_ms());
+                // Let the runtime's other tasks (the dispatcher) run too.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = self.endpoint.poll_timeout();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => self.datagram(from, &buf[..len]),
+                    // ICMP errors from an earlier send surface here; the
+                    // transport's own timers deal with the unreachable peer.
+                    Err(e) => tracing::debug!("recv: {e}"),
+                },
+                op = ops.recv() => match op {
+                    Some(op) => self.handle_op(op),
+                    None => break,
+                },
+                () = sleep_until(deadline), if deadline.is_some() => self.timeout(),
+            }
+            if self.stopped.is_some() {
+                break;
+            }
+        }
+        // Stopped: what came in is handed over and acknowledged, then the
+        // socket and the inbox close with the driver.
+        self.flush().await;
+        let stopped = self.stopped.take();
+        drop(self);
+        if let Some(done) = stopped {
+            let _ = done.send(());
+        }
+    }
+
+    fn datagram(&mut self, from: SocketAddr, datagram: &[u8]) {
+        // A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6
+        // addresses: the endpoint knows them by their IPv4 address.
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        if let Err(e) =
+            self.endpoint
+                .handle_datagram(std::time::Instant::now(), now_ms(), from, datagram)
+        {
+            tracing::trace!(%from, "dropped datagram: {e}");
+        }
+    }
+
+    fn timeout(&mut self) {
+        self.endpoint
+            .handle_timeout(std::time::Instant::now(), now_ms());
+        self.requests.retain(|_, (_, tx)| !tx.is_closed());
+    }
+
+    fn send(&mut self, to: PeerId, envelope: Vec<u8>) -> Result<MessageId, CommandError> {
+        self.endpoint
+            .send(std::time::Instant::now(), to, envelope)
+            .map_err(|e| match e {
+                SendError::QueueFull => CommandError::new(
+                    code::BUSY,
+                    "too much is already on its way to that peer; try again later",
+                ),
+                e => CommandError::new(code::TOO_LARGE, e.to_string()),
+            })
+    }
+
+    fn handle_op(&mut self, op: Op) {
+        match op {
+            Op::Connect {
+                addr,
+                remote,
+                pattern,
+                done,
+            } => {
+                let result = self
+                    .endpoint
+                    .connect(std::time::Instant::now(), now_ms(), addr, remote, pattern)
+                    .map_err(|e| CommandError::new(code::UNREACHABLE, e.to_string()));
+                let _ = done.send(result);
+            }
+            Op::FetchKey { addr, done } => {
+                self.key_fetches.entry(addr).or_default().push(done);
+                self.endpoint.request_server_key(addr);
+            }
+            Op::SetIdentity { identity } => self.endpoint.set_identity(identity),
+            Op::Request {
+                to,
+                cmd,
+                body,
+                reply,
+            } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                match self.send(to, Envelope::encode_parts(&cmd, id, Kind::Request, &body)) {
+                    Ok(msg) => {
+                        self.waiters.insert(msg, Waiter::Request(id));
+                        self.requests.insert(id, (to, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Op::Push {
+                to,
+                cmd,
+                body,
+                done,
+            } => match self.send(to, Envelope::encode_parts(&cmd, 0, Kind::Push, &body)) {
+                Ok(msg) => {
+                    self.waiters.insert(msg, Waiter::Push(done));
+                }
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            },
+            Op::Reply {
+                to,
+                cmd,
+                id,
+                result,
+            } => {
+                let envelope = match &result {
+                    Ok(body) => Envelope::encode_parts(&cmd, id, Kind::Reply, body),
+                    Err(e) => Envelope::encode_parts(&cmd, id, Kind::Error, &e.to_body()),
+                };
+                if let Err(e) = self.send(to, envelope) {
+                    // The reply itself was too large: tell the requester so.
+                    let _ = self.send(
+                        to,
+                        Envelope::encode_parts(&cmd, id, Kind::Error, &e.to_body()),
+                    );
+                }
+            }
+            Op::Peer { peer, done } => {
+                let _ = done.send(self.endpoint.peer(peer));
+            }
+            Op::Forget { peer } => self.endpoint.forget(peer),
+            Op::Confirm { peer, keep: true } => self.endpoint.confirm(peer),
+            Op::Confirm { peer, keep: false } => {
+                self.endpoint.release(std::time::Instant::now(), peer)
+            }
+            Op::Stats { done } => {
+                let _ = done.send(self.endpoint.stats());
+            }
+            Op::Meet {
+                ticket,
+                candidates,
+                relay,
+                reachable,
+            } => {
+                self.meetings.retain(|_, tx| !tx.is_closed());
+                self.meetings.insert(ticket.id, reachable);
+                self.endpoint
+                    .meet(std::time::Instant::now(), &ticket, &candidates, relay);
+            }
+            Op::EndMeeting { meeting } => {
+                self.meetings.remove(&meeting);
+                self.endpoint.end_meeting(meeting);
+            }
+            Op::Migrate { peer, addr } => {
+                self.endpoint.migrate(std::time::Instant::now(), peer, addr)
+            }
+            Op::OpenRelay {
+                meeting,
+                ends: [a, b],
+            } => self
+                .endpoint
+                .open_relay(std::time::Instant::now(), meeting, a, b),
+            Op::RelayUsage { meeting, done } => {
+                let _ = done.send(self.endpoint.relay_usage(meeting));
+            }
+            Op::Stop { done } => self.stopped = Some(done),
+        }
+    }
+
+    fn tell_closed(&mut self) {
+        while let Some(&peer) = self.closed.front() {
+            match self.inbound.try_send(Inbound::Closed { peer }) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.closed.pop_front();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return,
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        self.tell_closed();
+        let (now, ms) = (std::time::Instant::now(), now_ms());
+        while let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) {
+            let to = match to {
+                SocketAddr::V4(v4) if self.local.is_ipv6() => {
+                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+                }
+                _ => to,
+            };
+            if let Err(e) = self.socket.send_to(&datagram, to).await {
+                tracing::debug!(%to, "send: {e}");
+            }
+        }
+        while let Some(event) = self.endpoint.poll_event() {
+            self.handle_event(event);
+        }
+    }
+
+    fn handle_event(&mut self, event: SecureEvent) {
+        match event {
+            SecureEvent::Received { from, message } => self.handle_message(from, &message),
+            SecureEvent::Delivered { id, .. } => {
+                if let Some(Waiter::Push(done)) = self.waiters.remove(&id) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            SecureEvent::DeliveryFailed { to, id } => {
+                let failure = CommandError::new(code::UNREACHABLE, "the other side did not answer");
+                match self.waiters.remove(&id) {
+                    Some(Waiter::Push(done)) => {
+                        let _ = done.send(Err(failure));
+                    }
+                    Some(Waiter::Request(request)) => {
+                        if let Some((_, reply)) = self.requests.remove(&request) {
+                            let _ = reply.send(Err(failure));
+                        }
+                    }
+                    None => {}
+                }
+                tracing::debug!(peer = %to, "delivery failed");
+            }
+            SecureEvent::Reachable { meeting, addr } => {
+                if let Some(tx) = self.meetings.get(&meeting) {
+                    if tx.send(addr).is_err() {
+                        self.meetings.remove(&meeting);
+                    }
+                }
+            }
+            SecureEvent::ServerKey { addr, key } => {
+                for done in self.key_fetches.remove(&addr).unwrap_or_default() {
+                    let _ = done.send(key.clone());
+                }
+            }
+            SecureEvent::Closed { peer } => {
+                // Requests whose message was delivered but whose reply can
+                // no longer come fail now rather than at their timeout.
+                let orphans: Vec<u64> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, (to, _))| *to == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in orphans {
+                    if let Some((_, reply)) = self.requests.remove(&id) {
+                        let _ = reply.send(Err(CommandError::new(
+                            code::UNREACHABLE,
+                            "the session closed",
+                        )));
+                    }
+                }
+                self.closed.push_back(peer);
+                self.tell_closed();
+            }
+        }
+    }
+
+    fn handle_message(&mut self, from: PeerId, message: &[u8]) {
+        let envelope = match Envelope::decode(message) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::debug!(%from, "dropped message: {e}");
+                if let Some(id) = udpchat_core::envelope::request_id(message) {
+                    let error =
+                        CommandError::new(code::BAD_REQUEST, format!("malformed envelope: {e}"));
+                    let _ = self.send(
+                        from,
+                        Envelope::encode_parts(
+                            code::BAD_REQUEST,
+                            id,
+                            Kind::Error,
+                            &error.to_body(),
+                        ),
+                    );
+                }
+                return;
+            }
+        };
+        match envelope.kind {
+            Kind::Request | Kind::Push => {
+                let Some(peer) = self.endpoint.peer(from) else {
+                    return;
+                };
+                let (id, request) = (envelope.id, envelope.kind == Kind::Request);
+                let cmd = envelope.cmd.clone();
+                match self.inbound.try_send(Inbound::Envelope {
+                    from,
+                    addr: peer.addr,
+                    remote_static: peer.remote_static.map(Box::new),
+                    envelope,
+                }) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The dispatcher is behind: say so rather than
+                        // leave the requester waiting; a push is dropped
+                        // (and counted).
+                        self.shed += 1;
+                        if request {
+                            let busy = CommandError::new(
+                                code::BUSY,
+                                "the server is busy; try again in a moment",
+                            );
+                            let _ = self.send(
+                                from,
+                                Envelope::encode_parts(&cmd, id, Kind::Error, &busy.to_body()),
+                            );
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+            Kind::Reply | Kind::Error => {
+                // A reply is taken only from the session the request went to.
+                if self.requests.get(&envelope.id).map(|(to, _)| *to) != Some(from) {
+                    return;
+                }
+                let Some((_, reply)) = self.requests.remove(&envelope.id) else {
+                    return;
+                };
+                let result = match envelope.kind {
+                    Kind::Reply => Ok(envelope.body),
+                    _ => Err(CommandError::from_body(&envelope.body)),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
