@@ -22,57 +22,113 @@ fn addr_of(message: &Value) -> SocketAddr {
         .expect("an IP:PORT")
 }
 
+/// alice and bob, each behind a router of the given kind (or, `one_lan`,
+/// both behind the first), and the server on the public segment.
+struct Sites {
+    alice: Client,
+    bob: Client,
+    server: Server,
+    router_a: Router,
+    router_b: Router,
+    /// Last, so that it goes after the processes in it.
+    _net: Topology,
+}
+
+fn sites(nats: [Nat; 2], one_lan: bool) -> Sites {
+    let mut net = Topology::new();
+    let server_host = net.public_host();
+    let mut router_a = net.router(nats[0]);
+    let mut router_b = net.router(nats[1]);
+    let alice_host = net.host_behind(&mut router_a);
+    let bob_host = net.host_behind(if one_lan {
+        &mut router_a
+    } else {
+        &mut router_b
+    });
+    let server = server_host.start_server();
+    Sites {
+        alice: alice_host.sign_up(server.addr, "alice"),
+        bob: bob_host.sign_up(server.addr, "bob"),
+        server,
+        router_a,
+        router_b,
+        _net: net,
+    }
+}
+
+/// alice behind a router of the given kind, carole on the public segment
+/// beside the server.
+struct Outside {
+    alice: Client,
+    /// The address of alice's host on her LAN.
+    alice_lan: std::net::Ipv4Addr,
+    carole: Client,
+    server: Server,
+    router: Router,
+    /// Last, so that it goes after the processes in it.
+    _net: Topology,
+}
+
+fn outside(nat: Nat) -> Outside {
+    let mut net = Topology::new();
+    let server_host = net.public_host();
+    let carole_host = net.public_host();
+    let mut router = net.router(nat);
+    let alice_host = net.host_behind(&mut router);
+    let server = server_host.start_server();
+    Outside {
+        alice: alice_host.sign_up(server.addr, "alice"),
+        alice_lan: alice_host.addr,
+        carole: carole_host.sign_up(server.addr, "carole"),
+        server,
+        router,
+        _net: net,
+    }
+}
+
 #[test]
 fn a_client_behind_a_nat_is_seen_at_its_routers_public_address() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let carole_host = net.public_host();
-    let mut router = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router);
-
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut carole = carole_host.sign_up(server.addr, "carole");
+    let mut s = outside(Nat::Masquerade);
     assert_eq!(
-        alice.addr.ip(),
-        alice_host.addr,
+        s.alice.addr.ip(),
+        s.alice_lan,
         "alice binds her LAN address"
     );
 
-    alice.line("list");
-    assert_eq!(alice.expect("users")["users"], json!(["carole"]));
+    s.alice.line("list");
+    assert_eq!(s.alice.expect("users")["users"], json!(["carole"]));
     // The server sees alice at the router's public address.
-    let public = router.wait_for_mapping(alice.addr, server.addr);
-    assert_eq!(public.ip(), router.wan);
+    let public = s.router.wait_for_mapping(s.alice.addr, s.server.addr);
+    assert_eq!(public.ip(), s.router.wan);
 
     // alice writes first: carole's client sees her message come from the
     // router, through the mapping alice's flow to carole got, which is
     // the same as the one to the server (masquerade keeps the port).
-    alice.line("send carole hello from behind a NAT");
-    let message = carole.expect("message");
+    s.alice.line("send carole hello from behind a NAT");
+    let message = s.carole.expect("message");
     assert_eq!(message["from"], "alice");
     assert_eq!(message["text"], "hello from behind a NAT");
     assert_eq!(message.get("stored"), None, "it came directly: {message}");
-    let to_carole = router.wait_for_mapping(alice.addr, carole.addr);
+    let to_carole = s.router.wait_for_mapping(s.alice.addr, s.carole.addr);
     assert_eq!(addr_of(&message), to_carole);
     assert_eq!(
         to_carole, public,
         "one public address for both destinations"
     );
-    alice.expect_where("delivered", |e| e["to"] == "carole");
+    s.alice.expect_where("delivered", |e| e["to"] == "carole");
 
     // carole answers at the address the server gives for alice: it gets
     // through the NAT (alice's flow to carole opened it), so that address
     // is alice's public one.
-    carole.line("send alice hello back");
-    let message = alice.expect("message");
+    s.carole.line("send alice hello back");
+    let message = s.alice.expect("message");
     assert_eq!(message["from"], "carole");
     assert_eq!(message.get("stored"), None, "it came directly: {message}");
-    assert_eq!(addr_of(&message), carole.addr);
-    carole.expect_where("delivered", |e| e["to"] == "alice");
+    assert_eq!(addr_of(&message), s.carole.addr);
+    s.carole.expect_where("delivered", |e| e["to"] == "alice");
 }
 
 #[test]
@@ -80,33 +136,26 @@ fn two_clients_behind_two_nats_see_each_other_at_their_public_addresses() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(Nat::Masquerade);
-    let mut router_b = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(&mut router_b);
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], false);
 
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
+    s.alice.line("list");
+    assert_eq!(s.alice.expect("users")["users"], json!(["bob"]));
+    s.bob.line("list");
+    assert_eq!(s.bob.expect("users")["users"], json!(["alice"]));
 
-    alice.line("list");
-    assert_eq!(alice.expect("users")["users"], json!(["bob"]));
-    bob.line("list");
-    assert_eq!(bob.expect("users")["users"], json!(["alice"]));
-
-    let alice_public = router_a.wait_for_mapping(alice.addr, server.addr);
-    let bob_public = router_b.wait_for_mapping(bob.addr, server.addr);
-    assert_eq!(alice_public.ip(), router_a.wan);
-    assert_eq!(bob_public.ip(), router_b.wan);
+    let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.server.addr);
+    let bob_public = s.router_b.wait_for_mapping(s.bob.addr, s.server.addr);
+    assert_eq!(alice_public.ip(), s.router_a.wan);
+    assert_eq!(bob_public.ip(), s.router_b.wan);
 
     // bob writes to alice: the server tells his client where alice is, and
     // his router shows where it sent the handshake: alice's public
-    // address. (Her router drops it: nothing of hers went to bob. The
+    // address. (Her router drops it: nothing of hers went to s.bob. The
     // message's fate is the measurement below.)
-    bob.line("send alice are you there?");
-    let attempt = router_b.wait_for(|m| m.inside == bob.addr && m.remote == alice_public);
+    s.bob.line("send alice are you there?");
+    let attempt = s
+        .router_b
+        .wait_for(|m| m.inside == s.bob.addr && m.remote == alice_public);
     assert_eq!(
         attempt.outside, bob_public,
         "bob's socket keeps its mapping"
@@ -118,25 +167,17 @@ fn two_hosts_behind_one_router_share_its_public_address() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router = net.router(Nat::Masquerade);
-    let alice_host = net.host_behind(&mut router);
-    let bob_host = net.host_behind(&mut router);
-    assert_ne!(alice_host.addr, bob_host.addr);
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], true);
+    assert_ne!(s.alice.addr.ip(), s.bob.addr.ip());
+    s.alice.line("list");
+    assert_eq!(s.alice.expect("users")["users"], json!(["bob"]));
+    s.bob.line("list");
+    assert_eq!(s.bob.expect("users")["users"], json!(["alice"]));
 
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut bob = bob_host.sign_up(server.addr, "bob");
-    alice.line("list");
-    assert_eq!(alice.expect("users")["users"], json!(["bob"]));
-    bob.line("list");
-    assert_eq!(bob.expect("users")["users"], json!(["alice"]));
-
-    let alice_public = router.wait_for_mapping(alice.addr, server.addr);
-    let bob_public = router.wait_for_mapping(bob.addr, server.addr);
-    assert_eq!(alice_public.ip(), router.wan);
-    assert_eq!(bob_public.ip(), router.wan);
+    let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.server.addr);
+    let bob_public = s.router_a.wait_for_mapping(s.bob.addr, s.server.addr);
+    assert_eq!(alice_public.ip(), s.router_a.wan);
+    assert_eq!(bob_public.ip(), s.router_a.wan);
     assert_ne!(alice_public, bob_public, "one address, two ports");
 }
 
@@ -145,22 +186,14 @@ fn a_symmetric_nat_gives_each_destination_its_own_port() {
     if !nat::available() {
         return;
     }
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let carole_host = net.public_host();
-    let mut router = net.router(Nat::Symmetric);
-    let alice_host = net.host_behind(&mut router);
+    let mut s = outside(Nat::Symmetric);
+    let to_server = s.router.wait_for_mapping(s.alice.addr, s.server.addr);
 
-    let server = server_host.start_server();
-    let mut alice = alice_host.sign_up(server.addr, "alice");
-    let mut carole = carole_host.sign_up(server.addr, "carole");
-    let to_server = router.wait_for_mapping(alice.addr, server.addr);
-
-    alice.line("send carole hello");
-    let message = carole.expect("message");
+    s.alice.line("send carole hello");
+    let message = s.carole.expect("message");
     assert_eq!(message.get("stored"), None, "it came directly: {message}");
     let from = addr_of(&message);
-    assert_eq!(from, router.wait_for_mapping(alice.addr, carole.addr));
+    assert_eq!(from, s.router.wait_for_mapping(s.alice.addr, s.carole.addr));
     assert_eq!(from.ip(), to_server.ip());
     assert_ne!(from.port(), to_server.port(), "a new port for carole");
 }
@@ -198,40 +231,6 @@ fn a_rebooted_nat_forgets_its_mappings_and_maps_anew() {
     alice.line("list");
     let again = router.wait_for_mapping(alice.addr, server.addr);
     assert_ne!(again.port(), after.port());
-}
-
-/// alice and bob, each behind a router of the given kind (or, `one_lan`,
-/// both behind the first), and the server on the public segment.
-struct Sites {
-    alice: Client,
-    bob: Client,
-    server: Server,
-    router_a: Router,
-    router_b: Router,
-    /// Last, so that it goes after the processes in it.
-    _net: Topology,
-}
-
-fn sites(nats: [Nat; 2], one_lan: bool) -> Sites {
-    let mut net = Topology::new();
-    let server_host = net.public_host();
-    let mut router_a = net.router(nats[0]);
-    let mut router_b = net.router(nats[1]);
-    let alice_host = net.host_behind(&mut router_a);
-    let bob_host = net.host_behind(if one_lan {
-        &mut router_a
-    } else {
-        &mut router_b
-    });
-    let server = server_host.start_server();
-    Sites {
-        alice: alice_host.sign_up(server.addr, "alice"),
-        bob: bob_host.sign_up(server.addr, "bob"),
-        server,
-        router_a,
-        router_b,
-        _net: net,
-    }
 }
 
 /// A text of `len` bytes that says where it is cut.
