@@ -8,10 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use udpchat_commands::message::Message;
 use udpchat_core::crypto::handshake::{ClientHello, ReplayGuard, ServerHandshake};
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::crypto::session::{Role, Session};
 use udpchat_core::envelope::{Envelope, Kind};
+use udpchat_core::packet::Packet as _;
 use udpchat_core::wire::{self, Packet};
 
 fn now_ms() -> u64 {
@@ -96,7 +98,7 @@ fn envelope(c: &mut Criterion) {
     let body = vec![0x61; 100];
     c.bench_function("envelope encode + decode, 100 B body", |b| {
         b.iter(|| {
-            let bytes = Envelope::encode_parts("message", 12345, Kind::Push, &body);
+            let bytes = Envelope::encode_parts(Message::TAG, 12345, Kind::Push, &body);
             black_box(Envelope::decode(&bytes).expect("decode"))
         })
     });

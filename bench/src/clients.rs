@@ -1,9 +1,9 @@
 //! Simulated clients: each is a [`Link`] (the same tokio driver the real
 //! client runs) on a UDP socket of its own, with an encrypted NK session to
 //! the server and, once signed up, a user name and an identity key. They
-//! speak the commands' own request and reply types (`udpchat_commands`),
-//! encoded with `udpchat_core::cbor`, as the real client does; they skip
-//! only the shell and the client's dispatcher.
+//! speak the commands' own packet types (`udpchat_commands`), encoded
+//! with `udpchat_core::packet`, as the real client does; they skip only the
+//! shell and the client's dispatcher.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -12,13 +12,16 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
-use udpchat_commands::list::{ListRequest, Users};
-use udpchat_commands::lookup::{Found, Lookup};
+use udpchat_commands::list::{List, ListRequest};
+use udpchat_commands::logout::Logout;
+use udpchat_commands::lookup::{Lookup, LookupRequest};
+use udpchat_commands::ping::Ping;
 use udpchat_commands::signin::{Credentials, SignedIn};
-use udpchat_core::cbor;
+use udpchat_commands::signup::SignUp;
 use udpchat_core::context::Zeroizing;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
-use udpchat_core::error::CommandError;
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::packet::{decode_reply, Encoded, Packet as _, Request};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Link, Peer};
 
@@ -72,8 +75,27 @@ impl std::fmt::Debug for SimClient {
     }
 }
 
-fn command_error(e: CommandError) -> anyhow::Error {
-    anyhow!("{}: {}", e.code, e.message)
+/// A command's error as the bench reports it (`code: message`), its code
+/// still readable with [`code_of`].
+#[derive(Debug)]
+pub struct Refused(pub CommandError);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code, self.0.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A command's error as an `anyhow::Error` (shown as `code: message`).
+pub fn command_error(e: CommandError) -> anyhow::Error {
+    anyhow::Error::new(Refused(e))
+}
+
+/// The code of a command's error, if `e` is one.
+pub fn code_of(e: &anyhow::Error) -> Option<&Code> {
+    e.downcast_ref::<Refused>().map(|r| &r.0.code)
 }
 
 /// A Link on a fresh socket at `ip`.
@@ -147,23 +169,23 @@ impl SimClient {
         })
     }
 
-    /// `signup` or `signin` with this client's name, password and identity.
-    pub async fn sign(&self, cmd: &str) -> anyhow::Result<()> {
+    /// `R` (`SignUp` or `SignIn`) with this client's name, password and
+    /// identity.
+    pub async fn sign<R>(&self) -> anyhow::Result<()>
+    where
+        R: Request<Body = Credentials, Reply = SignedIn>,
+    {
         let credentials = Credentials {
             user: self.user.clone(),
             password: Zeroizing::new(password_of(&self.user)),
             identity: self.identity.public(),
             local: Vec::new(),
         };
-        let reply = self
-            .link
-            .request(self.server, cmd, cbor::encode(&credentials))
-            .await
-            .map_err(command_error)?;
-        let signed: SignedIn = cbor::decode_body(&reply).map_err(|e| anyhow!("{cmd}: {e}"))?;
+        let signed = self.ask::<R>(&credentials).await?;
         if signed.user != self.user {
             return Err(anyhow!(
-                "{cmd}: signed in as {} not {}",
+                "{}: signed in as {} not {}",
+                R::TAG,
                 signed.user,
                 self.user
             ));
@@ -173,15 +195,23 @@ impl SimClient {
 
     /// `logout`: the name is free again for another client.
     pub async fn sign_out(&self) -> anyhow::Result<()> {
-        self.request("logout", cbor::encode(&())).await.map(|_| ())
+        self.request(Encoded::request::<Logout>(&()))
+            .await
+            .map(|_| ())
     }
 
-    /// A request to the server; the reply body or the error.
-    pub async fn request(&self, cmd: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    /// A request to the server; the reply's body undecoded, or the error.
+    pub async fn request(&self, request: Encoded) -> anyhow::Result<Vec<u8>> {
         self.link
-            .request(self.server, cmd, body)
+            .request(self.server, request)
             .await
             .map_err(command_error)
+    }
+
+    /// A request to the server and its decoded reply, or the error.
+    pub async fn ask<R: Request>(&self, body: &R::Body) -> anyhow::Result<R::Reply> {
+        let reply = self.request(Encoded::request::<R>(body)).await?;
+        decode_reply(&reply).map_err(|e| anyhow!("{}: {e}", R::TAG))
     }
 
     /// Pings the server every `every`, as the real client does (three
@@ -196,7 +226,7 @@ impl SimClient {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let _ = link.request(server, "ping", cbor::encode(&())).await;
+                let _ = link.request(server, Encoded::request::<Ping>(&())).await;
             }
         });
         self.keepalive = Some(Arc::new(AbortOnDrop(task)));
@@ -204,25 +234,22 @@ impl SimClient {
 
     /// `list`: who is signed in.
     pub async fn list(&self) -> anyhow::Result<Vec<String>> {
-        let reply = self
-            .request("list", cbor::encode(&ListRequest::default()))
-            .await?;
-        let users: Users = cbor::decode_body(&reply).map_err(|e| anyhow!("list: {e}"))?;
+        let users = self.ask::<List>(&ListRequest::default()).await?;
         Ok(users.users)
     }
 
     /// `lookup`: where `user`'s client is and its identity key.
     pub async fn lookup(&self, user: &str) -> anyhow::Result<(SocketAddr, PublicKey)> {
-        let body = cbor::encode(&Lookup {
-            user: user.to_string(),
-            meet: false,
-        });
-        let reply = self.request("lookup", body).await?;
-        let found: Found = cbor::decode_body(&reply).map_err(|e| anyhow!("lookup: {e}"))?;
+        let found = self
+            .ask::<Lookup>(&LookupRequest {
+                user: user.to_string(),
+                meet: false,
+            })
+            .await?;
         let addr = found
             .addr
             .parse()
-            .map_err(|_| anyhow!("lookup: bad address {}", found.addr))?;
+            .map_err(|_| anyhow!("{}: bad address {}", Lookup::TAG, found.addr))?;
         Ok((addr, found.identity))
     }
 }
@@ -247,7 +274,7 @@ pub async fn sign_up_many(
                 let (mut client, inbound) =
                     SimClient::connect(&server, loopback_for(i), user).await?;
                 drain(inbound);
-                client.sign("signup").await?;
+                client.sign::<SignUp>().await?;
                 client.keep_alive(KEEPALIVE);
                 anyhow::Ok(client)
             }

@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::load::histogram;
@@ -77,10 +78,7 @@ impl Tracker {
     /// once every receiver has it.
     pub fn sent(&self, id: u64) -> impl std::future::Future<Output = anyhow::Result<()>> {
         let (done, all_arrived) = oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("tracker lock")
-            .insert(id, (self.receivers, Some(done)));
+        self.waiting.lock().insert(id, (self.receivers, Some(done)));
         async move {
             match tokio::time::timeout(ALL_ARRIVED_WAIT, all_arrived).await {
                 Ok(Ok(())) => Ok(()),
@@ -108,10 +106,9 @@ impl Tracker {
             self.deliveries.fetch_add(1, Ordering::Relaxed);
             self.latency
                 .lock()
-                .expect("tracker lock")
                 .saturating_record((now.saturating_sub(sent) / 1000).max(1));
         }
-        let mut waiting = self.waiting.lock().expect("tracker lock");
+        let mut waiting = self.waiting.lock();
         if let Some((left, done)) = waiting.get_mut(&id) {
             *left = left.saturating_sub(1);
             if *left == 0 {

@@ -13,11 +13,12 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parking_lot::Mutex;
 
 use crate::procfs::{self, Usage};
 
@@ -197,10 +198,7 @@ where
                             if counted {
                                 errors += 1;
                             }
-                            first_error
-                                .lock()
-                                .expect("error lock")
-                                .get_or_insert_with(|| format!("{e:#}"));
+                            first_error.lock().get_or_insert_with(|| format!("{e:#}"));
                             // An error that comes back at once must not spin.
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -227,7 +225,7 @@ where
     }
     ticker.abort();
     bar.finish_and_clear();
-    outcome.first_error = first_error.lock().expect("error lock").take();
+    outcome.first_error = first_error.lock().take();
     outcome.server = sampler.await.ok().flatten();
     outcome
 }

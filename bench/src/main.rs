@@ -463,7 +463,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
 fn settle(scenario: &str, result: anyhow::Result<Report>) -> Report {
     result.unwrap_or_else(|e| {
         let error = format!("{e:#}");
-        let reason = if error.contains(udpchat_core::error::code::UNKNOWN_COMMAND) {
+        let reason = if error.contains(udpchat_core::error::Code::UnknownCommand.as_str()) {
             format!("not available yet: the server does not know a command this scenario needs ({error})")
         } else {
             format!("failed: {error}")

@@ -6,8 +6,9 @@
 //! run's losses are reproducible (as far as the OS's timing is).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::UdpSocket;
@@ -41,7 +42,7 @@ impl Relay {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65_536];
                 while let Ok((len, from)) = front.recv_from(&mut buf).await {
-                    *initiator.lock().expect("relay lock") = Some(from);
+                    *initiator.lock() = Some(from);
                     if !rng.gen_bool(loss) {
                         let _ = back.send_to(&buf[..len], responder).await;
                     }
@@ -53,7 +54,7 @@ impl Relay {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65_536];
                 while let Ok((len, _)) = back.recv_from(&mut buf).await {
-                    let to = *initiator.lock().expect("relay lock");
+                    let to = *initiator.lock();
                     if let Some(to) = to {
                         if !rng.gen_bool(loss) {
                             let _ = front.send_to(&buf[..len], to).await;

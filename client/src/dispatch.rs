@@ -1,6 +1,10 @@
-//! The client's one dispatcher: a shell line goes to its command's `shell`
-//! side, a pushed packet to its command's `on_push` side, both looked up in
-//! the registry.
+//! The client's one dispatcher: a shell line goes to its command's (or
+//! subcommand's) `shell` side, a pushed packet to its command's `on_push`
+//! side, a request to its `answer` side, all looked up in the registry.
+//!
+//! The server's pushes wait while a sign-in holds them
+//! ([`ServerLink::hold_pushes`](udpchat_core::context::ServerLink::hold_pushes)):
+//! that is how "Signed in" shows before what the server sends with it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,11 +13,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
-use udpchat_core::args::{split_command, Args};
-
 use udpchat_core::context::{Client, PeerId, Sender};
 use udpchat_core::envelope::Kind;
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_core::registry::{PushFn, Registry};
 use udpchat_net::Inbound;
@@ -74,7 +76,7 @@ impl Queue {
 /// What the user is told of packets dropped from `addr`.
 fn dropped_from(addr: SocketAddr, dropped: usize) -> CommandError {
     CommandError::new(
-        code::BUSY,
+        Code::Busy,
         format!(
             "dropped {dropped} message(s) from {addr}: they came faster than they could be shown"
         ),
@@ -83,13 +85,15 @@ fn dropped_from(addr: SocketAddr, dropped: usize) -> CommandError {
 
 /// Runs one shell line; errors are shown, never fatal.
 pub async fn run_line(client: &Client, line: &str) {
-    let Some((word, rest)) = split_command(line) else {
+    let Some(resolved) = Registry::global().line(line) else {
         return;
     };
-    let registry = Registry::global();
-    let result = match registry.shell(word).and_then(|c| c.shell) {
-        Some(shell) => shell(client.clone(), Args::parse(rest)).await,
-        None => Err(udpchat_commands::unknown_command(registry, word)),
+    let result = match resolved {
+        Ok((command, args)) => match command.shell {
+            Some(shell) => shell(client.clone(), args).await,
+            None => Err(CommandError::unknown_command(&command.words())),
+        },
+        Err(e) => Err(e),
     };
     if let Err(e) = result {
         client.emit(Output::error(&e));
@@ -127,18 +131,22 @@ pub async fn serve_pushes(
                 continue;
             }
         };
-        let on_push = registry.tag(&envelope.cmd).ok().and_then(|c| c.on_push);
-        match (envelope.kind, on_push) {
-            (Kind::Push, Some(on_push)) => {
-                // From the envelope, not asked of the link: it may have
-                // stopped since (the client is leaving).
-                let (addr, path) = state.peer_sessions().shown(addr);
-                let sender = Sender {
-                    peer: from,
-                    addr,
-                    identity: remote_static.map(|key| *key),
-                    from_server: state.server().is_server(from).await,
-                    path,
+        // From the envelope, not asked of the link: it may have stopped
+        // since (the client is leaving).
+        let (addr, path) = state.peer_sessions().shown(addr);
+        let sender = Sender {
+            peer: from,
+            addr,
+            identity: remote_static.map(|key| *key),
+            from_server: state.connector().is_server(from),
+            path,
+        };
+        match envelope.kind {
+            Kind::Push => {
+                let on_push = registry.tag(&envelope.cmd).ok().and_then(|c| c.on_push);
+                let Some(on_push) = on_push else {
+                    tracing::debug!(peer = %from, cmd = envelope.cmd, "ignored an unknown push");
+                    continue;
                 };
                 let worker = workers.entry(from).or_insert_with(|| {
                     running.retain(|worker| !worker.is_finished());
@@ -147,20 +155,29 @@ pub async fn serve_pushes(
                     worker
                 });
                 if worker.queue.admit(envelope.body.len(), !sender.from_server) {
-                    let _ = worker.tx.send((on_push, sender, envelope.body));
+                    let _ = worker.tx.send((on_push.run, sender, envelope.body));
                 }
             }
-            (Kind::Request, _) => {
-                // A client answers no requests yet; say so rather than
-                // leave the asker waiting.
-                link.reply(
-                    from,
-                    &envelope.cmd,
-                    envelope.id,
-                    Err(CommandError::unknown_command(&envelope.cmd)),
-                );
+            Kind::Request => {
+                let answer = registry
+                    .request(&envelope.cmd, &envelope.body)
+                    .and_then(|c| {
+                        c.answer
+                            .ok_or_else(|| CommandError::unknown_command(&envelope.cmd))
+                    });
+                let link = link.clone();
+                match answer {
+                    Ok(answer) => {
+                        let reply = (answer.run)(client.clone(), sender, envelope.body);
+                        tokio::spawn(async move {
+                            link.reply(from, &envelope.cmd, envelope.id, reply.await);
+                        });
+                    }
+                    // Say so rather than leave the asker waiting.
+                    Err(e) => link.reply(from, &envelope.cmd, envelope.id, Err(e)),
+                }
             }
-            _ => tracing::debug!(peer = %from, cmd = envelope.cmd, "ignored an unknown packet"),
+            _ => tracing::debug!(peer = %from, cmd = envelope.cmd, "ignored a stray answer"),
         }
     }
     // The link stopped: every packet it took in is handled before leaving.
@@ -180,7 +197,7 @@ fn spawn_worker(client: Client, state: Arc<ClientState>) -> (Worker, JoinHandle<
     let handle = tokio::spawn(async move {
         while let Some((on_push, sender, body)) = rx.recv().await {
             if sender.from_server {
-                state.server_pushes_may_go().await;
+                state.connector().pushes_may_go().await;
             }
             let (addr, len) = (sender.addr, body.len());
             if let Err(e) = on_push(client.clone(), sender, body).await {
@@ -232,7 +249,7 @@ mod tests {
     #[test]
     fn the_user_is_told_how_many_and_from_where() {
         let told = dropped_from("127.0.0.1:5000".parse().unwrap(), 3);
-        assert_eq!(told.code, code::BUSY);
+        assert_eq!(told.code, Code::Busy);
         assert_eq!(
             told.message,
             "dropped 3 message(s) from 127.0.0.1:5000: they came faster than they could be shown"

@@ -3,22 +3,16 @@
 //! (`--json` for JSON objects).
 #![forbid(unsafe_code)]
 
-mod completion;
-mod conversation;
 mod dispatch;
-mod highlight;
-mod history;
-mod keepalive;
-mod peer_sessions;
-mod prompt;
+mod keys;
+mod peers;
 mod render;
-mod roster;
-mod server_session;
+mod server;
 mod shell;
 mod socket;
 mod start;
 mod state;
-mod style;
+mod tasks;
 mod trust;
 
 use std::io::IsTerminal;
@@ -135,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         state.clone(),
         inbound,
     ));
-    tokio::spawn(keepalive::run(
+    tokio::spawn(server::keepalive::run(
         client.clone(),
         state.clone(),
         std::time::Duration::from_secs(cli.presence_timeout.max(1)),

@@ -6,8 +6,13 @@
 //! the interactive shell sees it; a JSON line escapes every control
 //! character ([`Output::to_json`]).
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::output::Output;
+
+use crate::shell::roster::Roster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -27,20 +32,37 @@ pub enum Printed {
     Flush(oneshot::Sender<()>),
 }
 
-/// The sending side: commands emit here, from any task.
+/// The sending side: commands emit here, from any task. What it prints
+/// also keeps the names the shell completes up to date (see
+/// [`Roster::observe`]).
 #[derive(Debug, Clone)]
 pub struct Printer {
     format: Format,
     lines: mpsc::UnboundedSender<Printed>,
+    roster: Arc<Mutex<Roster>>,
 }
 
 impl Printer {
     pub fn new(format: Format) -> (Printer, mpsc::UnboundedReceiver<Printed>) {
         let (lines, rx) = mpsc::unbounded_channel();
-        (Printer { format, lines }, rx)
+        let roster = Arc::new(Mutex::new(Roster::default()));
+        (
+            Printer {
+                format,
+                lines,
+                roster,
+            },
+            rx,
+        )
+    }
+
+    /// The users and groups the shell completes (shared with its thread).
+    pub fn roster(&self) -> &Arc<Mutex<Roster>> {
+        &self.roster
     }
 
     pub fn emit(&self, output: Output) {
+        self.roster.lock().observe(&output);
         let printed = match self.format {
             Format::Text => Printed::Event(output.cleaned()),
             Format::Json => Printed::Line(output.to_json()),

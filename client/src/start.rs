@@ -1,9 +1,8 @@
 //! Signing up or in at start (`-u USER [-p PASSWORD | --password-stdin]
 //! [--signup]`), through the same code as the typed commands.
 
-use udpchat_commands::signin::{sign_in as send_credentials, Credentials};
+use udpchat_commands::signin::{self, How};
 use udpchat_core::context::{Client, Zeroizing};
-use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 
 use crate::state::InputLines;
@@ -23,33 +22,8 @@ pub async fn sign_in(
     password: Option<Zeroizing<String>>,
     signup: bool,
 ) {
-    let result = async {
-        check_user_name(user)?;
-        let password = match password {
-            Some(password) => password,
-            None => {
-                client
-                    .read_password(format!("password for {user}: "))
-                    .await?
-            }
-        };
-        let identity = client.identity(user, true)?;
-        let credentials = Credentials {
-            user: user.to_string(),
-            password,
-            identity,
-            local: udpchat_commands::signin::own_addresses(client),
-        };
-        send_credentials(
-            client,
-            if signup { "signup" } else { "signin" },
-            credentials,
-        )
-        .await?;
-        Ok::<(), udpchat_core::error::CommandError>(())
-    }
-    .await;
-    if let Err(e) = result {
+    let how = if signup { How::SignUp } else { How::SignIn };
+    if let Err(e) = signin::sign_in(client, how, user, password).await {
         client.emit(Output::error(&e));
     }
 }

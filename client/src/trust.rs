@@ -24,7 +24,7 @@ use base64::Engine as _;
 use udpchat_core::crypto::keyfile;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::Prekeys;
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::private_files;
 
 /// A file of `NAME KEY` lines.
@@ -77,7 +77,7 @@ impl KeyBook {
 
 fn io_error(path: &Path, e: std::io::Error) -> CommandError {
     CommandError::new(
-        code::INTERNAL,
+        Code::Internal,
         format!("cannot write {}: {e}", path.display()),
     )
 }
@@ -117,7 +117,7 @@ pub fn check_server(
     match known_server(data_dir, addr, pinned) {
         Some(expected) if &expected == offered => Ok(ServerTrust::Known),
         Some(expected) => Err(CommandError::new(
-            code::SERVER_KEY_CHANGED,
+            Code::ServerKeyChanged,
             format!(
                 "REFUSING the server at {addr}: it presents key {}, but {} is {}; if its key really changed, {}",
                 offered.fingerprint(),
@@ -162,18 +162,18 @@ pub fn identity(data_dir: &Path, user: &str, create: bool) -> Result<StaticKey, 
             private_files::tighten(path).map_err(|e| io_error(path, e))?;
         }
         return keyfile::read_private(&private)
-            .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()));
+            .map_err(|e| CommandError::new(Code::Internal, e.to_string()));
     }
     if !create {
         return Err(CommandError::new(
-            code::INTERNAL,
+            Code::Internal,
             format!("no identity key for {user} in {}", dir.display()),
         ));
     }
     make_user_dir(data_dir, user)?;
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
     keyfile::write_key_pair(&dir, "identity", &key, false)
-        .map_err(|e| CommandError::new(code::INTERNAL, e.to_string()))?;
+        .map_err(|e| CommandError::new(Code::Internal, e.to_string()))?;
     Ok(key)
 }
 
@@ -239,10 +239,10 @@ pub fn load_prekeys(data_dir: &Path, user: &str) -> Result<Option<Prekeys>, Comm
     match std::fs::read_to_string(&path) {
         Ok(text) => Prekeys::from_pem(&text)
             .map(Some)
-            .map_err(|e| CommandError::new(code::INTERNAL, format!("{}: {e}", path.display()))),
+            .map_err(|e| CommandError::new(Code::Internal, format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CommandError::new(
-            code::INTERNAL,
+            Code::Internal,
             format!("cannot read {}: {e}", path.display()),
         )),
     }
@@ -277,7 +277,7 @@ mod tests {
             Ok(ServerTrust::Known)
         );
         let refusal = check_server(dir.path(), addr, None, &key(2)).unwrap_err();
-        assert_eq!(refusal.code, code::SERVER_KEY_CHANGED);
+        assert_eq!(refusal.code, Code::ServerKeyChanged);
         assert!(
             refusal.message.contains(&key(1).fingerprint())
                 && refusal.message.contains(&key(2).fingerprint())

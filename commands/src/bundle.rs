@@ -3,13 +3,26 @@
 //! one-time prekey (each handed out once).
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::mailbox::{Bundle, ONE_TIME_LOW};
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve};
 
-use crate::prekeys::Held;
+use crate::prekeys::{Held, Prekeys};
+
+/// `bundle`: the request and its handler.
+pub struct BundleOf;
+
+impl Packet for BundleOf {
+    const TAG: &'static str = "bundle";
+}
+
+impl Request for BundleOf {
+    type Body = BundleRequest;
+    type Reply = Bundle;
+}
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,53 +30,37 @@ pub struct BundleRequest {
     pub user: String,
 }
 
-inventory::submit! {
-    Command {
-        name: "bundle",
-        aliases: &[],
-        usage: "bundle <user>",
-        summary: "Fetch what is needed to seal a message for an offline user.",
-        examples: &[],
-        args: &[ArgKind::User],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: None,
-    }
+register! {
+    Command::new(BundleOf::TAG, "Fetch what is needed to seal a message for an offline user.")
+        .serve::<BundleOf>()
 }
 
 /// `user`'s bundle; warns if the identity key is not the one seen before.
 pub async fn fetch(client: &Client, user: &str) -> Result<Bundle, CommandError> {
-    let reply = client
-        .request(
-            "bundle",
-            cbor::encode(&BundleRequest {
-                user: user.to_string(),
-            }),
-        )
-        .await?;
-    let bundle: Bundle = crate::decode(&reply)?;
-    client.check_identity(user, &bundle.identity);
+    let request = BundleRequest {
+        user: user.to_string(),
+    };
+    let bundle = client.server().request::<BundleOf>(&request).await?;
+    client.keys().check(user, &bundle.identity);
     Ok(bundle)
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for BundleOf {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: BundleRequest,
+    ) -> Result<Bundle, CommandError> {
         let asker = crate::signed_in_user(&server, origin)?;
-        let BundleRequest { user } = crate::decode(&body)?;
+        let BundleRequest { user } = body;
         crate::watch(&server, origin, &user);
         let (bundle, left) = server.mailbox().bundle(&asker, &user).await?;
         if left < ONE_TIME_LOW {
             // Ask the owner for more, if it is here to answer.
-            let owner = server
-                .presence()
-                .lock()
-                .expect("presence lock")
-                .addr_of(&user);
-            if let Some(owner) = owner {
-                server.push(owner, "prekeys", cbor::encode(&Held { one_time: left }));
+            if let Some(owner) = server.session_of(&user) {
+                server.push::<Prekeys>(owner, &Held { one_time: left });
             }
         }
-        Ok(cbor::encode(&bundle))
-    })
+        Ok(bundle)
+    }
 }

@@ -4,47 +4,53 @@
 //! shell turns every plain line typed after it into a message to them, runs
 //! lines starting with `/` as commands, and `leave` ends it.
 
-use udpchat_core::args::Args;
-use udpchat_core::context::{BoxFuture, Client};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::Client;
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{Event, Names};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Shell};
 
-const USAGE: &str = "chat <user|group>";
+/// `chat`: the shell command.
+pub struct Chat;
 
-inventory::submit! {
-    Command {
-        name: "chat",
-        aliases: &["talk"],
-        usage: USAGE,
-        summary: "Talk to a user or group: plain lines go to them (/leave ends it).",
-        examples: &["chat bob", "chat group1"],
-        args: &[ArgKind::UserOrGroup],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: None,
-        on_push: None,
-    }
+register! {
+    Command::new("chat", "Talk to a user or group: plain lines go to them (/leave ends it).")
+        .aliases(&["talk"])
+        .args(&[Arg::one("user|group", ArgKind::UserOrGroup)])
+        .examples(&["chat bob", "chat group1"])
+        .shell::<Chat>()
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        args.at_most(1, USAGE)?;
-        let with = args.required(0, USAGE)?.to_string();
+register! {
+    Event::new("conversation").names(partner)
+}
+
+impl Shell for Chat {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
+        let with = args.word(0).to_string();
         // Group names follow the user-name rules too.
         check_user_name(&with)?;
         let me = client.user()?;
         if with == me {
             return Err(CommandError::new(
-                code::USAGE,
+                Code::Usage,
                 "you cannot chat with yourself",
             ));
         }
-        client.session().lock().expect("session lock").conversation = Some(with.clone());
+        client.session().lock().conversation = Some(with.clone());
         client.emit(started(&with));
         Ok(())
-    })
+    }
+}
+
+/// A user one talks to (a group is not one).
+fn partner(output: &Output, names: &mut dyn Names) {
+    if let Some(with) = output.field("with").filter(|w| !names.is_group(w)) {
+        names.met(with);
+    }
 }
 
 fn started(with: &str) -> Output {
@@ -73,7 +79,10 @@ mod tests {
     #[test]
     fn help_page_snapshot() {
         assert_eq!(
-            crate::help::page(Registry::global().shell("talk").unwrap()),
+            crate::help::page(
+                Registry::global(),
+                Registry::global().shell("talk").unwrap()
+            ),
             "usage: chat <user|group>\n\
              Talk to a user or group: plain lines go to them (/leave ends it).\n\
              aliases: talk\n\

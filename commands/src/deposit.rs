@@ -4,16 +4,30 @@
 //! meanwhile, it is handed over at once.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::context::{Client, Origin, Server};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{Event, Names};
 use udpchat_core::mailbox::associated;
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve};
+
+/// `deposit`: the request and its handler.
+pub struct Deposit;
+
+impl Packet for Deposit {
+    const TAG: &'static str = "deposit";
+}
+
+impl Request for Deposit {
+    type Body = DepositBody;
+    type Reply = Deposited;
+}
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Deposit {
+pub struct DepositBody {
     pub to: String,
     /// A CBOR `SealedMessage`.
     #[serde(with = "serde_bytes")]
@@ -26,31 +40,27 @@ pub struct Deposited {
     pub id: u64,
 }
 
-inventory::submit! {
-    Command {
-        name: "deposit",
-        aliases: &[],
-        usage: "deposit",
-        summary: "Leave a sealed message on the server for an offline user.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: None,
-    }
+register! {
+    Command::new(Deposit::TAG, "Leave a sealed message on the server for an offline user.")
+        .serve::<Deposit>()
+}
+
+register! {
+    Event::new("queued").names(met_recipient)
 }
 
 /// Seals `text` for `to` and leaves it on the server; shows
 /// `queued for bob (offline)`.
 pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<(), CommandError> {
     let bundle = crate::bundle::fetch(client, to).await?;
-    let sealed = client.seal(&bundle, text.as_bytes(), &associated(from, to))?;
-    let body = Deposit {
+    let sealed = client
+        .keys()
+        .seal(&bundle, text.as_bytes(), &associated(from, to))?;
+    let body = DepositBody {
         to: to.to_string(),
-        sealed: cbor::encode(&sealed),
+        sealed: udpchat_core::cbor::encode(&sealed),
     };
-    let Deposited { id } = crate::decode(&client.request("deposit", cbor::encode(&body)).await?)?;
+    let Deposited { id } = client.server().request::<Deposit>(&body).await?;
     client.emit(
         Output::new("queued", format!("queued for {to} (offline)"))
             .with("to", to.to_string())
@@ -59,26 +69,32 @@ pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<
     Ok(())
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Deposit {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: DepositBody,
+    ) -> Result<Deposited, CommandError> {
         let from = crate::signed_in_user(&server, origin)?;
-        let Deposit { to, sealed } = crate::decode(&body)?;
+        let DepositBody { to, sealed } = body;
         if to == from {
             return Err(CommandError::new(
-                code::USAGE,
+                Code::Usage,
                 "you cannot leave a message for yourself",
             ));
         }
         let stored = server.mailbox().deposit(&from, &to, sealed).await?;
         let id = stored.id;
-        let online = server
-            .presence()
-            .lock()
-            .expect("presence lock")
-            .addr_of(&to);
-        if let Some(peer) = online {
+        if let Some(peer) = server.session_of(&to) {
             crate::stored::hand_over(&server, peer, vec![stored]).await;
         }
-        Ok(cbor::encode(&Deposited { id }))
-    })
+        Ok(Deposited { id })
+    }
+}
+
+/// Whoever a message was kept for is someone one talks to.
+fn met_recipient(output: &Output, names: &mut dyn Names) {
+    if let Some(to) = output.field("to") {
+        names.met(to);
+    }
 }

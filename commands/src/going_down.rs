@@ -1,38 +1,39 @@
 //! `going-down` (packet): the server tells every signed-in client it is
 //! shutting down.
 
-use udpchat_core::context::{BoxFuture, Client, Sender};
+use udpchat_core::context::{Client, Sender};
 use udpchat_core::error::CommandError;
+use udpchat_core::event::{Event, Ink, Pen};
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
 
-inventory::submit! {
-    Command {
-        name: "going-down",
-        aliases: &[],
-        usage: "going-down",
-        summary: "The server is shutting down.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+/// `going-down`: the push and its handler.
+pub struct GoingDown;
+
+impl Packet for GoingDown {
+    const TAG: &'static str = "going-down";
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    _body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        // Only our own server may say so.
-        if !sender.from_server {
-            return Ok(());
-        }
+impl Push for GoingDown {
+    const SERVER_ONLY: bool = true;
+    type Body = ();
+}
+
+register! {
+    Command::new(GoingDown::TAG, "The server is shutting down.")
+        .on_push::<GoingDown>()
+}
+
+register! {
+    Event::new("server-down").on_its_own().look(look)
+}
+
+impl OnPush for GoingDown {
+    async fn on_push(client: Client, _: Sender, _: ()) -> Result<(), CommandError> {
         let server = {
-            let mut session = client.session().lock().expect("session lock");
+            let mut session = client.session().lock();
             session.user = None;
             session.server
         };
@@ -41,5 +42,10 @@ fn on_push(
                 .with("server", server.to_string()),
         );
         Ok(())
-    })
+    }
+}
+
+/// What the user must not miss.
+fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
+    Some(pen.ink(Ink::Alarm, &output.text))
 }

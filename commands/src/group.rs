@@ -2,133 +2,135 @@
 //! every other member, through the server, in the one order the server
 //! accepted the lines in (see `udpchat_core::group`).
 //!
-//! - `group create NAME [--open] [USER...]`, `group add NAME USER...`,
-//!   `group remove NAME USER...` (the owner), `group join NAME` (open
-//!   groups), `group leave NAME`, `group members NAME`: [`manage`]
-//! - `group send NAME message...`: the same as `gsend` ([`crate::gsend`])
-//! - `group history NAME [N]`: [`history`]
-//!
-//! On the wire the tag `group` carries a [`GroupRequest`]; messages travel
-//! as `gsend` (client to server) and `group-message` (server to client),
-//! and a member's groups as `groups`.
+//! Each subcommand is a module of its own, registered with `group` as its
+//! parent: the registry hands `group create ...` to [`create`], and on the
+//! wire a request tagged `group` to the subcommand its body's `op` names.
+//! Who may do what: the owner (whoever created the group) adds and
+//! removes members; anyone may join an open group; any member may leave,
+//! and the group goes with its last member. Messages travel as `gsend`
+//! (client to server) and `group-message` (server to client), and a
+//! member's groups as `groups`.
 
+pub mod add;
+pub mod create;
 pub mod history;
-pub mod manage;
+pub mod join;
+pub mod leave;
+pub mod members;
+pub mod remove;
+pub mod send;
 
-use serde::{Deserialize, Serialize};
-use udpchat_core::args::Args;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
-use udpchat_core::error::{code, CommandError};
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{strings, Event, Names};
+use udpchat_core::group::{GroupInfo, MAX_MEMBERS};
+use udpchat_core::names::{check_group_name, check_user_name};
+use udpchat_core::output::Output;
+use udpchat_core::register;
+use udpchat_core::registry::Command;
 
-const USAGE: &str = "group <subcommand> ...";
+/// The parent of every group subcommand, and their wire tag.
+pub const GROUP: &str = "group";
 
-/// The subcommands, for completion and the usage error.
-const SUBCOMMANDS: &[&str] = &[
-    "create", "add", "remove", "join", "leave", "members", "send", "history",
-];
-
-/// The request body of `group`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum GroupRequest {
-    /// Replies with the new group's `GroupInfo`.
-    Create {
-        group: String,
-        open: bool,
-        members: Vec<String>,
-    },
-    /// Replies with the group's `GroupInfo`.
-    Add { group: String, users: Vec<String> },
-    /// Replies with the group's `GroupInfo`.
-    Remove { group: String, users: Vec<String> },
-    /// Replies with the group's `GroupInfo`.
-    Join { group: String },
-    /// Replies with `null`.
-    Leave { group: String },
-    /// Replies with the group's `GroupInfo`.
-    Members { group: String },
-    /// Replies with a `history::History`.
-    History { group: String, count: u32 },
+register! {
+    Command::new(GROUP, "Group chat").subcommands()
 }
 
-inventory::submit! {
-    Command {
-        name: "group",
-        aliases: &[],
-        usage: USAGE,
-        summary: "Group chat: create, add, remove, join, leave, members, send, history.",
-        examples: &[
-            "group create group1 bob charlie eve",
-            "group send group1 hello everyone",
-            "group history group1 50",
-            "group members group1",
-            "group add group1 dave",
-            "group remove group1 dave",
-            "group create lobby --open",
-            "group join lobby",
-            "group leave lobby",
-        ],
-        args: &[ArgKind::Word(SUBCOMMANDS), ArgKind::Group, ArgKind::Users],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: Some(serve),
-        on_push: None,
+register! {
+    Event::new("group-created").names(joined)
+}
+
+register! {
+    Event::new("group-joined").names(joined)
+}
+
+register! {
+    Event::new("group-left").names(left)
+}
+
+/// A group event: its text, and the group's name, owner, openness and
+/// members as JSON fields.
+pub fn render(event: &'static str, text: String, info: &GroupInfo) -> Output {
+    Output::new(event, text)
+        .with("group", info.name.clone())
+        .with("owner", info.owner.clone())
+        .with("open", info.open)
+        .with("members", info.members.clone())
+}
+
+/// This user made or joined a group: one more group, and its members are
+/// people one may talk to.
+fn joined(output: &Output, names: &mut dyn Names) {
+    if let Some(group) = output.field("group") {
+        names.joined(group);
+    }
+    strings(output, "members").iter().for_each(|m| names.met(m));
+}
+
+/// This user left a group.
+fn left(output: &Output, names: &mut dyn Names) {
+    if let Some(group) = output.field("group") {
+        names.left(group);
     }
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let rest = Args::parse(args.rest(1));
-        match args.get(0).unwrap_or_default() {
-            "create" => manage::create(&client, &rest).await,
-            "add" => manage::add(&client, &rest).await,
-            "remove" => manage::remove(&client, &rest).await,
-            "join" => manage::join(&client, &rest).await,
-            "leave" => manage::leave(&client, &rest).await,
-            "members" => manage::members(&client, &rest).await,
-            "send" => crate::gsend::send(&client, &rest, "group send <group> <message...>").await,
-            "history" => history::shell(&client, &rest).await,
-            "" => Err(subcommands(format!("usage: {USAGE}"))),
-            other => Err(subcommands(format!("unknown group subcommand {other:?}"))),
-        }
-    })
+/// A group name, checked.
+fn group_name(name: &str) -> Result<String, CommandError> {
+    check_group_name(name)?;
+    Ok(name.to_string())
 }
 
-fn subcommands(first: String) -> CommandError {
-    CommandError::new(
-        code::USAGE,
-        format!("{first}; subcommands: {}", SUBCOMMANDS.join(", ")),
-    )
+/// Checked, without repeats, in the order given.
+fn user_names<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, CommandError> {
+    let mut users: Vec<String> = Vec::new();
+    for word in words {
+        check_user_name(word)?;
+        if !users.iter().any(|u| u == word) {
+            users.push(word.to_string());
+        }
+    }
+    check_users(&users)?;
+    Ok(users)
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
-        let user = crate::signed_in_user(&server, origin)?;
-        let request: GroupRequest = crate::decode(&body)?;
-        match request {
-            GroupRequest::History { group, count } => {
-                history::serve(&server, &user, &group, count).await
-            }
-            request => manage::serve(&server, &user, request).await,
-        }
-    })
+/// At most [`MAX_MEMBERS`] names, each a valid user name.
+fn check_users(users: &[String]) -> Result<(), CommandError> {
+    if users.len() > MAX_MEMBERS {
+        return Err(CommandError::new(
+            Code::TooLarge,
+            format!("a group has at most {MAX_MEMBERS} members"),
+        ));
+    }
+    users.iter().try_for_each(|u| check_user_name(u))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use udpchat_core::cbor;
 
     #[test]
-    fn requests_survive_the_wire() {
-        let request = GroupRequest::Create {
-            group: "group1".into(),
+    fn a_group_event_carries_its_members() {
+        let info = GroupInfo {
+            name: "group1".into(),
+            owner: Some("alice".into()),
             open: false,
-            members: vec!["bob".into(), "eve".into()],
+            members: vec!["alice".into(), "bob".into()],
         };
-        let back: GroupRequest = crate::decode(&cbor::encode(&request)).unwrap();
-        assert_eq!(back, request);
-        assert!(crate::decode::<GroupRequest>(b"\x01\x02").is_err());
+        let out = render("group-members", "x".into(), &info);
+        assert_eq!(
+            out.to_json(),
+            r#"{"event":"group-members","group":"group1","owner":"alice","open":false,"members":["alice","bob"]}"#
+        );
+    }
+
+    #[test]
+    fn names_are_checked_and_repeats_dropped() {
+        assert_eq!(group_name("group1").unwrap(), "group1");
+        let users = user_names(["bob", "bob", "eve"]).unwrap();
+        assert_eq!(users, ["bob", "eve"]);
+        let bad = user_names(["b:b"]).unwrap_err();
+        assert_eq!(bad.code, Code::InvalidName);
+        let bad = group_name("-g").unwrap_err();
+        assert_eq!(bad.code, Code::InvalidName);
+        assert!(bad.message.contains("group name"), "{}", bad.message);
     }
 }

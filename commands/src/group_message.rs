@@ -5,57 +5,85 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
-use udpchat_core::context::{BoxFuture, Client, Sender};
-use udpchat_core::error::{code, CommandError};
-use udpchat_core::group::GroupMessage;
+use parking_lot::Mutex;
+use udpchat_core::context::{Client, Sender};
+use udpchat_core::error::CommandError;
+use udpchat_core::event::{Event, Names, Pen};
+use udpchat_core::group::GroupMessage as Line;
 use udpchat_core::names::{check_group_name, check_user_name};
 use udpchat_core::output::{continued, Output};
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
 
 use crate::message::check_text;
 
-inventory::submit! {
-    Command {
-        name: "group-message",
-        aliases: &[],
-        usage: "group-message",
-        summary: "A group's message, from the server.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+/// `group-message`: the push and its handler.
+pub struct GroupMessage;
+
+impl Packet for GroupMessage {
+    const TAG: &'static str = "group-message";
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        if !sender.from_server {
-            return Err(CommandError::new(
-                code::UNVERIFIED,
-                "dropped a group message that did not come from the server",
-            ));
-        }
-        let message: GroupMessage = crate::decode(&body)?;
+impl Push for GroupMessage {
+    const SERVER_ONLY: bool = true;
+    type Body = Line;
+}
+
+register! {
+    Command::new(GroupMessage::TAG, "A group's message, from the server.")
+        .on_push::<GroupMessage>()
+}
+
+register! {
+    Event::new("group-message").on_its_own().look(look).names(met_sender)
+}
+
+impl OnPush for GroupMessage {
+    async fn on_push(client: Client, _: Sender, message: Line) -> Result<(), CommandError> {
         check_group_name(&message.group)?;
         check_user_name(&message.from)?;
         check_text(&message.text)?;
         let (server, user) = {
-            let session = client.session().lock().expect("session lock");
+            let session = client.session().lock();
             (session.server, session.user.clone().unwrap_or_default())
         };
         if first_showing(server, &user, &message) {
             client.emit(render(&message));
         }
         Ok(())
-    })
+    }
+}
+
+/// In the group's own conversation its lines read like the seeds' chat,
+/// `[bob] hello`; elsewhere `[group1] <bob>: hello`, names in colour.
+fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
+    Some(
+        match (
+            output.field("group"),
+            output.field("from"),
+            output.field("text"),
+        ) {
+            (Some(_), Some(from), Some(text)) if pen.is_partner(output, "group") => {
+                format!("[{}] {}", pen.name(from), continued(text))
+            }
+            (Some(group), Some(from), Some(text)) => format!(
+                "[{}] <{}>: {}",
+                pen.name(group),
+                pen.name(from),
+                continued(text)
+            ),
+            _ => output.text.clone(),
+        },
+    )
+}
+
+/// A fellow member is someone one may talk to.
+fn met_sender(output: &Output, names: &mut dyn Names) {
+    if let Some(from) = output.field("from") {
+        names.met(from);
+    }
 }
 
 /// Whether `message` is newer than the last one shown from its group.
@@ -64,10 +92,10 @@ fn on_push(
 /// after one), and sequence numbers are never reused, so the last number
 /// shown per group is all it takes to show each message once. Commands
 /// keep no state of their own but this: the client process is one client.
-fn first_showing(server: SocketAddr, user: &str, message: &GroupMessage) -> bool {
+fn first_showing(server: SocketAddr, user: &str, message: &Line) -> bool {
     type Key = (SocketAddr, String, String);
     static SHOWN: Mutex<Option<HashMap<Key, u64>>> = Mutex::new(None);
-    let mut shown = SHOWN.lock().expect("shown lock");
+    let mut shown = SHOWN.lock();
     let last = shown
         .get_or_insert_with(HashMap::new)
         .entry((server, user.to_string(), message.group.clone()))
@@ -80,7 +108,7 @@ fn first_showing(server: SocketAddr, user: &str, message: &GroupMessage) -> bool
 }
 
 /// `[group1] <bob>: hello everyone`
-pub fn line(message: &GroupMessage) -> String {
+pub fn line(message: &Line) -> String {
     format!(
         "[{}] <{}>: {}",
         message.group,
@@ -89,7 +117,7 @@ pub fn line(message: &GroupMessage) -> String {
     )
 }
 
-fn render(message: &GroupMessage) -> Output {
+fn render(message: &Line) -> Output {
     Output::new("group-message", line(message))
         .with("group", message.group.clone())
         .with("from", message.from.clone())
@@ -102,8 +130,8 @@ fn render(message: &GroupMessage) -> Output {
 mod tests {
     use super::*;
 
-    fn message(seq: u64) -> GroupMessage {
-        GroupMessage {
+    fn message(seq: u64) -> Line {
+        Line {
             group: "group1".into(),
             seq,
             from: "bob".into(),

@@ -6,14 +6,32 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Sender, Server};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::context::{Client, Origin, Sender, Server};
+use udpchat_core::error::CommandError;
+use udpchat_core::event::{strings, Event, Names};
 use udpchat_core::group::GroupInfo;
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush, Serve, Shell};
 
-const USAGE: &str = "groups";
+/// `groups`: the request, its shell command, its handler, and the push of
+/// the same list.
+pub struct Groups;
+
+impl Packet for Groups {
+    const TAG: &'static str = "groups";
+}
+
+impl Request for Groups {
+    type Body = ();
+    type Reply = Listing;
+}
+
+impl Push for Groups {
+    const SERVER_ONLY: bool = true;
+    type Body = Listing;
+}
 
 /// The reply body, and the body of the server's push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,55 +42,56 @@ pub struct Listing {
     pub note: Option<String>,
 }
 
-inventory::submit! {
-    Command {
-        name: "groups",
-        aliases: &[],
-        usage: USAGE,
-        summary: "List the groups you are a member of, with their members.",
-        examples: &["groups"],
-        args: &[],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: Some(serve),
-        on_push: Some(on_push),
+register! {
+    Command::new(Groups::TAG, "List the groups you are a member of, with their members.")
+        .examples(&["groups"])
+        .shell::<Groups>()
+        .serve::<Groups>()
+        .on_push::<Groups>()
+}
+
+register! {
+    Event::new("groups").names(learn)
+}
+
+impl Shell for Groups {
+    async fn run(client: Client, _: Args) -> Result<(), CommandError> {
+        client.user()?;
+        let listing = client.server().request::<Groups>(&()).await?;
+        client.emit(render(&listing));
+        Ok(())
     }
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        args.at_most(0, USAGE)?;
-        client.user()?;
-        let listing: Listing = crate::decode(&client.request("groups", cbor::encode(&())).await?)?;
-        client.emit(render(&listing));
-        Ok(())
-    })
-}
-
-fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Groups {
+    async fn serve(server: Server, origin: Origin, _: ()) -> Result<Listing, CommandError> {
         let user = crate::signed_in_user(&server, origin)?;
         let groups = server.groups().of_member(&user).await?;
-        Ok(cbor::encode(&Listing { groups, note: None }))
-    })
+        Ok(Listing { groups, note: None })
+    }
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        if !sender.from_server {
-            return Err(CommandError::new(
-                code::UNVERIFIED,
-                "dropped a list of groups that did not come from the server",
-            ));
-        }
-        let listing: Listing = crate::decode(&body)?;
+impl OnPush for Groups {
+    async fn on_push(client: Client, _: Sender, listing: Listing) -> Result<(), CommandError> {
         client.emit(render(&listing));
         Ok(())
-    })
+    }
+}
+
+/// The groups this user is in; fellow members are people one may talk to.
+fn learn(output: &Output, names: &mut dyn Names) {
+    if output.data.get("groups").is_some() {
+        names.set_groups(&strings(output, "groups"));
+    }
+    if let Some(Value::Object(members)) = output.data.get("members") {
+        for list in members.values() {
+            for member in list.as_array().into_iter().flatten() {
+                if let Some(member) = member.as_str() {
+                    names.met(member);
+                }
+            }
+        }
+    }
 }
 
 /// One line per group; the JSON has the names (`groups`) and each

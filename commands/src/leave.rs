@@ -3,48 +3,35 @@
 //! Ctrl-D does the same.
 
 use udpchat_core::args::Args;
-use udpchat_core::context::{BoxFuture, Client};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::context::Client;
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Shell};
 
-const USAGE: &str = "leave";
+/// `leave`: the shell command.
+pub struct Leave;
 
-inventory::submit! {
-    Command {
-        name: "leave",
-        aliases: &[],
-        usage: USAGE,
-        summary: "End a conversation started with chat, back to the command prompt.",
-        examples: &["/leave"],
-        args: &[],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: None,
-        on_push: None,
-    }
+register! {
+    Command::new("leave", "End a conversation started with chat, back to the command prompt.")
+        .examples(&["/leave"])
+        .shell::<Leave>()
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        args.at_most(0, USAGE)?;
-        let with = client
-            .session()
-            .lock()
-            .expect("session lock")
-            .conversation
-            .take();
+impl Shell for Leave {
+    async fn run(client: Client, _: Args) -> Result<(), CommandError> {
+        let with = client.session().lock().conversation.take();
         match with {
             Some(with) => {
                 client.emit(ended(&with));
                 Ok(())
             }
             None => Err(CommandError::new(
-                code::USAGE,
+                Code::Usage,
                 "not in a conversation (start one with `chat USER`)",
             )),
         }
-    })
+    }
 }
 
 fn ended(with: &str) -> Output {

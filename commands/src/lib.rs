@@ -1,10 +1,12 @@
-//! Every shell command and packet type of udpchat, one module each. Each
-//! module submits one [`Command`](udpchat_core::registry::Command)
-//! descriptor to the registry with `inventory::submit!`; nothing else lists
-//! them. See CONTRIBUTING.md for how to add one.
+//! Every shell command, subcommand and packet type of udpchat, one module
+//! each. Each module declares its packet types ([`udpchat_core::packet`]),
+//! implements its handlers, and registers one
+//! [`Command`](udpchat_core::registry::Command) descriptor (and any
+//! [`Event`](udpchat_core::event::Event) with a look of its own) with
+//! [`register!`](udpchat_core::register); nothing else lists them. See
+//! CONTRIBUTING.md for how to add one.
 #![forbid(unsafe_code)]
 
-use serde::de::DeserializeOwned;
 use udpchat_core::context::{Origin, Server};
 use udpchat_core::error::CommandError;
 
@@ -44,29 +46,10 @@ pub const MAX_TEXT: usize = 64 * 1024;
 /// inventory submission: the binaries call it once at start.
 pub fn link() {}
 
-/// Decodes a request or reply body, mapping failure to `bad-request`.
-pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CommandError> {
-    udpchat_core::cbor::decode_body(body).map_err(CommandError::bad_request)
-}
-
-/// Decodes the body of a packet only the server may push: `None` (and the
-/// packet ignored) when another client sent it.
-pub(crate) fn from_server<T: DeserializeOwned>(
-    sender: &udpchat_core::context::Sender,
-    body: &[u8],
-) -> Result<Option<T>, CommandError> {
-    if !sender.from_server {
-        return Ok(None);
-    }
-    decode(body).map(Some)
-}
-
 /// The name signed in at the request's origin, or `not-signed-in`.
 pub(crate) fn signed_in_user(server: &Server, origin: Origin) -> Result<String, CommandError> {
-    let presence = server.presence().lock().expect("presence lock");
-    presence
+    server
         .user_at(origin.peer)
-        .map(str::to_string)
         .ok_or_else(CommandError::not_signed_in)
 }
 
@@ -75,65 +58,83 @@ pub(crate) fn signed_in_user(server: &Server, origin: Origin) -> Result<String, 
 /// `udpchat_core::presence`). Called by the requests that show interest
 /// in someone: looking them up, checking their key, writing to them.
 pub(crate) fn watch(server: &Server, origin: Origin, user: &str) {
-    server
-        .presence()
-        .lock()
-        .expect("presence lock")
-        .watch(origin.peer, user);
-}
-
-/// `unknown command: foo`, with `did you mean ...?` when one is close.
-pub fn unknown_command(registry: &udpchat_core::registry::Registry, word: &str) -> CommandError {
-    let mut error = CommandError::unknown_command(word);
-    match registry.suggest(word) {
-        Some(close) => error.message.push_str(&format!(" (did you mean {close}?)")),
-        None => error.message.push_str(" (type help for the list)"),
-    }
-    error
+    server.presence().lock().watch(origin.peer, user);
 }
 
 #[cfg(test)]
 mod tests {
-    use udpchat_core::registry::Registry;
+    use udpchat_core::registry::{Command, Registry};
 
+    /// One line per command and subcommand: how it is typed (its usage
+    /// line, for a shell command) or its name (a packet type), then what
+    /// handles it: `shell`, `serve` (the server answers its requests),
+    /// `answer` (a client does), `push` (a client takes it pushed).
+    fn line(command: &Command) -> String {
+        let typed = if command.is_shell() {
+            command.usage()
+        } else {
+            command.name.to_string()
+        };
+        let sides: Vec<&str> = [
+            (command.shell.is_some(), "shell"),
+            (command.serve.is_some(), "serve"),
+            (command.answer.is_some(), "answer"),
+            (command.on_push.is_some(), "push"),
+        ]
+        .iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, side)| *side)
+        .collect();
+        format!("{typed}: {}", sides.join(" "))
+            .trim_end()
+            .to_string()
+    }
+
+    /// The registry holds exactly these: a command cannot vanish, nor its
+    /// usage line change, unnoticed. Adding one adds its line here.
     #[test]
     fn the_registry_holds_exactly_these_commands() {
-        let names: Vec<&str> = Registry::global()
-            .commands()
-            .iter()
-            .map(|c| c.name)
-            .collect();
+        let registry = Registry::global();
+        let lines: Vec<String> = registry.all().map(line).collect();
         assert_eq!(
-            names,
+            lines,
             [
-                "bundle",
-                "chat",
-                "connect",
-                "deposit",
-                "exit",
-                "going-down",
-                "group",
-                "group-message",
-                "groups",
-                "gsend",
-                "help",
-                "leave",
-                "list",
-                "logout",
-                "lookup",
-                "mail-status",
-                "message",
-                "peers",
-                "ping",
-                "prekeys",
-                "presence",
-                "punch",
-                "receipt",
-                "send",
-                "signin",
-                "signup",
-                "stored",
-                "whois",
+                "bundle: serve",
+                "chat <user|group>: shell",
+                "connect <ip> <port>: shell",
+                "deposit: serve",
+                "exit: shell",
+                "going-down: push",
+                "group <subcommand> ...:",
+                "group-message: push",
+                "groups: shell serve push",
+                "gsend <group> <message...>: shell serve",
+                "help [command]: shell",
+                "leave: shell",
+                "list [prefix]: shell serve",
+                "logout: shell serve",
+                "lookup: serve",
+                "mail-status: push",
+                "message: push",
+                "peers: shell",
+                "ping: serve push",
+                "prekeys: serve push",
+                "presence: push",
+                "punch: push",
+                "receipt: serve",
+                "send <user> <message...>: shell",
+                "signin <user> [password]: shell serve",
+                "signup <user> [password]: shell serve",
+                "stored: push",
+                "whois: serve",
+                "group add <group> <user...>: shell serve",
+                "group create <group> [--open] [user...]: shell serve",
+                "group history <group> [N]: shell serve",
+                "group join <group>: shell serve",
+                "group leave <group>: shell serve",
+                "group members <group>: shell serve",
+                "group remove <group> <user...>: shell serve",
+                "group send <group> <message...>: shell",
             ]
         );
     }
@@ -154,21 +155,19 @@ mod tests {
 
     #[test]
     fn every_command_is_documented_and_handled_somewhere() {
-        for command in Registry::global().commands() {
+        for command in Registry::global().all() {
             assert!(
                 !command.summary.is_empty(),
                 "{} has no summary",
-                command.name
+                command.words()
             );
             assert!(
-                command.usage.starts_with(command.name),
-                "{}'s usage must start with its name",
-                command.name
-            );
-            assert!(
-                command.shell.is_some() || command.serve.is_some() || command.on_push.is_some(),
+                command.is_shell()
+                    || command.serve.is_some()
+                    || command.on_push.is_some()
+                    || command.answer.is_some(),
                 "{} has no handler",
-                command.name
+                command.words()
             );
         }
     }

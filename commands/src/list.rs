@@ -3,17 +3,30 @@
 //! those starting with an optional prefix) and how many there are in all.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
+use udpchat_core::event::{strings, Event, Names};
 use udpchat_core::output::Output;
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve, Shell};
 
-const USAGE: &str = "list [prefix]";
 /// Names in one reply at most: 200 names of up to 32 bytes fit one packet
 /// body many times over, and a screen could not show more.
 pub const PAGE: usize = 200;
+
+/// `list`: the request, its shell command and its handler.
+pub struct List;
+
+impl Packet for List {
+    const TAG: &'static str = "list";
+}
+
+impl Request for List {
+    type Body = ListRequest;
+    type Reply = Users;
+}
 
 /// The request body: list the names that start with `prefix`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -30,33 +43,62 @@ pub struct Users {
     pub total: usize,
 }
 
-inventory::submit! {
-    Command {
-        name: "list",
-        aliases: &["who"],
-        usage: USAGE,
-        summary: "List the other users signed in now (those whose names start with a prefix).",
-        examples: &["list", "list al"],
-        args: &[ArgKind::User],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: Some(serve),
-        on_push: None,
+register! {
+    Command::new(List::TAG, "List the other users signed in now (those whose names start with a prefix).")
+        .aliases(&["who"])
+        .args(&[Arg::optional("prefix", ArgKind::User)])
+        .examples(&["list", "list al"])
+        .shell::<List>()
+        .serve::<List>()
+}
+
+register! {
+    Event::new("users").names(learn)
+}
+
+impl Shell for List {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
+        client.user()?;
+        let prefix = args.get(0).unwrap_or_default().to_string();
+        let request = ListRequest {
+            prefix: prefix.clone(),
+        };
+        let users = client.server().request::<List>(&request).await?;
+        client.emit(render(&prefix, &users));
+        Ok(())
     }
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        args.at_most(1, USAGE)?;
-        client.user()?;
-        let prefix = args.get(0).unwrap_or_default().to_string();
-        let request = cbor::encode(&ListRequest {
-            prefix: prefix.clone(),
-        });
-        let users: Users = crate::decode(&client.request("list", request).await?)?;
-        client.emit(render(&prefix, &users));
-        Ok(())
-    })
+impl Serve for List {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: ListRequest,
+    ) -> Result<Users, CommandError> {
+        let me = crate::signed_in_user(&server, origin)?;
+        let presence = server.presence().lock();
+        // One more than a page, in case the asker is among them.
+        let (mut users, mut total) = presence.users_from(&body.prefix, PAGE + 1);
+        if let Some(at) = users.iter().position(|u| *u == me) {
+            users.remove(at);
+            total -= 1;
+        }
+        users.truncate(PAGE);
+        Ok(Users { users, total })
+    }
+}
+
+/// Who is online: the whole list replaces what the shell knew; a page or
+/// a prefix shows some of who is online, not who is not.
+fn learn(output: &Output, names: &mut dyn Names) {
+    let users = strings(output, "users");
+    let whole = output.data.get("prefix").is_none()
+        && output.data.get("total").and_then(serde_json::Value::as_u64) == Some(users.len() as u64);
+    if whole {
+        names.set_online(&users);
+    } else {
+        users.iter().for_each(|user| names.went_online(user));
+    }
 }
 
 fn render(prefix: &str, Users { users, total }: &Users) -> Output {
@@ -80,22 +122,6 @@ fn render(prefix: &str, Users { users, total }: &Users) -> Output {
         output = output.with("prefix", prefix);
     }
     output
-}
-
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
-        let me = crate::signed_in_user(&server, origin)?;
-        let ListRequest { prefix } = crate::decode(&body)?;
-        let presence = server.presence().lock().expect("presence lock");
-        // One more than a page, in case the asker is among them.
-        let (mut users, mut total) = presence.users_from(&prefix, PAGE + 1);
-        if let Some(at) = users.iter().position(|u| *u == me) {
-            users.remove(at);
-            total -= 1;
-        }
-        users.truncate(PAGE);
-        Ok(cbor::encode(&Users { users, total }))
-    })
 }
 
 #[cfg(test)]

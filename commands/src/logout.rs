@@ -2,45 +2,50 @@
 
 use std::time::Duration;
 
-use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
-use udpchat_core::error::CommandError;
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::{Client, Origin, Server};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve, Shell};
 
-const USAGE: &str = "logout";
+/// `logout`: the request, its shell command and its handler.
+pub struct Logout;
 
-inventory::submit! {
-    Command {
-        name: "logout",
-        aliases: &["signout", "dereg"],
-        usage: USAGE,
-        summary: "Sign out from the server.",
-        examples: &["logout"],
-        args: &[],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: Some(serve),
-        on_push: None,
-    }
+impl Packet for Logout {
+    const TAG: &'static str = "logout";
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        // `dereg <user>` from the seeds names the user: accept our own name.
-        args.at_most(1, USAGE)?;
+impl Request for Logout {
+    type Body = ();
+    type Reply = ();
+}
+
+register! {
+    Command::new(Logout::TAG, "Sign out from the server.")
+        .aliases(&["signout", "dereg"])
+        // The seeds' `dereg <user>` names the user: our own name is
+        // accepted, and not shown.
+        .args(&[Arg::optional("user", ArgKind::User).hidden()])
+        .examples(&["logout"])
+        .shell::<Logout>()
+        .serve::<Logout>()
+}
+
+impl Shell for Logout {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
         let user = client.user()?;
         if let Some(named) = args.get(0) {
             if named != user {
                 return Err(CommandError::new(
-                    "usage",
+                    Code::Usage,
                     format!("signed in as {user}, not {named}"),
                 ));
             }
         }
         sign_out(&client).await
-    })
+    }
 }
 
 /// How long signing out waits for messages still on their way: long
@@ -51,7 +56,7 @@ pub const FINISH_WITHIN: Duration = Duration::from_secs(90);
 /// Messages still on their way are finished first (delivered, or kept for
 /// their recipients on the server), and the user is told so.
 pub async fn finish_deliveries(client: &Client) {
-    let unfinished = client.unfinished();
+    let unfinished = client.tasks().unfinished();
     if unfinished == 0 {
         return;
     }
@@ -65,7 +70,7 @@ pub async fn finish_deliveries(client: &Client) {
         )
         .with("count", unfinished),
     );
-    if let Err(e) = client.settle(FINISH_WITHIN).await {
+    if let Err(e) = client.tasks().settle(FINISH_WITHIN).await {
         client.emit(Output::error(&e));
     }
 }
@@ -74,26 +79,22 @@ pub async fn finish_deliveries(client: &Client) {
 /// `logout`, `exit` and `connect`.
 pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
     finish_deliveries(client).await;
-    let Some(user) = client.session().lock().expect("session lock").user.take() else {
+    let Some(user) = client.session().lock().user.take() else {
         return Ok(());
     };
-    client.forget_password();
-    client.request("logout", cbor::encode(&())).await?;
+    client.server().forget_password();
+    client.server().request::<Logout>(&()).await?;
     client.emit(Output::new("signed-out", format!("Signed out {user}")).with("user", user));
     Ok(())
 }
 
-fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
-        let user = server
-            .presence()
-            .lock()
-            .expect("presence lock")
-            .sign_out(origin.peer);
+impl Serve for Logout {
+    async fn serve(server: Server, origin: Origin, _: ()) -> Result<(), CommandError> {
+        let user = server.presence().lock().sign_out(origin.peer);
         if let Some(user) = user {
             crate::presence::announce(&server, &user, false);
             server.keep_session(origin.peer, false);
         }
-        Ok(cbor::encode(&()))
-    })
+        Ok(())
+    }
 }

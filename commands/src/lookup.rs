@@ -13,18 +13,31 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server, Whereabouts};
+use udpchat_core::context::{Client, Origin, Server, Whereabouts};
 use udpchat_core::crypto::keys::PublicKey;
-use udpchat_core::error::{code, CommandError};
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve};
 use udpchat_core::secure::meeting::Ticket;
 
-use crate::punch::Punch;
+use crate::punch::{Punch, PunchBody};
+
+/// `lookup`: the request and its handler.
+pub struct Lookup;
+
+impl Packet for Lookup {
+    const TAG: &'static str = "lookup";
+}
+
+impl Request for Lookup {
+    type Body = LookupRequest;
+    type Reply = Found;
+}
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Lookup {
+pub struct LookupRequest {
     pub user: String,
     /// Arrange a meeting (the asker has no session with the user's client).
     #[serde(default)]
@@ -47,45 +60,37 @@ pub struct Found {
     pub meeting: Option<Ticket>,
 }
 
-inventory::submit! {
-    Command {
-        name: "lookup",
-        aliases: &[],
-        usage: "lookup <user>",
-        summary: "Find where a signed-in user's client can be reached, and its identity key.",
-        examples: &[],
-        args: &[ArgKind::User],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: None,
-    }
+register! {
+    Command::new(Lookup::TAG, "Find where a signed-in user's client can be reached, and its identity key.")
+        .serve::<Lookup>()
 }
 
 /// Asks the server where `user`'s client is and for its identity key (and
 /// with `meet`, for a meeting with it); warns the user if the key is not
 /// the one seen before.
 pub async fn lookup(client: &Client, user: &str, meet: bool) -> Result<Whereabouts, CommandError> {
-    let reply = client.request("lookup", request(user, meet)).await?;
-    let found = whereabouts(user, &reply)?;
-    client.check_identity(user, &found.identity);
+    let found = client
+        .server()
+        .request::<Lookup>(&request(user, meet))
+        .await?;
+    let found = whereabouts(user, found)?;
+    client.keys().check(user, &found.identity);
     Ok(found)
 }
 
 /// The request body for `user` (with `meet`: a meeting too).
-pub fn request(user: &str, meet: bool) -> Vec<u8> {
-    cbor::encode(&Lookup {
+pub fn request(user: &str, meet: bool) -> LookupRequest {
+    LookupRequest {
         user: user.to_string(),
         meet,
-    })
+    }
 }
 
 /// What the server's reply about `user` says.
-pub fn whereabouts(user: &str, reply: &[u8]) -> Result<Whereabouts, CommandError> {
-    let found: Found = crate::decode(reply)?;
+pub fn whereabouts(user: &str, found: Found) -> Result<Whereabouts, CommandError> {
     let seen_at = found.addr.parse().map_err(|_| {
         CommandError::new(
-            code::BAD_REPLY,
+            Code::BadReply,
             format!("the server gave a bad address for {user}"),
         )
     })?;
@@ -104,23 +109,21 @@ pub fn addresses(given: &[String]) -> Vec<SocketAddr> {
 }
 
 pub fn no_such_user(user: &str) -> CommandError {
-    CommandError::new(
-        code::NO_SUCH_USER,
-        format!("No such user signed in: {user}"),
-    )
+    CommandError::new(Code::NoSuchUser, format!("No such user signed in: {user}"))
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Lookup {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: LookupRequest,
+    ) -> Result<Found, CommandError> {
         let me = crate::signed_in_user(&server, origin)?;
-        let Lookup { user, meet } = crate::decode(&body)?;
+        let LookupRequest { user, meet } = body;
         crate::watch(&server, origin, &user);
         let peer = server
-            .presence()
-            .lock()
-            .expect("presence lock")
-            .addr_of(&user);
-        let peer = peer.ok_or_else(|| no_such_user(&user))?;
+            .session_of(&user)
+            .ok_or_else(|| no_such_user(&user))?;
         let addr = server
             .peer_addr(peer)
             .await
@@ -130,10 +133,7 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
             .identity(&user)
             .await?
             .ok_or_else(|| no_such_user(&user))?;
-        let local = |peer| {
-            let presence = server.presence().lock().expect("presence lock");
-            presence.local_of(peer)
-        };
+        let local = |peer| server.presence().lock().local_of(peer);
         let meeting = (meet && peer != origin.peer)
             .then(|| server.arrange_meeting(origin.peer, peer))
             .flatten();
@@ -143,22 +143,21 @@ fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Re
                 .chain(local(origin.peer))
                 .map(|a| a.to_string())
                 .collect();
-            server.push(
+            server.push::<Punch>(
                 peer,
-                "punch",
-                cbor::encode(&Punch {
+                &PunchBody {
                     from: me,
                     meeting: ticket.clone(),
                     candidates,
-                }),
+                },
             );
         }
-        Ok(cbor::encode(&Found {
+        Ok(Found {
             user,
             addr: addr.to_string(),
             identity,
             local: local(peer).iter().map(ToString::to_string).collect(),
             meeting,
-        }))
-    })
+        })
+    }
 }

@@ -2,10 +2,24 @@
 //! message it left for an offline user: delivered, or expired unread.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client, Path, Sender};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::context::{Client, Path, Sender};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
+
+/// `mail-status`: the push and its handler.
+pub struct MailStatus;
+
+impl Packet for MailStatus {
+    const TAG: &'static str = "mail-status";
+}
+
+impl Push for MailStatus {
+    const SERVER_ONLY: bool = true;
+    type Body = Status;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,36 +30,20 @@ pub enum Outcome {
 
 /// The push body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct MailStatus {
+pub struct Status {
     pub to: String,
     pub id: u64,
     pub outcome: Outcome,
 }
 
-inventory::submit! {
-    Command {
-        name: "mail-status",
-        aliases: &[],
-        usage: "mail-status",
-        summary: "What became of a message left for an offline user.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(MailStatus::TAG, "What became of a message left for an offline user.")
+        .on_push::<MailStatus>()
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let Some(MailStatus { to, id, outcome }) = crate::from_server(&sender, &body)? else {
-            return Ok(());
-        };
+impl OnPush for MailStatus {
+    async fn on_push(client: Client, _: Sender, body: Status) -> Result<(), CommandError> {
+        let Status { to, id, outcome } = body;
         match outcome {
             Outcome::Delivered => client.emit(
                 crate::send::delivered(&to, Path::Stored)
@@ -54,7 +52,7 @@ fn on_push(
             ),
             Outcome::Expired => client.emit(
                 Output::error(&CommandError::new(
-                    code::DELIVERY_FAILED,
+                    Code::DeliveryFailed,
                     format!("your message to {to} expired before they came back"),
                 ))
                 .with("to", to)
@@ -62,5 +60,5 @@ fn on_push(
             ),
         }
         Ok(())
-    })
+    }
 }

@@ -2,46 +2,55 @@
 //! another. The receiver prints `<From IP:PORT:alice>: text`.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client, Path, Sender};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::context::{Client, Path, Sender};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{Event, Names, Pen};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::{continued, Output};
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
+
+/// `message`: the push and its handler.
+pub struct Message;
+
+impl Packet for Message {
+    const TAG: &'static str = "message";
+}
+
+impl Push for Message {
+    const SERVER_ONLY: bool = false;
+    type Body = MessageBody;
+}
 
 /// The packet body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Message {
+pub struct MessageBody {
     /// The sender's user name.
     pub from: String,
     pub text: String,
 }
 
-inventory::submit! {
-    Command {
-        name: "message",
-        aliases: &[],
-        usage: "message",
-        summary: "A chat message from another client.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(Message::TAG, "A chat message from another client.")
+        .on_push::<Message>()
+}
+
+register! {
+    Event::new("message").on_its_own().look(look).names(met_sender)
 }
 
 /// Checks a message text before it is sent or shown.
 pub fn check_text(text: &str) -> Result<(), CommandError> {
     if text.trim().is_empty() {
         return Err(CommandError::new(
-            code::EMPTY_MESSAGE,
+            Code::EmptyMessage,
             "empty message not sent",
         ));
     }
     if text.len() > crate::MAX_TEXT {
         return Err(CommandError::new(
-            code::TOO_LARGE,
+            Code::TooLarge,
             format!(
                 "message of {} bytes is longer than the {} allowed",
                 text.len(),
@@ -52,13 +61,12 @@ pub fn check_text(text: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let message: Message = crate::decode(&body)?;
+impl OnPush for Message {
+    async fn on_push(
+        client: Client,
+        sender: Sender,
+        message: MessageBody,
+    ) -> Result<(), CommandError> {
         check_user_name(&message.from)?;
         check_text(&message.text)?;
         // The session proved the sender holds `identity`; the server says
@@ -68,7 +76,7 @@ fn on_push(
             .identity
             .as_ref()
             .ok_or_else(|| impostor(&message.from))?;
-        if client.is_known_identity(&message.from, proven) {
+        if client.keys().is_known(&message.from, proven) {
             client.emit(render(&sender, &message));
             return Ok(());
         }
@@ -78,8 +86,8 @@ fn on_push(
                 Ok(())
             }
             Ok(_) => Err(impostor(&message.from)),
-            Err(e) if e.code == code::NO_SUCH_USER => Err(CommandError::new(
-                code::UNVERIFIED,
+            Err(e) if e.code == Code::NoSuchUser => Err(CommandError::new(
+                Code::Unverified,
                 format!(
                     "dropped a message claiming to be from {}: {}",
                     message.from, e.message
@@ -93,7 +101,36 @@ fn on_push(
                 Ok(())
             }
         }
-    })
+    }
+}
+
+/// In the shell: inside a conversation its partner's live lines read like
+/// the seeds' chat, `[bob] Hey`; otherwise `<From IP:PORT:bob>: Hey`, the
+/// name in its colour. A stored message keeps its own form.
+fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
+    let live = output.data.get("stored").is_none();
+    Some(
+        match (
+            output.field("from"),
+            output.field("addr"),
+            output.field("text"),
+        ) {
+            (Some(from), _, Some(text)) if live && pen.is_partner(output, "from") => {
+                format!("[{}] {}", pen.name(from), continued(text))
+            }
+            (Some(from), Some(addr), Some(text)) => {
+                format!("<From {}:{}>: {}", addr, pen.name(from), continued(text))
+            }
+            _ => pen.plain(output),
+        },
+    )
+}
+
+/// Whoever wrote is someone to write back to.
+fn met_sender(output: &Output, names: &mut dyn Names) {
+    if let Some(from) = output.field("from") {
+        names.met(from);
+    }
 }
 
 /// A message shown though its sender's name could not be checked.
@@ -110,7 +147,7 @@ fn unverified(output: Output, claimed: &str, why: &CommandError) -> Output {
 
 fn impostor(claimed: &str) -> CommandError {
     CommandError::new(
-        code::UNVERIFIED,
+        Code::Unverified,
         format!("dropped a message claiming to be from {claimed}: its sender does not hold {claimed}'s key"),
     )
 }
@@ -118,7 +155,7 @@ fn impostor(claimed: &str) -> CommandError {
 /// The seeds' line, `<From IP:PORT:alice>: text`; for a message that came
 /// through the server's relay, the address is where the server sees the
 /// sender, and `--json` says `"path": "relay"`.
-fn render(sender: &Sender, message: &Message) -> Output {
+fn render(sender: &Sender, message: &MessageBody) -> Output {
     let addr = sender.addr;
     let output = Output::new(
         "message",
@@ -143,7 +180,7 @@ mod tests {
 
     #[test]
     fn renders_as_the_seed_shows() {
-        let message = Message {
+        let message = MessageBody {
             from: "Carole".into(),
             text: "Hi Alice! How are you".into(),
         };
@@ -173,12 +210,12 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_texts_are_refused() {
-        assert_eq!(check_text("   ").unwrap_err().code, code::EMPTY_MESSAGE);
+        assert_eq!(check_text("   ").unwrap_err().code, Code::EmptyMessage);
         assert_eq!(
             check_text(&"x".repeat(crate::MAX_TEXT + 1))
                 .unwrap_err()
                 .code,
-            code::TOO_LARGE
+            Code::TooLarge
         );
         assert!(check_text(&"x".repeat(crate::MAX_TEXT)).is_ok());
     }

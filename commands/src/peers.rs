@@ -5,34 +5,25 @@
 
 use serde_json::json;
 use udpchat_core::args::Args;
-use udpchat_core::context::{BoxFuture, Client, Path, PeerPath};
+use udpchat_core::context::{Client, Path, PeerPath};
 use udpchat_core::error::CommandError;
 use udpchat_core::output::Output;
-use udpchat_core::registry::Command;
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Shell};
 
-const USAGE: &str = "peers";
+/// `peers`: the shell command.
+pub struct Peers;
 
-inventory::submit! {
-    Command {
-        name: "peers",
-        aliases: &[],
-        usage: USAGE,
-        summary: "Show the other clients this one talks to, and whether directly or relayed.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: None,
-        on_push: None,
-    }
+register! {
+    Command::new("peers", "Show the other clients this one talks to, and whether directly or relayed.")
+        .shell::<Peers>()
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        args.at_most(0, USAGE)?;
-        client.emit(render(&client.peers()));
+impl Shell for Peers {
+    async fn run(client: Client, _: Args) -> Result<(), CommandError> {
+        client.emit(render(&client.peers().list()));
         Ok(())
-    })
+    }
 }
 
 fn render(peers: &[PeerPath]) -> Output {

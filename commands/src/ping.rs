@@ -2,24 +2,28 @@
 //! holds a name someone else asks for; clients ping the server to check it.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Sender, Server};
+use udpchat_core::context::{Client, Origin, Sender, Server};
 use udpchat_core::error::CommandError;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush, Serve};
 
-inventory::submit! {
-    Command {
-        name: "ping",
-        aliases: &[],
-        usage: "ping",
-        summary: "Check that a peer answers.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: Some(on_push),
-    }
+/// `ping`: a request a client sends the server, and a push the server
+/// sends a client.
+pub struct Ping;
+
+impl Packet for Ping {
+    const TAG: &'static str = "ping";
+}
+
+impl Request for Ping {
+    type Body = ();
+    type Reply = Pong;
+}
+
+impl Push for Ping {
+    const SERVER_ONLY: bool = false;
+    type Body = ();
 }
 
 /// The reply: who the server thinks this session is signed in as, so a
@@ -29,18 +33,23 @@ pub struct Pong {
     pub user: Option<String>,
 }
 
-fn serve(server: Server, origin: Origin, _body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
-        let user = crate::signed_in_user(&server, origin).ok();
-        Ok(cbor::encode(&Pong { user }))
-    })
+register! {
+    Command::new(Ping::TAG, "Check that a peer answers.")
+        .serve::<Ping>()
+        .on_push::<Ping>()
 }
 
-// The transport's acknowledgement is the answer; nothing to show.
-fn on_push(
-    _client: Client,
-    _from: Sender,
-    _body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async { Ok(()) })
+impl Serve for Ping {
+    async fn serve(server: Server, origin: Origin, _: ()) -> Result<Pong, CommandError> {
+        Ok(Pong {
+            user: server.user_at(origin.peer),
+        })
+    }
+}
+
+impl OnPush for Ping {
+    // The transport's acknowledgement is the answer; nothing to show.
+    async fn on_push(_: Client, _: Sender, _: ()) -> Result<(), CommandError> {
+        Ok(())
+    }
 }

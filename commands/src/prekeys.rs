@@ -4,11 +4,30 @@
 //! left, and the client tops them up.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Sender, Server};
+use udpchat_core::context::{Client, Origin, Sender, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::mailbox::{PrekeyUpload, ONE_TIME_TARGET};
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush, Serve};
+
+/// `prekeys`: a client's upload (a request), and the server's "more,
+/// please" (a push).
+pub struct Prekeys;
+
+impl Packet for Prekeys {
+    const TAG: &'static str = "prekeys";
+}
+
+impl Request for Prekeys {
+    type Body = PrekeyUpload;
+    type Reply = Held;
+}
+
+impl Push for Prekeys {
+    const SERVER_ONLY: bool = true;
+    type Body = Held;
+}
 
 /// The reply to an upload, and the body of the server's "more, please".
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,61 +36,45 @@ pub struct Held {
     pub one_time: usize,
 }
 
-inventory::submit! {
-    Command {
-        name: "prekeys",
-        aliases: &[],
-        usage: "prekeys",
-        summary: "Publish prekeys so messages can be sealed for you while you are away.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(Prekeys::TAG, "Publish prekeys so messages can be sealed for you while you are away.")
+        .serve::<Prekeys>()
+        .on_push::<Prekeys>()
 }
 
 /// Publishes the signed prekey, then tops the one-time prekeys up to
 /// [`ONE_TIME_TARGET`].
 pub async fn publish(client: &Client, user: &str) -> Result<(), CommandError> {
-    let held = upload(client, client.prekeys_to_publish(user, 0)?).await?;
+    let held = upload(client, client.keys().prekeys_to_publish(user, 0)?).await?;
     if held < ONE_TIME_TARGET {
-        upload(
-            client,
-            client.prekeys_to_publish(user, ONE_TIME_TARGET - held)?,
-        )
-        .await?;
+        let more = client
+            .keys()
+            .prekeys_to_publish(user, ONE_TIME_TARGET - held)?;
+        upload(client, more).await?;
     }
     Ok(())
 }
 
 async fn upload(client: &Client, upload: PrekeyUpload) -> Result<usize, CommandError> {
-    let Held { one_time } =
-        crate::decode(&client.request("prekeys", cbor::encode(&upload)).await?)?;
+    let Held { one_time } = client.server().request::<Prekeys>(&upload).await?;
     Ok(one_time)
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Prekeys {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        upload: PrekeyUpload,
+    ) -> Result<Held, CommandError> {
         let user = crate::signed_in_user(&server, origin)?;
-        let upload: PrekeyUpload = crate::decode(&body)?;
         let one_time = server.mailbox().publish(&user, upload).await?;
-        Ok(cbor::encode(&Held { one_time }))
-    })
+        Ok(Held { one_time })
+    }
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let _: Held = crate::decode(&body)?;
+impl OnPush for Prekeys {
+    async fn on_push(client: Client, _: Sender, _: Held) -> Result<(), CommandError> {
         let user = client.user()?;
-        if sender.from_server {
-            publish(&client, &user).await?;
-        }
-        Ok(())
-    })
+        publish(&client, &user).await
+    }
 }

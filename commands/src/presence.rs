@@ -4,12 +4,26 @@
 //! users a client asked about (see [`crate::watch`]).
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Sender, Server};
+use udpchat_core::context::{Client, Sender, Server};
 use udpchat_core::error::CommandError;
+use udpchat_core::event::{Event, Names};
 use udpchat_core::output::Output;
+use udpchat_core::packet::{Packet, Push};
 use udpchat_core::presence::PresenceChange;
-use udpchat_core::registry::Command;
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
+
+/// `presence`: the push and its handler.
+pub struct Presence;
+
+impl Packet for Presence {
+    const TAG: &'static str = "presence";
+}
+
+impl Push for Presence {
+    const SERVER_ONLY: bool = true;
+    type Body = PresenceChanges;
+}
 
 /// The push body: the changes the server gathered, in order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,19 +31,13 @@ pub struct PresenceChanges {
     pub changes: Vec<PresenceChange>,
 }
 
-inventory::submit! {
-    Command {
-        name: "presence",
-        aliases: &[],
-        usage: "presence",
-        summary: "Someone signed in or went offline.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(Presence::TAG, "Someone signed in or went offline.")
+        .on_push::<Presence>()
+}
+
+register! {
+    Event::new("presence").on_its_own().names(learn)
 }
 
 /// Tells every other signed-in client that `user` came or went.
@@ -40,24 +48,11 @@ pub fn announce(server: &Server, user: &str, online: bool) {
     });
 }
 
-/// The packet for one batch of changes (the server picks, per client,
-/// which ones it hears: `Presence::audience`).
-pub fn body(changes: Vec<PresenceChange>) -> Vec<u8> {
-    cbor::encode(&PresenceChanges { changes })
-}
-
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let Some(PresenceChanges { changes }) = crate::from_server(&sender, &body)? else {
-            return Ok(());
-        };
-        for PresenceChange { user, online } in changes {
+impl OnPush for Presence {
+    async fn on_push(client: Client, _: Sender, body: PresenceChanges) -> Result<(), CommandError> {
+        for PresenceChange { user, online } in body.changes {
             if !online {
-                client.peer_gone(&user);
+                client.peers().gone(&user);
             }
             let text = if online {
                 format!("{user} is online")
@@ -71,5 +66,21 @@ fn on_push(
             );
         }
         Ok(())
-    })
+    }
+}
+
+/// Who came online, who went.
+fn learn(output: &Output, names: &mut dyn Names) {
+    let Some(user) = output.field("user") else {
+        return;
+    };
+    match output
+        .data
+        .get("online")
+        .and_then(serde_json::Value::as_bool)
+    {
+        Some(true) => names.went_online(user),
+        Some(false) => names.went_offline(user),
+        None => {}
+    }
 }

@@ -6,15 +6,29 @@
 //! client send checks anywhere.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::context::{BoxFuture, Client, Sender};
+use udpchat_core::context::{Client, Sender};
 use udpchat_core::error::CommandError;
 use udpchat_core::names::check_user_name;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
 use udpchat_core::secure::meeting::Ticket;
+
+/// `punch`: the push and its handler.
+pub struct Punch;
+
+impl Packet for Punch {
+    const TAG: &'static str = "punch";
+}
+
+impl Push for Punch {
+    const SERVER_ONLY: bool = true;
+    type Body = PunchBody;
+}
 
 /// The push body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Punch {
+pub struct PunchBody {
     /// Who is coming.
     pub from: String,
     pub meeting: Ticket,
@@ -22,37 +36,17 @@ pub struct Punch {
     pub candidates: Vec<String>,
 }
 
-inventory::submit! {
-    Command {
-        name: "punch",
-        aliases: &[],
-        usage: "punch",
-        summary: "Another client is about to open a session with this one.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(Punch::TAG, "Another client is about to open a session with this one.")
+        .on_push::<Punch>()
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let Some(Punch {
-            from,
-            meeting,
-            candidates,
-        }) = crate::from_server(&sender, &body)?
-        else {
-            return Ok(());
-        };
-        check_user_name(&from)?;
-        client.meet(meeting, crate::lookup::addresses(&candidates));
+impl OnPush for Punch {
+    async fn on_push(client: Client, _: Sender, body: PunchBody) -> Result<(), CommandError> {
+        check_user_name(&body.from)?;
+        client
+            .peers()
+            .meet(body.meeting, crate::lookup::addresses(&body.candidates));
         Ok(())
-    })
+    }
 }

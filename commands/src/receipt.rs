@@ -3,60 +3,58 @@
 //! `delivered to bob`.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve};
 
-use crate::mail_status::{MailStatus, Outcome};
+use crate::mail_status::{MailStatus, Outcome, Status};
+
+/// `receipt`: the request and its handler.
+pub struct Receipt;
+
+impl Packet for Receipt {
+    const TAG: &'static str = "receipt";
+}
+
+impl Request for Receipt {
+    type Body = ReceiptBody;
+    type Reply = ();
+}
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Receipt {
+pub struct ReceiptBody {
     pub id: u64,
 }
 
-inventory::submit! {
-    Command {
-        name: "receipt",
-        aliases: &[],
-        usage: "receipt",
-        summary: "Acknowledge a stored message so the server deletes it.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: None,
-    }
+register! {
+    Command::new(Receipt::TAG, "Acknowledge a stored message so the server deletes it.")
+        .serve::<Receipt>()
 }
 
 pub async fn acknowledge(client: &Client, id: u64) -> Result<(), CommandError> {
     client
-        .request("receipt", cbor::encode(&Receipt { id }))
-        .await?;
-    Ok(())
+        .server()
+        .request::<Receipt>(&ReceiptBody { id })
+        .await
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Receipt {
+    async fn serve(server: Server, origin: Origin, body: ReceiptBody) -> Result<(), CommandError> {
         let user = crate::signed_in_user(&server, origin)?;
-        let Receipt { id } = crate::decode(&body)?;
+        let id = body.id;
         if let Some(message) = server.mailbox().take(&user, id).await? {
-            let sender = server
-                .presence()
-                .lock()
-                .expect("presence lock")
-                .addr_of(&message.from);
-            if let Some(sender) = sender {
-                let status = MailStatus {
+            if let Some(sender) = server.session_of(&message.from) {
+                let status = Status {
                     to: user,
                     id,
                     outcome: Outcome::Delivered,
                 };
-                server.push(sender, "mail-status", cbor::encode(&status));
+                server.push::<MailStatus>(sender, &status);
             }
         }
-        Ok(cbor::encode(&()))
-    })
+        Ok(())
+    }
 }

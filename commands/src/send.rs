@@ -9,57 +9,56 @@
 //! whose client does not answer, gets it sealed and kept on the server
 //! (`queued`, then `delivered to bob (stored)` when they are back).
 
-use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Path};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::{Client, Path};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{Event, Ink, Names, Pen};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Shell};
 
-use crate::message::{check_text, Message};
+use crate::message::{check_text, Message, MessageBody};
 
-const USAGE: &str = "send <user> <message...>";
+/// `send`: the shell command.
+pub struct SendMessage;
 
-inventory::submit! {
-    Command {
-        name: "send",
-        aliases: &["msg"],
-        usage: USAGE,
-        summary: "Send a message directly to a signed-in user.",
-        examples: &["send carole Hello this is Alice.", "msg bob see you at 5"],
-        args: &[ArgKind::User, ArgKind::Text],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: None,
-        on_push: None,
-    }
+register! {
+    Command::new("send", "Send a message directly to a signed-in user.")
+        .aliases(&["msg"])
+        .args(&[Arg::one("user", ArgKind::User), Arg::text("message")])
+        .examples(&["send carole Hello this is Alice.", "msg bob see you at 5"])
+        .shell::<SendMessage>()
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let to = args.required(0, USAGE)?.to_string();
+register! {
+    Event::new("delivered").on_its_own().look(look).names(met_recipient)
+}
+
+impl Shell for SendMessage {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
+        let to = args.word(0).to_string();
         check_user_name(&to)?;
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
-        let meet = client.needs_meeting(&to);
+        let meet = client.peers().needs_meeting(&to);
         let whereabouts = match crate::lookup::lookup(&client, &to, meet).await {
             Ok(found) => found,
             // Not signed in: seal it and leave it on the server (an unknown
             // user gets the error from there).
-            Err(e) if e.code == code::NO_SUCH_USER => {
+            Err(e) if e.code == Code::NoSuchUser => {
                 return crate::deposit::queue(&client, &from, &to, &text).await;
             }
             Err(e) => return Err(e),
         };
-        let body = cbor::encode(&Message {
+        let body = MessageBody {
             from: from.clone(),
             text: text.clone(),
-        });
-        let delivery = client.push_to(whereabouts, "message", body).await;
+        };
+        let delivery = client.peers().push::<Message>(whereabouts, &body).await;
         let reporter = client.clone();
-        client.spawn(Box::pin(async move {
+        client.tasks().spawn(Box::pin(async move {
             let fate = match delivery {
                 Ok(delivery) => delivery.await,
                 Err(e) => Err(e),
@@ -75,7 +74,7 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
             if let Err(e) = outcome {
                 reporter.emit(
                     Output::error(&CommandError::new(
-                        code::DELIVERY_FAILED,
+                        Code::DeliveryFailed,
                         format!("message to {to} was not delivered: {}", e.message),
                     ))
                     .with("to", to),
@@ -83,7 +82,7 @@ fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandErr
             }
         }));
         Ok(())
-    })
+    }
 }
 
 /// `delivered to bob`, saying how when it was not straight to their client.
@@ -96,4 +95,21 @@ pub fn delivered(to: &str, path: Path) -> Output {
     Output::new("delivered", format!("delivered to {to}{how}"))
         .with("to", to.to_string())
         .with("path", path.word())
+}
+
+/// Quiet; and nothing at all for a delivery to the conversation's partner
+/// (a conversation would be every other line otherwise; a failed one is
+/// still shown, as an error).
+fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
+    if pen.is_partner(output, "to") {
+        return None;
+    }
+    Some(pen.ink(Ink::Quiet, &output.text))
+}
+
+/// Whoever a message reached is someone one talks to.
+fn met_recipient(output: &Output, names: &mut dyn Names) {
+    if let Some(to) = output.field("to") {
+        names.met(to);
+    }
 }

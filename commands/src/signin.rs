@@ -4,17 +4,31 @@
 //! longer answers is taken over.
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server, Zeroizing};
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::{Client, Origin, Server, Zeroizing};
 use udpchat_core::crypto::keys::PublicKey;
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::event::{Event, Names};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
+use udpchat_core::packet::{Packet, Request};
 use udpchat_core::presence::Claim;
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve, Shell};
 
-const USAGE: &str = "signin <user> [password]";
+use crate::signup::SignUp;
+
+/// `signin`: the request, its shell command and its handler.
+pub struct SignIn;
+
+impl Packet for SignIn {
+    const TAG: &'static str = "signin";
+}
+
+impl Request for SignIn {
+    type Body = Credentials;
+    type Reply = SignedIn;
+}
 
 /// The request body of `signin` and `signup`: the password travels only
 /// inside the encrypted session; the identity key is the public half of
@@ -36,81 +50,77 @@ pub struct SignedIn {
     pub user: String,
 }
 
-inventory::submit! {
-    Command {
-        name: "signin",
-        aliases: &["login", "reg"],
-        usage: USAGE,
-        summary: "Sign in to your account (the password is asked for if left off).",
-        examples: &["signin alice", "login bob"],
-        args: &[ArgKind::User, ArgKind::Password],
-        module: module_path!(),
-        shell: Some(shell),
-        serve: Some(serve),
-        on_push: None,
+register! {
+    Command::new(SignIn::TAG, "Sign in to your account (the password is asked for if left off).")
+        .aliases(&["login", "reg"])
+        .args(&[Arg::one("user", ArgKind::User), Arg::password()])
+        .examples(&["signin alice", "login bob"])
+        .shell::<SignIn>()
+        .serve::<SignIn>()
+}
+
+register! {
+    Event::new("signed-in").names(me)
+}
+
+impl Shell for SignIn {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
+        sign_in(&client, How::SignIn, args.word(0), typed_password(&args)).await
     }
 }
 
-fn shell(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let credentials = credentials(&client, &args, USAGE).await?;
-        sign_in(&client, "signin", credentials).await
-    })
+/// Signing in to an account, or making one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    SignIn,
+    SignUp,
 }
 
-/// The user and password of a `signin`/`signup` line, asking for the
-/// password when the line has none.
-pub async fn credentials(
+/// The password typed after the user name (the rest of the line, spaces
+/// and all), if any.
+pub fn typed_password(args: &Args) -> Option<Zeroizing<String>> {
+    Some(args.rest(1))
+        .filter(|p| !p.is_empty())
+        .map(|p| Zeroizing::new(p.to_string()))
+}
+
+/// Signs `user` in (or up), asking for the password when none is given;
+/// records the session and publishes prekeys. The typed commands, the
+/// sign-in at start and the one after the server came back all come here.
+pub async fn sign_in(
     client: &Client,
-    args: &Args,
-    usage: &str,
-) -> Result<Credentials, CommandError> {
-    let user = args.required(0, usage)?.to_string();
-    check_user_name(&user)?;
-    // The rest of the line, spaces and all, is the password.
-    let password = match args.rest(1) {
-        "" => {
+    how: How,
+    user: &str,
+    password: Option<Zeroizing<String>>,
+) -> Result<(), CommandError> {
+    check_user_name(user)?;
+    let password = match password {
+        Some(password) => password,
+        None => {
             client
                 .read_password(format!("password for {user}: "))
                 .await?
         }
-        password => Zeroizing::new(password.to_string()),
     };
     // A new account makes its identity key; signing in elsewhere makes one
     // for this device too (the others are warned that it changed).
-    let identity = client.identity(&user, true)?;
-    Ok(Credentials {
-        user,
-        password,
+    let identity = client.keys().identity(user, true)?;
+    let credentials = Credentials {
+        user: user.to_string(),
+        password: password.clone(),
         identity,
         local: own_addresses(client),
-    })
-}
-
-/// The client's own addresses, as `signin` and `signup` carry them.
-pub fn own_addresses(client: &Client) -> Vec<String> {
-    client
-        .local_addresses()
-        .iter()
-        .map(ToString::to_string)
-        .collect()
-}
-
-/// Sends `cmd` (`signin` or `signup`) and records the session.
-pub async fn sign_in(
-    client: &Client,
-    cmd: &'static str,
-    credentials: Credentials,
-) -> Result<(), CommandError> {
-    let password = credentials.password.clone();
-    // The server sends kept messages and groups right after its reply:
-    // they wait until "Signed in" is shown (or the sign-in failed).
-    let hold = HoldServerPushes::new(client);
-    let reply = client.request(cmd, cbor::encode(&credentials)).await?;
-    let SignedIn { user } = crate::decode(&reply)?;
-    client.session().lock().expect("session lock").user = Some(user.clone());
-    client.remember_password(&user, password);
-    if cmd == "signup" {
+    };
+    // The server sends kept messages and groups with its reply: they wait
+    // until "Signed in" is shown (or the sign-in failed).
+    let hold = client.server().hold_pushes();
+    let SignedIn { user } = match how {
+        How::SignIn => client.server().request::<SignIn>(&credentials).await?,
+        How::SignUp => client.server().request::<SignUp>(&credentials).await?,
+    };
+    client.session().lock().user = Some(user.clone());
+    client.server().remember_password(&user, password);
+    if how == How::SignUp {
         client.emit(
             Output::new("signed-up", format!("Account {user} created")).with("user", user.clone()),
         );
@@ -121,7 +131,7 @@ pub async fn sign_in(
     // Without published prekeys nobody can leave this user a message.
     if let Err(e) = crate::prekeys::publish(client, &user).await {
         client.emit(Output::error(&CommandError::new(
-            &e.code,
+            e.code,
             format!(
                 "signed in, but messages cannot be kept for you while away: {}",
                 e.message
@@ -131,37 +141,42 @@ pub async fn sign_in(
     Ok(())
 }
 
-/// Holds the server's pushes until dropped.
-struct HoldServerPushes<'a>(&'a Client);
+/// The client's own addresses, as `signin` and `signup` carry them.
+fn own_addresses(client: &Client) -> Vec<String> {
+    client
+        .peers()
+        .local_addresses()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
 
-impl HoldServerPushes<'_> {
-    fn new(client: &Client) -> HoldServerPushes<'_> {
-        client.hold_server_pushes(true);
-        HoldServerPushes(client)
+/// Who this client is now.
+fn me(output: &Output, names: &mut dyn Names) {
+    if let Some(user) = output.field("user") {
+        names.signed_in_as(user);
     }
 }
 
-impl Drop for HoldServerPushes<'_> {
-    fn drop(&mut self) {
-        self.0.hold_server_pushes(false);
-    }
-}
-
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for SignIn {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: Credentials,
+    ) -> Result<SignedIn, CommandError> {
         let Credentials {
             user,
             password,
             identity,
             local,
-        } = crate::decode(&body)?;
+        } = body;
         check_user_name(&user)?;
         server
             .accounts()
             .check_password(&user, password, origin.source())
             .await?;
         admit(&server, origin, user, Some(identity), &local).await
-    })
+    }
 }
 
 /// Puts an authenticated `user` online at `origin`, unless another live
@@ -176,20 +191,16 @@ pub async fn admit(
     user: String,
     identity: Option<PublicKey>,
     local: &[String],
-) -> Reply {
+) -> Result<SignedIn, CommandError> {
     let local = crate::lookup::addresses(local);
-    let claim = server
-        .presence()
-        .lock()
-        .expect("presence lock")
-        .claim(&user, origin.peer);
+    let claim = server.presence().lock().claim(&user, origin.peer);
     match claim {
-        Claim::Already => return Ok(cbor::encode(&SignedIn { user })),
+        Claim::Already => return Ok(SignedIn { user }),
         // Only a client that still answers keeps its name: one that
         // vanished without signing out must not lock its user out.
         Claim::HeldBy(holder) if server.probe(holder).await => {
             return Err(CommandError::new(
-                code::NAME_TAKEN,
+                Code::NameTaken,
                 format!("{user} is already signed in from another client"),
             ));
         }
@@ -201,8 +212,8 @@ pub async fn admit(
         }
     }
     let (displaced, taken_from) = {
-        let mut presence = server.presence().lock().expect("presence lock");
-        let taken_from = presence.addr_of(&user);
+        let mut presence = server.presence().lock();
+        let taken_from = presence.session_of(&user);
         let displaced = presence.sign_in(&user, origin.peer);
         presence.set_local(origin.peer, &local);
         (displaced, taken_from)
@@ -215,13 +226,9 @@ pub async fn admit(
         crate::presence::announce(server, &old, false);
     }
     crate::presence::announce(server, &user, true);
+    // What was kept for the user, their groups, then what was said in
+    // them meanwhile (the client shows it all after "Signed in").
     crate::stored::deliver_pending(server, &user, origin.peer).await;
-    // The user's groups, then what was said in them meanwhile: after the
-    // reply, so that "signed in" shows first.
-    let (later, name, peer) = (server.clone(), user.clone(), origin.peer);
-    server.after_reply(
-        peer,
-        Box::new(move || later.groups().signed_in(&name, peer)),
-    );
-    Ok(cbor::encode(&SignedIn { user }))
+    server.groups().signed_in(&user, origin.peer);
+    Ok(SignedIn { user })
 }

@@ -4,17 +4,32 @@
 //! server lists for the sender's name, shows it, and only then sends a
 //! `receipt`, after which the server deletes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, PeerId, Sender, Server};
+use udpchat_core::context::{Client, PeerId, Sender, Server};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::crypto::sealed::SealedMessage;
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::mailbox::{associated, Stored};
 use udpchat_core::output::{continued, Output};
-use udpchat_core::registry::Command;
+use udpchat_core::packet::{decode_body, Packet, Push};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, OnPush};
+
+/// `stored`: the push and its handler.
+pub struct StoredMail;
+
+impl Packet for StoredMail {
+    const TAG: &'static str = "stored";
+}
+
+impl Push for StoredMail {
+    const SERVER_ONLY: bool = true;
+    type Body = Handover;
+}
 
 /// The push body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,19 +39,9 @@ pub struct Handover {
     pub from_identity: Option<PublicKey>,
 }
 
-inventory::submit! {
-    Command {
-        name: "stored",
-        aliases: &[],
-        usage: "stored",
-        summary: "A message kept for you while you were offline.",
-        examples: &[],
-        args: &[],
-        module: module_path!(),
-        shell: None,
-        serve: None,
-        on_push: Some(on_push),
-    }
+register! {
+    Command::new(StoredMail::TAG, "A message kept for you while you were offline.")
+        .on_push::<StoredMail>()
 }
 
 /// Pushes `messages` to the client on `peer`, in order.
@@ -57,13 +62,12 @@ pub async fn hand_over(server: &Server, peer: PeerId, messages: Vec<Stored>) {
                 found
             }
         };
-        server.push(
+        server.push::<StoredMail>(
             peer,
-            "stored",
-            cbor::encode(&Handover {
+            &Handover {
                 message,
                 from_identity,
-            }),
+            },
         );
     }
 }
@@ -76,50 +80,87 @@ pub async fn deliver_pending(server: &Server, user: &str, peer: PeerId) {
     }
 }
 
-fn on_push(
-    client: Client,
-    sender: Sender,
-    body: Vec<u8>,
-) -> BoxFuture<'static, Result<(), CommandError>> {
-    Box::pin(async move {
-        let Some(Handover {
+impl OnPush for StoredMail {
+    async fn on_push(client: Client, _: Sender, body: Handover) -> Result<(), CommandError> {
+        let Handover {
             message,
             from_identity,
-        }) = crate::from_server(&sender, &body)?
-        else {
-            return Ok(());
-        };
-        // Addressed by the server; the signin reply may not be in yet.
+        } = body;
+        // Addressed by the server, whatever this client thinks it is.
         let me = message.to.clone();
         // Another copy of one already shown (and opened: its one-time
         // prekey is gone): acknowledged again, not shown again.
-        if !client.first_handover(&me, message.id) {
+        let server = client.session().lock().server;
+        if !first_handover(server, &me, message.id) {
             return crate::receipt::acknowledge(&client, message.id).await;
         }
         // Whatever the sender deposited, this message is reported once
         // and acknowledged: one that cannot be opened must not stay in
         // the mailbox, taking room and coming back at every sign-in.
-        let opened = crate::decode::<SealedMessage>(&message.sealed)
-            .and_then(|sealed| client.open(&sealed, &associated(&message.from, &me)));
+        let opened = decode_body::<SealedMessage>(&message.sealed)
+            .and_then(|sealed| client.keys().open(&sealed, &associated(&message.from, &me)));
         let shown = match opened {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
-                client.check_identity(&message.from, &proven);
+                client.keys().check(&message.from, &proven);
                 let text = String::from_utf8_lossy(&plaintext).into_owned();
                 client.emit(render(&message, &text));
                 Ok(())
             }
             Ok(_) => Err(CommandError::new(
-                code::UNVERIFIED,
+                Code::Unverified,
                 format!("dropped a stored message claiming to be from {}: it was sealed with another key", message.from),
             )),
             Err(e) => Err(CommandError::new(
-                code::SEALED,
+                Code::Sealed,
                 format!("a stored message from {} could not be opened: {}", message.from, e.message),
             )),
         };
         crate::receipt::acknowledge(&client, message.id).await?;
         shown
-    })
+    }
+}
+
+/// Stored messages remembered as taken in, at most (oldest forgotten
+/// first): far more than a second copy can lag behind the first.
+const HANDED_OVER: usize = 4_096;
+
+/// Stored messages taken in lately, by server, user and id.
+#[derive(Default)]
+struct HandedOver {
+    seen: HashSet<(SocketAddr, String, u64)>,
+    order: VecDeque<(SocketAddr, String, u64)>,
+}
+
+impl HandedOver {
+    /// `true` if `key` is new (and now remembered).
+    fn first(&mut self, key: (SocketAddr, String, u64)) -> bool {
+        if self.seen.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= HANDED_OVER {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+}
+
+/// `true` the first time this client is handed the stored message `id`
+/// for `user` by `server`; `false` for another copy of one it took in
+/// lately. The server may hand a message over twice (one deposited while
+/// its recipient signs in comes with the sign-in's mailbox and from the
+/// deposit) and keeps it until its receipt, so a copy must be
+/// acknowledged, not shown again. Like `group-message`'s last shown
+/// number, this is state of the client process, which is one client.
+fn first_handover(server: SocketAddr, user: &str, id: u64) -> bool {
+    static HANDED: Mutex<Option<HandedOver>> = Mutex::new(None);
+    HANDED
+        .lock()
+        .get_or_insert_with(HandedOver::default)
+        .first((server, user.to_string(), id))
 }
 
 fn render(message: &Stored, text: &str) -> Output {
@@ -163,6 +204,24 @@ fn clock(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_of_a_stored_message_is_known_and_the_oldest_are_forgotten() {
+        let server: SocketAddr = "127.0.0.1:4590".parse().unwrap();
+        let other: SocketAddr = "127.0.0.2:4590".parse().unwrap();
+        let key = |addr, user: &str, id| (addr, user.to_string(), id);
+        let mut handed = HandedOver::default();
+        assert!(handed.first(key(server, "bob", 7)));
+        assert!(!handed.first(key(server, "bob", 7)));
+        // Another user, another server: another message.
+        assert!(handed.first(key(server, "carole", 7)));
+        assert!(handed.first(key(other, "bob", 7)));
+        for id in 100..100 + HANDED_OVER as u64 {
+            handed.first(key(server, "bob", id));
+        }
+        assert_eq!(handed.seen.len(), HANDED_OVER);
+        assert!(handed.first(key(server, "bob", 7)), "forgotten by now");
+    }
 
     #[test]
     fn times_read_as_dates() {

@@ -3,15 +3,28 @@
 //! the named user's key (the sender may have signed out since sending).
 
 use serde::{Deserialize, Serialize};
-use udpchat_core::cbor;
-use udpchat_core::context::{BoxFuture, Client, Origin, Reply, Server};
+use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::crypto::keys::PublicKey;
-use udpchat_core::error::{code, CommandError};
-use udpchat_core::registry::{ArgKind, Command};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve};
+
+/// `whois`: the request and its handler.
+pub struct Whois;
+
+impl Packet for Whois {
+    const TAG: &'static str = "whois";
+}
+
+impl Request for Whois {
+    type Body = WhoisRequest;
+    type Reply = Identity;
+}
 
 /// The request body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Whois {
+pub struct WhoisRequest {
     pub user: String,
 }
 
@@ -22,45 +35,35 @@ pub struct Identity {
     pub identity: PublicKey,
 }
 
-inventory::submit! {
-    Command {
-        name: "whois",
-        aliases: &[],
-        usage: "whois <user>",
-        summary: "The identity key the server lists for a user.",
-        examples: &[],
-        args: &[ArgKind::User],
-        module: module_path!(),
-        shell: None,
-        serve: Some(serve),
-        on_push: None,
-    }
+register! {
+    Command::new(Whois::TAG, "The identity key the server lists for a user.")
+        .serve::<Whois>()
 }
 
 /// `user`'s identity key, as the server lists it; warns if it is not the
 /// one seen before.
 pub async fn identity(client: &Client, user: &str) -> Result<PublicKey, CommandError> {
-    let reply = client
-        .request(
-            "whois",
-            cbor::encode(&Whois {
-                user: user.to_string(),
-            }),
-        )
-        .await?;
-    let Identity { identity, .. } = crate::decode(&reply)?;
-    client.check_identity(user, &identity);
+    let request = WhoisRequest {
+        user: user.to_string(),
+    };
+    let Identity { identity, .. } = client.server().request::<Whois>(&request).await?;
+    client.keys().check(user, &identity);
     Ok(identity)
 }
 
-fn serve(server: Server, origin: Origin, body: Vec<u8>) -> BoxFuture<'static, Reply> {
-    Box::pin(async move {
+impl Serve for Whois {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: WhoisRequest,
+    ) -> Result<Identity, CommandError> {
         crate::signed_in_user(&server, origin)?;
-        let Whois { user } = crate::decode(&body)?;
+        let WhoisRequest { user } = body;
         crate::watch(&server, origin, &user);
-        let identity = server.accounts().identity(&user).await?.ok_or_else(|| {
-            CommandError::new(code::NO_SUCH_USER, format!("No such user: {user}"))
-        })?;
-        Ok(cbor::encode(&Identity { user, identity }))
-    })
+        let identity =
+            server.accounts().identity(&user).await?.ok_or_else(|| {
+                CommandError::new(Code::NoSuchUser, format!("No such user: {user}"))
+            })?;
+        Ok(Identity { user, identity })
+    }
 }

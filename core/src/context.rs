@@ -8,7 +8,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+pub use parking_lot::Mutex;
 
 use crate::crypto::keys::PublicKey;
 use crate::crypto::sealed::SealedMessage;
@@ -17,6 +19,7 @@ use crate::group::{GroupInfo, GroupMessage};
 pub use crate::limits::Source;
 use crate::mailbox::{Bundle, PrekeyUpload, Stored};
 use crate::output::Output;
+use crate::packet::{Encoded, Push, Request};
 use crate::presence::{Presence, PresenceChange};
 pub use crate::secure::PeerId;
 pub use zeroize::Zeroizing;
@@ -250,13 +253,9 @@ pub trait ServerContext: Send + Sync {
     /// server gathers changes for a moment and sends them together, so a
     /// burst of sign-ins costs each client one packet, not one per sign-in.
     fn announce(&self, change: PresenceChange);
-    /// Sends a one-way packet to a client, reliably, without waiting (after
-    /// the reply, if a request from that client is being answered).
-    fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>);
-    /// Runs `then` once the reply to the request being answered for `peer`
-    /// has gone (at once if none is): whatever it sends comes after that
-    /// reply.
-    fn after_reply(&self, peer: PeerId, then: Box<dyn FnOnce() + Send>);
+    /// Sends a one-way packet to a client, reliably, without waiting
+    /// (typed: `push::<…>` on `dyn ServerContext`).
+    fn send_push(&self, peer: PeerId, push: Encoded);
     /// The user on `peer` signed in (`true`): keep the session while it
     /// lives; or signed out (`false`): let it close a while after, unless
     /// someone signs in on it again.
@@ -274,6 +273,23 @@ pub trait ServerContext: Send + Sync {
     ) -> Option<crate::secure::meeting::Ticket>;
 }
 
+impl dyn ServerContext + '_ {
+    /// Pushes `body` to the client on `peer` as a `P`.
+    pub fn push<P: Push>(&self, peer: PeerId, body: &P::Body) {
+        self.send_push(peer, Encoded::push::<P>(body));
+    }
+
+    /// The name signed in on `peer`, if any.
+    pub fn user_at(&self, peer: PeerId) -> Option<String> {
+        self.presence().lock().user_at(peer).map(str::to_string)
+    }
+
+    /// The session `user` is signed in on, if any.
+    pub fn session_of(&self, user: &str) -> Option<PeerId> {
+        self.presence().lock().session_of(user)
+    }
+}
+
 /// A shared handle on the server.
 pub type Server = Arc<dyn ServerContext>;
 
@@ -289,23 +305,115 @@ pub struct Session {
     pub conversation: Option<String>,
 }
 
-/// The client, as its command handlers see it.
+/// The client, as its command handlers see it: its session, and one narrow
+/// handle per concern.
 pub trait ClientContext: Send + Sync {
-    /// The client's session state.
+    /// Who is signed in where, and the conversation under way.
     fn session(&self) -> &Mutex<Session>;
-    /// Sends a request to the server and waits for its reply.
-    fn request(&self, cmd: &'static str, body: Vec<u8>) -> BoxFuture<'static, Reply>;
-    /// Sends a one-way packet to another client, over an end-to-end
-    /// session with the holder of `to.identity`: the one open, or a new one
-    /// on the path its meeting finds (direct, or the server's relay).
-    /// Resolves once the packet is queued (in order with earlier ones),
-    /// giving the delivery: a future that resolves when the peer
+    /// The session with the server.
+    fn server(&self) -> &dyn ServerLink;
+    /// End-to-end sessions with other clients.
+    fn peers(&self) -> &dyn PeerLinks;
+    /// This user's keys, and the keys seen for others.
+    fn keys(&self) -> &dyn Keyring;
+    /// Deliveries running in the background.
+    fn tasks(&self) -> &dyn Tasks;
+    /// Shows the user something.
+    fn emit(&self, output: Output);
+    /// Asks the user for a password without echoing it (interactive), or
+    /// reads it from the next input line (scripted).
+    fn read_password(
+        &self,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
+    /// Asks the client to leave once the current command is done.
+    fn quit(&self);
+}
+
+/// A shared handle on the client.
+pub type Client = Arc<dyn ClientContext>;
+
+impl dyn ClientContext {
+    /// The signed-in name, or the `not-signed-in` error.
+    pub fn user(&self) -> Result<String, CommandError> {
+        self.session()
+            .lock()
+            .user
+            .clone()
+            .ok_or_else(CommandError::not_signed_in)
+    }
+
+    /// Whom a conversation (`chat bob`) is with, if one is on.
+    pub fn conversation(&self) -> Option<String> {
+        self.session().lock().conversation.clone()
+    }
+}
+
+/// The client's session with its server.
+pub trait ServerLink: Send + Sync {
+    /// Sends a request to the server and waits for its reply (typed:
+    /// `request::<…>` on `dyn ServerLink`).
+    fn send_request(&self, request: Encoded) -> BoxFuture<'static, Reply>;
+    /// Holds the server's pushes until the hold is dropped: a sign-in
+    /// takes one, so that "Signed in" shows before what the server sends
+    /// with it (messages kept, groups), whatever order the packets came in.
+    /// This is the one place that order is kept. Holds nest.
+    fn hold_pushes(&self) -> PushHold;
+    /// Keeps the password of a successful sign-in in memory, so the client
+    /// can sign in again by itself after the server comes back.
+    fn remember_password(&self, user: &str, password: Zeroizing<String>);
+    /// Forgets it (an explicit logout).
+    fn forget_password(&self);
+}
+
+impl dyn ServerLink + '_ {
+    /// Sends `body` as an `R` and waits for its reply.
+    pub fn request<R: Request>(
+        &self,
+        body: &R::Body,
+    ) -> impl Future<Output = Result<R::Reply, CommandError>> + Send + 'static {
+        let sent = self.send_request(Encoded::request::<R>(body));
+        async move { crate::packet::decode_reply(&sent.await?) }
+    }
+}
+
+/// The server's pushes wait while this lives (see [`ServerLink::hold_pushes`]).
+pub struct PushHold(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl PushHold {
+    /// A hold that `release` ends.
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> PushHold {
+        PushHold(Some(Box::new(release)))
+    }
+}
+
+impl Drop for PushHold {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for PushHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushHold")
+    }
+}
+
+/// The client's end-to-end sessions with other clients.
+pub trait PeerLinks: Send + Sync {
+    /// Sends a one-way packet to another client (typed:
+    /// `push::<…>` on `dyn PeerLinks`), over an
+    /// end-to-end session with the holder of `to.identity`: the one open,
+    /// or a new one on the path its meeting finds (direct, or the server's
+    /// relay). Resolves once the packet is queued (in order with earlier
+    /// ones), giving the delivery: a future that resolves when the peer
     /// acknowledged it, or with an error when it could not be delivered.
-    fn push_to(
+    fn send_push(
         &self,
         to: Whereabouts,
-        cmd: &'static str,
-        body: Vec<u8>,
+        push: Encoded,
     ) -> BoxFuture<'static, Result<Delivery, CommandError>>;
     /// Whether a message to `user` needs a new session, and so a meeting.
     fn needs_meeting(&self, user: &str) -> bool;
@@ -314,24 +422,39 @@ pub trait ClientContext: Send + Sync {
     fn meet(&self, ticket: crate::secure::meeting::Ticket, candidates: Vec<SocketAddr>);
     /// The sessions open with other clients: whose, where and by which
     /// path, sorted by user.
-    fn peers(&self) -> Vec<PeerPath>;
+    fn list(&self) -> Vec<PeerPath>;
     /// This client's own addresses, for peers on the same network.
     fn local_addresses(&self) -> Vec<SocketAddr>;
+    /// `user` went offline: sessions to their client are closed, so what is
+    /// still on its way to them fails now and is kept for them on the
+    /// server instead of waiting for their client to time out.
+    fn gone(&self, user: &str);
+}
+
+impl dyn PeerLinks + '_ {
+    /// Pushes `body` as a `P` to the client `to` (see [`PeerLinks::send_push`]).
+    pub fn push<P: Push>(
+        &self,
+        to: Whereabouts,
+        body: &P::Body,
+    ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
+        self.send_push(to, Encoded::push::<P>(body))
+    }
+}
+
+/// This user's keys (identity, prekeys) and the identity keys seen for
+/// others.
+pub trait Keyring: Send + Sync {
     /// This user's identity key (public half), loaded from the data dir or,
     /// with `create`, made there if missing; also put to use for sessions
     /// from other clients.
     fn identity(&self, user: &str, create: bool) -> Result<PublicKey, CommandError>;
     /// Whether `identity` is the key recorded for `user` when the server
     /// vouched for it (saves a lookup per message from a known sender).
-    fn is_known_identity(&self, user: &str, identity: &PublicKey) -> bool;
+    fn is_known(&self, user: &str, identity: &PublicKey) -> bool;
     /// Compares a user's identity key with the one seen before, warning
     /// the user loudly when it changed; remembers it.
-    fn check_identity(&self, user: &str, identity: &PublicKey);
-    /// Keeps the password of a successful sign-in in memory, so the client
-    /// can sign in again by itself after the server comes back.
-    fn remember_password(&self, user: &str, password: Zeroizing<String>);
-    /// Forgets it (an explicit logout).
-    fn forget_password(&self);
+    fn check(&self, user: &str, identity: &PublicKey);
     /// This user's prekeys to publish: the signed prekey and `new` fresh
     /// one-time prekeys (made and kept in the data dir).
     fn prekeys_to_publish(&self, user: &str, new: usize) -> Result<PrekeyUpload, CommandError>;
@@ -350,62 +473,16 @@ pub trait ClientContext: Send + Sync {
         sealed: &SealedMessage,
         associated: &[u8],
     ) -> Result<(PublicKey, Vec<u8>), CommandError>;
-    /// Asks the user for a password without echoing it (interactive), or
-    /// reads it from the next input line (scripted).
-    fn read_password(
-        &self,
-        prompt: String,
-    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
-    /// Runs a task in the background; the client waits for such tasks
-    /// (bounded) before it signs out or exits.
-    fn spawn(&self, task: BoxFuture<'static, ()>);
-    /// Background tasks (deliveries) still running.
-    fn unfinished(&self) -> usize;
-    /// Waits, at most `patience`, for background tasks (deliveries); an
-    /// error if some are still running then.
-    fn settle(&self, patience: std::time::Duration)
-        -> BoxFuture<'static, Result<(), CommandError>>;
-    /// `true` the first time this client is handed the stored message `id`
-    /// for `user` by its current server; `false` for another copy of one
-    /// it took in lately. The server may hand a message over twice (one
-    /// deposited while its recipient signs in comes with the sign-in's
-    /// mailbox and from the deposit) and keeps it until its receipt, so a
-    /// copy must be acknowledged, not shown again.
-    fn first_handover(&self, user: &str, id: u64) -> bool;
-    /// `user` went offline: sessions to their client are closed, so what is
-    /// still on its way to them fails now and is kept for them on the
-    /// server instead of waiting for their client to time out.
-    fn peer_gone(&self, user: &str);
-    /// Shows the user something.
-    fn emit(&self, output: Output);
-    /// Asks the client to leave once the current command is done.
-    fn quit(&self);
-    /// `true`: the server's pushes wait (a sign-in is under way, and what
-    /// the server sends after its reply should show after "Signed in");
-    /// `false`: that sign-in is over. Holds nest.
-    fn hold_server_pushes(&self, hold: bool);
 }
 
-/// A shared handle on the client.
-pub type Client = Arc<dyn ClientContext>;
-
-impl dyn ClientContext {
-    /// The signed-in name, or the `not-signed-in` error.
-    pub fn user(&self) -> Result<String, CommandError> {
-        self.session()
-            .lock()
-            .expect("session lock")
-            .user
-            .clone()
-            .ok_or_else(CommandError::not_signed_in)
-    }
-
-    /// Whom a conversation (`chat bob`) is with, if one is on.
-    pub fn conversation(&self) -> Option<String> {
-        self.session()
-            .lock()
-            .expect("session lock")
-            .conversation
-            .clone()
-    }
+/// Work the client finishes before it signs out or exits.
+pub trait Tasks: Send + Sync {
+    /// Runs a task (a delivery) in the background.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// Background tasks still running.
+    fn unfinished(&self) -> usize;
+    /// Waits, at most `patience`, for background tasks; an error if some
+    /// are still running then.
+    fn settle(&self, patience: std::time::Duration)
+        -> BoxFuture<'static, Result<(), CommandError>>;
 }

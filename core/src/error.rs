@@ -1,45 +1,138 @@
 //! The error a command reports: a stable machine code and one sentence for
 //! people. It is also the body of an error envelope on the wire.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 /// A command's failure, as a user sees it and as it travels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct CommandError {
-    /// Stable, kebab-case: `no-such-user`, `name-taken`, `unknown-command`...
-    pub code: String,
+    /// Stable, kebab-case on the wire and in `--json`: `no-such-user`,
+    /// `name-taken`, `unknown-command`...
+    pub code: Code,
     /// One sentence for people.
     pub message: String,
 }
 
+/// What went wrong, for programs: each travels as its kebab-case name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Code {
+    /// The command line did not fit the command's usage.
+    Usage,
+    /// A request or push body that did not decode.
+    BadRequest,
+    /// A reply that did not decode.
+    BadReply,
+    UnknownCommand,
+    NotSignedIn,
+    NoSuchUser,
+    NameTaken,
+    InvalidName,
+    EmptyMessage,
+    TooLarge,
+    Unreachable,
+    Timeout,
+    DeliveryFailed,
+    BadPassword,
+    BadCredentials,
+    Throttled,
+    Internal,
+    /// Someone claimed to be who they could not prove to be.
+    Unverified,
+    MailboxFull,
+    NoPrekeys,
+    /// A sealed message that could not be sealed or opened.
+    Sealed,
+    ServerKeyChanged,
+    NoSuchGroup,
+    NotAMember,
+    NotAllowed,
+    Busy,
+    /// A code this build does not know (from a newer peer), kept as sent.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Code {
+    /// The kebab-case name, as it travels and as `--json` shows it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Code::Usage => "usage",
+            Code::BadRequest => "bad-request",
+            Code::BadReply => "bad-reply",
+            Code::UnknownCommand => "unknown-command",
+            Code::NotSignedIn => "not-signed-in",
+            Code::NoSuchUser => "no-such-user",
+            Code::NameTaken => "name-taken",
+            Code::InvalidName => "invalid-name",
+            Code::EmptyMessage => "empty-message",
+            Code::TooLarge => "too-large",
+            Code::Unreachable => "unreachable",
+            Code::Timeout => "timeout",
+            Code::DeliveryFailed => "delivery-failed",
+            Code::BadPassword => "bad-password",
+            Code::BadCredentials => "bad-credentials",
+            Code::Throttled => "throttled",
+            Code::Internal => "internal",
+            Code::Unverified => "unverified",
+            Code::MailboxFull => "mailbox-full",
+            Code::NoPrekeys => "no-prekeys",
+            Code::Sealed => "sealed",
+            Code::ServerKeyChanged => "server-key-changed",
+            Code::NoSuchGroup => "no-such-group",
+            Code::NotAMember => "not-a-member",
+            Code::NotAllowed => "not-allowed",
+            Code::Busy => "busy",
+            Code::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl CommandError {
-    pub fn new(code: &str, message: impl Into<String>) -> CommandError {
+    pub fn new(code: Code, message: impl Into<String>) -> CommandError {
         CommandError {
-            code: code.to_string(),
+            code,
             message: message.into(),
         }
     }
 
     /// The command line did not fit the command's usage.
     pub fn usage(usage: &str) -> CommandError {
-        CommandError::new(code::USAGE, format!("usage: {usage}"))
+        CommandError::new(Code::Usage, format!("usage: {usage}"))
     }
 
-    /// A request or reply body that did not decode.
-    pub fn bad_request(what: impl std::fmt::Display) -> CommandError {
-        CommandError::new(code::BAD_REQUEST, format!("malformed request: {what}"))
+    /// A request or push body that did not decode.
+    pub fn bad_request(what: impl fmt::Display) -> CommandError {
+        CommandError::new(Code::BadRequest, format!("malformed request: {what}"))
+    }
+
+    /// A reply that did not decode.
+    pub fn bad_reply(what: impl fmt::Display) -> CommandError {
+        CommandError::new(Code::BadReply, format!("malformed reply: {what}"))
     }
 
     pub fn unknown_command(name: &str) -> CommandError {
-        CommandError::new(code::UNKNOWN_COMMAND, format!("unknown command: {name}"))
+        CommandError::new(Code::UnknownCommand, format!("unknown command: {name}"))
     }
 
     pub fn not_signed_in() -> CommandError {
-        CommandError::new(
-            code::NOT_SIGNED_IN,
-            "not signed in: use `signin NAME` first",
-        )
+        CommandError::new(Code::NotSignedIn, "not signed in: use `signin NAME` first")
     }
 
     /// The body of an error envelope.
@@ -50,37 +143,75 @@ impl CommandError {
     /// Reads an error envelope's body; a garbled one still yields an error.
     pub fn from_body(body: &[u8]) -> CommandError {
         crate::cbor::decode_body(body).unwrap_or_else(|e| {
-            CommandError::new(code::BAD_REPLY, format!("malformed error reply: {e}"))
+            CommandError::new(Code::BadReply, format!("malformed error reply: {e}"))
         })
     }
 }
 
-/// The error codes in use, in one place so clients can match on them.
-pub mod code {
-    pub const USAGE: &str = "usage";
-    pub const BAD_REQUEST: &str = "bad-request";
-    pub const BAD_REPLY: &str = "bad-reply";
-    pub const UNKNOWN_COMMAND: &str = "unknown-command";
-    pub const NOT_SIGNED_IN: &str = "not-signed-in";
-    pub const NO_SUCH_USER: &str = "no-such-user";
-    pub const NAME_TAKEN: &str = "name-taken";
-    pub const INVALID_NAME: &str = "invalid-name";
-    pub const EMPTY_MESSAGE: &str = "empty-message";
-    pub const TOO_LARGE: &str = "too-large";
-    pub const UNREACHABLE: &str = "unreachable";
-    pub const TIMEOUT: &str = "timeout";
-    pub const DELIVERY_FAILED: &str = "delivery-failed";
-    pub const BAD_PASSWORD: &str = "bad-password";
-    pub const BAD_CREDENTIALS: &str = "bad-credentials";
-    pub const THROTTLED: &str = "throttled";
-    pub const INTERNAL: &str = "internal";
-    pub const UNVERIFIED: &str = "unverified";
-    pub const MAILBOX_FULL: &str = "mailbox-full";
-    pub const NO_PREKEYS: &str = "no-prekeys";
-    pub const SEALED: &str = "sealed";
-    pub const SERVER_KEY_CHANGED: &str = "server-key-changed";
-    pub const NO_SUCH_GROUP: &str = "no-such-group";
-    pub const NOT_A_MEMBER: &str = "not-a-member";
-    pub const NOT_ALLOWED: &str = "not-allowed";
-    pub const BUSY: &str = "busy";
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cbor;
+
+    #[test]
+    fn codes_travel_as_their_kebab_case_names_and_unknown_ones_are_kept() {
+        let error = CommandError::new(Code::NoSuchUser, "No such user: dave");
+        #[derive(Serialize)]
+        struct AsText<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let as_text = cbor::encode(&AsText {
+            code: "no-such-user",
+            message: "No such user: dave",
+        });
+        assert_eq!(error.to_body(), as_text);
+        assert_eq!(CommandError::from_body(&as_text), error);
+        let newer = cbor::encode(&AsText {
+            code: "rate-limited-v2",
+            message: "later",
+        });
+        let read = CommandError::from_body(&newer);
+        assert_eq!(read.code, Code::Other("rate-limited-v2".into()));
+        assert_eq!(read.to_body(), newer, "kept as sent");
+        assert_eq!(Code::Busy, "busy");
+        assert_eq!(Code::NotAMember.to_string(), "not-a-member");
+    }
+
+    #[test]
+    fn every_named_code_reads_back_from_its_name() {
+        let all = [
+            Code::Usage,
+            Code::BadRequest,
+            Code::BadReply,
+            Code::UnknownCommand,
+            Code::NotSignedIn,
+            Code::NoSuchUser,
+            Code::NameTaken,
+            Code::InvalidName,
+            Code::EmptyMessage,
+            Code::TooLarge,
+            Code::Unreachable,
+            Code::Timeout,
+            Code::DeliveryFailed,
+            Code::BadPassword,
+            Code::BadCredentials,
+            Code::Throttled,
+            Code::Internal,
+            Code::Unverified,
+            Code::MailboxFull,
+            Code::NoPrekeys,
+            Code::Sealed,
+            Code::ServerKeyChanged,
+            Code::NoSuchGroup,
+            Code::NotAMember,
+            Code::NotAllowed,
+            Code::Busy,
+        ];
+        for code in all {
+            let bytes = cbor::encode(&code);
+            assert_eq!(bytes, cbor::encode(code.as_str()), "{code}");
+            assert_eq!(cbor::decode_body::<Code>(&bytes).unwrap(), code);
+        }
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`cbor`]: the one CBOR codec every body and the envelope go through.
 //! - [`envelope`]: the CBOR envelope tagged by command.
-//! - [`registry`]: the command descriptor and the inventory-built registry.
+//! - [`packet`]: typed packets: each names its wire tag and what it carries.
+//! - [`registry`]: the command and event descriptors and the
+//!   inventory-built registry.
+//! - [`event`]: how events look in the shell and what they change.
 //! - [`context`]: what a command handler may do on the server or the client.
 //! - [`presence`]: who is signed in, and where.
 //! - [`transport`]: the reliable message endpoint over datagrams.
@@ -15,11 +18,13 @@ pub mod context;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
+pub mod event;
 pub mod group;
 pub mod limits;
 pub mod mailbox;
 pub mod names;
 pub mod output;
+pub mod packet;
 pub mod presence;
 pub mod private_files;
 pub mod registry;

@@ -1,7 +1,7 @@
 //! What a user name may be. Checked by the client before sending and by the
 //! server before registering, so both give the same clear error.
 
-use crate::error::{code, CommandError};
+use crate::error::{Code, CommandError};
 
 /// The longest user name.
 pub const MAX_NAME: usize = 32;
@@ -20,7 +20,7 @@ pub fn check_group_name(name: &str) -> Result<(), CommandError> {
 fn check_name(what: &str, name: &str) -> Result<(), CommandError> {
     let invalid = |why: &str| {
         Err(CommandError::new(
-            code::INVALID_NAME,
+            Code::InvalidName,
             format!("invalid {what} name {name:?}: {why}"),
         ))
     };
@@ -53,7 +53,7 @@ mod tests {
         }
         for bad in ["", "-x", "a b", "al:ice", "ünï", &"x".repeat(33)] {
             let err = check_user_name(bad).unwrap_err();
-            assert_eq!(err.code, code::INVALID_NAME, "{bad}");
+            assert_eq!(err.code, Code::InvalidName, "{bad}");
         }
     }
 }

@@ -11,6 +11,28 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::event::{Event, Ink, Pen};
+
+crate::register! {
+    Event::new("error")
+        .on_its_own_when(about_a_message)
+        .look(error_look)
+}
+
+/// An error about a message on its way (it has a `to`) came on its own,
+/// long after the line that sent it.
+fn about_a_message(output: &Output) -> bool {
+    output.field("to").is_some()
+}
+
+/// In red, with `error:` in bold.
+fn error_look(output: &Output, pen: &dyn Pen) -> Option<String> {
+    Some(match output.text.strip_prefix("error:") {
+        Some(rest) => format!("{}{rest}", pen.ink(Ink::ErrorMark, "error:")),
+        None => pen.ink(Ink::Error, &output.text),
+    })
+}
+
 /// One line of output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
@@ -37,10 +59,15 @@ impl Output {
         self
     }
 
+    /// A text field, if the event has one.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.data.get(key).and_then(Value::as_str)
+    }
+
     /// An error event: `{"event":"error","code":..,"message":..}`.
     pub fn error(err: &crate::error::CommandError) -> Output {
         Output::new("error", format!("error: {}", err.message))
-            .with("code", err.code.clone())
+            .with("code", err.code.as_str())
             .with("message", err.message.clone())
     }
 
@@ -223,7 +250,10 @@ mod tests {
 
     #[test]
     fn an_error_with_a_servers_escapes_is_cleaned_and_escaped() {
-        let err = crate::error::CommandError::new("x", format!("No such user {HOSTILE}"));
+        let err = crate::error::CommandError::new(
+            crate::error::Code::Other("x".into()),
+            format!("No such user {HOSTILE}"),
+        );
         let output = Output::error(&err);
         assert!(!output.clone().cleaned().text.contains(unprintable));
         assert!(!output.to_json().contains(unprintable));

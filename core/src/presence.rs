@@ -32,7 +32,7 @@ pub const MAX_WATCHED: usize = 1_000;
 #[derive(Debug)]
 pub struct Presence {
     by_name: BTreeMap<String, PeerId>,
-    by_addr: HashMap<PeerId, String>,
+    by_session: HashMap<PeerId, String>,
     broadcast_limit: usize,
     /// Per watched name: the sessions watching it.
     watchers: HashMap<String, HashSet<PeerId>>,
@@ -80,7 +80,7 @@ impl Presence {
     pub fn with_broadcast_limit(limit: usize) -> Presence {
         Presence {
             by_name: BTreeMap::new(),
-            by_addr: HashMap::new(),
+            by_session: HashMap::new(),
             broadcast_limit: limit,
             watchers: HashMap::new(),
             watching: HashMap::new(),
@@ -91,42 +91,42 @@ impl Presence {
         }
     }
 
-    /// Whether `name` may be signed in from `addr` without displacing anyone.
-    pub fn claim(&self, name: &str, addr: PeerId) -> Claim {
+    /// Whether `name` may be signed in from `peer` without displacing anyone.
+    pub fn claim(&self, name: &str, peer: PeerId) -> Claim {
         match self.by_name.get(name) {
-            Some(&held) if held == addr => Claim::Already,
+            Some(&held) if held == peer => Claim::Already,
             Some(&held) => Claim::HeldBy(held),
             None => Claim::Free,
         }
     }
 
-    /// Signs `name` in at `addr`, displacing whatever held either. Returns
+    /// Signs `name` in at `peer`, displacing whatever held either. Returns
     /// the names that were signed out by it (not `name` itself).
-    pub fn sign_in(&mut self, name: &str, addr: PeerId) -> Vec<String> {
+    pub fn sign_in(&mut self, name: &str, peer: PeerId) -> Vec<String> {
         let mut displaced = Vec::new();
-        if let Some(old_addr) = self.by_name.remove(name) {
-            self.by_addr.remove(&old_addr);
-            self.local.remove(&old_addr);
+        if let Some(old_peer) = self.by_name.remove(name) {
+            self.by_session.remove(&old_peer);
+            self.local.remove(&old_peer);
         }
-        if let Some(old_name) = self.by_addr.remove(&addr) {
+        if let Some(old_name) = self.by_session.remove(&peer) {
             if old_name != name {
                 self.by_name.remove(&old_name);
                 displaced.push(old_name);
             }
         }
-        self.by_name.insert(name.to_string(), addr);
-        self.by_addr.insert(addr, name.to_string());
-        self.since.insert(addr, self.next_stamp);
+        self.by_name.insert(name.to_string(), peer);
+        self.by_session.insert(peer, name.to_string());
+        self.since.insert(peer, self.next_stamp);
         displaced
     }
 
-    /// Signs out whoever is at `addr`; returns the name. What the session
+    /// Signs out whoever is at `peer`; returns the name. What the session
     /// watched is forgotten.
-    pub fn sign_out(&mut self, addr: PeerId) -> Option<String> {
-        self.forget_watches(addr);
-        self.since.remove(&addr);
-        self.local.remove(&addr);
-        let name = self.by_addr.remove(&addr)?;
+    pub fn sign_out(&mut self, peer: PeerId) -> Option<String> {
+        self.forget_watches(peer);
+        self.since.remove(&peer);
+        self.local.remove(&peer);
+        let name = self.by_session.remove(&peer)?;
         self.by_name.remove(&name);
         Some(name)
     }
@@ -187,7 +187,10 @@ impl Presence {
         } else {
             for (stamp, change) in &pending {
                 for peer in self.watchers.get(&change.user).into_iter().flatten() {
-                    if self.by_addr.get(peer).is_some_and(|me| *me != change.user)
+                    if self
+                        .by_session
+                        .get(peer)
+                        .is_some_and(|me| *me != change.user)
                         && hears(peer, *stamp)
                     {
                         heard.entry(*peer).or_default().push(change.clone());
@@ -201,7 +204,7 @@ impl Presence {
     /// Records the own addresses of the client signed in at `peer` (at
     /// most [`MAX_LOCAL_ADDRESSES`]; only usable unicast ones).
     pub fn set_local(&mut self, peer: PeerId, addrs: &[SocketAddr]) {
-        if !self.by_addr.contains_key(&peer) {
+        if !self.by_session.contains_key(&peer) {
             return;
         }
         let usable = addrs
@@ -221,13 +224,13 @@ impl Presence {
         self.local.get(&peer).cloned().unwrap_or_default()
     }
 
-    /// The name signed in at `addr`.
-    pub fn user_at(&self, addr: PeerId) -> Option<&str> {
-        self.by_addr.get(&addr).map(String::as_str)
+    /// The name signed in at `peer`.
+    pub fn user_at(&self, peer: PeerId) -> Option<&str> {
+        self.by_session.get(&peer).map(String::as_str)
     }
 
     /// Where `name` is signed in.
-    pub fn addr_of(&self, name: &str) -> Option<PeerId> {
+    pub fn session_of(&self, name: &str) -> Option<PeerId> {
         self.by_name.get(name).copied()
     }
 
@@ -275,25 +278,25 @@ impl Presence {
 mod tests {
     use super::*;
 
-    fn addr(index: u32) -> PeerId {
+    fn session(index: u32) -> PeerId {
         PeerId(index)
     }
 
     #[test]
     fn one_name_per_address_and_one_address_per_name() {
         let mut p = Presence::new();
-        assert!(p.sign_in("alice", addr(1)).is_empty());
-        assert_eq!(p.claim("alice", addr(2)), Claim::HeldBy(addr(1)));
-        assert_eq!(p.claim("alice", addr(1)), Claim::Already);
-        assert_eq!(p.claim("bob", addr(1)), Claim::Free);
+        assert!(p.sign_in("alice", session(1)).is_empty());
+        assert_eq!(p.claim("alice", session(2)), Claim::HeldBy(session(1)));
+        assert_eq!(p.claim("alice", session(1)), Claim::Already);
+        assert_eq!(p.claim("bob", session(1)), Claim::Free);
         // The same client signing in under another name leaves the old one.
-        assert_eq!(p.sign_in("alicia", addr(1)), vec!["alice".to_string()]);
+        assert_eq!(p.sign_in("alicia", session(1)), vec!["alice".to_string()]);
         assert_eq!(p.users_from("", 10), (vec!["alicia".to_string()], 1));
         // Taking a name over moves it.
-        p.sign_in("alicia", addr(3));
-        assert_eq!(p.addr_of("alicia"), Some(addr(3)));
-        assert_eq!(p.user_at(addr(1)), None);
-        assert_eq!(p.sign_out(addr(3)).as_deref(), Some("alicia"));
+        p.sign_in("alicia", session(3));
+        assert_eq!(p.session_of("alicia"), Some(session(3)));
+        assert_eq!(p.user_at(session(1)), None);
+        assert_eq!(p.sign_out(session(3)).as_deref(), Some("alicia"));
         assert!(p.is_empty());
     }
 
@@ -306,19 +309,19 @@ mod tests {
             "10.0.1.2:0".parse().unwrap(),
             "224.0.0.1:5000".parse().unwrap(),
         ];
-        p.set_local(addr(1), &[lan]);
-        assert!(p.local_of(addr(1)).is_empty(), "not signed in");
-        p.sign_in("alice", addr(1));
+        p.set_local(session(1), &[lan]);
+        assert!(p.local_of(session(1)).is_empty(), "not signed in");
+        p.sign_in("alice", session(1));
         let mut given = unusable.to_vec();
         given.extend(std::iter::repeat_n(lan, 20));
-        p.set_local(addr(1), &given);
-        assert_eq!(p.local_of(addr(1)), vec![lan; MAX_LOCAL_ADDRESSES]);
+        p.set_local(session(1), &given);
+        assert_eq!(p.local_of(session(1)), vec![lan; MAX_LOCAL_ADDRESSES]);
         // Signed in elsewhere, or out: forgotten.
-        p.sign_in("alice", addr(2));
-        assert!(p.local_of(addr(1)).is_empty());
-        p.set_local(addr(2), &[lan]);
-        p.sign_out(addr(2));
-        assert!(p.local_of(addr(2)).is_empty());
+        p.sign_in("alice", session(2));
+        assert!(p.local_of(session(1)).is_empty());
+        p.set_local(session(2), &[lan]);
+        p.sign_out(session(2));
+        assert!(p.local_of(session(2)).is_empty());
     }
 
     fn change(user: &str, online: bool) -> PresenceChange {
@@ -345,19 +348,19 @@ mod tests {
     fn a_session_hears_only_what_changed_after_it_signed_in() {
         for limit in [10, 0] {
             let mut p = Presence::with_broadcast_limit(limit);
-            p.sign_in("carole", addr(3));
-            p.watch(addr(3), "bob");
+            p.sign_in("carole", session(3));
+            p.watch(session(3), "bob");
             // bob leaves; the batch is still being gathered when alice
             // signs in (a fellow group member: she watches bob).
             p.record(change("bob", false));
-            p.sign_in("alice", addr(1));
-            p.watch(addr(1), "bob");
+            p.sign_in("alice", session(1));
+            p.watch(session(1), "bob");
             p.record(change("bob", true));
             assert_eq!(
                 sorted(p.take_audience()),
                 vec![
-                    (addr(1), vec![change("bob", true)]),
-                    (addr(3), vec![change("bob", false), change("bob", true)]),
+                    (session(1), vec![change("bob", true)]),
+                    (session(3), vec![change("bob", false), change("bob", true)]),
                 ],
                 "limit {limit}"
             );
@@ -368,14 +371,14 @@ mod tests {
     #[test]
     fn under_the_limit_everyone_hears_everything_but_their_own() {
         let mut p = Presence::with_broadcast_limit(3);
-        p.sign_in("alice", addr(1));
-        p.sign_in("bob", addr(2));
+        p.sign_in("alice", session(1));
+        p.sign_in("bob", session(2));
         let changes = [change("bob", true), change("carole", false)];
         assert_eq!(
             sorted(heard(&mut p, &changes)),
             vec![
-                (addr(1), changes.to_vec()),
-                (addr(2), vec![change("carole", false)]),
+                (session(1), changes.to_vec()),
+                (session(2), vec![change("carole", false)]),
             ]
         );
     }
@@ -384,13 +387,13 @@ mod tests {
     fn past_the_limit_only_watchers_hear() {
         let mut p = Presence::with_broadcast_limit(2);
         for (i, name) in ["alice", "bob", "carole"].into_iter().enumerate() {
-            p.sign_in(name, addr(i as u32 + 1));
+            p.sign_in(name, session(i as u32 + 1));
         }
-        assert!(p.watch(addr(1), "dave"));
-        assert!(p.watch(addr(3), "dave"));
-        assert!(p.watch(addr(3), "bob"));
+        assert!(p.watch(session(1), "dave"));
+        assert!(p.watch(session(3), "dave"));
+        assert!(p.watch(session(3), "bob"));
         // bob watching himself hears nothing of himself.
-        assert!(p.watch(addr(2), "bob"));
+        assert!(p.watch(session(2), "bob"));
         let changes = [
             change("dave", true),
             change("bob", false),
@@ -399,16 +402,16 @@ mod tests {
         assert_eq!(
             sorted(heard(&mut p, &changes)),
             vec![
-                (addr(1), vec![change("dave", true)]),
-                (addr(3), vec![change("dave", true), change("bob", false)]),
+                (session(1), vec![change("dave", true)]),
+                (session(3), vec![change("dave", true), change("bob", false)]),
             ]
         );
         // A session that signs out stops watching.
-        p.sign_out(addr(3));
-        p.sign_in("frank", addr(4));
+        p.sign_out(session(3));
+        p.sign_in("frank", session(4));
         assert_eq!(
             sorted(heard(&mut p, &[change("dave", false)])),
-            vec![(addr(1), vec![change("dave", false)])]
+            vec![(session(1), vec![change("dave", false)])]
         );
         assert!(p.watchers.get("bob").is_some_and(|w| w.len() == 1));
     }
@@ -416,13 +419,13 @@ mod tests {
     #[test]
     fn a_session_watches_a_bounded_number_of_users() {
         let mut p = Presence::new();
-        p.sign_in("alice", addr(1));
+        p.sign_in("alice", session(1));
         for i in 0..MAX_WATCHED {
-            assert!(p.watch(addr(1), &format!("u{i}")));
+            assert!(p.watch(session(1), &format!("u{i}")));
         }
-        assert!(!p.watch(addr(1), "one-too-many"));
-        assert!(p.watch(addr(1), "u0"), "watching again is not more");
-        p.sign_out(addr(1));
+        assert!(!p.watch(session(1), "one-too-many"));
+        assert!(p.watch(session(1), "u0"), "watching again is not more");
+        p.sign_out(session(1));
         assert!(p.watchers.is_empty() && p.watching.is_empty());
     }
 
@@ -433,7 +436,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            p.sign_in(name, addr(i as u32));
+            p.sign_in(name, session(i as u32));
         }
         assert_eq!(
             p.users_from("ali", 10),

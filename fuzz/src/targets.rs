@@ -15,8 +15,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use udpchat_core::cbor;
 use udpchat_core::crypto::handshake::{
     HandshakeError, PeerHandshake, ReplayGuard, ServerHandshake, MAX_MESSAGE2_LEN,
@@ -24,6 +22,9 @@ use udpchat_core::crypto::handshake::{
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::{Prekeys, SealedMessage};
 use udpchat_core::envelope::Envelope;
+use udpchat_core::error::CommandError;
+use udpchat_core::packet::round_trips;
+use udpchat_core::registry::Registry;
 use udpchat_core::secure::meeting::{self, Ticket};
 use udpchat_core::secure::{SecureConfig, SecureEndpoint};
 use udpchat_core::transport::{self, Config, Endpoint};
@@ -287,86 +288,47 @@ pub fn envelope(data: &[u8]) -> bool {
     true
 }
 
-/// A command body type: its name, the registry commands whose requests,
-/// replies or pushes carry it, and its check.
-#[derive(Debug, Clone, Copy)]
+/// A body type: its name (`std::any::type_name`), the wire tags whose
+/// requests, replies or pushes carry it, and its check.
+#[derive(Debug, Clone)]
 pub struct Body {
     pub name: &'static str,
-    pub commands: &'static [&'static str],
+    pub tags: Vec<&'static str>,
     pub check: fn(&[u8]) -> bool,
 }
 
-/// Decodes `T` as a command handler does (`cbor::decode_body`); a value
-/// that decoded must encode, decode and encode again to the same bytes.
-fn body<T: Serialize + DeserializeOwned>(data: &[u8]) -> bool {
-    let Ok(value) = cbor::decode_body::<T>(data) else {
-        return false;
-    };
-    let encoded = cbor::encode(&value);
-    let again: T = cbor::decode_body(&encoded)
-        .unwrap_or_else(|e| panic!("a re-encoded {} does not decode: {e}", type_name::<T>()));
-    assert_eq!(
-        cbor::encode(&again),
-        encoded,
-        "{} does not round-trip",
-        type_name::<T>()
-    );
-    true
-}
-
-macro_rules! bodies {
-    ($($ty:ty => [$($command:literal),+ $(,)?]),+ $(,)?) => {
-        /// Every type a command decodes from a body that came over the
-        /// network, with the commands that carry it. A test checks that
-        /// every registered command with a server or push side is here.
-        pub const BODIES: &[Body] = &[
-            $(Body {
-                name: stringify!($ty),
-                commands: &[$($command),+],
-                check: body::<$ty>,
-            }),+
-        ];
-    };
-}
-
-use udpchat_commands as c;
-use udpchat_core::{error, group, mailbox};
-
-bodies! {
-    // Bodies that carry nothing: `logout`'s request and reply, `ping`'s
-    // request, `groups`' request, `receipt`'s reply, `going-down`'s push.
-    () => ["logout", "ping", "groups", "receipt", "going-down"],
-    // Every error reply, whatever the command.
-    error::CommandError => ["signin"],
-    c::bundle::BundleRequest => ["bundle"],
-    mailbox::Bundle => ["bundle"],
-    c::deposit::Deposit => ["deposit"],
-    c::deposit::Deposited => ["deposit"],
-    c::group::GroupRequest => ["group"],
-    group::GroupInfo => ["group"],
-    c::group::history::History => ["group"],
-    group::GroupMessage => ["group-message"],
-    c::groups::Listing => ["groups"],
-    c::gsend::GroupSend => ["gsend"],
-    c::gsend::Accepted => ["gsend"],
-    c::list::ListRequest => ["list"],
-    c::list::Users => ["list"],
-    c::lookup::Lookup => ["lookup"],
-    c::lookup::Found => ["lookup"],
-    c::mail_status::MailStatus => ["mail-status"],
-    c::message::Message => ["message"],
-    c::ping::Pong => ["ping"],
-    mailbox::PrekeyUpload => ["prekeys"],
-    c::prekeys::Held => ["prekeys", "bundle"],
-    c::presence::PresenceChanges => ["presence"],
-    c::punch::Punch => ["punch"],
-    c::receipt::Receipt => ["receipt"],
-    c::signin::Credentials => ["signin", "signup"],
-    c::signin::SignedIn => ["signin", "signup"],
-    c::stored::Handover => ["stored"],
-    SealedMessage => ["stored", "deposit"],
-    c::whois::Whois => ["whois"],
-    c::whois::Identity => ["whois"],
+/// Every type a handler decodes from a body that came over the network,
+/// sorted by name: those the registry's handlers take (each command's
+/// request bodies, replies and pushes, from its descriptor: a new
+/// command's types are here with no line of their own), the error any
+/// reply may be instead, and the sealed message inside `deposit` and
+/// `stored`.
+pub fn bodies() -> &'static [Body] {
+    static BODIES: std::sync::OnceLock<Vec<Body>> = std::sync::OnceLock::new();
+    BODIES.get_or_init(|| {
+        udpchat_commands::link();
+        let mut bodies: Vec<Body> = Registry::global()
+            .body_types()
+            .into_iter()
+            .map(|(body, tags)| Body {
+                name: (body.name)(),
+                tags,
+                check: body.check,
+            })
+            .collect();
+        bodies.push(Body {
+            name: type_name::<CommandError>(),
+            tags: Vec::new(),
+            check: round_trips::<CommandError>,
+        });
+        bodies.push(Body {
+            name: type_name::<SealedMessage>(),
+            tags: Vec::new(),
+            check: round_trips::<SealedMessage>,
+        });
+        bodies.sort_by_key(|b| b.name);
+        bodies
+    })
 }
 
 /// Every command body type through `cbor::decode_body`: the first byte
@@ -375,7 +337,8 @@ pub fn command_body(data: &[u8]) -> bool {
     let Some((&selector, body)) = data.split_first() else {
         return false;
     };
-    (BODIES[usize::from(selector) % BODIES.len()].check)(body)
+    let bodies = bodies();
+    (bodies[usize::from(selector) % bodies.len()].check)(body)
 }
 
 /// A sealed message (`crypto::sealed`) as a client gets it from the

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use udpchat_core::registry::Registry;
 use udpchat_fuzz::seeds::{self, Seed};
-use udpchat_fuzz::targets::{self, exchange, Record, BODIES};
+use udpchat_fuzz::targets::{self, bodies, exchange, Record};
 use udpchat_fuzz::TARGETS;
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -97,27 +97,31 @@ fn every_target_runs_over_its_checked_in_corpus() {
 }
 
 #[test]
-fn every_command_that_takes_a_body_has_its_body_types_fuzzed() {
-    udpchat_commands::link();
-    let registry = Registry::global();
-    let fuzzed: BTreeSet<&str> = BODIES.iter().flat_map(|b| b.commands).copied().collect();
-    for command in registry.commands() {
-        let takes_body = command.serve.is_some() || command.on_push.is_some();
-        assert_eq!(
-            fuzzed.contains(command.name),
-            takes_body,
-            "`{}`: add the types its bodies decode to BODIES in fuzz/src/targets.rs",
-            command.name
-        );
+fn every_body_a_handler_takes_is_fuzzed_and_every_example_is_of_one() {
+    let fuzzed: BTreeSet<&str> = bodies().iter().map(|b| b.name).collect();
+    // A request's body and reply, a push's body: from the descriptors.
+    for command in Registry::global().all() {
+        let wires = [
+            command.serve.map(|w| w.bodies),
+            command.answer.map(|w| w.bodies),
+            command.on_push.map(|w| w.bodies),
+        ];
+        for body in wires.into_iter().flatten().flatten() {
+            assert!(
+                fuzzed.contains((body.name)()),
+                "`{}` takes {}, which is not fuzzed",
+                command.words(),
+                (body.name)()
+            );
+        }
     }
-    for name in &fuzzed {
+    assert!(fuzzed.contains("udpchat_core::error::CommandError"));
+    for (name, _) in seeds::command_body_examples() {
         assert!(
-            registry.commands().iter().any(|c| c.name == *name),
-            "BODIES names `{name}`, which is no command"
+            fuzzed.contains(name),
+            "an example of {name}, which no handler takes"
         );
     }
-    let examples = seeds::command_body_examples();
-    assert_eq!(examples.len(), BODIES.len(), "one example per body type");
 }
 
 #[test]
@@ -149,13 +153,15 @@ fn the_record_format_reads_back_what_it_wrote() {
 /// order), and only one of them is what `encode` writes.
 #[test]
 fn an_envelope_has_more_than_one_encoding_so_its_round_trip_is_by_value() {
+    use udpchat_commands::ping::Ping;
     use udpchat_core::envelope::{Envelope, Kind};
-    let envelope = Envelope::new("ping", 7, Kind::Request, vec![0xf6]);
+    use udpchat_core::packet::Packet;
+    let envelope = Envelope::new(Ping::TAG, 7, Kind::Request, vec![0xf6]);
     let reordered = encode(&Value::Map(vec![
         (Value::Text("b".into()), Value::Bytes(vec![0xf6])),
         (Value::Text("k".into()), Value::Integer(0.into())),
         (Value::Text("i".into()), Value::Integer(7.into())),
-        (Value::Text("c".into()), Value::Text("ping".into())),
+        (Value::Text("c".into()), Value::Text(Ping::TAG.into())),
     ]));
     assert_ne!(reordered, envelope.encode());
     assert_eq!(Envelope::decode(&reordered), Ok(envelope));
@@ -244,8 +250,9 @@ proptest! {
 // -- structure-aware: CBOR trees ----------------------------------------
 
 /// Field names and enum words of the CBOR formats, so generated maps hit
-/// real fields.
-const WORDS: &[&str] = &[
+/// real fields; the registry's command names (wire tags and subcommands'
+/// `op`s) are added to them in [`words`].
+const FIELDS: &[&str] = &[
     "c",
     "i",
     "k",
@@ -291,17 +298,19 @@ const WORDS: &[&str] = &[
     "code",
     "name",
     "owner",
-    "create",
-    "add",
-    "remove",
-    "join",
-    "leave",
-    "history",
     "delivered",
     "expired",
-    "send",
-    "list",
 ];
+
+/// [`FIELDS`] and every command's name.
+fn words() -> Vec<&'static str> {
+    udpchat_commands::link();
+    let names = Registry::global().all().map(|c| c.name);
+    let mut words: Vec<&'static str> = FIELDS.iter().copied().chain(names).collect();
+    words.sort_unstable();
+    words.dedup();
+    words
+}
 
 fn leaf() -> impl Strategy<Value = Value> {
     let key = udpchat_fuzz::fixtures::fixture().alice.public().to_bytes();
@@ -312,7 +321,7 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         Just(Value::Null),
         any::<f64>().prop_map(Value::Float),
-        prop::sample::select(WORDS).prop_map(|w| Value::Text(w.to_string())),
+        prop::sample::select(words()).prop_map(|w| Value::Text(w.to_string())),
         ".{0,12}".prop_map(Value::Text),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::Bytes),
         Just(Value::Bytes(key)),
@@ -326,7 +335,7 @@ fn value() -> impl Strategy<Value = Value> {
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::vec(
                 (
-                    prop::sample::select(WORDS).prop_map(|w| Value::Text(w.to_string())),
+                    prop::sample::select(words()).prop_map(|w| Value::Text(w.to_string())),
                     inner
                 ),
                 0..6
@@ -382,7 +391,7 @@ proptest! {
         let bytes = encode(&tree);
         targets::envelope(&bytes);
         targets::sealed(&bytes);
-        for body in BODIES {
+        for body in bodies() {
             (body.check)(&bytes);
         }
     }
@@ -411,7 +420,7 @@ proptest! {
         match *kind {
             usize::MAX => { targets::envelope(&bytes); }
             k if k == usize::MAX - 1 => { targets::sealed(&bytes); }
-            k => { (BODIES[k].check)(&bytes); }
+            k => { (bodies()[k].check)(&bytes); }
         }
     }
 }

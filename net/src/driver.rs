@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::envelope::{Envelope, Kind};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
@@ -162,10 +162,10 @@ impl Driver {
             .send(std::time::Instant::now(), to, envelope)
             .map_err(|e| match e {
                 SendError::QueueFull => CommandError::new(
-                    code::BUSY,
+                    Code::Busy,
                     "too much is already on its way to that peer; try again later",
                 ),
-                e => CommandError::new(code::TOO_LARGE, e.to_string()),
+                e => CommandError::new(Code::TooLarge, e.to_string()),
             })
     }
 
@@ -180,7 +180,7 @@ impl Driver {
                 let result = self
                     .endpoint
                     .connect(std::time::Instant::now(), now_ms(), addr, remote, pattern)
-                    .map_err(|e| CommandError::new(code::UNREACHABLE, e.to_string()));
+                    .map_err(|e| CommandError::new(Code::Unreachable, e.to_string()));
                 let _ = done.send(result);
             }
             Op::FetchKey { addr, done } => {
@@ -196,7 +196,7 @@ impl Driver {
             } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                match self.send(to, Envelope::encode_parts(&cmd, id, Kind::Request, &body)) {
+                match self.send(to, Envelope::encode_parts(cmd, id, Kind::Request, &body)) {
                     Ok(msg) => {
                         self.waiters.insert(msg, Waiter::Request(id));
                         self.requests.insert(id, (to, reply));
@@ -211,7 +211,7 @@ impl Driver {
                 cmd,
                 body,
                 done,
-            } => match self.send(to, Envelope::encode_parts(&cmd, 0, Kind::Push, &body)) {
+            } => match self.send(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body)) {
                 Ok(msg) => {
                     self.waiters.insert(msg, Waiter::Push(done));
                 }
@@ -318,7 +318,7 @@ impl Driver {
                 }
             }
             SecureEvent::DeliveryFailed { to, id } => {
-                let failure = CommandError::new(code::UNREACHABLE, "the other side did not answer");
+                let failure = CommandError::new(Code::Unreachable, "the other side did not answer");
                 match self.waiters.remove(&id) {
                     Some(Waiter::Push(done)) => {
                         let _ = done.send(Err(failure));
@@ -356,7 +356,7 @@ impl Driver {
                 for id in orphans {
                     if let Some((_, reply)) = self.requests.remove(&id) {
                         let _ = reply.send(Err(CommandError::new(
-                            code::UNREACHABLE,
+                            Code::Unreachable,
                             "the session closed",
                         )));
                     }
@@ -374,11 +374,11 @@ impl Driver {
                 tracing::debug!(%from, "dropped message: {e}");
                 if let Some(id) = udpchat_core::envelope::request_id(message) {
                     let error =
-                        CommandError::new(code::BAD_REQUEST, format!("malformed envelope: {e}"));
+                        CommandError::new(Code::BadRequest, format!("malformed envelope: {e}"));
                     let _ = self.send(
                         from,
                         Envelope::encode_parts(
-                            code::BAD_REQUEST,
+                            Code::BadRequest.as_str(),
                             id,
                             Kind::Error,
                             &error.to_body(),
@@ -409,7 +409,7 @@ impl Driver {
                         self.shed += 1;
                         if request {
                             let busy = CommandError::new(
-                                code::BUSY,
+                                Code::Busy,
                                 "the server is busy; try again in a moment",
                             );
                             let _ = self.send(

@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::envelope::Envelope;
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::packet::Encoded;
 use udpchat_core::secure::meeting::Ticket;
 use udpchat_core::secure::relay::RelayUsage;
 use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, Stats};
@@ -86,13 +87,13 @@ enum Op {
     },
     Request {
         to: PeerId,
-        cmd: String,
+        cmd: &'static str,
         body: Vec<u8>,
         reply: oneshot::Sender<Reply>,
     },
     Push {
         to: PeerId,
-        cmd: String,
+        cmd: &'static str,
         body: Vec<u8>,
         done: oneshot::Sender<Result<(), CommandError>>,
     },
@@ -156,7 +157,7 @@ impl std::fmt::Debug for Link {
 }
 
 fn link_closed() -> CommandError {
-    CommandError::new(code::UNREACHABLE, "the network driver has stopped")
+    CommandError::new(Code::Unreachable, "the network driver has stopped")
 }
 
 /// Wall-clock milliseconds, for handshake timestamps.
@@ -264,7 +265,7 @@ impl Link {
             }
         }
         Err(CommandError::new(
-            code::UNREACHABLE,
+            Code::Unreachable,
             format!("no udpchat server answered at {addr}"),
         ))
     }
@@ -279,13 +280,13 @@ impl Link {
     pub fn request(
         &self,
         to: PeerId,
-        cmd: &str,
-        body: Vec<u8>,
+        request: Encoded,
     ) -> impl std::future::Future<Output = Reply> + Send + 'static {
         let (reply, rx) = oneshot::channel();
+        let (cmd, body) = request.into_parts();
         let sent = self.ops.send(Op::Request {
             to,
-            cmd: cmd.to_string(),
+            cmd,
             body,
             reply,
         });
@@ -295,7 +296,7 @@ impl Link {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(_)) => Err(link_closed()),
                 Err(_) => Err(CommandError::new(
-                    code::TIMEOUT,
+                    Code::Timeout,
                     format!("no reply in {}s", REPLY_TIMEOUT.as_secs()),
                 )),
             }
@@ -307,13 +308,13 @@ impl Link {
     pub fn push(
         &self,
         to: PeerId,
-        cmd: &str,
-        body: Vec<u8>,
+        push: Encoded,
     ) -> impl std::future::Future<Output = Result<(), CommandError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
+        let (cmd, body) = push.into_parts();
         let sent = self.ops.send(Op::Push {
             to,
-            cmd: cmd.to_string(),
+            cmd,
             body,
             done,
         });

@@ -1,6 +1,7 @@
 //! The server's one dispatcher: every request is looked up in the registry
-//! by its tag and handed to that command's `serve`; the reply goes back on
-//! the session the request came on.
+//! by its tag (and, for a subcommand, its body's `op`) and handed to that
+//! command's `serve`; the reply goes back on the session the request came
+//! on.
 //!
 //! Handlers run as tasks, a bounded number at once: at most
 //! [`PER_SESSION`] per session and [`IN_ALL`] in all. A request past
@@ -10,10 +11,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use udpchat_core::context::PeerId;
-use udpchat_core::error::code;
+use udpchat_core::error::Code;
 
 use udpchat_core::context::{Origin, Server};
 use udpchat_core::envelope::Kind;
@@ -62,7 +65,7 @@ struct Admitted(Arc<Mutex<Admission>>, PeerId);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.lock().expect("admission lock").done(self.1);
+        self.0.lock().done(self.1);
     }
 }
 
@@ -101,45 +104,42 @@ pub async fn run(
             }
         };
         let from = origin.peer;
-        let serve = registry
-            .tag(&envelope.cmd)
-            .ok()
-            .and_then(|command| command.serve);
-        let Some(serve) = serve else {
-            if envelope.kind == Kind::Request {
-                link.reply(
-                    from,
-                    &envelope.cmd,
-                    envelope.id,
-                    Err(CommandError::unknown_command(&envelope.cmd)),
-                );
-            }
-            tracing::debug!(peer = %from, cmd = envelope.cmd, "unknown command");
-            continue;
-        };
         let request = envelope.kind == Kind::Request;
-        if !admission.lock().expect("admission lock").admit(from) {
+        let serve = registry
+            .request(&envelope.cmd, &envelope.body)
+            .and_then(|command| {
+                command
+                    .serve
+                    .ok_or_else(|| CommandError::unknown_command(&envelope.cmd))
+            });
+        let serve = match serve {
+            Ok(serve) => serve.run,
+            Err(e) => {
+                tracing::debug!(peer = %from, cmd = envelope.cmd, "refused: {e}");
+                if request {
+                    link.reply(from, &envelope.cmd, envelope.id, Err(e));
+                }
+                continue;
+            }
+        };
+        if !admission.lock().admit(from) {
             tracing::debug!(peer = %from, cmd = envelope.cmd, "busy: turned away");
             if request {
                 let busy = CommandError::new(
-                    code::BUSY,
+                    Code::Busy,
                     "too many requests at once; try again when the earlier ones are answered",
                 );
                 link.reply(from, &envelope.cmd, envelope.id, Err(busy));
             }
             continue;
         }
-        if request {
-            state.answering(from);
-        }
         let admitted = Admitted(admission.clone(), from);
         let reply = serve(server.clone(), origin, envelope.body);
-        let (link, state) = (link.clone(), state.clone());
+        let link = link.clone();
         tokio::spawn(async move {
             let result = reply.await;
             if request {
                 link.reply(from, &envelope.cmd, envelope.id, result);
-                state.answered(from);
             }
             drop(admitted);
         });

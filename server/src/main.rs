@@ -1,20 +1,17 @@
 //! `udpchat-server`: accounts, presence and the list of who is online, on
-//! 127.0.0.1:4590 unless told otherwise. `udpchat-server user ...` manages
-//! accounts in the same data dir without starting the server.
+//! 127.0.0.1:4590 unless told otherwise. `udpchat-server user ...` and
+//! `udpchat-server group ...` manage accounts and groups in the same data
+//! dir without starting the server.
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod dispatch;
-mod group_admin;
 mod groups;
-mod held;
 mod keys;
 mod mailbox;
 mod operator;
-mod password;
 mod state;
 mod store;
-mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,7 +56,7 @@ struct Cli {
     presence_limit: usize,
     /// Memory per password hash (argon2id); lower only for tests and
     /// benchmarks (hashes are remade at the next sign-in)
-    #[arg(long, value_name = "KIB", default_value_t = password::DEFAULT_MEMORY_KIB)]
+    #[arg(long, value_name = "KIB", default_value_t = accounts::password::DEFAULT_MEMORY_KIB)]
     password_memory: u32,
     /// Accounts one address (an IPv4 address or an IPv6 /64) may make per
     /// hour.
@@ -92,7 +89,7 @@ enum Command {
     User(operator::UserCommand),
     /// Manage groups (the server may be running).
     #[command(subcommand)]
-    Group(group_admin::GroupCommand),
+    Group(groups::admin::GroupCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Some(Command::User(command)) => runtime.block_on(operator::run(&cli.data_dir, command)),
-        Some(Command::Group(command)) => group_admin::run(&cli.data_dir, command),
+        Some(Command::Group(command)) => groups::admin::run(&cli.data_dir, command),
         None => runtime.block_on(serve(cli)),
     }
 }
@@ -116,10 +113,10 @@ fn main() -> anyhow::Result<()> {
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     let key = keys::load_or_create(&cli.data_dir, cli.key.as_deref())?;
     let store = operator::open_store(&cli.data_dir)?;
-    let hasher = password::Hasher::with_memory_kib(cli.password_memory)
+    let hasher = accounts::password::Hasher::with_memory_kib(cli.password_memory)
         .map_err(|e| anyhow::anyhow!(e))
         .context("--password-memory")?;
-    if cli.password_memory < password::DEFAULT_MEMORY_KIB {
+    if cli.password_memory < accounts::password::DEFAULT_MEMORY_KIB {
         tracing::warn!(
             kib = cli.password_memory,
             "password hashes take less memory than OWASP's minimum: for tests and benchmarks only"
@@ -127,7 +124,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher)
         .with_signups_per_hour(cli.signups_per_hour);
-    let groups_store: Arc<dyn store::GroupStore> = store.clone();
+    let groups_store: Arc<dyn groups::GroupStore> = store.clone();
     let mailbox = mailbox::StoredMail::new(store.clone(), store);
     let socket = UdpSocket::bind(cli.bind)
         .await

@@ -3,23 +3,26 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
-use udpchat_commands::mail_status::{MailStatus, Outcome};
-
-use udpchat_core::cbor;
+use udpchat_commands::going_down::GoingDown;
+use udpchat_commands::mail_status::{MailStatus, Outcome, Status};
+use udpchat_commands::ping::Ping;
+use udpchat_commands::presence::{Presence as PresencePush, PresenceChanges};
 use udpchat_core::context::{Accounts, BoxFuture, Groups, Mailbox, PeerId, Server, ServerContext};
 use udpchat_core::limits::RateLimit;
+use udpchat_core::packet::Encoded;
 use udpchat_core::presence::{Presence, PresenceChange};
 use udpchat_core::secure::meeting::Ticket;
 use udpchat_net::Link;
 
 use crate::accounts::PasswordAccounts;
 use crate::groups::GroupChat;
-use crate::held::{Deferred, Held};
+use crate::groups::GroupStore;
 use crate::mailbox::StoredMail;
-use crate::store::GroupStore;
 
 /// How long a signed-in client has to answer a probe before its name is
 /// given to a new sign-in.
@@ -30,8 +33,6 @@ pub struct ServerState {
     presence: Arc<Mutex<Presence>>,
     /// When each session was last heard from (any request or push).
     last_seen: Mutex<HashMap<PeerId, Instant>>,
-    /// Sessions with a request being handled, and what waits for the reply.
-    answering: Mutex<Held>,
     /// Rings when a presence change waits to be sent.
     changed: tokio::sync::Notify,
     accounts: PasswordAccounts,
@@ -61,7 +62,6 @@ impl ServerState {
             groups: GroupChat::new(groups, link.clone(), presence.clone()),
             presence,
             last_seen: Mutex::new(HashMap::new()),
-            answering: Mutex::new(Held::default()),
             changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
@@ -70,53 +70,16 @@ impl ServerState {
         }
     }
 
-    /// Holds `item` for the reply being made to `peer`, or releases it now.
-    fn defer(&self, peer: PeerId, item: Deferred) {
-        let now = self
-            .answering
-            .lock()
-            .expect("answering lock")
-            .hold(peer, item);
-        if let Some(item) = now {
-            self.release(peer, item);
-        }
-    }
-
-    fn push_now(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
-        let delivery = self.link.push(peer, cmd, body);
+    /// Sends `push` to `peer` now; nothing waits for it, a failure is
+    /// logged.
+    fn push_now(&self, peer: PeerId, push: Encoded) {
+        let tag = push.tag();
+        let delivery = self.link.push(peer, push);
         tokio::spawn(async move {
             if let Err(e) = delivery.await {
-                tracing::debug!(%peer, cmd, "push failed: {e}");
+                tracing::debug!(%peer, tag, "push failed: {e}");
             }
         });
-    }
-
-    /// A request from `peer` is being handled: hold its pushes.
-    pub fn answering(&self, peer: PeerId) {
-        self.answering
-            .lock()
-            .expect("answering lock")
-            .answering(peer);
-    }
-
-    /// The reply to a request from `peer` is on its way: release what
-    /// waited for it, once no other request from it is still running.
-    pub fn answered(&self, peer: PeerId) {
-        let released = self
-            .answering
-            .lock()
-            .expect("answering lock")
-            .answered(peer);
-        for item in released {
-            self.release(peer, item);
-        }
-    }
-
-    fn release(&self, peer: PeerId, item: Deferred) {
-        match item {
-            Deferred::Push(cmd, body) => self.push_now(peer, cmd, body),
-            Deferred::Then(work) => work(),
-        }
     }
 
     /// Sends presence changes in batches: after the first change, waits
@@ -127,25 +90,25 @@ impl ServerState {
         loop {
             self.changed.notified().await;
             tokio::time::sleep(gather).await;
-            let audience = self.presence.lock().expect("presence lock").take_audience();
+            let audience = self.presence.lock().take_audience();
             for (peer, heard) in audience {
-                self.push(peer, "presence", udpchat_commands::presence::body(heard));
+                self.push_now(
+                    peer,
+                    Encoded::push::<PresencePush>(&PresenceChanges { changes: heard }),
+                );
             }
         }
     }
 
     /// A session was heard from.
     pub fn touch(&self, peer: PeerId) {
-        self.last_seen
-            .lock()
-            .expect("last-seen lock")
-            .insert(peer, Instant::now());
+        self.last_seen.lock().insert(peer, Instant::now());
     }
 
     /// A session closed: whoever was signed in on it is gone.
     pub fn closed(self: &Arc<Self>, peer: PeerId) {
-        self.last_seen.lock().expect("last-seen lock").remove(&peer);
-        let user = self.presence.lock().expect("presence lock").sign_out(peer);
+        self.last_seen.lock().remove(&peer);
+        let user = self.presence.lock().sign_out(peer);
         if let Some(user) = user {
             tracing::info!(user, "signed out: session closed");
             let server: Server = self.clone();
@@ -159,9 +122,9 @@ impl ServerState {
         let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
         loop {
             tick.tick().await;
-            let peers = self.presence.lock().expect("presence lock").peers();
+            let peers = self.presence.lock().peers();
             let silent: Vec<PeerId> = {
-                let mut seen = self.last_seen.lock().expect("last-seen lock");
+                let mut seen = self.last_seen.lock();
                 peers
                     .into_iter()
                     .filter(|peer| {
@@ -188,18 +151,14 @@ impl ServerState {
                 continue;
             };
             for message in expired {
-                let sender = self
-                    .presence
-                    .lock()
-                    .expect("presence lock")
-                    .addr_of(&message.from);
+                let sender = self.presence.lock().session_of(&message.from);
                 if let Some(sender) = sender {
-                    let status = MailStatus {
+                    let status = Status {
                         to: message.to,
                         id: message.id,
                         outcome: Outcome::Expired,
                     };
-                    self.push(sender, "mail-status", cbor::encode(&status));
+                    self.push_now(sender, Encoded::push::<MailStatus>(&status));
                 }
             }
         }
@@ -208,14 +167,14 @@ impl ServerState {
     /// Tells every signed-in client the server is going down and waits,
     /// at most `patience`, for them to acknowledge.
     pub async fn going_down(&self, patience: Duration) {
-        let clients = self.presence.lock().expect("presence lock").peers();
+        let clients = self.presence.lock().peers();
         tracing::info!(
             clients = clients.len(),
             "going down: telling the signed-in clients"
         );
         let notices: Vec<_> = clients
             .into_iter()
-            .map(|peer| self.link.push(peer, "going-down", cbor::encode(&())))
+            .map(|peer| self.link.push(peer, Encoded::push::<GoingDown>(&())))
             .collect();
         let _ = tokio::time::timeout(patience, async {
             for notice in notices {
@@ -246,26 +205,19 @@ impl ServerContext for ServerState {
     }
 
     fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool> {
-        let ping = self.link.push(peer, "ping", cbor::encode(&()));
+        let ping = self.link.push(peer, Encoded::push::<Ping>(&()));
         Box::pin(
             async move { matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(()))) },
         )
     }
 
     fn announce(&self, change: PresenceChange) {
-        self.presence.lock().expect("presence lock").record(change);
+        self.presence.lock().record(change);
         self.changed.notify_one();
     }
 
-    fn push(&self, peer: PeerId, cmd: &'static str, body: Vec<u8>) {
-        // While a request from this client is being handled, what its
-        // handler pushes waits for the reply: the client hears "signed in"
-        // before the messages that were kept for it.
-        self.defer(peer, Deferred::Push(cmd, body));
-    }
-
-    fn after_reply(&self, peer: PeerId, then: Box<dyn FnOnce() + Send>) {
-        self.defer(peer, Deferred::Then(then));
+    fn send_push(&self, peer: PeerId, push: Encoded) {
+        self.push_now(peer, push);
     }
 
     fn keep_session(&self, peer: PeerId, keep: bool) {
@@ -278,11 +230,7 @@ impl ServerContext for ServerState {
     }
 
     fn arrange_meeting(&self, asker: PeerId, with: PeerId) -> Option<Ticket> {
-        let allowed = self
-            .meetings
-            .lock()
-            .expect("meetings lock")
-            .take(&asker, Instant::now());
+        let allowed = self.meetings.lock().take(&asker, Instant::now());
         if allowed.is_err() {
             tracing::debug!(%asker, "too many meetings asked for");
             return None;

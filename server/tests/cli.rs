@@ -1,4 +1,6 @@
-//! `udpchat-server --help` is part of the interface: snapshot it.
+//! `udpchat-server --help` is part of the interface: snapshot it. After a
+//! change on purpose, `cargo insta review` (or `INSTA_UPDATE=always cargo
+//! test -p udpchat-server --test cli`) updates `snapshots/cli__help.snap`.
 
 use std::process::Command;
 
@@ -10,11 +12,7 @@ fn help_snapshot() {
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    let expected = include_str!("snapshots/help.txt");
-    assert_eq!(
-        help, expected,
-        "--help changed; if on purpose, update server/tests/snapshots/help.txt"
-    );
+    insta::assert_snapshot!("help", help);
 }
 
 #[test]

@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::runtime::Runtime;
 use udpchat_commands::signin::{Credentials, SignedIn};
-use udpchat_core::cbor;
 use udpchat_core::context::Zeroizing;
 use udpchat_core::crypto::keyfile;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::error::CommandError;
+use udpchat_core::packet::{decode_reply, Encoded, Request};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Link, Peer};
 
@@ -56,10 +56,15 @@ impl RawClient {
         &self.identity
     }
 
-    /// A request and its reply (or the server's error).
-    pub fn request(&self, cmd: &str, body: Vec<u8>) -> Result<Vec<u8>, CommandError> {
+    /// A request and its reply's bytes (or the server's error).
+    pub fn request(&self, request: Encoded) -> Result<Vec<u8>, CommandError> {
         self.runtime
-            .block_on(self.link.request(self.server, cmd, body))
+            .block_on(self.link.request(self.server, request))
+    }
+
+    /// `body` as an `R`, and its reply.
+    pub fn ask<R: Request>(&self, body: &R::Body) -> Result<R::Reply, CommandError> {
+        decode_reply(&self.request(Encoded::request::<R>(body))?)
     }
 
     /// Pushes a packet straight to another client, over an IK session
@@ -68,13 +73,12 @@ impl RawClient {
         &self,
         addr: SocketAddr,
         identity: PublicKey,
-        cmd: &str,
-        body: Vec<u8>,
+        push: Encoded,
     ) -> Result<(), CommandError> {
         self.link.set_identity(Some(self.identity.clone()));
         self.runtime.block_on(async {
             let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
-            self.link.push(peer, cmd, body).await
+            self.link.push(peer, push).await
         })
     }
 
@@ -85,21 +89,20 @@ impl RawClient {
         &self,
         addr: SocketAddr,
         identity: PublicKey,
-        cmd: &str,
-        body: Vec<u8>,
+        push: Encoded,
         within: std::time::Duration,
     ) -> Result<(), CommandError> {
         self.link.set_identity(Some(self.identity.clone()));
         self.runtime.block_on(async {
             let push = async {
                 let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
-                self.link.push(peer, cmd, body).await
+                self.link.push(peer, push).await
             };
             tokio::time::timeout(within, push)
                 .await
                 .unwrap_or_else(|_| {
                     Err(CommandError::new(
-                        udpchat_core::error::code::UNREACHABLE,
+                        udpchat_core::error::Code::Unreachable,
                         "no answer in time",
                     ))
                 })
@@ -107,13 +110,10 @@ impl RawClient {
     }
 
     /// Sends every request at once; their replies in order.
-    pub fn requests_at_once(
-        &self,
-        requests: Vec<(&str, Vec<u8>)>,
-    ) -> Vec<Result<Vec<u8>, CommandError>> {
+    pub fn requests_at_once(&self, requests: Vec<Encoded>) -> Vec<Result<Vec<u8>, CommandError>> {
         let pending: Vec<_> = requests
             .into_iter()
-            .map(|(cmd, body)| self.link.request(self.server, cmd, body))
+            .map(|request| self.link.request(self.server, request))
             .collect();
         self.runtime.block_on(async move {
             let tasks: Vec<_> = pending.into_iter().map(tokio::spawn).collect();
@@ -125,17 +125,19 @@ impl RawClient {
         })
     }
 
-    /// `signup` or `signin` as `user`, with the harness's password for
-    /// them and this client's identity key.
-    pub fn sign(&self, cmd: &str, user: &str) -> Result<SignedIn, CommandError> {
+    /// `signup` or `signin` (`R`) as `user`, with the harness's password
+    /// for them and this client's identity key.
+    pub fn sign<R>(&self, user: &str) -> Result<SignedIn, CommandError>
+    where
+        R: Request<Body = Credentials, Reply = SignedIn>,
+    {
         let credentials = Credentials {
             user: user.to_string(),
             password: Zeroizing::new(password(user)),
             identity: self.identity.public(),
             local: Vec::new(),
         };
-        let reply = self.request(cmd, cbor::encode(&credentials))?;
-        Ok(cbor::decode_body(&reply).expect("a signin reply"))
+        self.ask::<R>(&credentials)
     }
 }
 

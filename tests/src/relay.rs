@@ -17,7 +17,9 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -45,7 +47,7 @@ struct Lossy {
 impl Lossy {
     fn forward(&self, socket: &Arc<UdpSocket>, to: SocketAddr, bytes: &[u8]) {
         let (drop, dup, hold) = {
-            let mut rng = self.rng.lock().unwrap();
+            let mut rng = self.rng.lock();
             let i = self.impairment;
             (
                 rng.gen_bool(i.loss),
@@ -56,9 +58,9 @@ impl Lossy {
         if drop {
             return;
         }
-        let earlier = self.held.lock().unwrap().take();
+        let earlier = self.held.lock().take();
         if hold && earlier.is_none() {
-            *self.held.lock().unwrap() = Some((socket.clone(), to, bytes.to_vec()));
+            *self.held.lock() = Some((socket.clone(), to, bytes.to_vec()));
             return;
         }
         let _ = socket.send_to(bytes, to);
@@ -145,11 +147,11 @@ impl Relay {
             );
             std::thread::spawn(move || {
                 each_datagram(&up, &stop, |from, bytes| {
-                    *client.lock().unwrap() = Some(from);
+                    *client.lock() = Some(from);
                     if key_requests.stops(bytes) {
                         return;
                     }
-                    if let Some(held) = gate.held.lock().unwrap().as_mut() {
+                    if let Some(held) = gate.held.lock().as_mut() {
                         held.push(bytes.to_vec());
                         return;
                     }
@@ -162,7 +164,7 @@ impl Relay {
             let mut inside: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             let out_for_peers = out.clone();
             each_datagram(&out, &stop, |from, bytes| {
-                let Some(client_addr) = *client.lock().unwrap() else {
+                let Some(client_addr) = *client.lock() else {
                     return;
                 };
                 if from == server {
@@ -198,7 +200,7 @@ impl Relay {
 impl Relay {
     /// Holds back everything the client sends the server from now on.
     pub fn hold_to_server(&self) {
-        self.gate.held.lock().unwrap().get_or_insert_with(Vec::new);
+        self.gate.held.lock().get_or_insert_with(Vec::new);
     }
 
     /// Sends on what was held, in order (from `out`, where the server
@@ -209,14 +211,14 @@ impl Relay {
 
     /// How many datagrams are held now.
     pub fn held(&self) -> usize {
-        self.gate.held.lock().unwrap().as_ref().map_or(0, Vec::len)
+        self.gate.held.lock().as_ref().map_or(0, Vec::len)
     }
 
     /// As [`Relay::release_to_server`], but an attacker who saw them first
     /// sends each from `spoofed` (a socket at a victim's address) ahead of
     /// the real one; returns the bytes it sent.
     pub fn release_to_server_copying_from(&self, spoofed: Option<&UdpSocket>) -> usize {
-        let held = self.gate.held.lock().unwrap().take().unwrap_or_default();
+        let held = self.gate.held.lock().take().unwrap_or_default();
         let mut copied = 0;
         for datagram in held {
             if let Some(spoofed) = spoofed {

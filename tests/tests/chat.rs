@@ -270,7 +270,9 @@ fn logout_finishes_a_message_whose_recipient_vanished_by_keeping_it_for_them() {
 fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
     use std::collections::BTreeSet;
 
-    use udpchat_core::cbor;
+    use udpchat_commands::message::{Message, MessageBody};
+    use udpchat_commands::signup::SignUp;
+    use udpchat_core::packet::Encoded;
     use udpchat_tests::raw::RawClient;
 
     const ROUNDS: usize = 4;
@@ -281,7 +283,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
         .iter()
         .map(|name| {
             let sender = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
-            sender.sign("signup", name).expect("a sender signs up");
+            sender.sign::<SignUp>(name).expect("a sender signs up");
             (name.to_string(), sender)
         })
         .collect();
@@ -308,14 +310,13 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
                         let mut acknowledged = BTreeSet::new();
                         for n in 0..MOST {
                             let text = format!("round {round} from {name} number {n}");
-                            let body = cbor::encode(&udpchat_commands::message::Message {
+                            let body = Encoded::push::<Message>(&MessageBody {
                                 from: name.clone(),
                                 text: text.clone(),
                             });
                             let pushed = sender.push_to_client_within(
                                 bob_addr,
                                 bob_key.clone(),
-                                "message",
                                 body,
                                 std::time::Duration::from_secs(2),
                             );

@@ -4,8 +4,13 @@
 
 use std::net::IpAddr;
 
-use udpchat_commands::deposit::Deposit;
-use udpchat_core::cbor;
+use udpchat_commands::deposit::{Deposit, DepositBody};
+use udpchat_commands::lookup::{Found, Lookup, LookupRequest};
+use udpchat_commands::message::{Message, MessageBody};
+use udpchat_commands::punch::{Punch, PunchBody};
+use udpchat_commands::signin::SignIn;
+use udpchat_commands::signup::SignUp;
+use udpchat_core::packet::Encoded;
 use udpchat_tests::raw::RawClient;
 use udpchat_tests::relay::{Impairment, Relay};
 use udpchat_tests::{password, Client, Server};
@@ -15,13 +20,13 @@ fn ip(text: &str) -> IpAddr {
 }
 
 fn deposit_junk(mallory: &RawClient, to: &str, junk: &[u8]) -> Result<Vec<u8>, String> {
-    let body = Deposit {
+    let body = DepositBody {
         to: to.to_string(),
         sealed: junk.to_vec(),
     };
     mallory
-        .request("deposit", cbor::encode(&body))
-        .map_err(|e| e.code)
+        .request(Encoded::request::<Deposit>(&body))
+        .map_err(|e| e.code.to_string())
 }
 
 #[test]
@@ -36,7 +41,7 @@ fn junk_left_in_a_mailbox_is_reported_once_and_does_not_come_back() {
     assert!(bob.finish().0.success());
 
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
-    mallory.sign("signup", "mallory").unwrap();
+    mallory.sign::<SignUp>("mallory").unwrap();
     for junk in [&b"not cbor at all"[..], &[0xa0], &[0x40; 300]] {
         deposit_junk(&mallory, "bob", junk).expect("the server keeps sealed bytes unread");
     }
@@ -83,7 +88,7 @@ fn one_sender_fills_only_its_share_of_a_mailbox() {
     assert!(bob.finish().0.success());
 
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
-    mallory.sign("signup", "mallory").unwrap();
+    mallory.sign::<SignUp>("mallory").unwrap();
     let mut kept = 0;
     let refusal = loop {
         match deposit_junk(&mallory, "bob", &[0x40; 64]) {
@@ -107,7 +112,7 @@ fn one_address_makes_a_bounded_number_of_accounts() {
     let mallory = RawClient::connect(&server, ip("127.0.0.3"));
     let mut made = 0;
     let refusal = loop {
-        match mallory.sign("signup", &format!("bot{made}")) {
+        match mallory.sign::<SignUp>(&format!("bot{made}")) {
             Ok(_) => made += 1,
             Err(e) => break e,
         }
@@ -202,7 +207,7 @@ fn a_client_flooding_requests_is_told_busy_and_others_are_still_served() {
     let mallory = RawClient::connect(&server, ip("127.0.0.5"));
     // Sign-ins take the server a password hash each: 64 at once are more
     // than one session may have in hand.
-    let guesses: Vec<(&str, Vec<u8>)> = (0..64)
+    let guesses: Vec<Encoded> = (0..64)
         .map(|i| {
             let credentials = udpchat_commands::signin::Credentials {
                 user: format!("nobody{i}"),
@@ -211,7 +216,7 @@ fn a_client_flooding_requests_is_told_busy_and_others_are_still_served() {
                     .public(),
                 local: Vec::new(),
             };
-            ("signin", cbor::encode(&credentials))
+            Encoded::request::<SignIn>(&credentials)
         })
         .collect();
     let replies = mallory.requests_at_once(guesses);
@@ -245,12 +250,12 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
     let bob_key =
         udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
             .unwrap();
-    let body = cbor::encode(&udpchat_commands::message::Message {
+    let body = Encoded::push::<Message>(&MessageBody {
         from: "dave".into(),
         text: "did you get this?".into(),
     });
     sender
-        .push_to_client(bob.addr, bob_key, "message", body)
+        .push_to_client(bob.addr, bob_key, body)
         .expect("bob's client acknowledged it");
     let shown = bob.expect("message");
     assert_eq!(shown["text"], "did you get this?");
@@ -264,18 +269,15 @@ fn one_client_gets_a_bounded_number_of_meetings_with_another() {
     // Each meeting makes bob's client send checks to the asker's
     // candidates: a hostile asker must not turn it into a flood.
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
-    mallory.sign("signup", "mallory").expect("signed up");
-    let body = cbor::encode(&udpchat_commands::lookup::Lookup {
+    mallory.sign::<SignUp>("mallory").expect("signed up");
+    let body = LookupRequest {
         user: "bob".into(),
         meet: true,
-    });
+    };
     let started = std::time::Instant::now();
     let meetings = (0..40)
         .filter(|_| {
-            let reply = mallory
-                .request("lookup", body.clone())
-                .expect("bob is found");
-            let found: udpchat_commands::lookup::Found = cbor::decode_body(&reply).unwrap();
+            let found: Found = mallory.ask::<Lookup>(&body).expect("bob is found");
             found.meeting.is_some()
         })
         .count();
@@ -300,22 +302,22 @@ fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
     let bob_key =
         udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
             .unwrap();
-    let punch = cbor::encode(&udpchat_commands::punch::Punch {
+    let punch = Encoded::push::<Punch>(&PunchBody {
         from: "alice".into(),
         meeting: udpchat_core::secure::meeting::Ticket::random(),
         candidates: vec![victim.local_addr().unwrap().to_string()],
     });
     mallory
-        .push_to_client(bob.addr, bob_key.clone(), "punch", punch)
+        .push_to_client(bob.addr, bob_key.clone(), punch)
         .expect("bob's client acknowledged it");
     // bob handles one session's packets in order: once he showed what
     // came after the punch, the punch was handled.
-    let body = cbor::encode(&udpchat_commands::message::Message {
+    let body = Encoded::push::<Message>(&MessageBody {
         from: "mallory".into(),
         text: "after the punch".into(),
     });
     mallory
-        .push_to_client(bob.addr, bob_key, "message", body)
+        .push_to_client(bob.addr, bob_key, body)
         .expect("bob's client acknowledged it");
     bob.expect_where("error", |e| {
         e["message"].as_str().unwrap_or("").contains("mallory")
@@ -383,5 +385,64 @@ fn a_request_replayed_from_a_victims_address_does_not_send_the_answer_there() {
     assert!(
         reflected <= 3 * spoofed,
         "{reflected} bytes reflected to the victim for {spoofed} bytes spoofed"
+    );
+}
+
+#[test]
+fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() {
+    use udpchat_commands::going_down::GoingDown;
+    use udpchat_commands::group_message::GroupMessage;
+    use udpchat_commands::presence::{Presence, PresenceChanges};
+    use udpchat_core::presence::PresenceChange;
+
+    let server = Server::start();
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let bob_key =
+        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
+            .unwrap();
+    // mallory, a client of her own, pushes bob what only his server may
+    // send: the server going down, someone going offline, a group line.
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    mallory.sign::<SignUp>("mallory").expect("signed up");
+    let forged = [
+        Encoded::push::<GoingDown>(&()),
+        Encoded::push::<Presence>(&PresenceChanges {
+            changes: vec![PresenceChange {
+                user: "alice".into(),
+                online: false,
+            }],
+        }),
+        Encoded::push::<GroupMessage>(&udpchat_core::group::GroupMessage {
+            group: "team".into(),
+            seq: 1,
+            from: "alice".into(),
+            text: "it's alice, tell me your password".into(),
+            time_ms: 0,
+        }),
+    ];
+    for push in forged {
+        let tag = push.tag();
+        mallory
+            .push_to_client(bob.addr, bob_key.clone(), push)
+            .expect("bob's client acknowledged it");
+        let refused = bob.expect("error");
+        assert_eq!(refused["code"], "unverified", "{refused}");
+        let message = refused["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("dropped a {tag} packet"))
+                && message.contains("did not come from the server"),
+            "{message}"
+        );
+    }
+    // None of it took: bob is still signed in, and was shown no forgery.
+    bob.line("list");
+    let users = bob.expect("users");
+    assert_eq!(users["users"], serde_json::json!(["mallory"]));
+    assert!(
+        bob.seen.iter().all(|e| e["event"] != "server-down"
+            && e["event"] != "group-message"
+            && e["event"] != "presence"),
+        "{:#?}",
+        bob.seen
     );
 }

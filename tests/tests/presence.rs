@@ -310,11 +310,13 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
-    use udpchat_commands::bundle::BundleRequest;
-    use udpchat_commands::deposit::{Deposit, Deposited};
+    use udpchat_commands::bundle::{BundleOf, BundleRequest};
+    use udpchat_commands::deposit::{Deposit, DepositBody, Deposited};
+    use udpchat_commands::signup::SignUp;
     use udpchat_core::cbor;
     use udpchat_core::crypto::sealed;
     use udpchat_core::mailbox::{associated, Bundle};
+    use udpchat_core::packet::{decode_reply, Encoded};
     use udpchat_tests::raw::RawClient;
 
     const ROUNDS: usize = 4;
@@ -325,14 +327,10 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
     let server = server_in(dir.path(), "127.0.0.1:0");
     let bob_dir = away(server.addr, "bob");
     let alice = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
-    alice.sign("signup", "alice").expect("alice signs up");
-    let reply = alice
-        .request(
-            "bundle",
-            cbor::encode(&BundleRequest { user: "bob".into() }),
-        )
+    alice.sign::<SignUp>("alice").expect("alice signs up");
+    let bundle: Bundle = alice
+        .ask::<BundleOf>(&BundleRequest { user: "bob".into() })
         .expect("bob's bundle");
-    let bundle: Bundle = cbor::decode_body(&reply).expect("a bundle");
     let sealed = sealed::seal(
         &mut rand::rngs::OsRng,
         alice.identity(),
@@ -343,7 +341,7 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
         &associated("alice", "bob"),
     )
     .expect("sealed");
-    let deposit = cbor::encode(&Deposit {
+    let deposit = Encoded::request::<Deposit>(&DepositBody {
         to: "bob".into(),
         sealed: cbor::encode(&sealed),
     });
@@ -356,10 +354,10 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
                 let mut ids = BTreeSet::new();
                 let mut sent = 0;
                 while !stop.load(Ordering::SeqCst) && sent < MOST {
-                    let batch = vec![("deposit", deposit.clone()); BATCH];
+                    let batch = vec![deposit.clone(); BATCH];
                     sent += BATCH;
                     for reply in alice.requests_at_once(batch).into_iter().flatten() {
-                        let Deposited { id } = cbor::decode_body(&reply).expect("deposited");
+                        let Deposited { id } = decode_reply(&reply).expect("deposited");
                         ids.insert(id);
                     }
                 }

@@ -278,34 +278,31 @@ fn a_peers_escape_sequences_reach_no_terminal_in_scripted_text_mode() {
 /// text. Every line after the first is shown marked as his.
 #[test]
 fn a_peers_line_breaks_cannot_forge_a_line_from_someone_else() {
-    use udpchat_commands::lookup::{Found, Lookup};
-    use udpchat_commands::message::Message;
-    use udpchat_core::cbor;
+    use udpchat_commands::lookup::{Found, Lookup, LookupRequest};
+    use udpchat_commands::message::{Message, MessageBody};
+    use udpchat_commands::signup::SignUp;
     use udpchat_core::output::CONTINUED;
+    use udpchat_core::packet::Encoded;
     use udpchat_tests::raw::RawClient;
 
     let server = Server::start();
     let _alice = Client::sign_up(server.addr, "alice");
     let mut bob = TextClient::sign_up(server.addr, "bob");
     let mallory = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
-    mallory.sign("signup", "mallory").expect("mallory signs up");
-    let reply = mallory
-        .request(
-            "lookup",
-            cbor::encode(&Lookup {
-                user: "bob".into(),
-                meet: false,
-            }),
-        )
+    mallory.sign::<SignUp>("mallory").expect("mallory signs up");
+    let Found { addr, identity, .. } = mallory
+        .ask::<Lookup>(&LookupRequest {
+            user: "bob".into(),
+            meet: false,
+        })
         .expect("bob is online");
-    let Found { addr, identity, .. } = cbor::decode_body(&reply).expect("found");
     let forged = "<From 127.0.0.1:4000:alice>: it's alice, tell me your password";
-    let body = cbor::encode(&Message {
+    let body = Encoded::push::<Message>(&MessageBody {
         from: "mallory".into(),
         text: format!("see you later\n{forged}"),
     });
     mallory
-        .push_to_client(addr.parse().unwrap(), identity, "message", body)
+        .push_to_client(addr.parse().unwrap(), identity, body)
         .expect("bob's client took it");
 
     let first = bob.expect_line(|line| line.contains("see you later"));

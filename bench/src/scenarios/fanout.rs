@@ -12,14 +12,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use udpchat_commands::group::GroupRequest;
-use udpchat_commands::gsend::GroupSend;
-use udpchat_core::cbor;
-use udpchat_core::group::GroupMessage;
+use udpchat_commands::group::create::{Create, CreateBody};
+use udpchat_commands::group_message::GroupMessage;
+use udpchat_commands::gsend::{GroupLine, GroupSend};
+use udpchat_commands::signup::SignUp;
+use udpchat_core::error::Code;
+use udpchat_core::packet::{decode_body, Encoded, Packet as _, PushBody, Request as _};
 use udpchat_net::Inbound;
 
 use super::{params_with, Ctx};
-use crate::clients::{loopback_for, SimClient, KEEPALIVE};
+use crate::clients::{code_of, loopback_for, SimClient, KEEPALIVE};
 use crate::fanout_track::Tracker;
 use crate::irc::{IrcClient, IrcSender};
 use crate::load::{self, for_each_bounded, Plan};
@@ -125,7 +127,7 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
                     let (mut client, inbound) =
                         SimClient::connect(&server, loopback_for(i), user).await?;
                     count_group_messages(inbound, current);
-                    client.sign("signup").await?;
+                    client.sign::<SignUp>().await?;
                     client.keep_alive(KEEPALIVE);
                     anyhow::Ok(client)
                 }
@@ -139,19 +141,26 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
     for &m in members {
         let sender = clients[0].clone();
         let group = format!("fan{m}{}", ctx.run_tag);
-        let create = GroupRequest::Create {
+        let create = CreateBody {
             group: group.clone(),
             open: false,
             members: clients[1..m].iter().map(|c| c.user.clone()).collect(),
         };
         sender
-            .request("group", cbor::encode(&create))
+            .request(Encoded::request::<Create>(&create))
             .await
             .map_err(|e| {
-                if e.to_string().starts_with("unknown-command") {
-                    anyhow::anyhow!("groups are not built yet (the server does not know `group`)")
+                if code_of(&e) == Some(&Code::UnknownCommand) {
+                    anyhow::anyhow!(
+                        "groups are not built yet (the server does not know `{}`)",
+                        Create::TAG
+                    )
                 } else {
-                    e.context("group create")
+                    e.context(format!(
+                        "{} {}",
+                        Create::TAG,
+                        Create::OP.unwrap_or_default()
+                    ))
                 }
             })?;
         let tracker = Tracker::new(m - 1);
@@ -166,7 +175,7 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
                 let (id, text) = tracker.text(MESSAGE_BYTES);
                 let all = tracker.sent(id);
                 sender
-                    .request("gsend", cbor::encode(&GroupSend { group, text }))
+                    .request(Encoded::request::<GroupSend>(&GroupLine { group, text }))
                     .await?;
                 all.await
             },
@@ -190,7 +199,7 @@ fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome
     .with("members", m)
     .with("messages_per_s", outcome.rate());
     row.errors = outcome.errors;
-    row.latency = Latency::of(&tracker.latency.lock().expect("tracker lock"));
+    row.latency = Latency::of(&tracker.latency.lock());
     row.server = outcome.server;
     if let Some(e) = &outcome.first_error {
         row = row.with("first_error", e.clone());
@@ -205,10 +214,10 @@ fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
             let Inbound::Envelope { envelope, .. } = next else {
                 continue;
             };
-            if envelope.cmd != "group-message" {
+            if envelope.cmd != GroupMessage::TAG {
                 continue;
             }
-            if let Ok(message) = cbor::decode_body::<GroupMessage>(&envelope.body) {
+            if let Ok(message) = decode_body::<PushBody<GroupMessage>>(&envelope.body) {
                 let tracker = current.read().expect("tracker slot").clone();
                 tracker.arrived(&message.text);
             }

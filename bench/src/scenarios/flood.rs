@@ -24,10 +24,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::net::UdpSocket;
+use udpchat_commands::signin::SignIn;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::secure::cookie::{self, Cookie};
 
@@ -439,7 +441,7 @@ async fn sign_in(
 ) -> anyhow::Result<()> {
     let (client, inbound) = SimClient::connect_as(server, ip, user, identity).await?;
     drain(inbound);
-    client.sign("signin").await
+    client.sign::<SignIn>().await
 }
 
 /// The attackers' counts.
@@ -589,7 +591,7 @@ async fn read_replies(
         counts.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
         if let Some(c) = raw::cookie_reply(&buf[..len]) {
             counts.cookies.fetch_add(1, Ordering::Relaxed);
-            *cookie.lock().expect("cookie lock") = Some(c);
+            *cookie.lock() = Some(c);
         }
     }
 }
@@ -621,10 +623,7 @@ impl Sender {
             let due = (now.duration_since(started).as_secs_f64() * self.per_sec) as u64;
             for _ in 0..due.saturating_sub(sent).min(BURST) {
                 let junk = &self.pool[(self.offset + sent as usize) % self.pool.len()];
-                let cookie = self
-                    .cookie
-                    .as_ref()
-                    .and_then(|c| *c.lock().expect("cookie lock"));
+                let cookie = self.cookie.as_ref().and_then(|c| *c.lock());
                 let bytes: &[u8] = match cookie {
                     Some(c) => {
                         datagram.clear();

@@ -19,7 +19,8 @@
 
 use std::time::{Duration, Instant};
 
-use udpchat_core::cbor;
+use udpchat_commands::ping::Ping;
+use udpchat_core::packet::Encoded;
 
 use super::{params_with, Ctx};
 use crate::clients::{drain, loopback_for, SimClient};
@@ -293,7 +294,7 @@ async fn still_answers(target: &Target) -> bool {
         let (client, inbound) =
             SimClient::connect(&target.server, loopback_for(0), "after".into()).await?;
         drain(inbound);
-        client.request("ping", cbor::encode(&())).await
+        client.request(Encoded::request::<Ping>(&())).await
     };
     matches!(
         tokio::time::timeout(Duration::from_secs(20), attempt).await,

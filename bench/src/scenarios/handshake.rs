@@ -15,9 +15,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use udpchat_core::cbor;
+use udpchat_commands::ping::Ping;
 use udpchat_core::crypto::handshake::{ClientHello, ReplayGuard, ServerHandshake};
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
+use udpchat_core::packet::{Encoded, Packet as _};
 use udpchat_core::wire::Pattern;
 use udpchat_net::Link;
 
@@ -115,11 +116,11 @@ pub(crate) async fn one_session(link: Link, server: ServerRef) -> anyhow::Result
         .connect(server.addr, server.key.clone(), Pattern::Nk)
         .await
         .map_err(|e| anyhow::anyhow!("connect: {}", e.message))?;
-    let reply = link.request(peer, "ping", cbor::encode(&())).await;
+    let reply = link.request(peer, Encoded::request::<Ping>(&())).await;
     link.forget(peer);
     reply
         .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("ping: {}", e.message))
+        .map_err(|e| anyhow::anyhow!("{}: {}", Ping::TAG, e.message))
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {

@@ -16,7 +16,9 @@ pub mod udp_echo;
 
 use std::time::Duration;
 
+use udpchat_core::cbor;
 use udpchat_core::envelope::{Envelope, Kind};
+use udpchat_core::packet::{Encoded, Push, Request};
 use udpchat_core::wire;
 
 use crate::load::Plan;
@@ -27,11 +29,29 @@ use crate::server::{ServerSource, Target};
 /// frag_index, frag_count), per docs/PROTOCOL.md section 4.
 pub const TRANSPORT_DATA_OVERHEAD: usize = 10 + 8 + 4 + 4 + 2 + 2;
 
-/// The UDP payload that carries `cmd` with `body` (one fragment).
-pub fn datagram_bytes(cmd: &str, kind: Kind, body: &[u8]) -> usize {
+/// The UDP payload that carries a packet under `tag` with `body` (one
+/// fragment).
+fn datagram_bytes(tag: &str, kind: Kind, body: &[u8]) -> usize {
     // A request id in the hundreds of thousands: 5 bytes of CBOR.
-    let envelope = Envelope::encode_parts(cmd, 100_000, kind, body).len();
+    let envelope = Envelope::encode_parts(tag, 100_000, kind, body).len();
     envelope + TRANSPORT_DATA_OVERHEAD + wire::DATA_OVERHEAD
+}
+
+/// The UDP payload of an `R` request with `body`.
+pub fn request_bytes<R: Request>(body: &R::Body) -> usize {
+    let (tag, body) = Encoded::request::<R>(body).into_parts();
+    datagram_bytes(tag, Kind::Request, &body)
+}
+
+/// The UDP payload of the answer `reply` to an `R` request.
+pub fn reply_bytes<R: Request>(reply: &R::Reply) -> usize {
+    datagram_bytes(R::TAG, Kind::Reply, &cbor::encode(reply))
+}
+
+/// The UDP payload of a `P` push with `body`.
+pub fn push_bytes<P: Push>(body: &P::Body) -> usize {
+    let (tag, body) = Encoded::push::<P>(body).into_parts();
+    datagram_bytes(tag, Kind::Push, &body)
 }
 
 /// What every scenario is given.

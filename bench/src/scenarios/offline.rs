@@ -14,17 +14,21 @@
 //! The server keeps at most 1000 messages per recipient, so N is split
 //! over as many recipients as that takes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use udpchat_commands::bundle::BundleRequest;
-use udpchat_commands::deposit::{Deposit, Deposited};
-use udpchat_commands::prekeys::Held;
-use udpchat_commands::receipt::Receipt;
-use udpchat_commands::stored::Handover;
+use parking_lot::Mutex;
+use udpchat_commands::bundle::{BundleOf, BundleRequest};
+use udpchat_commands::deposit::{Deposit, DepositBody};
+use udpchat_commands::prekeys::Prekeys as UploadPrekeys;
+use udpchat_commands::receipt::{Receipt, ReceiptBody};
+use udpchat_commands::signin::SignIn;
+use udpchat_commands::signup::SignUp;
+use udpchat_commands::stored::{Handover, StoredMail};
 use udpchat_core::cbor;
 use udpchat_core::crypto::sealed::{self, Prekeys, SealedMessage};
 use udpchat_core::mailbox::{associated, Bundle, PrekeyUpload, ONE_TIME_TARGET};
+use udpchat_core::packet::{Encoded, Packet as _};
 use udpchat_net::Inbound;
 
 use super::{params_with, Ctx};
@@ -39,10 +43,6 @@ const PER_RECIPIENT: usize = 1000;
 const WINDOW: usize = 8;
 /// Stored messages the recipient opens and acknowledges at once.
 const DRAIN_PARALLEL: usize = 8;
-
-fn anyhow_of(e: udpchat_core::error::CommandError) -> anyhow::Error {
-    anyhow::anyhow!("{}: {}", e.code, e.message)
-}
 
 /// A recipient: its client, the prekeys it published, and what the
 /// server pushes to it.
@@ -60,7 +60,7 @@ async fn recipient(
     let user = format!("{}-{i}", ctx.users("away"));
     let (mut client, inbound) =
         SimClient::connect(&target.server, loopback_for(i + 1), user).await?;
-    client.sign("signup").await?;
+    client.sign::<SignUp>().await?;
     client.keep_alive(KEEPALIVE);
     let mut rng = rand::rngs::OsRng;
     let mut prekeys = Prekeys::generate(&mut rng, &client.identity, 1);
@@ -69,9 +69,8 @@ async fn recipient(
         signed: prekeys.signed_prekey(),
         one_time,
     };
-    let _: Held = cbor::decode_body(&client.request("prekeys", cbor::encode(&upload)).await?)
-        .map_err(|e| anyhow::anyhow!("prekeys: {e}"))?;
-    client.request("logout", cbor::encode(&())).await?;
+    client.ask::<UploadPrekeys>(&upload).await?;
+    client.sign_out().await?;
     Ok(Recipient {
         client,
         prekeys: Arc::new(Mutex::new(prekeys)),
@@ -94,20 +93,20 @@ fn seal(sender: &SimClient, bundle: &Bundle, text: &str) -> anyhow::Result<Seale
 }
 
 async fn bundle(sender: &SimClient, user: &str) -> anyhow::Result<Bundle> {
-    let body = cbor::encode(&BundleRequest {
-        user: user.to_string(),
-    });
-    cbor::decode_body(&sender.request("bundle", body).await?)
-        .map_err(|e| anyhow::anyhow!("bundle: {e}"))
+    sender
+        .ask::<BundleOf>(&BundleRequest {
+            user: user.to_string(),
+        })
+        .await
 }
 
 async fn deposit(sender: &SimClient, to: &str, sealed: &SealedMessage) -> anyhow::Result<()> {
-    let body = cbor::encode(&Deposit {
-        to: to.to_string(),
-        sealed: cbor::encode(sealed),
-    });
-    let _: Deposited = cbor::decode_body(&sender.request("deposit", body).await?)
-        .map_err(|e| anyhow::anyhow!("deposit: {e}"))?;
+    sender
+        .ask::<Deposit>(&DepositBody {
+            to: to.to_string(),
+            sealed: cbor::encode(sealed),
+        })
+        .await?;
     Ok(())
 }
 
@@ -168,7 +167,7 @@ pub async fn run(ctx: &Ctx, messages: usize) -> anyhow::Result<Report> {
     )
     .await?;
     drain(sender_inbound);
-    sender.sign("signup").await?;
+    sender.sign::<SignUp>().await?;
     sender.keep_alive(KEEPALIVE);
     let mut away = Vec::with_capacity(recipients);
     for i in 0..recipients {
@@ -274,7 +273,7 @@ async fn drain_one(
     let started = Instant::now();
     let signin = {
         let client = r.client.clone();
-        tokio::spawn(async move { client.sign("signin").await })
+        tokio::spawn(async move { client.sign::<SignIn>().await })
     };
     let limit = Arc::new(tokio::sync::Semaphore::new(DRAIN_PARALLEL));
     let mut acks = Vec::with_capacity(expected);
@@ -283,11 +282,11 @@ async fn drain_one(
         let Ok(Some(Inbound::Envelope { envelope, .. })) = next else {
             break;
         };
-        if envelope.cmd != "stored" {
+        if envelope.cmd != StoredMail::TAG {
             continue;
         }
-        let Handover { message, .. } =
-            cbor::decode_body(&envelope.body).map_err(|e| anyhow::anyhow!("stored: {e}"))?;
+        let Handover { message, .. } = cbor::decode_body(&envelope.body)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", StoredMail::TAG))?;
         let permit = limit.clone().acquire_owned().await?;
         let (client, prekeys) = (r.client.clone(), r.prekeys.clone());
         acks.push(tokio::spawn(async move {
@@ -296,7 +295,6 @@ async fn drain_one(
                 cbor::decode_body(&message.sealed).map_err(|e| anyhow::anyhow!("sealed: {e}"))?;
             prekeys
                 .lock()
-                .expect("prekeys lock")
                 .open(
                     &client.identity,
                     &sealed,
@@ -304,14 +302,8 @@ async fn drain_one(
                 )
                 .map_err(|e| anyhow::anyhow!("open: {e}"))?;
             client
-                .link
-                .request(
-                    client.server,
-                    "receipt",
-                    cbor::encode(&Receipt { id: message.id }),
-                )
-                .await
-                .map_err(anyhow_of)?;
+                .request(Encoded::request::<Receipt>(&ReceiptBody { id: message.id }))
+                .await?;
             anyhow::Ok(started.elapsed())
         }));
     }

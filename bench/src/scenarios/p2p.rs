@@ -14,20 +14,20 @@
 //! `extra`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use udpchat_commands::message::Message;
-use udpchat_core::cbor;
+use parking_lot::Mutex;
+use udpchat_commands::message::{Message, MessageBody};
 use udpchat_core::crypto::keys::StaticKey;
-use udpchat_core::envelope::Kind;
+use udpchat_core::packet::{decode_body, Encoded, Packet as _};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Inbound, Link, Peer};
 
 use super::udp_echo::{baseline, Shape};
-use super::{datagram_bytes, params_with, Ctx};
-use crate::clients::{open_link, SimClient};
+use super::{params_with, push_bytes, Ctx};
+use crate::clients::{command_error, open_link, SimClient};
 use crate::load::{self, histogram, micros, Plan};
 use crate::procfs;
 use crate::relay::Relay;
@@ -65,10 +65,10 @@ fn receive(mut inbound: udpchat_net::Inbox, arrivals: Arc<Arrivals>) {
             let Inbound::Envelope { envelope, .. } = next else {
                 continue;
             };
-            if envelope.cmd != "message" {
+            if envelope.cmd != Message::TAG {
                 continue;
             }
-            let Ok(message) = cbor::decode_body::<Message>(&envelope.body) else {
+            let Ok(message) = decode_body::<MessageBody>(&envelope.body) else {
                 continue;
             };
             let Some(sent) = sent_ns(&message.text) else {
@@ -82,7 +82,6 @@ fn receive(mut inbound: udpchat_net::Inbox, arrivals: Arc<Arrivals>) {
                 arrivals
                     .one_way
                     .lock()
-                    .expect("hist lock")
                     .saturating_record((now.saturating_sub(sent) / 1000).max(1));
             }
         }
@@ -102,14 +101,14 @@ impl Sender {
     async fn send(self) -> anyhow::Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let sent = self.base.elapsed().as_nanos() as u64;
-        let body = cbor::encode(&Message {
+        let body = MessageBody {
             from: "p2p-a".into(),
             text: text(seq, sent, self.size),
-        });
+        };
         self.link
-            .push(self.peer, "message", body)
+            .push(self.peer, Encoded::push::<Message>(&body))
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+            .map_err(command_error)
     }
 }
 
@@ -136,14 +135,14 @@ pub async fn run(
             }),
         ),
     );
-    let probe = cbor::encode(&Message {
+    let probe = MessageBody {
         from: "p2p-a".into(),
         text: text(100_000, 1_000_000_000_000, 100),
-    });
+    };
     let shape = Shape {
         clients: 1,
         window: inflight,
-        request_bytes: datagram_bytes("message", Kind::Push, &probe),
+        request_bytes: push_bytes::<Message>(&probe),
         // A transport ACK of one range, sealed: header 10 + 8 + 1 + 16.
         reply_bytes: 35 + udpchat_core::wire::DATA_OVERHEAD,
     };
@@ -187,7 +186,7 @@ pub async fn run(
         };
         let start_ns = micros(base.elapsed()) * 1000;
         arrivals.count.store(0, Ordering::Relaxed);
-        *arrivals.one_way.lock().expect("hist lock") = histogram();
+        *arrivals.one_way.lock() = histogram();
         arrivals
             .from_ns
             .store(start_ns + plan.warmup.as_nanos() as u64, Ordering::Relaxed);
@@ -233,7 +232,7 @@ pub async fn run(
             row = row.with("first_error", e);
         }
         row.errors = outcome.errors;
-        row.latency = Latency::of(&arrivals.one_way.lock().expect("hist lock"));
+        row.latency = Latency::of(&arrivals.one_way.lock());
         report.rows.push(row);
     }
     report.baseline = Some(base_row);
@@ -265,22 +264,23 @@ async fn meet_through_server(
     std::net::SocketAddr,
     (crate::server::Target, [SimClient; 2]),
 )> {
-    use udpchat_commands::lookup::{Found, Lookup};
+    use udpchat_commands::lookup::{Lookup, LookupRequest};
+    use udpchat_commands::signup::SignUp;
     use udpchat_core::secure::meeting;
     let target = ctx.source.start_with(&["--relay-budget", "1000000"])?;
     let mut alice = SimClient::on_link(a, &target.server, "p2p-a".into()).await?;
     let mut bob =
         SimClient::on_link_as(b, &target.server, "p2p-b".into(), Arc::new(b_key.clone())).await?;
     for client in [&mut alice, &mut bob] {
-        client.sign("signup").await?;
+        client.sign::<SignUp>().await?;
         client.keep_alive(std::time::Duration::from_secs(10));
     }
-    let body = cbor::encode(&Lookup {
-        user: "p2p-b".into(),
-        meet: true,
-    });
-    let found: Found = cbor::decode_body(&alice.request("lookup", body).await?)
-        .map_err(|e| anyhow::anyhow!("lookup: {e}"))?;
+    let found = alice
+        .ask::<Lookup>(&LookupRequest {
+            user: "p2p-b".into(),
+            meet: true,
+        })
+        .await?;
     let ticket = found
         .meeting
         .ok_or_else(|| anyhow::anyhow!("the server arranged no meeting"))?;

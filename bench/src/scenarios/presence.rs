@@ -14,11 +14,12 @@
 //! of its own, which the server cannot tell apart from separate clients.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use udpchat_commands::ping::Pong;
-use udpchat_core::cbor;
+use parking_lot::Mutex;
+use udpchat_commands::ping::Ping;
+use udpchat_commands::signup::SignUp;
 
 use super::{params_with, Ctx};
 use crate::clients::{drain, loopback_for, open_link, AbortOnDrop, SimClient, KEEPALIVE};
@@ -134,7 +135,7 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
                 async move {
                     let t0 = Instant::now();
                     let client = SimClient::on_link(&link, &server, user).await?;
-                    client.sign("signup").await?;
+                    client.sign::<SignUp>().await?;
                     let took = t0.elapsed();
                     anyhow::Ok((
                         keep_alive(client, pings, failed, ping_latency, measuring),
@@ -190,7 +191,7 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
         row = row.with("first_error", e);
     }
     row.errors = failed.load(Ordering::Relaxed);
-    row.latency = Latency::of(&ping_latency.lock().expect("hist lock"));
+    row.latency = Latency::of(&ping_latency.lock());
     row.server = usage;
     if let (Some(before), Some(half_way), Some(after)) = (before, rss_half, after) {
         let per_client = |from: u64, clients: usize| {
@@ -239,7 +240,7 @@ fn keep_alive(
         loop {
             tick.tick().await;
             let t0 = Instant::now();
-            let reply = client.request("ping", cbor::encode(&())).await;
+            let reply = client.ask::<Ping>(&()).await;
             if !measuring.load(Ordering::Relaxed) {
                 continue;
             }
@@ -247,13 +248,11 @@ fn keep_alive(
             // signed it out (it missed its keepalives): that is a failure.
             let answered = reply
                 .ok()
-                .and_then(|body| cbor::decode_body::<Pong>(&body).ok())
                 .is_some_and(|pong| pong.user.as_deref() == Some(client.user.as_str()));
             if answered {
                 pings.fetch_add(1, Ordering::Relaxed);
                 latency
                     .lock()
-                    .expect("hist lock")
                     .saturating_record(micros(t0.elapsed()).max(1));
             } else {
                 failed.fetch_add(1, Ordering::Relaxed);

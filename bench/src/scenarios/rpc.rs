@@ -3,13 +3,11 @@
 //! their encrypted sessions, each keeping `window` requests outstanding.
 //! Requests/s and latency, and the same run's UDP echo baseline.
 
-use udpchat_commands::list::{ListRequest, Users};
-use udpchat_commands::lookup::Lookup;
-use udpchat_core::cbor;
-use udpchat_core::envelope::Kind;
+use udpchat_commands::list::{List, ListRequest, Users};
+use udpchat_commands::lookup::{Lookup, LookupRequest};
 
 use super::udp_echo::{baseline, Shape};
-use super::{datagram_bytes, params_with, Ctx};
+use super::{params_with, reply_bytes, request_bytes, Ctx};
 use crate::clients::{sign_up_many, SimClient};
 use crate::load::{self, Plan};
 use crate::report::{Latency, Report, Row};
@@ -29,12 +27,8 @@ pub fn list_shape(clients: usize, window: usize) -> Shape {
     Shape {
         clients,
         window,
-        request_bytes: datagram_bytes(
-            "list",
-            Kind::Request,
-            &cbor::encode(&ListRequest::default()),
-        ),
-        reply_bytes: datagram_bytes("list", Kind::Reply, &cbor::encode(&users)),
+        request_bytes: request_bytes::<List>(&ListRequest::default()),
+        reply_bytes: reply_bytes::<List>(&users),
     }
 }
 
@@ -89,14 +83,10 @@ pub async fn setup(ctx: &Ctx, target: &Target) -> anyhow::Result<Vec<SimClient>>
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let shape = list_shape(ctx.clients, ctx.window);
-    let lookup_bytes = datagram_bytes(
-        "lookup",
-        Kind::Request,
-        &cbor::encode(&Lookup {
-            user: "rpc00000000-1".into(),
-            meet: false,
-        }),
-    );
+    let lookup_bytes = request_bytes::<Lookup>(&LookupRequest {
+        user: "rpc00000000-1".into(),
+        meet: false,
+    });
     let mut report = Report::new(
         "rpc",
         params_with(ctx, serde_json::json!({ "shape": shape })),

@@ -6,8 +6,11 @@
 //! shows the rpc p99 both ways, and the sign-ins' own rate and latency.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use udpchat_commands::signin::SignIn;
 
 use super::rpc::{list_shape, measure, setup, SIGNUP_PARALLEL};
 use super::udp_echo::baseline;
@@ -121,16 +124,14 @@ async fn storm_at(
         let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
         inflight.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let result = client.sign("signin").await;
+            let result = client.sign::<SignIn>().await;
             if t0 < measure_from {
                 return;
             }
             match result {
                 Ok(()) => {
                     ok.fetch_add(1, Ordering::Relaxed);
-                    hist.lock()
-                        .expect("hist lock")
-                        .saturating_record(micros(t0.elapsed()).max(1));
+                    hist.lock().saturating_record(micros(t0.elapsed()).max(1));
                 }
                 Err(_) => {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +151,6 @@ async fn storm_at(
     )
     .with("offered_rate", rate);
     row.errors = errors.load(Ordering::Relaxed);
-    row.latency = Latency::of(&hist.lock().expect("hist lock"));
+    row.latency = Latency::of(&hist.lock());
     row
 }

@@ -29,11 +29,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -108,13 +109,13 @@ struct Env {
 }
 
 impl Env {
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        self.tracker.lock().expect("tracker lock")
+    fn tracker(&self) -> parking_lot::MutexGuard<'_, Tracker> {
+        self.tracker.lock()
     }
 
     fn log_event(&self, user: usize, session: u64, line: &str) {
         let t = self.t0.elapsed().as_secs_f64();
-        let mut events = self.events.lock().expect("event log lock");
+        let mut events = self.events.lock();
         let _ = writeln!(events, "{t:.3} {} s{session} {line}", self.names[user]);
     }
 
@@ -574,7 +575,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> anyhow::Result<Report> {
             let _ = std::fs::copy(&log, args.logs.join("server.log"));
         }
     }
-    env.events.lock().expect("event log lock").flush()?;
+    env.events.lock().flush()?;
     drop(target);
 
     let tracker = env.tracker();

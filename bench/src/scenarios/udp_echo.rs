@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
@@ -60,7 +61,7 @@ impl EchoClient {
                         continue;
                     }
                     let seq = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
-                    if let Some(done) = pending.lock().expect("pending lock").remove(&seq) {
+                    if let Some(done) = pending.lock().remove(&seq) {
                         let _ = done.send(());
                     }
                 }
@@ -79,7 +80,7 @@ impl EchoClient {
     async fn exchange(self) -> anyhow::Result<()> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (done, echoed) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(seq, done);
+        self.pending.lock().insert(seq, done);
         let mut request = vec![0u8; self.shape.request_bytes.max(10)];
         request[..8].copy_from_slice(&seq.to_be_bytes());
         let reply = u16::try_from(self.shape.reply_bytes.max(10)).unwrap_or(u16::MAX);
@@ -88,7 +89,7 @@ impl EchoClient {
         match tokio::time::timeout(ECHO_WAIT, echoed).await {
             Ok(Ok(())) => Ok(()),
             _ => {
-                self.pending.lock().expect("pending lock").remove(&seq);
+                self.pending.lock().remove(&seq);
                 Err(anyhow!("no echo within {}s", ECHO_WAIT.as_secs()))
             }
         }

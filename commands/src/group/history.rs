@@ -4,21 +4,41 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use udpchat_core::args::Args;
-use udpchat_core::cbor;
-use udpchat_core::context::{Client, Reply, Server};
-use udpchat_core::error::{code, CommandError};
+use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::context::{Client, Origin, Server};
+use udpchat_core::error::CommandError;
 use udpchat_core::group::{GroupMessage, DEFAULT_HISTORY, HISTORY_LIMIT};
 use udpchat_core::names::check_group_name;
 use udpchat_core::output::Output;
+use udpchat_core::packet::{Packet, Request};
+use udpchat_core::register;
+use udpchat_core::registry::{Command, Serve, Shell};
 
-use super::GroupRequest;
-
-const USAGE: &str = "group history <group> [N]";
+use super::{group_name, GROUP};
 
 /// A reply must fit one envelope: older messages past this many bytes of
 /// text are left out (and counted).
 const REPLY_BUDGET: usize = 80 * 1024;
+
+/// `group history`: the request, its shell command and its handler.
+pub struct GroupHistory;
+
+impl Packet for GroupHistory {
+    const TAG: &'static str = GROUP;
+}
+
+impl Request for GroupHistory {
+    const OP: Option<&'static str> = Some("history");
+    type Body = HistoryRequest;
+    type Reply = History;
+}
+
+/// The request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    pub group: String,
+    pub count: u32,
+}
 
 /// The reply body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,52 +49,67 @@ pub struct History {
     pub omitted: u32,
 }
 
-pub async fn shell(client: &Client, args: &Args) -> Result<(), CommandError> {
-    let group = args.required(0, USAGE)?.to_string();
-    check_group_name(&group)?;
-    args.at_most(2, USAGE)?;
-    let count = match args.get(1) {
-        None => DEFAULT_HISTORY,
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if (1..=HISTORY_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(CommandError::new(
-                    code::USAGE,
-                    format!("usage: {USAGE} (N is a number from 1 to {HISTORY_LIMIT})"),
-                ))
-            }
-        },
-    };
-    let request = GroupRequest::History {
-        group: group.clone(),
-        count: count as u32,
-    };
-    let history: History = crate::decode(&client.request("group", cbor::encode(&request)).await?)?;
-    client.emit(render(&group, &history));
-    Ok(())
+register! {
+    Command::sub(GROUP, "history", "Show a group's last N messages (20 unless told).")
+        .args(&[Arg::one("group", ArgKind::Group), Arg::optional("N", ArgKind::Number)])
+        .examples(&["group history group1 50"])
+        .shell::<GroupHistory>()
+        .serve::<GroupHistory>()
 }
 
-pub async fn serve(server: &Server, user: &str, group: &str, count: u32) -> Reply {
-    check_group_name(group)?;
-    let count = (count as usize).clamp(1, HISTORY_LIMIT);
-    let mut messages = server.groups().history(user, group, count).await?;
-    // Keep the newest that fit (a single message always does).
-    let mut bytes = 0;
-    let fit = messages
-        .iter()
-        .rev()
-        .take_while(|m| {
-            bytes += m.text.len() + m.from.len() + 32;
-            bytes <= REPLY_BUDGET
+impl Shell for GroupHistory {
+    async fn run(client: Client, args: Args) -> Result<(), CommandError> {
+        let group = group_name(args.word(0))?;
+        let count = match args.get(1) {
+            None => DEFAULT_HISTORY,
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if (1..=HISTORY_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(
+                        args.usage_error(&format!("N is a number from 1 to {HISTORY_LIMIT}"))
+                    )
+                }
+            },
+        };
+        let request = HistoryRequest {
+            group: group.clone(),
+            count: count as u32,
+        };
+        let history = client.server().request::<GroupHistory>(&request).await?;
+        client.emit(render(&group, &history));
+        Ok(())
+    }
+}
+
+impl Serve for GroupHistory {
+    async fn serve(
+        server: Server,
+        origin: Origin,
+        body: HistoryRequest,
+    ) -> Result<History, CommandError> {
+        let user = crate::signed_in_user(&server, origin)?;
+        let HistoryRequest { group, count } = body;
+        check_group_name(&group)?;
+        let count = (count as usize).clamp(1, HISTORY_LIMIT);
+        let mut messages = server.groups().history(&user, &group, count).await?;
+        // Keep the newest that fit (a single message always does).
+        let mut bytes = 0;
+        let fit = messages
+            .iter()
+            .rev()
+            .take_while(|m| {
+                bytes += m.text.len() + m.from.len() + 32;
+                bytes <= REPLY_BUDGET
+            })
+            .count()
+            .max(messages.len().min(1));
+        let omitted = messages.len() - fit;
+        messages.drain(..omitted);
+        Ok(History {
+            messages,
+            omitted: omitted as u32,
         })
-        .count()
-        .max(messages.len().min(1));
-    let omitted = messages.len() - fit;
-    messages.drain(..omitted);
-    Ok(cbor::encode(&History {
-        messages,
-        omitted: omitted as u32,
-    }))
+    }
 }
 
 fn render(group: &str, history: &History) -> Output {

@@ -17,15 +17,19 @@
 //! makes a message come again, and clients drop what they have shown.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::{mpsc, OwnedMutexGuard};
-use udpchat_core::cbor;
+use udpchat_commands::group_message::GroupMessage as GroupMessagePush;
 use udpchat_core::context::PeerId;
 use udpchat_core::error::CommandError;
 use udpchat_core::group::GroupMessage;
+use udpchat_core::packet::Encoded;
 
 use super::Inner;
+use crate::store::blocking;
 
 type MemberKey = (String, String);
 
@@ -81,7 +85,7 @@ impl Drop for Locked {
         if !self.live.attached.is_empty() {
             return;
         }
-        let mut live = self.inner.live.lock().expect("groups lock");
+        let mut live = self.inner.live.lock();
         // Two holders: the map and this guard; nobody else waits for it.
         if live
             .get(&self.group)
@@ -108,7 +112,7 @@ impl Inner {
     /// Stores what was acknowledged since the last time, in one transaction.
     pub(super) async fn write_cursors(&self) {
         let batch: Vec<(String, String, u64)> = {
-            let mut cursors = self.cursors.lock().expect("cursors lock");
+            let mut cursors = self.cursors.lock();
             cursors
                 .dirty
                 .drain()
@@ -118,7 +122,8 @@ impl Inner {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = self.store_call(move |s| s.advance_cursors(&batch)).await {
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.advance_cursors(&batch)).await {
             tracing::warn!("groups: cursors not stored: {}", e.message);
         }
     }
@@ -127,7 +132,6 @@ impl Inner {
         let entry = self
             .live
             .lock()
-            .expect("groups lock")
             .entry(group.to_string())
             .or_default()
             .clone();
@@ -141,7 +145,7 @@ impl Inner {
     /// Records that `user` has everything of `group` up to `seq`.
     fn acknowledged(&self, group: &str, user: &str, seq: u64) {
         let key = (group.to_string(), user.to_string());
-        let mut cursors = self.cursors.lock().expect("cursors lock");
+        let mut cursors = self.cursors.lock();
         let known = cursors.known.entry(key.clone()).or_insert(0);
         if seq <= *known {
             return;
@@ -153,7 +157,7 @@ impl Inner {
 
     pub(super) fn forget(&self, group: &str, user: &str) {
         let key = (group.to_string(), user.to_string());
-        let mut cursors = self.cursors.lock().expect("cursors lock");
+        let mut cursors = self.cursors.lock();
         cursors.known.remove(&key);
         cursors.dirty.remove(&key);
     }
@@ -163,19 +167,19 @@ impl Inner {
     fn push(self: &Arc<Self>, user: &str, attachment: &Attachment, message: &GroupMessage) {
         let seq = message.seq;
         {
-            let mut track = attachment.track.lock().expect("track lock");
+            let mut track = attachment.track.lock();
             track.outstanding.insert(seq);
             track.queued = track.queued.max(seq);
         }
         let delivery = self
             .link
-            .push(attachment.peer, "group-message", cbor::encode(message));
+            .push(attachment.peer, Encoded::push::<GroupMessagePush>(message));
         let (inner, track) = (self.clone(), attachment.track.clone());
         let (group, user) = (message.group.clone(), user.to_string());
         tokio::spawn(async move {
             let result = delivery.await;
             let cursor = {
-                let mut track = track.lock().expect("track lock");
+                let mut track = track.lock();
                 match result {
                     Ok(()) => {
                         track.outstanding.remove(&seq);
@@ -197,7 +201,7 @@ impl Inner {
     /// The member's own message: nothing to deliver, but its cursor passes it.
     fn own(&self, user: &str, attachment: &Attachment, message: &GroupMessage) {
         let cursor = {
-            let mut track = attachment.track.lock().expect("track lock");
+            let mut track = attachment.track.lock();
             track.queued = track.queued.max(message.seq);
             track.cursor()
         };
@@ -218,15 +222,15 @@ impl Inner {
         let attached = live
             .attached
             .get(user)
-            .is_some_and(|a| a.peer == peer && !a.track.lock().expect("track lock").broken);
+            .is_some_and(|a| a.peer == peer && !a.track.lock().broken);
         if attached {
             return Ok(());
         }
         let stored = match cursor {
             Some(cursor) => cursor,
             None => {
-                let (g, u) = (group.to_string(), user.to_string());
-                match self.store_call(move |s| s.cursor(&g, &u)).await? {
+                let (store, g, u) = (self.store.clone(), group.to_string(), user.to_string());
+                match blocking(move || store.cursor(&g, &u)).await? {
                     Some(cursor) => cursor,
                     None => return Ok(()), // not a member (any more)
                 }
@@ -235,16 +239,13 @@ impl Inner {
         let known = self
             .cursors
             .lock()
-            .expect("cursors lock")
             .known
             .get(&(group.to_string(), user.to_string()))
             .copied()
             .unwrap_or(0);
         let cursor = stored.max(known);
-        let name = group.to_string();
-        let backlog = self
-            .store_call(move |s| s.messages_after(&name, cursor))
-            .await?;
+        let (store, name) = (self.store.clone(), group.to_string());
+        let backlog = blocking(move || store.messages_after(&name, cursor)).await?;
         let attachment = Attachment {
             peer,
             track: Arc::new(Mutex::new(Track {
@@ -284,7 +285,7 @@ impl Inner {
                 Some(attachment) if attachment.peer == peer => {
                     if member == &message.from {
                         self.own(member, attachment, message);
-                    } else if !attachment.track.lock().expect("track lock").broken {
+                    } else if !attachment.track.lock().broken {
                         self.push(member, attachment, message);
                     }
                 }

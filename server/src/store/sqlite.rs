@@ -1,12 +1,15 @@
 //! The SQLite store: one file in the data dir, WAL mode, so a crash loses
-//! nothing that was committed and readers don't block the writer.
+//! nothing that was committed and readers don't block the writer. Here are
+//! the connection, every concern's schema (one list of migrations) and the
+//! users table; the group and mailbox queries are in `groups/store.rs` and
+//! `mailbox/store.rs`.
 //!
 //! The file is made 0600 before SQLite opens it, so its `-wal` and `-shm`
 //! files, which SQLite makes with the database's mode, are 0600 too;
 //! whatever an older version left open to others is closed at open.
 
+use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use udpchat_core::private_files;
@@ -108,8 +111,8 @@ impl SqliteStore {
         Ok(SqliteStore { db: Mutex::new(db) })
     }
 
-    pub(super) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().expect("store lock")
+    pub(crate) fn db(&self) -> parking_lot::MutexGuard<'_, Connection> {
+        self.db.lock()
     }
 }
 

@@ -1,0 +1,85 @@
+//! Keeping the session with the server alive, noticing when the server is
+//! gone, and coming back by itself: the client pings the server three times
+//! per presence timeout; after a whole timeout without an answer it says
+//! the server is lost, then keeps trying (backing off) and, once the server
+//! answers again, signs back in with the password it kept in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use udpchat_commands::ping::Ping;
+use udpchat_commands::signin::{sign_in, How};
+use udpchat_core::context::Client;
+use udpchat_core::output::Output;
+
+use crate::state::ClientState;
+
+/// The longest wait between tries while the server is gone.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
+    let every = timeout / 3;
+    let mut last_answer = Instant::now();
+    let mut lost = false;
+    let mut wait = every;
+    loop {
+        tokio::time::sleep(wait).await;
+        if state.quitting() {
+            return;
+        }
+        let signed_in = client.session().lock().user.is_some();
+        let wanted = state.connector().remembered();
+        if !signed_in && wanted.is_none() && !lost {
+            last_answer = Instant::now();
+            continue;
+        }
+        let ping = client.server().request::<Ping>(&());
+        let pong = tokio::time::timeout(every, ping)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if let Some(pong) = pong {
+            last_answer = Instant::now();
+            wait = every;
+            let back = lost;
+            lost = false;
+            // Signed out on the server's side (after missed keepalives, or
+            // it restarted) while this side still thinks it is signed in.
+            if signed_in && pong.user.is_none() {
+                client.session().lock().user = None;
+            }
+            if pong.user.is_none() {
+                if let Some((user, password)) = wanted {
+                    if back {
+                        client.emit(Output::new(
+                            "server-back",
+                            "the server is back: signing in again",
+                        ));
+                    }
+                    if let Err(e) = sign_in(&client, How::SignIn, &user, Some(password)).await {
+                        client.emit(Output::error(&e));
+                    }
+                }
+            }
+            continue;
+        }
+        if !lost && last_answer.elapsed() >= timeout {
+            lost = true;
+            client.session().lock().user = None;
+            let server = client.session().lock().server;
+            client.emit(
+                Output::new(
+                    "server-lost",
+                    format!("lost the server at {server}: retrying"),
+                )
+                .with("server", server.to_string()),
+            );
+        }
+        if lost {
+            // Whatever session there was, the next try starts a new one.
+            state.connector().reset();
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+    }
+}

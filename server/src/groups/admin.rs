@@ -1,0 +1,90 @@
+//! `udpchat-server group add|remove|list`: groups provisioned by the
+//! operator (the seeds shipped a configured `group1`), on the same store
+//! the server uses; the server may be running. A group the operator makes
+//! has no owner: only the operator changes its members. A running server
+//! delivers to a member added here from the group's next message on.
+
+use std::path::Path;
+
+use anyhow::bail;
+use clap::Subcommand;
+use udpchat_core::group::{GroupInfo, MAX_MEMBERS};
+use udpchat_core::names::{check_group_name, check_user_name};
+
+use super::GroupStore;
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add users to a group, making the group if it does not exist.
+    Add {
+        name: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group (the last one out deletes it).
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// List the groups and their members.
+    List,
+}
+
+pub fn run(data_dir: &Path, command: GroupCommand) -> anyhow::Result<()> {
+    let store = crate::operator::open_store(data_dir)?;
+    match command {
+        GroupCommand::Add { name, users } => {
+            check_names(&name, &users)?;
+            let info = match store.group(&name)? {
+                Some(info) => {
+                    let new = users.iter().filter(|u| !info.members.contains(u)).count();
+                    if info.members.len() + new > MAX_MEMBERS {
+                        bail!("{name} would have more than {MAX_MEMBERS} members");
+                    }
+                    store.add_members(&name, &users)?.0
+                }
+                None if users.len() > MAX_MEMBERS => {
+                    bail!("a group has at most {MAX_MEMBERS} members")
+                }
+                None => store.create_group(&name, None, false, &users)?,
+            };
+            println!("{}", line(&info));
+        }
+        GroupCommand::Remove { name, users } => {
+            check_names(&name, &users)?;
+            let (info, removed) = store.remove_members(&name, &users)?;
+            if removed.is_empty() {
+                bail!("none of them is in {name}");
+            }
+            if info.members.is_empty() {
+                println!("{name}: deleted (no members left)");
+            } else {
+                println!("{}", line(&info));
+            }
+        }
+        GroupCommand::List => {
+            for info in store.groups()? {
+                println!("{}", line(&info));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_names(group: &str, users: &[String]) -> anyhow::Result<()> {
+    check_group_name(group).map_err(|e| anyhow::anyhow!(e.message))?;
+    for user in users {
+        check_user_name(user).map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    Ok(())
+}
+
+/// `group1: alice, bob, charlie, eve` (and who owns it, if anyone does).
+fn line(info: &GroupInfo) -> String {
+    let owner = match &info.owner {
+        Some(owner) => format!(" (owner {owner})"),
+        None => String::new(),
+    };
+    format!("{}{owner}: {}", info.name, info.members.join(", "))
+}

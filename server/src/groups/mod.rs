@@ -1,0 +1,402 @@
+//! Group chat on the server: who may do what to a group (the owner adds
+//! and removes members, anyone joins an open group, only members send or
+//! read), and the entry points the `group`, `gsend` and `groups` commands
+//! call. How messages reach members, in order and once, is [`delivery`];
+//! the tables, [`store`]; the operator's `udpchat-server group`, [`admin`].
+
+pub mod admin;
+mod delivery;
+mod store;
+
+pub use store::GroupStore;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use udpchat_commands::groups::{Groups as GroupsPush, Listing};
+use udpchat_core::context::{BoxFuture, Groups, PeerId};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::group::{GroupInfo, GroupMessage, HISTORY_LIMIT, MAX_MEMBERS};
+use udpchat_core::packet::Encoded;
+use udpchat_core::presence::Presence;
+use udpchat_net::Link;
+
+use crate::mailbox::now_ms;
+use crate::store::blocking;
+use delivery::{write_cursors, Cursors, Live};
+
+/// Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct GroupChat {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn GroupStore>,
+    link: Link,
+    presence: Arc<Mutex<Presence>>,
+    /// Per group: who receives it live. Entries go when nobody is attached.
+    live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>,
+    cursors: Mutex<Cursors>,
+    /// Wakes the cursor writer.
+    wake_writer: mpsc::UnboundedSender<()>,
+}
+
+fn no_such_group(group: &str) -> CommandError {
+    CommandError::new(Code::NoSuchGroup, format!("No such group: {group}"))
+}
+
+fn not_a_member(group: &str) -> CommandError {
+    CommandError::new(Code::NotAMember, format!("you are not a member of {group}"))
+}
+
+fn too_many(group: &str) -> CommandError {
+    CommandError::new(
+        Code::TooLarge,
+        format!("{group} would have more than {MAX_MEMBERS} members"),
+    )
+}
+
+impl GroupChat {
+    /// Must be called inside the runtime: it starts the cursor writer.
+    pub fn new(
+        store: Arc<dyn GroupStore>,
+        link: Link,
+        presence: Arc<Mutex<Presence>>,
+    ) -> GroupChat {
+        let (wake_writer, wakes) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            store,
+            link,
+            presence,
+            live: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(Cursors::default()),
+            wake_writer,
+        });
+        tokio::spawn(write_cursors(Arc::downgrade(&inner), wakes));
+        GroupChat { inner }
+    }
+
+    /// Stores every acknowledged position now (the server is going down).
+    pub async fn flush(&self) {
+        self.inner.write_cursors().await;
+    }
+}
+
+impl Inner {
+    async fn existing(&self, group: &str) -> Result<GroupInfo, CommandError> {
+        let (store, name) = (self.store.clone(), group.to_string());
+        blocking(move || store.group(&name))
+            .await?
+            .ok_or_else(|| no_such_group(group))
+    }
+
+    fn online(&self, user: &str) -> Option<PeerId> {
+        self.presence.lock().session_of(user)
+    }
+
+    /// Pushes a user their groups; nothing waits for it.
+    fn show_groups(&self, peer: PeerId, listing: &Listing) {
+        let delivery = self.link.push(peer, Encoded::push::<GroupsPush>(listing));
+        tokio::spawn(async move {
+            if let Err(e) = delivery.await {
+                tracing::debug!(%peer, "groups not shown: {e}");
+            }
+        });
+    }
+
+    /// Tells an online user their groups changed, with why.
+    async fn tell(&self, user: &str, note: String) {
+        let Some(peer) = self.online(user) else {
+            return;
+        };
+        let (store, name) = (self.store.clone(), user.to_string());
+        match blocking(move || store.groups_of(&name)).await {
+            Ok(groups) => {
+                let listing = Listing {
+                    groups,
+                    note: Some(note),
+                };
+                self.show_groups(peer, &listing);
+            }
+            Err(e) => tracing::warn!(user, "groups: not told: {}", e.message),
+        }
+    }
+
+    /// After members were added: attach those online; tell them (but not
+    /// `by`, who did it) why.
+    async fn added(
+        self: &Arc<Self>,
+        live: &mut Live,
+        info: &GroupInfo,
+        added: &[String],
+        by: &str,
+    ) {
+        for user in added {
+            if let Some(peer) = self.online(user) {
+                if let Err(e) = self.attach(live, &info.name, user, peer, None).await {
+                    tracing::warn!(user, "groups: not attached: {}", e.message);
+                }
+                if user != by {
+                    self.tell(user, format!("{by} added you to {}", info.name))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn removed(&self, live: &mut Live, group: &str, removed: &[String], by: &str) {
+        for user in removed {
+            live.attached.remove(user);
+            self.forget(group, user);
+            if user != by {
+                self.tell(user, format!("{by} removed you from {group}"))
+                    .await;
+            }
+        }
+    }
+
+    /// The group, if `user` is the one who may change its members.
+    async fn owned_by(&self, user: &str, group: &str) -> Result<GroupInfo, CommandError> {
+        let info = self.existing(group).await?;
+        match &info.owner {
+            Some(owner) if owner == user => Ok(info),
+            Some(owner) => Err(CommandError::new(
+                Code::NotAllowed,
+                format!("only {group}'s owner, {owner}, can add or remove its members"),
+            )),
+            None => Err(CommandError::new(
+                Code::NotAllowed,
+                format!("{group} is managed by the server's operator"),
+            )),
+        }
+    }
+
+    async fn leave(self: &Arc<Self>, user: &str, group: &str) -> Result<GroupInfo, CommandError> {
+        let mut locked = self.lock(group).await;
+        let info = self.existing(group).await?;
+        if !info.members.iter().any(|m| m == user) {
+            return Err(not_a_member(group));
+        }
+        let (store, name, users) = (
+            self.store.clone(),
+            group.to_string(),
+            vec![user.to_string()],
+        );
+        let (info, removed) = blocking(move || store.remove_members(&name, &users)).await?;
+        self.removed(&mut locked.live, group, &removed, user).await;
+        Ok(info)
+    }
+}
+
+impl Groups for GroupChat {
+    fn create(
+        &self,
+        owner: &str,
+        group: &str,
+        open: bool,
+        members: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
+        let inner = self.inner.clone();
+        let (owner, group) = (owner.to_string(), group.to_string());
+        Box::pin(async move {
+            let mut members = members;
+            if !members.contains(&owner) {
+                members.insert(0, owner.clone());
+            }
+            if members.len() > MAX_MEMBERS {
+                return Err(too_many(&group));
+            }
+            let mut locked = inner.lock(&group).await;
+            let (store, name, by) = (inner.store.clone(), group.clone(), owner.clone());
+            let all = members.clone();
+            let info = blocking(move || store.create_group(&name, Some(&by), open, &all)).await?;
+            inner.added(&mut locked.live, &info, &members, &owner).await;
+            Ok(info)
+        })
+    }
+
+    fn add(
+        &self,
+        by: &str,
+        group: &str,
+        users: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
+        let inner = self.inner.clone();
+        let (by, group) = (by.to_string(), group.to_string());
+        Box::pin(async move {
+            let mut locked = inner.lock(&group).await;
+            let info = inner.owned_by(&by, &group).await?;
+            let new = users.iter().filter(|u| !info.members.contains(u)).count();
+            if info.members.len() + new > MAX_MEMBERS {
+                return Err(too_many(&group));
+            }
+            let (store, name) = (inner.store.clone(), group.clone());
+            let (info, added) = blocking(move || store.add_members(&name, &users)).await?;
+            inner.added(&mut locked.live, &info, &added, &by).await;
+            Ok(info)
+        })
+    }
+
+    fn remove(
+        &self,
+        by: &str,
+        group: &str,
+        users: Vec<String>,
+    ) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
+        let inner = self.inner.clone();
+        let (by, group) = (by.to_string(), group.to_string());
+        Box::pin(async move {
+            // Removing only oneself is leaving, which any member may do.
+            if users == [by.clone()] {
+                return inner.leave(&by, &group).await;
+            }
+            let mut locked = inner.lock(&group).await;
+            inner.owned_by(&by, &group).await?;
+            let (store, name) = (inner.store.clone(), group.clone());
+            let (info, removed) = blocking(move || store.remove_members(&name, &users)).await?;
+            inner.removed(&mut locked.live, &group, &removed, &by).await;
+            Ok(info)
+        })
+    }
+
+    fn join(&self, user: &str, group: &str) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
+        let inner = self.inner.clone();
+        let (user, group) = (user.to_string(), group.to_string());
+        Box::pin(async move {
+            let mut locked = inner.lock(&group).await;
+            let info = inner.existing(&group).await?;
+            if info.members.contains(&user) {
+                return Ok(info);
+            }
+            if !info.open {
+                return Err(CommandError::new(
+                    Code::NotAllowed,
+                    format!("{group} is not open: its owner can add you"),
+                ));
+            }
+            if info.members.len() >= MAX_MEMBERS {
+                return Err(too_many(&group));
+            }
+            let (store, name, users) = (inner.store.clone(), group.clone(), vec![user.clone()]);
+            let (info, added) = blocking(move || store.add_members(&name, &users)).await?;
+            inner.added(&mut locked.live, &info, &added, &user).await;
+            Ok(info)
+        })
+    }
+
+    fn leave(&self, user: &str, group: &str) -> BoxFuture<'static, Result<(), CommandError>> {
+        let inner = self.inner.clone();
+        let (user, group) = (user.to_string(), group.to_string());
+        Box::pin(async move { inner.leave(&user, &group).await.map(|_| ()) })
+    }
+
+    fn info(&self, user: &str, group: &str) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
+        let inner = self.inner.clone();
+        let (user, group) = (user.to_string(), group.to_string());
+        Box::pin(async move {
+            let info = inner.existing(&group).await?;
+            if !info.open && !info.members.contains(&user) {
+                return Err(not_a_member(&group));
+            }
+            Ok(info)
+        })
+    }
+
+    fn of_member(&self, user: &str) -> BoxFuture<'static, Result<Vec<GroupInfo>, CommandError>> {
+        let (store, user) = (self.inner.store.clone(), user.to_string());
+        Box::pin(blocking(move || store.groups_of(&user)))
+    }
+
+    fn send(
+        &self,
+        from: &str,
+        group: &str,
+        text: String,
+    ) -> BoxFuture<'static, Result<GroupMessage, CommandError>> {
+        let inner = self.inner.clone();
+        let (from, group) = (from.to_string(), group.to_string());
+        Box::pin(async move {
+            let mut locked = inner.lock(&group).await;
+            let (store, name, sender) = (inner.store.clone(), group.clone(), from.clone());
+            let (message, members) =
+                blocking(move || store.append(&name, &sender, &text, now_ms(), HISTORY_LIMIT))
+                    .await?;
+            inner.fan_out(&mut locked.live, &message, &members).await;
+            Ok(message)
+        })
+    }
+
+    fn history(
+        &self,
+        user: &str,
+        group: &str,
+        count: usize,
+    ) -> BoxFuture<'static, Result<Vec<GroupMessage>, CommandError>> {
+        let inner = self.inner.clone();
+        let (user, group) = (user.to_string(), group.to_string());
+        Box::pin(async move {
+            let info = inner.existing(&group).await?;
+            if !info.members.contains(&user) {
+                return Err(not_a_member(&group));
+            }
+            let store = inner.store.clone();
+            blocking(move || store.last_messages(&group, count)).await
+        })
+    }
+
+    fn signed_in(&self, user: &str, peer: PeerId) {
+        let inner = self.inner.clone();
+        let user = user.to_string();
+        tokio::spawn(async move {
+            let (store, name) = (inner.store.clone(), user.clone());
+            let groups = match blocking(move || store.groups_of(&name)).await {
+                Ok(groups) => groups,
+                Err(e) => {
+                    tracing::warn!(user, "groups: none shown at sign-in: {}", e.message);
+                    return;
+                }
+            };
+            if groups.is_empty() {
+                return;
+            }
+            // Fellow members hear of each other coming and going even on a
+            // server too busy to tell everyone (see `Presence::audience`).
+            {
+                let mut presence = inner.presence.lock();
+                if presence.user_at(peer) == Some(user.as_str()) {
+                    for member in groups.iter().flat_map(|g| &g.members) {
+                        if *member != user {
+                            presence.watch(peer, member);
+                        }
+                    }
+                }
+            }
+            let listing = Listing {
+                groups: groups.clone(),
+                note: None,
+            };
+            inner.show_groups(peer, &listing);
+            for group in groups {
+                let mut locked = inner.lock(&group.name).await;
+                // Signed out (or in elsewhere) meanwhile: that sign-in delivers.
+                if inner.online(&user) != Some(peer) {
+                    return;
+                }
+                if let Err(e) = inner
+                    .attach(&mut locked.live, &group.name, &user, peer, None)
+                    .await
+                {
+                    tracing::warn!(
+                        user,
+                        group = group.name,
+                        "groups: backlog not sent: {}",
+                        e.message
+                    );
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,480 @@
+//! The group tables (their schema is with the others in
+//! `crate::store::sqlite`): groups, their members (each with a delivery cursor:
+//! the last message the member's client acknowledged) and each group's
+//! message log, ordered by a sequence number that grows across all groups
+//! and is never reused (SQLite `AUTOINCREMENT`). Every write is one
+//! transaction that commits before it returns.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use udpchat_core::group::{GroupInfo, GroupMessage};
+
+use crate::store::{SqliteStore, StoreError};
+
+/// The durable side of group chat.
+pub trait GroupStore: Send + Sync {
+    /// Makes a group with these members (the owner, if any, among them).
+    /// `GroupExists`; `NoSuchUser` for a member without an account.
+    fn create_group(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        open: bool,
+        members: &[String],
+    ) -> Result<GroupInfo, StoreError>;
+    fn group(&self, name: &str) -> Result<Option<GroupInfo>, StoreError>;
+    /// Every group, by name.
+    fn groups(&self) -> Result<Vec<GroupInfo>, StoreError>;
+    /// The groups `user` is a member of, by name.
+    fn groups_of(&self, user: &str) -> Result<Vec<GroupInfo>, StoreError>;
+    /// Adds members; each new one's cursor is the group's latest message,
+    /// so they receive what comes after. Returns the group and the users
+    /// that were new to it. `NoSuchGroup`, `NoSuchUser`.
+    fn add_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError>;
+    /// Removes members. An owner who goes hands the group to the first
+    /// remaining member; the last one out deletes it (then the returned
+    /// group has no members). Returns the group and who was removed.
+    fn remove_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError>;
+    /// Appends a message from a member and drops the group's messages
+    /// beyond the newest `keep`. Returns the message as stored and every
+    /// member with its cursor. `NoSuchGroup`, `NotAMember`.
+    fn append(
+        &self,
+        group: &str,
+        from: &str,
+        text: &str,
+        time_ms: u64,
+        keep: usize,
+    ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError>;
+    /// The group's messages after `after`, oldest first.
+    fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError>;
+    /// The group's newest `count` messages, oldest first.
+    fn last_messages(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, StoreError>;
+    /// A member's cursor; `None` if `user` is not a member.
+    fn cursor(&self, group: &str, user: &str) -> Result<Option<u64>, StoreError>;
+    /// Moves cursors forward (never back): `(group, user, seq)`.
+    fn advance_cursors(&self, cursors: &[(String, String, u64)]) -> Result<(), StoreError>;
+}
+
+const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
+
+fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
+    Ok(GroupMessage {
+        group: row.get(0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        from: row.get(2)?,
+        text: row.get(3)?,
+        time_ms: row.get::<_, i64>(4)? as u64,
+    })
+}
+
+/// The group as it is inside `tx`.
+fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, StoreError> {
+    let Some((owner, open)) = tx
+        .query_row(
+            "SELECT owner, open FROM chat_groups WHERE name = ?1",
+            [name],
+            |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? != 0)),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut query =
+        tx.prepare_cached("SELECT user FROM group_members WHERE group_name = ?1 ORDER BY user")?;
+    let members = query
+        .query_map([name], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(Some(GroupInfo {
+        name: name.to_string(),
+        owner,
+        open,
+        members,
+    }))
+}
+
+fn existing_group(tx: &Transaction<'_>, name: &str) -> Result<GroupInfo, StoreError> {
+    group_in(tx, name)?.ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
+}
+
+/// Adds `users` at cursor `cursor`; returns who was new.
+fn insert_members(
+    tx: &Transaction<'_>,
+    name: &str,
+    users: &[String],
+    cursor: u64,
+) -> Result<Vec<String>, StoreError> {
+    let mut added = Vec::new();
+    for user in users {
+        let exists = tx
+            .query_row("SELECT 1 FROM users WHERE name = ?1", [user], |_| Ok(()))
+            .optional()?;
+        if exists.is_none() {
+            return Err(StoreError::NoSuchUser(user.clone()));
+        }
+        let inserted = tx.execute(
+            "INSERT INTO group_members (group_name, user, cursor) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![name, user, cursor as i64],
+        )?;
+        if inserted > 0 {
+            added.push(user.clone());
+        }
+    }
+    Ok(added)
+}
+
+impl GroupStore for SqliteStore {
+    fn create_group(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        open: bool,
+        members: &[String],
+    ) -> Result<GroupInfo, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO chat_groups (name, owner, open) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO NOTHING",
+            params![name, owner, open as i64],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::GroupExists(name.to_string()));
+        }
+        insert_members(&tx, name, members, latest_seq(&tx)?)?;
+        let info = existing_group(&tx, name)?;
+        tx.commit()?;
+        Ok(info)
+    }
+
+    fn group(&self, name: &str) -> Result<Option<GroupInfo>, StoreError> {
+        group_in(&self.db(), name)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
+        let db = self.db();
+        let names = {
+            let mut query = db.prepare_cached("SELECT name FROM chat_groups ORDER BY name")?;
+            let names = query
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            names
+        };
+        names
+            .iter()
+            .filter_map(|n| group_in(&db, n).transpose())
+            .collect()
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<GroupInfo>, StoreError> {
+        let db = self.db();
+        let names = {
+            let mut query = db.prepare_cached(
+                "SELECT group_name FROM group_members WHERE user = ?1 ORDER BY group_name",
+            )?;
+            let names = query
+                .query_map([user], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            names
+        };
+        names
+            .iter()
+            .filter_map(|n| group_in(&db, n).transpose())
+            .collect()
+    }
+
+    fn add_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        existing_group(&tx, name)?;
+        let added = insert_members(&tx, name, users, latest_seq(&tx)?)?;
+        let info = existing_group(&tx, name)?;
+        tx.commit()?;
+        Ok((info, added))
+    }
+
+    fn remove_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let before = existing_group(&tx, name)?;
+        let mut removed = Vec::new();
+        for user in users {
+            let gone = tx.execute(
+                "DELETE FROM group_members WHERE group_name = ?1 AND user = ?2",
+                params![name, user],
+            )?;
+            if gone > 0 {
+                removed.push(user.clone());
+            }
+        }
+        let mut info = existing_group(&tx, name)?;
+        if info.members.is_empty() {
+            tx.execute("DELETE FROM chat_groups WHERE name = ?1", [name])?;
+        } else if before.owner.as_ref().is_some_and(|o| removed.contains(o)) {
+            info.owner = info.members.first().cloned();
+            tx.execute(
+                "UPDATE chat_groups SET owner = ?2 WHERE name = ?1",
+                params![name, info.owner],
+            )?;
+        }
+        tx.commit()?;
+        Ok((info, removed))
+    }
+
+    fn append(
+        &self,
+        group: &str,
+        from: &str,
+        text: &str,
+        time_ms: u64,
+        keep: usize,
+    ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        existing_group(&tx, group)?;
+        let members = {
+            let mut query = tx.prepare_cached(
+                "SELECT user, cursor FROM group_members WHERE group_name = ?1 ORDER BY user",
+            )?;
+            let rows = query
+                .query_map([group], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        if !members.iter().any(|(m, _)| m == from) {
+            return Err(StoreError::NotAMember {
+                group: group.to_string(),
+                user: from.to_string(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO group_messages (group_name, sender, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![group, from, text, time_ms as i64],
+        )?;
+        let seq = tx.last_insert_rowid() as u64;
+        // The newest `keep` stay; the bound is what `group history` and a
+        // long-absent member can reach back to.
+        tx.execute(
+            "DELETE FROM group_messages WHERE group_name = ?1 AND seq <= (
+                SELECT seq FROM group_messages WHERE group_name = ?1
+                ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            params![group, keep as i64],
+        )?;
+        tx.commit()?;
+        let message = GroupMessage {
+            group: group.to_string(),
+            seq,
+            from: from.to_string(),
+            text: text.to_string(),
+            time_ms,
+        };
+        Ok((message, members))
+    }
+
+    fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError> {
+        let db = self.db();
+        let mut query = db.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM group_messages
+             WHERE group_name = ?1 AND seq > ?2 ORDER BY seq"
+        ))?;
+        let messages = query
+            .query_map(params![group, after as i64], message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(messages)
+    }
+
+    fn last_messages(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, StoreError> {
+        let db = self.db();
+        let mut query = db.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM group_messages
+             WHERE group_name = ?1 ORDER BY seq DESC LIMIT ?2"
+        ))?;
+        let mut messages = query
+            .query_map(params![group, count as i64], message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    fn cursor(&self, group: &str, user: &str) -> Result<Option<u64>, StoreError> {
+        let cursor = self
+            .db()
+            .query_row(
+                "SELECT cursor FROM group_members WHERE group_name = ?1 AND user = ?2",
+                params![group, user],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        Ok(cursor.map(|c| c as u64))
+    }
+
+    fn advance_cursors(&self, cursors: &[(String, String, u64)]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE group_members SET cursor = max(cursor, ?3)
+                 WHERE group_name = ?1 AND user = ?2",
+            )?;
+            for (group, user, seq) in cursors {
+                update.execute(params![group, user, *seq as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The newest sequence number handed out so far, in any group.
+fn latest_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let seq = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'group_messages'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?;
+    Ok(seq.unwrap_or(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Account, Store};
+
+    fn store_with(users: &[&str]) -> SqliteStore {
+        let store = SqliteStore::in_memory();
+        for user in users {
+            store
+                .create_user(&Account {
+                    name: user.to_string(),
+                    password_hash: "h".into(),
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    fn names(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn groups_are_made_once_with_known_members() {
+        let store = store_with(&["alice", "bob"]);
+        let info = store
+            .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
+            .unwrap();
+        assert_eq!(info.members, ["alice", "bob"]);
+        assert_eq!(info.owner.as_deref(), Some("alice"));
+        assert!(matches!(
+            store.create_group("group1", None, false, &[]),
+            Err(StoreError::GroupExists(_))
+        ));
+        assert!(matches!(
+            store.create_group("group2", None, false, &names(&["zed"])),
+            Err(StoreError::NoSuchUser(_))
+        ));
+        assert!(
+            store.group("group2").unwrap().is_none(),
+            "nothing half made"
+        );
+        assert_eq!(store.groups_of("bob").unwrap(), std::slice::from_ref(&info));
+        assert_eq!(store.groups().unwrap(), [info]);
+    }
+
+    #[test]
+    fn the_log_is_ordered_bounded_and_for_members_only() {
+        let store = store_with(&["alice", "bob", "carol"]);
+        store
+            .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
+            .unwrap();
+        let seqs: Vec<u64> = (0..5)
+            .map(|i| {
+                let (message, members) = store
+                    .append("group1", "alice", &format!("m{i}"), i, 3)
+                    .unwrap();
+                assert_eq!(members, [("alice".to_string(), 0), ("bob".to_string(), 0)]);
+                message.seq
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        let kept = store.messages_after("group1", 0).unwrap();
+        assert_eq!(
+            kept.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["m2", "m3", "m4"]
+        );
+        assert_eq!(store.last_messages("group1", 2).unwrap()[0].text, "m3");
+        assert!(matches!(
+            store.append("group1", "carol", "hi", 0, 3),
+            Err(StoreError::NotAMember { .. })
+        ));
+        assert!(matches!(
+            store.append("nogroup", "carol", "hi", 0, 3),
+            Err(StoreError::NoSuchGroup(_))
+        ));
+        // A new member starts after what was said before it joined.
+        store.add_members("group1", &names(&["carol"])).unwrap();
+        assert_eq!(store.cursor("group1", "carol").unwrap(), Some(seqs[4]));
+        store
+            .advance_cursors(&[("group1".into(), "bob".into(), seqs[3])])
+            .unwrap();
+        store
+            .advance_cursors(&[("group1".into(), "bob".into(), seqs[1])])
+            .unwrap();
+        assert_eq!(
+            store.cursor("group1", "bob").unwrap(),
+            Some(seqs[3]),
+            "never back"
+        );
+    }
+
+    #[test]
+    fn owners_hand_over_and_the_last_one_out_deletes_the_group() {
+        let store = store_with(&["alice", "bob", "carol"]);
+        store
+            .create_group(
+                "group1",
+                Some("alice"),
+                false,
+                &names(&["alice", "bob", "carol"]),
+            )
+            .unwrap();
+        store.append("group1", "bob", "hi", 0, 10).unwrap();
+        let (info, removed) = store
+            .remove_members("group1", &names(&["alice", "zed"]))
+            .unwrap();
+        assert_eq!(removed, ["alice"]);
+        assert_eq!(info.owner.as_deref(), Some("bob"));
+        let (info, _) = store
+            .remove_members("group1", &names(&["bob", "carol"]))
+            .unwrap();
+        assert!(info.members.is_empty());
+        assert!(store.group("group1").unwrap().is_none());
+        // The name is free again, and numbers are not reused.
+        store
+            .create_group("group1", None, false, &names(&["alice"]))
+            .unwrap();
+        assert!(store.messages_after("group1", 0).unwrap().is_empty());
+        let (message, _) = store.append("group1", "alice", "again", 0, 10).unwrap();
+        assert_eq!(message.seq, 2);
+    }
+}
