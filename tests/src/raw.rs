@@ -82,6 +82,21 @@ impl RawClient {
         })
     }
 
+    /// A request straight to another client, over an IK session with this
+    /// client's own identity key; its answer.
+    pub fn request_to_client(
+        &self,
+        addr: SocketAddr,
+        identity: PublicKey,
+        request: Encoded,
+    ) -> Result<Vec<u8>, CommandError> {
+        self.link.set_identity(Some(self.identity.clone()));
+        self.runtime.block_on(async {
+            let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+            self.link.request(peer, request).await
+        })
+    }
+
     /// [`RawClient::push_to_client`], given up after `within` (a client
     /// that is gone is otherwise waited for until the handshake's own
     /// timeout).

@@ -447,3 +447,28 @@ fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() 
         bob.seen
     );
 }
+
+#[test]
+fn a_request_no_command_of_a_client_answers_is_told_so_and_the_client_carries_on() {
+    use udpchat_commands::list::{List, ListRequest};
+
+    let server = Server::start();
+    let mut bob = Client::sign_up(server.addr, "bob");
+    let bob_key =
+        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
+            .unwrap();
+    let mallory = RawClient::connect(&server, ip("127.0.0.1"));
+    mallory.sign::<SignUp>("mallory").expect("signed up");
+    // `list` is the server's to answer; a client has no side for it.
+    let refused = mallory
+        .request_to_client(
+            bob.addr,
+            bob_key,
+            Encoded::request::<List>(&ListRequest::default()),
+        )
+        .expect_err("bob's client answers no list");
+    assert_eq!(refused.code, "unknown-command", "{refused}");
+    // An answer, not silence: and bob's client is none the worse for it.
+    bob.line("list");
+    assert_eq!(bob.expect("users")["users"], serde_json::json!(["mallory"]));
+}

@@ -9,7 +9,9 @@
 //! their Link's inbound channel (udpchat) or TCP reader (IRC).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use udpchat_commands::group::create::{Create, CreateBody};
@@ -164,7 +166,7 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
                 }
             })?;
         let tracker = Tracker::new(m - 1);
-        *current.write().expect("tracker slot") = tracker.clone();
+        *current.write() = tracker.clone();
         tracker.measure(plan.warmup, plan.measure);
         let outcome = load::closed_loop(
             &format!("udpchat M={m}"),
@@ -218,7 +220,7 @@ fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
                 continue;
             }
             if let Ok(message) = decode_body::<PushBody<GroupMessage>>(&envelope.body) {
-                let tracker = current.read().expect("tracker slot").clone();
+                let tracker = current.read().clone();
                 tracker.arrived(&message.text);
             }
         }
