@@ -26,10 +26,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use udpchat_core::context::{
     BoxFuture, Delivery, Path, PeerId, PeerLinks, PeerPath, Session, Whereabouts,
 };

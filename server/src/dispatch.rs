@@ -14,12 +14,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
 use udpchat_core::context::PeerId;
-use udpchat_core::error::Code;
-
 use udpchat_core::context::{Origin, Server};
 use udpchat_core::envelope::Kind;
+use udpchat_core::error::Code;
 use udpchat_core::error::CommandError;
 use udpchat_core::registry::Registry;
 use udpchat_net::{Inbound, Link};

@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use udpchat_commands::going_down::GoingDown;
 use udpchat_commands::mail_status::{MailStatus, Outcome, Status};
 use udpchat_commands::ping::Ping;

@@ -10,10 +10,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use parking_lot::RwLock;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use udpchat_commands::group::create::{Create, CreateBody};
 use udpchat_commands::group_message::GroupMessage;
 use udpchat_commands::gsend::{GroupLine, GroupSend};

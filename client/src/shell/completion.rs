@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
 use reedline::{Completer, CompletionResult, Span, Suggestion};
 use udpchat_core::args::{arg_at, ArgKind, Takes};
 use udpchat_core::context::Client;

@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use nu_ansi_term::{Color, Style};
+use parking_lot::Mutex;
 use reedline::{Highlighter, StyledText};
 use udpchat_core::context::Client;
 use udpchat_core::registry::Registry;

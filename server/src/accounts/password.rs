@@ -15,10 +15,9 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use parking_lot::Mutex;
 
 /// Memory cost in KiB blocks (19 MiB), OWASP's minimum for argon2id.
 pub const DEFAULT_MEMORY_KIB: u32 = 19 * 1024;

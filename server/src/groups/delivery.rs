@@ -20,7 +20,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
 use tokio::sync::{mpsc, OwnedMutexGuard};
 use udpchat_commands::group_message::GroupMessage as GroupMessagePush;
 use udpchat_core::context::PeerId;

@@ -8,9 +8,9 @@
 //! files, which SQLite makes with the database's mode, are 0600 too;
 //! whatever an older version left open to others is closed at open.
 
-use parking_lot::Mutex;
 use std::path::Path;
 
+use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use udpchat_core::private_files;
 
