@@ -174,17 +174,6 @@ pub struct Args {
 }
 
 impl Args {
-    /// Splits what follows the command word, with no declared arguments
-    /// (nothing checked, no flag recognised).
-    pub fn parse(rest: &str) -> Args {
-        Args {
-            line: rest.to_string(),
-            spans: spans(rest),
-            flags: Vec::new(),
-            usage: String::new(),
-        }
-    }
-
     /// Splits what follows `words` (`send`, `group create`) and checks it
     /// against the declared `args`: too few or too many words is a usage
     /// error naming the usage line.
