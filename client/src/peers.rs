@@ -110,50 +110,6 @@ impl PeerSessions {
         self.me.upgrade().expect("the sessions outlive their sends")
     }
 
-    /// Sends `push` to `to`'s client over the session open with it, or a
-    /// new one on the path its meeting finds.
-    fn push_to(
-        &self,
-        to: Whereabouts,
-        push: Encoded,
-    ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
-        let this = self.this();
-        Box::pin(async move {
-            let key = (to.seen_at, to.identity.to_bytes());
-            let gate = this.gate(&to.user);
-            let opening = gate.lock().await;
-            let existing = this.open.lock().get(&key).cloned();
-            let open = match existing {
-                Some(open) => open,
-                None => this.open_session(&key, &to).await?,
-            };
-            let delivery = this.link.push(open.peer, push);
-            drop(opening);
-            let delivery: Delivery = Box::pin(async move {
-                let mut delivery = std::pin::pin!(delivery);
-                let result = match tokio::time::timeout(STALL_AFTER, &mut delivery).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        this.find_again(&key, &to).await;
-                        delivery.await
-                    }
-                };
-                if result.is_err() {
-                    // A dead session is not reused: the next send opens anew.
-                    this.close_if(|_, o| o.peer == open.peer);
-                }
-                let now_at = this
-                    .open
-                    .lock()
-                    .values()
-                    .find(|o| o.peer == open.peer)
-                    .map_or(open.addr, |o| o.addr);
-                result.map(|()| path_of(now_at))
-            });
-            Ok(delivery)
-        })
-    }
-
     /// Opens the session `key` names, on the path a meeting finds; or, if
     /// one with the same client is open where the server saw it before
     /// (its NAT rebooted, it roamed), moves that one there.
@@ -169,7 +125,7 @@ impl PeerSessions {
             .find(|(k, o)| o.user == to.user && k.1 == key.1)
             .map(|(k, o)| (k.clone(), o.clone()));
         // The lookup asked for no meeting (a session seemed open): ask now.
-        let asked = match (&to.meeting, self.has_no_session(&to.user)) {
+        let asked = match (&to.meeting, self.needs_meeting(&to.user)) {
             (None, false) => self
                 .server
                 .whereabouts(&to.user, true)
@@ -293,21 +249,6 @@ impl PeerSessions {
         });
     }
 
-    /// The server says another client is coming: check its candidates
-    /// (the first is where the server sees it) and answer its checks.
-    fn meet_with(&self, ticket: Ticket, candidates: Vec<SocketAddr>) {
-        if let Some(seen_at) = candidates.first() {
-            self.remember_relayed(ticket.id, *seen_at);
-        }
-        let own = self.link.local_addr();
-        let usable = candidates
-            .into_iter()
-            .filter(|c| can_send_to(own, *c))
-            .collect();
-        let server = self.session.lock().server;
-        drop(self.link.meet(ticket, usable, Some(server)));
-    }
-
     fn remember_relayed(&self, meeting: u64, seen_at: SocketAddr) {
         let mut relayed = self.relayed.lock();
         if relayed.len() >= MAX_RELAYED {
@@ -326,37 +267,6 @@ impl PeerSessions {
             }
             None => (addr, Path::Direct),
         }
-    }
-
-    /// Whether a message to `user` needs a new session.
-    fn has_no_session(&self, user: &str) -> bool {
-        !self.open.lock().values().any(|o| o.user == user)
-    }
-
-    /// The open sessions, by user.
-    fn listed(&self) -> Vec<PeerPath> {
-        let mut list: Vec<PeerPath> = self
-            .open
-            .lock()
-            .values()
-            .map(|o| PeerPath {
-                user: o.user.clone(),
-                addr: if path_of(o.addr) == Path::Relay {
-                    o.seen_at
-                } else {
-                    o.addr
-                },
-                path: path_of(o.addr),
-            })
-            .collect();
-        list.sort_by(|a, b| a.user.cmp(&b.user));
-        list
-    }
-
-    /// `user` went offline: closes the sessions with them, except one with
-    /// the client the server says they are on now (`now_at`).
-    fn close_with(&self, user: &str, now_at: Option<SocketAddr>) {
-        self.close_if(|(seen_at, _), o| o.user == user && Some(*seen_at) != now_at);
     }
 
     fn close_if(&self, gone: impl Fn(&Key, &Open) -> bool) {
@@ -384,19 +294,81 @@ impl PeerLinks for PeerSessions {
         to: Whereabouts,
         push: Encoded,
     ) -> BoxFuture<'static, Result<Delivery, CommandError>> {
-        self.push_to(to, push)
+        // Over the session open with `to`'s client, or a new one on the
+        // path its meeting finds.
+        let this = self.this();
+        Box::pin(async move {
+            let key = (to.seen_at, to.identity.to_bytes());
+            let gate = this.gate(&to.user);
+            let opening = gate.lock().await;
+            let existing = this.open.lock().get(&key).cloned();
+            let open = match existing {
+                Some(open) => open,
+                None => this.open_session(&key, &to).await?,
+            };
+            let delivery = this.link.push(open.peer, push);
+            drop(opening);
+            let delivery: Delivery = Box::pin(async move {
+                let mut delivery = std::pin::pin!(delivery);
+                let result = match tokio::time::timeout(STALL_AFTER, &mut delivery).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        this.find_again(&key, &to).await;
+                        delivery.await
+                    }
+                };
+                if result.is_err() {
+                    // A dead session is not reused: the next send opens anew.
+                    this.close_if(|_, o| o.peer == open.peer);
+                }
+                let now_at = this
+                    .open
+                    .lock()
+                    .values()
+                    .find(|o| o.peer == open.peer)
+                    .map_or(open.addr, |o| o.addr);
+                result.map(|()| path_of(now_at))
+            });
+            Ok(delivery)
+        })
     }
 
     fn needs_meeting(&self, user: &str) -> bool {
-        self.has_no_session(user)
+        !self.open.lock().values().any(|o| o.user == user)
     }
 
+    /// The server says another client is coming: check its candidates
+    /// (the first is where the server sees it) and answer its checks.
     fn meet(&self, ticket: Ticket, candidates: Vec<SocketAddr>) {
-        self.meet_with(ticket, candidates);
+        if let Some(seen_at) = candidates.first() {
+            self.remember_relayed(ticket.id, *seen_at);
+        }
+        let own = self.link.local_addr();
+        let usable = candidates
+            .into_iter()
+            .filter(|c| can_send_to(own, *c))
+            .collect();
+        let server = self.session.lock().server;
+        drop(self.link.meet(ticket, usable, Some(server)));
     }
 
     fn list(&self) -> Vec<PeerPath> {
-        self.listed()
+        let mut list: Vec<PeerPath> = self
+            .open
+            .lock()
+            .values()
+            .map(|o| PeerPath {
+                user: o.user.clone(),
+                addr: if path_of(o.addr) == Path::Relay {
+                    o.seen_at
+                } else {
+                    o.addr
+                },
+                path: path_of(o.addr),
+            })
+            .collect();
+        list.sort_by(|a, b| a.user.cmp(&b.user));
+        list
     }
 
     fn local_addresses(&self) -> Vec<SocketAddr> {
@@ -407,14 +379,14 @@ impl PeerLinks for PeerSessions {
         let this = self.this();
         let user = user.to_string();
         tokio::spawn(async move {
-            if this.has_no_session(&user) {
+            if this.needs_meeting(&user) {
                 return;
             }
             // The notice may lag behind the user's sign-in on another
             // client, which a `send` already found and is talking to: that
             // session stays (the server says where the user is now).
             let now_at = this.server.signed_in_at(&user).await;
-            this.close_with(&user, now_at);
+            this.close_if(|(seen_at, _), o| o.user == user && Some(*seen_at) != now_at);
         });
     }
 }

@@ -74,12 +74,6 @@ impl Encoded {
         }
     }
 
-    /// Bytes of one's own making under a packet's tag: for tests and
-    /// benchmarks that send what no honest peer would.
-    pub fn raw<P: Packet>(body: Vec<u8>) -> Encoded {
-        Encoded { tag: P::TAG, body }
-    }
-
     pub fn tag(&self) -> &'static str {
         self.tag
     }

@@ -172,6 +172,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// `user`'s identity key, as this client made it in its data dir.
+    pub fn identity_key(&self, user: &str) -> udpchat_core::crypto::keys::PublicKey {
+        let path = self.data_dir.join("users").join(user).join("identity.pub");
+        udpchat_core::crypto::keyfile::read_public(&path).expect("the client's identity key")
+    }
+
     /// Starts a client against `server` that creates the account `user`
     /// (password [`password`]) and signs in, waiting for `signed-in`.
     pub fn sign_up(server: SocketAddr, user: &str) -> Client {

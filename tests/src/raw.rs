@@ -67,32 +67,40 @@ impl RawClient {
         decode_reply(&self.request(Encoded::request::<R>(body))?)
     }
 
-    /// Pushes a packet straight to another client, over an IK session
-    /// with this client's own identity key; waits for its acknowledgement.
+    /// An IK session with the client at `addr`, with this client's own
+    /// identity key.
+    async fn session_with(
+        &self,
+        addr: SocketAddr,
+        identity: PublicKey,
+    ) -> Result<Peer, CommandError> {
+        self.link.set_identity(Some(self.identity.clone()));
+        self.link.connect(addr, identity, Pattern::Ik).await
+    }
+
+    /// Pushes a packet straight to another client; waits for its
+    /// acknowledgement.
     pub fn push_to_client(
         &self,
         addr: SocketAddr,
         identity: PublicKey,
         push: Encoded,
     ) -> Result<(), CommandError> {
-        self.link.set_identity(Some(self.identity.clone()));
         self.runtime.block_on(async {
-            let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+            let peer = self.session_with(addr, identity).await?;
             self.link.push(peer, push).await
         })
     }
 
-    /// A request straight to another client, over an IK session with this
-    /// client's own identity key; its answer.
+    /// A request straight to another client; its answer.
     pub fn request_to_client(
         &self,
         addr: SocketAddr,
         identity: PublicKey,
         request: Encoded,
     ) -> Result<Vec<u8>, CommandError> {
-        self.link.set_identity(Some(self.identity.clone()));
         self.runtime.block_on(async {
-            let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+            let peer = self.session_with(addr, identity).await?;
             self.link.request(peer, request).await
         })
     }
@@ -107,10 +115,9 @@ impl RawClient {
         push: Encoded,
         within: std::time::Duration,
     ) -> Result<(), CommandError> {
-        self.link.set_identity(Some(self.identity.clone()));
         self.runtime.block_on(async {
             let push = async {
-                let peer = self.link.connect(addr, identity, Pattern::Ik).await?;
+                let peer = self.session_with(addr, identity).await?;
                 self.link.push(peer, push).await
             };
             tokio::time::timeout(within, push)

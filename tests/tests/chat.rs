@@ -296,10 +296,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
         }
         let mut bob = Client::start_in(server.addr, bob_dir.path(), &args);
         bob.expect("signed-in");
-        let bob_key = udpchat_core::crypto::keyfile::read_public(
-            &bob.data_dir.join("users/bob/identity.pub"),
-        )
-        .unwrap();
+        let bob_key = bob.identity_key("bob");
         let bob_addr = bob.addr;
         let (acknowledged, shown) = std::thread::scope(|s| {
             let pushers: Vec<_> = senders

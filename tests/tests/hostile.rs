@@ -247,9 +247,7 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
     // Someone bob never heard from writes to him directly, as "dave".
     // bob's client, signed out, cannot ask the server whose key it is.
     let sender = RawClient::connect(&server, ip("127.0.0.1"));
-    let bob_key =
-        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
-            .unwrap();
+    let bob_key = bob.identity_key("bob");
     let body = Encoded::push::<Message>(&MessageBody {
         from: "dave".into(),
         text: "did you get this?".into(),
@@ -299,9 +297,7 @@ fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
     // send checks there (a reflector). Only the server's punch counts.
     let victim = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
-    let bob_key =
-        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
-            .unwrap();
+    let bob_key = bob.identity_key("bob");
     let punch = Encoded::push::<Punch>(&PunchBody {
         from: "alice".into(),
         meeting: udpchat_core::secure::meeting::Ticket::random(),
@@ -397,9 +393,7 @@ fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() 
 
     let server = Server::start();
     let mut bob = Client::sign_up(server.addr, "bob");
-    let bob_key =
-        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
-            .unwrap();
+    let bob_key = bob.identity_key("bob");
     // mallory, a client of her own, pushes bob what only his server may
     // send: the server going down, someone going offline, a group line.
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
@@ -454,9 +448,7 @@ fn a_request_no_command_of_a_client_answers_is_told_so_and_the_client_carries_on
 
     let server = Server::start();
     let mut bob = Client::sign_up(server.addr, "bob");
-    let bob_key =
-        udpchat_core::crypto::keyfile::read_public(&bob.data_dir.join("users/bob/identity.pub"))
-            .unwrap();
+    let bob_key = bob.identity_key("bob");
     let mallory = RawClient::connect(&server, ip("127.0.0.1"));
     mallory.sign::<SignUp>("mallory").expect("signed up");
     // `list` is the server's to answer; a client has no side for it.

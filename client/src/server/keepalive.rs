@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use udpchat_commands::ping::Ping;
-use udpchat_commands::signin::{sign_in, How};
 use udpchat_core::context::Client;
 use udpchat_core::output::Output;
 
@@ -57,9 +56,7 @@ pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
                             "the server is back: signing in again",
                         ));
                     }
-                    if let Err(e) = sign_in(&client, How::SignIn, &user, Some(password)).await {
-                        client.emit(Output::error(&e));
-                    }
+                    crate::start::sign_in(&client, &user, Some(password), false).await;
                 }
             }
             continue;

@@ -14,6 +14,7 @@ pub mod keepalive;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub struct ServerConnector {
     printer: Printer,
     current: Mutex<Current>,
     /// Openings started so far, to tell one from the next.
-    openings: Mutex<u64>,
+    openings: AtomicU64,
     /// Holds on the server's pushes (sign-ins under way): while above
     /// zero, they wait (see [`ServerLink::hold_pushes`]).
     holds: Arc<watch::Sender<usize>>,
@@ -75,7 +76,8 @@ type Opened = Option<Result<PeerId, CommandError>>;
 /// Where the session with the server stands.
 #[derive(Debug, Clone)]
 enum Current {
-    None,
+    /// No session: the next request opens one.
+    Closed,
     /// Being opened to `addr`: its outcome comes on `done`.
     Opening {
         addr: SocketAddr,
@@ -107,8 +109,8 @@ impl ServerConnector {
             data_dir,
             pinned,
             printer,
-            current: Mutex::new(Current::None),
-            openings: Mutex::new(0),
+            current: Mutex::new(Current::Closed),
+            openings: AtomicU64::new(0),
             holds: Arc::new(watch::Sender::new(0)),
             remembered: Mutex::new(None),
         })
@@ -152,11 +154,7 @@ impl ServerConnector {
                         if let Current::Open(old) = other {
                             self.link.forget(old.peer);
                         }
-                        let number = {
-                            let mut openings = self.openings.lock();
-                            *openings += 1;
-                            *openings
-                        };
+                        let number = self.openings.fetch_add(1, Ordering::Relaxed) + 1;
                         let (tx, rx) = watch::channel(None);
                         *current = Current::Opening {
                             addr: server,
@@ -221,7 +219,7 @@ impl ServerConnector {
             }
             Err(e) => {
                 if still_ours {
-                    *current = Current::None;
+                    *current = Current::Closed;
                 }
                 Err(e)
             }
@@ -233,7 +231,7 @@ impl ServerConnector {
     fn abandoned(&self, number: u64) {
         let mut current = self.current.lock();
         if matches!(&*current, Current::Opening { number: n, .. } if *n == number) {
-            *current = Current::None;
+            *current = Current::Closed;
         }
     }
 
@@ -321,15 +319,13 @@ impl ServerConnector {
     /// with it): `None` when the user is not signed in (or the server
     /// cannot be asked).
     pub async fn whereabouts(&self, user: &str, meet: bool) -> Option<Whereabouts> {
-        let request = Encoded::request::<Lookup>(&lookup::request(user, meet));
-        let reply = self.request(request).await.ok()?;
-        let found = udpchat_core::packet::decode_reply(&reply).ok()?;
-        lookup::whereabouts(user, found).ok()
+        let asked = (self as &dyn ServerLink).request::<Lookup>(&lookup::request(user, meet));
+        lookup::whereabouts(user, asked.await.ok()?).ok()
     }
 
     /// Drops the session with the server, whatever it is.
     pub fn reset(&self) {
-        let old = std::mem::replace(&mut *self.current.lock(), Current::None);
+        let old = std::mem::replace(&mut *self.current.lock(), Current::Closed);
         if let Current::Open(open) = old {
             self.link.forget(open.peer);
         }
@@ -344,7 +340,7 @@ impl ServerConnector {
     fn failed(&self, peer: PeerId) {
         let mut current = self.current.lock();
         if matches!(&*current, Current::Open(open) if open.peer == peer) {
-            *current = Current::None;
+            *current = Current::Closed;
             self.link.forget(peer);
         }
     }
@@ -440,7 +436,7 @@ mod tests {
             "{first}"
         );
         assert_eq!(second.unwrap_err(), first, "the one opening's outcome");
-        assert_eq!(*connector.openings.lock(), 1, "opened once");
+        assert_eq!(connector.openings.load(Ordering::Relaxed), 1, "opened once");
     }
 
     #[tokio::test(start_paused = true)]
@@ -463,6 +459,10 @@ mod tests {
             .expect("the second request did not wait for ever")
             .unwrap();
         assert_eq!(second.unwrap_err().code, Code::Unreachable);
-        assert_eq!(*connector.openings.lock(), 2, "it opened anew");
+        assert_eq!(
+            connector.openings.load(Ordering::Relaxed),
+            2,
+            "it opened anew"
+        );
     }
 }
