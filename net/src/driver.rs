@@ -1,6 +1,6 @@
 //! The driver: the one task that owns the socket, the timer and the
 //! [`SecureEndpoint`], takes the [`Link`](crate::Link)'s operations, and
-//! hands what arrives to the owner's [`Inbox`](crate::Inbox).
+//! hands what arrives to the [`Owner`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,11 +15,14 @@ use udpchat_core::error::{Code, CommandError};
 use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
-use crate::{now_ms, Inbound, Op, READY_BATCH};
+use crate::owner::{Arrival, Owner};
+use crate::{now_ms, Op, READY_BATCH};
 
 /// Who waits for a message's fate.
 enum Waiter {
     Push(oneshot::Sender<Result<(), CommandError>>),
+    /// A push nothing waits for: only a failure is logged.
+    Unwatched(&'static str),
     Request(u64),
 }
 
@@ -35,12 +38,10 @@ pub(crate) struct Driver {
     key_fetches: HashMap<SocketAddr, Vec<oneshot::Sender<PublicKey>>>,
     /// Who hears of each meeting's reachable addresses.
     meetings: HashMap<u64, mpsc::UnboundedSender<SocketAddr>>,
-    inbound: mpsc::Sender<Inbound>,
-    /// Closed sessions not yet told to the owner (its channel was full):
-    /// never dropped, or the owner would keep state for them.
+    owner: Box<dyn Owner>,
+    /// Closed sessions not yet taken by the owner: never dropped, or the
+    /// owner would keep state for them.
     closed: VecDeque<PeerId>,
-    /// Requests and pushes turned away because the owner was behind.
-    shed: u64,
     /// Set by [`Link::stop`]: the loop ends, then this is told.
     stopped: Option<oneshot::Sender<()>>,
 }
@@ -50,7 +51,7 @@ impl Driver {
         socket: UdpSocket,
         local: SocketAddr,
         endpoint: SecureEndpoint,
-        inbound: mpsc::Sender<Inbound>,
+        owner: Box<dyn Owner>,
     ) -> Driver {
         Driver {
             socket,
@@ -61,9 +62,8 @@ impl Driver {
             waiters: HashMap::new(),
             key_fetches: HashMap::new(),
             meetings: HashMap::new(),
-            inbound,
+            owner,
             closed: VecDeque::new(),
-            shed: 0,
             stopped: None,
         }
     }
@@ -169,6 +169,21 @@ impl Driver {
             })
     }
 
+    /// Sends a request's reply (or error) back on its session.
+    fn answer(&mut self, to: PeerId, cmd: &str, id: u64, result: Reply) {
+        let envelope = match &result {
+            Ok(body) => Envelope::encode_parts(cmd, id, Kind::Reply, body),
+            Err(e) => Envelope::encode_parts(cmd, id, Kind::Error, &e.to_body()),
+        };
+        if let Err(e) = self.send(to, envelope) {
+            // The reply itself was too large: tell the requester so.
+            let _ = self.send(
+                to,
+                Envelope::encode_parts(cmd, id, Kind::Error, &e.to_body()),
+            );
+        }
+    }
+
     fn handle_op(&mut self, op: Op) {
         match op {
             Op::Connect {
@@ -211,32 +226,27 @@ impl Driver {
                 cmd,
                 body,
                 done,
-            } => match self.send(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body)) {
-                Ok(msg) => {
+            } => match (
+                self.send(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body)),
+                done,
+            ) {
+                (Ok(msg), Some(done)) => {
                     self.waiters.insert(msg, Waiter::Push(done));
                 }
-                Err(e) => {
+                (Ok(msg), None) => {
+                    self.waiters.insert(msg, Waiter::Unwatched(cmd));
+                }
+                (Err(e), Some(done)) => {
                     let _ = done.send(Err(e));
                 }
+                (Err(e), None) => tracing::debug!(peer = %to, cmd, "push not sent: {e}"),
             },
             Op::Reply {
                 to,
                 cmd,
                 id,
                 result,
-            } => {
-                let envelope = match &result {
-                    Ok(body) => Envelope::encode_parts(&cmd, id, Kind::Reply, body),
-                    Err(e) => Envelope::encode_parts(&cmd, id, Kind::Error, &e.to_body()),
-                };
-                if let Err(e) = self.send(to, envelope) {
-                    // The reply itself was too large: tell the requester so.
-                    let _ = self.send(
-                        to,
-                        Envelope::encode_parts(&cmd, id, Kind::Error, &e.to_body()),
-                    );
-                }
-            }
+            } => self.answer(to, &cmd, id, result),
             Op::Peer { peer, done } => {
                 let _ = done.send(self.endpoint.peer(peer));
             }
@@ -281,19 +291,26 @@ impl Driver {
 
     fn tell_closed(&mut self) {
         while let Some(&peer) = self.closed.front() {
-            match self.inbound.try_send(Inbound::Closed { peer }) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.closed.pop_front();
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => return,
+            if !self.owner.closed(peer) {
+                return;
             }
+            self.closed.pop_front();
         }
     }
 
+    /// Hands what arrived to the owner, then sends what is due, until
+    /// neither is left: a reply the owner gave at once leaves in the same
+    /// turn as its request came.
     async fn flush(&mut self) {
         self.tell_closed();
-        let (now, ms) = (std::time::Instant::now(), now_ms());
-        while let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) {
+        loop {
+            while let Some(event) = self.endpoint.poll_event() {
+                self.handle_event(event);
+            }
+            let (now, ms) = (std::time::Instant::now(), now_ms());
+            let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) else {
+                break;
+            };
             let to = match to {
                 SocketAddr::V4(v4) if self.local.is_ipv6() => {
                     SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
@@ -304,19 +321,17 @@ impl Driver {
                 tracing::debug!(%to, "send: {e}");
             }
         }
-        while let Some(event) = self.endpoint.poll_event() {
-            self.handle_event(event);
-        }
     }
 
     fn handle_event(&mut self, event: SecureEvent) {
         match event {
             SecureEvent::Received { from, message } => self.handle_message(from, &message),
-            SecureEvent::Delivered { id, .. } => {
-                if let Some(Waiter::Push(done)) = self.waiters.remove(&id) {
+            SecureEvent::Delivered { id, .. } => match self.waiters.remove(&id) {
+                Some(Waiter::Push(done)) => {
                     let _ = done.send(Ok(()));
                 }
-            }
+                Some(Waiter::Request(_) | Waiter::Unwatched(_)) | None => {}
+            },
             SecureEvent::DeliveryFailed { to, id } => {
                 let failure = CommandError::new(Code::Unreachable, "the other side did not answer");
                 match self.waiters.remove(&id) {
@@ -327,6 +342,9 @@ impl Driver {
                         if let Some((_, reply)) = self.requests.remove(&request) {
                             let _ = reply.send(Err(failure));
                         }
+                    }
+                    Some(Waiter::Unwatched(cmd)) => {
+                        tracing::debug!(peer = %to, cmd, "push failed: {failure}");
                     }
                     None => {}
                 }
@@ -344,6 +362,7 @@ impl Driver {
                     let _ = done.send(key.clone());
                 }
             }
+            SecureEvent::Moved { peer, addr } => self.owner.moved(peer, addr),
             SecureEvent::Closed { peer } => {
                 // Requests whose message was delivered but whose reply can
                 // no longer come fail now rather than at their timeout.
@@ -393,32 +412,16 @@ impl Driver {
                 let Some(peer) = self.endpoint.peer(from) else {
                     return;
                 };
-                let (id, request) = (envelope.id, envelope.kind == Kind::Request);
-                let cmd = envelope.cmd.clone();
-                match self.inbound.try_send(Inbound::Envelope {
+                let (cmd, id) = (envelope.cmd.clone(), envelope.id);
+                let request = envelope.kind == Kind::Request;
+                let answer = self.owner.arrived(Arrival {
                     from,
                     addr: peer.addr,
                     remote_static: peer.remote_static.map(Box::new),
                     envelope,
-                }) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // The dispatcher is behind: say so rather than
-                        // leave the requester waiting; a push is dropped
-                        // (and counted).
-                        self.shed += 1;
-                        if request {
-                            let busy = CommandError::new(
-                                Code::Busy,
-                                "the server is busy; try again in a moment",
-                            );
-                            let _ = self.send(
-                                from,
-                                Envelope::encode_parts(&cmd, id, Kind::Error, &busy.to_body()),
-                            );
-                        }
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                });
+                if let (Some(result), true) = (answer, request) {
+                    self.answer(from, &cmd, id, result);
                 }
             }
             Kind::Reply | Kind::Error => {

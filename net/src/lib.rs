@@ -4,11 +4,13 @@
 //! [`Link`] is a cheap handle: `connect` opens an encrypted session,
 //! `request` waits for the peer's reply, `push` for the peer's
 //! acknowledgement, `reply` answers a request. Requests and pushes that
-//! arrive, and sessions that close, come out of the [`Inbound`] channel for
-//! the owner's dispatcher.
+//! arrive, and sessions that close, go to the driver's [`Owner`], on the
+//! driver's own task: the server serves them there, the client reads them
+//! from an [`Inbox`].
 #![forbid(unsafe_code)]
 
 mod driver;
+mod owner;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +20,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
-use udpchat_core::envelope::Envelope;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::packet::Encoded;
 use udpchat_core::secure::meeting::Ticket;
@@ -28,6 +29,7 @@ use udpchat_core::wire::Pattern;
 
 use driver::Driver;
 
+pub use owner::{Arrival, Inbound, Inbox, Owner, INBOX_CAPACITY};
 pub use udpchat_core::secure::PeerId as Peer;
 
 /// Datagrams (and operations) taken from what is ready before each
@@ -43,33 +45,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a key request waits for each answer, and how many it sends.
 const KEY_FETCH_WAIT: Duration = Duration::from_secs(1);
 const KEY_FETCH_TRIES: u32 = 3;
-
-/// Requests and pushes waiting for the owner's dispatcher, at most; past
-/// that a request is answered `busy` at once and a push is dropped (the
-/// driver counts both). The driver's other queue, of the owner's own
-/// operations, is unbounded: only the owner's code fills it, and the
-/// owner bounds what it has in hand (the server's dispatcher admits a
-/// bounded number of requests at once).
-pub const INBOX_CAPACITY: usize = 4096;
-
-/// Where the owner's dispatcher reads what arrives.
-pub type Inbox = mpsc::Receiver<Inbound>;
-
-/// What arrives for the owner's dispatcher.
-#[derive(Debug)]
-pub enum Inbound {
-    /// A request or push, with the session's address when it came and
-    /// the static key the session proved (see [`PeerInfo`]), so that it
-    /// can be handled after the link stopped.
-    Envelope {
-        from: PeerId,
-        addr: SocketAddr,
-        remote_static: Option<Box<PublicKey>>,
-        envelope: Envelope,
-    },
-    /// A session is gone: handshake failed, idle, or forgotten.
-    Closed { peer: PeerId },
-}
 
 enum Op {
     Connect {
@@ -95,7 +70,8 @@ enum Op {
         to: PeerId,
         cmd: &'static str,
         body: Vec<u8>,
-        done: oneshot::Sender<Result<(), CommandError>>,
+        /// Who waits for its fate; with none, a failure is logged.
+        done: Option<oneshot::Sender<Result<(), CommandError>>>,
     },
     Reply {
         to: PeerId,
@@ -143,6 +119,35 @@ enum Op {
     },
 }
 
+/// A driver not started yet: what [`Link::server`] made.
+pub struct Start {
+    socket: UdpSocket,
+    local: SocketAddr,
+    endpoint: SecureEndpoint,
+    ops: mpsc::UnboundedReceiver<Op>,
+}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Start").field("local", &self.local).finish()
+    }
+}
+
+impl Start {
+    /// Starts the driver, handing what arrives to `owner` on its task.
+    pub fn run(self, owner: impl Owner) {
+        let driver = Driver::new(self.socket, self.local, self.endpoint, Box::new(owner));
+        tokio::spawn(driver.run(self.ops));
+    }
+
+    /// Starts the driver with an [`Inbox`] for its owner.
+    pub fn inbox(self) -> Inbox {
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        self.run(owner::Channel(tx));
+        rx
+    }
+}
+
 /// A handle on the driver; clone it freely.
 #[derive(Clone)]
 pub struct Link {
@@ -170,18 +175,20 @@ fn now_ms() -> u64 {
 
 impl Link {
     /// A server's driver: answers handshakes with `key`.
-    pub fn spawn_server(
+    /// The link is usable at once; the driver starts with [`Start::run`],
+    /// once the owner (which may hold the link) is made.
+    pub fn server(
         socket: UdpSocket,
         key: StaticKey,
         config: SecureConfig,
-    ) -> std::io::Result<(Link, Inbox)> {
+    ) -> std::io::Result<(Link, Start)> {
         let endpoint = SecureEndpoint::server(
             config,
             key,
             Box::new(rand::rngs::StdRng::from_entropy()),
             std::time::Instant::now(),
         );
-        Link::spawn(socket, endpoint)
+        Link::new(socket, endpoint)
     }
 
     /// A client's driver. Other clients may hold a few sessions with it
@@ -197,16 +204,20 @@ impl Link {
             Box::new(rand::rngs::StdRng::from_entropy()),
             std::time::Instant::now(),
         );
-        Link::spawn(socket, endpoint)
+        let (link, start) = Link::new(socket, endpoint)?;
+        Ok((link, start.inbox()))
     }
 
-    fn spawn(socket: UdpSocket, endpoint: SecureEndpoint) -> std::io::Result<(Link, Inbox)> {
+    fn new(socket: UdpSocket, endpoint: SecureEndpoint) -> std::io::Result<(Link, Start)> {
         let local = socket.local_addr()?;
-        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound_rx) = mpsc::channel(INBOX_CAPACITY);
-        let driver = Driver::new(socket, local, endpoint, inbound_tx);
-        tokio::spawn(driver.run(ops_rx));
-        Ok((Link { ops: ops_tx, local }, inbound_rx))
+        let (ops, ops_rx) = mpsc::unbounded_channel();
+        let start = Start {
+            socket,
+            local,
+            endpoint,
+            ops: ops_rx,
+        };
+        Ok((Link { ops, local }, start))
     }
 
     /// Stops the driver for good: what was received (and so acknowledged)
@@ -316,12 +327,25 @@ impl Link {
             to,
             cmd,
             body,
-            done,
+            done: Some(done),
         });
         async move {
             sent.map_err(|_| link_closed())?;
             rx.await.unwrap_or_else(|_| Err(link_closed()))
         }
+    }
+
+    /// Queues a one-way packet that nothing waits for: the driver logs it
+    /// if it fails. Costs no task and no channel per packet, so a group
+    /// message to a hundred members is a hundred queued packets, no more.
+    pub fn push_unwatched(&self, to: PeerId, push: Encoded) {
+        let (cmd, body) = push.into_parts();
+        let _ = self.ops.send(Op::Push {
+            to,
+            cmd,
+            body,
+            done: None,
+        });
     }
 
     /// Answers a request.

@@ -3,24 +3,31 @@
 //! command's `serve`; the reply goes back on the session the request came
 //! on.
 //!
-//! Handlers run as tasks, a bounded number at once: at most
-//! [`PER_SESSION`] per session and [`IN_ALL`] in all. A request past
-//! either is answered `busy` at once (a push past them is dropped), so a
-//! client that floods requests cannot take more than its share of the
-//! server, nor grow its memory without bound.
+//! The dispatcher is the network driver's [`Owner`]: it runs on the
+//! driver's task, as each datagram is read. A handler is polled there
+//! once; one that finishes without waiting on I/O (`list`, `ping`,
+//! `lookup` of a cached key, presence) is answered in the same turn of the
+//! loop, with no task, channel or thread between request and reply. Only
+//! a handler that waits (argon2, a SQLite write) goes on as a task, and
+//! answers through [`Link::reply`] when done.
+//!
+//! Handlers in hand are bounded: at most [`PER_SESSION`] per session and
+//! [`IN_ALL`] in all. A request past either is answered `busy` at once (a
+//! push past them is dropped), so a client that floods requests cannot
+//! take more than its share of the server, nor grow its memory without
+//! bound.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use udpchat_core::context::PeerId;
-use udpchat_core::context::{Origin, Server};
-use udpchat_core::envelope::Kind;
-use udpchat_core::error::Code;
-use udpchat_core::error::CommandError;
+use udpchat_core::context::{BoxFuture, Origin, PeerId, Reply, Server};
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::registry::Registry;
-use udpchat_net::{Inbound, Link};
+use udpchat_net::{Arrival, Link, Owner};
 
 use crate::state::ServerState;
 
@@ -67,43 +74,39 @@ impl Drop for Admitted {
     }
 }
 
-/// Serves requests until `shutdown` resolves.
-pub async fn run(
+/// The dispatcher: see the module's documentation.
+pub struct Dispatcher {
     state: Arc<ServerState>,
+    server: Server,
     link: Link,
-    mut inbound: udpchat_net::Inbox,
-    shutdown: impl Future,
-) {
-    let registry = Registry::global();
-    let server: Server = state.clone();
-    let admission = Arc::new(Mutex::new(Admission::default()));
-    tokio::pin!(shutdown);
-    loop {
-        let next = tokio::select! {
-            next = inbound.recv() => match next {
-                Some(next) => next,
-                None => return,
-            },
-            _ = &mut shutdown => return,
-        };
-        let (origin, envelope) = match next {
-            Inbound::Envelope {
-                from,
-                addr,
-                envelope,
-                ..
-            } => {
-                state.touch(from);
-                (Origin { peer: from, addr }, envelope)
-            }
-            Inbound::Closed { peer } => {
-                state.closed(peer);
-                continue;
-            }
-        };
-        let from = origin.peer;
-        let request = envelope.kind == Kind::Request;
-        let serve = registry
+    registry: &'static Registry,
+    admission: Arc<Mutex<Admission>>,
+}
+
+impl Dispatcher {
+    pub fn new(state: Arc<ServerState>, link: Link) -> Dispatcher {
+        Dispatcher {
+            server: state.clone(),
+            state,
+            link,
+            registry: Registry::global(),
+            admission: Arc::default(),
+        }
+    }
+}
+
+impl Owner for Dispatcher {
+    fn arrived(&mut self, arrival: Arrival) -> Option<Reply> {
+        let request = arrival.is_request();
+        let Arrival {
+            from,
+            addr,
+            envelope,
+            ..
+        } = arrival;
+        self.state.touch(from, addr);
+        let serve = self
+            .registry
             .request(&envelope.cmd, &envelope.body)
             .and_then(|command| {
                 command
@@ -114,32 +117,80 @@ pub async fn run(
             Ok(serve) => serve.run,
             Err(e) => {
                 tracing::debug!(peer = %from, cmd = envelope.cmd, "refused: {e}");
-                if request {
-                    link.reply(from, &envelope.cmd, envelope.id, Err(e));
-                }
-                continue;
+                return request.then_some(Err(e));
             }
         };
-        if !admission.lock().admit(from) {
+        if !self.admission.lock().admit(from) {
             tracing::debug!(peer = %from, cmd = envelope.cmd, "busy: turned away");
-            if request {
-                let busy = CommandError::new(
+            return request.then(|| {
+                Err(CommandError::new(
                     Code::Busy,
                     "too many requests at once; try again when the earlier ones are answered",
-                );
-                link.reply(from, &envelope.cmd, envelope.id, Err(busy));
-            }
-            continue;
+                ))
+            });
         }
-        let admitted = Admitted(admission.clone(), from);
-        let reply = serve(server.clone(), origin, envelope.body);
-        let link = link.clone();
-        tokio::spawn(async move {
-            let result = reply.await;
-            if request {
-                link.reply(from, &envelope.cmd, envelope.id, result);
+        let admitted = Admitted(self.admission.clone(), from);
+        let origin = Origin { peer: from, addr };
+        let reply = match now_or_later(serve(self.server.clone(), origin, envelope.body)) {
+            Ok(reply) => reply,
+            Err(later) => {
+                let link = self.link.clone();
+                tokio::spawn(async move {
+                    let result = later.await;
+                    if request {
+                        link.reply(from, &envelope.cmd, envelope.id, result);
+                    }
+                    drop(admitted);
+                });
+                return None;
             }
-            drop(admitted);
-        });
+        };
+        drop(admitted);
+        request.then_some(reply)
+    }
+
+    fn closed(&mut self, peer: PeerId) -> bool {
+        self.state.closed(peer);
+        true
+    }
+
+    fn moved(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
+        self.state.moved(peer, addr);
+    }
+}
+
+/// Polls `work` once: its result if it is done without waiting, or the
+/// work itself, to go on as a task. The waker given is a no-op one: a
+/// future that is not ready keeps the waker of its latest poll, which is
+/// the task's once spawned.
+fn now_or_later<T>(mut work: BoxFuture<'static, T>) -> Result<T, BoxFuture<'static, T>> {
+    match Pin::new(&mut work).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => Ok(result),
+        Poll::Pending => Err(work),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_done_without_waiting_is_answered_at_once() {
+        let work: BoxFuture<'static, u32> = Box::pin(async { 7 });
+        assert!(matches!(now_or_later(work), Ok(7)));
+    }
+
+    #[tokio::test]
+    async fn work_that_waits_finishes_as_a_task() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let work: BoxFuture<'static, u32> = Box::pin(async move { rx.await.unwrap() + 1 });
+        let Err(later) = now_or_later(work) else {
+            panic!("nothing was sent yet: the work must wait");
+        };
+        // Polled once with a no-op waker, it must still wake its task.
+        let task = tokio::spawn(later);
+        tokio::task::yield_now().await;
+        tx.send(41).unwrap();
+        assert_eq!(task.await.unwrap(), 42);
     }
 }

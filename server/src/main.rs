@@ -136,7 +136,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         relay_budget: cli.relay_budget.saturating_mul(1024 * 1024),
         ..udpchat_core::secure::SecureConfig::server()
     };
-    let (link, inbound) = Link::spawn_server(socket, key, config)?;
+    let (link, driver) = Link::server(socket, key, config)?;
     // Tests and scripts wait for this line: the port is known only now.
     println!("udpchat-server listening on {}", link.local_addr());
     let server = Arc::new(state::ServerState::new(
@@ -146,6 +146,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         groups_store,
         cli.presence_limit,
     ));
+    driver.run(dispatch::Dispatcher::new(server.clone(), link.clone()));
     tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
     tokio::spawn(
         server
@@ -157,7 +158,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .clone()
             .expire_mail(Duration::from_secs(cli.offline_ttl.max(1))),
     );
-    dispatch::run(server.clone(), link.clone(), inbound, shutdown_signal()).await;
+    shutdown_signal().await;
     let stats = link.stats().await;
     tracing::info!(
         datagrams = stats.relayed_datagrams,

@@ -23,6 +23,13 @@ use crate::groups::GroupChat;
 use crate::groups::GroupStore;
 use crate::mailbox::StoredMail;
 
+/// A session as the dispatcher last saw it.
+#[derive(Clone, Copy)]
+struct Seen {
+    at: Instant,
+    addr: SocketAddr,
+}
+
 /// How long a signed-in client has to answer a probe before its name is
 /// given to a new sign-in.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,8 +37,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct ServerState {
     /// Shared with the groups, which deliver to whoever is online.
     presence: Arc<Mutex<Presence>>,
-    /// When each session was last heard from (any request or push).
-    last_seen: Mutex<HashMap<PeerId, Instant>>,
+    /// When each session was last heard from (any request or push), and
+    /// where it is.
+    seen: Mutex<HashMap<PeerId, Seen>>,
     /// Rings when a presence change waits to be sent.
     changed: tokio::sync::Notify,
     accounts: PasswordAccounts,
@@ -60,7 +68,7 @@ impl ServerState {
         ServerState {
             groups: GroupChat::new(groups, link.clone(), presence.clone()),
             presence,
-            last_seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
@@ -69,16 +77,10 @@ impl ServerState {
         }
     }
 
-    /// Sends `push` to `peer` now; nothing waits for it, a failure is
-    /// logged.
+    /// Sends `push` to `peer` now; nothing waits for it, and the driver
+    /// logs a failure.
     fn push_now(&self, peer: PeerId, push: Encoded) {
-        let tag = push.tag();
-        let delivery = self.link.push(peer, push);
-        tokio::spawn(async move {
-            if let Err(e) = delivery.await {
-                tracing::debug!(%peer, tag, "push failed: {e}");
-            }
-        });
+        self.link.push_unwatched(peer, push);
     }
 
     /// Sends presence changes in batches: after the first change, waits
@@ -99,14 +101,22 @@ impl ServerState {
         }
     }
 
-    /// A session was heard from.
-    pub fn touch(&self, peer: PeerId) {
-        self.last_seen.lock().insert(peer, Instant::now());
+    /// A session was heard from, at `addr`.
+    pub fn touch(&self, peer: PeerId, addr: SocketAddr) {
+        let at = Instant::now();
+        self.seen.lock().insert(peer, Seen { at, addr });
+    }
+
+    /// A session's path moved to `addr`.
+    pub fn moved(&self, peer: PeerId, addr: SocketAddr) {
+        if let Some(seen) = self.seen.lock().get_mut(&peer) {
+            seen.addr = addr;
+        }
     }
 
     /// A session closed: whoever was signed in on it is gone.
     pub fn closed(self: &Arc<Self>, peer: PeerId) {
-        self.last_seen.lock().remove(&peer);
+        self.seen.lock().remove(&peer);
         let user = self.presence.lock().sign_out(peer);
         if let Some(user) = user {
             tracing::info!(user, "signed out: session closed");
@@ -123,12 +133,10 @@ impl ServerState {
             tick.tick().await;
             let peers = self.presence.lock().peers();
             let silent: Vec<PeerId> = {
-                let mut seen = self.last_seen.lock();
+                let seen = self.seen.lock();
                 peers
                     .into_iter()
-                    .filter(|peer| {
-                        seen.entry(*peer).or_insert_with(Instant::now).elapsed() > timeout
-                    })
+                    .filter(|peer| seen.get(peer).is_some_and(|s| s.at.elapsed() > timeout))
                     .collect()
             };
             for peer in silent {
@@ -224,6 +232,11 @@ impl ServerContext for ServerState {
     }
 
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
+        // Every session the server serves sent something on it: where it
+        // is is known here, without asking the driver.
+        if let Some(seen) = self.seen.lock().get(&peer) {
+            return Box::pin(std::future::ready(Some(seen.addr)));
+        }
         let link = self.link.clone();
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })
     }

@@ -129,14 +129,31 @@ impl World {
         }
     }
 
+    /// Moves time on by `by`, stopping at every timer due on the way (an
+    /// acknowledgement held back, a retransmission), as a real clock would.
     fn advance(&mut self, by: Duration) {
-        self.now += by;
-        let ms = MS + by.as_millis() as u64;
-        for host in &mut self.hosts {
-            host.endpoint.handle_timeout(self.now, ms);
+        let until = self.now + by;
+        loop {
+            let next = self
+                .hosts
+                .iter()
+                .filter_map(|h| h.endpoint.poll_timeout())
+                .chain(self.server.poll_timeout())
+                .filter(|&at| at > self.now)
+                .min()
+                .filter(|&at| at < until)
+                .unwrap_or(until);
+            let ms = MS + (next - self.now).as_millis() as u64;
+            self.now = next;
+            for host in &mut self.hosts {
+                host.endpoint.handle_timeout(self.now, ms);
+            }
+            self.server.handle_timeout(self.now, ms);
+            self.pump();
+            if self.now >= until {
+                return;
+            }
         }
-        self.server.handle_timeout(self.now, ms);
-        self.pump();
     }
 
     /// Each client's session with the server, as the server knows it.

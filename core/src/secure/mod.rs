@@ -75,6 +75,12 @@ pub enum SecureEvent {
     Closed {
         peer: PeerId,
     },
+    /// The peer proved it is now at `addr` (a NAT rebinding, a new
+    /// network): the session carries on there.
+    Moved {
+        peer: PeerId,
+        addr: SocketAddr,
+    },
     /// A check of a meeting was answered from `addr` ([`meeting`]): the
     /// peer can be reached there.
     Reachable {

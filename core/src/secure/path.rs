@@ -193,6 +193,10 @@ impl SecureEndpoint {
                     conn.addr = from;
                     conn.probe = None;
                     self.stats.migrations += 1;
+                    self.events.push_back(super::SecureEvent::Moved {
+                        peer: super::PeerId(index),
+                        addr: from,
+                    });
                 }
             }
             PathPacket::Keepalive => {}

@@ -8,6 +8,7 @@
 pub mod password;
 mod throttle;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,14 @@ pub struct PasswordAccounts {
     /// Verified against for unknown names, so they cost what known ones do.
     decoy: Arc<String>,
     hasher: Hasher,
+    /// Identity keys read or written lately, decoded: `lookup` answers
+    /// from here without a SQLite read or a P-384 point decoding.
+    keys: Arc<Mutex<HashMap<String, PublicKey>>>,
 }
+
+/// Identity keys kept in memory at most (about 200 bytes each); past it
+/// the cache starts again empty.
+const MAX_CACHED_KEYS: usize = 100_000;
 
 impl PasswordAccounts {
     pub fn new(store: Arc<dyn Store>) -> PasswordAccounts {
@@ -80,6 +88,7 @@ impl PasswordAccounts {
             hashing: Arc::new(Semaphore::new(lanes)),
             decoy: Arc::new(hasher.hash("not a password anyone has")),
             hasher,
+            keys: Arc::default(),
         }
     }
 
@@ -101,15 +110,33 @@ impl PasswordAccounts {
         let store = self.store.clone();
         let hasher = self.hasher.clone();
         let name = user.to_string();
+        let key = identity.clone();
         self.hashing_lane(move || {
             let password_hash = hasher.hash(&password);
             store.create_user(&Account {
                 name: name.clone(),
                 password_hash,
             })?;
-            store.set_identity(&name, &identity.to_bytes())
+            store.set_identity(&name, &key.to_bytes())
         })
-        .await
+        .await?;
+        self.remember_key(user, identity, true);
+        Ok(())
+    }
+
+    /// Keeps `user`'s key in the cache: always when it was just written
+    /// (`written`), or only if none is there when it was read, so that a
+    /// read that raced a write cannot put the older key back.
+    fn remember_key(&self, user: &str, key: PublicKey, written: bool) {
+        let mut keys = self.keys.lock();
+        if keys.len() >= MAX_CACHED_KEYS && !keys.contains_key(user) {
+            keys.clear();
+        }
+        if written {
+            keys.insert(user.to_string(), key);
+        } else {
+            keys.entry(user.to_string()).or_insert(key);
+        }
     }
 
     /// Runs `job` on a blocking thread (see [`blocking`]) once a hashing
@@ -255,22 +282,33 @@ impl PasswordAccounts {
         user: &str,
         identity: PublicKey,
     ) -> BoxFuture<'static, Result<(), CommandError>> {
-        let store = self.store.clone();
+        let this = self.clone();
         let user = user.to_string();
-        Box::pin(blocking(move || {
-            store.set_identity(&user, &identity.to_bytes())
-        }))
+        Box::pin(async move {
+            let (store, name, key) = (this.store.clone(), user.clone(), identity.clone());
+            blocking(move || store.set_identity(&name, &key.to_bytes())).await?;
+            this.remember_key(&user, identity, true);
+            Ok(())
+        })
     }
 
     pub(crate) fn identity_now(
         &self,
         user: &str,
     ) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
-        let store = self.store.clone();
+        if let Some(key) = self.keys.lock().get(user) {
+            return Box::pin(std::future::ready(Ok(Some(key.clone()))));
+        }
+        let this = self.clone();
         let user = user.to_string();
         Box::pin(async move {
-            let bytes = blocking(move || store.identity(&user)).await?;
-            Ok(bytes.and_then(|b| PublicKey::from_bytes(&b).ok()))
+            let (store, name) = (this.store.clone(), user.clone());
+            let bytes = blocking(move || store.identity(&name)).await?;
+            let key = bytes.and_then(|b| PublicKey::from_bytes(&b).ok());
+            if let Some(key) = &key {
+                this.remember_key(&user, key.clone(), false);
+            }
+            Ok(key)
         })
     }
 }
@@ -385,6 +423,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored(), after, "remade once");
+    }
+
+    #[tokio::test]
+    async fn a_known_key_is_answered_without_waiting_and_a_new_one_replaces_it() {
+        let store = Arc::new(SqliteStore::in_memory());
+        let cheap = Hasher::with_memory_kib(password::MIN_MEMORY_KIB).unwrap();
+        let accounts = PasswordAccounts::with_hasher(store.clone(), cheap);
+        let (first, second) = (key(), key());
+        accounts
+            .sign_up("bob", Zeroizing::new("pw".into()), first.clone(), owner())
+            .await
+            .unwrap();
+        // Answered at its first poll: the dispatcher serves `lookup` inline.
+        let ready = |accounts: &PasswordAccounts| {
+            let mut asked = accounts.identity("bob");
+            let waker = std::task::Waker::noop();
+            match asked
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+            {
+                std::task::Poll::Ready(key) => key.unwrap(),
+                std::task::Poll::Pending => panic!("the key was read from the store again"),
+            }
+        };
+        assert_eq!(ready(&accounts), Some(first));
+        accounts.set_identity("bob", second.clone()).await.unwrap();
+        assert_eq!(ready(&accounts), Some(second.clone()));
+        // What the cache says is what the store holds.
+        let fresh = PasswordAccounts::new(store);
+        assert_eq!(fresh.identity("bob").await.unwrap(), Some(second));
+        assert_eq!(fresh.identity("nobody").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -1,0 +1,109 @@
+//! Who the driver hands what arrives to: the [`Owner`], called on the
+//! driver's own task for each request, push and closed session.
+//!
+//! The server's owner serves a request there and then when its handler
+//! needs no I/O (`list`, `ping`, `lookup`...), so the reply leaves in the
+//! same turn of the loop as the request came in: one path per datagram,
+//! no channel between them. The client's owner is an [`Inbox`]: a
+//! bounded channel its dispatcher reads.
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+use udpchat_core::context::Reply;
+use udpchat_core::crypto::keys::PublicKey;
+use udpchat_core::envelope::{Envelope, Kind};
+use udpchat_core::error::{Code, CommandError};
+use udpchat_core::secure::PeerId;
+
+/// What the driver hands over.
+pub trait Owner: Send + 'static {
+    /// A request or push arrived on the session `from`, at `addr`, whose
+    /// peer proved `remote_static`. `Some(reply)` answers a request at
+    /// once; with `None` the owner answers it later through
+    /// [`Link::reply`](crate::Link::reply) (a push has no answer).
+    fn arrived(&mut self, arrival: Arrival) -> Option<Reply>;
+
+    /// The session `peer` is gone (handshake failed, idle, or forgotten).
+    /// `false`: the owner cannot take it now; it is offered again on the
+    /// driver's next turn, never dropped, or the owner would keep state
+    /// for a session that no longer exists.
+    fn closed(&mut self, peer: PeerId) -> bool;
+
+    /// The session `peer` moved to `addr` (its path was validated there).
+    fn moved(&mut self, _peer: PeerId, _addr: SocketAddr) {}
+}
+
+/// A request or push, with the session's address when it came and the
+/// static key the session proved, so that it can be handled after the
+/// session stopped.
+#[derive(Debug)]
+pub struct Arrival {
+    pub from: PeerId,
+    pub addr: SocketAddr,
+    pub remote_static: Option<Box<PublicKey>>,
+    pub envelope: Envelope,
+}
+
+impl Arrival {
+    pub fn is_request(&self) -> bool {
+        self.envelope.kind == Kind::Request
+    }
+}
+
+/// Requests and pushes waiting for an [`Inbox`]'s reader, at most; past
+/// that a request is answered `busy` at once and a push is dropped.
+pub const INBOX_CAPACITY: usize = 4096;
+
+/// Where a channel owner's dispatcher reads what arrives.
+pub type Inbox = mpsc::Receiver<Inbound>;
+
+/// What arrives for an [`Inbox`]'s reader.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A request or push (see [`Arrival`]).
+    Envelope {
+        from: PeerId,
+        addr: SocketAddr,
+        remote_static: Option<Box<PublicKey>>,
+        envelope: Envelope,
+    },
+    /// A session is gone: handshake failed, idle, or forgotten.
+    Closed { peer: PeerId },
+}
+
+/// The owner that forwards to an [`Inbox`].
+pub(crate) struct Channel(pub mpsc::Sender<Inbound>);
+
+impl Owner for Channel {
+    fn arrived(&mut self, arrival: Arrival) -> Option<Reply> {
+        let request = arrival.is_request();
+        let Arrival {
+            from,
+            addr,
+            remote_static,
+            envelope,
+        } = arrival;
+        match self.0.try_send(Inbound::Envelope {
+            from,
+            addr,
+            remote_static,
+            envelope,
+        }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            // The reader is behind: say so rather than leave the requester
+            // waiting; a push is dropped.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(%from, "inbox full: turned away");
+                request.then(|| Err(CommandError::new(Code::Busy, "busy; try again in a moment")))
+            }
+        }
+    }
+
+    fn closed(&mut self, peer: PeerId) -> bool {
+        !matches!(
+            self.0.try_send(Inbound::Closed { peer }),
+            Err(mpsc::error::TrySendError::Full(_))
+        )
+    }
+}
