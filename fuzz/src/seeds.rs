@@ -150,6 +150,8 @@ pub fn all() -> Vec<Seed> {
     add("transport_packet", "data-empty", ex.a_to_b[3].clone());
     add("transport_packet", "ack-two-ranges", ex.b_to_a[0].clone());
     add("transport_packet", "skip", skip(0x0102, 9, 4));
+    let ack_data = answer_with_data(&ex);
+    add("transport_packet", "ack-data", ack_data.clone());
 
     // transport_endpoint: sequences from both sides of the exchange.
     let records = |list: &[(bool, u8, &[u8])]| {
@@ -176,6 +178,11 @@ pub fn all() -> Vec<Seed> {
         "transport_endpoint",
         "late-ack",
         records(&[(false, 60, ack), (true, 100, missing)]),
+    );
+    add(
+        "transport_endpoint",
+        "ack-data",
+        records(&[(false, 0, &ack_data)]),
     );
     let session = u64::from_be_bytes(ex.a_to_b[0][2..10].try_into().expect("8 bytes"));
     add(
@@ -302,7 +309,7 @@ pub fn all() -> Vec<Seed> {
 /// A transport SKIP, written by hand from the layout in
 /// `core/src/transport/packet.rs` (its encoder is the crate's own).
 fn skip(incarnation: u64, pn: u64, base_seq: u32) -> Vec<u8> {
-    let mut out = vec![1, 3];
+    let mut out = vec![2, 3];
     out.extend_from_slice(&incarnation.to_be_bytes());
     out.extend_from_slice(&pn.to_be_bytes());
     out.extend_from_slice(&base_seq.to_be_bytes());
@@ -495,4 +502,18 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             identity,
         }),
     ]
+}
+
+/// An ACK riding on DATA: what a third endpoint sends A when it got A's
+/// first fragment and has a message of its own for A.
+fn answer_with_data(ex: &crate::targets::Exchange) -> Vec<u8> {
+    let mut c =
+        udpchat_core::transport::Endpoint::new(udpchat_core::transport::Config::default(), 33);
+    c.handle_datagram(ex.now, crate::targets::PEER_A, &ex.a_to_b[0])
+        .expect("A's own datagram decodes");
+    c.send(ex.now, crate::targets::PEER_A, b"reply".to_vec())
+        .expect("message fits");
+    let transmit = c.poll_transmit(ex.now).expect("the reply goes");
+    assert_eq!(transmit.contents[1], 4, "the ACK rides on the reply");
+    transmit.contents
 }

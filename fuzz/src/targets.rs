@@ -50,7 +50,7 @@ pub fn wire_packet(data: &[u8]) -> bool {
     true
 }
 
-/// The transport's DATA, ACK (with its ranges) and SKIP decoder, as the
+/// The transport's DATA, ACK (with its ranges), SKIP and ACK+DATA decoder, as the
 /// endpoint runs it with the default limits.
 pub fn transport_packet(data: &[u8]) -> bool {
     match transport::decode_and_reencode(data, Config::default().max_message) {

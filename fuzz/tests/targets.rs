@@ -445,7 +445,8 @@ proptest! {
         step in 0u8..128,
     ) {
         let ex = exchange();
-        let header = &ex.b_to_a[0][..18];
+        // Version, kind, incarnation, acked incarnation, ack delay.
+        let header = &ex.b_to_a[0][..22];
         let ack = |ranges: &[(u64, u64)]| {
             let mut out = header.to_vec();
             out.push(count.unwrap_or(ranges.len().min(255) as u8));

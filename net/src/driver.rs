@@ -129,8 +129,10 @@ impl Driver {
                 break;
             }
         }
-        // Stopped: what came in is handed over and acknowledged, then the
-        // socket and the inbox close with the driver.
+        // Stopped: what came in is handed over and acknowledged (no
+        // acknowledgement is held back now), then the socket and the inbox
+        // close with the driver.
+        self.endpoint.acknowledge_now();
         self.flush().await;
         let stopped = self.stopped.take();
         drop(self);

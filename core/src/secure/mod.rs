@@ -445,6 +445,12 @@ impl SecureEndpoint {
         self.drain_transport_events();
     }
 
+    /// Sends every acknowledgement held back at the next
+    /// [`SecureEndpoint::poll_transmit`]: for an endpoint about to stop.
+    pub fn acknowledge_now(&mut self) {
+        self.transport.acknowledge_now();
+    }
+
     /// Sessions now.
     pub fn sessions(&self) -> usize {
         self.conns.len()

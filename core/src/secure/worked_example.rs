@@ -1,6 +1,7 @@
 //! The worked example of docs/PROTOCOL.md ("Appendix: worked example"):
 //! one NK handshake (HELLO, WELCOME), a DATA packet carrying a transport
-//! DATA packet carrying a `list` request envelope, and the server's ACK.
+//! DATA packet carrying a `list` request envelope, and the server's ACK
+//! (alone, after the 25 ms it may wait for a packet to ride on).
 //!
 //! The datagrams are made by the real endpoints, from fixed RNG seeds, a
 //! fixed server key and a fixed clock. Then every byte is built again from
@@ -205,11 +206,16 @@ fn run() -> Run {
         }
         other => panic!("the server did not receive the envelope: {other:?}"),
     };
-    let (_, data2) = server.poll_transmit(now, NOW_MS).unwrap();
+    // No reply goes back in this example: the ACK waits its 25 ms for one
+    // to ride on, then goes alone.
     assert!(server.poll_transmit(now, NOW_MS).is_none());
+    let now = now + std::time::Duration::from_millis(25);
+    server.handle_timeout(now, NOW_MS + 25);
+    let (_, data2) = server.poll_transmit(now, NOW_MS + 25).unwrap();
+    assert!(server.poll_transmit(now, NOW_MS + 25).is_none());
 
     client
-        .handle_datagram(now, NOW_MS, server_addr, &data2)
+        .handle_datagram(now, NOW_MS + 25, server_addr, &data2)
         .unwrap();
     assert_eq!(
         client.poll_event(),
@@ -431,7 +437,7 @@ fn values() -> Vec<(&'static str, Vec<u8>)> {
         "client's transport incarnation (random, per session)",
         client_session.clone(),
     ));
-    let mut transport = vec![1, 1];
+    let mut transport = vec![2, 1];
     transport.extend_from_slice(&client_session);
     transport.extend_from_slice(&0u64.to_be_bytes()); // pn
     transport.extend_from_slice(&0u32.to_be_bytes()); // msg_seq
@@ -452,22 +458,24 @@ fn values() -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(data1, run.data1, "the reference DATA packet differs");
     values.push(("DATA datagram 1, client to server", data1));
 
-    // DATA 2: server to client, the ACK of packet 0.
+    // DATA 2: server to client, the ACK of packet 0, sent alone once the
+    // 25 ms it may wait for a reply to ride on have passed.
     let opened = open(&to_client, 0, &run.data2[..14], &run.data2[14..]);
     let server_session = opened[2..10].to_vec();
     values.push((
         "server's transport incarnation (random, per session)",
         server_session.clone(),
     ));
-    let mut ack = vec![1, 2];
+    let mut ack = vec![2, 2];
     ack.extend_from_slice(&server_session);
     ack.extend_from_slice(&client_session);
+    ack.extend_from_slice(&25_000u32.to_be_bytes()); // ack_delay, microseconds
     ack.push(1);
     ack.extend_from_slice(&0u64.to_be_bytes());
     ack.extend_from_slice(&0u64.to_be_bytes());
     assert_eq!(opened, ack);
     values.push((
-        "transport ACK: acked_incarnation = the client's, one range 0..=0",
+        "transport ACK: acked_incarnation = the client's, ack_delay 25000 us, one range 0..=0",
         ack.clone(),
     ));
     let mut header = vec![1, 3];
@@ -524,11 +532,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("re-key HELLO payload: 01, server index, token", "01daf94026761080a881e81ccb654a1c54cb0fe442a5856474e847974435a94ee23623a4d4"),
     ("envelope: {\"c\": \"list\", \"i\": 1, \"k\": 0, \"b\": h'a16670726566697860'}", "a46163646c697374616901616b00616249a16670726566697860"),
     ("client's transport incarnation (random, per session)", "51604bbc079c7e8c"),
-    ("transport DATA: pn 0, msg_seq 0, base_seq 0, fragment 0 of 1, the envelope", "010151604bbc079c7e8c0000000000000000000000000000000000000001a46163646c697374616901616b00616249a16670726566697860"),
-    ("DATA datagram 1, client to server", "0103daf94026000000000000000015af2af8a411f76347716e02b0b58fac44ab5ee8276b42bfa6e6e042452a04882dae2afd9dd1b81e266ad66cd671dad7945c40ecb52347b5dc4daf87945800f7858a1c8d56dd9b4d"),
+    ("transport DATA: pn 0, msg_seq 0, base_seq 0, fragment 0 of 1, the envelope", "020151604bbc079c7e8c0000000000000000000000000000000000000001a46163646c697374616901616b00616249a16670726566697860"),
+    ("DATA datagram 1, client to server", "0103daf94026000000000000000016af2af8a411f76347716e02b0b58fac44ab5ee8276b42bfa6e6e042452a04882dae2afd9dd1b81e266ad66cd671dad7945c40ecb52347b5c45d20829bf70327da3ec06ce4775eaa"),
     ("server's transport incarnation (random, per session)", "b8f4ce8583affe6b"),
-    ("transport ACK: acked_incarnation = the client's, one range 0..=0", "0102b8f4ce8583affe6b51604bbc079c7e8c0100000000000000000000000000000000"),
-    ("DATA datagram 2, server to client", "0103607e716b0000000000000000953a5e88ac5c89ee3e5741a303714638a47cf56965b0ad8db46f94885c835ae6d284904f11d886d5346f7cd0609a7e2c0a367b"),
+    ("transport ACK: acked_incarnation = the client's, ack_delay 25000 us, one range 0..=0", "0202b8f4ce8583affe6b51604bbc079c7e8c000061a80100000000000000000000000000000000"),
+    ("DATA datagram 2, server to client", "0103607e716b0000000000000000963a5e88ac5c89ee3e5741a303714638a47cf4690418ac8db46f94885c835ae6d28490848e0d099c98f6ef056baf164f32031570c52fb3"),
 ];
 
 #[test]

@@ -107,6 +107,11 @@ pub struct Config {
     /// A peer with nothing outstanding and no traffic for this long is
     /// forgotten.
     pub idle_timeout: Duration,
+    /// How long a receiver may hold an acknowledgement, hoping to send it
+    /// on a DATA packet going the same way (RFC 9000 13.2.1): it goes at
+    /// once after a second unacknowledged packet, a gap or a duplicate.
+    /// A sender's probe timeout allows for it.
+    pub max_ack_delay: Duration,
 }
 
 impl Default for Config {
@@ -124,6 +129,7 @@ impl Default for Config {
             max_queued_total: 512 * 1024 * 1024,
             max_reassembly_total: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
+            max_ack_delay: Duration::from_millis(25),
         }
     }
 }
@@ -377,6 +383,16 @@ where
                 Some(peer) => peer.on_ack(now, &ack, &self.config)?,
                 None => return Ok(()),
             },
+            Packet::AckData {
+                ack,
+                header,
+                payload,
+            } => {
+                let (peer, config) = self.peer(now, from);
+                // A bad ACK rejects the whole datagram, its DATA with it.
+                peer.on_ack(now, &ack, config)?;
+                peer.on_data(now, &header, payload, config);
+            }
         }
         self.refresh(from);
         Ok(())
@@ -438,6 +454,20 @@ where
         if let Some(state) = self.peers.get_mut(&peer) {
             state.send.on_path_change(now, &self.config);
             self.refresh(peer);
+        }
+    }
+
+    /// Sends every acknowledgement held back, at the next
+    /// [`Endpoint::poll_transmit`]: for an endpoint about to stop, so that
+    /// nothing it received is sent again to no one.
+    pub fn acknowledge_now(&mut self) {
+        let held: Vec<P> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(p, peer)| peer.acknowledge_now().then_some(*p))
+            .collect();
+        for p in held {
+            self.refresh(p);
         }
     }
 

@@ -1,13 +1,13 @@
-//! The transport's datagram kinds, DATA, ACK and SKIP: their byte layout,
-//! the encoders, and a decoder that turns any bytes into a packet or a
-//! [`PacketError`], never a panic.
+//! The transport's datagram kinds, DATA, ACK, SKIP and ACK+DATA: their
+//! byte layout, the encoders, and a decoder that turns any bytes into a
+//! packet or a [`PacketError`], never a panic.
 //!
 //! Every integer is big-endian and every field has a fixed width.
 //!
 //! ```text
-//! header, both kinds (10 bytes)
-//!   0       version            u8   = 1
-//!   1       kind               u8   DATA = 1, ACK = 2, SKIP = 3
+//! header, every kind (10 bytes)
+//!   0       version            u8   = 2
+//!   1       kind               u8   DATA = 1, ACK = 2, SKIP = 3, ACK+DATA = 4
 //!   2..10   incarnation        u64  the sender's session with this peer
 //! DATA (30 bytes, then the payload up to the end of the datagram)
 //!   10..18  pn                 u64  packet number, new for every transmission
@@ -16,26 +16,34 @@
 //!   26..28  frag_index         u16  < frag_count
 //!   28..30  frag_count         u16  >= 1
 //!   30..    payload                 every fragment but the last is full
-//! ACK (19 + 16 * count bytes)
+//! ACK (23 + 16 * count bytes)
 //!   10..18  acked_incarnation  u64  the session whose packets are acknowledged
-//!   18      count              u8   1..=255
-//!   19..    count * (start u64, end u64)
+//!   18..22  ack_delay          u32  microseconds the largest packet acknowledged
+//!                                   waited here before this ACK left
+//!   22      count              u8   1..=255
+//!   23..    count * (start u64, end u64)
 //!                                   start <= end, largest range first, with a
 //!                                   gap of at least one packet between ranges
 //! SKIP (22 bytes): "every message below base_seq is finished"
 //!   10..18  pn                 u64  numbered and acknowledged like DATA
 //!   18..22  base_seq           u32
+//! ACK+DATA: an ACK riding on a DATA packet going the same way
+//!   10..    the ACK's fields from acked_incarnation to its last range
+//!   then    the DATA's fields from pn to the end of the payload
 //! ```
 
 use super::PacketError;
 
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 pub(crate) const KIND_DATA: u8 = 1;
 pub(crate) const KIND_ACK: u8 = 2;
 pub(crate) const KIND_SKIP: u8 = 3;
+pub(crate) const KIND_ACK_DATA: u8 = 4;
 
+/// The bytes every kind starts with: version, kind, incarnation.
+pub(crate) const HEADER_LEN: usize = 10;
 pub(crate) const DATA_HEADER_LEN: usize = 30;
-pub(crate) const ACK_HEADER_LEN: usize = 19;
+pub(crate) const ACK_HEADER_LEN: usize = 23;
 pub(crate) const ACK_RANGE_LEN: usize = 16;
 pub(crate) const SKIP_LEN: usize = 22;
 
@@ -84,6 +92,8 @@ impl DataHeader {
 pub(crate) struct Ack<'a> {
     pub incarnation: u64,
     pub acked_incarnation: u64,
+    /// Microseconds the largest packet acknowledged waited at the peer.
+    pub ack_delay: u32,
     ranges: &'a [u8],
 }
 
@@ -99,12 +109,23 @@ impl<'a> Ack<'a> {
     pub fn largest(&self) -> u64 {
         self.ranges().next().map_or(0, |(_, end)| end)
     }
+
+    fn encode(&self) -> Vec<u8> {
+        encode_ack(
+            self.incarnation,
+            self.acked_incarnation,
+            self.ack_delay,
+            self.ranges(),
+            usize::from(u8::MAX),
+        )
+    }
 }
 
 /// Encodes an ACK with at most `max_ranges` of `ranges` (given largest first).
 pub(crate) fn encode_ack(
     incarnation: u64,
     acked_incarnation: u64,
+    ack_delay: u32,
     ranges: impl Iterator<Item = (u64, u64)>,
     max_ranges: usize,
 ) -> Vec<u8> {
@@ -114,6 +135,7 @@ pub(crate) fn encode_ack(
     out.push(KIND_ACK);
     out.extend_from_slice(&incarnation.to_be_bytes());
     out.extend_from_slice(&acked_incarnation.to_be_bytes());
+    out.extend_from_slice(&ack_delay.to_be_bytes());
     out.push(0);
     let mut count = 0u8;
     for (start, end) in ranges.take(max_ranges) {
@@ -122,6 +144,24 @@ pub(crate) fn encode_ack(
         count += 1;
     }
     out[ACK_HEADER_LEN - 1] = count;
+    out
+}
+
+/// Whether an encoded packet is a DATA packet (which an ACK may ride on).
+pub(crate) fn is_data(packet: &[u8]) -> bool {
+    packet.get(1) == Some(&KIND_DATA)
+}
+
+/// One ACK+DATA datagram from an encoded ACK and an encoded DATA packet
+/// of the same session: the ACK's bytes, then the DATA's past its header.
+pub(crate) fn encode_ack_data(ack: &[u8], data: &[u8]) -> Vec<u8> {
+    debug_assert_eq!(ack[..2], [VERSION, KIND_ACK]);
+    debug_assert_eq!(data[..2], [VERSION, KIND_DATA]);
+    debug_assert_eq!(ack[2..HEADER_LEN], data[2..HEADER_LEN]);
+    let mut out = Vec::with_capacity(ack.len() + data.len() - HEADER_LEN);
+    out.extend_from_slice(ack);
+    out[1] = KIND_ACK_DATA;
+    out.extend_from_slice(&data[HEADER_LEN..]);
     out
 }
 
@@ -144,6 +184,11 @@ pub(crate) enum Packet<'a> {
         payload: &'a [u8],
     },
     Ack(Ack<'a>),
+    AckData {
+        ack: Ack<'a>,
+        header: DataHeader,
+        payload: &'a [u8],
+    },
     Skip {
         incarnation: u64,
         pn: u64,
@@ -156,12 +201,12 @@ impl<'a> Packet<'a> {
     pub fn encode(&self) -> Vec<u8> {
         match *self {
             Packet::Data { header, payload } => header.encode(payload),
-            Packet::Ack(ack) => encode_ack(
-                ack.incarnation,
-                ack.acked_incarnation,
-                ack.ranges(),
-                usize::from(u8::MAX),
-            ),
+            Packet::Ack(ack) => ack.encode(),
+            Packet::AckData {
+                ack,
+                header,
+                payload,
+            } => encode_ack_data(&ack.encode(), &header.encode(payload)),
             Packet::Skip {
                 incarnation,
                 pn,
@@ -178,25 +223,51 @@ impl<'a> Packet<'a> {
         if version != VERSION {
             return Err(PacketError::BadVersion(version));
         }
-        match r.u8()? {
-            KIND_DATA => decode_data(r, max_message),
-            KIND_ACK => decode_ack(r),
-            KIND_SKIP => decode_skip(r),
-            kind => Err(PacketError::UnknownKind(kind)),
+        let kind = r.u8()?;
+        if !matches!(kind, KIND_DATA | KIND_ACK | KIND_SKIP | KIND_ACK_DATA) {
+            return Err(PacketError::UnknownKind(kind));
+        }
+        let incarnation = r.u64()?;
+        match kind {
+            KIND_DATA => {
+                let (header, payload) = decode_data(&mut r, incarnation, max_message)?;
+                Ok(Packet::Data { header, payload })
+            }
+            KIND_ACK => {
+                let ack = decode_ack(&mut r, incarnation)?;
+                if !r.0.is_empty() {
+                    return Err(PacketError::Malformed("bytes after the last ack range"));
+                }
+                Ok(Packet::Ack(ack))
+            }
+            KIND_ACK_DATA => {
+                let ack = decode_ack(&mut r, incarnation)?;
+                let (header, payload) = decode_data(&mut r, incarnation, max_message)?;
+                Ok(Packet::AckData {
+                    ack,
+                    header,
+                    payload,
+                })
+            }
+            _ => decode_skip(r, incarnation),
         }
     }
 }
 
-fn decode_data(mut r: Reader<'_>, max_message: usize) -> Result<Packet<'_>, PacketError> {
+fn decode_data<'a>(
+    r: &mut Reader<'a>,
+    incarnation: u64,
+    max_message: usize,
+) -> Result<(DataHeader, &'a [u8]), PacketError> {
     let header = DataHeader {
-        incarnation: r.u64()?,
+        incarnation,
         pn: r.u64()?,
         msg_seq: r.u32()?,
         base_seq: r.u32()?,
         frag_index: r.u16()?,
         frag_count: r.u16()?,
     };
-    let payload = r.0;
+    let payload = std::mem::take(&mut r.0);
     if header.frag_count == 0 {
         return Err(PacketError::Malformed("fragment count is zero"));
     }
@@ -228,12 +299,13 @@ fn decode_data(mut r: Reader<'_>, max_message: usize) -> Result<Packet<'_>, Pack
     if least_size > max_message {
         return Err(PacketError::Malformed("message larger than max_message"));
     }
-    Ok(Packet::Data { header, payload })
+    Ok((header, payload))
 }
 
-fn decode_ack(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
-    let incarnation = r.u64()?;
+/// Reads an ACK's fields after the header, up to its last range.
+fn decode_ack<'a>(r: &mut Reader<'a>, incarnation: u64) -> Result<Ack<'a>, PacketError> {
     let acked_incarnation = r.u64()?;
+    let ack_delay = r.u32()?;
     let count = usize::from(r.u8()?);
     if count == 0 {
         return Err(PacketError::Malformed("ack without ranges"));
@@ -242,13 +314,13 @@ fn decode_ack(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
     if r.0.len() < len {
         return Err(PacketError::Truncated);
     }
-    if r.0.len() > len {
-        return Err(PacketError::Malformed("bytes after the last ack range"));
-    }
+    let (ranges, rest) = r.0.split_at(len);
+    r.0 = rest;
     let ack = Ack {
         incarnation,
         acked_incarnation,
-        ranges: r.0,
+        ack_delay,
+        ranges,
     };
     let mut below: Option<u64> = None;
     for (start, end) in ack.ranges() {
@@ -262,12 +334,12 @@ fn decode_ack(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
         }
         below = Some(start);
     }
-    Ok(Packet::Ack(ack))
+    Ok(ack)
 }
 
-fn decode_skip(mut r: Reader<'_>) -> Result<Packet<'_>, PacketError> {
+fn decode_skip(mut r: Reader<'_>, incarnation: u64) -> Result<Packet<'_>, PacketError> {
     let packet = Packet::Skip {
-        incarnation: r.u64()?,
+        incarnation,
         pn: r.u64()?,
         base_seq: r.u32()?,
     };
@@ -341,12 +413,56 @@ mod tests {
 
     #[test]
     fn ack_layout_is_the_documented_one() {
-        let bytes = encode_ack(1, 2, [(10, 12), (3, 5)].into_iter(), 32);
+        let bytes = encode_ack(1, 2, 25_000, [(10, 12), (3, 5)].into_iter(), 32);
         assert_eq!(bytes.len(), ACK_HEADER_LEN + 2 * ACK_RANGE_LEN);
         assert_eq!(&bytes[..2], &[VERSION, KIND_ACK]);
         assert_eq!(&bytes[10..18], &2u64.to_be_bytes());
-        assert_eq!(bytes[18], 2);
-        assert_eq!(&bytes[19..27], &10u64.to_be_bytes());
+        assert_eq!(&bytes[18..22], &25_000u32.to_be_bytes());
+        assert_eq!(bytes[22], 2);
+        assert_eq!(&bytes[23..31], &10u64.to_be_bytes());
+    }
+
+    #[test]
+    fn an_ack_rides_on_data_as_the_documented_layout() {
+        let ack = encode_ack(7, 2, 40, [(10, 12)].into_iter(), 32);
+        let data = data(0, 1, b"hi");
+        let bytes = encode_ack_data(&ack, &data);
+        assert_eq!(bytes.len(), ack.len() + data.len() - 10);
+        assert_eq!(&bytes[..2], &[VERSION, KIND_ACK_DATA]);
+        assert_eq!(&bytes[2..ack.len()], &ack[2..]);
+        assert_eq!(&bytes[ack.len()..], &data[10..]);
+        let Ok(Packet::AckData {
+            ack,
+            header,
+            payload,
+        }) = Packet::decode(&bytes, MAX)
+        else {
+            panic!("ack+data did not decode")
+        };
+        assert_eq!(
+            (ack.incarnation, ack.acked_incarnation, ack.ack_delay),
+            (7, 2, 40)
+        );
+        assert_eq!(ack.ranges().collect::<Vec<_>>(), vec![(10, 12)]);
+        assert_eq!((header.incarnation, header.pn, payload), (7, 9, &b"hi"[..]));
+        // Each half is checked as the packet alone would be.
+        let bad = encode_ack_data(&encode_ack(7, 2, 0, [(5, 4)].into_iter(), 32), &data);
+        assert_eq!(
+            Packet::decode(&bad, MAX),
+            Err(PacketError::Malformed("ack range start above its end"))
+        );
+        let empty = DataHeader {
+            frag_count: 0,
+            ..header
+        };
+        let bad = encode_ack_data(
+            &encode_ack(7, 2, 0, [(1, 1)].into_iter(), 32),
+            &empty.encode(b"x"),
+        );
+        assert_eq!(
+            Packet::decode(&bad, MAX),
+            Err(PacketError::Malformed("fragment count is zero"))
+        );
     }
 
     #[test]
@@ -369,7 +485,7 @@ mod tests {
     #[test]
     fn ack_keeps_only_the_ranges_that_fit() {
         let ranges = (0..100u64).rev().map(|i| (i * 3, i * 3 + 1));
-        let bytes = encode_ack(1, 2, ranges, max_ack_ranges(300));
+        let bytes = encode_ack(1, 2, 0, ranges, max_ack_ranges(300));
         assert!(bytes.len() <= 300);
         let Ok(Packet::Ack(ack)) = Packet::decode(&bytes, MAX) else {
             panic!("ack did not decode")
@@ -382,8 +498,8 @@ mod tests {
     fn malformed_packets_are_named() {
         let cases: Vec<(Vec<u8>, PacketError)> = vec![
             (vec![], PacketError::Truncated),
-            (vec![2, 1], PacketError::BadVersion(2)),
-            (vec![1, 9, 0], PacketError::UnknownKind(9)),
+            (vec![1, 1], PacketError::BadVersion(1)),
+            (vec![VERSION, 9, 0], PacketError::UnknownKind(9)),
             (
                 data(0, 2, b"")[..DATA_HEADER_LEN - 1].to_vec(),
                 PacketError::Truncated,
@@ -437,19 +553,19 @@ mod tests {
                 PacketError::Truncated,
             ),
             (
-                encode_ack(1, 2, std::iter::empty(), 32),
+                encode_ack(1, 2, 0, std::iter::empty(), 32),
                 PacketError::Malformed("ack without ranges"),
             ),
             (
-                encode_ack(1, 2, [(5, 4)].into_iter(), 32),
+                encode_ack(1, 2, 0, [(5, 4)].into_iter(), 32),
                 PacketError::Malformed("ack range start above its end"),
             ),
             (
-                encode_ack(1, 2, [(3, 5), (10, 12)].into_iter(), 32),
+                encode_ack(1, 2, 0, [(3, 5), (10, 12)].into_iter(), 32),
                 PacketError::Malformed("ack ranges out of order"),
             ),
             (
-                encode_ack(1, 2, [(6, 9), (1, 5)].into_iter(), 32),
+                encode_ack(1, 2, 0, [(6, 9), (1, 5)].into_iter(), 32),
                 PacketError::Malformed("ack ranges out of order"),
             ),
         ];
@@ -457,13 +573,13 @@ mod tests {
             let got = Packet::decode(&bytes, MAX).expect_err("malformed packet decoded");
             assert_eq!(format!("{got:?}"), format!("{want:?}"), "bytes {bytes:?}");
         }
-        let mut trailing = encode_ack(1, 2, [(1, 1)].into_iter(), 32);
+        let mut trailing = encode_ack(1, 2, 0, [(1, 1)].into_iter(), 32);
         trailing.push(0);
         assert!(matches!(
             Packet::decode(&trailing, MAX),
             Err(PacketError::Malformed(_))
         ));
-        let mut short = encode_ack(1, 2, [(1, 1)].into_iter(), 32);
+        let mut short = encode_ack(1, 2, 0, [(1, 1)].into_iter(), 32);
         short.pop();
         assert!(matches!(
             Packet::decode(&short, MAX),
@@ -498,6 +614,7 @@ mod tests {
         fn ack_round_trips(
             inc in any::<u64>(),
             acked in any::<u64>(),
+            delay in any::<u32>(),
             steps in proptest::collection::vec((0u64..1000, 2u64..1000), 1..40),
         ) {
             // Build disjoint, non-adjacent ranges going down from the top.
@@ -509,10 +626,11 @@ mod tests {
                 let Some(next) = start.checked_sub(gap) else { break };
                 top = next;
             }
-            let bytes = encode_ack(inc, acked, ranges.iter().copied(), 255);
+            let bytes = encode_ack(inc, acked, delay, ranges.iter().copied(), 255);
             let Ok(Packet::Ack(ack)) = Packet::decode(&bytes, MAX) else { panic!("ack did not decode") };
             prop_assert_eq!(ack.incarnation, inc);
             prop_assert_eq!(ack.acked_incarnation, acked);
+            prop_assert_eq!(ack.ack_delay, delay);
             prop_assert_eq!(ack.ranges().collect::<Vec<_>>(), ranges);
         }
 

@@ -5,8 +5,11 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::packet::{encode_ack, max_ack_ranges, Ack, DataHeader};
-use super::recv::RecvState;
+use super::packet::{
+    encode_ack, encode_ack_data, is_data, max_ack_ranges, Ack, DataHeader, ACK_HEADER_LEN,
+    ACK_RANGE_LEN, HEADER_LEN,
+};
+use super::recv::{Acknowledge, RecvState};
 use super::send::SendState;
 use super::Meter;
 use super::{Config, PacketError};
@@ -24,7 +27,11 @@ pub(crate) struct Peer {
     pub send: SendState,
     /// For the current remote session; made by its first DATA or SKIP.
     pub recv: Option<RecvState>,
-    ack_pending: bool,
+    /// What this side owes the peer in acknowledgements.
+    ack: AckDue,
+    /// A DATA packet made while an ACK that could not ride on it had to go
+    /// first: it leaves next.
+    stashed: Option<Vec<u8>>,
     last_activity: Instant,
     /// Where this peer sits in the endpoint's timer index.
     pub deadline: Option<Instant>,
@@ -39,6 +46,62 @@ enum Session {
     Stale,
 }
 
+/// Acknowledgements owed, and when they are due (RFC 9000 13.2.1): the
+/// ACK waits up to `max_ack_delay` for a DATA packet to ride on, but goes
+/// at once after a second packet, or a packet out of order or repeated.
+#[derive(Default)]
+struct AckDue {
+    /// Something received is not acknowledged yet.
+    pending: bool,
+    /// Unacknowledged packets that asked for an acknowledgement.
+    eliciting: u32,
+    /// It goes at the next transmit, alone if nothing else does.
+    now: bool,
+    /// When it goes at the latest.
+    deadline: Option<Instant>,
+    /// The largest packet number received, and when.
+    largest: Option<(u64, Instant)>,
+}
+
+/// Packets received before the acknowledgement goes at once.
+const ACK_EVERY: u32 = 2;
+
+impl AckDue {
+    /// A packet `pn` came that asks for an acknowledgement; `urgent`: it
+    /// repeats something already received.
+    fn received(&mut self, now: Instant, pn: u64, urgent: bool, config: &Config) {
+        let in_order = self.largest.is_none_or(|(largest, _)| pn == largest + 1);
+        if self.largest.is_none_or(|(largest, _)| pn > largest) {
+            self.largest = Some((pn, now));
+        }
+        self.pending = true;
+        self.eliciting += 1;
+        if urgent || !in_order || self.eliciting >= ACK_EVERY || config.max_ack_delay.is_zero() {
+            self.now = true;
+        }
+        self.deadline.get_or_insert(now + config.max_ack_delay);
+    }
+
+    /// What an ACK says of how long it was held, in microseconds.
+    fn delay(&self, now: Instant) -> u32 {
+        self.largest.map_or(0, |(_, at)| {
+            u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX)
+        })
+    }
+
+    fn sent(&mut self) {
+        self.pending = false;
+        self.eliciting = 0;
+        self.now = false;
+        self.deadline = None;
+    }
+
+    /// When the held acknowledgement must go, if one is held.
+    fn timer(&self) -> Option<Instant> {
+        self.deadline.filter(|_| self.pending && !self.now)
+    }
+}
+
 impl Peer {
     pub fn new(session: u64, now: Instant, config: &Config, meters: (&Meter, &Meter)) -> Peer {
         let (meter, queued) = meters;
@@ -48,7 +111,8 @@ impl Peer {
             retired: VecDeque::new(),
             send: SendState::new(config, queued),
             recv: None,
-            ack_pending: false,
+            ack: AckDue::default(),
+            stashed: None,
             last_activity: now,
             deadline: None,
             queued: false,
@@ -73,7 +137,7 @@ impl Peer {
                 }
                 self.remote = Some(remote);
                 self.recv = None;
-                self.ack_pending = false;
+                self.ack = AckDue::default();
                 self.send.on_peer_restart();
                 Session::Current
             }
@@ -92,8 +156,10 @@ impl Peer {
         let recv = self
             .recv
             .get_or_insert_with(|| RecvState::new(header.base_seq, config, &self.meter));
-        if recv.on_data(now, header, payload, config) {
-            self.ack_pending = true;
+        match recv.on_data(now, header, payload, config) {
+            Acknowledge::No => {}
+            Acknowledge::Held => self.ack.received(now, header.pn, false, config),
+            Acknowledge::Now => self.ack.received(now, header.pn, true, config),
         }
     }
 
@@ -105,7 +171,8 @@ impl Peer {
         self.recv
             .get_or_insert_with(|| RecvState::new(base_seq, config, &self.meter))
             .on_skip(pn, base_seq);
-        self.ack_pending = true;
+        // Rare, and the sender waits on it to move on: at once.
+        self.ack.received(now, pn, true, config);
     }
 
     pub fn on_ack(
@@ -128,28 +195,67 @@ impl Peer {
         Ok(())
     }
 
-    /// Acknowledgements first: they are small and the peer's progress waits
-    /// on them.
+    /// The next datagram: a DATA or SKIP with the acknowledgement owed
+    /// riding on it when it fits, else the acknowledgement alone once it
+    /// is due.
     pub fn poll_transmit(&mut self, now: Instant, config: &Config) -> Option<Vec<u8>> {
-        if self.ack_pending {
-            self.ack_pending = false;
-            if let (Some(remote), Some(recv)) = (self.remote, &self.recv) {
-                let ranges = recv.ack_ranges();
-                return Some(encode_ack(
-                    self.session,
-                    remote,
-                    ranges,
-                    max_ack_ranges(config.max_datagram),
-                ));
-            }
+        if let Some(bytes) = self.stashed.take() {
+            return Some(bytes);
         }
-        let bytes = self.send.poll_transmit(now, self.session, config)?;
-        self.touch(now);
-        Some(bytes)
+        let data = self.send.poll_transmit(now, self.session, config);
+        if data.is_some() {
+            self.touch(now);
+        }
+        let owed = self.ack.pending && (self.ack.now || data.is_some());
+        let ack = match (owed, self.remote, &self.recv) {
+            (true, Some(remote), Some(recv)) => Some((remote, recv)),
+            _ => None,
+        };
+        let Some((remote, recv)) = ack else {
+            return data;
+        };
+        let delay = self.ack.delay(now);
+        let max_ranges = max_ack_ranges(config.max_datagram);
+        match data {
+            // Only a DATA packet carries an ACK; a SKIP goes alone.
+            Some(data) if is_data(&data) => {
+                let room = config.max_datagram.saturating_sub(data.len() - HEADER_LEN);
+                let fits = room.saturating_sub(ACK_HEADER_LEN) / ACK_RANGE_LEN;
+                if fits >= 1 {
+                    let ack = encode_ack(
+                        self.session,
+                        remote,
+                        delay,
+                        recv.ack_ranges(),
+                        fits.min(max_ranges),
+                    );
+                    self.ack.sent();
+                    return Some(encode_ack_data(&ack, &data));
+                }
+                if !self.ack.now {
+                    return Some(data);
+                }
+                self.stashed = Some(data);
+            }
+            Some(data) if !self.ack.now => return Some(data),
+            Some(data) => self.stashed = Some(data),
+            None => {}
+        }
+        let ranges = recv.ack_ranges();
+        self.ack.sent();
+        Some(encode_ack(self.session, remote, delay, ranges, max_ranges))
     }
 
     pub fn wants_transmit(&self, config: &Config) -> bool {
-        self.ack_pending || self.send.can_send(config)
+        (self.ack.pending && self.ack.now) || self.stashed.is_some() || self.send.can_send(config)
+    }
+
+    /// Any acknowledgement held back goes at the next transmit; true if
+    /// one was.
+    pub fn acknowledge_now(&mut self) -> bool {
+        let held = self.ack.pending && !self.ack.now;
+        self.ack.now |= self.ack.pending;
+        held
     }
 
     pub fn on_timeout(&mut self, now: Instant, config: &Config) {
@@ -157,12 +263,18 @@ impl Peer {
         if let Some(recv) = &mut self.recv {
             recv.expire(now, config);
         }
+        if self.ack.timer().is_some_and(|at| at <= now) {
+            self.ack.now = true;
+        }
     }
 
     /// Nothing in flight, nothing to send, nothing being reassembled: only
     /// the idle timer keeps such a peer.
     fn is_idle(&self) -> bool {
-        !self.ack_pending && self.send.is_idle() && self.recv.iter().all(RecvState::is_idle)
+        !self.ack.pending
+            && self.stashed.is_none()
+            && self.send.is_idle()
+            && self.recv.iter().all(RecvState::is_idle)
     }
 
     fn idle_deadline(&self, config: &Config) -> Option<Instant> {
@@ -176,6 +288,7 @@ impl Peer {
         [
             self.send.timer(config),
             self.recv.as_ref().and_then(|recv| recv.deadline(config)),
+            self.ack.timer(),
             self.idle_deadline(config),
         ]
         .into_iter()

@@ -47,6 +47,19 @@ struct Waiting {
     charge: usize,
 }
 
+/// Whether a DATA packet is acknowledged, and how soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acknowledge {
+    /// Refused (no room, or its message was given up): the sender tries
+    /// again later.
+    No,
+    /// Taken: the acknowledgement may wait for a packet to ride on.
+    Held,
+    /// A repeat of what was taken: the sender's acknowledgement was lost
+    /// or late, so this one goes at once.
+    Now,
+}
+
 pub(crate) struct RecvState {
     received: RangeSet,
     next_expected: u32,
@@ -83,21 +96,22 @@ impl RecvState {
         }
     }
 
-    /// Takes one DATA packet; returns whether it is to be acknowledged.
+    /// Takes one DATA packet; says whether and how soon it is to be
+    /// acknowledged.
     pub fn on_data(
         &mut self,
         now: Instant,
         header: &DataHeader,
         payload: &[u8],
         config: &Config,
-    ) -> bool {
+    ) -> Acknowledge {
         self.skip_to(header.base_seq);
-        let accepted = self.accept(now, header, payload, config);
-        if accepted {
+        let answer = self.accept(now, header, payload, config);
+        if answer != Acknowledge::No {
             self.received.insert(header.pn);
         }
         self.deliver_ready();
-        accepted
+        answer
     }
 
     /// Takes a SKIP; it is always acknowledged.
@@ -113,15 +127,15 @@ impl RecvState {
         header: &DataHeader,
         payload: &[u8],
         config: &Config,
-    ) -> bool {
+    ) -> Acknowledge {
         let seq = header.msg_seq;
         if seq < self.next_expected {
             // Delivered or skipped already; the acknowledgement may have
             // been lost, so acknowledge again.
-            return true;
+            return Acknowledge::Now;
         }
         if self.refused.contains(&seq) {
-            return false;
+            return Acknowledge::No;
         }
         let cost = payload.len() + FRAGMENT_OVERHEAD;
         let head_charge = self
@@ -134,16 +148,16 @@ impl RecvState {
         match self.waiting.get_mut(&seq) {
             Some(waiting) => {
                 let Slot::Assembling(partial) = &mut waiting.slot else {
-                    return true;
+                    return Acknowledge::Now;
                 };
                 if partial.frag_count != header.frag_count {
-                    return false;
+                    return Acknowledge::No;
                 }
                 if partial.frags.contains_key(&header.frag_index) {
-                    return true;
+                    return Acknowledge::Now;
                 }
                 if !fits || partial.bytes + payload.len() > config.max_message {
-                    return false;
+                    return Acknowledge::No;
                 }
                 partial.frags.insert(header.frag_index, payload.to_vec());
                 partial.bytes += payload.len();
@@ -154,22 +168,22 @@ impl RecvState {
                 partial.last_arrival = now;
                 if partial.frags.len() < usize::from(partial.frag_count) {
                     self.expiry.insert((now, seq));
-                    return true;
+                    return Acknowledge::Held;
                 }
                 let mut message = Vec::with_capacity(partial.bytes);
                 for frag in partial.frags.values() {
                     message.extend_from_slice(frag);
                 }
                 waiting.slot = Slot::Complete(message);
-                true
+                Acknowledge::Held
             }
             None if header.frag_count == 1 && seq == self.next_expected => {
                 // The common case: a whole message in order, straight through.
                 self.delivered.push_back(payload.to_vec());
                 self.next_expected += 1;
-                true
+                Acknowledge::Held
             }
-            None if !fits => false,
+            None if !fits => Acknowledge::No,
             None => {
                 let slot = if header.frag_count == 1 {
                     Slot::Complete(payload.to_vec())
@@ -186,7 +200,7 @@ impl RecvState {
                 self.waiting.insert(seq, Waiting { slot, charge: cost });
                 self.waiting_bytes += cost;
                 self.meter.add(cost);
-                true
+                Acknowledge::Held
             }
         }
     }

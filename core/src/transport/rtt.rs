@@ -1,8 +1,9 @@
 //! Round-trip time estimation for one peer (RFC 9002 section 5) and the two
 //! durations derived from it: the probe timeout and the loss delay.
 //!
-//! There is no ack delay term: a receiver acknowledges as soon as its driver
-//! next polls, so the delay is part of the measured round trip.
+//! A receiver may hold an acknowledgement up to its `max_ack_delay`
+//! (`peer.rs`): the ACK says how long, and a sample is adjusted by it as
+//! RFC 9002 5.3 says; the probe timeout allows for the whole delay.
 
 use std::time::Duration;
 
@@ -29,16 +30,27 @@ impl RttEstimator {
         }
     }
 
-    pub fn update(&mut self, sample: Duration) {
-        self.latest = sample;
+    /// Takes a round trip measured at the sender, of which the peer says
+    /// it held the acknowledgement `ack_delay` (already capped at its
+    /// `max_ack_delay`).
+    pub fn update(&mut self, measured: Duration, ack_delay: Duration) {
         if !self.has_sample {
             self.has_sample = true;
-            self.min = sample;
-            self.smoothed = sample;
-            self.var = sample / 2;
+            self.latest = measured;
+            self.min = measured;
+            self.smoothed = measured;
+            self.var = measured / 2;
             return;
         }
-        self.min = self.min.min(sample);
+        self.min = self.min.min(measured);
+        // RFC 9002 5.3: the peer's delay comes off, but never below the
+        // least round trip seen.
+        let sample = if measured >= self.min + ack_delay {
+            measured - ack_delay
+        } else {
+            measured
+        };
+        self.latest = sample;
         let deviation = self.smoothed.max(sample) - self.smoothed.min(sample);
         self.var = self.var * 3 / 4 + deviation / 4;
         self.smoothed = self.smoothed * 7 / 8 + sample / 8;
@@ -83,16 +95,29 @@ mod tests {
     #[test]
     fn the_first_sample_replaces_the_initial_guess() {
         let mut rtt = RttEstimator::new(333 * MS);
-        rtt.update(20 * MS);
+        rtt.update(20 * MS, Duration::ZERO);
         assert_eq!(rtt.smoothed(), 20 * MS);
         assert_eq!(rtt.pto(), 20 * MS + 40 * MS);
     }
 
     #[test]
+    fn the_time_the_peer_held_its_ack_comes_off_but_not_below_the_minimum() {
+        let mut rtt = RttEstimator::new(333 * MS);
+        rtt.update(10 * MS, Duration::ZERO);
+        // 35 ms measured, 25 of them the ACK waiting at the peer.
+        rtt.update(35 * MS, 25 * MS);
+        assert_eq!(rtt.smoothed(), 10 * MS, "the sample counted as 10 ms");
+        // A delay that would take the sample under the minimum is ignored.
+        rtt.update(12 * MS, 25 * MS);
+        assert_eq!(rtt.smoothed(), 10 * MS * 7 / 8 + 12 * MS / 8);
+        assert_eq!(rtt.min(), 10 * MS);
+    }
+
+    #[test]
     fn later_samples_are_smoothed_and_the_minimum_kept() {
         let mut rtt = RttEstimator::new(333 * MS);
-        rtt.update(20 * MS);
-        rtt.update(100 * MS);
+        rtt.update(20 * MS, Duration::ZERO);
+        rtt.update(100 * MS, Duration::ZERO);
         assert_eq!(rtt.smoothed(), 20 * MS * 7 / 8 + 100 * MS / 8);
         assert_eq!(rtt.min(), 20 * MS);
         // The latest sample counts for loss detection even before it moves
@@ -103,8 +128,8 @@ mod tests {
     #[test]
     fn timers_never_go_below_the_granularity() {
         let mut rtt = RttEstimator::new(Duration::ZERO);
-        rtt.update(Duration::ZERO);
-        rtt.update(Duration::ZERO);
+        rtt.update(Duration::ZERO, Duration::ZERO);
+        rtt.update(Duration::ZERO, Duration::ZERO);
         assert_eq!(rtt.pto(), GRANULARITY);
         assert_eq!(rtt.loss_delay(), GRANULARITY);
     }

@@ -8,7 +8,7 @@
 //! Delivered when all of its fragments are.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::packet::{encode_skip, Ack, DataHeader};
 use super::rtt::{RttEstimator, GRANULARITY};
@@ -320,7 +320,11 @@ impl SendState {
         // newly acknowledged.
         if let Some((pn, time_sent)) = newest {
             if pn == largest {
-                self.rtt.update(now.saturating_duration_since(time_sent));
+                let held = Duration::from_micros(u64::from(ack.ack_delay));
+                self.rtt.update(
+                    now.saturating_duration_since(time_sent),
+                    held.min(config.max_ack_delay),
+                );
             }
         }
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
@@ -507,9 +511,8 @@ impl SendState {
         }
         let factor = 1u32.checked_shl(self.pto_count).unwrap_or(u32::MAX);
         // A zero max_backoff must not make a timer that is always due.
-        let interval = self
-            .rtt
-            .pto()
+        // The peer may hold its acknowledgement up to max_ack_delay.
+        let interval = (self.rtt.pto() + config.max_ack_delay)
             .saturating_mul(factor)
             .min(config.max_backoff)
             .max(GRANULARITY);

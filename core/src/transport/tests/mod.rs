@@ -6,6 +6,7 @@
 //! Message bodies carry their index in their first 8 bytes, so a receiver
 //! can tell which message it got and check every byte against the sender's.
 
+mod acks;
 mod bulk;
 mod lifecycle;
 mod robustness;

@@ -1,0 +1,142 @@
+//! Acknowledgements: they ride on DATA going the same way, wait at most
+//! `max_ack_delay` for one, go at once when a second packet, a gap or a
+//! repeat comes, and the sender's timers allow for the wait.
+
+use std::time::Duration;
+
+use super::super::sim::{LinkConfig, NodeId, Sim};
+use super::super::{Config, Event, MessageId};
+
+const DELAY: Duration = Duration::from_millis(10);
+
+fn pair(seed: u64) -> (Sim, NodeId, NodeId) {
+    let mut sim = Sim::new(seed);
+    sim.set_default_link(LinkConfig {
+        delay: DELAY,
+        ..LinkConfig::default()
+    });
+    let a = sim.add_endpoint(Config::default());
+    let b = sim.add_endpoint(Config::default());
+    (sim, a, b)
+}
+
+/// Runs until `node` has the event `want`; the time it took.
+fn until_event(sim: &mut Sim, node: NodeId, want: &Event<NodeId>) -> Duration {
+    let start = sim.elapsed();
+    let mut seen = false;
+    sim.run_until(Duration::from_secs(60), |sim| {
+        while let Some(event) = sim.poll_event(node) {
+            seen |= &event == want;
+        }
+        seen
+    });
+    assert!(seen, "{want:?} never came");
+    sim.elapsed() - start
+}
+
+fn delivered(to: NodeId, id: MessageId) -> Event<NodeId> {
+    Event::Delivered { to, id }
+}
+
+#[test]
+fn a_reply_carries_the_acknowledgement_of_its_request() {
+    let (mut sim, a, b) = pair(0xac_0001);
+    let rounds = 20u64;
+    for i in 0..rounds {
+        let request = format!("request {i}").into_bytes();
+        sim.send(a, b, request.clone()).unwrap();
+        until_event(
+            &mut sim,
+            b,
+            &Event::Received {
+                from: a,
+                message: request,
+            },
+        );
+        // Answered at once, as the server answers `list`.
+        let reply = format!("reply {i}").into_bytes();
+        sim.send(b, a, reply.clone()).unwrap();
+        until_event(
+            &mut sim,
+            a,
+            &Event::Received {
+                from: b,
+                message: reply,
+            },
+        );
+    }
+    // Let the last acknowledgement go, alone, after its wait.
+    sim.run_for(Duration::from_secs(1));
+    let stats = sim.stats();
+    assert_eq!(stats.lost + stats.cut + stats.filtered, 0);
+    // Each request carries the ACK of the reply before it and each reply
+    // the ACK of its request: two datagrams a round, and the last ACK.
+    // With an ACK of its own for each message it would be four a round.
+    assert_eq!(stats.sent, 2 * rounds + 1, "{stats:?}");
+}
+
+#[test]
+fn a_lone_message_is_acknowledged_after_the_wait_and_not_sent_twice() {
+    let (mut sim, a, b) = pair(0xac_0002);
+    // Round trips measured first, two messages at a time (acknowledged at
+    // once), so the probe timeout is short: 20 ms and a little, plus the
+    // 25 ms the peer may hold an ACK.
+    for i in 0..30u8 {
+        sim.send(a, b, vec![i; 100]).unwrap();
+        let id = sim.send(a, b, vec![i; 100]).unwrap();
+        until_event(&mut sim, a, &delivered(b, id));
+    }
+    let before = sim.stats().sent;
+    let id = sim.send(a, b, b"alone".to_vec()).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, id));
+    let wait = Config::default().max_ack_delay;
+    assert!(took >= 2 * DELAY + wait, "acknowledged after {took:?}");
+    assert!(
+        took < 2 * DELAY + wait + Duration::from_millis(2),
+        "{took:?}"
+    );
+    // One DATA, one ACK: the sender's probe timer allowed for the wait.
+    assert_eq!(sim.stats().sent - before, 2);
+}
+
+#[test]
+fn a_second_packet_is_acknowledged_at_once() {
+    let (mut sim, a, b) = pair(0xac_0003);
+    let first = sim.send(a, b, b"one".to_vec()).unwrap();
+    let second = sim.send(a, b, b"two".to_vec()).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, second));
+    assert_eq!(took, 2 * DELAY, "no wait for a second packet");
+    assert!(
+        std::iter::from_fn(|| sim.poll_event(a)).all(|e| e != delivered(b, first)),
+        "the first was told before"
+    );
+}
+
+#[test]
+fn a_big_message_is_acknowledged_every_second_fragment() {
+    let (mut sim, a, b) = pair(0xac_0004);
+    // 20 full fragments.
+    let size = 20 * (Config::default().max_datagram - super::super::packet::DATA_HEADER_LEN);
+    let id = sim.send(a, b, vec![7; size]).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, id));
+    assert_eq!(took, 2 * DELAY);
+    assert_eq!(sim.stats().sent, 20 + 10);
+}
+
+#[test]
+fn an_endpoint_about_to_stop_sends_what_it_held_back() {
+    let (mut sim, a, b) = pair(0xac_0005);
+    let id = sim.send(a, b, b"bye".to_vec()).unwrap();
+    until_event(
+        &mut sim,
+        b,
+        &Event::Received {
+            from: a,
+            message: b"bye".to_vec(),
+        },
+    );
+    sim.endpoint_mut(b).acknowledge_now();
+    sim.flush(b);
+    let took = until_event(&mut sim, a, &delivered(b, id));
+    assert_eq!(took, DELAY, "the ACK left when b was told to stop");
+}
