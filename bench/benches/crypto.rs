@@ -1,7 +1,7 @@
 //! Micro-benchmarks (criterion) of the per-operation costs the load
 //! scenarios are bounded by: one P-384 ECDH, a whole NK handshake (both
-//! sides), sealing and opening a DATA datagram, and an envelope's encode
-//! and decode. `cargo bench -p udpchat-bench`.
+//! sides), sealing and opening a DATA datagram, decoding a public key (a
+//! point decompression, and the cached path), and an envelope's encode and decode. `cargo bench -p udpchat-bench`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use udpchat_commands::message::Message;
 use udpchat_core::crypto::handshake::{ClientHello, ReplayGuard, ServerHandshake};
-use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::session::{Role, Session};
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::packet::Packet as _;
@@ -94,6 +94,17 @@ fn seal_open(c: &mut Criterion) {
     group.finish();
 }
 
+fn public_key_decode(c: &mut Criterion) {
+    let key = StaticKey::generate(&mut StdRng::seed_from_u64(3)).public();
+    let bytes = key.to_bytes();
+    c.bench_function("p384 point decompression (a key never seen)", |b| {
+        b.iter(|| black_box(p384::PublicKey::from_sec1_bytes(black_box(&bytes)).expect("decode")))
+    });
+    c.bench_function("public key decode, seen lately (cached)", |b| {
+        b.iter(|| black_box(PublicKey::from_bytes(black_box(&bytes)).expect("decode")))
+    });
+}
+
 fn envelope(c: &mut Criterion) {
     let body = vec![0x61; 100];
     c.bench_function("envelope encode + decode, 100 B body", |b| {
@@ -104,5 +115,12 @@ fn envelope(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, ecdh, nk_handshake, seal_open, envelope);
+criterion_group!(
+    benches,
+    ecdh,
+    nk_handshake,
+    seal_open,
+    public_key_decode,
+    envelope
+);
 criterion_main!(benches);

@@ -75,6 +75,10 @@ impl Driver {
     /// handshakes, which still get one turn per round.
     pub(crate) async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
         let mut buf = vec![0u8; 65_536];
+        // One timer, moved when the endpoint's next deadline moves.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut timer_at: Option<std::time::Instant> = None;
         loop {
             self.flush().await;
             if self.endpoint.has_handshakes() {
@@ -112,9 +116,25 @@ impl Driver {
                 continue;
             }
             let deadline = self.endpoint.poll_timeout();
+            if deadline != timer_at {
+                timer_at = deadline;
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(Instant::from_std(at));
+                }
+            }
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => self.datagram(from, &buf[..len]),
+                    Ok((len, from)) => {
+                        self.datagram(from, &buf[..len]);
+                        // What else is ready goes through before the
+                        // answers go out: one flush for the lot.
+                        for _ in 1..READY_BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((len, from)) => self.datagram(from, &buf[..len]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     // ICMP errors from an earlier send surface here; the
                     // transport's own timers deal with the unreachable peer.
                     Err(e) => tracing::debug!("recv: {e}"),
@@ -123,7 +143,10 @@ impl Driver {
                     Some(op) => self.handle_op(op),
                     None => break,
                 },
-                () = sleep_until(deadline), if deadline.is_some() => self.timeout(),
+                () = timer.as_mut(), if timer_at.is_some() => {
+                    timer_at = None;
+                    self.timeout();
+                }
             }
             if self.stopped.is_some() {
                 break;
@@ -441,12 +464,5 @@ impl Driver {
                 let _ = reply.send(result);
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
-        None => std::future::pending().await,
     }
 }

@@ -140,6 +140,36 @@ impl Start {
         tokio::spawn(driver.run(self.ops));
     }
 
+    /// Starts the driver on a thread of its own, named `name`, with a
+    /// single-threaded runtime: a datagram is read, handled and answered
+    /// on that one thread, with no hand-over between threads on the way
+    /// (the owner's `arrived` runs there too). Work the owner spawns runs
+    /// where it spawns it ([`tokio::runtime::Handle`]).
+    pub fn run_on_thread(self, name: &str, owner: impl Owner) -> std::io::Result<()> {
+        let socket = self.socket.into_std()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (local, endpoint, ops) = (self.local, self.endpoint, self.ops);
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let socket = match UdpSocket::from_std(socket) {
+                        Ok(socket) => socket,
+                        Err(e) => {
+                            tracing::error!("the network thread cannot use its socket: {e}");
+                            return;
+                        }
+                    };
+                    Driver::new(socket, local, endpoint, Box::new(owner))
+                        .run(ops)
+                        .await
+                })
+            })?;
+        Ok(())
+    }
+
     /// Starts the driver with an [`Inbox`] for its owner.
     pub fn inbox(self) -> Inbox {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);

@@ -81,6 +81,9 @@ pub struct Dispatcher {
     link: Link,
     registry: &'static Registry,
     admission: Arc<Mutex<Admission>>,
+    /// Where handlers that wait go on: the server's runtime, not the
+    /// network thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Dispatcher {
@@ -91,6 +94,7 @@ impl Dispatcher {
             link,
             registry: Registry::global(),
             admission: Arc::default(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 }
@@ -135,7 +139,7 @@ impl Owner for Dispatcher {
             Ok(reply) => reply,
             Err(later) => {
                 let link = self.link.clone();
-                tokio::spawn(async move {
+                self.runtime.spawn(async move {
                     let result = later.await;
                     if request {
                         link.reply(from, &envelope.cmd, envelope.id, result);

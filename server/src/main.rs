@@ -146,7 +146,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         groups_store,
         cli.presence_limit,
     ));
-    driver.run(dispatch::Dispatcher::new(server.clone(), link.clone()));
+    driver.run_on_thread(
+        "udpchat-net",
+        dispatch::Dispatcher::new(server.clone(), link.clone()),
+    )?;
     tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
     tokio::spawn(
         server

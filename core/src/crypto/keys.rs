@@ -16,8 +16,10 @@
 //! A key of another type or curve is refused with a [`KeyError`] that says
 //! what the key is and what udpchat needs; the caller adds the file name.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::LazyLock;
 
 use base64::Engine;
 use p384::ecdsa::signature::{Signer, Verifier};
@@ -193,6 +195,14 @@ impl fmt::Debug for StaticKey {
     }
 }
 
+/// Keys decoded lately, by their compressed bytes: decompressing a point
+/// costs about 30 us (a square root modulo p), and the same identity keys
+/// come again and again (every `lookup` reply, every sign-in). Only valid
+/// points are kept; past the bound the cache starts again empty.
+static DECODED: LazyLock<parking_lot::Mutex<HashMap<[u8; PUBLIC_KEY_LEN], p384::PublicKey>>> =
+    LazyLock::new(Default::default);
+const DECODED_KEYS: usize = 4096;
+
 /// A P-384 public key: a server's, a user's identity key, a prekey or an
 /// ephemeral. Equality and hashing follow the point.
 #[derive(Clone, PartialEq, Eq)]
@@ -240,10 +250,21 @@ impl PublicKey {
     /// Reads a SEC1 compressed point ([`PUBLIC_KEY_LEN`] bytes). Other
     /// encodings are refused so every key has exactly one byte form.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
-        if bytes.len() != PUBLIC_KEY_LEN || !matches!(bytes[0], 0x02 | 0x03) {
+        let Ok(compressed) = <[u8; PUBLIC_KEY_LEN]>::try_from(bytes) else {
+            return Err(KeyError::InvalidPoint);
+        };
+        if !matches!(compressed[0], 0x02 | 0x03) {
             return Err(KeyError::InvalidPoint);
         }
+        if let Some(inner) = DECODED.lock().get(&compressed) {
+            return Ok(PublicKey { inner: *inner });
+        }
         let inner = p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
+        let mut decoded = DECODED.lock();
+        if decoded.len() >= DECODED_KEYS {
+            decoded.clear();
+        }
+        decoded.insert(compressed, inner);
         Ok(PublicKey { inner })
     }
 
