@@ -16,11 +16,11 @@ use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
-use crate::{now_ms, Op, READY_BATCH};
+use crate::{now_ms, Fate, Op, READY_BATCH};
 
 /// Who waits for a message's fate.
 enum Waiter {
-    Push(oneshot::Sender<Result<(), CommandError>>),
+    Push(Fate),
     /// A push nothing waits for: only a failure is logged.
     Unwatched(&'static str),
     Request(u64),
@@ -261,9 +261,7 @@ impl Driver {
                 (Ok(msg), None) => {
                     self.waiters.insert(msg, Waiter::Unwatched(cmd));
                 }
-                (Err(e), Some(done)) => {
-                    let _ = done.send(Err(e));
-                }
+                (Err(e), Some(done)) => done.tell(Err(e)),
                 (Err(e), None) => tracing::debug!(peer = %to, cmd, "push not sent: {e}"),
             },
             Op::Reply {
@@ -352,17 +350,13 @@ impl Driver {
         match event {
             SecureEvent::Received { from, message } => self.handle_message(from, &message),
             SecureEvent::Delivered { id, .. } => match self.waiters.remove(&id) {
-                Some(Waiter::Push(done)) => {
-                    let _ = done.send(Ok(()));
-                }
+                Some(Waiter::Push(done)) => done.tell(Ok(())),
                 Some(Waiter::Request(_) | Waiter::Unwatched(_)) | None => {}
             },
             SecureEvent::DeliveryFailed { to, id } => {
                 let failure = CommandError::new(Code::Unreachable, "the other side did not answer");
                 match self.waiters.remove(&id) {
-                    Some(Waiter::Push(done)) => {
-                        let _ = done.send(Err(failure));
-                    }
+                    Some(Waiter::Push(done)) => done.tell(Err(failure)),
                     Some(Waiter::Request(request)) => {
                         if let Some((_, reply)) = self.requests.remove(&request) {
                             let _ = reply.send(Err(failure));
@@ -463,6 +457,28 @@ impl Driver {
                 };
                 let _ = reply.send(result);
             }
+        }
+    }
+}
+
+impl Drop for Driver {
+    /// Pushes still in flight when the driver goes are told so.
+    fn drop(&mut self) {
+        for (_, waiter) in self.waiters.drain() {
+            if let Waiter::Push(fate) = waiter {
+                fate.tell(Err(crate::link_closed()));
+            }
+        }
+    }
+}
+
+impl Fate {
+    fn tell(self, result: Result<(), CommandError>) {
+        match self {
+            Fate::Wait(done) => {
+                let _ = done.send(result);
+            }
+            Fate::Call(then) => then(result),
         }
     }
 }

@@ -46,6 +46,14 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 const KEY_FETCH_WAIT: Duration = Duration::from_secs(1);
 const KEY_FETCH_TRIES: u32 = 3;
 
+/// Who hears whether a push arrived.
+pub(crate) enum Fate {
+    /// A task awaiting it.
+    Wait(oneshot::Sender<Result<(), CommandError>>),
+    /// A call on the driver's thread, when it is known.
+    Call(Box<dyn FnOnce(Result<(), CommandError>) + Send>),
+}
+
 enum Op {
     Connect {
         addr: SocketAddr,
@@ -70,8 +78,8 @@ enum Op {
         to: PeerId,
         cmd: &'static str,
         body: Vec<u8>,
-        /// Who waits for its fate; with none, a failure is logged.
-        done: Option<oneshot::Sender<Result<(), CommandError>>>,
+        /// Who hears of its fate; with none, a failure is logged.
+        done: Option<Fate>,
     },
     Reply {
         to: PeerId,
@@ -357,11 +365,37 @@ impl Link {
             to,
             cmd,
             body,
-            done: Some(done),
+            done: Some(Fate::Wait(done)),
         });
         async move {
             sent.map_err(|_| link_closed())?;
             rx.await.unwrap_or_else(|_| Err(link_closed()))
+        }
+    }
+
+    /// Queues a one-way packet; `then` is called with its fate (delivered,
+    /// or why not) on the driver's thread, so it must be quick and must
+    /// not block: for bookkeeping such as a group member's position, with
+    /// no task per packet.
+    pub fn push_then(
+        &self,
+        to: PeerId,
+        push: Encoded,
+        then: impl FnOnce(Result<(), CommandError>) + Send + 'static,
+    ) {
+        let (cmd, body) = push.into_parts();
+        let sent = self.ops.send(Op::Push {
+            to,
+            cmd,
+            body,
+            done: Some(Fate::Call(Box::new(then))),
+        });
+        if let Err(mpsc::error::SendError(Op::Push {
+            done: Some(Fate::Call(then)),
+            ..
+        })) = sent
+        {
+            then(Err(link_closed()));
         }
     }
 

@@ -170,13 +170,11 @@ impl Inner {
             track.outstanding.insert(seq);
             track.queued = track.queued.max(seq);
         }
-        let delivery = self
-            .link
-            .push(attachment.peer, Encoded::push::<GroupMessagePush>(message));
         let (inner, track) = (self.clone(), attachment.track.clone());
         let (group, user) = (message.group.clone(), user.to_string());
-        tokio::spawn(async move {
-            let result = delivery.await;
+        // Told on the network thread when the client acknowledged it (or
+        // it failed): no task per member and message.
+        let then = move |result: Result<(), CommandError>| {
             let cursor = {
                 let mut track = track.lock();
                 match result {
@@ -194,7 +192,12 @@ impl Inner {
             if let Some(cursor) = cursor {
                 inner.acknowledged(&group, &user, cursor);
             }
-        });
+        };
+        self.link.push_then(
+            attachment.peer,
+            Encoded::push::<GroupMessagePush>(message),
+            then,
+        );
     }
 
     /// The member's own message: nothing to deliver, but its cursor passes it.

@@ -8,13 +8,13 @@ pub mod admin;
 mod delivery;
 mod store;
 
-pub use store::GroupStore;
+pub use store::{Draft, GroupStore};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use udpchat_commands::groups::{Groups as GroupsPush, Listing};
 use udpchat_core::context::{BoxFuture, Groups, PeerId};
 use udpchat_core::error::{Code, CommandError};
@@ -24,7 +24,7 @@ use udpchat_core::presence::Presence;
 use udpchat_net::Link;
 
 use crate::mailbox::now_ms;
-use crate::store::blocking;
+use crate::store::{blocking, internal};
 use delivery::{write_cursors, Cursors, Live};
 
 /// Cheap to clone: every field is shared.
@@ -42,6 +42,15 @@ struct Inner {
     cursors: Mutex<Cursors>,
     /// Wakes the cursor writer.
     wake_writer: mpsc::UnboundedSender<()>,
+    /// Per group: messages accepted and not yet stored, in arrival order
+    /// (see [`Inner::commit`]).
+    pending: Mutex<HashMap<String, Vec<Pending>>>,
+}
+
+/// A message waiting for its commit, and its sender's answer.
+struct Pending {
+    draft: Draft,
+    done: oneshot::Sender<Result<GroupMessage, CommandError>>,
 }
 
 fn no_such_group(group: &str) -> CommandError {
@@ -74,6 +83,7 @@ impl GroupChat {
             live: Mutex::new(HashMap::new()),
             cursors: Mutex::new(Cursors::default()),
             wake_writer,
+            pending: Mutex::new(HashMap::new()),
         });
         tokio::spawn(write_cursors(Arc::downgrade(&inner), wakes));
         GroupChat { inner }
@@ -95,6 +105,43 @@ impl Inner {
 
     fn online(&self, user: &str) -> Option<PeerId> {
         self.presence.lock().session_of(user)
+    }
+
+    /// A group commit, run under the group's lock by each sender in turn:
+    /// the first takes every message accepted for the group so far (its
+    /// own and those that came while the previous commit ran), stores
+    /// them in one transaction, hands them to the members in the order
+    /// stored, and answers each sender; those whose message it took find
+    /// nothing left and only read their answer. A sender is answered only
+    /// after the commit that holds its message, so durability is as with
+    /// one commit per message, at one fsync per batch.
+    async fn commit(self: &Arc<Self>, live: &mut Live, group: &str) {
+        let batch = self.pending.lock().remove(group).unwrap_or_default();
+        if batch.is_empty() {
+            return;
+        }
+        let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
+        let (store, name) = (self.store.clone(), group.to_string());
+        let stored = blocking(move || store.append_all(&name, &drafts, HISTORY_LIMIT)).await;
+        let (appended, members) = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                for pending in batch {
+                    let _ = pending.done.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        for (pending, outcome) in batch.into_iter().zip(appended) {
+            let answer = match outcome {
+                Ok(message) => {
+                    self.fan_out(live, &message, &members).await;
+                    Ok(message)
+                }
+                Err(e) => Err(e.into()),
+            };
+            let _ = pending.done.send(answer);
+        }
     }
 
     /// Pushes a user their groups; nothing waits for it.
@@ -319,13 +366,25 @@ impl Groups for GroupChat {
         let inner = self.inner.clone();
         let (from, group) = (from.to_string(), group.to_string());
         Box::pin(async move {
-            let mut locked = inner.lock(&group).await;
-            let (store, name, sender) = (inner.store.clone(), group.clone(), from.clone());
-            let (message, members) =
-                blocking(move || store.append(&name, &sender, &text, now_ms(), HISTORY_LIMIT))
-                    .await?;
-            inner.fan_out(&mut locked.live, &message, &members).await;
-            Ok(message)
+            let (done, answer) = oneshot::channel();
+            let draft = Draft {
+                from,
+                text,
+                time_ms: now_ms(),
+            };
+            inner
+                .pending
+                .lock()
+                .entry(group.clone())
+                .or_default()
+                .push(Pending { draft, done });
+            {
+                let mut locked = inner.lock(&group).await;
+                inner.commit(&mut locked.live, &group).await;
+            }
+            answer.await.unwrap_or_else(|_| {
+                Err(internal("groups: a message was dropped before its commit"))
+            })
         })
     }
 

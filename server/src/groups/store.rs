@@ -10,6 +10,18 @@ use udpchat_core::group::{GroupInfo, GroupMessage};
 
 use crate::store::{SqliteStore, StoreError};
 
+/// A message to append: who sends it, what, and when.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub from: String,
+    pub text: String,
+    pub time_ms: u64,
+}
+
+/// What [`GroupStore::append_all`] gives back: each message as stored (or
+/// why not), and every member with its cursor.
+pub type Appended = (Vec<Result<GroupMessage, StoreError>>, Vec<(String, u64)>);
+
 /// The durable side of group chat.
 pub trait GroupStore: Send + Sync {
     /// Makes a group with these members (the owner, if any, among them).
@@ -42,9 +54,20 @@ pub trait GroupStore: Send + Sync {
         name: &str,
         users: &[String],
     ) -> Result<(GroupInfo, Vec<String>), StoreError>;
-    /// Appends a message from a member and drops the group's messages
-    /// beyond the newest `keep`. Returns the message as stored and every
-    /// member with its cursor. `NoSuchGroup`, `NotAMember`.
+    /// Appends messages, in order, in one transaction (one commit for all
+    /// of them: a group commit), and drops the group's messages beyond the
+    /// newest `keep`. Returns each message as stored, or why it was not
+    /// (`NotAMember`: its sender is not in the group; the others are
+    /// appended all the same), and every member with its cursor.
+    /// `NoSuchGroup` refuses them all.
+    fn append_all(
+        &self,
+        group: &str,
+        drafts: &[Draft],
+        keep: usize,
+    ) -> Result<Appended, StoreError>;
+    /// One message, as [`GroupStore::append_all`] appends it.
+    #[cfg(test)]
     fn append(
         &self,
         group: &str,
@@ -52,7 +75,16 @@ pub trait GroupStore: Send + Sync {
         text: &str,
         time_ms: u64,
         keep: usize,
-    ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError>;
+    ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError> {
+        let draft = Draft {
+            from: from.to_string(),
+            text: text.to_string(),
+            time_ms,
+        };
+        let (mut appended, members) = self.append_all(group, &[draft], keep)?;
+        let message = appended.pop().expect("one draft, one outcome")?;
+        Ok((message, members))
+    }
     /// The group's messages after `after`, oldest first.
     fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError>;
     /// The group's newest `count` messages, oldest first.
@@ -237,14 +269,12 @@ impl GroupStore for SqliteStore {
         Ok((info, removed))
     }
 
-    fn append(
+    fn append_all(
         &self,
         group: &str,
-        from: &str,
-        text: &str,
-        time_ms: u64,
+        drafts: &[Draft],
         keep: usize,
-    ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError> {
+    ) -> Result<Appended, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         existing_group(&tx, group)?;
@@ -259,17 +289,29 @@ impl GroupStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        if !members.iter().any(|(m, _)| m == from) {
-            return Err(StoreError::NotAMember {
-                group: group.to_string(),
-                user: from.to_string(),
-            });
+        let mut appended = Vec::with_capacity(drafts.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for draft in drafts {
+                if !members.iter().any(|(m, _)| *m == draft.from) {
+                    appended.push(Err(StoreError::NotAMember {
+                        group: group.to_string(),
+                        user: draft.from.clone(),
+                    }));
+                    continue;
+                }
+                insert.execute(params![group, draft.from, draft.text, draft.time_ms as i64])?;
+                appended.push(Ok(GroupMessage {
+                    group: group.to_string(),
+                    seq: tx.last_insert_rowid() as u64,
+                    from: draft.from.clone(),
+                    text: draft.text.clone(),
+                    time_ms: draft.time_ms,
+                }));
+            }
         }
-        tx.execute(
-            "INSERT INTO group_messages (group_name, sender, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![group, from, text, time_ms as i64],
-        )?;
-        let seq = tx.last_insert_rowid() as u64;
         // The newest `keep` stay; the bound is what `group history` and a
         // long-absent member can reach back to.
         tx.execute(
@@ -279,14 +321,7 @@ impl GroupStore for SqliteStore {
             params![group, keep as i64],
         )?;
         tx.commit()?;
-        let message = GroupMessage {
-            group: group.to_string(),
-            seq,
-            from: from.to_string(),
-            text: text.to_string(),
-            time_ms,
-        };
-        Ok((message, members))
+        Ok((appended, members))
     }
 
     fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError> {
@@ -445,6 +480,46 @@ mod tests {
             Some(seqs[3]),
             "never back"
         );
+    }
+
+    #[test]
+    fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers() {
+        let store = store_with(&["alice", "bob", "carol"]);
+        store
+            .create_group("group1", None, false, &names(&["alice", "bob"]))
+            .unwrap();
+        let draft = |from: &str, text: &str| Draft {
+            from: from.into(),
+            text: text.into(),
+            time_ms: 7,
+        };
+        let (appended, members) = store
+            .append_all(
+                "group1",
+                &[
+                    draft("alice", "one"),
+                    draft("carol", "sneaky"),
+                    draft("bob", "two"),
+                ],
+                10,
+            )
+            .unwrap();
+        assert_eq!(members.len(), 2);
+        assert!(matches!(appended[1], Err(StoreError::NotAMember { .. })));
+        let (one, two) = (appended[0].as_ref().unwrap(), appended[2].as_ref().unwrap());
+        assert_eq!((one.text.as_str(), two.text.as_str()), ("one", "two"));
+        assert!(one.seq < two.seq);
+        let log: Vec<String> = store
+            .messages_after("group1", 0)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(log, ["one", "two"], "committed, and nothing of carol's");
+        assert!(matches!(
+            store.append_all("nogroup", &[draft("alice", "x")], 10),
+            Err(StoreError::NoSuchGroup(_))
+        ));
     }
 
     #[test]
