@@ -195,6 +195,14 @@ impl fmt::Debug for StaticKey {
     }
 }
 
+/// `bytes` as a SEC1 compressed point's bytes, if they have its shape.
+fn compressed(bytes: &[u8]) -> Result<[u8; PUBLIC_KEY_LEN], KeyError> {
+    match <[u8; PUBLIC_KEY_LEN]>::try_from(bytes) {
+        Ok(compressed) if matches!(compressed[0], 0x02 | 0x03) => Ok(compressed),
+        _ => Err(KeyError::InvalidPoint),
+    }
+}
+
 /// Keys decoded lately, by their compressed bytes: decompressing a point
 /// costs about 30 us (a square root modulo p), and the same identity keys
 /// come again and again (every `lookup` reply, every sign-in). Only valid
@@ -248,23 +256,29 @@ impl PublicKey {
     }
 
     /// Reads a SEC1 compressed point ([`PUBLIC_KEY_LEN`] bytes). Other
-    /// encodings are refused so every key has exactly one byte form.
+    /// encodings are refused so every key has exactly one byte form. A key
+    /// read lately comes from a cache ([`DECODED`]): for keys that come
+    /// again (identity keys, prekeys, server keys).
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
-        let Ok(compressed) = <[u8; PUBLIC_KEY_LEN]>::try_from(bytes) else {
-            return Err(KeyError::InvalidPoint);
-        };
-        if !matches!(compressed[0], 0x02 | 0x03) {
-            return Err(KeyError::InvalidPoint);
-        }
+        let compressed = compressed(bytes)?;
         if let Some(inner) = DECODED.lock().get(&compressed) {
             return Ok(PublicKey { inner: *inner });
         }
-        let inner = p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
+        let key = PublicKey::from_bytes_once(bytes)?;
         let mut decoded = DECODED.lock();
         if decoded.len() >= DECODED_KEYS {
             decoded.clear();
         }
-        decoded.insert(compressed, inner);
+        decoded.insert(compressed, key.inner);
+        Ok(key)
+    }
+
+    /// [`PublicKey::from_bytes`] for a key seen once (a handshake's
+    /// ephemeral): not looked for in the cache nor kept there, so a flood
+    /// of handshakes cannot push the keys that come again out of it.
+    pub fn from_bytes_once(bytes: &[u8]) -> Result<PublicKey, KeyError> {
+        compressed(bytes)?;
+        let inner = p384::PublicKey::from_sec1_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
         Ok(PublicKey { inner })
     }
 
@@ -529,6 +543,24 @@ buDfZ+apBi+2+tD3WV/tHBJpNnZCF/xj
             PublicKey::from_bytes(&not_a_point),
             Err(KeyError::InvalidPoint)
         );
+        for refused in [&bytes[..48], &bad_tag[..], &not_a_point[..]] {
+            assert_eq!(
+                PublicKey::from_bytes_once(refused),
+                Err(KeyError::InvalidPoint)
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_read_again_is_the_same_key() {
+        for seed in 10..20 {
+            let public = key(seed).public();
+            let bytes = public.to_bytes();
+            // The first read decodes and keeps it; the second finds it.
+            assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
+            assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
+            assert_eq!(PublicKey::from_bytes_once(&bytes).unwrap(), public);
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub(super) fn finish(
     }
     let (their_ephemeral_bytes, sealed_payload) = message.split_at(PUBLIC_KEY_LEN);
     let their_ephemeral =
-        PublicKey::from_bytes(their_ephemeral_bytes).map_err(|_| HandshakeError::BadPoint)?;
+        PublicKey::from_bytes_once(their_ephemeral_bytes).map_err(|_| HandshakeError::BadPoint)?;
     state.mix_hash(their_ephemeral_bytes);
     state.mix_key(&ephemeral.diffie_hellman(&their_ephemeral)[..]);
     if let Some(identity) = &identity {
@@ -150,7 +150,7 @@ pub(super) fn respond<R: CryptoRng + RngCore>(
 
     let (their_ephemeral_bytes, mut rest) = message.split_at(PUBLIC_KEY_LEN);
     let their_ephemeral =
-        PublicKey::from_bytes(their_ephemeral_bytes).map_err(|_| HandshakeError::BadPoint)?;
+        PublicKey::from_bytes_once(their_ephemeral_bytes).map_err(|_| HandshakeError::BadPoint)?;
     state.mix_hash(their_ephemeral_bytes);
     state.mix_key(&responder.diffie_hellman(&their_ephemeral)[..]);
 
