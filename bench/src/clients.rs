@@ -15,7 +15,6 @@ use tokio::task::JoinHandle;
 use udpchat_commands::list::{List, ListRequest};
 use udpchat_commands::logout::Logout;
 use udpchat_commands::lookup::{Lookup, LookupRequest};
-use udpchat_commands::ping::Ping;
 use udpchat_commands::signin::{Credentials, SignedIn};
 use udpchat_commands::signup::SignUp;
 use udpchat_core::context::Zeroizing;
@@ -214,8 +213,8 @@ impl SimClient {
         decode_reply(&reply).map_err(|e| anyhow!("{}: {e}", R::TAG))
     }
 
-    /// Pings the server every `every`, as the real client does (three
-    /// times per presence timeout), until the last clone of this client
+    /// Sends the server a keepalive every `every`, as the real client does
+    /// (three times per presence timeout), until the last clone of this client
     /// drops; the first ping comes after a random part of `every`, so many
     /// clients spread out.
     pub fn keep_alive(&mut self, every: Duration) {
@@ -226,10 +225,17 @@ impl SimClient {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let _ = link.request(server, Encoded::request::<Ping>(&())).await;
+                let _ = link.keep_alive(server).await;
             }
         });
         self.keepalive = Some(Arc::new(AbortOnDrop(task)));
+    }
+
+    /// `list`'s `total`: how many others are signed in (the asker too,
+    /// past the first 201 names: PROTOCOL.md section 12).
+    pub async fn list_total(&self) -> anyhow::Result<usize> {
+        let users = self.ask::<List>(&ListRequest::default()).await?;
+        Ok(users.total)
     }
 
     /// `list`: who is signed in.

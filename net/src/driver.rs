@@ -270,6 +270,14 @@ impl Driver {
                 id,
                 result,
             } => self.answer(to, &cmd, id, result),
+            Op::KeepAlive { to, done } => match self.send(to, Vec::new()) {
+                Ok(msg) => {
+                    self.waiters.insert(msg, Waiter::Push(Fate::Wait(done)));
+                }
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            },
             Op::Peer { peer, done } => {
                 let _ = done.send(self.endpoint.peer(peer));
             }
@@ -406,6 +414,13 @@ impl Driver {
     }
 
     fn handle_message(&mut self, from: PeerId, message: &[u8]) {
+        if message.is_empty() {
+            // A keepalive (Link::keep_alive): the transport acknowledged it.
+            if let Some(peer) = self.endpoint.peer(from) {
+                self.owner.kept_alive(from, peer.addr);
+            }
+            return;
+        }
         let envelope = match Envelope::decode(message) {
             Ok(envelope) => envelope,
             Err(e) => {

@@ -87,6 +87,10 @@ enum Op {
         id: u64,
         result: Reply,
     },
+    KeepAlive {
+        to: PeerId,
+        done: oneshot::Sender<Result<(), CommandError>>,
+    },
     Peer {
         peer: PeerId,
         done: oneshot::Sender<Option<PeerInfo>>,
@@ -410,6 +414,22 @@ impl Link {
             body,
             done: None,
         });
+    }
+
+    /// Sends a keepalive on the session: an empty message, no envelope,
+    /// which the peer's transport acknowledges at once and its owner hears
+    /// of as [`Owner::kept_alive`]. Resolves when it was acknowledged, or
+    /// with why not.
+    pub fn keep_alive(
+        &self,
+        to: PeerId,
+    ) -> impl std::future::Future<Output = Result<(), CommandError>> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let sent = self.ops.send(Op::KeepAlive { to, done });
+        async move {
+            sent.map_err(|_| link_closed())?;
+            rx.await.unwrap_or_else(|_| Err(link_closed()))
+        }
     }
 
     /// Answers a request.

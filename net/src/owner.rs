@@ -32,6 +32,10 @@ pub trait Owner: Send + 'static {
 
     /// The session `peer` moved to `addr` (its path was validated there).
     fn moved(&mut self, _peer: PeerId, _addr: SocketAddr) {}
+
+    /// The peer at `addr` sent a keepalive on the session `peer` (see
+    /// [`Link::keep_alive`](crate::Link::keep_alive)): it is there.
+    fn kept_alive(&mut self, _peer: PeerId, _addr: SocketAddr) {}
 }
 
 /// A request or push, with the session's address when it came and the

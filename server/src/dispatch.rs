@@ -161,6 +161,10 @@ impl Owner for Dispatcher {
     fn moved(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
         self.state.moved(peer, addr);
     }
+
+    fn kept_alive(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
+        self.state.touch(peer, addr);
+    }
 }
 
 /// Polls `work` once: its result if it is done without waiting, or the

@@ -101,6 +101,30 @@ fn sign_ins_and_departures_are_pushed_and_a_killed_client_leaves_the_list() {
 }
 
 #[test]
+fn quiet_clients_stay_signed_in_on_keepalives_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let mut alice = client(&server, "alice", true);
+    let mut bob = client(&server, "bob", true);
+    alice.expect_where("presence", |p| p["user"] == "bob");
+    // Three presence timeouts with nothing said: only keepalives (empty
+    // transport messages, no request) go to the server.
+    std::thread::sleep(std::time::Duration::from_secs(3 * 3 + 1));
+    alice.line("list");
+    // Had either been signed out, a presence change would come first.
+    let first = alice.expect_any(&["presence", "users"]);
+    assert_eq!(first["event"], "users", "nobody came or went: {first}");
+    assert_eq!(first["users"], serde_json::json!(["bob"]));
+    bob.line("send alice still here");
+    let first = bob.expect_any(&["server-lost", "signed-in", "delivered"]);
+    assert_eq!(
+        first["event"], "delivered",
+        "bob never lost the server: {first}"
+    );
+    assert_eq!(alice.expect("message")["text"], "still here");
+}
+
+#[test]
 fn past_the_broadcast_limit_only_those_who_asked_about_someone_hear_of_them() {
     let dir = tempfile::tempdir().unwrap();
     // More than one signed-in user is "busy" here; the default is 1,000.

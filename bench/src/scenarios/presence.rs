@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use udpchat_commands::ping::Ping;
 use udpchat_commands::signup::SignUp;
 
 use super::{params_with, Ctx};
@@ -106,6 +105,8 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     // apart from what the first sign-ins' argon2 hashing left allocated.
     let half = k / 2;
     let mut keepers = Vec::with_capacity(k);
+    // One of the clients, to ask the server who is signed in at the end.
+    let mut asker: Option<SimClient> = None;
     let mut rss_half = None;
     let mut sign_in_latency = histogram();
     let mut sign_in_failures = 0u64;
@@ -138,8 +139,9 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
                     client.sign::<SignUp>().await?;
                     let took = t0.elapsed();
                     anyhow::Ok((
-                        keep_alive(client, pings, failed, ping_latency, measuring),
+                        keep_alive(client.clone(), pings, failed, ping_latency, measuring),
                         took,
+                        client,
                     ))
                 }
             },
@@ -149,8 +151,9 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
         // is counted, not fatal: the others stay signed in.
         for result in signed {
             match result {
-                Ok((keeper, took)) => {
+                Ok((keeper, took, client)) => {
                     keepers.push(keeper);
+                    asker.get_or_insert(client);
                     sign_in_latency.saturating_record(micros(took).max(1));
                 }
                 Err(e) => {
@@ -175,6 +178,12 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     let usage = watch.usage();
     let after = target.pid.and_then(procfs::sample);
     let pinged = pings.load(Ordering::Relaxed);
+    // Keepalives alone kept every client signed in: the server still
+    // lists them all (`list`'s total, as PROTOCOL.md section 12 says).
+    let signed_in_after = match &asker {
+        Some(asker) => asker.list_total().await.ok(),
+        None => None,
+    };
 
     let mut row = Row::new(format!("K={k}"), "pings/s", pinged, idle.as_secs_f64())
         .with("clients", k)
@@ -182,6 +191,9 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
         .with("signed_in", keepers.len())
         .with("sign_in_failures", sign_in_failures)
         .with("sign_in_s", sign_in_s);
+    if let Some(listed) = signed_in_after {
+        row = row.with("listed_after", listed);
+    }
     if let Some(l) = Latency::of(&sign_in_latency) {
         row = row
             .with("sign_in_p50_us", l.p50)
@@ -223,10 +235,11 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     Ok(row)
 }
 
-/// Pings every [`KEEPALIVE`] (first after a random part of it), counting
-/// while `measuring` the pings answered as signed in and those not (no
-/// answer, or the server no longer counts the client signed in); stops
-/// when the returned guard drops.
+/// Sends a keepalive every [`KEEPALIVE`] (first after a random part of
+/// it), as the real client does, counting while `measuring` those the
+/// server acknowledged and those it did not; stops when the returned
+/// guard drops. (That the server still counts every client signed in is
+/// checked once the stretch is over: `signed_in_after`.)
 fn keep_alive(
     client: SimClient,
     pings: Arc<AtomicU64>,
@@ -240,16 +253,11 @@ fn keep_alive(
         loop {
             tick.tick().await;
             let t0 = Instant::now();
-            let reply = client.ask::<Ping>(&()).await;
+            let acknowledged = client.link.keep_alive(client.server).await.is_ok();
             if !measuring.load(Ordering::Relaxed) {
                 continue;
             }
-            // An answer that no longer names this client means the server
-            // signed it out (it missed its keepalives): that is a failure.
-            let answered = reply
-                .ok()
-                .is_some_and(|pong| pong.user.as_deref() == Some(client.user.as_str()));
-            if answered {
+            if acknowledged {
                 pings.fetch_add(1, Ordering::Relaxed);
                 latency
                     .lock()

@@ -1,8 +1,11 @@
 //! Keeping the session with the server alive, noticing when the server is
-//! gone, and coming back by itself: the client pings the server three times
-//! per presence timeout; after a whole timeout without an answer it says
-//! the server is lost, then keeps trying (backing off) and, once the server
-//! answers again, signs back in with the password it kept in memory.
+//! gone, and coming back by itself: the client sends the server a
+//! keepalive (an empty transport message the server acknowledges at once:
+//! no request, no reply) three times per presence timeout; after a whole
+//! timeout without an acknowledgement it says the server is lost, then
+//! keeps trying (backing off) and, once the server answers again, asks it
+//! who this session is (`ping`) and signs back in with the password it
+//! kept in memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,18 +36,22 @@ pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
             last_answer = Instant::now();
             continue;
         }
-        let ping = client.server().request::<Ping>(&());
-        let pong = tokio::time::timeout(every, ping)
-            .await
-            .ok()
-            .and_then(Result::ok);
-        if let Some(pong) = pong {
+        let kept = tokio::time::timeout(every, state.connector().keep_alive()).await;
+        if matches!(kept, Ok(Ok(()))) {
             last_answer = Instant::now();
             wait = every;
+            if !lost && signed_in {
+                continue;
+            }
             let back = lost;
             lost = false;
-            // Signed out on the server's side (after missed keepalives, or
-            // it restarted) while this side still thinks it is signed in.
+            // Back after the server was lost, or signed out here: who does
+            // the server think this session is?
+            let pong = tokio::time::timeout(every, client.server().request::<Ping>(&()))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let Some(pong) = pong else { continue };
             if signed_in && pong.user.is_none() {
                 client.session().lock().user = None;
             }

@@ -138,6 +138,14 @@ impl ServerConnector {
         }
     }
 
+    /// Sends a keepalive to the server (opening the session if needed)
+    /// and waits for the server's transport to acknowledge it: an empty
+    /// message, no envelope, nothing for the server's dispatcher to run.
+    pub async fn keep_alive(&self) -> Result<(), CommandError> {
+        let peer = self.peer().await?;
+        self.link.keep_alive(peer).await
+    }
+
     /// The session with the current server, opening it if needed (or
     /// waiting for the opening under way).
     async fn peer(&self) -> Result<PeerId, CommandError> {

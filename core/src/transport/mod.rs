@@ -388,9 +388,13 @@ where
                 header,
                 payload,
             } => {
+                // A bad ACK rejects the whole datagram, its DATA with it,
+                // before anything changed; from a peer not known yet it
+                // acknowledges nothing of ours, as an ACK alone would.
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.on_ack(now, &ack, &self.config)?;
+                }
                 let (peer, config) = self.peer(now, from);
-                // A bad ACK rejects the whole datagram, its DATA with it.
-                peer.on_ack(now, &ack, config)?;
                 peer.on_data(now, &header, payload, config);
             }
         }

@@ -70,7 +70,10 @@ impl AckDue {
     /// A packet `pn` came that asks for an acknowledgement; `urgent`: it
     /// repeats something already received.
     fn received(&mut self, now: Instant, pn: u64, urgent: bool, config: &Config) {
-        let in_order = self.largest.is_none_or(|(largest, _)| pn == largest + 1);
+        // pn comes from the peer: u64::MAX has no successor.
+        let in_order = self
+            .largest
+            .is_none_or(|(largest, _)| largest.checked_add(1) == Some(pn));
         if self.largest.is_none_or(|(largest, _)| pn > largest) {
             self.largest = Some((pn, now));
         }

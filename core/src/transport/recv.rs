@@ -106,9 +106,14 @@ impl RecvState {
         config: &Config,
     ) -> Acknowledge {
         self.skip_to(header.base_seq);
-        let answer = self.accept(now, header, payload, config);
+        let mut answer = self.accept(now, header, payload, config);
         if answer != Acknowledge::No {
             self.received.insert(header.pn);
+        }
+        // An empty message is a keepalive: its sender waits on the ACK to
+        // know this side is there, and nothing rides back on a reply.
+        if answer == Acknowledge::Held && header.frag_count == 1 && payload.is_empty() {
+            answer = Acknowledge::Now;
         }
         self.deliver_ready();
         answer

@@ -140,3 +140,34 @@ fn an_endpoint_about_to_stop_sends_what_it_held_back() {
     let took = until_event(&mut sim, a, &delivered(b, id));
     assert_eq!(took, DELAY, "the ACK left when b was told to stop");
 }
+
+#[test]
+fn an_empty_message_a_keepalive_is_acknowledged_at_once() {
+    let (mut sim, a, b) = pair(0xac_0006);
+    let id = sim.send(a, b, Vec::new()).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, id));
+    assert_eq!(took, 2 * DELAY, "no wait: the sender waits on it");
+}
+
+#[test]
+fn packet_numbers_at_the_end_of_their_range_are_taken_without_a_panic() {
+    use super::super::packet::{encode_skip, DataHeader};
+    use super::super::Endpoint;
+    let now = std::time::Instant::now();
+    let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+    // A hostile peer numbers its packets from the top; the fuzzer found
+    // that a packet after u64::MAX overflowed the "in order" check.
+    for pn in [u64::MAX, 0, u64::MAX, 1] {
+        let _ = b.handle_datagram(now, 1, &encode_skip(7, pn, 0));
+        let data = DataHeader {
+            incarnation: 7,
+            pn,
+            msg_seq: 0,
+            base_seq: 0,
+            frag_index: 0,
+            frag_count: 1,
+        };
+        let _ = b.handle_datagram(now, 1, &data.encode(b"x"));
+        while b.poll_transmit(now).is_some() {}
+    }
+}
