@@ -32,7 +32,6 @@ use parking_lot::Mutex;
 use udpchat_core::context::{
     BoxFuture, Delivery, Path, PeerId, PeerLinks, PeerPath, Session, Whereabouts,
 };
-use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::CommandError;
 use udpchat_core::packet::Encoded;
 use udpchat_core::secure::meeting::{self, Ticket};
@@ -336,23 +335,6 @@ impl PeerLinks for PeerSessions {
 
     fn needs_meeting(&self, user: &str) -> bool {
         !self.open.lock().values().any(|o| o.user == user)
-    }
-
-    fn open_to(&self, user: &str) -> Option<Whereabouts> {
-        let open = self.open.lock();
-        let mut sessions = open.iter().filter(|(_, o)| o.user == user);
-        let ((seen_at, identity), _) = sessions.next()?;
-        if sessions.next().is_some() {
-            // Two clients (an old and a new device): the server knows which.
-            return None;
-        }
-        Some(Whereabouts {
-            user: user.to_string(),
-            identity: PublicKey::from_bytes(identity).ok()?,
-            seen_at: *seen_at,
-            local: Vec::new(),
-            meeting: None,
-        })
     }
 
     /// The server says another client is coming: check its candidates

@@ -42,22 +42,15 @@ impl Shell for SendMessage {
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
-        // A conversation under way needs no server: the session with their
-        // client is open (it closes when they go offline).
-        let known = client.peers().open_to(&to);
-        let whereabouts = match known {
-            Some(open) => open,
-            None => {
-                match crate::lookup::lookup(&client, &to, client.peers().needs_meeting(&to)).await {
-                    Ok(found) => found,
-                    // Not signed in: seal it and leave it on the server (an
-                    // unknown user gets the error from there).
-                    Err(e) if e.code == Code::NoSuchUser => {
-                        return crate::deposit::queue(&client, &from, &to, &text).await;
-                    }
-                    Err(e) => return Err(e),
-                }
+        let meet = client.peers().needs_meeting(&to);
+        let whereabouts = match crate::lookup::lookup(&client, &to, meet).await {
+            Ok(found) => found,
+            // Not signed in: seal it and leave it on the server (an unknown
+            // user gets the error from there).
+            Err(e) if e.code == Code::NoSuchUser => {
+                return crate::deposit::queue(&client, &from, &to, &text).await;
             }
+            Err(e) => return Err(e),
         };
         let body = MessageBody {
             from: from.clone(),

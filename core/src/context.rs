@@ -417,9 +417,6 @@ pub trait PeerLinks: Send + Sync {
     ) -> BoxFuture<'static, Result<Delivery, CommandError>>;
     /// Whether a message to `user` needs a new session, and so a meeting.
     fn needs_meeting(&self, user: &str) -> bool;
-    /// Where `user`'s client is, when one session with it is open: a
-    /// message goes there without asking the server first.
-    fn open_to(&self, user: &str) -> Option<Whereabouts>;
     /// The server arranged a meeting with another client, who is about to
     /// check `candidates`: check them too, and answer their checks.
     fn meet(&self, ticket: crate::secure::meeting::Ticket, candidates: Vec<SocketAddr>);

@@ -141,17 +141,6 @@ impl Server {
         wait_failsafe(&mut self.child)
     }
 
-    /// Stops the server answering anything (SIGSTOP), as a server behind a
-    /// broken link would, until [`Server::resume`].
-    pub fn pause(&self) {
-        signal(&self.child, "STOP");
-    }
-
-    /// Lets a paused server go on (SIGCONT).
-    pub fn resume(&self) {
-        signal(&self.child, "CONT");
-    }
-
     /// Kills the server outright (SIGKILL).
     pub fn kill(mut self) {
         let _ = self.child.kill();
