@@ -58,8 +58,8 @@ struct Cli {
     /// [default: `[::]:0`, taking IPv4 and IPv6, or `0.0.0.0:0` without IPv6].
     #[arg(long, value_name = "ADDR")]
     bind: Option<SocketAddr>,
-    /// The server's presence timeout: the client pings three times per
-    /// timeout, and says the server is lost after a whole one unanswered.
+    /// The server's presence timeout: the client sends a keepalive three times
+    /// per timeout, and says the server is lost after a whole one unanswered.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     presence_timeout: u64,
     /// Scripted mode: write each event as one JSON object per line.

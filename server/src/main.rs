@@ -46,8 +46,8 @@ struct Cli {
     /// made on first start.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
-    /// Sign out a client not heard from for this long (clients ping three
-    /// times per timeout).
+    /// Sign out a client not heard from for this long (clients send a
+    /// keepalive three times per timeout).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     presence_timeout: u64,
     /// Up to this many signed in, all hear who comes and goes; past it, only
