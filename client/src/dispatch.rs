@@ -18,7 +18,7 @@ use udpchat_core::envelope::Kind;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_core::registry::{PushFn, Registry};
-use udpchat_net::Inbound;
+use udpchat_net::{Arrival, Inbound};
 
 use crate::state::ClientState;
 
@@ -118,12 +118,12 @@ pub async fn serve_pushes(
     let mut running: Vec<JoinHandle<()>> = Vec::new();
     while let Some(next) = inbound.recv().await {
         let (from, addr, remote_static, envelope) = match next {
-            Inbound::Envelope {
+            Inbound::Envelope(Arrival {
                 from,
                 addr,
                 remote_static,
                 envelope,
-            } => (from, addr, remote_static, envelope),
+            }) => (from, addr, remote_static, envelope),
             Inbound::Closed { peer } => {
                 // Its worker ends once it has handled what it was given.
                 workers.remove(&peer);

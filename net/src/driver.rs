@@ -21,8 +21,6 @@ use crate::{now_ms, Fate, Op, READY_BATCH};
 /// Who waits for a message's fate.
 enum Waiter {
     Push(Fate),
-    /// A push nothing waits for: only a failure is logged.
-    Unwatched(&'static str),
     Request(u64),
 }
 
@@ -194,6 +192,16 @@ impl Driver {
             })
     }
 
+    /// Sends a one-way message; `done` hears whether it arrived.
+    fn push(&mut self, to: PeerId, message: Vec<u8>, done: Fate) {
+        match self.send(to, message) {
+            Ok(msg) => {
+                self.waiters.insert(msg, Waiter::Push(done));
+            }
+            Err(e) => done.tell(Err(e)),
+        }
+    }
+
     /// Sends a request's reply (or error) back on its session.
     fn answer(&mut self, to: PeerId, cmd: &str, id: u64, result: Reply) {
         let envelope = match &result {
@@ -251,33 +259,15 @@ impl Driver {
                 cmd,
                 body,
                 done,
-            } => match (
-                self.send(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body)),
-                done,
-            ) {
-                (Ok(msg), Some(done)) => {
-                    self.waiters.insert(msg, Waiter::Push(done));
-                }
-                (Ok(msg), None) => {
-                    self.waiters.insert(msg, Waiter::Unwatched(cmd));
-                }
-                (Err(e), Some(done)) => done.tell(Err(e)),
-                (Err(e), None) => tracing::debug!(peer = %to, cmd, "push not sent: {e}"),
-            },
+            } => self.push(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body), done),
             Op::Reply {
                 to,
                 cmd,
                 id,
                 result,
             } => self.answer(to, &cmd, id, result),
-            Op::KeepAlive { to, done } => match self.send(to, Vec::new()) {
-                Ok(msg) => {
-                    self.waiters.insert(msg, Waiter::Push(Fate::Wait(done)));
-                }
-                Err(e) => {
-                    let _ = done.send(Err(e));
-                }
-            },
+            // An empty message: see Link::keep_alive.
+            Op::KeepAlive { to, done } => self.push(to, Vec::new(), Fate::Wait(done)),
             Op::Peer { peer, done } => {
                 let _ = done.send(self.endpoint.peer(peer));
             }
@@ -359,7 +349,7 @@ impl Driver {
             SecureEvent::Received { from, message } => self.handle_message(from, &message),
             SecureEvent::Delivered { id, .. } => match self.waiters.remove(&id) {
                 Some(Waiter::Push(done)) => done.tell(Ok(())),
-                Some(Waiter::Request(_) | Waiter::Unwatched(_)) | None => {}
+                Some(Waiter::Request(_)) | None => {}
             },
             SecureEvent::DeliveryFailed { to, id } => {
                 let failure = CommandError::new(Code::Unreachable, "the other side did not answer");
@@ -369,9 +359,6 @@ impl Driver {
                         if let Some((_, reply)) = self.requests.remove(&request) {
                             let _ = reply.send(Err(failure));
                         }
-                    }
-                    Some(Waiter::Unwatched(cmd)) => {
-                        tracing::debug!(peer = %to, cmd, "push failed: {failure}");
                     }
                     None => {}
                 }
@@ -483,17 +470,6 @@ impl Drop for Driver {
             if let Waiter::Push(fate) = waiter {
                 fate.tell(Err(crate::link_closed()));
             }
-        }
-    }
-}
-
-impl Fate {
-    fn tell(self, result: Result<(), CommandError>) {
-        match self {
-            Fate::Wait(done) => {
-                let _ = done.send(result);
-            }
-            Fate::Call(then) => then(result),
         }
     }
 }

@@ -52,6 +52,25 @@ pub(crate) enum Fate {
     Wait(oneshot::Sender<Result<(), CommandError>>),
     /// A call on the driver's thread, when it is known.
     Call(Box<dyn FnOnce(Result<(), CommandError>) + Send>),
+    /// No one: a failure of this push (its tag) is logged.
+    Log(&'static str),
+}
+
+impl Fate {
+    /// Tells whoever it is what became of the push.
+    pub(crate) fn tell(self, result: Result<(), CommandError>) {
+        match self {
+            Fate::Wait(done) => {
+                let _ = done.send(result);
+            }
+            Fate::Call(then) => then(result),
+            Fate::Log(cmd) => {
+                if let Err(e) = result {
+                    tracing::debug!(cmd, "push not delivered: {e}");
+                }
+            }
+        }
+    }
 }
 
 enum Op {
@@ -78,8 +97,7 @@ enum Op {
         to: PeerId,
         cmd: &'static str,
         body: Vec<u8>,
-        /// Who hears of its fate; with none, a failure is logged.
-        done: Option<Fate>,
+        done: Fate,
     },
     Reply {
         to: PeerId,
@@ -369,7 +387,7 @@ impl Link {
             to,
             cmd,
             body,
-            done: Some(Fate::Wait(done)),
+            done: Fate::Wait(done),
         });
         async move {
             sent.map_err(|_| link_closed())?;
@@ -392,14 +410,10 @@ impl Link {
             to,
             cmd,
             body,
-            done: Some(Fate::Call(Box::new(then))),
+            done: Fate::Call(Box::new(then)),
         });
-        if let Err(mpsc::error::SendError(Op::Push {
-            done: Some(Fate::Call(then)),
-            ..
-        })) = sent
-        {
-            then(Err(link_closed()));
+        if let Err(mpsc::error::SendError(Op::Push { done, .. })) = sent {
+            done.tell(Err(link_closed()));
         }
     }
 
@@ -412,7 +426,7 @@ impl Link {
             to,
             cmd,
             body,
-            done: None,
+            done: Fate::Log(cmd),
         });
     }
 

@@ -65,13 +65,8 @@ pub type Inbox = mpsc::Receiver<Inbound>;
 /// What arrives for an [`Inbox`]'s reader.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A request or push (see [`Arrival`]).
-    Envelope {
-        from: PeerId,
-        addr: SocketAddr,
-        remote_static: Option<Box<PublicKey>>,
-        envelope: Envelope,
-    },
+    /// A request or push.
+    Envelope(Arrival),
     /// A session is gone: handshake failed, idle, or forgotten.
     Closed { peer: PeerId },
 }
@@ -81,19 +76,8 @@ pub(crate) struct Channel(pub mpsc::Sender<Inbound>);
 
 impl Owner for Channel {
     fn arrived(&mut self, arrival: Arrival) -> Option<Reply> {
-        let request = arrival.is_request();
-        let Arrival {
-            from,
-            addr,
-            remote_static,
-            envelope,
-        } = arrival;
-        match self.0.try_send(Inbound::Envelope {
-            from,
-            addr,
-            remote_static,
-            envelope,
-        }) {
+        let (request, from) = (arrival.is_request(), arrival.from);
+        match self.0.try_send(Inbound::Envelope(arrival)) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
             // The reader is behind: say so rather than leave the requester
             // waiting; a push is dropped.

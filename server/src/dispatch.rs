@@ -77,7 +77,6 @@ impl Drop for Admitted {
 /// The dispatcher: see the module's documentation.
 pub struct Dispatcher {
     state: Arc<ServerState>,
-    server: Server,
     link: Link,
     registry: &'static Registry,
     admission: Arc<Mutex<Admission>>,
@@ -89,7 +88,6 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(state: Arc<ServerState>, link: Link) -> Dispatcher {
         Dispatcher {
-            server: state.clone(),
             state,
             link,
             registry: Registry::global(),
@@ -135,7 +133,8 @@ impl Owner for Dispatcher {
         }
         let admitted = Admitted(self.admission.clone(), from);
         let origin = Origin { peer: from, addr };
-        let reply = match now_or_later(serve(self.server.clone(), origin, envelope.body)) {
+        let server: Server = self.state.clone();
+        let reply = match now_or_later(serve(server, origin, envelope.body)) {
             Ok(reply) => reply,
             Err(later) => {
                 let link = self.link.clone();

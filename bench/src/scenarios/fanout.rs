@@ -19,7 +19,7 @@ use udpchat_commands::gsend::{GroupLine, GroupSend};
 use udpchat_commands::signup::SignUp;
 use udpchat_core::error::Code;
 use udpchat_core::packet::{decode_body, Encoded, Packet as _, PushBody, Request as _};
-use udpchat_net::Inbound;
+use udpchat_net::{Arrival, Inbound};
 
 use super::{params_with, Ctx};
 use crate::clients::{code_of, loopback_for, SimClient, KEEPALIVE};
@@ -212,7 +212,7 @@ fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome
 fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
     tokio::spawn(async move {
         while let Some(next) = inbound.recv().await {
-            let Inbound::Envelope { envelope, .. } = next else {
+            let Inbound::Envelope(Arrival { envelope, .. }) = next else {
                 continue;
             };
             if envelope.cmd != GroupMessage::TAG {

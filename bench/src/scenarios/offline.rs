@@ -29,7 +29,7 @@ use udpchat_core::cbor;
 use udpchat_core::crypto::sealed::{self, Prekeys, SealedMessage};
 use udpchat_core::mailbox::{associated, Bundle, PrekeyUpload, ONE_TIME_TARGET};
 use udpchat_core::packet::{Encoded, Packet as _};
-use udpchat_net::Inbound;
+use udpchat_net::{Arrival, Inbound};
 
 use super::{params_with, Ctx};
 use crate::clients::{drain, loopback_for, SimClient, KEEPALIVE};
@@ -279,7 +279,7 @@ async fn drain_one(
     let mut acks = Vec::with_capacity(expected);
     while acks.len() < expected {
         let next = tokio::time::timeout(udpchat_net::REPLY_TIMEOUT, r.inbound.recv()).await;
-        let Ok(Some(Inbound::Envelope { envelope, .. })) = next else {
+        let Ok(Some(Inbound::Envelope(Arrival { envelope, .. }))) = next else {
             break;
         };
         if envelope.cmd != StoredMail::TAG {

@@ -23,7 +23,7 @@ use udpchat_commands::message::{Message, MessageBody};
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::packet::{decode_body, Encoded, Packet as _};
 use udpchat_core::wire::Pattern;
-use udpchat_net::{Inbound, Link, Peer};
+use udpchat_net::{Arrival, Inbound, Link, Peer};
 
 use super::udp_echo::{baseline, Shape};
 use super::{params_with, push_bytes, Ctx};
@@ -62,7 +62,7 @@ fn sent_ns(text: &str) -> Option<u64> {
 fn receive(mut inbound: udpchat_net::Inbox, arrivals: Arc<Arrivals>) {
     tokio::spawn(async move {
         while let Some(next) = inbound.recv().await {
-            let Inbound::Envelope { envelope, .. } = next else {
+            let Inbound::Envelope(Arrival { envelope, .. }) = next else {
                 continue;
             };
             if envelope.cmd != Message::TAG {

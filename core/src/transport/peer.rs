@@ -219,30 +219,26 @@ impl Peer {
         };
         let delay = self.ack.delay(now);
         let max_ranges = max_ack_ranges(config.max_datagram);
-        match data {
-            // Only a DATA packet carries an ACK; a SKIP goes alone.
-            Some(data) if is_data(&data) => {
+        if let Some(data) = data {
+            // Only a DATA packet carries an ACK (a SKIP goes alone), with
+            // as many ranges as fit beside it.
+            let fits = if is_data(&data) {
                 let room = config.max_datagram.saturating_sub(data.len() - HEADER_LEN);
-                let fits = room.saturating_sub(ACK_HEADER_LEN) / ACK_RANGE_LEN;
-                if fits >= 1 {
-                    let ack = encode_ack(
-                        self.session,
-                        remote,
-                        delay,
-                        recv.ack_ranges(),
-                        fits.min(max_ranges),
-                    );
-                    self.ack.sent();
-                    return Some(encode_ack_data(&ack, &data));
-                }
-                if !self.ack.now {
-                    return Some(data);
-                }
-                self.stashed = Some(data);
+                room.saturating_sub(ACK_HEADER_LEN) / ACK_RANGE_LEN
+            } else {
+                0
+            };
+            if fits >= 1 {
+                let ranges = recv.ack_ranges();
+                let ack = encode_ack(self.session, remote, delay, ranges, fits.min(max_ranges));
+                self.ack.sent();
+                return Some(encode_ack_data(&ack, &data));
             }
-            Some(data) if !self.ack.now => return Some(data),
-            Some(data) => self.stashed = Some(data),
-            None => {}
+            if !self.ack.now {
+                return Some(data);
+            }
+            // The ACK is due and does not fit: it goes first, alone.
+            self.stashed = Some(data);
         }
         let ranges = recv.ack_ranges();
         self.ack.sent();

@@ -120,19 +120,20 @@ impl Inner {
         if batch.is_empty() {
             return;
         }
-        let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
+        let (drafts, senders): (Vec<Draft>, Vec<_>) =
+            batch.into_iter().map(|p| (p.draft, p.done)).unzip();
         let (store, name) = (self.store.clone(), group.to_string());
         let stored = blocking(move || store.append_all(&name, &drafts, HISTORY_LIMIT)).await;
         let (appended, members) = match stored {
             Ok(stored) => stored,
             Err(e) => {
-                for pending in batch {
-                    let _ = pending.done.send(Err(e.clone()));
+                for sender in senders {
+                    let _ = sender.send(Err(e.clone()));
                 }
                 return;
             }
         };
-        for (pending, outcome) in batch.into_iter().zip(appended) {
+        for (sender, outcome) in senders.into_iter().zip(appended) {
             let answer = match outcome {
                 Ok(message) => {
                     self.fan_out(live, &message, &members).await;
@@ -140,7 +141,7 @@ impl Inner {
                 }
                 Err(e) => Err(e.into()),
             };
-            let _ = pending.done.send(answer);
+            let _ = sender.send(answer);
         }
     }
 

@@ -132,6 +132,22 @@ fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, 
     }))
 }
 
+/// Each group whose name `query` selects, as it is now.
+fn groups_named(
+    db: &rusqlite::Connection,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<GroupInfo>, StoreError> {
+    let names = db
+        .prepare_cached(query)?
+        .query_map(params, |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    names
+        .iter()
+        .filter_map(|n| group_in(db, n).transpose())
+        .collect()
+}
+
 fn existing_group(tx: &Transaction<'_>, name: &str) -> Result<GroupInfo, StoreError> {
     group_in(tx, name)?.ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
 }
@@ -192,35 +208,15 @@ impl GroupStore for SqliteStore {
     }
 
     fn groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
-        let db = self.db();
-        let names = {
-            let mut query = db.prepare_cached("SELECT name FROM chat_groups ORDER BY name")?;
-            let names = query
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            names
-        };
-        names
-            .iter()
-            .filter_map(|n| group_in(&db, n).transpose())
-            .collect()
+        groups_named(&self.db(), "SELECT name FROM chat_groups ORDER BY name", [])
     }
 
     fn groups_of(&self, user: &str) -> Result<Vec<GroupInfo>, StoreError> {
-        let db = self.db();
-        let names = {
-            let mut query = db.prepare_cached(
-                "SELECT group_name FROM group_members WHERE user = ?1 ORDER BY group_name",
-            )?;
-            let names = query
-                .query_map([user], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            names
-        };
-        names
-            .iter()
-            .filter_map(|n| group_in(&db, n).transpose())
-            .collect()
+        groups_named(
+            &self.db(),
+            "SELECT group_name FROM group_members WHERE user = ?1 ORDER BY group_name",
+            [user],
+        )
     }
 
     fn add_members(
