@@ -79,7 +79,7 @@ impl SecureEndpoint {
                 }
                 self.conns.insert(
                     index,
-                    Conn {
+                    Box::new(Conn {
                         addr: from,
                         remote_static,
                         pattern,
@@ -96,7 +96,7 @@ impl SecureEndpoint {
                         probe: None,
                         source: Some(source),
                         unconfirmed_since,
-                    },
+                    }),
                 );
                 self.stats.sessions_opened += 1;
                 index
@@ -244,7 +244,7 @@ impl SecureEndpoint {
                 if let Some(Conn {
                     state: State::Established { rekey, .. },
                     ..
-                }) = self.conns.get_mut(&index)
+                }) = self.conns.get_mut(&index).map(|conn| &mut **conn)
                 {
                     *rekey = None;
                 }
@@ -306,7 +306,7 @@ impl SecureEndpoint {
         if let Some(Conn {
             state: State::Established { rekey, .. },
             ..
-        }) = self.conns.get_mut(&index)
+        }) = self.conns.get_mut(&index).map(|conn| &mut **conn)
         {
             *rekey = Some(Box::new(Pending {
                 expect,

@@ -176,7 +176,7 @@ enum State {
     },
     Established {
         remote_index: u32,
-        /// Boxed: a session holds two expanded AES key schedules.
+        /// Boxed: the state stays small while it handshakes.
         session: Box<Session>,
         rekey: Option<Box<Pending>>,
         /// The keys before the last re-key, still opened (never sealed
@@ -228,7 +228,8 @@ pub struct SecureEndpoint {
     /// The server's key (server) or this user's identity key (client).
     static_key: Option<StaticKey>,
     accept: Option<Pattern>,
-    conns: HashMap<u32, Conn>,
+    /// Boxed: the table's spare slots cost a pointer each, not a `Conn`.
+    conns: HashMap<u32, Box<Conn>>,
     handshaking: BTreeSet<u32>,
     replay: ReplayGuard,
     rng: Rng,
@@ -382,7 +383,7 @@ impl SecureEndpoint {
         });
         self.conns.insert(
             index,
-            Conn {
+            Box::new(Conn {
                 addr,
                 remote_static: Some(remote),
                 pattern,
@@ -397,7 +398,7 @@ impl SecureEndpoint {
                 probe: None,
                 source: None,
                 unconfirmed_since: None,
-            },
+            }),
         );
         self.handshaking.insert(index);
         Ok(PeerId(index))

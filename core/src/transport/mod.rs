@@ -61,6 +61,7 @@ mod recv;
 mod rtt;
 mod send;
 pub mod sim;
+mod spare;
 #[cfg(test)]
 mod tests;
 
@@ -271,7 +272,9 @@ where
     sessions: u64,
     next_message_id: u64,
     /// Ordered maps keep every run, and so every simulation, reproducible.
-    peers: BTreeMap<P, Peer>,
+    /// Boxed: an idle peer costs its own size, not its share of a B-tree
+    /// node sized for eleven.
+    peers: BTreeMap<P, Box<Peer>>,
     /// Peers that may have a datagram to send, served in turn.
     ready: VecDeque<P>,
     timers: BTreeSet<(Instant, P)>,
@@ -494,7 +497,12 @@ where
         let meters = (&self.reassembly, &self.queued);
         let peer = self.peers.entry(p).or_insert_with(|| {
             *sessions += 1;
-            Peer::new(session_id(incarnation, *sessions), now, config, meters)
+            Box::new(Peer::new(
+                session_id(incarnation, *sessions),
+                now,
+                config,
+                meters,
+            ))
         });
         (peer, config)
     }
@@ -506,6 +514,7 @@ where
             return;
         };
         take_events(p, peer, &mut self.events);
+        peer.spare();
         let deadline = peer.next_deadline(&self.config);
         if deadline != peer.deadline {
             if let Some(old) = peer.deadline {

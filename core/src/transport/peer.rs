@@ -106,6 +106,14 @@ impl AckDue {
 }
 
 impl Peer {
+    /// Gives back the memory of what emptied (see [`Spare`]).
+    pub fn spare(&mut self) {
+        self.send.spare();
+        if let Some(recv) = &mut self.recv {
+            recv.spare();
+        }
+    }
+
     pub fn new(session: u64, now: Instant, config: &Config, meters: (&Meter, &Meter)) -> Peer {
         let (meter, queued) = meters;
         Peer {

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use super::packet::{max_ack_ranges, DataHeader};
 use super::ranges::RangeSet;
+use super::spare::Spare;
 use super::{Config, Meter};
 
 /// What a buffered fragment costs beyond its payload, so that a flood of
@@ -83,6 +84,16 @@ impl Drop for RecvState {
 }
 
 impl RecvState {
+    /// Gives back the memory of what emptied: see [`SendState::spare`].
+    ///
+    /// [`SendState::spare`]: super::send::SendState::spare
+    pub fn spare(&mut self) {
+        self.waiting.spare();
+        self.expiry.spare();
+        self.refused.spare();
+        self.delivered.spare();
+    }
+
     pub fn new(next_expected: u32, config: &Config, meter: &Meter) -> RecvState {
         RecvState {
             received: RangeSet::new(max_ack_ranges(config.max_datagram)),

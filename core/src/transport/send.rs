@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::packet::{encode_skip, Ack, DataHeader};
 use super::rtt::{RttEstimator, GRANULARITY};
+use super::spare::Spare;
 use super::{Config, MessageId, Meter, PacketError};
 
 /// RFC 9002 kPacketThreshold.
@@ -98,6 +99,18 @@ impl Drop for SendState {
 }
 
 impl SendState {
+    /// Gives back the memory of what emptied: a peer with nothing in
+    /// flight keeps no buffers.
+    pub fn spare(&mut self) {
+        self.messages.spare();
+        self.unsent.spare();
+        self.retransmit.spare();
+        self.sent.spare();
+        self.lost.spare();
+        self.scratch.spare();
+        self.finished.spare();
+    }
+
     pub fn new(config: &Config, meter: &Meter) -> SendState {
         SendState {
             next_pn: 0,
