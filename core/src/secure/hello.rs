@@ -81,7 +81,7 @@ impl SecureEndpoint {
                     index,
                     Box::new(Conn {
                         addr: from,
-                        remote_static,
+                        remote_static: remote_static.map(Box::new),
                         pattern,
                         role: Role::Responder,
                         state: State::Established {
@@ -104,7 +104,8 @@ impl SecureEndpoint {
             Some(&HELLO_REKEY) if payload.len() == 1 + 4 + TOKEN_LEN => {
                 let old = u32::from_be_bytes(payload[1..5].try_into().expect("4 bytes"));
                 let conn = self.conns.get_mut(&old).ok_or(Rejected::UnknownSession)?;
-                let same_peer = conn.remote_static == remote_static && conn.role == Role::Responder;
+                let same_peer = conn.remote_static.as_deref() == remote_static.as_ref()
+                    && conn.role == Role::Responder;
                 let State::Established {
                     session: current,
                     remote_index,
@@ -253,7 +254,11 @@ impl SecureEndpoint {
             }
             return;
         }
-        let (addr, pattern, remote) = (conn.addr, conn.pattern, conn.remote_static.clone());
+        let (addr, pattern, remote) = (
+            conn.addr,
+            conn.pattern,
+            conn.remote_static.as_deref().cloned(),
+        );
         let Some(remote) = remote else { return };
         let payload = match &conn.state {
             State::Established {
@@ -294,7 +299,7 @@ impl SecureEndpoint {
         else {
             return;
         };
-        let Some(remote) = conn.remote_static.clone() else {
+        let Some(remote) = conn.remote_static.as_deref().cloned() else {
             return;
         };
         let payload = rekey_payload(*remote_index, session);

@@ -189,7 +189,9 @@ enum State {
 
 struct Conn {
     addr: SocketAddr,
-    remote_static: Option<PublicKey>,
+    /// Boxed: a server's sessions with clients (NK) have none, and a
+    /// decoded point is 104 bytes.
+    remote_static: Option<Box<PublicKey>>,
     pattern: Pattern,
     role: Role,
     state: State,
@@ -349,7 +351,7 @@ impl SecureEndpoint {
     pub fn peer(&self, peer: PeerId) -> Option<PeerInfo> {
         self.conns.get(&peer.0).map(|c| PeerInfo {
             addr: c.addr,
-            remote_static: c.remote_static.clone(),
+            remote_static: c.remote_static.as_deref().cloned(),
             established: matches!(c.state, State::Established { .. }),
         })
     }
@@ -385,7 +387,7 @@ impl SecureEndpoint {
             index,
             Box::new(Conn {
                 addr,
-                remote_static: Some(remote),
+                remote_static: Some(Box::new(remote)),
                 pattern,
                 role: Role::Initiator,
                 state: State::Handshaking {
