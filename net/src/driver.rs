@@ -5,7 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use udpchat_core::context::Reply;
@@ -16,6 +15,7 @@ use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
+use crate::socket::{Inbound, Outbound, Socket};
 use crate::{now_ms, Fate, Op, READY_BATCH};
 
 /// Who waits for a message's fate.
@@ -25,9 +25,9 @@ enum Waiter {
 }
 
 pub(crate) struct Driver {
-    socket: UdpSocket,
-    /// The socket's address: an IPv6 one sends to IPv4 peers mapped.
-    local: SocketAddr,
+    socket: Socket,
+    /// Datagrams gathered for the next send.
+    out: Outbound,
     endpoint: SecureEndpoint,
     next_id: u64,
     /// Requests awaiting a reply, by request id.
@@ -45,15 +45,10 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(
-        socket: UdpSocket,
-        local: SocketAddr,
-        endpoint: SecureEndpoint,
-        owner: Box<dyn Owner>,
-    ) -> Driver {
+    pub(crate) fn new(socket: Socket, endpoint: SecureEndpoint, owner: Box<dyn Owner>) -> Driver {
         Driver {
+            out: Outbound::new(),
             socket,
-            local,
             endpoint,
             next_id: 1,
             requests: HashMap::new(),
@@ -72,7 +67,7 @@ impl Driver {
     /// application's operations, so existing sessions go before new
     /// handshakes, which still get one turn per round.
     pub(crate) async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
-        let mut buf = vec![0u8; 65_536];
+        let mut inbound = Inbound::new();
         // One timer, moved when the endpoint's next deadline moves.
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
@@ -80,13 +75,7 @@ impl Driver {
         loop {
             self.flush().await;
             if self.endpoint.has_handshakes() {
-                for _ in 0..READY_BATCH {
-                    match self.socket.try_recv_from(&mut buf) {
-                        Ok((len, from)) => self.datagram(from, &buf[..len]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => tracing::debug!("recv: {e}"),
-                    }
-                }
+                self.receive(&mut inbound);
                 for _ in 0..READY_BATCH {
                     match ops.try_recv() {
                         Ok(op) => self.handle_op(op),
@@ -121,20 +110,10 @@ impl Driver {
                 }
             }
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
-                        self.datagram(from, &buf[..len]);
-                        // What else is ready goes through before the
-                        // answers go out: one flush for the lot.
-                        for _ in 1..READY_BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((len, from)) => self.datagram(from, &buf[..len]),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    // ICMP errors from an earlier send surface here; the
-                    // transport's own timers deal with the unreachable peer.
+                // What is ready goes through before the answers go out:
+                // one flush for the lot.
+                ready = self.socket.readable() => match ready {
+                    Ok(()) => self.receive(&mut inbound),
                     Err(e) => tracing::debug!("recv: {e}"),
                 },
                 op = ops.recv() => match op {
@@ -162,15 +141,31 @@ impl Driver {
         }
     }
 
-    fn datagram(&mut self, from: SocketAddr, datagram: &[u8]) {
-        // A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6
-        // addresses: the endpoint knows them by their IPv4 address.
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        if let Err(e) =
-            self.endpoint
-                .handle_datagram(std::time::Instant::now(), now_ms(), from, datagram)
-        {
-            tracing::trace!(%from, "dropped datagram: {e}");
+    /// Takes what is waiting on the socket, up to [`READY_BATCH`]
+    /// datagrams, in batches.
+    fn receive(&mut self, inbound: &mut Inbound) {
+        let mut taken = 0;
+        while taken < READY_BATCH {
+            let endpoint = &mut self.endpoint;
+            let now = (std::time::Instant::now(), now_ms());
+            match self.socket.receive(inbound, |from, datagram| {
+                handle(endpoint, now, from, datagram)
+            }) {
+                Ok((got, more)) => {
+                    taken += got;
+                    if !more {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP errors from an earlier send surface here, one per
+                // call; the transport's own timers deal with the
+                // unreachable peer.
+                Err(e) => {
+                    taken += 1;
+                    tracing::debug!("recv: {e}");
+                }
+            }
         }
     }
 
@@ -332,16 +327,14 @@ impl Driver {
             let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) else {
                 break;
             };
-            let to = match to {
-                SocketAddr::V4(v4) if self.local.is_ipv6() => {
-                    SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-                }
-                _ => to,
-            };
-            if let Err(e) = self.socket.send_to(&datagram, to).await {
-                tracing::debug!(%to, "send: {e}");
+            // Datagrams in a row to one address go in one send (GSO).
+            let max = self.socket.max_segments();
+            if !self.out.join(to, &datagram, max) {
+                self.socket.send(&mut self.out).await;
+                self.out.join(to, &datagram, max);
             }
         }
+        self.socket.send(&mut self.out).await;
     }
 
     fn handle_event(&mut self, event: SecureEvent) {
@@ -460,6 +453,21 @@ impl Driver {
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+/// One datagram from the socket into the endpoint.
+fn handle(
+    endpoint: &mut SecureEndpoint,
+    (now, now_ms): (std::time::Instant, u64),
+    from: SocketAddr,
+    datagram: &[u8],
+) {
+    // A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6 addresses:
+    // the endpoint knows them by their IPv4 address.
+    let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+    if let Err(e) = endpoint.handle_datagram(now, now_ms, from, datagram) {
+        tracing::trace!(%from, "dropped datagram: {e}");
     }
 }
 

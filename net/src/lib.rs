@@ -11,6 +11,7 @@
 
 mod driver;
 mod owner;
+mod socket;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,7 @@ use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, Stats
 use udpchat_core::wire::Pattern;
 
 use driver::Driver;
+use socket::Socket;
 
 pub use owner::{Arrival, Inbound, Inbox, Owner, INBOX_CAPACITY};
 pub use udpchat_core::secure::PeerId as Peer;
@@ -152,6 +154,7 @@ enum Op {
 /// A driver not started yet: what [`Link::server`] made.
 pub struct Start {
     socket: UdpSocket,
+    batches: quinn_udp::UdpSocketState,
     local: SocketAddr,
     endpoint: SecureEndpoint,
     ops: mpsc::UnboundedReceiver<Op>,
@@ -166,7 +169,14 @@ impl std::fmt::Debug for Start {
 impl Start {
     /// Starts the driver, handing what arrives to `owner` on its task.
     pub fn run(self, owner: impl Owner) {
-        let driver = Driver::new(self.socket, self.local, self.endpoint, Box::new(owner));
+        let socket = match Socket::new(self.socket, self.batches) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::error!("the network driver cannot use its socket: {e}");
+                return;
+            }
+        };
+        let driver = Driver::new(socket, self.endpoint, Box::new(owner));
         tokio::spawn(driver.run(self.ops));
     }
 
@@ -180,19 +190,20 @@ impl Start {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (local, endpoint, ops) = (self.local, self.endpoint, self.ops);
+        let (endpoint, ops, batches) = (self.endpoint, self.ops, self.batches);
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let socket = match UdpSocket::from_std(socket) {
-                        Ok(socket) => socket,
-                        Err(e) => {
-                            tracing::error!("the network thread cannot use its socket: {e}");
-                            return;
-                        }
-                    };
-                    Driver::new(socket, local, endpoint, Box::new(owner))
+                    let socket =
+                        match UdpSocket::from_std(socket).and_then(|io| Socket::new(io, batches)) {
+                            Ok(socket) => socket,
+                            Err(e) => {
+                                tracing::error!("the network thread cannot use its socket: {e}");
+                                return;
+                            }
+                        };
+                    Driver::new(socket, endpoint, Box::new(owner))
                         .run(ops)
                         .await
                 })
@@ -270,9 +281,11 @@ impl Link {
 
     fn new(socket: UdpSocket, endpoint: SecureEndpoint) -> std::io::Result<(Link, Start)> {
         let local = socket.local_addr()?;
+        let batches = socket::prepare(&socket)?;
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let start = Start {
             socket,
+            batches,
             local,
             endpoint,
             ops: ops_rx,

@@ -1,0 +1,312 @@
+//! The driver's UDP socket, read and written in batches through quinn-udp:
+//! up to [`BATCH_SIZE`] datagrams per `recvmmsg`, GRO where the kernel
+//! coalesces a burst from one sender, and GSO for runs of datagrams to one
+//! address (the fragments of a large message: one `sendmsg` for up to 64
+//! of them). quinn-udp holds the unsafe code; this module holds none.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// One receive slot: with GRO the kernel may put up to 64 datagrams of one
+/// burst in a slot, up to the largest UDP payload.
+const SLOT: usize = 64 * 1024;
+/// A GSO send carries at most this many bytes (the largest UDP payload).
+const MAX_GSO_BYTES: usize = 65_000;
+
+pub(crate) struct Socket {
+    io: UdpSocket,
+    state: UdpSocketState,
+    /// The socket's address: an IPv6 one sends to IPv4 peers mapped.
+    local: SocketAddr,
+}
+
+/// Where received datagrams land; reused from one batch to the next. Its
+/// pages are touched only as datagrams fill them.
+pub(crate) struct Inbound {
+    buf: Vec<u8>,
+    meta: [RecvMeta; BATCH_SIZE],
+}
+
+impl Inbound {
+    pub(crate) fn new() -> Inbound {
+        Inbound {
+            buf: vec![0; SLOT * BATCH_SIZE],
+            meta: [RecvMeta::default(); BATCH_SIZE],
+        }
+    }
+}
+
+/// Datagrams gathered for one send: the same destination, all of one size
+/// but the last, which may be shorter (what GSO sends as one).
+pub(crate) struct Outbound {
+    to: Option<SocketAddr>,
+    buf: Vec<u8>,
+    segment: usize,
+    count: usize,
+}
+
+impl Outbound {
+    pub(crate) fn new() -> Outbound {
+        Outbound {
+            to: None,
+            buf: Vec::new(),
+            segment: 0,
+            count: 0,
+        }
+    }
+
+    /// Adds `datagram` for `to` if it can go in the same send as those
+    /// already here (at most `max_segments` in one); says whether it did.
+    pub(crate) fn join(&mut self, to: SocketAddr, datagram: &[u8], max_segments: usize) -> bool {
+        if self.to.is_none() {
+            self.to = Some(to);
+            self.segment = datagram.len();
+            self.buf.extend_from_slice(datagram);
+            self.count = 1;
+            return true;
+        }
+        let fits = self.to == Some(to)
+            && self.count < max_segments
+            && datagram.len() <= self.segment
+            // A shorter datagram ends the run.
+            && self.buf.len() == self.count * self.segment
+            && self.buf.len() + datagram.len() <= MAX_GSO_BYTES;
+        if fits {
+            self.buf.extend_from_slice(datagram);
+            self.count += 1;
+        }
+        fits
+    }
+
+    fn clear(&mut self) {
+        self.to = None;
+        self.buf.clear();
+        self.count = 0;
+    }
+}
+
+/// Sets the socket up for batches (GRO, and what quinn-udp reads of each
+/// datagram); done where the socket is made, so a failure is told there.
+pub(crate) fn prepare(io: &UdpSocket) -> io::Result<UdpSocketState> {
+    UdpSocketState::new(io.into())
+}
+
+impl Socket {
+    /// `state` is what [`prepare`] gave for this socket.
+    pub(crate) fn new(io: UdpSocket, state: UdpSocketState) -> io::Result<Socket> {
+        let local = io.local_addr()?;
+        Ok(Socket { io, state, local })
+    }
+
+    /// Datagrams one send may carry: 1 where the kernel has no GSO (or
+    /// the device refused it once).
+    pub(crate) fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().max(1)
+    }
+
+    /// Waits until a datagram may be waiting.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.io.readable().await
+    }
+
+    /// Reads what is waiting, one `recvmmsg`, and hands each datagram to
+    /// `each`. Returns how many came, and whether the socket may hold more
+    /// (a full batch); a short batch emptied the queue, so the socket's
+    /// readiness is cleared without a call that finds nothing.
+    /// `Err(WouldBlock)` when nothing was waiting.
+    pub(crate) fn receive(
+        &self,
+        inbound: &mut Inbound,
+        mut each: impl FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<(usize, bool)> {
+        let mut got = 0;
+        let result = self.io.try_io(Interest::READABLE, || {
+            let mut slots = inbound.buf.chunks_mut(SLOT);
+            let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
+                std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
+            got = self
+                .state
+                .recv((&self.io).into(), &mut bufs, &mut inbound.meta)?;
+            if got < BATCH_SIZE {
+                // Drained: tokio clears the readiness it saw; a datagram
+                // arriving since is a new edge.
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        let more = match result {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => false,
+            Err(e) => return Err(e),
+        };
+        for (meta, slot) in inbound.meta[..got].iter().zip(inbound.buf.chunks(SLOT)) {
+            let stride = meta.stride.max(1);
+            for datagram in slot[..meta.len].chunks(stride) {
+                each(meta.addr, datagram);
+            }
+        }
+        Ok((got, more))
+    }
+
+    /// Sends what `out` gathered (one datagram, or a GSO run), waiting while
+    /// the socket's buffer is full, and empties it. A run the device
+    /// refused goes again one datagram at a time. Other errors are logged:
+    /// the transport's timers deal with a peer that did not get its
+    /// datagram.
+    pub(crate) async fn send(&self, out: &mut Outbound) {
+        let Some(to) = out.to else { return };
+        let destination = match to {
+            SocketAddr::V4(v4) if self.local.is_ipv6() => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => to,
+        };
+        let run = Transmit {
+            destination,
+            ecn: None,
+            contents: &out.buf,
+            segment_size: (out.count > 1).then_some(out.segment),
+            src_ip: None,
+        };
+        if let Err(e) = self.send_one(&run).await {
+            if out.count > 1 {
+                tracing::debug!(%to, "send of {} datagrams in one: {e}; one by one", out.count);
+                for datagram in out.buf.chunks(out.segment) {
+                    let single = Transmit {
+                        contents: datagram,
+                        segment_size: None,
+                        ..run
+                    };
+                    if let Err(e) = self.send_one(&single).await {
+                        tracing::debug!(%to, "send: {e}");
+                    }
+                }
+            } else {
+                tracing::debug!(%to, "send: {e}");
+            }
+        }
+        out.clear();
+    }
+
+    async fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        loop {
+            match self.io.try_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.io).into(), transmit)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.writable().await?,
+                result => return result,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_run_to_one_address_goes_as_one_send_and_a_shorter_datagram_ends_it() {
+        let mut out = Outbound::new();
+        assert!(out.join(addr(1), &[1; 1200], 64));
+        assert!(out.join(addr(1), &[2; 1200], 64));
+        assert!(out.join(addr(1), &[3; 700], 64), "the last may be shorter");
+        assert!(
+            !out.join(addr(1), &[4; 700], 64),
+            "nothing after a shorter one"
+        );
+        assert_eq!((out.count, out.segment, out.buf.len()), (3, 1200, 3100));
+    }
+
+    #[test]
+    fn another_address_or_a_longer_datagram_starts_another_send() {
+        let mut out = Outbound::new();
+        assert!(out.join(addr(1), &[1; 100], 64));
+        assert!(!out.join(addr(2), &[1; 100], 64));
+        assert!(!out.join(addr(1), &[1; 101], 64));
+        out.clear();
+        assert!(out.join(addr(2), &[1; 100], 64));
+    }
+
+    #[test]
+    fn a_run_stops_at_the_segment_limit() {
+        let mut out = Outbound::new();
+        assert!(out.join(addr(1), &[1; 10], 2));
+        assert!(out.join(addr(1), &[1; 10], 2));
+        assert!(!out.join(addr(1), &[1; 10], 2));
+    }
+
+    async fn bind() -> Socket {
+        let io = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let state = prepare(&io).unwrap();
+        Socket::new(io, state).unwrap()
+    }
+
+    #[tokio::test]
+    async fn datagrams_sent_in_a_run_arrive_one_by_one_in_order() {
+        let (a, b) = (bind().await, bind().await);
+        let to = b.io.local_addr().unwrap();
+        let mut out = Outbound::new();
+        let sizes = [1200, 1200, 1200, 500];
+        for (i, len) in sizes.iter().enumerate() {
+            assert!(out.join(to, &vec![i as u8; *len], a.max_segments()));
+        }
+        a.send(&mut out).await;
+        assert!(out.to.is_none() && out.buf.is_empty());
+        let mut inbound = Inbound::new();
+        let mut got: Vec<(u8, usize)> = Vec::new();
+        while got.len() < sizes.len() {
+            b.readable().await.unwrap();
+            match b.receive(&mut inbound, |from, d| {
+                assert_eq!(from, a.io.local_addr().unwrap());
+                got.push((d[0], d.len()));
+            }) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, vec![(0, 1200), (1, 1200), (2, 1200), (3, 500)]);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_of_several_batches_is_read_whole() {
+        let (a, b) = (bind().await, bind().await);
+        let to = b.io.local_addr().unwrap();
+        // Different sizes: one send each, no GSO run.
+        let count = 3 * BATCH_SIZE + 5;
+        for i in 0..count {
+            let mut out = Outbound::new();
+            out.join(to, &vec![(i % 251) as u8; 100 + i], 1);
+            a.send(&mut out).await;
+        }
+        let mut inbound = Inbound::new();
+        let mut got = Vec::new();
+        // A readiness cleared while datagrams were still waiting would
+        // leave this waiting for ever: the timeout turns that into a failure.
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while got.len() < count {
+                b.readable().await.unwrap();
+                loop {
+                    match b.receive(&mut inbound, |_, d| got.push(d.len())) {
+                        Ok((_, true)) => continue,
+                        Ok((_, false)) => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        })
+        .await
+        .expect("every datagram is read");
+        assert_eq!(got, (0..count).map(|i| 100 + i).collect::<Vec<_>>());
+    }
+}
