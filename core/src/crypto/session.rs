@@ -14,12 +14,17 @@
 //!   AES-GCM's confidentiality and integrity margins comfortable for
 //!   packets of at most 1200 bytes.
 //!
-//! A session keeps its two 32-byte keys, not their expanded AES schedules
-//! and GHASH keys (992 bytes each): each `seal` and `open` expands its key
-//! on the stack, which costs about 200 ns (AES-NI), and the expansion is
-//! wiped when the call returns. An idle session then costs a few hundred
-//! bytes, which is what lets one server hold 100,000 of them.
+//! A session keeps its two 32-byte keys; the expanded AES schedule and
+//! GHASH key of a direction (992 bytes) are kept only while it is busy
+//! ([`Key`]). A direction used once in a while (a keepalive and its ACK,
+//! every 10 s) expands its key on the stack for each packet, about 200 ns
+//! (AES-NI), wiped when the call returns; one used twice since the
+//! endpoint's last sweep keeps its expansion until a sweep finds it used
+//! less than that ([`Session::cool`]). An idle session then costs a few hundred
+//! bytes, which is what lets one server hold 100,000 of them, and a busy
+//! one pays nothing per packet.
 
+use aes_gcm::Aes256Gcm;
 use zeroize::Zeroizing;
 
 use super::handshake::Keys;
@@ -54,10 +59,49 @@ pub enum SessionError {
     CounterOutOfRange { counter: u64 },
 }
 
+/// One direction's key, expanded only while it is busy.
+struct Key {
+    key: CipherKey,
+    /// Zeroized when dropped (the `aes` crate's `zeroize` feature).
+    expanded: Option<Box<Aes256Gcm>>,
+    /// Uses since the last [`Key::cool`], up to 2.
+    uses: u8,
+}
+
+impl Key {
+    fn new(key: &CipherKey) -> Key {
+        Key {
+            key: Zeroizing::new(**key),
+            expanded: None,
+            uses: 0,
+        }
+    }
+
+    fn with<R>(&mut self, f: impl FnOnce(&Aes256Gcm) -> R) -> R {
+        self.uses = self.uses.saturating_add(1).min(2);
+        if self.expanded.is_none() && self.uses >= 2 {
+            self.expanded = Some(Box::new(cipher(&self.key)));
+        }
+        match &self.expanded {
+            Some(expanded) => f(expanded),
+            None => f(&cipher(&self.key)),
+        }
+    }
+
+    /// Drops the expansion unless the key was used twice since the last
+    /// call: a keepalive once per sweep does not keep it.
+    fn cool(&mut self) {
+        if self.uses < 2 {
+            self.expanded = None;
+        }
+        self.uses = 0;
+    }
+}
+
 /// One end of an established channel.
 pub struct Session {
-    send: CipherKey,
-    receive: CipherKey,
+    send: Key,
+    receive: Key,
     next_send: u64,
     window: ReplayWindow,
     established_ms: u64,
@@ -71,8 +115,8 @@ impl Session {
             Role::Responder => (&keys.responder_to_initiator, &keys.initiator_to_responder),
         };
         Session {
-            send: Zeroizing::new(**send),
-            receive: Zeroizing::new(**receive),
+            send: Key::new(send),
+            receive: Key::new(receive),
             next_send: 0,
             window: ReplayWindow::new(),
             established_ms: keys.established_ms(),
@@ -97,7 +141,9 @@ impl Session {
         if counter >= SEND_LIMIT {
             return Err(SessionError::Exhausted);
         }
-        let ciphertext = seal_with(&cipher(&self.send), counter, header, plaintext);
+        let ciphertext = self
+            .send
+            .with(|cipher| seal_with(cipher, counter, header, plaintext));
         self.next_send += 1;
         Ok((counter, ciphertext))
     }
@@ -115,7 +161,9 @@ impl Session {
             return Err(SessionError::CounterOutOfRange { counter });
         }
         self.window.check(counter)?;
-        let plaintext = open_with(&cipher(&self.receive), counter, header, ciphertext)
+        let plaintext = self
+            .receive
+            .with(|cipher| open_with(cipher, counter, header, ciphertext))
             .map_err(|_| SessionError::Decrypt)?;
         self.window.mark(counter);
         Ok(plaintext)
@@ -127,6 +175,22 @@ impl Session {
     pub fn needs_rekey(&self, now_ms: u64) -> bool {
         self.next_send >= SEND_REKEY_AFTER
             || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
+    }
+
+    /// Called by the endpoint's periodic sweep: a direction used less than
+    /// twice since the last call gives back its expanded key.
+    pub fn cool(&mut self) {
+        self.send.cool();
+        self.receive.cool();
+    }
+
+    /// Whether a direction keeps its key expanded (for tests).
+    #[cfg(test)]
+    pub(crate) fn expanded(&self) -> (bool, bool) {
+        (
+            self.send.expanded.is_some(),
+            self.receive.expanded.is_some(),
+        )
     }
 
     /// The handshake hash both ends share.
@@ -197,6 +261,43 @@ pub(crate) mod tests {
         );
         assert_eq!(client.next_counter(), 1);
         assert_eq!(client.handshake_hash(), server.handshake_hash());
+    }
+
+    #[test]
+    fn a_key_is_kept_expanded_while_busy_and_given_back_when_quiet() {
+        let (mut client, mut server) = sessions(9);
+        let exchange = |client: &mut Session, server: &mut Session| {
+            let (counter, sealed) = client.seal(b"", b"ping").unwrap();
+            server.open(counter, b"", &sealed).unwrap();
+        };
+        exchange(&mut client, &mut server);
+        assert_eq!(
+            client.expanded(),
+            (false, false),
+            "one packet: expanded on the stack"
+        );
+        assert_eq!(server.expanded(), (false, false));
+        exchange(&mut client, &mut server);
+        assert_eq!(client.expanded(), (true, false), "busy: kept");
+        assert_eq!(server.expanded(), (false, true));
+        client.cool();
+        exchange(&mut client, &mut server);
+        exchange(&mut client, &mut server);
+        client.cool();
+        assert_eq!(
+            client.expanded(),
+            (true, false),
+            "busy since the last sweep"
+        );
+        exchange(&mut client, &mut server);
+        client.cool();
+        assert_eq!(
+            client.expanded(),
+            (false, false),
+            "once since the last sweep: given back"
+        );
+        // A kept expansion and a fresh one seal the same way.
+        exchange(&mut client, &mut server);
     }
 
     #[test]

@@ -692,6 +692,17 @@ impl SecureEndpoint {
             for index in stale {
                 self.forget(PeerId(index));
             }
+            for conn in self.conns.values_mut() {
+                if let State::Established {
+                    session, previous, ..
+                } = &mut conn.state
+                {
+                    session.cool();
+                    if let Some(previous) = previous {
+                        previous.cool();
+                    }
+                }
+            }
         }
         self.drain_transport_events();
     }

@@ -661,3 +661,41 @@ fn one_source_holds_a_bounded_number_of_sessions() {
     );
     assert_eq!(server.sessions(), 7);
 }
+
+#[test]
+fn a_busy_session_keeps_its_keys_expanded_until_a_sweep_finds_it_quiet() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    for i in 0..4u8 {
+        p.client.send(p.now, peer, vec![i; 100]).unwrap();
+        p.pump(|_| false);
+    }
+    let expanded = |endpoint: &SecureEndpoint| {
+        endpoint
+            .conns
+            .values()
+            .map(|conn| match &conn.state {
+                State::Established { session, .. } => session.expanded(),
+                State::Handshaking { .. } => (false, false),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expanded(&p.server), vec![(true, true)], "busy: kept");
+    // The first sweep finds it used since the one before, the second
+    // finds it quiet.
+    p.advance(SWEEP_EVERY);
+    assert_eq!(expanded(&p.server), vec![(true, true)]);
+    p.advance(SWEEP_EVERY);
+    assert_eq!(
+        expanded(&p.server),
+        vec![(false, false)],
+        "quiet: given back"
+    );
+    // It still works, expanding on the stack.
+    p.client.send(p.now, peer, b"still here".to_vec()).unwrap();
+    p.pump(|_| false);
+    assert_eq!(
+        Pair::received(&mut p.server).last().unwrap().1,
+        b"still here"
+    );
+}
