@@ -18,9 +18,10 @@
 //! GHASH key of a direction (992 bytes) are kept only while it is busy
 //! ([`Key`]). A direction used once in a while (a keepalive and its ACK,
 //! every 10 s) expands its key on the stack for each packet, about 200 ns
-//! (AES-NI), wiped when the call returns; one used twice since the
-//! endpoint's last sweep keeps its expansion until a sweep finds it used
-//! less than that ([`Session::cool`]). An idle session then costs a few hundred
+//! (AES-NI), wiped when the call returns; one used twice in a row keeps
+//! its expansion until the endpoint, which looks at its busy sessions
+//! every second, finds it used less than twice since it last looked
+//! ([`Session::cool`]). An idle session then costs a few hundred
 //! bytes, which is what lets one server hold 100,000 of them, and a busy
 //! one pays nothing per packet.
 
@@ -89,7 +90,7 @@ impl Key {
     }
 
     /// Drops the expansion unless the key was used twice since the last
-    /// call: a keepalive once per sweep does not keep it.
+    /// call: a keepalive now and then does not keep it.
     fn cool(&mut self) {
         if self.uses < 2 {
             self.expanded = None;
@@ -106,6 +107,8 @@ pub struct Session {
     window: ReplayWindow,
     established_ms: u64,
     handshake_hash: [u8; HASH_LEN],
+    /// In the endpoint's list of sessions to cool ([`Session::to_cool`]).
+    listed: bool,
 }
 
 impl Session {
@@ -121,6 +124,7 @@ impl Session {
             window: ReplayWindow::new(),
             established_ms: keys.established_ms(),
             handshake_hash: *keys.handshake_hash(),
+            listed: false,
         }
     }
 
@@ -177,11 +181,23 @@ impl Session {
             || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
     }
 
-    /// Called by the endpoint's periodic sweep: a direction used less than
-    /// twice since the last call gives back its expanded key.
-    pub fn cool(&mut self) {
+    /// Whether the endpoint should list this session to cool: true once,
+    /// when a direction has just kept its key expanded.
+    pub fn to_cool(&mut self) -> bool {
+        let expanded = self.send.expanded.is_some() || self.receive.expanded.is_some();
+        let new = expanded && !self.listed;
+        self.listed |= new;
+        new
+    }
+
+    /// Called by the endpoint now and then: a direction used less than
+    /// twice since the last call gives back its expanded key. Returns
+    /// whether one is still kept (the session stays listed).
+    pub fn cool(&mut self) -> bool {
         self.send.cool();
         self.receive.cool();
+        self.listed = self.send.expanded.is_some() || self.receive.expanded.is_some();
+        self.listed
     }
 
     /// Whether a direction keeps its key expanded (for tests).

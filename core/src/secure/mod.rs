@@ -212,6 +212,8 @@ struct Conn {
 const MAX_QUEUED: usize = 1024;
 /// How often idle sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How often sessions keeping their keys expanded are looked at.
+const COOL_EVERY: Duration = Duration::from_secs(1);
 /// A queued HELLO older than this is dropped: its sender has retried.
 const HELLO_STALE: Duration = Duration::from_secs(2);
 /// Cookies an initiator remembers (one per responder address) at most.
@@ -239,6 +241,10 @@ pub struct SecureEndpoint {
     events: VecDeque<SecureEvent>,
     key_fetches: BTreeSet<SocketAddr>,
     next_sweep: Instant,
+    /// Sessions keeping a key expanded ([`Session::to_cool`]), and when
+    /// they are next looked at.
+    busy: Vec<u32>,
+    next_cool: Option<Instant>,
     stats: Stats,
     /// mac1's key for this side's static key (HELLOs to us carry it).
     mac1_key: Option<Zeroizing<[u8; 48]>>,
@@ -317,6 +323,8 @@ impl SecureEndpoint {
             events: VecDeque::new(),
             key_fetches: BTreeSet::new(),
             next_sweep: now + SWEEP_EVERY,
+            busy: Vec::new(),
+            next_cool: None,
             stats: Stats::default(),
             mac1_key,
             gate,
@@ -504,6 +512,10 @@ impl SecureEndpoint {
                     Ok(plaintext) => {
                         // The peer is on the new keys: the old ones go.
                         *previous = None;
+                        if session.to_cool() {
+                            self.busy.push(receiver_index);
+                            self.next_cool.get_or_insert(now + COOL_EVERY);
+                        }
                         plaintext
                     }
                     Err(_) => previous
@@ -617,6 +629,10 @@ impl SecureEndpoint {
                     ..
                 } => {
                     let sealed = wire::seal_data(session, *remote_index, &transmit.contents);
+                    if session.to_cool() {
+                        self.busy.push(index);
+                        self.next_cool.get_or_insert(now + COOL_EVERY);
+                    }
                     let due = conn.role == Role::Initiator && session.needs_rekey(now_ms);
                     let addr = conn.addr;
                     conn.last_sent = now;
@@ -651,6 +667,7 @@ impl SecureEndpoint {
             .chain(self.meetings.poll_timeout())
             .chain(self.keepalive_due())
             .chain(Some(self.next_sweep))
+            .chain(self.next_cool)
             .min()
     }
 
@@ -673,6 +690,15 @@ impl SecureEndpoint {
         self.meetings
             .on_timeout(now, &mut self.rng, &mut self.outbox);
         self.send_keepalives(now);
+        if self.next_cool.is_some_and(|at| now >= at) {
+            let conns = &mut self.conns;
+            self.busy
+                .retain(|index| match conns.get_mut(index).map(|c| &mut c.state) {
+                    Some(State::Established { session, .. }) => session.cool(),
+                    _ => false,
+                });
+            self.next_cool = (!self.busy.is_empty()).then_some(now + COOL_EVERY);
+        }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
             let conns = &self.conns;
@@ -692,15 +718,14 @@ impl SecureEndpoint {
             for index in stale {
                 self.forget(PeerId(index));
             }
+            // Keys before a re-key are rarely used: cooled here.
             for conn in self.conns.values_mut() {
                 if let State::Established {
-                    session, previous, ..
+                    previous: Some(previous),
+                    ..
                 } = &mut conn.state
                 {
-                    session.cool();
-                    if let Some(previous) = previous {
-                        previous.cool();
-                    }
+                    previous.cool();
                 }
             }
         }

@@ -663,7 +663,7 @@ fn one_source_holds_a_bounded_number_of_sessions() {
 }
 
 #[test]
-fn a_busy_session_keeps_its_keys_expanded_until_a_sweep_finds_it_quiet() {
+fn a_busy_session_keeps_its_keys_expanded_until_it_is_found_quiet() {
     let mut p = Pair::new();
     let peer = p.connect();
     for i in 0..4u8 {
