@@ -18,9 +18,9 @@
 //! GHASH key of a direction (992 bytes) are kept only while it is busy
 //! ([`Key`]). A direction used once in a while (a keepalive and its ACK,
 //! every 10 s) expands its key on the stack for each packet, about 200 ns
-//! (AES-NI), wiped when the call returns; one used twice in a row keeps
-//! its expansion until the endpoint, which looks at its busy sessions
-//! every second, finds it used less than twice since it last looked
+//! (AES-NI), wiped when the call returns; one used twice within a second
+//! keeps its expansion until the endpoint, which looks at its busy
+//! sessions every second, finds it unused for a second or two
 //! ([`Session::cool`]). An idle session then costs a few hundred
 //! bytes, which is what lets one server hold 100,000 of them, and a busy
 //! one pays nothing per packet.
@@ -65,7 +65,9 @@ struct Key {
     key: CipherKey,
     /// Zeroized when dropped (the `aes` crate's `zeroize` feature).
     expanded: Option<Box<Aes256Gcm>>,
-    /// Uses since the last [`Key::cool`], up to 2.
+    /// The second ([`Session::at`]) it was last used in, and how often
+    /// in it (up to 2).
+    second: u32,
     uses: u8,
 }
 
@@ -74,11 +76,18 @@ impl Key {
         Key {
             key: Zeroizing::new(**key),
             expanded: None,
+            second: 0,
             uses: 0,
         }
     }
 
-    fn with<R>(&mut self, f: impl FnOnce(&Aes256Gcm) -> R) -> R {
+    /// Runs `f` with the expanded key; expands it for good when this is
+    /// its second use within one second.
+    fn with<R>(&mut self, second: u32, f: impl FnOnce(&Aes256Gcm) -> R) -> R {
+        if self.second != second {
+            self.second = second;
+            self.uses = 0;
+        }
         self.uses = self.uses.saturating_add(1).min(2);
         if self.expanded.is_none() && self.uses >= 2 {
             self.expanded = Some(Box::new(cipher(&self.key)));
@@ -89,13 +98,12 @@ impl Key {
         }
     }
 
-    /// Drops the expansion unless the key was used twice since the last
-    /// call: a keepalive now and then does not keep it.
-    fn cool(&mut self) {
-        if self.uses < 2 {
+    /// Drops the expansion if the key was not used in this second or the
+    /// one before.
+    fn cool(&mut self, second: u32) {
+        if self.second.saturating_add(1) < second {
             self.expanded = None;
         }
-        self.uses = 0;
     }
 }
 
@@ -109,6 +117,8 @@ pub struct Session {
     handshake_hash: [u8; HASH_LEN],
     /// In the endpoint's list of sessions to cool ([`Session::to_cool`]).
     listed: bool,
+    /// The endpoint's clock, in whole seconds ([`Session::at`]).
+    second: u32,
 }
 
 impl Session {
@@ -125,6 +135,7 @@ impl Session {
             established_ms: keys.established_ms(),
             handshake_hash: *keys.handshake_hash(),
             listed: false,
+            second: 0,
         }
     }
 
@@ -145,9 +156,10 @@ impl Session {
         if counter >= SEND_LIMIT {
             return Err(SessionError::Exhausted);
         }
-        let ciphertext = self
-            .send
-            .with(|cipher| seal_with(cipher, counter, header, plaintext));
+        let second = self.second;
+        let ciphertext = self.send.with(second, |cipher| {
+            seal_with(cipher, counter, header, plaintext)
+        });
         self.next_send += 1;
         Ok((counter, ciphertext))
     }
@@ -165,9 +177,12 @@ impl Session {
             return Err(SessionError::CounterOutOfRange { counter });
         }
         self.window.check(counter)?;
+        let second = self.second;
         let plaintext = self
             .receive
-            .with(|cipher| open_with(cipher, counter, header, ciphertext))
+            .with(second, |cipher| {
+                open_with(cipher, counter, header, ciphertext)
+            })
             .map_err(|_| SessionError::Decrypt)?;
         self.window.mark(counter);
         Ok(plaintext)
@@ -181,6 +196,14 @@ impl Session {
             || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
     }
 
+    /// Sets the clock `seal` and `open` go by, in whole seconds of the
+    /// endpoint's: a direction used twice within one second keeps its key
+    /// expanded.
+    pub fn at(&mut self, second: u32) -> &mut Session {
+        self.second = second;
+        self
+    }
+
     /// Whether the endpoint should list this session to cool: true once,
     /// when a direction has just kept its key expanded.
     pub fn to_cool(&mut self) -> bool {
@@ -190,12 +213,12 @@ impl Session {
         new
     }
 
-    /// Called by the endpoint now and then: a direction used less than
-    /// twice since the last call gives back its expanded key. Returns
-    /// whether one is still kept (the session stays listed).
-    pub fn cool(&mut self) -> bool {
-        self.send.cool();
-        self.receive.cool();
+    /// Called by the endpoint now and then, at `second`: a direction not
+    /// used in this second or the one before gives back its expanded key.
+    /// Returns whether one is still kept (the session stays listed).
+    pub fn cool(&mut self, second: u32) -> bool {
+        self.send.cool(second);
+        self.receive.cool(second);
         self.listed = self.send.expanded.is_some() || self.receive.expanded.is_some();
         self.listed
     }
@@ -282,38 +305,27 @@ pub(crate) mod tests {
     #[test]
     fn a_key_is_kept_expanded_while_busy_and_given_back_when_quiet() {
         let (mut client, mut server) = sessions(9);
-        let exchange = |client: &mut Session, server: &mut Session| {
-            let (counter, sealed) = client.seal(b"", b"ping").unwrap();
-            server.open(counter, b"", &sealed).unwrap();
+        let exchange = |client: &mut Session, server: &mut Session, second: u32| {
+            let (counter, sealed) = client.at(second).seal(b"", b"ping").unwrap();
+            server.at(second).open(counter, b"", &sealed).unwrap();
         };
-        exchange(&mut client, &mut server);
+        exchange(&mut client, &mut server, 0);
+        exchange(&mut client, &mut server, 1);
         assert_eq!(
             client.expanded(),
             (false, false),
-            "one packet: expanded on the stack"
+            "once a second: expanded on the stack"
         );
-        assert_eq!(server.expanded(), (false, false));
-        exchange(&mut client, &mut server);
-        assert_eq!(client.expanded(), (true, false), "busy: kept");
+        exchange(&mut client, &mut server, 1);
+        assert_eq!(client.expanded(), (true, false), "twice in a second: kept");
         assert_eq!(server.expanded(), (false, true));
-        client.cool();
-        exchange(&mut client, &mut server);
-        exchange(&mut client, &mut server);
-        client.cool();
-        assert_eq!(
-            client.expanded(),
-            (true, false),
-            "busy since the last sweep"
-        );
-        exchange(&mut client, &mut server);
-        client.cool();
-        assert_eq!(
-            client.expanded(),
-            (false, false),
-            "once since the last sweep: given back"
-        );
+        assert!(client.to_cool() && !client.to_cool(), "listed once");
+        assert!(client.cool(2), "used the second before");
+        assert_eq!(client.expanded(), (true, false));
+        assert!(!client.cool(3), "quiet for a second");
+        assert_eq!(client.expanded(), (false, false), "given back");
         // A kept expansion and a fresh one seal the same way.
-        exchange(&mut client, &mut server);
+        exchange(&mut client, &mut server, 3);
     }
 
     #[test]

@@ -245,6 +245,8 @@ pub struct SecureEndpoint {
     /// they are next looked at.
     busy: Vec<u32>,
     next_cool: Option<Instant>,
+    /// When the endpoint was made: sessions count seconds from it.
+    started: Instant,
     stats: Stats,
     /// mac1's key for this side's static key (HELLOs to us carry it).
     mac1_key: Option<Zeroizing<[u8; 48]>>,
@@ -325,6 +327,7 @@ impl SecureEndpoint {
             next_sweep: now + SWEEP_EVERY,
             busy: Vec::new(),
             next_cool: None,
+            started: now,
             stats: Stats::default(),
             mac1_key,
             gate,
@@ -507,8 +510,13 @@ impl SecureEndpoint {
                 else {
                     return Err(Rejected::UnknownSession);
                 };
-                let plaintext = match wire::open_data(session, receiver_index, counter, ciphertext)
-                {
+                let second = seconds_since(self.started, now);
+                let plaintext = match wire::open_data(
+                    session.at(second),
+                    receiver_index,
+                    counter,
+                    ciphertext,
+                ) {
                     Ok(plaintext) => {
                         // The peer is on the new keys: the old ones go.
                         *previous = None;
@@ -628,7 +636,9 @@ impl SecureEndpoint {
                     session,
                     ..
                 } => {
-                    let sealed = wire::seal_data(session, *remote_index, &transmit.contents);
+                    let second = seconds_since(self.started, now);
+                    let sealed =
+                        wire::seal_data(session.at(second), *remote_index, &transmit.contents);
                     if session.to_cool() {
                         self.busy.push(index);
                         self.next_cool.get_or_insert(now + COOL_EVERY);
@@ -691,10 +701,10 @@ impl SecureEndpoint {
             .on_timeout(now, &mut self.rng, &mut self.outbox);
         self.send_keepalives(now);
         if self.next_cool.is_some_and(|at| now >= at) {
-            let conns = &mut self.conns;
+            let (conns, second) = (&mut self.conns, seconds_since(self.started, now));
             self.busy
                 .retain(|index| match conns.get_mut(index).map(|c| &mut c.state) {
-                    Some(State::Established { session, .. }) => session.cool(),
+                    Some(State::Established { session, .. }) => session.cool(second),
                     _ => false,
                 });
             self.next_cool = (!self.busy.is_empty()).then_some(now + COOL_EVERY);
@@ -725,7 +735,7 @@ impl SecureEndpoint {
                     ..
                 } = &mut conn.state
                 {
-                    previous.cool();
+                    previous.cool(seconds_since(self.started, now));
                 }
             }
         }
@@ -758,6 +768,12 @@ impl SecureEndpoint {
             });
         }
     }
+}
+
+/// Whole seconds from `started` to `now`: the clock by which a session
+/// tells a busy key from one used now and then.
+fn seconds_since(started: Instant, now: Instant) -> u32 {
+    u32::try_from(now.saturating_duration_since(started).as_secs()).unwrap_or(u32::MAX)
 }
 
 /// Why a datagram was dropped.

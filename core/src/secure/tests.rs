@@ -681,16 +681,18 @@ fn a_busy_session_keeps_its_keys_expanded_until_it_is_found_quiet() {
             .collect::<Vec<_>>()
     };
     assert_eq!(expanded(&p.server), vec![(true, true)], "busy: kept");
-    // The first sweep finds it used since the one before, the second
-    // finds it quiet.
-    p.advance(SWEEP_EVERY);
+    // Looked at a second later it was used the second before; a second
+    // after that, it has been quiet.
+    assert!(p.server.poll_timeout().unwrap() <= p.now + COOL_EVERY);
+    p.advance(COOL_EVERY);
     assert_eq!(expanded(&p.server), vec![(true, true)]);
-    p.advance(SWEEP_EVERY);
+    p.advance(COOL_EVERY);
     assert_eq!(
         expanded(&p.server),
         vec![(false, false)],
         "quiet: given back"
     );
+    assert!(p.server.busy.is_empty());
     // It still works, expanding on the stack.
     p.client.send(p.now, peer, b"still here".to_vec()).unwrap();
     p.pump(|_| false);
@@ -698,4 +700,24 @@ fn a_busy_session_keeps_its_keys_expanded_until_it_is_found_quiet() {
         Pair::received(&mut p.server).last().unwrap().1,
         b"still here"
     );
+}
+
+#[test]
+fn keepalives_now_and_then_expand_no_key_for_good() {
+    let mut p = Pair::new();
+    let peer = p.connect();
+    for _ in 0..4 {
+        p.advance(Duration::from_secs(10));
+        p.client.send(p.now, peer, Vec::new()).unwrap();
+        p.pump(|_| false);
+    }
+    assert!(
+        p.server.busy.is_empty(),
+        "no session kept its keys expanded"
+    );
+    for conn in p.server.conns.values() {
+        if let State::Established { session, .. } = &conn.state {
+            assert_eq!(session.expanded(), (false, false));
+        }
+    }
 }
