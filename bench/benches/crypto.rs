@@ -1,6 +1,8 @@
 //! Micro-benchmarks (criterion) of the per-operation costs the load
 //! scenarios are bounded by: one P-384 ECDH, a whole NK handshake (both
-//! sides), sealing and opening a DATA datagram, decoding a public key (a
+//! sides), sealing and opening a DATA datagram (in a busy session, whose
+//! keys stay expanded, and in one used now and then, whose keys are
+//! expanded for each packet), decoding a public key (a
 //! point decompression, and the cached path), and an envelope's encode and decode. `cargo bench -p udpchat-bench`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -70,28 +72,45 @@ fn sessions() -> (Session, Session) {
     )
 }
 
+/// Seals a DATA datagram of `payload` and opens it, at `second` of the
+/// sessions' clock.
+fn seal_open_once(client: &mut Session, server: &mut Session, second: u32, payload: &[u8]) {
+    let datagram = wire::seal_data(client.at(second), 7, payload).expect("seal");
+    let Ok(Packet::Data {
+        receiver_index,
+        counter,
+        ciphertext,
+    }) = Packet::parse(&datagram)
+    else {
+        panic!("not a data packet")
+    };
+    black_box(
+        wire::open_data(server.at(second), receiver_index, counter, ciphertext).expect("open"),
+    );
+}
+
 fn seal_open(c: &mut Criterion) {
-    let (mut client, mut server) = sessions();
-    let payload = vec![0x5a; 1100];
-    let mut group = c.benchmark_group("data datagram 1100 B");
-    group.throughput(Throughput::Bytes(payload.len() as u64));
-    group.bench_function("seal + open", |b| {
-        b.iter(|| {
-            let datagram = wire::seal_data(&mut client, 7, &payload).expect("seal");
-            let Ok(Packet::Data {
-                receiver_index,
-                counter,
-                ciphertext,
-            }) = Packet::parse(&datagram)
-            else {
-                panic!("not a data packet")
-            };
-            black_box(
-                wire::open_data(&mut server, receiver_index, counter, ciphertext).expect("open"),
-            )
-        })
-    });
-    group.finish();
+    for size in [1100, 100] {
+        let (mut client, mut server) = sessions();
+        let payload = vec![0x5a; size];
+        let mut group = c.benchmark_group(format!("data datagram {size} B"));
+        group.throughput(Throughput::Bytes(payload.len() as u64));
+        // Within one second: both keys stay expanded (a busy session).
+        group.bench_function("seal + open, busy session", |b| {
+            b.iter(|| seal_open_once(&mut client, &mut server, 0, &payload))
+        });
+        // A new second each time: each key is expanded on the stack for
+        // its one packet (a session used now and then).
+        let (mut client, mut server) = sessions();
+        let mut second = 10;
+        group.bench_function("seal + open, keys expanded per packet", |b| {
+            b.iter(|| {
+                second += 10;
+                seal_open_once(&mut client, &mut server, second, &payload)
+            })
+        });
+        group.finish();
+    }
 }
 
 fn public_key_decode(c: &mut Criterion) {
