@@ -166,34 +166,34 @@ impl Socket {
             }
             _ => to,
         };
+        if out.count == 1 {
+            // A lone datagram: a plain `sendto`, which spares the kernel
+            // the control message quinn-udp adds to every `sendmsg`.
+            if let Err(e) = self.io.send_to(&out.buf, destination).await {
+                tracing::debug!(%to, "send: {e}");
+            }
+            out.clear();
+            return;
+        }
         let run = Transmit {
             destination,
             ecn: None,
             contents: &out.buf,
-            segment_size: (out.count > 1).then_some(out.segment),
+            segment_size: Some(out.segment),
             src_ip: None,
         };
-        if let Err(e) = self.send_one(&run).await {
-            if out.count > 1 {
-                tracing::debug!(%to, "send of {} datagrams in one: {e}; one by one", out.count);
-                for datagram in out.buf.chunks(out.segment) {
-                    let single = Transmit {
-                        contents: datagram,
-                        segment_size: None,
-                        ..run
-                    };
-                    if let Err(e) = self.send_one(&single).await {
-                        tracing::debug!(%to, "send: {e}");
-                    }
+        if let Err(e) = self.send_run(&run).await {
+            tracing::debug!(%to, "send of {} datagrams in one: {e}; one by one", out.count);
+            for datagram in out.buf.chunks(out.segment) {
+                if let Err(e) = self.io.send_to(datagram, destination).await {
+                    tracing::debug!(%to, "send: {e}");
                 }
-            } else {
-                tracing::debug!(%to, "send: {e}");
             }
         }
         out.clear();
     }
 
-    async fn send_one(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+    async fn send_run(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         loop {
             match self.io.try_io(Interest::WRITABLE, || {
                 self.state.try_send((&self.io).into(), transmit)
