@@ -207,8 +207,7 @@ impl Session {
     /// Whether the endpoint should list this session to cool: true once,
     /// when a direction has just kept its key expanded.
     pub fn to_cool(&mut self) -> bool {
-        let expanded = self.send.expanded.is_some() || self.receive.expanded.is_some();
-        let new = expanded && !self.listed;
+        let new = self.keeps_expanded() && !self.listed;
         self.listed |= new;
         new
     }
@@ -219,8 +218,12 @@ impl Session {
     pub fn cool(&mut self, second: u32) -> bool {
         self.send.cool(second);
         self.receive.cool(second);
-        self.listed = self.send.expanded.is_some() || self.receive.expanded.is_some();
+        self.listed = self.keeps_expanded();
         self.listed
+    }
+
+    fn keeps_expanded(&self) -> bool {
+        self.send.expanded.is_some() || self.receive.expanded.is_some()
     }
 
     /// Whether a direction keeps its key expanded (for tests).

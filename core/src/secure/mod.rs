@@ -212,8 +212,6 @@ struct Conn {
 const MAX_QUEUED: usize = 1024;
 /// How often idle sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
-/// How often sessions keeping their keys expanded are looked at.
-const COOL_EVERY: Duration = Duration::from_secs(1);
 /// A queued HELLO older than this is dropped: its sender has retried.
 const HELLO_STALE: Duration = Duration::from_secs(2);
 /// Cookies an initiator remembers (one per responder address) at most.
@@ -241,12 +239,8 @@ pub struct SecureEndpoint {
     events: VecDeque<SecureEvent>,
     key_fetches: BTreeSet<SocketAddr>,
     next_sweep: Instant,
-    /// Sessions keeping a key expanded ([`Session::to_cool`]), and when
-    /// they are next looked at.
-    busy: Vec<u32>,
-    next_cool: Option<Instant>,
-    /// When the endpoint was made: sessions count seconds from it.
-    started: Instant,
+    /// Sessions keeping a key expanded.
+    busy: busy::Busy,
     stats: Stats,
     /// mac1's key for this side's static key (HELLOs to us carry it).
     mac1_key: Option<Zeroizing<[u8; 48]>>,
@@ -325,9 +319,7 @@ impl SecureEndpoint {
             events: VecDeque::new(),
             key_fetches: BTreeSet::new(),
             next_sweep: now + SWEEP_EVERY,
-            busy: Vec::new(),
-            next_cool: None,
-            started: now,
+            busy: busy::Busy::new(now),
             stats: Stats::default(),
             mac1_key,
             gate,
@@ -510,7 +502,7 @@ impl SecureEndpoint {
                 else {
                     return Err(Rejected::UnknownSession);
                 };
-                let second = seconds_since(self.started, now);
+                let second = self.busy.second(now);
                 let plaintext = match wire::open_data(
                     session.at(second),
                     receiver_index,
@@ -520,18 +512,17 @@ impl SecureEndpoint {
                     Ok(plaintext) => {
                         // The peer is on the new keys: the old ones go.
                         *previous = None;
-                        if session.to_cool() {
-                            self.busy.push(receiver_index);
-                            self.next_cool.get_or_insert(now + COOL_EVERY);
-                        }
+                        self.busy.note(now, receiver_index, session);
                         plaintext
                     }
-                    Err(_) => previous
-                        .as_deref_mut()
-                        .and_then(|old| {
-                            wire::open_data(old, receiver_index, counter, ciphertext).ok()
-                        })
-                        .ok_or(Rejected::Unauthentic)?,
+                    Err(_) => {
+                        let old = previous.as_deref_mut().ok_or(Rejected::Unauthentic)?;
+                        let plaintext =
+                            wire::open_data(old.at(second), receiver_index, counter, ciphertext)
+                                .map_err(|_| Rejected::Unauthentic)?;
+                        self.busy.note(now, receiver_index, old);
+                        plaintext
+                    }
                 };
                 conn.last_heard = now;
                 // Authentic, but the address is not proven by that: a new
@@ -636,13 +627,10 @@ impl SecureEndpoint {
                     session,
                     ..
                 } => {
-                    let second = seconds_since(self.started, now);
+                    let second = self.busy.second(now);
                     let sealed =
                         wire::seal_data(session.at(second), *remote_index, &transmit.contents);
-                    if session.to_cool() {
-                        self.busy.push(index);
-                        self.next_cool.get_or_insert(now + COOL_EVERY);
-                    }
+                    self.busy.note(now, index, session);
                     let due = conn.role == Role::Initiator && session.needs_rekey(now_ms);
                     let addr = conn.addr;
                     conn.last_sent = now;
@@ -677,7 +665,7 @@ impl SecureEndpoint {
             .chain(self.meetings.poll_timeout())
             .chain(self.keepalive_due())
             .chain(Some(self.next_sweep))
-            .chain(self.next_cool)
+            .chain(self.busy.poll_timeout())
             .min()
     }
 
@@ -700,15 +688,7 @@ impl SecureEndpoint {
         self.meetings
             .on_timeout(now, &mut self.rng, &mut self.outbox);
         self.send_keepalives(now);
-        if self.next_cool.is_some_and(|at| now >= at) {
-            let (conns, second) = (&mut self.conns, seconds_since(self.started, now));
-            self.busy
-                .retain(|index| match conns.get_mut(index).map(|c| &mut c.state) {
-                    Some(State::Established { session, .. }) => session.cool(second),
-                    _ => false,
-                });
-            self.next_cool = (!self.busy.is_empty()).then_some(now + COOL_EVERY);
-        }
+        self.busy.on_timeout(now, &mut self.conns);
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
             let conns = &self.conns;
@@ -727,16 +707,6 @@ impl SecureEndpoint {
                 .collect();
             for index in stale {
                 self.forget(PeerId(index));
-            }
-            // Keys before a re-key are rarely used: cooled here.
-            for conn in self.conns.values_mut() {
-                if let State::Established {
-                    previous: Some(previous),
-                    ..
-                } = &mut conn.state
-                {
-                    previous.cool(seconds_since(self.started, now));
-                }
             }
         }
         self.drain_transport_events();
@@ -770,12 +740,6 @@ impl SecureEndpoint {
     }
 }
 
-/// Whole seconds from `started` to `now`: the clock by which a session
-/// tells a busy key from one used now and then.
-fn seconds_since(started: Instant, now: Instant) -> u32 {
-    u32::try_from(now.saturating_duration_since(started).as_secs()).unwrap_or(u32::MAX)
-}
-
 /// Why a datagram was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -804,6 +768,7 @@ pub enum ConnectError {
 
 #[cfg(test)]
 mod across_nats;
+mod busy;
 mod confirm;
 pub mod cookie;
 mod hello;

@@ -683,10 +683,10 @@ fn a_busy_session_keeps_its_keys_expanded_until_it_is_found_quiet() {
     assert_eq!(expanded(&p.server), vec![(true, true)], "busy: kept");
     // Looked at a second later it was used the second before; a second
     // after that, it has been quiet.
-    assert!(p.server.poll_timeout().unwrap() <= p.now + COOL_EVERY);
-    p.advance(COOL_EVERY);
+    assert!(p.server.poll_timeout().unwrap() <= p.now + busy::COOL_EVERY);
+    p.advance(busy::COOL_EVERY);
     assert_eq!(expanded(&p.server), vec![(true, true)]);
-    p.advance(COOL_EVERY);
+    p.advance(busy::COOL_EVERY);
     assert_eq!(
         expanded(&p.server),
         vec![(false, false)],
