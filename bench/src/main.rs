@@ -33,7 +33,7 @@ use crate::server::ServerSource;
 #[command(
     version,
     about = "Measures udpchat against a UDP echo baseline and a real IRC server, on this machine, in one run.",
-    after_help = "Examples:\n  udpchat-bench --quick all                 # every scenario, briefly (CI smoke)\n  udpchat-bench rpc --clients 64 --duration 10\n  udpchat-bench p2p --loss 0.05\n  udpchat-bench flood --rate 6000           # junk HELLOs beside a steady load\n  bench/peers/ngircd.sh                     # fanout against ngircd, side by side"
+    after_help = "Examples:\n  udpchat-bench --quick all                 # every scenario, briefly (CI smoke)\n  udpchat-bench rpc --clients 64 --duration 10\n  udpchat-bench p2p --loss 0.05\n  udpchat-bench conversation --client-bin OLD/udpchat --server-bin OLD/udpchat-server\n  udpchat-bench flood --rate 6000           # junk HELLOs beside a steady load\n  bench/peers/ngircd.sh                     # fanout against ngircd, side by side"
 )]
 struct Cli {
     #[command(flatten)]
@@ -122,6 +122,13 @@ struct P2pArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+struct ConversationArgs {
+    /// The udpchat client binary to run [default: next to this one].
+    #[arg(long, value_name = "FILE")]
+    client_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
 struct PresenceArgs {
     /// Idle signed-in clients, one server per count [default: 1000,10000,100000; quick 50].
     #[arg(long, value_delimiter = ',')]
@@ -190,6 +197,8 @@ enum Scenario {
     P2p(P2pArgs),
     /// One sender, a group of M members (and an IRC channel with --irc).
     Fanout(FanoutArgs),
+    /// Two real udpchat clients (the binaries) writing to each other.
+    Conversation(ConversationArgs),
     /// K idle signed-in clients keeping alive: memory and CPU per client.
     Presence(PresenceArgs),
     /// Queueing and draining messages for an offline user.
@@ -307,6 +316,11 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
     let idle = |args: &PresenceArgs| {
         Duration::from_secs_f64(args.idle.unwrap_or(if quick { 3.0 } else { 30.0 }))
     };
+    let client_bin = |args: &ConversationArgs| {
+        args.client_bin
+            .clone()
+            .unwrap_or_else(scenarios::conversation::default_client_binary)
+    };
     let messages = |args: &OfflineArgs| args.messages.unwrap_or(if quick { 50 } else { 1000 });
     let flood_ctx =
         ctx.with_clients(clients.unwrap_or(if quick { 8 } else { scenarios::flood::CLIENTS }));
@@ -360,6 +374,10 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             "fanout",
             scenarios::fanout::run(ctx, &members(&args), args.inflight, irc(&args)).await,
         )],
+        Scenario::Conversation(args) => vec![settle(
+            "conversation",
+            scenarios::conversation::run(ctx, &client_bin(&args)).await,
+        )],
         Scenario::Presence(args) => vec![settle(
             "presence",
             scenarios::presence::run(
@@ -410,6 +428,14 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
                     "fanout",
                     scenarios::fanout::run(ctx, &members(&fanout), fanout.inflight, irc(&fanout))
                         .await,
+                ),
+                settle(
+                    "conversation",
+                    scenarios::conversation::run(
+                        ctx,
+                        &client_bin(&ConversationArgs { client_bin: None }),
+                    )
+                    .await,
                 ),
                 settle(
                     "presence",

@@ -204,3 +204,16 @@ fn quick_p2p_through_the_servers_relay_delivers_every_size() {
         assert_eq!(row["errors"], 0, "{row}");
     }
 }
+
+#[test]
+fn quick_conversation_between_two_real_clients_delivers_and_shows_every_message() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let conversation = run_quick("conversation", &[], out.path());
+    assert_eq!(row_names(&conversation), ["one at a time", "8 in flight"]);
+    for row in conversation["rows"].as_array().expect("rows") {
+        check_row(row);
+        assert_eq!(row["errors"], 0, "{row}");
+        // Every message delivered was also shown to its recipient.
+        assert_eq!(row["latency_us"]["count"], row["ops"], "{row}");
+    }
+}

@@ -38,7 +38,7 @@ use udpchat_core::secure::meeting::{self, Ticket};
 use udpchat_core::wire::Pattern;
 use udpchat_net::Link;
 
-use crate::server::ServerConnector;
+use crate::server::{ServerConnector, SignInEpoch};
 
 /// How long a meeting's checks may go unanswered before the session goes
 /// through the relay.
@@ -71,6 +71,10 @@ struct Open {
     addr: SocketAddr,
     /// When a new path was last looked for.
     refound: Option<tokio::time::Instant>,
+    /// The whereabouts it was opened to, while the server, which promised
+    /// to say when the user comes or goes, has said nothing of them on the
+    /// sign-in it was told on (see [`PeerLinks::known`]).
+    vouched: Option<(Whereabouts, SignInEpoch)>,
 }
 
 pub struct PeerSessions {
@@ -143,6 +147,7 @@ impl PeerSessions {
                 Open {
                     seen_at: to.seen_at,
                     addr,
+                    vouched: self.vouch(to),
                     ..old
                 }
             }
@@ -155,6 +160,7 @@ impl PeerSessions {
                 seen_at: to.seen_at,
                 addr,
                 refound: None,
+                vouched: self.vouch(to),
             },
         };
         if let Some(answers) = answers {
@@ -280,6 +286,20 @@ impl PeerSessions {
         });
     }
 
+    /// What a session opened to `to` may be written to by, on this
+    /// sign-in: `to` itself, if the server will say when its user comes
+    /// or goes.
+    fn vouch(&self, to: &Whereabouts) -> Option<(Whereabouts, SignInEpoch)> {
+        let epoch = self.server.sign_in_epoch()?;
+        to.watched.then(|| {
+            let found = Whereabouts {
+                meeting: None,
+                ..to.clone()
+            };
+            (found, epoch)
+        })
+    }
+
     fn gate(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut opening = self.opening.lock();
         // Gates nobody holds or waits for go, so the map stays small.
@@ -301,7 +321,13 @@ impl PeerLinks for PeerSessions {
             let key = (to.seen_at, to.identity.to_bytes());
             let gate = this.gate(&to.user);
             let opening = gate.lock().await;
-            let existing = this.open.lock().get(&key).cloned();
+            // Fresh whereabouts from the server vouch for the session anew.
+            let existing = this.open.lock().get_mut(&key).map(|session| {
+                if to.watched {
+                    session.vouched = this.vouch(&to);
+                }
+                session.clone()
+            });
             let open = match existing {
                 Some(open) => open,
                 None => this.open_session(&key, &to).await?,
@@ -335,6 +361,24 @@ impl PeerLinks for PeerSessions {
 
     fn needs_meeting(&self, user: &str) -> bool {
         !self.open.lock().values().any(|o| o.user == user)
+    }
+
+    fn known(&self, user: &str) -> Option<Whereabouts> {
+        let epoch = self.server.sign_in_epoch()?;
+        self.open.lock().values().find_map(|o| match &o.vouched {
+            Some((found, on)) if o.user == user && *on == epoch => Some(Whereabouts {
+                // Already vouched for: sending to it does not vouch again.
+                watched: false,
+                ..found.clone()
+            }),
+            _ => None,
+        })
+    }
+
+    fn changed(&self, user: &str) {
+        for o in self.open.lock().values_mut().filter(|o| o.user == user) {
+            o.vouched = None;
+        }
     }
 
     /// The server says another client is coming: check its candidates
@@ -437,6 +481,7 @@ mod tests {
             seen_at: seen_at.parse().unwrap(),
             local: local.iter().map(|a| a.parse().unwrap()).collect(),
             meeting: None,
+            watched: false,
         }
     }
 

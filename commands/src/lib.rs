@@ -57,8 +57,9 @@ pub(crate) fn signed_in_user(server: &Server, origin: Origin) -> Result<String, 
 /// goes, even on a server too busy to tell everyone (see
 /// `udpchat_core::presence`). Called by the requests that show interest
 /// in someone: looking them up, checking their key, writing to them.
-pub(crate) fn watch(server: &Server, origin: Origin, user: &str) {
-    server.presence().lock().watch(origin.peer, user);
+/// False when it already watches as many as it may.
+pub(crate) fn watch(server: &Server, origin: Origin, user: &str) -> bool {
+    server.presence().lock().watch(origin.peer, user)
 }
 
 #[cfg(test)]

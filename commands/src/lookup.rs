@@ -58,6 +58,10 @@ pub struct Found {
     /// The meeting arranged, when one was asked for.
     #[serde(default)]
     pub meeting: Option<Ticket>,
+    /// The asker will be told when `user` comes or goes (it watches them),
+    /// so it may send to this client again without asking.
+    #[serde(default)]
+    pub watched: bool,
 }
 
 register! {
@@ -100,6 +104,7 @@ pub fn whereabouts(user: &str, found: Found) -> Result<Whereabouts, CommandError
         seen_at,
         local: addresses(&found.local),
         meeting: found.meeting,
+        watched: found.watched,
     })
 }
 
@@ -120,7 +125,7 @@ impl Serve for Lookup {
     ) -> Result<Found, CommandError> {
         let me = crate::signed_in_user(&server, origin)?;
         let LookupRequest { user, meet } = body;
-        crate::watch(&server, origin, &user);
+        let watched = crate::watch(&server, origin, &user);
         let peer = server
             .session_of(&user)
             .ok_or_else(|| no_such_user(&user))?;
@@ -158,6 +163,7 @@ impl Serve for Lookup {
             identity,
             local: local(peer).iter().map(ToString::to_string).collect(),
             meeting,
+            watched,
         })
     }
 }

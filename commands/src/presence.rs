@@ -51,6 +51,8 @@ pub fn announce(server: &Server, user: &str, online: bool) {
 impl OnPush for Presence {
     async fn on_push(client: Client, _: Sender, body: PresenceChanges) -> Result<(), CommandError> {
         for PresenceChange { user, online } in body.changes {
+            // Signed in again, maybe elsewhere: ask where before writing.
+            client.peers().changed(&user);
             if !online {
                 client.peers().gone(&user);
             }

@@ -1,6 +1,9 @@
 //! `send <user> <message...>` (`msg`): looks the user up on the server, then
 //! sends the message straight to that user's client, not through the
 //! server. `delivered to bob` follows once bob's client acknowledged it.
+//! Once a session with bob's client is open, later messages go at once,
+//! without asking the server again, until the server says bob came or
+//! went (the lookup made this client one the server tells).
 //!
 //! The first message to a user opens an end-to-end session with their
 //! client on the path a meeting finds (see `lookup`): direct where the
@@ -42,15 +45,23 @@ impl Shell for SendMessage {
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
-        let meet = client.peers().needs_meeting(&to);
-        let whereabouts = match crate::lookup::lookup(&client, &to, meet).await {
-            Ok(found) => found,
-            // Not signed in: seal it and leave it on the server (an unknown
-            // user gets the error from there).
-            Err(e) if e.code == Code::NoSuchUser => {
-                return crate::deposit::queue(&client, &from, &to, &text).await;
+        // Their client's session is open and nothing was heard of them
+        // since: no need to ask the server again.
+        let known = client.peers().known(&to);
+        let whereabouts = match known {
+            Some(found) => found,
+            None => {
+                let meet = client.peers().needs_meeting(&to);
+                match crate::lookup::lookup(&client, &to, meet).await {
+                    Ok(found) => found,
+                    // Not signed in: seal it and leave it on the server (an
+                    // unknown user gets the error from there).
+                    Err(e) if e.code == Code::NoSuchUser => {
+                        return crate::deposit::queue(&client, &from, &to, &text).await;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Err(e) => return Err(e),
         };
         let body = MessageBody {
             from: from.clone(),

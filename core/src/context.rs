@@ -75,6 +75,10 @@ pub struct Whereabouts {
     pub local: Vec<SocketAddr>,
     /// The meeting the server arranged, when one was asked for.
     pub meeting: Option<crate::secure::meeting::Ticket>,
+    /// The server will tell this client when the user comes or goes (the
+    /// asker watches them): until it does, a session opened to these
+    /// whereabouts may be written to without asking again.
+    pub watched: bool,
 }
 
 /// What a handler's reply is: a CBOR body or an error for the requester.
@@ -360,9 +364,11 @@ pub trait ServerLink: Send + Sync {
     /// This is the one place that order is kept. Holds nest.
     fn hold_pushes(&self) -> PushHold;
     /// Keeps the password of a successful sign-in in memory, so the client
-    /// can sign in again by itself after the server comes back.
+    /// can sign in again by itself after the server comes back. Called on
+    /// every sign-in: what the server promised the last one (presence of
+    /// those it watched) no longer holds.
     fn remember_password(&self, user: &str, password: Zeroizing<String>);
-    /// Forgets it (an explicit logout).
+    /// Forgets it (an explicit logout), which ends the sign-in too.
     fn forget_password(&self);
 }
 
@@ -417,6 +423,14 @@ pub trait PeerLinks: Send + Sync {
     ) -> BoxFuture<'static, Result<Delivery, CommandError>>;
     /// Whether a message to `user` needs a new session, and so a meeting.
     fn needs_meeting(&self, user: &str) -> bool;
+    /// Where `user`'s client is, without asking the server: known when a
+    /// session with it is open and the server, which promised to say when
+    /// `user` comes or goes, has said nothing of them since, on this
+    /// sign-in. A message then goes at once, with no `lookup` before it.
+    fn known(&self, user: &str) -> Option<Whereabouts>;
+    /// The server said `user` came or went: where their client is must be
+    /// asked again before the next message to them.
+    fn changed(&self, user: &str);
     /// The server arranged a meeting with another client, who is about to
     /// check `candidates`: check them too, and answer their checks.
     fn meet(&self, ticket: crate::secure::meeting::Ticket, candidates: Vec<SocketAddr>);

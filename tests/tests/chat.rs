@@ -356,3 +356,64 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
         );
     }
 }
+
+#[test]
+fn a_message_to_someone_already_written_to_goes_without_asking_the_server() {
+    let server = Server::start();
+    let none = Impairment {
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        seed: 0,
+    };
+    let alice_link = Relay::start(server.addr, none);
+    let mut alice = Client::sign_up(alice_link.up, "alice");
+    let mut bob = Client::sign_up(server.addr, "bob");
+    // (News of bob's sign-in coming after the first message would have
+    // alice ask again before the second.)
+    alice.expect_where("presence", |e| e["user"] == "bob");
+    alice.line("send bob first");
+    assert_eq!(bob.expect("message")["text"], "first");
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+
+    // Nothing alice says to the server gets there now: the next message
+    // to bob still goes, straight to his client, and is acknowledged.
+    alice_link.hold_to_server();
+    alice.line("send bob second");
+    let message = bob.expect("message");
+    assert_eq!(message["text"], "second");
+    assert_eq!(message["addr"], alice.addr.to_string());
+    let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
+    assert_eq!(delivered["path"], "direct");
+    alice_link.release_to_server();
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], serde_json::json!(["bob"]));
+}
+
+#[test]
+fn a_user_back_on_another_client_is_looked_up_again_before_the_next_message() {
+    let server = Server::start();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let bob = {
+        let mut bob = Client::sign_up(server.addr, "bob");
+        alice.expect_where("presence", |e| e["user"] == "bob");
+        alice.line("send bob one");
+        assert_eq!(bob.expect("message")["text"], "one");
+        alice.expect_where("delivered", |e| e["to"] == "bob");
+        bob
+    };
+    // bob's client vanishes without a word; he signs in from another one
+    // (another data dir: another identity key, another address).
+    bob.kill();
+    let mut again = Client::sign_in(server.addr, "bob");
+    alice.expect_where("presence", |e| e["user"] == "bob" && e["online"] == true);
+
+    // The session with his old client is not used for the next message:
+    // it goes live to the client he is on now.
+    alice.line("send bob two");
+    let message = again.expect("message");
+    assert_eq!(message["text"], "two");
+    assert!(message.get("stored").is_none(), "{message}");
+    let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
+    assert_eq!(delivered["path"], "direct", "{delivered}");
+}

@@ -2,6 +2,7 @@
 //! (unless `--server` names one), measures, and returns a [`Report`].
 
 pub mod bare;
+pub mod conversation;
 pub mod fanout;
 pub mod flood;
 pub mod fragments;

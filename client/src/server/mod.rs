@@ -59,6 +59,18 @@ pub struct ServerConnector {
     /// The password of the last successful sign-in, to sign in again by
     /// itself after the server comes back.
     remembered: Mutex<Option<(String, Zeroizing<String>)>>,
+    /// Sign-ins and sign-outs so far (see [`SignInEpoch`]).
+    sign_ins: AtomicU64,
+}
+
+/// One sign-in on one session with the server. What the server promised
+/// to tell a client (who it watches, [`udpchat_core::presence`]) holds for
+/// that sign-in on that session only: a sign-out, a sign-in, or a new
+/// session (the server restarted) ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInEpoch {
+    server: PeerId,
+    sign_ins: u64,
 }
 
 /// The open session with the server.
@@ -113,6 +125,7 @@ impl ServerConnector {
             openings: AtomicU64::new(0),
             holds: Arc::new(watch::Sender::new(0)),
             remembered: Mutex::new(None),
+            sign_ins: AtomicU64::new(0),
         })
     }
 
@@ -339,6 +352,17 @@ impl ServerConnector {
         }
     }
 
+    /// The sign-in under way on the session open with the server, if one is.
+    pub fn sign_in_epoch(&self) -> Option<SignInEpoch> {
+        match &*self.current.lock() {
+            Current::Open(open) => Some(SignInEpoch {
+                server: open.peer,
+                sign_ins: self.sign_ins.load(Ordering::Relaxed),
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether `peer` is the session with the server.
     pub fn is_server(&self, peer: PeerId) -> bool {
         matches!(&*self.current.lock(), Current::Open(open) if open.peer == peer)
@@ -379,10 +403,12 @@ impl ServerLink for ServerConnector {
     }
 
     fn remember_password(&self, user: &str, password: Zeroizing<String>) {
+        self.sign_ins.fetch_add(1, Ordering::Relaxed);
         *self.remembered.lock() = Some((user.to_string(), password));
     }
 
     fn forget_password(&self) {
+        self.sign_ins.fetch_add(1, Ordering::Relaxed);
         *self.remembered.lock() = None;
     }
 }
