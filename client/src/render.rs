@@ -79,22 +79,40 @@ impl Printer {
     }
 }
 
-/// Writes every line to stdout (scripted mode).
+/// Lines gathered into one write at most (a backlog of lines goes out in
+/// writes of about this size, not one write per line).
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Writes every line to stdout (scripted mode): whatever is queued when
+/// the last write ends goes in the next one, so a burst of events costs a
+/// few writes, not one (and a hop to tokio's blocking pool) per line.
 pub async fn print_lines(mut lines: mpsc::UnboundedReceiver<Printed>) {
     use tokio::io::AsyncWriteExt;
     let mut stdout = tokio::io::stdout();
-    while let Some(printed) = lines.recv().await {
-        match printed {
-            Printed::Line(line) | Printed::Event(Output { text: line, .. }) => {
-                let mut bytes = line.into_bytes();
-                bytes.push(b'\n');
-                if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
-                    return;
+    let mut batch = Vec::new();
+    let mut flushed = Vec::new();
+    while let Some(first) = lines.recv().await {
+        let mut next = Some(first);
+        while let Some(printed) = next.take() {
+            match printed {
+                Printed::Line(line) | Printed::Event(Output { text: line, .. }) => {
+                    batch.extend_from_slice(line.as_bytes());
+                    batch.push(b'\n');
                 }
+                Printed::Flush(done) => flushed.push(done),
             }
-            Printed::Flush(done) => {
-                let _ = done.send(());
+            if batch.len() < WRITE_BATCH {
+                next = lines.try_recv().ok();
             }
+        }
+        if !batch.is_empty()
+            && (stdout.write_all(&batch).await.is_err() || stdout.flush().await.is_err())
+        {
+            return;
+        }
+        batch.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
     }
 }

@@ -9,6 +9,10 @@
 //! - **one at a time**: the next line once the last was delivered;
 //! - **N in flight**: lines written while fewer than N are undelivered.
 //!
+//! A phase lasts until bob showed its last message: a receiver slower to
+//! show than the sender is to send sets the rate (its backlog shows in the
+//! latency).
+//!
 //! Each row has the server's CPU per message and, in `extra`, the sending
 //! client's. The first message (the meeting and the end-to-end handshake)
 //! is sent before anything is measured. With `--client-bin` and
@@ -136,11 +140,6 @@ impl RealClient {
             }
         }
     }
-
-    /// Every event already read, without waiting.
-    fn read_now(&mut self) -> Vec<(Instant, Value)> {
-        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
-    }
 }
 
 /// `send bob SEQ xxx...`, a [`TEXT`]-byte text that names its number.
@@ -169,19 +168,6 @@ impl Phase {
             shown: histogram(),
             delivered: histogram(),
             seconds: 0.0,
-        }
-    }
-
-    /// Bob's `message` events so far, against when each was typed.
-    fn shown(&mut self, bob: &mut RealClient) {
-        for (at, event) in bob.read_now() {
-            if event["event"] != "message" {
-                continue;
-            }
-            if let Some(typed) = seq_of(&event).and_then(|seq| self.typed.get(&seq)) {
-                self.shown
-                    .saturating_record(micros(at.saturating_duration_since(*typed)).max(1));
-            }
         }
     }
 }
@@ -220,9 +206,9 @@ async fn phase(
             .delivered
             .saturating_record(micros(at.saturating_duration_since(typed)).max(1));
     }
-    phase.seconds = started.elapsed().as_secs_f64();
     // What bob showed, up to the last message (each was delivered, so
-    // shown or about to be).
+    // shown or about to be). The phase lasts until then: a receiver that
+    // shows messages more slowly than they arrive sets the rate.
     let last = *next_seq - 1;
     loop {
         let (at, event) = bob.until(|e| e["event"] == "message").await?;
@@ -233,11 +219,11 @@ async fn phase(
                     .saturating_record(micros(at.saturating_duration_since(*typed)).max(1));
             }
             if seq == last {
+                phase.seconds = at.saturating_duration_since(started).as_secs_f64();
                 break;
             }
         }
     }
-    phase.shown(bob);
     Ok(phase)
 }
 
