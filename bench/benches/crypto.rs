@@ -1,13 +1,16 @@
 //! Micro-benchmarks (criterion) of the per-operation costs the load
 //! scenarios are bounded by: one P-384 ECDH, a whole NK handshake (both
-//! sides), sealing and opening a DATA datagram (in a busy session, whose
-//! keys stay expanded, and in one used now and then, whose keys are
-//! expanded for each packet), decoding a public key (a
-//! point decompression, and the cached path), and an envelope's encode and decode. `cargo bench -p udpchat-bench`.
+//! sides, and the server's answer alone), answering a KEY REQUEST, sealing
+//! and opening a DATA datagram (in a busy session, whose keys stay
+//! expanded, and in one used now and then, whose keys are expanded for
+//! each packet), decoding a public key (a point decompression, and the
+//! cached path), and an envelope's encode and decode. `cargo bench -p
+//! udpchat-bench`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use udpchat_commands::message::Message;
@@ -16,6 +19,7 @@ use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::session::{Role, Session};
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::packet::Packet as _;
+use udpchat_core::secure::{SecureConfig, SecureEndpoint};
 use udpchat_core::wire::{self, Packet};
 
 fn now_ms() -> u64 {
@@ -47,6 +51,52 @@ fn nk_handshake(c: &mut Criterion) {
                 ServerHandshake::respond(&mut rng, &server, &hello, now_ms(), &[], &mut guard)
                     .expect("respond");
             black_box(expect.read(&welcome).expect("read"))
+        })
+    });
+    // What a server spends on each new session: reading message 1 and
+    // making message 2 (the client's side made beforehand, not timed).
+    let mut client_rng = StdRng::seed_from_u64(4);
+    c.bench_function("nk handshake, the server's answer", |b| {
+        b.iter_batched(
+            || {
+                let (_, hello) =
+                    ClientHello::start(&mut client_rng, &public, &[0], now_ms()).expect("hello");
+                hello
+            },
+            |hello| {
+                black_box(
+                    ServerHandshake::respond(&mut rng, &server, &hello, now_ms(), &[], &mut guard)
+                        .expect("respond"),
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// What a server spends answering one KEY REQUEST (unauthenticated:
+/// anyone may send them, from any address).
+fn key_request(c: &mut Criterion) {
+    let now = Instant::now();
+    let key = StaticKey::generate(&mut StdRng::seed_from_u64(5));
+    let mut server = SecureEndpoint::server(
+        SecureConfig::default(),
+        key,
+        Box::new(StdRng::seed_from_u64(6)),
+        now,
+    );
+    let request = Packet::KeyRequest.encode();
+    let from: SocketAddr = "127.0.0.1:40000".parse().expect("address");
+    c.bench_function("answer a KEY REQUEST", |b| {
+        b.iter(|| {
+            server
+                .handle_datagram(now, now_ms(), from, &request)
+                .expect("answered");
+            black_box(
+                server
+                    .poll_transmit(now, now_ms())
+                    .expect("the server's key"),
+            )
         })
     });
 }
@@ -138,6 +188,7 @@ criterion_group!(
     benches,
     ecdh,
     nk_handshake,
+    key_request,
     seal_open,
     public_key_decode,
     envelope

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use base64::Engine;
 use p384::ecdsa::signature::{Signer, Verifier};
@@ -81,20 +81,31 @@ pub enum KeyError {
 #[derive(Clone)]
 pub struct StaticKey {
     secret: p384::SecretKey,
+    /// Its public key, worked out on first use and kept: a scalar
+    /// multiplication (about as dear as an ECDH) that every handshake a
+    /// server answers, and every KEY REQUEST, would otherwise repeat.
+    public: OnceLock<PublicKey>,
 }
 
 impl StaticKey {
     /// A new random key.
     pub fn generate<R: CryptoRng + RngCore>(rng: &mut R) -> StaticKey {
+        StaticKey::of(p384::SecretKey::random(rng))
+    }
+
+    fn of(secret: p384::SecretKey) -> StaticKey {
         StaticKey {
-            secret: p384::SecretKey::random(rng),
+            secret,
+            public: OnceLock::new(),
         }
     }
 
     pub fn public(&self) -> PublicKey {
-        PublicKey {
-            inner: self.secret.public_key(),
-        }
+        self.public
+            .get_or_init(|| PublicKey {
+                inner: self.secret.public_key(),
+            })
+            .clone()
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), LF line endings.
@@ -144,7 +155,7 @@ impl StaticKey {
             }
             _ => return Err(KeyError::UnsupportedPem { label }),
         };
-        Ok(StaticKey { secret })
+        Ok(StaticKey::of(secret))
     }
 
     /// ECDSA P-384 / SHA-384 over `msg`, deterministic (RFC 6979), as the
@@ -183,7 +194,7 @@ impl StaticKey {
         }
         let secret = p384::SecretKey::from_slice(bytes)
             .map_err(|_| KeyError::Malformed("the secret scalar is out of range".into()))?;
-        Ok(StaticKey { secret })
+        Ok(StaticKey::of(secret))
     }
 }
 
