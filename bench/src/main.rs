@@ -155,7 +155,8 @@ struct FloodCli {
     /// [default: 32, quick 8]).
     #[arg(long, default_value_t = scenarios::flood::LIST_RATE)]
     list_rate: f64,
-    /// Only the spoofed flood: no third phase whose attackers use their cookies.
+    /// Only the spoofed flood: no phase whose attackers use their cookies,
+    /// nor one of KEY REQUESTs.
     #[arg(long)]
     spoofed_only: bool,
 }

@@ -110,7 +110,7 @@ fn quick_flood_and_fragments_write_their_reports() {
     assert_eq!(flood["scenario"], "flood");
     assert_eq!(flood["available"], true);
     let mut names = Vec::new();
-    for phase in ["calm", "spoofed flood", "cookie flood"] {
+    for phase in ["calm", "spoofed flood", "cookie flood", "KEY REQUEST flood"] {
         names.push(format!("list, {phase}"));
         names.push(format!("sign-in, {phase}"));
         if phase != "calm" {

@@ -15,6 +15,9 @@
 //! 3. **cookie flood** (unless `--spoofed-only`): the same, but each
 //!    attacker sends its HELLOs with the mac2 of the last cookie it got:
 //!    what the per-source limit holds.
+//! 4. **KEY REQUEST flood** (unless `--spoofed-only`): KEY REQUESTs at
+//!    `rate` from the same sockets, each answered with the server's key
+//!    (anyone may ask, from any address: what one costs the server).
 //!
 //! Reported per phase: the `list` rate, p50/p99 and errors; the sign-ins'
 //! time from connect to signed in (p50, max, how many within 2 s, and
@@ -32,6 +35,7 @@ use tokio::net::UdpSocket;
 use udpchat_commands::signin::SignIn;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::secure::cookie::{self, Cookie};
+use udpchat_core::wire;
 
 use super::rpc::{measure, setup, SIGNUP_PARALLEL};
 use super::{params_with, Ctx};
@@ -80,6 +84,9 @@ enum Attack {
     Spoofed,
     /// Each attacker stamps its junk with its latest cookie.
     Cookies,
+    /// KEY REQUESTs instead of HELLOs: each is answered with the server's
+    /// key, unauthenticated, from any address.
+    KeyRequests,
 }
 
 impl Attack {
@@ -88,6 +95,7 @@ impl Attack {
             Attack::None => "calm",
             Attack::Spoofed => "spoofed flood",
             Attack::Cookies => "cookie flood",
+            Attack::KeyRequests => "KEY REQUEST flood",
         }
     }
 }
@@ -114,7 +122,7 @@ pub async fn run(ctx: &Ctx, args: FloodArgs) -> anyhow::Result<Report> {
     );
     let mut attacks = vec![Attack::None, Attack::Spoofed];
     if args.cookie_phase {
-        attacks.push(Attack::Cookies);
+        attacks.extend([Attack::Cookies, Attack::KeyRequests]);
     }
     let target = ctx.server()?;
     let clients = setup(ctx, &target).await?;
@@ -213,6 +221,10 @@ async fn phase(
             )
             .await?,
         ),
+        Attack::KeyRequests => {
+            let requests = Arc::new(vec![wire::Packet::KeyRequest.encode()]);
+            Some(Flood::start(&target.server, requests, args, false, stop_at).await?)
+        }
     };
     let probes = tokio::spawn(sign_ins(
         target.server.clone(),
