@@ -11,7 +11,7 @@ use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{Code, CommandError};
-use udpchat_core::secure::{PeerId, SecureEndpoint, SecureEvent};
+use udpchat_core::secure::{HandshakeDone, PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
@@ -42,6 +42,10 @@ pub(crate) struct Driver {
     closed: VecDeque<PeerId>,
     /// Set by [`Link::stop`]: the loop ends, then this is told.
     stopped: Option<oneshot::Sender<()>>,
+    /// Threads that may work out handshakes at once (0: this one does).
+    handshake_threads: usize,
+    /// Handshakes out on them.
+    in_work: usize,
 }
 
 impl Driver {
@@ -58,23 +62,36 @@ impl Driver {
             owner,
             closed: VecDeque::new(),
             stopped: None,
+            handshake_threads: 0,
+            in_work: 0,
         }
     }
 
-    /// The loop. HELLOs that passed the endpoint's gate wait for their
-    /// P-384 work until what is already here has been seen to: the
-    /// datagrams ready on the socket (up to [`READY_BATCH`]) and the
-    /// application's operations, so existing sessions go before new
-    /// handshakes, which still get one turn per round.
+    pub(crate) fn with_handshake_threads(mut self, n: usize) -> Driver {
+        self.handshake_threads = n;
+        self
+    }
+
+    /// The loop. HELLOs that passed the endpoint's gate go to the
+    /// handshake threads, as many at once as there are threads, and come
+    /// back worked out to be finished here (the session table and the
+    /// replay guard stay on this thread). Without handshake threads they
+    /// wait for their P-384 work here until what is already here has been
+    /// seen to: the datagrams ready on the socket (up to [`READY_BATCH`])
+    /// and the application's operations, so existing sessions go before
+    /// new handshakes, which still get one turn per round.
     pub(crate) async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
         let mut inbound = Inbound::new();
         // One timer, moved when the endpoint's next deadline moves.
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut timer_at: Option<std::time::Instant> = None;
+        let (worked_tx, mut worked) = mpsc::unbounded_channel();
         loop {
             self.flush().await;
-            if self.endpoint.has_handshakes() {
+            if self.handshake_threads > 0 {
+                self.hand_out_handshakes(&worked_tx);
+            } else if self.endpoint.has_handshakes() {
                 self.receive(&mut inbound);
                 for _ in 0..READY_BATCH {
                     match ops.try_recv() {
@@ -124,6 +141,11 @@ impl Driver {
                     timer_at = None;
                     self.timeout();
                 }
+                Some(done) = worked.recv(), if self.in_work > 0 => {
+                    self.in_work -= 1;
+                    self.endpoint
+                        .finish_handshake(std::time::Instant::now(), now_ms(), done);
+                }
             }
             if self.stopped.is_some() {
                 break;
@@ -138,6 +160,24 @@ impl Driver {
         drop(self);
         if let Some(done) = stopped {
             let _ = done.send(());
+        }
+    }
+
+    /// Gives waiting HELLOs to the handshake threads while one is free.
+    fn hand_out_handshakes(&mut self, worked: &mpsc::UnboundedSender<HandshakeDone>) {
+        while self.in_work < self.handshake_threads {
+            let Some(work) = self
+                .endpoint
+                .take_handshake(std::time::Instant::now(), now_ms())
+            else {
+                return;
+            };
+            self.in_work += 1;
+            let worked = worked.clone();
+            tokio::task::spawn_blocking(move || {
+                // The driver may have stopped meanwhile: then it is dropped.
+                let _ = worked.send(work.run(&mut rand::thread_rng()));
+            });
         }
     }
 

@@ -158,6 +158,7 @@ pub struct Start {
     local: SocketAddr,
     endpoint: SecureEndpoint,
     ops: mpsc::UnboundedReceiver<Op>,
+    handshake_threads: usize,
 }
 
 impl std::fmt::Debug for Start {
@@ -167,6 +168,17 @@ impl std::fmt::Debug for Start {
 }
 
 impl Start {
+    /// Works out new sessions' handshakes (their P-384 work) on up to `n`
+    /// threads of the runtime's blocking pool, so the driver's thread goes
+    /// on with its sessions' datagrams meanwhile; 0 (the default) does
+    /// them on the driver's thread, between its datagrams.
+    pub fn handshake_threads(self, n: usize) -> Start {
+        Start {
+            handshake_threads: n,
+            ..self
+        }
+    }
+
     /// Starts the driver, handing what arrives to `owner` on its task.
     pub fn run(self, owner: impl Owner) {
         let socket = match Socket::new(self.socket, self.batches) {
@@ -176,7 +188,8 @@ impl Start {
                 return;
             }
         };
-        let driver = Driver::new(socket, self.endpoint, Box::new(owner));
+        let driver = Driver::new(socket, self.endpoint, Box::new(owner))
+            .with_handshake_threads(self.handshake_threads);
         tokio::spawn(driver.run(self.ops));
     }
 
@@ -191,6 +204,7 @@ impl Start {
             .enable_all()
             .build()?;
         let (endpoint, ops, batches) = (self.endpoint, self.ops, self.batches);
+        let handshake_threads = self.handshake_threads;
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -204,6 +218,7 @@ impl Start {
                             }
                         };
                     Driver::new(socket, endpoint, Box::new(owner))
+                        .with_handshake_threads(handshake_threads)
                         .run(ops)
                         .await
                 })
@@ -289,6 +304,7 @@ impl Link {
             local,
             endpoint,
             ops: ops_rx,
+            handshake_threads: 0,
         };
         Ok((Link { ops, local }, start))
     }

@@ -69,6 +69,11 @@ struct Cli {
     /// second (the others get a cookie round trip first).
     #[arg(long, value_name = "N", default_value_t = 20)]
     handshakes_per_address: u32,
+    /// Threads that work out new sessions' handshakes (P-384), beside the
+    /// network thread [default: one per core]; 0 works them out on the
+    /// network thread, between its datagrams.
+    #[arg(long, value_name = "N")]
+    handshake_threads: Option<usize>,
     /// Delete messages kept for offline users after this long, telling
     /// their senders.
     #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
@@ -146,7 +151,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         groups_store,
         cli.presence_limit,
     ));
-    driver.run_on_thread(
+    let handshake_threads = cli.handshake_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    driver.handshake_threads(handshake_threads).run_on_thread(
         "udpchat-net",
         dispatch::Dispatcher::new(server.clone(), link.clone()),
     )?;

@@ -26,8 +26,9 @@
 //! Each session is a [`PeerId`]: the index this side chose for it. The
 //! application addresses peers by it, not by address.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{CryptoRng, RngCore};
@@ -227,8 +228,9 @@ const TOKEN_LEN: usize = 32;
 pub struct SecureEndpoint {
     config: SecureConfig,
     transport: Endpoint<PeerId>,
-    /// The server's key (server) or this user's identity key (client).
-    static_key: Option<StaticKey>,
+    /// The server's key (server) or this user's identity key (client);
+    /// shared with the handshakes being worked out ([`HandshakeWork`]).
+    static_key: Option<Arc<StaticKey>>,
     accept: Option<Pattern>,
     /// Boxed: the table's spare slots cost a pointer each, not a `Conn`.
     conns: HashMap<u32, Box<Conn>>,
@@ -250,8 +252,10 @@ pub struct SecureEndpoint {
     hello_rate: RateLimit<()>,
     /// Handshakes answered per source, under load.
     handshake_sources: RateLimit<Source>,
-    /// HELLOs waiting for their P-384 work ([`SecureEndpoint::handle_handshake`]).
+    /// HELLOs waiting for their P-384 work ([`SecureEndpoint::take_handshake`]).
     hellos: VecDeque<QueuedHello>,
+    /// The message 1s taken out and not yet finished, by ephemeral key.
+    hellos_in_work: HashSet<Vec<u8>>,
     /// Under load until then.
     busy_until: Option<Instant>,
     /// Cookies responders gave us, by their address, and when.
@@ -276,7 +280,13 @@ impl SecureEndpoint {
         rng: Box<dyn SecureRng>,
         now: Instant,
     ) -> Self {
-        SecureEndpoint::new(config, Some(server_key), Some(Pattern::Nk), rng, now)
+        SecureEndpoint::new(
+            config,
+            Some(Arc::new(server_key)),
+            Some(Pattern::Nk),
+            rng,
+            now,
+        )
     }
 
     /// A client: starts NK toward servers; answers IK from other clients
@@ -287,7 +297,7 @@ impl SecureEndpoint {
 
     fn new(
         config: SecureConfig,
-        static_key: Option<StaticKey>,
+        static_key: Option<Arc<StaticKey>>,
         accept: Option<Pattern>,
         rng: Box<dyn SecureRng>,
         now: Instant,
@@ -326,6 +336,7 @@ impl SecureEndpoint {
             hello_rate,
             handshake_sources,
             hellos: VecDeque::new(),
+            hellos_in_work: HashSet::new(),
             busy_until: None,
             cookies: HashMap::new(),
             per_source: HashMap::new(),
@@ -341,7 +352,7 @@ impl SecureEndpoint {
     pub fn set_identity(&mut self, identity: Option<StaticKey>) {
         self.accept = identity.as_ref().map(|_| Pattern::Ik);
         self.mac1_key = identity.as_ref().map(|k| cookie::mac1_key(&k.public()));
-        self.static_key = identity;
+        self.static_key = identity.map(Arc::new);
     }
 
     pub fn stats(&self) -> Stats {
@@ -779,6 +790,7 @@ pub mod screen;
 #[cfg(test)]
 mod tests;
 mod tuning;
+pub use hello::{HandshakeDone, HandshakeWork};
 pub use tuning::SecureConfig;
 #[cfg(test)]
 mod worked_example;

@@ -10,8 +10,10 @@
 //!    happens. Then each source may have a few handshakes answered per
 //!    second.
 //! 3. What passes waits in a bounded queue; the driver takes one out with
-//!    [`SecureEndpoint::handle_handshake`] when its sessions' datagrams
-//!    have been seen to, so existing sessions go first.
+//!    [`SecureEndpoint::take_handshake`] (to work out on another thread,
+//!    and hand back with [`SecureEndpoint::finish_handshake`]) or does it
+//!    at once with [`SecureEndpoint::handle_handshake`] when its sessions'
+//!    datagrams have been seen to, so existing sessions go first.
 //!
 //! On the initiator's side, a COOKIE REPLY that echoes its HELLO's mac1 is
 //! kept for that responder's address and the HELLO goes again at once,
@@ -22,11 +24,15 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use super::{cookie, QueuedHello, Rejected, SecureEndpoint, State, HELLO_STALE, MAX_COOKIES};
+use super::{
+    cookie, HandshakeDone, HandshakeWork, QueuedHello, Rejected, SecureEndpoint, State,
+    HELLO_STALE, MAX_COOKIES,
+};
 
 /// Once under load, the responder stays so this long after the last HELLO
 /// over its calm rate.
 pub const BUSY_HOLD: Duration = Duration::from_secs(10);
+use crate::crypto::keys::PUBLIC_KEY_LEN;
 use crate::limits::Source;
 use crate::wire::{Packet, MAC_LEN};
 
@@ -79,15 +85,17 @@ impl SecureEndpoint {
         Ok(())
     }
 
-    /// Whether HELLOs wait for [`SecureEndpoint::handle_handshake`].
+    /// Whether HELLOs wait for their P-384 work
+    /// ([`SecureEndpoint::take_handshake`]).
     pub fn has_handshakes(&self) -> bool {
         !self.hellos.is_empty()
     }
 
-    /// Does the P-384 work of the oldest waiting HELLO (those waiting too
-    /// long are dropped: their senders have retried). Returns false when
-    /// none was waiting.
-    pub fn handle_handshake(&mut self, now: Instant, now_ms: u64) -> bool {
+    /// The P-384 work of the oldest waiting HELLO, to run on any thread
+    /// and hand back with [`SecureEndpoint::finish_handshake`] (those
+    /// waiting too long are dropped: their senders have retried). None
+    /// when none waits.
+    pub fn take_handshake(&mut self, now: Instant, now_ms: u64) -> Option<HandshakeWork> {
         while let Some(queued) = self.hellos.pop_front() {
             if now.saturating_duration_since(queued.at) > HELLO_STALE {
                 self.stats.handshakes_shed += 1;
@@ -102,16 +110,44 @@ impl SecureEndpoint {
             else {
                 continue;
             };
-            self.stats.handshakes_answered += 1;
-            if self
-                .answer_hello(now, now_ms, queued.from, pattern, sender_index, message)
-                .is_err()
-            {
+            // The same message 1 again while it is worked out (a replay,
+            // or the network's duplicate) would race the first to the
+            // replay guard: the first to arrive is the one answered.
+            if !self.hellos_in_work.insert(work_key(message)) {
                 self.stats.rejected += 1;
+                continue;
             }
-            return true;
+            let Some(work) = self.hello_work(now_ms, queued.from, pattern, sender_index, message)
+            else {
+                continue;
+            };
+            self.stats.handshakes_answered += 1;
+            return Some(work);
         }
-        false
+        None
+    }
+
+    /// Takes a HELLO's worked-out answer back: if the replay guard has not
+    /// seen it, the session opens (or a re-keyed one moves to its new
+    /// keys) and the WELCOME goes out.
+    pub fn finish_handshake(&mut self, now: Instant, now_ms: u64, done: HandshakeDone) {
+        self.hellos_in_work.remove(&done.work_key());
+        if self.admit_hello(now, now_ms, done).is_err() {
+            self.stats.rejected += 1;
+        }
+        self.drain_transport_events();
+    }
+
+    /// Does the P-384 work of the oldest waiting HELLO here and now (see
+    /// [`SecureEndpoint::take_handshake`]). Returns false when none was
+    /// waiting.
+    pub fn handle_handshake(&mut self, now: Instant, now_ms: u64) -> bool {
+        let Some(work) = self.take_handshake(now, now_ms) else {
+            return false;
+        };
+        let done = work.run(&mut self.rng);
+        self.finish_handshake(now, now_ms, done);
+        true
     }
 
     /// A responder under load asked for a cookie: keep it and say HELLO
@@ -158,4 +194,10 @@ impl SecureEndpoint {
             .filter(|(_, at)| now.saturating_duration_since(*at) < cookie::COOKIE_LIFETIME)
             .map(|(c, _)| *c)
     }
+}
+
+/// What tells one message 1 from another while it is worked out: its
+/// ephemeral key (or all of it, if shorter: it is refused anyway).
+pub(super) fn work_key(message: &[u8]) -> Vec<u8> {
+    message[..message.len().min(PUBLIC_KEY_LEN)].to_vec()
 }

@@ -721,3 +721,58 @@ fn keepalives_now_and_then_expand_no_key_for_good() {
         }
     }
 }
+
+#[test]
+fn handshakes_worked_out_on_other_threads_open_sessions_in_any_order_and_a_replay_none() {
+    let now = Instant::now();
+    let (mut server, key) = server_with(SecureConfig::default(), now);
+    let mut clients = Vec::new();
+    for i in 0..3u16 {
+        let from = addr(6000 + i);
+        let mut client =
+            SecureEndpoint::client(SecureConfig::default(), rng(100 + u64::from(i)), now);
+        let peer = client
+            .connect(now, MS, addr(4590), key.clone(), Pattern::Nk)
+            .unwrap();
+        while let Some((_, d)) = client.poll_transmit(now, MS) {
+            server.handle_datagram(now, MS, from, &d).unwrap();
+            if i == 2 {
+                // Someone replays the third HELLO from elsewhere.
+                server.handle_datagram(now, MS, addr(6666), &d).unwrap();
+            }
+        }
+        clients.push((from, client, peer));
+    }
+    let mut work = Vec::new();
+    while let Some(w) = server.take_handshake(now, MS) {
+        work.push(w);
+    }
+    assert_eq!(
+        work.len(),
+        3,
+        "the replay is not worked out beside the first"
+    );
+    let threads: Vec<_> = work
+        .into_iter()
+        .map(|w| std::thread::spawn(move || w.run(&mut rand::thread_rng())))
+        .collect();
+    let done: Vec<HandshakeDone> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    // Back in the reverse order of their arrival.
+    for d in done.into_iter().rev() {
+        server.finish_handshake(now, MS, d);
+    }
+    let mut welcomed = Vec::new();
+    while let Some((to, d)) = server.poll_transmit(now, MS) {
+        welcomed.push(to);
+        if let Some((_, client, _)) = clients.iter_mut().find(|(from, _, _)| *from == to) {
+            client.handle_datagram(now, MS, addr(4590), &d).unwrap();
+        }
+    }
+    welcomed.sort();
+    assert_eq!(welcomed, [addr(6000), addr(6001), addr(6002)]);
+    for (_, client, peer) in &clients {
+        assert!(client.peer(*peer).unwrap().established);
+    }
+    assert_eq!(server.sessions(), 3);
+    assert_eq!(server.stats().handshakes_answered, 3);
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use rand::{CryptoRng, RngCore};
 
 use super::noise::{self, Identity, Initiator, Pattern};
-use super::{HandshakeError, Keys, ReplayGuard};
+use super::{Answered, HandshakeError, Keys, ReplayGuard};
 use crate::crypto::keys::{PublicKey, StaticKey};
 
 /// The initiating peer's first step.
@@ -108,5 +108,18 @@ impl PeerHandshake {
             .initiator
             .ok_or(HandshakeError::Malformed("no initiator identity"))?;
         Ok((accepted.keys, accepted.message, initiator, accepted.payload))
+    }
+
+    /// [`PeerHandshake::respond`]'s P-384 work alone, for any thread;
+    /// [`Answered::admit`] then checks it against the replay guard (the
+    /// initiator's identity is in what it admits).
+    pub fn answer<R: CryptoRng + RngCore>(
+        rng: &mut R,
+        my_static: &StaticKey,
+        message: &[u8],
+        now_ms: u64,
+        payload: &[u8],
+    ) -> Result<Answered, HandshakeError> {
+        noise::answer(rng, Pattern::Ik, my_static, message, now_ms, payload)
     }
 }

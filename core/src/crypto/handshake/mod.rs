@@ -60,6 +60,7 @@ use std::fmt;
 
 pub use ik::{ExpectPeerHello, PeerHandshake, PeerHello};
 pub use nk::{ClientHello, ExpectServerHello, ServerHandshake};
+pub use noise::{Accepted, Answered};
 pub use replay_guard::{ReplayGuard, FRESHNESS_MS, REPLAY_GUARD_CAPACITY};
 
 use super::keys::PUBLIC_KEY_LEN;

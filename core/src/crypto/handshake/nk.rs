@@ -7,7 +7,7 @@ use std::fmt;
 use rand::{CryptoRng, RngCore};
 
 use super::noise::{self, Initiator, Pattern};
-use super::{HandshakeError, Keys, ReplayGuard};
+use super::{Answered, HandshakeError, Keys, ReplayGuard};
 use crate::crypto::keys::{PublicKey, StaticKey};
 
 /// The client's first step.
@@ -75,5 +75,17 @@ impl ServerHandshake {
             replay,
         )?;
         Ok((accepted.keys, accepted.message, accepted.payload))
+    }
+
+    /// [`ServerHandshake::respond`]'s P-384 work alone, for any thread;
+    /// [`Answered::admit`] then checks it against the replay guard.
+    pub fn answer<R: CryptoRng + RngCore>(
+        rng: &mut R,
+        server_static: &StaticKey,
+        message: &[u8],
+        now_ms: u64,
+        payload: &[u8],
+    ) -> Result<Answered, HandshakeError> {
+        noise::answer(rng, Pattern::Nk, server_static, message, now_ms, payload)
     }
 }

@@ -115,11 +115,39 @@ pub(super) fn finish(
 
 /// What a responder accepted: the keys, message 2, the initiator's identity
 /// key (IK only) and the initiator's payload.
-pub(super) struct Accepted {
-    pub(super) keys: Keys,
-    pub(super) message: Vec<u8>,
-    pub(super) initiator: Option<PublicKey>,
-    pub(super) payload: Vec<u8>,
+pub struct Accepted {
+    pub keys: Keys,
+    pub message: Vec<u8>,
+    pub initiator: Option<PublicKey>,
+    pub payload: Vec<u8>,
+}
+
+/// A message 1 read and answered, not yet checked against the
+/// [`ReplayGuard`]: the responder's P-384 work, done wherever it may be
+/// (a thread of a pool), and what [`Answered::admit`] then checks where the
+/// guard is. Nothing is sent for it until it is admitted.
+pub struct Answered {
+    accepted: Accepted,
+    /// Message 1's ephemeral key and timestamp, for the guard.
+    ephemeral: [u8; PUBLIC_KEY_LEN],
+    timestamp_ms: u64,
+}
+
+impl Answered {
+    /// Accepts it if its timestamp is fresh at `now_ms` and its ephemeral
+    /// key was not accepted before (then the guard remembers it).
+    pub fn admit(self, replay: &mut ReplayGuard, now_ms: u64) -> Result<Accepted, HandshakeError> {
+        if !ReplayGuard::is_fresh(self.timestamp_ms, now_ms) {
+            return Err(HandshakeError::Stale {
+                timestamp_ms: self.timestamp_ms,
+                now_ms,
+            });
+        }
+        if !replay.check_and_remember(&self.ephemeral, self.timestamp_ms, now_ms) {
+            return Err(HandshakeError::Replayed);
+        }
+        Ok(self.accepted)
+    }
 }
 
 /// Reads message 1 and, if it is authentic, fresh and new, answers it.
@@ -132,6 +160,19 @@ pub(super) fn respond<R: CryptoRng + RngCore>(
     payload: &[u8],
     replay: &mut ReplayGuard,
 ) -> Result<Accepted, HandshakeError> {
+    answer(rng, pattern, responder, message, now_ms, payload)?.admit(replay, now_ms)
+}
+
+/// Reads message 1 and, if it is authentic and fresh, answers it; the
+/// replay guard is left to [`Answered::admit`].
+pub(super) fn answer<R: CryptoRng + RngCore>(
+    rng: &mut R,
+    pattern: Pattern,
+    responder: &StaticKey,
+    message: &[u8],
+    now_ms: u64,
+    payload: &[u8],
+) -> Result<Answered, HandshakeError> {
     if payload.len() > MAX_WELCOME_PAYLOAD {
         return Err(HandshakeError::PayloadTooLarge {
             len: payload.len(),
@@ -174,14 +215,12 @@ pub(super) fn respond<R: CryptoRng + RngCore>(
             .map_err(|_| HandshakeError::Decrypt)?,
     );
     let (timestamp_ms, their_payload) = read_hello_body(&body)?;
+    // Stale now is stale when admitted too: no P-384 work for it.
     if !ReplayGuard::is_fresh(timestamp_ms, now_ms) {
         return Err(HandshakeError::Stale {
             timestamp_ms,
             now_ms,
         });
-    }
-    if !replay.check_and_remember(their_ephemeral_bytes, timestamp_ms, now_ms) {
-        return Err(HandshakeError::Replayed);
     }
 
     let ephemeral = StaticKey::generate(rng);
@@ -193,11 +232,17 @@ pub(super) fn respond<R: CryptoRng + RngCore>(
     }
     reply.extend(state.encrypt_and_hash(payload));
     debug_assert!(reply.len() <= message.len());
-    Ok(Accepted {
-        keys: keys(state, now_ms),
-        message: reply,
-        initiator,
-        payload: their_payload,
+    let mut ephemeral_bytes = [0u8; PUBLIC_KEY_LEN];
+    ephemeral_bytes.copy_from_slice(their_ephemeral_bytes);
+    Ok(Answered {
+        accepted: Accepted {
+            keys: keys(state, now_ms),
+            message: reply,
+            initiator,
+            payload: their_payload,
+        },
+        ephemeral: ephemeral_bytes,
+        timestamp_ms,
     })
 }
 
