@@ -80,12 +80,17 @@ impl ServerSource {
 
 /// The `udpchat-server` next to this executable (or `--server-bin`).
 pub fn default_server_binary() -> PathBuf {
+    beside_this("udpchat-server")
+}
+
+/// The workspace binary `name`, built next to this executable.
+pub fn beside_this(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap_or_default();
     dir.pop();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join(format!("udpchat-server{}", std::env::consts::EXE_SUFFIX))
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {

@@ -194,7 +194,11 @@ impl PeerSessions {
             return;
         };
         if found.identity != to.identity {
-            return; // another client of theirs now: the next send opens anew
+            // Another client of theirs now: what waits on this session
+            // fails at once (and `send` takes it there), and the next
+            // message opens a session with that client.
+            self.close_if(|k, _| k == key);
+            return;
         }
         let moved = (found.seen_at, found.identity.to_bytes());
         if let Err(e) = self.open_session(&moved, &found).await {

@@ -13,7 +13,7 @@
 //! (`queued`, then `delivered to bob (stored)` when they are back).
 
 use udpchat_core::args::{Arg, ArgKind, Args};
-use udpchat_core::context::{Client, Path};
+use udpchat_core::context::{Client, Delivery, Path, Whereabouts};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Ink, Names, Pen};
 use udpchat_core::names::check_user_name;
@@ -45,54 +45,95 @@ impl Shell for SendMessage {
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
+        let message = Outgoing { from, to, text };
         // Their client's session is open and nothing was heard of them
         // since: no need to ask the server again.
-        let known = client.peers().known(&to);
+        let known = client.peers().known(&message.to);
+        let asked = known.is_none();
+        let Some(delivery) = message.go(&client, known).await? else {
+            return Ok(());
+        };
+        let reporter = client.clone();
+        client.tasks().spawn(Box::pin(async move {
+            let mut fate = delivery.await;
+            if fate.is_err() && !asked {
+                // Written without asking where they are: they may be on
+                // another client now (the news not here yet). Ask, and
+                // send it there, or keep it for them.
+                fate = match message.go(&reporter, None).await {
+                    Ok(Some(delivery)) => delivery.await,
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+            }
+            let outcome = match fate {
+                Ok(path) => {
+                    reporter.emit(delivered(&message.to, path));
+                    Ok(())
+                }
+                // Their client stopped answering: keep it for them instead.
+                Err(_) => message.keep(&reporter).await,
+            };
+            if let Err(e) = outcome {
+                reporter.emit(
+                    Output::error(&CommandError::new(
+                        Code::DeliveryFailed,
+                        format!("message to {} was not delivered: {}", message.to, e.message),
+                    ))
+                    .with("to", message.to),
+                );
+            }
+        }));
+        Ok(())
+    }
+}
+
+/// A direct message on its way.
+struct Outgoing {
+    from: String,
+    to: String,
+    text: String,
+}
+
+impl Outgoing {
+    /// Sends it to the recipient's client at `known` whereabouts, or where
+    /// the server says it is; the delivery to wait for, or `None` when
+    /// the recipient is not signed in (then it is kept for them).
+    async fn go(
+        &self,
+        client: &Client,
+        known: Option<Whereabouts>,
+    ) -> Result<Option<Delivery>, CommandError> {
         let whereabouts = match known {
             Some(found) => found,
             None => {
-                let meet = client.peers().needs_meeting(&to);
-                match crate::lookup::lookup(&client, &to, meet).await {
+                let meet = client.peers().needs_meeting(&self.to);
+                match crate::lookup::lookup(client, &self.to, meet).await {
                     Ok(found) => found,
                     // Not signed in: seal it and leave it on the server (an
                     // unknown user gets the error from there).
                     Err(e) if e.code == Code::NoSuchUser => {
-                        return crate::deposit::queue(&client, &from, &to, &text).await;
+                        self.keep(client).await?;
+                        return Ok(None);
                     }
                     Err(e) => return Err(e),
                 }
             }
         };
         let body = MessageBody {
-            from: from.clone(),
-            text: text.clone(),
+            from: self.from.clone(),
+            text: self.text.clone(),
         };
         let delivery = client.peers().push::<Message>(whereabouts, &body).await;
-        let reporter = client.clone();
-        client.tasks().spawn(Box::pin(async move {
-            let fate = match delivery {
-                Ok(delivery) => delivery.await,
-                Err(e) => Err(e),
-            };
-            let outcome = match fate {
-                Ok(path) => {
-                    reporter.emit(delivered(&to, path));
-                    Ok(())
-                }
-                // Their client stopped answering: keep it for them instead.
-                Err(_) => crate::deposit::queue(&reporter, &from, &to, &text).await,
-            };
-            if let Err(e) = outcome {
-                reporter.emit(
-                    Output::error(&CommandError::new(
-                        Code::DeliveryFailed,
-                        format!("message to {to} was not delivered: {}", e.message),
-                    ))
-                    .with("to", to),
-                );
-            }
-        }));
-        Ok(())
+        // A push that could not even be queued fails like one unanswered.
+        Ok(Some(
+            delivery.unwrap_or_else(|e| Box::pin(async { Err(e) })),
+        ))
+    }
+
+    /// Seals it and leaves it on the server for the recipient.
+    async fn keep(&self, client: &Client) -> Result<(), CommandError> {
+        crate::deposit::queue(client, &self.from, &self.to, &self.text).await
     }
 }
 

@@ -34,6 +34,17 @@ pub struct Impairment {
     pub seed: u64,
 }
 
+impl Impairment {
+    /// A link that loses, repeats and reorders nothing (a relay only to
+    /// watch or hold what goes through).
+    pub const CLEAN: Impairment = Impairment {
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        seed: 0,
+    };
+}
+
 /// A datagram held back to be sent after the next one.
 type Held = (Arc<UdpSocket>, SocketAddr, Vec<u8>);
 
@@ -81,6 +92,10 @@ pub struct Relay {
     stop: Arc<AtomicBool>,
     /// While set, what the client sends the server waits here.
     gate: Arc<Gate>,
+    /// While set, what the server sends the client waits here.
+    gate_down: Arc<Gate>,
+    up_socket: Arc<UdpSocket>,
+    client: Arc<Mutex<Option<SocketAddr>>>,
     out_socket: Arc<UdpSocket>,
     server: SocketAddr,
     key_requests: Arc<KeyRequests>,
@@ -106,7 +121,7 @@ impl KeyRequests {
     }
 }
 
-/// Holds the client's traffic to the server while closed.
+/// Holds traffic between the client and the server while closed.
 #[derive(Default)]
 struct Gate {
     held: Mutex<Option<Vec<Vec<u8>>>>,
@@ -124,12 +139,16 @@ impl Relay {
         });
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
         let gate = Arc::new(Gate::default());
+        let gate_down = Arc::new(Gate::default());
         let key_requests = Arc::new(KeyRequests::default());
         let relay = Relay {
             up: up.local_addr().unwrap(),
             out: out.local_addr().unwrap(),
             stop: stop.clone(),
             gate: gate.clone(),
+            gate_down: gate_down.clone(),
+            up_socket: up.clone(),
+            client: client.clone(),
             out_socket: out.clone(),
             server,
             key_requests: key_requests.clone(),
@@ -167,6 +186,10 @@ impl Relay {
                     return;
                 };
                 if from == server {
+                    if let Some(held) = gate_down.held.lock().as_mut() {
+                        held.push(bytes.to_vec());
+                        return;
+                    }
                     lossy.forward(&up, client_addr, bytes);
                     return;
                 }
@@ -206,6 +229,24 @@ impl Relay {
     /// knows the client), and lets traffic through again.
     pub fn release_to_server(&self) {
         self.release_to_server_copying_from(None);
+    }
+
+    /// Holds back everything the server sends the client from now on.
+    pub fn hold_from_server(&self) {
+        self.gate_down.held.lock().get_or_insert_with(Vec::new);
+    }
+
+    /// Hands the client what was held from the server, in order, and lets
+    /// the server's traffic through again.
+    pub fn release_from_server(&self) {
+        // Held while the backlog goes, so nothing newer overtakes it.
+        let mut gate = self.gate_down.held.lock();
+        let held = gate.take().unwrap_or_default();
+        if let Some(client) = *self.client.lock() {
+            for bytes in held {
+                let _ = self.up_socket.send_to(&bytes, client);
+            }
+        }
     }
 
     /// How many datagrams are held now.

@@ -174,13 +174,7 @@ fn messages_cross_lossy_links_once_each_and_in_order() {
 #[test]
 fn a_message_from_someone_who_left_right_after_sending_is_still_shown() {
     let server = Server::start();
-    let none = Impairment {
-        loss: 0.0,
-        duplicate: 0.0,
-        reorder: 0.0,
-        seed: 0,
-    };
-    let bob_link = Relay::start(server.addr, none);
+    let bob_link = Relay::start(server.addr, Impairment::CLEAN);
     let mut bob = Client::sign_up(bob_link.up, "bob");
     let mut alice = Client::sign_up(server.addr, "alice");
     // Whatever bob asks the server about alice's message waits until she
@@ -360,13 +354,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
 #[test]
 fn a_message_to_someone_already_written_to_goes_without_asking_the_server() {
     let server = Server::start();
-    let none = Impairment {
-        loss: 0.0,
-        duplicate: 0.0,
-        reorder: 0.0,
-        seed: 0,
-    };
-    let alice_link = Relay::start(server.addr, none);
+    let alice_link = Relay::start(server.addr, Impairment::CLEAN);
     let mut alice = Client::sign_up(alice_link.up, "alice");
     let mut bob = Client::sign_up(server.addr, "bob");
     // (News of bob's sign-in coming after the first message would have
@@ -411,6 +399,38 @@ fn a_user_back_on_another_client_is_looked_up_again_before_the_next_message() {
     // The session with his old client is not used for the next message:
     // it goes live to the client he is on now.
     alice.line("send bob two");
+    let message = again.expect("message");
+    assert_eq!(message["text"], "two");
+    assert!(message.get("stored").is_none(), "{message}");
+    let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
+    assert_eq!(delivered["path"], "direct", "{delivered}");
+}
+
+#[test]
+fn a_message_sent_before_news_that_its_recipient_moved_still_reaches_them_live() {
+    let server = Server::start();
+    let alice_link = Relay::start(server.addr, Impairment::CLEAN);
+    let mut alice = Client::sign_up(alice_link.up, "alice");
+    let bob = {
+        let mut bob = Client::sign_up(server.addr, "bob");
+        alice.expect_where("presence", |e| e["user"] == "bob");
+        alice.line("send bob one");
+        assert_eq!(bob.expect("message")["text"], "one");
+        alice.expect_where("delivered", |e| e["to"] == "bob");
+        bob
+    };
+    // Alice hears nothing from the server for a while: not that bob's
+    // client vanished, nor that he is back on another one.
+    alice_link.hold_from_server();
+    bob.kill();
+    let mut again = Client::sign_in(server.addr, "bob");
+    alice.line("send bob two");
+    // (`peers` answers once `send` has put the message on its way.)
+    alice.line("peers");
+    alice.expect("peers");
+    alice_link.release_from_server();
+    // It went to his old client, which does not answer; alice then asks
+    // where bob is and sends it there, live, not kept for later.
     let message = again.expect("message");
     assert_eq!(message["text"], "two");
     assert!(message.get("stored").is_none(), "{message}");

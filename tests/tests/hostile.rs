@@ -330,15 +330,7 @@ fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
 #[test]
 fn a_request_replayed_from_a_victims_address_does_not_send_the_answer_there() {
     let server = Server::start();
-    let relay = Relay::start(
-        server.addr,
-        Impairment {
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            seed: 1,
-        },
-    );
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
     let mut alice = Client::sign_up(relay.up, "alice");
     let mut bob = Client::sign_up(server.addr, "bob");
     alice.line("group create big bob");

@@ -454,20 +454,12 @@ fn every_file_and_dir_either_program_writes_is_private_whatever_the_umask() {
     }
 }
 
-/// A link that loses nothing.
-const CLEAN: Impairment = Impairment {
-    loss: 0.0,
-    duplicate: 0.0,
-    reorder: 0.0,
-    seed: 0,
-};
-
 #[test]
 fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
     let server = Server::start();
 
     // Pinned with --server-key, behind a link that drops every KEY REQUEST.
-    let relay = Relay::start(server.addr, CLEAN);
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
     relay.drop_key_requests();
     let key = server.public_key();
     let mut alice = Client::start(
@@ -491,7 +483,7 @@ fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
     );
 
     // Recorded in known_servers on first use (which asks), then not asked.
-    let relay = Relay::start(server.addr, CLEAN);
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
     let data = tempfile::tempdir().unwrap();
     let mut bob = Client::start_in(
         relay.up,

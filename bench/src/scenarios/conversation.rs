@@ -44,12 +44,7 @@ const EVENT_WAIT: Duration = Duration::from_secs(30);
 
 /// The `udpchat` next to this executable.
 pub fn default_client_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap_or_default();
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.join(format!("udpchat{}", std::env::consts::EXE_SUFFIX))
+    crate::server::beside_this("udpchat")
 }
 
 /// A `udpchat --json` process and the events it writes, each with the
