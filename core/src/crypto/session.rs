@@ -6,8 +6,10 @@
 //!
 //! Usage limits, per direction and session:
 //! - after [`SEND_REKEY_AFTER`] (2^20) packets, or [`REKEY_AFTER_MS`]
-//!   (10 minutes) after the handshake, [`Session::needs_rekey`] turns true:
-//!   the caller should run a new handshake and move to the new session;
+//!   (10 minutes) after the handshake ([`IDLE_REKEY_AFTER_MS`], an hour,
+//!   for a session that carried no message since), [`Session::needs_rekey`]
+//!   turns true: the caller should run a new handshake and move to the new
+//!   session;
 //! - at [`SEND_LIMIT`] (2^22) packets `seal` refuses
 //!   ([`SessionError::Exhausted`]) and `open` refuses counters at or past
 //!   it. Both stay well below the 2^23 messages-per-key bound that keeps
@@ -38,6 +40,11 @@ pub const SEND_REKEY_AFTER: u64 = 1 << 20;
 pub const SEND_LIMIT: u64 = 1 << 22;
 /// Age (ms) after which a new handshake should start.
 pub const REKEY_AFTER_MS: u64 = 10 * 60 * 1000;
+/// The same for a session that has carried no message since its handshake
+/// (only keepalives and acknowledgements): there is nothing for forward
+/// secrecy to protect, and 100,000 idle clients re-keying every 10
+/// minutes are 167 handshakes a second on their server.
+pub const IDLE_REKEY_AFTER_MS: u64 = 60 * 60 * 1000;
 
 /// Which side of the handshake this session was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,10 +197,15 @@ impl Session {
 
     /// Whether the caller should start a new handshake: this side has sent
     /// [`SEND_REKEY_AFTER`] packets, or `now_ms` is [`REKEY_AFTER_MS`] past
-    /// the handshake.
-    pub fn needs_rekey(&self, now_ms: u64) -> bool {
-        self.next_send >= SEND_REKEY_AFTER
-            || now_ms.saturating_sub(self.established_ms) >= REKEY_AFTER_MS
+    /// the handshake ([`IDLE_REKEY_AFTER_MS`] if it `carried` no message
+    /// since, as the caller knows).
+    pub fn needs_rekey(&self, now_ms: u64, carried: bool) -> bool {
+        let after = if carried {
+            REKEY_AFTER_MS
+        } else {
+            IDLE_REKEY_AFTER_MS
+        };
+        self.next_send >= SEND_REKEY_AFTER || now_ms.saturating_sub(self.established_ms) >= after
     }
 
     /// Sets the clock `seal` and `open` go by, in whole seconds of the
@@ -400,7 +412,7 @@ pub(crate) mod tests {
         let (client_keys, server_keys) = key_pair(6);
         let mut client = Session::with_send_counter(client_keys, Role::Initiator, SEND_LIMIT - 1);
         let mut server = Session::new(server_keys, Role::Responder);
-        assert!(client.needs_rekey(NOW));
+        assert!(client.needs_rekey(NOW, true));
         let (counter, sealed) = client.seal(b"", b"last").unwrap();
         assert_eq!(counter, SEND_LIMIT - 1);
         assert_eq!(server.open(counter, b"", &sealed).unwrap(), b"last");
@@ -414,14 +426,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rekey_is_due_after_many_packets_or_ten_minutes() {
+    fn rekey_is_due_after_many_packets_or_ten_minutes_or_an_hour_idle() {
         let (client_keys, _) = key_pair(7);
         let client = Session::new(client_keys, Role::Initiator);
-        assert!(!client.needs_rekey(NOW));
-        assert!(!client.needs_rekey(NOW + REKEY_AFTER_MS - 1));
-        assert!(client.needs_rekey(NOW + REKEY_AFTER_MS));
+        assert!(!client.needs_rekey(NOW, true));
+        assert!(!client.needs_rekey(NOW + REKEY_AFTER_MS - 1, true));
+        assert!(client.needs_rekey(NOW + REKEY_AFTER_MS, true));
+        assert!(!client.needs_rekey(NOW + REKEY_AFTER_MS, false));
+        assert!(client.needs_rekey(NOW + IDLE_REKEY_AFTER_MS, false));
         let (client_keys, _) = key_pair(8);
         let busy = Session::with_send_counter(client_keys, Role::Initiator, SEND_REKEY_AFTER);
-        assert!(busy.needs_rekey(NOW));
+        assert!(busy.needs_rekey(NOW, false));
     }
 }

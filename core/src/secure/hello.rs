@@ -186,6 +186,7 @@ impl SecureEndpoint {
                         last_heard: now,
                         last_sent: now,
                         last_active: now,
+                        carried: false,
                         probe: None,
                         source: Some(source),
                         unconfirmed_since,
@@ -333,14 +334,17 @@ impl SecureEndpoint {
         let rekeying = matches!(conn.state, State::Established { .. });
         if attempts >= tries {
             if rekeying {
-                // Keep the old keys; try again when next due.
+                // Keep the old keys; try again when next due (as soon as
+                // for keys that carried messages: they may have).
                 self.handshaking.remove(&index);
                 if let Some(Conn {
                     state: State::Established { rekey, .. },
+                    carried,
                     ..
                 }) = self.conns.get_mut(&index).map(|conn| &mut **conn)
                 {
                     *rekey = None;
+                    *carried = true;
                 }
             } else {
                 self.forget(PeerId(index));
@@ -403,6 +407,7 @@ impl SecureEndpoint {
         };
         if let Some(Conn {
             state: State::Established { rekey, .. },
+            carried,
             ..
         }) = self.conns.get_mut(&index).map(|conn| &mut **conn)
         {
@@ -412,6 +417,8 @@ impl SecureEndpoint {
                 next_retry: now + self.config.handshake_retry,
                 mac1,
             }));
+            // What the new keys carry from now on is what counts for them.
+            *carried = false;
             self.handshaking.insert(index);
         }
     }

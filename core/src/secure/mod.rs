@@ -201,6 +201,10 @@ struct Conn {
     /// or received): keepalives go while it was used lately.
     last_sent: Instant,
     last_active: Instant,
+    /// A message (not a keepalive, not an acknowledgement) went either
+    /// way since this side last started a handshake: the next re-key is
+    /// due 10 minutes after it, not an hour ([`Session::needs_rekey`]).
+    carried: bool,
     /// A new address the peer was heard from, being validated.
     probe: Option<Box<path::Probe>>,
     /// For a session this side answered: the source it counts against.
@@ -411,6 +415,7 @@ impl SecureEndpoint {
                 last_heard: now,
                 last_sent: now,
                 last_active: now,
+                carried: false,
                 probe: None,
                 source: None,
                 unconfirmed_since: None,
@@ -436,6 +441,8 @@ impl SecureEndpoint {
     ) -> Result<MessageId, SendError> {
         if let Some(conn) = self.conns.get_mut(&peer.0) {
             conn.last_active = now;
+            // An empty message is a keepalive (`Link::keep_alive`).
+            conn.carried |= !message.is_empty();
         }
         self.transport.send(now, peer, message)
     }
@@ -642,7 +649,8 @@ impl SecureEndpoint {
                     let sealed =
                         wire::seal_data(session.at(second), *remote_index, &transmit.contents);
                     self.busy.note(now, index, session);
-                    let due = conn.role == Role::Initiator && session.needs_rekey(now_ms);
+                    let due =
+                        conn.role == Role::Initiator && session.needs_rekey(now_ms, conn.carried);
                     let addr = conn.addr;
                     conn.last_sent = now;
                     if due {
@@ -740,6 +748,9 @@ impl SecureEndpoint {
         while let Some(event) = self.transport.poll_event() {
             self.events.push_back(match event {
                 transport::Event::Received { from, message } => {
+                    if let Some(conn) = self.conns.get_mut(&from.0) {
+                        conn.carried |= !message.is_empty();
+                    }
                     SecureEvent::Received { from, message }
                 }
                 transport::Event::Delivered { to, id } => SecureEvent::Delivered { to, id },

@@ -248,7 +248,7 @@ fn a_session_follows_its_client_to_a_new_address_and_survives_a_rekey() {
         panic!("not established")
     };
     assert!(
-        !session.needs_rekey(p.now_ms),
+        !session.needs_rekey(p.now_ms, true),
         "the client is on fresh keys"
     );
 }
@@ -437,7 +437,7 @@ fn a_rekey_whose_welcome_is_lost_is_retried_and_the_session_goes_on() {
     let State::Established { session, .. } = &p.client.conns[&peer.0].state else {
         panic!("not established")
     };
-    assert!(!session.needs_rekey(p.now_ms), "re-keyed in the end");
+    assert!(!session.needs_rekey(p.now_ms, true), "re-keyed in the end");
 }
 
 /// A HELLO an attacker makes: a valid point and a valid mac1 (the server's
@@ -775,4 +775,38 @@ fn handshakes_worked_out_on_other_threads_open_sessions_in_any_order_and_a_repla
     }
     assert_eq!(server.sessions(), 3);
     assert_eq!(server.stats().handshakes_answered, 3);
+}
+
+#[test]
+fn a_session_that_only_keeps_alive_rekeys_hourly_and_one_that_carried_a_message_in_ten_minutes() {
+    let mut idle = Pair::new();
+    let idle_peer = idle.connect();
+    let mut talking = Pair::new();
+    let talking_peer = talking.connect();
+    talking
+        .client
+        .send(talking.now, talking_peer, b"hello".to_vec())
+        .unwrap();
+    idle.pump(|_| false);
+    talking.pump(|_| false);
+    // Handshakes the server answered after the first.
+    let rekeys = |p: &Pair| p.server.stats().handshakes_answered - 1;
+    // Both keep alive every 10 s (an empty message, as `Link::keep_alive`).
+    for minute in 1..=61 {
+        for _ in 0..6 {
+            for (p, peer) in [(&mut idle, idle_peer), (&mut talking, talking_peer)] {
+                p.advance(Duration::from_secs(10));
+                p.client.send(p.now, peer, Vec::new()).unwrap();
+                p.pump(|_| false);
+            }
+        }
+        if minute == 11 {
+            assert_eq!(rekeys(&talking), 1, "one that carried a message");
+            assert_eq!(rekeys(&idle), 0, "one that only kept alive");
+        }
+    }
+    assert_eq!(rekeys(&idle), 1, "within the hour");
+    // The new keys carried nothing either: the next is an hour away.
+    assert_eq!(rekeys(&talking), 1);
+    assert!(idle.client.peer(idle_peer).unwrap().established);
 }
