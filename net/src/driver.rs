@@ -474,8 +474,12 @@ impl Driver {
                     remote_static: peer.remote_static.map(Box::new),
                     envelope,
                 });
-                if let (Some(result), true) = (answer, request) {
-                    self.answer(from, &cmd, id, result);
+                match (answer, request) {
+                    (Some(result), true) => self.answer(from, &cmd, id, result),
+                    // A push has no answer to carry its acknowledgement:
+                    // it goes in this turn's sends, not 25 ms later.
+                    (_, false) => self.endpoint.acknowledge(from),
+                    (None, true) => {}
                 }
             }
             Kind::Reply | Kind::Error => {

@@ -475,6 +475,13 @@ impl SecureEndpoint {
         self.transport.acknowledge_now();
     }
 
+    /// Sends `peer`'s acknowledgement held back, if one is, at the next
+    /// [`SecureEndpoint::poll_transmit`] (see
+    /// [`transport::Endpoint::acknowledge`]).
+    pub fn acknowledge(&mut self, peer: PeerId) {
+        self.transport.acknowledge(peer);
+    }
+
     /// Sessions now.
     pub fn sessions(&self) -> usize {
         self.conns.len()

@@ -478,6 +478,19 @@ where
         }
     }
 
+    /// Sends `peer`'s acknowledgement held back, if one is, at the next
+    /// [`Endpoint::poll_transmit`]: what it sent wants no answer (a push),
+    /// so nothing going back would carry the acknowledgement sooner.
+    pub fn acknowledge(&mut self, peer: P) {
+        if self
+            .peers
+            .get_mut(&peer)
+            .is_some_and(|p| p.acknowledge_now())
+        {
+            self.refresh(peer);
+        }
+    }
+
     /// Drops all state of `peer`; its outstanding messages fail.
     pub fn forget(&mut self, peer: P) {
         self.remove_peer(peer);

@@ -142,6 +142,27 @@ fn an_endpoint_about_to_stop_sends_what_it_held_back() {
 }
 
 #[test]
+fn a_message_that_wants_no_answer_is_acknowledged_when_the_receiver_says_so() {
+    let (mut sim, a, b) = pair(0xac_0007);
+    let id = sim.send(a, b, b"a push".to_vec()).unwrap();
+    until_event(
+        &mut sim,
+        b,
+        &Event::Received {
+            from: a,
+            message: b"a push".to_vec(),
+        },
+    );
+    // b's application sees a push: no reply will carry the ACK.
+    sim.endpoint_mut(b).acknowledge(a);
+    sim.flush(b);
+    let took = until_event(&mut sim, a, &delivered(b, id));
+    assert_eq!(took, DELAY, "no wait for the 25 ms");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.stats().sent, 2, "one DATA, one ACK");
+}
+
+#[test]
 fn an_empty_message_a_keepalive_is_acknowledged_at_once() {
     let (mut sim, a, b) = pair(0xac_0006);
     let id = sim.send(a, b, Vec::new()).unwrap();
