@@ -30,6 +30,8 @@ if [ ! -d "$BEFORE" ]; then
 fi
 echo "== copying this tree's bench sources (but server.rs) into $BEFORE" >&2
 git -C "$BEFORE" checkout -- bench
+# Files this tree has moved or removed must not linger there.
+find "$BEFORE/bench/src" -name '*.rs' ! -name server.rs -delete
 (cd bench/src && find . -name '*.rs' ! -name server.rs) | while read -r f; do
     mkdir -p "$(dirname "$BEFORE/bench/src/$f")"
     cp "bench/src/$f" "$BEFORE/bench/src/$f"

@@ -53,7 +53,7 @@ impl Serve for BundleOf {
     ) -> Result<Bundle, CommandError> {
         let asker = crate::signed_in_user(&server, origin)?;
         let BundleRequest { user } = body;
-        let _ = crate::watch(&server, origin, &user);
+        crate::watch(&server, origin, &user);
         let (bundle, left) = server.mailbox().bundle(&asker, &user).await?;
         if left < ONE_TIME_LOW {
             // Ask the owner for more, if it is here to answer.

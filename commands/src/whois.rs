@@ -59,7 +59,7 @@ impl Serve for Whois {
     ) -> Result<Identity, CommandError> {
         crate::signed_in_user(&server, origin)?;
         let WhoisRequest { user } = body;
-        let _ = crate::watch(&server, origin, &user);
+        crate::watch(&server, origin, &user);
         let identity =
             server.accounts().identity(&user).await?.ok_or_else(|| {
                 CommandError::new(Code::NoSuchUser, format!("No such user: {user}"))

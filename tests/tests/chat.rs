@@ -356,13 +356,7 @@ fn a_message_to_someone_already_written_to_goes_without_asking_the_server() {
     let server = Server::start();
     let alice_link = Relay::start(server.addr, Impairment::CLEAN);
     let mut alice = Client::sign_up(alice_link.up, "alice");
-    let mut bob = Client::sign_up(server.addr, "bob");
-    // (News of bob's sign-in coming after the first message would have
-    // alice ask again before the second.)
-    alice.expect_where("presence", |e| e["user"] == "bob");
-    alice.line("send bob first");
-    assert_eq!(bob.expect("message")["text"], "first");
-    alice.expect_where("delivered", |e| e["to"] == "bob");
+    let mut bob = bob_written_to_by(&mut alice, &server, "first");
 
     // Nothing alice says to the server gets there now: the next message
     // to bob still goes, straight to his client, and is acknowledged.
@@ -382,14 +376,7 @@ fn a_message_to_someone_already_written_to_goes_without_asking_the_server() {
 fn a_user_back_on_another_client_is_looked_up_again_before_the_next_message() {
     let server = Server::start();
     let mut alice = Client::sign_up(server.addr, "alice");
-    let bob = {
-        let mut bob = Client::sign_up(server.addr, "bob");
-        alice.expect_where("presence", |e| e["user"] == "bob");
-        alice.line("send bob one");
-        assert_eq!(bob.expect("message")["text"], "one");
-        alice.expect_where("delivered", |e| e["to"] == "bob");
-        bob
-    };
+    let bob = bob_written_to_by(&mut alice, &server, "one");
     // bob's client vanishes without a word; he signs in from another one
     // (another data dir: another identity key, another address).
     bob.kill();
@@ -399,11 +386,7 @@ fn a_user_back_on_another_client_is_looked_up_again_before_the_next_message() {
     // The session with his old client is not used for the next message:
     // it goes live to the client he is on now.
     alice.line("send bob two");
-    let message = again.expect("message");
-    assert_eq!(message["text"], "two");
-    assert!(message.get("stored").is_none(), "{message}");
-    let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
-    assert_eq!(delivered["path"], "direct", "{delivered}");
+    reached_live(&mut alice, &mut again, "two");
 }
 
 #[test]
@@ -411,14 +394,7 @@ fn a_message_sent_before_news_that_its_recipient_moved_still_reaches_them_live()
     let server = Server::start();
     let alice_link = Relay::start(server.addr, Impairment::CLEAN);
     let mut alice = Client::sign_up(alice_link.up, "alice");
-    let bob = {
-        let mut bob = Client::sign_up(server.addr, "bob");
-        alice.expect_where("presence", |e| e["user"] == "bob");
-        alice.line("send bob one");
-        assert_eq!(bob.expect("message")["text"], "one");
-        alice.expect_where("delivered", |e| e["to"] == "bob");
-        bob
-    };
+    let bob = bob_written_to_by(&mut alice, &server, "one");
     // Alice hears nothing from the server for a while: not that bob's
     // client vanished, nor that he is back on another one.
     alice_link.hold_from_server();
@@ -431,8 +407,25 @@ fn a_message_sent_before_news_that_its_recipient_moved_still_reaches_them_live()
     alice_link.release_from_server();
     // It went to his old client, which does not answer; alice then asks
     // where bob is and sends it there, live, not kept for later.
-    let message = again.expect("message");
-    assert_eq!(message["text"], "two");
+    reached_live(&mut alice, &mut again, "two");
+}
+
+/// bob signs up, alice hears he is online (news of it coming after her
+/// message would have her ask the server again before the next one), and
+/// writes `text` to him: a session with his client is open.
+fn bob_written_to_by(alice: &mut Client, server: &Server, text: &str) -> Client {
+    let mut bob = Client::sign_up(server.addr, "bob");
+    alice.expect_where("presence", |e| e["user"] == "bob");
+    alice.line(&format!("send bob {text}"));
+    assert_eq!(bob.expect("message")["text"], text);
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+    bob
+}
+
+/// `text` from alice reached bob's client `at` live, not kept for later.
+fn reached_live(alice: &mut Client, at: &mut Client, text: &str) {
+    let message = at.expect("message");
+    assert_eq!(message["text"], text);
     assert!(message.get("stored").is_none(), "{message}");
     let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
     assert_eq!(delivered["path"], "direct", "{delivered}");

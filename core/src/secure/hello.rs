@@ -30,20 +30,49 @@ use crate::wire::{self, Packet, Pattern};
 /// what it makes goes back in with [`SecureEndpoint::finish_handshake`],
 /// which alone checks the replay guard and opens the session.
 pub struct HandshakeWork {
+    pub(super) hello: Hello,
+    /// The handshake message (the HELLO's, without its header and MACs).
+    message: Vec<u8>,
+    now_ms: u64,
+}
+
+/// A HELLO worked out ([`HandshakeWork::run`]), for
+/// [`SecureEndpoint::finish_handshake`].
+pub struct HandshakeDone {
+    pub(super) hello: Hello,
+    answered: Result<Answered, HandshakeError>,
+}
+
+/// What a HELLO out being worked out is known by, from its work to its
+/// finish.
+pub(super) struct Hello {
     from: SocketAddr,
     pattern: Pattern,
     sender_index: u32,
-    /// The handshake message (the HELLO's, without its header and MACs).
-    message: Vec<u8>,
+    /// Its message's length (a re-key from a new address is counted
+    /// against that address's budget).
+    len: usize,
+    /// The key it is answered with (a client's identity may have changed
+    /// by the finish: then the answer is not used).
     key: Arc<StaticKey>,
-    now_ms: u64,
+    /// Its message 1's ephemeral key ([`super::screen::work_key`]).
+    pub(super) ephemeral: Vec<u8>,
 }
 
 impl std::fmt::Debug for HandshakeWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeWork")
-            .field("from", &self.from)
-            .field("pattern", &self.pattern)
+            .field("from", &self.hello.from)
+            .field("pattern", &self.hello.pattern)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for HandshakeDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeDone")
+            .field("from", &self.hello.from)
+            .field("answered", &self.answered.is_ok())
             .finish_non_exhaustive()
     }
 }
@@ -52,49 +81,16 @@ impl HandshakeWork {
     /// Reads the HELLO's message 1 and makes message 2: two or four
     /// P-384 multiplications and a key pair, about 1.8 ms of a core here.
     pub fn run<R: RngCore + CryptoRng>(self, rng: &mut R) -> HandshakeDone {
-        let answered = match self.pattern {
-            Pattern::Nk => ServerHandshake::answer(rng, &self.key, &self.message, self.now_ms, &[]),
-            Pattern::Ik => PeerHandshake::answer(rng, &self.key, &self.message, self.now_ms, &[]),
+        let Self {
+            hello,
+            message,
+            now_ms,
+        } = self;
+        let answered = match hello.pattern {
+            Pattern::Nk => ServerHandshake::answer(rng, &hello.key, &message, now_ms, &[]),
+            Pattern::Ik => PeerHandshake::answer(rng, &hello.key, &message, now_ms, &[]),
         };
-        HandshakeDone {
-            from: self.from,
-            pattern: self.pattern,
-            sender_index: self.sender_index,
-            hello_len: self.message.len(),
-            key: self.key,
-            ephemeral: super::screen::work_key(&self.message),
-            answered,
-        }
-    }
-}
-
-/// A HELLO worked out ([`HandshakeWork::run`]), for
-/// [`SecureEndpoint::finish_handshake`].
-pub struct HandshakeDone {
-    from: SocketAddr,
-    pattern: Pattern,
-    sender_index: u32,
-    hello_len: usize,
-    /// The key it was answered with (a client's identity may have changed
-    /// since: then it is not used).
-    key: Arc<StaticKey>,
-    /// Its message 1's ephemeral key ([`super::screen::work_key`]).
-    ephemeral: Vec<u8>,
-    answered: Result<Answered, HandshakeError>,
-}
-
-impl HandshakeDone {
-    pub(super) fn work_key(&self) -> Vec<u8> {
-        self.ephemeral.clone()
-    }
-}
-
-impl std::fmt::Debug for HandshakeDone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandshakeDone")
-            .field("from", &self.from)
-            .field("answered", &self.answered.is_ok())
-            .finish_non_exhaustive()
+        HandshakeDone { hello, answered }
     }
 }
 
@@ -109,11 +105,15 @@ impl SecureEndpoint {
         message: &[u8],
     ) -> Option<HandshakeWork> {
         Some(HandshakeWork {
-            from,
-            pattern,
-            sender_index,
+            hello: Hello {
+                from,
+                pattern,
+                sender_index,
+                len: message.len(),
+                key: self.static_key.clone()?,
+                ephemeral: super::screen::work_key(message),
+            },
             message: message.to_vec(),
-            key: self.static_key.clone()?,
             now_ms,
         })
     }
@@ -127,13 +127,16 @@ impl SecureEndpoint {
         done: HandshakeDone,
     ) -> Result<(), Rejected> {
         let HandshakeDone {
-            from,
-            pattern,
-            sender_index,
-            hello_len,
-            key,
+            hello:
+                Hello {
+                    from,
+                    pattern,
+                    sender_index,
+                    len: hello_len,
+                    key,
+                    ..
+                },
             answered,
-            ..
         } = done;
         let current = self.static_key.as_ref().ok_or(Rejected::Unexpected)?;
         if self.accept != Some(pattern) || !Arc::ptr_eq(current, &key) {

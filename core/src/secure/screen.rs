@@ -110,17 +110,17 @@ impl SecureEndpoint {
             else {
                 continue;
             };
-            // The same message 1 again while it is worked out (a replay,
-            // or the network's duplicate) would race the first to the
-            // replay guard: the first to arrive is the one answered.
-            if !self.hellos_in_work.insert(work_key(message)) {
-                self.stats.rejected += 1;
-                continue;
-            }
             let Some(work) = self.hello_work(now_ms, queued.from, pattern, sender_index, message)
             else {
                 continue;
             };
+            // The same message 1 again while it is worked out (a replay,
+            // or the network's duplicate) would race the first to the
+            // replay guard: the first to arrive is the one answered.
+            if !self.hellos_in_work.insert(work.hello.ephemeral.clone()) {
+                self.stats.rejected += 1;
+                continue;
+            }
             self.stats.handshakes_answered += 1;
             return Some(work);
         }
@@ -131,7 +131,7 @@ impl SecureEndpoint {
     /// seen it, the session opens (or a re-keyed one moves to its new
     /// keys) and the WELCOME goes out.
     pub fn finish_handshake(&mut self, now: Instant, now_ms: u64, done: HandshakeDone) {
-        self.hellos_in_work.remove(&done.work_key());
+        self.hellos_in_work.remove(&done.hello.ephemeral);
         if self.admit_hello(now, now_ms, done).is_err() {
             self.stats.rejected += 1;
         }

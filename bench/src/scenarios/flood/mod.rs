@@ -25,26 +25,25 @@
 //! dropped at its socket; the junk sent and the bytes that came back to
 //! the attackers.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use tokio::net::UdpSocket;
-use udpchat_commands::signin::SignIn;
-use udpchat_core::crypto::keys::StaticKey;
-use udpchat_core::secure::cookie::{self, Cookie};
 use udpchat_core::wire;
 
 use super::rpc::{measure, setup, SIGNUP_PARALLEL};
 use super::{params_with, Ctx};
-use crate::clients::{drain, sign_up_many, AbortOnDrop, SimClient};
-use crate::load::{histogram, micros, Plan};
+use crate::clients::{sign_up_many, SimClient};
+use crate::load::Plan;
 use crate::procfs;
 use crate::raw;
-use crate::report::{Latency, Report, Row};
-use crate::server::{ServerRef, Target};
+use crate::report::{Report, Row};
+use crate::server::Target;
+
+mod attackers;
+mod signins;
+
+use attackers::{Flood, JunkCount};
+use signins::{sign_ins, Account, Signins};
 
 /// Junk HELLOs per second, all sources together.
 pub const RATE: f64 = 6_000.0;
@@ -65,8 +64,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 /// bench a real message 1 to make; the server's replay guard would only
 /// see a repeat after the AEAD, which junk never passes).
 const JUNK_POOL: usize = 256;
-/// Junk sent in one go at most when the sender is behind its schedule.
-const BURST: u64 = 64;
 
 /// What the flood is shaped by.
 #[derive(Debug, Clone, Copy)]
@@ -332,332 +329,5 @@ impl Phase {
             cpu(self) * 100.0,
             cpu(calm) * 100.0,
         )
-    }
-}
-
-/// The sign-ins of one phase (those started in its measured stretch).
-struct Signins {
-    hist: hdrhistogram::Histogram<u64>,
-    failed: u64,
-    within_target: u64,
-    seconds: f64,
-    first_error: Option<String>,
-}
-
-impl Signins {
-    fn latency(&self) -> Option<Latency> {
-        Latency::of(&self.hist)
-    }
-
-    fn started(&self) -> u64 {
-        self.hist.len() + self.failed
-    }
-
-    fn row(&self, phase: &str) -> Row {
-        let mut row = Row::new(
-            format!("sign-in, {phase}"),
-            "signins/s",
-            self.hist.len(),
-            self.seconds,
-        )
-        .with("started", self.started())
-        .with("within_2s", self.within_target);
-        row.errors = self.failed;
-        row.latency = self.latency();
-        if let Some(e) = &self.first_error {
-            row = row.with("first_error", e.clone());
-        }
-        row
-    }
-}
-
-/// The loopback address of the `n`th sign-in's client: 127.0.1.1 to
-/// 127.0.1.250, away from the load's 127.0.0.1 and the attackers.
-fn probe_ip(n: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (n % 250) as u8))
-}
-
-/// A user name and its identity key.
-type Account = (String, Arc<StaticKey>);
-
-/// Every [`PROBE_EVERY`] until `stop_at` (or the accounts run out), a
-/// fresh client signs in to the next account (open loop: one does not
-/// wait for the last). Counts those started from `measure_from`.
-async fn sign_ins(
-    server: ServerRef,
-    accounts: Vec<Account>,
-    measure_from: Instant,
-    stop_at: Instant,
-) -> Signins {
-    let mut tick = tokio::time::interval(PROBE_EVERY);
-    let mut tasks = Vec::new();
-    for (n, (user, identity)) in accounts.into_iter().enumerate() {
-        tick.tick().await;
-        let t0 = Instant::now();
-        if t0 >= stop_at {
-            break;
-        }
-        let server = server.clone();
-        tasks.push(tokio::spawn(async move {
-            let signed =
-                tokio::time::timeout(PROBE_TIMEOUT, sign_in(&server, probe_ip(n), user, identity))
-                    .await;
-            let result = match signed {
-                Ok(result) => result,
-                Err(_) => Err(anyhow::anyhow!(
-                    "not signed in after {} s",
-                    PROBE_TIMEOUT.as_secs()
-                )),
-            };
-            (t0, t0.elapsed(), result)
-        }));
-    }
-    let mut signins = Signins {
-        hist: histogram(),
-        failed: 0,
-        within_target: 0,
-        seconds: stop_at
-            .saturating_duration_since(measure_from)
-            .as_secs_f64(),
-        first_error: None,
-    };
-    for task in tasks {
-        let Ok((t0, took, result)) = task.await else {
-            continue;
-        };
-        if t0 < measure_from {
-            continue;
-        }
-        match result {
-            Ok(()) => {
-                signins.hist.saturating_record(micros(took).max(1));
-                if took <= SIGNIN_TARGET {
-                    signins.within_target += 1;
-                }
-            }
-            Err(e) => {
-                signins.failed += 1;
-                signins.first_error.get_or_insert_with(|| format!("{e:#}"));
-            }
-        }
-    }
-    signins
-}
-
-/// A new client on its own socket: NK session, then `signin`.
-async fn sign_in(
-    server: &ServerRef,
-    ip: IpAddr,
-    user: String,
-    identity: Arc<StaticKey>,
-) -> anyhow::Result<()> {
-    let (client, inbound) = SimClient::connect_as(server, ip, user, identity).await?;
-    drain(inbound);
-    client.sign::<SignIn>().await
-}
-
-/// The attackers' counts.
-#[derive(Default)]
-struct Counts {
-    sent: AtomicU64,
-    bytes_out: AtomicU64,
-    send_errors: AtomicU64,
-    /// Junk sent with a valid mac2.
-    with_cookie: AtomicU64,
-    received: AtomicU64,
-    bytes_in: AtomicU64,
-    cookies: AtomicU64,
-}
-
-/// What the attackers sent and got back over one phase.
-struct JunkCount {
-    sent: u64,
-    bytes_out: u64,
-    send_errors: u64,
-    with_cookie: u64,
-    received: u64,
-    bytes_in: u64,
-    cookies: u64,
-    seconds: f64,
-}
-
-impl JunkCount {
-    fn rate(&self) -> f64 {
-        self.sent as f64 / self.seconds.max(1e-9)
-    }
-
-    fn bytes_in_per_out(&self) -> f64 {
-        self.bytes_in as f64 / self.bytes_out.max(1) as f64
-    }
-
-    fn row(&self, phase: &str) -> Row {
-        let mut row = Row::new(
-            format!("junk, {phase}"),
-            "HELLOs/s",
-            self.sent,
-            self.seconds,
-        )
-        .with("bytes_out", self.bytes_out)
-        .with("bytes_in", self.bytes_in)
-        .with("bytes_in_per_out", self.bytes_in_per_out())
-        .with("datagrams_in", self.received)
-        .with("cookie_replies", self.cookies)
-        .with("sent_with_mac2", self.with_cookie)
-        .with(
-            "mbit_per_s_out",
-            self.bytes_out as f64 * 8.0 / 1e6 / self.seconds.max(1e-9),
-        );
-        row.errors = self.send_errors;
-        row
-    }
-}
-
-/// The attackers of one phase: a sender and a reader per socket.
-struct Flood {
-    counts: Arc<Counts>,
-    started: Instant,
-    stop_at: Instant,
-    senders: Vec<tokio::task::JoinHandle<()>>,
-    _readers: Vec<AbortOnDrop>,
-}
-
-impl Flood {
-    async fn start(
-        server: &ServerRef,
-        pool: Arc<Vec<Vec<u8>>>,
-        args: FloodArgs,
-        use_cookies: bool,
-        stop_at: Instant,
-    ) -> anyhow::Result<Flood> {
-        let counts = Arc::new(Counts::default());
-        let started = Instant::now();
-        let per_source = args.rate / args.sources.max(1) as f64;
-        let mac1_key = *cookie::mac1_key(&server.key);
-        let (mut senders, mut readers) = (Vec::new(), Vec::new());
-        for s in 0..args.sources.max(1) {
-            let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (s % 250) as u8));
-            let socket = Arc::new(UdpSocket::bind(SocketAddr::new(ip, 0)).await?);
-            let cookie: Arc<Mutex<Option<Cookie>>> = Arc::default();
-            readers.push(AbortOnDrop(tokio::spawn(read_replies(
-                socket.clone(),
-                counts.clone(),
-                cookie.clone(),
-            ))));
-            let sender = Sender {
-                socket,
-                server: server.addr,
-                pool: pool.clone(),
-                offset: s * pool.len() / args.sources.max(1),
-                per_sec: per_source,
-                cookie: use_cookies.then_some(cookie),
-                mac1_key,
-                counts: counts.clone(),
-            };
-            senders.push(tokio::spawn(sender.run(started, stop_at)));
-        }
-        Ok(Flood {
-            counts,
-            started,
-            stop_at,
-            senders,
-            _readers: readers,
-        })
-    }
-
-    /// Waits for the senders to stop (at `stop_at`) and a little more for
-    /// the last replies.
-    async fn finish(self) -> JunkCount {
-        for sender in self.senders {
-            let _ = sender.await;
-        }
-        let seconds = self
-            .started
-            .elapsed()
-            .min(self.stop_at.saturating_duration_since(self.started))
-            .as_secs_f64();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let c = &self.counts;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        JunkCount {
-            sent: get(&c.sent),
-            bytes_out: get(&c.bytes_out),
-            send_errors: get(&c.send_errors),
-            with_cookie: get(&c.with_cookie),
-            received: get(&c.received),
-            bytes_in: get(&c.bytes_in),
-            cookies: get(&c.cookies),
-            seconds,
-        }
-    }
-}
-
-/// Counts what comes back to an attacking socket; keeps the latest cookie.
-async fn read_replies(
-    socket: Arc<UdpSocket>,
-    counts: Arc<Counts>,
-    cookie: Arc<Mutex<Option<Cookie>>>,
-) {
-    let mut buf = vec![0u8; 2048];
-    while let Ok((len, _)) = socket.recv_from(&mut buf).await {
-        counts.received.fetch_add(1, Ordering::Relaxed);
-        counts.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-        if let Some(c) = raw::cookie_reply(&buf[..len]) {
-            counts.cookies.fetch_add(1, Ordering::Relaxed);
-            *cookie.lock() = Some(c);
-        }
-    }
-}
-
-/// One attacking socket's sender: junk at `per_sec`, on schedule, until
-/// the phase ends.
-struct Sender {
-    socket: Arc<UdpSocket>,
-    server: SocketAddr,
-    pool: Arc<Vec<Vec<u8>>>,
-    offset: usize,
-    per_sec: f64,
-    /// With a cookie phase: the cookie its reader keeps.
-    cookie: Option<Arc<Mutex<Option<Cookie>>>>,
-    /// mac1's key (from the server's public key: nothing secret).
-    mac1_key: [u8; 48],
-    counts: Arc<Counts>,
-}
-
-impl Sender {
-    async fn run(self, started: Instant, stop_at: Instant) {
-        let mut sent = 0u64;
-        let mut datagram = Vec::new();
-        loop {
-            let now = Instant::now();
-            if now >= stop_at {
-                break;
-            }
-            let due = (now.duration_since(started).as_secs_f64() * self.per_sec) as u64;
-            for _ in 0..due.saturating_sub(sent).min(BURST) {
-                let junk = &self.pool[(self.offset + sent as usize) % self.pool.len()];
-                let cookie = self.cookie.as_ref().and_then(|c| *c.lock());
-                let bytes: &[u8] = match cookie {
-                    Some(c) => {
-                        datagram.clear();
-                        datagram.extend_from_slice(junk);
-                        raw::with_cookie(&mut datagram, &self.mac1_key, &c);
-                        self.counts.with_cookie.fetch_add(1, Ordering::Relaxed);
-                        &datagram
-                    }
-                    None => junk,
-                };
-                sent += 1;
-                match self.socket.send_to(bytes, self.server).await {
-                    Ok(n) => {
-                        self.counts.sent.fetch_add(1, Ordering::Relaxed);
-                        self.counts.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        self.counts.send_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
     }
 }
