@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use super::*;
+use crate::wire;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 

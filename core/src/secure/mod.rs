@@ -38,7 +38,7 @@ use crate::crypto::keys::{PublicKey, StaticKey};
 use crate::crypto::session::{Role, Session};
 use crate::limits::{RateLimit, Source};
 use crate::transport::{self, Endpoint, MessageId, SendError};
-use crate::wire::{self, Packet, Pattern};
+use crate::wire::{Packet, Pattern};
 use zeroize::Zeroizing;
 
 /// Any cryptographic RNG, boxed so the endpoint is not generic over it.
@@ -430,56 +430,14 @@ impl SecureEndpoint {
                 receiver_index,
                 counter,
                 ciphertext,
-            } => {
-                let conn = self
-                    .conns
-                    .get_mut(&receiver_index)
-                    .ok_or(Rejected::UnknownSession)?;
-                let State::Established {
-                    session, previous, ..
-                } = &mut conn.state
-                else {
-                    return Err(Rejected::UnknownSession);
-                };
-                let second = self.busy.second(now);
-                let plaintext = match wire::open_data(
-                    session.at(second),
-                    receiver_index,
-                    counter,
-                    ciphertext,
-                ) {
-                    Ok(plaintext) => {
-                        // The peer is on the new keys: the old ones go.
-                        *previous = None;
-                        self.busy.note(now, receiver_index, session);
-                        plaintext
-                    }
-                    Err(_) => {
-                        let old = previous.as_deref_mut().ok_or(Rejected::Unauthentic)?;
-                        let plaintext =
-                            wire::open_data(old.at(second), receiver_index, counter, ciphertext)
-                                .map_err(|_| Rejected::Unauthentic)?;
-                        self.busy.note(now, receiver_index, old);
-                        plaintext
-                    }
-                };
-                conn.last_heard = now;
-                // Authentic, but the address is not proven by that: a new
-                // one is challenged before the session moves there.
-                self.heard_from(now, receiver_index, from, datagram.len());
-                match path::PathPacket::parse(&plaintext) {
-                    Some(packet) => self.handle_path(receiver_index, from, packet),
-                    None => {
-                        if let Some(conn) = self.conns.get_mut(&receiver_index) {
-                            conn.last_active = now;
-                        }
-                        let _ =
-                            self.transport
-                                .handle_datagram(now, PeerId(receiver_index), &plaintext);
-                    }
-                }
-                Ok(())
-            }
+            } => self.take_data(
+                now,
+                from,
+                datagram.len(),
+                receiver_index,
+                counter,
+                ciphertext,
+            ),
             Packet::Hello {
                 pattern,
                 sender_index,
@@ -541,48 +499,6 @@ impl SecureEndpoint {
             let (to, datagram) = self.poll_datagram(now, now_ms)?;
             if let Some(out) = self.meetings.route(now, to, datagram) {
                 return Some(out);
-            }
-        }
-    }
-
-    fn poll_datagram(&mut self, now: Instant, now_ms: u64) -> Option<(SocketAddr, Vec<u8>)> {
-        loop {
-            if let Some(out) = self.outbox.pop_front() {
-                return Some(out);
-            }
-            let transmit = self.transport.poll_transmit(now)?;
-            let index = transmit.destination.0;
-            let Some(conn) = self.conns.get_mut(&index) else {
-                continue;
-            };
-            match &mut conn.state {
-                State::Handshaking { queued, .. } => {
-                    if queued.len() < MAX_QUEUED {
-                        queued.push_back(transmit.contents);
-                    }
-                }
-                State::Established {
-                    remote_index,
-                    session,
-                    ..
-                } => {
-                    let second = self.busy.second(now);
-                    let sealed =
-                        wire::seal_data(session.at(second), *remote_index, &transmit.contents);
-                    self.busy.note(now, index, session);
-                    let due =
-                        conn.role == Role::Initiator && session.needs_rekey(now_ms, conn.carried);
-                    let addr = conn.addr;
-                    conn.last_sent = now;
-                    if due {
-                        self.start_rekey(now, now_ms, index);
-                    }
-                    // A session past its hard limit drops the datagram; the
-                    // transport resends it once the new keys are in.
-                    if let Ok(datagram) = sealed {
-                        return Some((addr, datagram));
-                    }
-                }
             }
         }
     }
@@ -688,6 +604,7 @@ mod across_nats;
 mod busy;
 mod confirm;
 pub mod cookie;
+mod data;
 mod events;
 mod hello;
 pub mod meeting;

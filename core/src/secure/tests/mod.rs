@@ -2,6 +2,7 @@
 //! or many clients (`open_sessions`), trading datagrams in memory.
 
 use super::*;
+use crate::wire;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
