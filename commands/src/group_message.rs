@@ -42,17 +42,30 @@ register! {
 
 impl OnPush for GroupMessage {
     async fn on_push(client: Client, _: Sender, message: Line) -> Result<(), CommandError> {
-        check_group_name(&message.group)?;
-        check_user_name(&message.from)?;
-        check_text(&message.text)?;
-        let (server, user) = {
-            let session = client.session().lock();
-            (session.server, session.user.clone().unwrap_or_default())
-        };
-        if first_showing(server, &user, &message) {
-            client.emit(render(&message));
-        }
+        check(&message)?;
+        show(&client, std::slice::from_ref(&message));
         Ok(())
+    }
+}
+
+/// What a client checks of a group's message before showing it.
+pub(crate) fn check(message: &Line) -> Result<(), CommandError> {
+    check_group_name(&message.group)?;
+    check_user_name(&message.from)?;
+    check_text(&message.text)
+}
+
+/// Shows each message (checked) the first time it comes, in the order
+/// given (the server's).
+pub(crate) fn show(client: &Client, messages: &[Line]) {
+    let (server, user) = {
+        let session = client.session().lock();
+        (session.server, session.user.clone().unwrap_or_default())
+    };
+    for message in messages {
+        if first_showing(server, &user, message) {
+            client.emit(render(message));
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod exit;
 pub mod going_down;
 pub mod group;
 pub mod group_message;
+pub mod group_messages;
 pub mod groups;
 pub mod gsend;
 pub mod help;
@@ -108,6 +109,7 @@ mod tests {
                 "going-down: push",
                 "group <subcommand> ...:",
                 "group-message: push",
+                "group-messages: push",
                 "groups: shell serve push",
                 "gsend <group> <message...>: shell serve",
                 "help [command]: shell",

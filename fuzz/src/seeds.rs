@@ -406,6 +406,9 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             messages: vec![group_message.clone()],
             omitted: 1,
         }),
+        e(c::group_messages::Batch {
+            messages: vec![group_message.clone(), group_message.clone()],
+        }),
         e(group_message),
         e(c::groups::Listing {
             groups: vec![info],

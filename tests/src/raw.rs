@@ -10,10 +10,11 @@ use udpchat_commands::signin::{Credentials, SignedIn};
 use udpchat_core::context::Zeroizing;
 use udpchat_core::crypto::keyfile;
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
+use udpchat_core::envelope::Envelope;
 use udpchat_core::error::CommandError;
 use udpchat_core::packet::{decode_reply, Encoded, Request};
 use udpchat_core::wire::Pattern;
-use udpchat_net::{Link, Peer};
+use udpchat_net::{Inbound, Link, Peer};
 
 use crate::{password, Server};
 
@@ -23,6 +24,8 @@ pub struct RawClient {
     link: Link,
     server: Peer,
     identity: StaticKey,
+    /// What the server pushed, in arrival order.
+    pushes: std::sync::Mutex<std::sync::mpsc::Receiver<Envelope>>,
 }
 
 impl RawClient {
@@ -30,13 +33,20 @@ impl RawClient {
     pub fn connect(server: &Server, ip: IpAddr) -> RawClient {
         let runtime = Runtime::new().expect("tokio runtime");
         let key = keyfile::read_public(&server.public_key()).expect("server key");
+        let (pushed, pushes) = std::sync::mpsc::channel();
         let (link, server_peer) = runtime.block_on(async {
             let socket = tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0))
                 .await
                 .expect("bind");
             let (link, mut inbound) = Link::spawn_client(socket).expect("link");
-            // Pushes are not this client's business: drain them.
-            tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+            // Kept for a test that asks (`next_push`); nobody answers them.
+            tokio::spawn(async move {
+                while let Some(next) = inbound.recv().await {
+                    if let Inbound::Envelope(arrival) = next {
+                        let _ = pushed.send(arrival.envelope);
+                    }
+                }
+            });
             let peer = link
                 .connect(server.addr, key, Pattern::Nk)
                 .await
@@ -48,7 +58,16 @@ impl RawClient {
             link,
             server: server_peer,
             identity: StaticKey::generate(&mut rand::rngs::OsRng),
+            pushes: std::sync::Mutex::new(pushes),
         }
+    }
+
+    /// The next push the server sent (its tag and body), waiting for it at
+    /// most `within`.
+    pub fn next_push(&self, within: std::time::Duration) -> Option<(String, Vec<u8>)> {
+        let pushes = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
+        let envelope = pushes.recv_timeout(within).ok()?;
+        Some((envelope.cmd, envelope.body))
     }
 
     /// This client's identity key (the one [`RawClient::sign`] registers).

@@ -459,3 +459,77 @@ fn on_a_busy_server_fellow_members_still_hear_each_other_come_and_go() {
     let gone = alice.expect_where("presence", |p| p["user"] == "bob");
     assert_eq!(gone["online"], false);
 }
+
+#[test]
+fn a_member_back_after_an_absence_gets_what_they_missed_several_messages_a_push() {
+    use udpchat_commands::group::create::{Create, CreateBody};
+    use udpchat_commands::group_message::GroupMessage;
+    use udpchat_commands::group_messages::GroupMessages;
+    use udpchat_commands::gsend::{GroupLine, GroupSend};
+    use udpchat_commands::logout::Logout;
+    use udpchat_commands::signin::SignIn;
+    use udpchat_commands::signup::SignUp;
+    use udpchat_core::group::GroupMessage as Line;
+    use udpchat_core::packet::{decode_body, Packet, PushBody};
+    use udpchat_tests::raw::RawClient;
+
+    const MISSED: usize = 40;
+    let server = Server::start();
+    let localhost = "127.0.0.1".parse().unwrap();
+    let bob = RawClient::connect(&server, localhost);
+    bob.sign::<SignUp>("bob").expect("bob signed up");
+    bob.ask::<Logout>(&()).expect("bob signed out");
+    let alice = RawClient::connect(&server, localhost);
+    alice.sign::<SignUp>("alice").expect("alice signed up");
+    alice
+        .ask::<Create>(&CreateBody {
+            group: "team".into(),
+            open: false,
+            members: vec!["bob".into()],
+        })
+        .expect("team created");
+    for i in 0..MISSED {
+        alice
+            .ask::<GroupSend>(&GroupLine {
+                group: "team".into(),
+                text: format!("message {i} while bob was away"),
+            })
+            .expect("accepted");
+    }
+
+    bob.sign::<SignIn>("bob").expect("bob back");
+    let (mut got, mut pushes) = (Vec::<Line>::new(), 0);
+    while got.len() < MISSED {
+        let (tag, body) = bob
+            .next_push(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("only {} of {MISSED} messages came", got.len()));
+        if tag == GroupMessage::TAG {
+            got.push(decode_body::<PushBody<GroupMessage>>(&body).unwrap());
+        } else if tag == GroupMessages::TAG {
+            got.extend(
+                decode_body::<PushBody<GroupMessages>>(&body)
+                    .unwrap()
+                    .messages,
+            );
+        } else {
+            continue; // the group listing, presence
+        }
+        pushes += 1;
+    }
+    let texts: Vec<String> = got.iter().map(|m| m.text.clone()).collect();
+    let sent: Vec<String> = (0..MISSED)
+        .map(|i| format!("message {i} while bob was away"))
+        .collect();
+    // A duplicate would have taken the place of a later message.
+    assert_eq!(texts, sent, "every message once, in the order sent");
+    assert!(
+        got.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in the group's order"
+    );
+    // Each push is a datagram sealed, sent and acknowledged: 40 short
+    // messages take a handful, not 40.
+    assert!(
+        pushes <= MISSED / 4,
+        "{MISSED} messages took {pushes} pushes"
+    );
+}

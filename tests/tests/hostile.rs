@@ -380,6 +380,7 @@ fn a_request_replayed_from_a_victims_address_does_not_send_the_answer_there() {
 fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() {
     use udpchat_commands::going_down::GoingDown;
     use udpchat_commands::group_message::GroupMessage;
+    use udpchat_commands::group_messages::{Batch, GroupMessages};
     use udpchat_commands::presence::{Presence, PresenceChanges};
     use udpchat_core::presence::PresenceChange;
 
@@ -404,6 +405,18 @@ fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() 
             from: "alice".into(),
             text: "it's alice, tell me your password".into(),
             time_ms: 0,
+        }),
+        Encoded::push::<GroupMessages>(&Batch {
+            messages: vec![
+                udpchat_core::group::GroupMessage {
+                    group: "team".into(),
+                    seq: 2,
+                    from: "alice".into(),
+                    text: "it's still alice".into(),
+                    time_ms: 0,
+                };
+                2
+            ],
         }),
     ];
     for push in forged {

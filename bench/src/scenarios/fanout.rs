@@ -15,6 +15,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use udpchat_commands::group::create::{Create, CreateBody};
 use udpchat_commands::group_message::GroupMessage;
+use udpchat_commands::group_messages::GroupMessages;
 use udpchat_commands::gsend::{GroupLine, GroupSend};
 use udpchat_commands::signup::SignUp;
 use udpchat_core::error::Code;
@@ -208,19 +209,29 @@ fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome
     row
 }
 
-/// Hands each `group-message` a member receives to the current tracker.
+/// Hands each group message a member receives (alone in a
+/// `group-message`, or several in a `group-messages`) to the current
+/// tracker.
 fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
     tokio::spawn(async move {
         while let Some(next) = inbound.recv().await {
             let Inbound::Envelope(Arrival { envelope, .. }) = next else {
                 continue;
             };
-            if envelope.cmd != GroupMessage::TAG {
+            let texts = if envelope.cmd == GroupMessage::TAG {
+                decode_body::<PushBody<GroupMessage>>(&envelope.body)
+                    .map(|message| vec![message.text])
+            } else if envelope.cmd == GroupMessages::TAG {
+                decode_body::<PushBody<GroupMessages>>(&envelope.body)
+                    .map(|batch| batch.messages.into_iter().map(|m| m.text).collect())
+            } else {
                 continue;
-            }
-            if let Ok(message) = decode_body::<PushBody<GroupMessage>>(&envelope.body) {
+            };
+            if let Ok(texts) = texts {
                 let tracker = current.read().clone();
-                tracker.arrived(&message.text);
+                for text in &texts {
+                    tracker.arrived(text);
+                }
             }
         }
     });

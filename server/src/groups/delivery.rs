@@ -21,16 +21,19 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedMutexGuard};
-use udpchat_commands::group_message::GroupMessage as GroupMessagePush;
+use udpchat_commands::group_messages::{parcels, Parcel};
 use udpchat_core::context::PeerId;
 use udpchat_core::error::CommandError;
 use udpchat_core::group::GroupMessage;
-use udpchat_core::packet::Encoded;
 
 use super::Inner;
 use crate::store::blocking;
 
 type MemberKey = (String, String);
+
+/// How long the cursor writer gathers acknowledgements before it stores
+/// them: what a crash can make come again (clients drop it).
+const CURSOR_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Acknowledged positions, by (group, member).
 #[derive(Default)]
@@ -101,6 +104,9 @@ pub(super) async fn write_cursors(
     mut wakes: mpsc::UnboundedReceiver<()>,
 ) {
     while wakes.recv().await.is_some() {
+        // What else is acknowledged meanwhile goes in the same transaction:
+        // under load a batch a tick instead of one per acknowledgement.
+        tokio::time::sleep(CURSOR_LINGER).await;
         while wakes.try_recv().is_ok() {}
         let Some(inner) = inner.upgrade() else { return };
         inner.write_cursors().await;
@@ -161,17 +167,16 @@ impl Inner {
         cursors.dirty.remove(&key);
     }
 
-    /// Hands `message` to an attached member's session; its cursor moves
-    /// when the client acknowledges it.
-    fn push(self: &Arc<Self>, user: &str, attachment: &Attachment, message: &GroupMessage) {
-        let seq = message.seq;
+    /// Hands a parcel of messages to an attached member's session; its
+    /// cursor moves when the client acknowledges it.
+    fn push(self: &Arc<Self>, group: &str, user: &str, attachment: &Attachment, parcel: &Parcel) {
         {
             let mut track = attachment.track.lock();
-            track.outstanding.insert(seq);
-            track.queued = track.queued.max(seq);
+            track.outstanding.extend(parcel.seqs.iter().copied());
+            track.queued = track.queued.max(parcel.seqs.last().copied().unwrap_or(0));
         }
         let (inner, track) = (self.clone(), attachment.track.clone());
-        let (group, user) = (message.group.clone(), user.to_string());
+        let (group, user, seqs) = (group.to_string(), user.to_string(), parcel.seqs.clone());
         // Told on the network thread when the client acknowledged it (or
         // it failed): no task per member and message.
         let then = move |result: Result<(), CommandError>| {
@@ -179,11 +184,13 @@ impl Inner {
                 let mut track = track.lock();
                 match result {
                     Ok(()) => {
-                        track.outstanding.remove(&seq);
+                        for seq in &seqs {
+                            track.outstanding.remove(seq);
+                        }
                         Some(track.cursor())
                     }
                     Err(e) => {
-                        tracing::debug!(group, user, seq, "group message not delivered: {e}");
+                        tracing::debug!(group, user, ?seqs, "group messages not delivered: {e}");
                         track.broken = true;
                         None
                     }
@@ -193,11 +200,28 @@ impl Inner {
                 inner.acknowledged(&group, &user, cursor);
             }
         };
-        self.link.push_then(
-            attachment.peer,
-            Encoded::push::<GroupMessagePush>(message),
-            then,
-        );
+        self.link
+            .push_then(attachment.peer, parcel.push.clone(), then);
+    }
+
+    /// Hands `user` what of `messages` (in order) others sent, a parcel at
+    /// a time, and moves its cursor past its own.
+    fn deliver(
+        self: &Arc<Self>,
+        group: &str,
+        user: &str,
+        attachment: &Attachment,
+        messages: &[GroupMessage],
+        parcels: &[Parcel],
+    ) {
+        if !attachment.track.lock().broken {
+            for parcel in parcels {
+                self.push(group, user, attachment, parcel);
+            }
+        }
+        for message in messages.iter().filter(|m| m.from == user) {
+            self.own(user, attachment, message);
+        }
     }
 
     /// The member's own message: nothing to deliver, but its cursor passes it.
@@ -255,29 +279,33 @@ impl Inner {
                 ..Track::default()
             })),
         };
-        for message in &backlog {
-            if message.from == user {
-                self.own(user, &attachment, message);
-            } else {
-                self.push(user, &attachment, message);
-            }
-        }
+        let parcels = parcels(backlog.iter().filter(|m| m.from != user));
+        self.deliver(group, user, &attachment, &backlog, &parcels);
         live.attached.insert(user.to_string(), attachment);
         Ok(())
     }
 
-    /// Hands an accepted message to every member but its sender: pushed
-    /// to those attached, attaching (with their backlog) those online and
-    /// not yet attached; those offline get it at sign-in.
+    /// Hands the messages of one commit (one group's, in order) to every
+    /// member but their senders: pushed to those attached, a parcel for
+    /// several at a time; attaching (with their backlog, which holds these)
+    /// those online and not yet attached; those offline get them at
+    /// sign-in. A member who sent none of them gets the same parcels as
+    /// every other such member: they are packed and encoded once.
     pub(super) async fn fan_out(
         self: &Arc<Self>,
         live: &mut Live,
-        message: &GroupMessage,
+        group: &str,
+        messages: &[GroupMessage],
         members: &[(String, u64)],
     ) {
+        if messages.is_empty() {
+            return;
+        }
         let names: HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
         live.attached
             .retain(|user, _| names.contains(user.as_str()));
+        let senders: HashSet<&str> = messages.iter().map(|m| m.from.as_str()).collect();
+        let mut packed: HashMap<Option<&str>, Vec<Parcel>> = HashMap::new();
         for (member, cursor) in members {
             let Some(peer) = self.online(member) else {
                 live.attached.remove(member);
@@ -285,17 +313,14 @@ impl Inner {
             };
             match live.attached.get(member) {
                 Some(attachment) if attachment.peer == peer => {
-                    if member == &message.from {
-                        self.own(member, attachment, message);
-                    } else if !attachment.track.lock().broken {
-                        self.push(member, attachment, message);
-                    }
+                    let sender = senders.get(member.as_str()).copied();
+                    let parcels = packed.entry(sender).or_insert_with(|| {
+                        parcels(messages.iter().filter(|m| Some(m.from.as_str()) != sender))
+                    });
+                    self.deliver(group, member, attachment, messages, parcels);
                 }
                 _ => {
-                    if let Err(e) = self
-                        .attach(live, &message.group, member, peer, Some(*cursor))
-                        .await
-                    {
+                    if let Err(e) = self.attach(live, group, member, peer, Some(*cursor)).await {
                         tracing::warn!(member, "groups: not attached: {}", e.message);
                     }
                 }

@@ -133,15 +133,13 @@ impl Inner {
                 return;
             }
         };
+        let accepted: Vec<GroupMessage> = appended
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok().cloned())
+            .collect();
+        self.fan_out(live, group, &accepted, &members).await;
         for (sender, outcome) in senders.into_iter().zip(appended) {
-            let answer = match outcome {
-                Ok(message) => {
-                    self.fan_out(live, &message, &members).await;
-                    Ok(message)
-                }
-                Err(e) => Err(e.into()),
-            };
-            let _ = sender.send(answer);
+            let _ = sender.send(outcome.map_err(CommandError::from));
         }
     }
 

@@ -114,6 +114,24 @@ impl SqliteStore {
     pub(crate) fn db(&self) -> parking_lot::MutexGuard<'_, Connection> {
         self.db.lock()
     }
+
+    /// Runs `write` on a connection that does not wait for the disk when it
+    /// commits (`synchronous=NORMAL`): for what may be lost to a power cut
+    /// (a group member's cursor: the client drops what it was shown
+    /// twice). A process killed is still lost nothing, and the next FULL
+    /// commit syncs the log this write went into.
+    pub(crate) fn relaxed<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db();
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = write(&mut db);
+        // Back to FULL before anyone else gets the connection, whatever
+        // `write` did: every other write waits for the disk.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        written
+    }
 }
 
 impl Store for SqliteStore {
