@@ -560,6 +560,15 @@ where
         self.peers.len()
     }
 
+    /// Whether the peer's state is down to what an idle peer keeps: no
+    /// sending flight, nothing held for reassembly.
+    #[cfg(test)]
+    fn at_rest(&self, p: P) -> bool {
+        self.peers.get(&p).is_some_and(|peer| {
+            peer.send.at_rest() && peer.recv.as_ref().is_none_or(|r| r.at_rest())
+        })
+    }
+
     #[cfg(test)]
     fn waiting_bytes(&self, p: P) -> usize {
         self.peers
@@ -577,15 +586,10 @@ fn take_events<P: Copy>(p: P, peer: &mut Peer, events: &mut VecDeque<Event<P>>) 
                 .map(|message| Event::Received { from: p, message }),
         );
     }
-    events.extend(
-        peer.send
-            .finished
-            .drain(..)
-            .map(|(id, outcome)| match outcome {
-                Outcome::Delivered => Event::Delivered { to: p, id },
-                Outcome::Failed => Event::DeliveryFailed { to: p, id },
-            }),
-    );
+    events.extend(peer.send.finished().map(|(id, outcome)| match outcome {
+        Outcome::Delivered => Event::Delivered { to: p, id },
+        Outcome::Failed => Event::DeliveryFailed { to: p, id },
+    }));
 }
 
 /// A session id from the incarnation and a counter: a bijection of their

@@ -64,6 +64,16 @@ pub(crate) enum Acknowledge {
 pub(crate) struct RecvState {
     received: RangeSet,
     next_expected: u32,
+    /// Messages waiting (in fragments, or behind an earlier one) and those
+    /// given up: boxed, and kept only while there are any. Most messages
+    /// come whole and in order, and go straight to `delivered`.
+    held: Option<Box<Held>>,
+    meter: Meter,
+    pub(crate) delivered: VecDeque<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Held {
     waiting: BTreeMap<u32, Waiting>,
     /// Incomplete messages by the arrival of their latest fragment.
     expiry: BTreeSet<(Instant, u32)>,
@@ -73,13 +83,11 @@ pub(crate) struct RecvState {
     /// them instead and its base_seq moves past them.
     refused: BTreeSet<u32>,
     waiting_bytes: usize,
-    meter: Meter,
-    pub(crate) delivered: VecDeque<Vec<u8>>,
 }
 
 impl Drop for RecvState {
     fn drop(&mut self) {
-        self.meter.sub(self.waiting_bytes);
+        self.meter.sub(self.waiting_bytes());
     }
 }
 
@@ -88,9 +96,15 @@ impl RecvState {
     ///
     /// [`SendState::spare`]: super::send::SendState::spare
     pub fn spare(&mut self) {
-        self.waiting.spare();
-        self.expiry.spare();
-        self.refused.spare();
+        if let Some(held) = &mut self.held {
+            if held.waiting.is_empty() && held.refused.is_empty() {
+                self.held = None;
+            } else {
+                held.waiting.spare();
+                held.expiry.spare();
+                held.refused.spare();
+            }
+        }
         self.delivered.spare();
     }
 
@@ -98,10 +112,7 @@ impl RecvState {
         RecvState {
             received: RangeSet::new(max_ack_ranges(config.max_datagram)),
             next_expected,
-            waiting: BTreeMap::new(),
-            expiry: BTreeSet::new(),
-            refused: BTreeSet::new(),
-            waiting_bytes: 0,
+            held: None,
             meter: meter.clone(),
             delivered: VecDeque::new(),
         }
@@ -150,17 +161,99 @@ impl RecvState {
             // been lost, so acknowledge again.
             return Acknowledge::Now;
         }
-        if self.refused.contains(&seq) {
+        let held = self.held.as_deref();
+        if held.is_some_and(|h| h.refused.contains(&seq)) {
             return Acknowledge::No;
         }
+        let assembling = held.is_some_and(|h| h.waiting.contains_key(&seq));
+        if !assembling && header.frag_count == 1 && seq == self.next_expected {
+            // The common case: a whole message in order, straight through.
+            self.delivered.push_back(payload.to_vec());
+            self.next_expected += 1;
+            return Acknowledge::Held;
+        }
+        let (next_expected, meter) = (self.next_expected, &self.meter);
+        self.held.get_or_insert_with(Box::default).accept(
+            now,
+            header,
+            payload,
+            config,
+            next_expected,
+            meter,
+        )
+    }
+
+    /// The sender finished everything below `base_seq`: what is complete
+    /// there is delivered in order, the rest will never come.
+    fn skip_to(&mut self, base_seq: u32) {
+        if base_seq <= self.next_expected {
+            return;
+        }
+        if let Some(held) = &mut self.held {
+            held.skip_to(base_seq, &self.meter, &mut self.delivered);
+        }
+        self.next_expected = base_seq;
+    }
+
+    fn deliver_ready(&mut self) {
+        if let Some(held) = &mut self.held {
+            held.deliver_ready(&mut self.next_expected, &self.meter, &mut self.delivered);
+        }
+    }
+
+    /// Drops incomplete messages whose latest fragment is older than the
+    /// reassembly timeout.
+    pub fn expire(&mut self, now: Instant, config: &Config) {
+        if let Some(held) = &mut self.held {
+            held.expire(now, config, &self.meter);
+        }
+    }
+
+    pub fn deadline(&self, config: &Config) -> Option<Instant> {
+        self.held
+            .as_ref()?
+            .expiry
+            .first()
+            .and_then(|&(at, _)| at.checked_add(config.reassembly_timeout))
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| h.waiting.is_empty())
+    }
+
+    pub fn ack_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.received.iter_desc()
+    }
+
+    #[cfg(test)]
+    pub fn at_rest(&self) -> bool {
+        self.held.is_none()
+    }
+
+    /// Bytes charged for what waits here.
+    pub fn waiting_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.waiting_bytes)
+    }
+}
+
+impl Held {
+    /// A fragment, or a whole message out of order (see
+    /// [`RecvState::accept`]).
+    fn accept(
+        &mut self,
+        now: Instant,
+        header: &DataHeader,
+        payload: &[u8],
+        config: &Config,
+        next_expected: u32,
+        meter: &Meter,
+    ) -> Acknowledge {
+        let seq = header.msg_seq;
         let cost = payload.len() + FRAGMENT_OVERHEAD;
-        let head_charge = self
-            .waiting
-            .get(&self.next_expected)
-            .map_or(0, |w| w.charge);
-        let fits = (seq == self.next_expected
+        let head_charge = self.waiting.get(&next_expected).map_or(0, |w| w.charge);
+        let fits = (seq == next_expected
             || self.waiting_bytes - head_charge + cost <= config.max_reassembly_bytes)
-            && self.meter.bytes() + cost <= config.max_reassembly_total;
+            && meter.bytes() + cost <= config.max_reassembly_total;
         match self.waiting.get_mut(&seq) {
             Some(waiting) => {
                 let Slot::Assembling(partial) = &mut waiting.slot else {
@@ -179,7 +272,7 @@ impl RecvState {
                 partial.bytes += payload.len();
                 waiting.charge += cost;
                 self.waiting_bytes += cost;
-                self.meter.add(cost);
+                meter.add(cost);
                 self.expiry.remove(&(partial.last_arrival, seq));
                 partial.last_arrival = now;
                 if partial.frags.len() < usize::from(partial.frag_count) {
@@ -191,12 +284,6 @@ impl RecvState {
                     message.extend_from_slice(frag);
                 }
                 waiting.slot = Slot::Complete(message);
-                Acknowledge::Held
-            }
-            None if header.frag_count == 1 && seq == self.next_expected => {
-                // The common case: a whole message in order, straight through.
-                self.delivered.push_back(payload.to_vec());
-                self.next_expected += 1;
                 Acknowledge::Held
             }
             None if !fits => Acknowledge::No,
@@ -215,55 +302,51 @@ impl RecvState {
                 };
                 self.waiting.insert(seq, Waiting { slot, charge: cost });
                 self.waiting_bytes += cost;
-                self.meter.add(cost);
+                meter.add(cost);
                 Acknowledge::Held
             }
         }
     }
 
-    /// The sender finished everything below `base_seq`: what is complete
-    /// there is delivered in order, the rest will never come.
-    fn skip_to(&mut self, base_seq: u32) {
-        if base_seq <= self.next_expected {
-            return;
-        }
+    fn skip_to(&mut self, base_seq: u32, meter: &Meter, delivered: &mut VecDeque<Vec<u8>>) {
         while let Some(entry) = self.waiting.first_entry() {
             if *entry.key() >= base_seq {
                 break;
             }
             let (seq, waiting) = entry.remove_entry();
             self.waiting_bytes -= waiting.charge;
-            self.meter.sub(waiting.charge);
+            meter.sub(waiting.charge);
             match waiting.slot {
-                Slot::Complete(message) => self.delivered.push_back(message),
+                Slot::Complete(message) => delivered.push_back(message),
                 Slot::Assembling(partial) => {
                     self.expiry.remove(&(partial.last_arrival, seq));
                 }
             }
         }
-        self.next_expected = base_seq;
         self.refused = self.refused.split_off(&base_seq);
     }
 
-    fn deliver_ready(&mut self) {
+    fn deliver_ready(
+        &mut self,
+        next_expected: &mut u32,
+        meter: &Meter,
+        delivered: &mut VecDeque<Vec<u8>>,
+    ) {
         while let Some(entry) = self.waiting.first_entry() {
-            if *entry.key() != self.next_expected || !matches!(entry.get().slot, Slot::Complete(_))
-            {
+            if *entry.key() != *next_expected || !matches!(entry.get().slot, Slot::Complete(_)) {
                 break;
             }
             let waiting = entry.remove();
             self.waiting_bytes -= waiting.charge;
-            self.meter.sub(waiting.charge);
+            meter.sub(waiting.charge);
             if let Slot::Complete(message) = waiting.slot {
-                self.delivered.push_back(message);
+                delivered.push_back(message);
             }
-            self.next_expected += 1;
+            *next_expected += 1;
         }
     }
 
-    /// Drops incomplete messages whose latest fragment is older than the
-    /// reassembly timeout.
-    pub fn expire(&mut self, now: Instant, config: &Config) {
+    fn expire(&mut self, now: Instant, config: &Config, meter: &Meter) {
         while let Some(&(at, seq)) = self.expiry.first() {
             let due = at
                 .checked_add(config.reassembly_timeout)
@@ -274,31 +357,12 @@ impl RecvState {
             self.expiry.pop_first();
             if let Some(waiting) = self.waiting.remove(&seq) {
                 self.waiting_bytes -= waiting.charge;
-                self.meter.sub(waiting.charge);
+                meter.sub(waiting.charge);
             }
             self.refused.insert(seq);
             if self.refused.len() > MAX_REFUSED {
                 self.refused.pop_last();
             }
         }
-    }
-
-    pub fn deadline(&self, config: &Config) -> Option<Instant> {
-        self.expiry
-            .first()
-            .and_then(|&(at, _)| at.checked_add(config.reassembly_timeout))
-    }
-
-    pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty()
-    }
-
-    pub fn ack_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.received.iter_desc()
-    }
-
-    #[cfg(test)]
-    pub fn waiting_bytes(&self) -> usize {
-        self.waiting_bytes
     }
 }

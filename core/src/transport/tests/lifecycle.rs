@@ -352,3 +352,37 @@ fn many_seeds_of_traffic_through_a_restart_keep_every_guarantee() {
         );
     }
 }
+
+#[test]
+fn an_idle_peer_gives_back_its_message_state_and_numbers_on_where_it_left_off() {
+    // Lossy both ways: late duplicates of old packets and of their ACKs
+    // reach a peer at rest, and must not confuse the numbering it resumes.
+    let mut sim = Sim::new(0x5eed_0011);
+    sim.set_default_link(lossy());
+    let (a, b) = (
+        sim.add_endpoint(Config::default()),
+        sim.add_endpoint(Config::default()),
+    );
+    let mut traffic = Traffic::new();
+    let (ab, ba) = (traffic.stream(a, b), traffic.stream(b, a));
+    let sizes = mixed_sizes(40, 20_000, &[0, 1, 5_000], 11);
+    for (round, &size) in sizes.iter().enumerate() {
+        traffic.send(&mut sim, ab, size);
+        if round % 3 == 0 {
+            traffic.send(&mut sim, ba, size / 2);
+        }
+        let settled = sim.run_until(HOUR, |sim| {
+            traffic.drain(sim);
+            traffic.streams[ab].finished()
+                && traffic.streams[ba].finished()
+                && sim.endpoint(a).at_rest(b)
+                && sim.endpoint(b).at_rest(a)
+        });
+        assert!(settled, "round {round}: the peers never came to rest");
+    }
+    for stream in [ab, ba] {
+        let s = &traffic.streams[stream];
+        assert!(s.failed.is_empty(), "{} failed", s.failed.len());
+        assert_eq!(s.received, (0..s.ids.len()).collect::<Vec<_>>());
+    }
+}
