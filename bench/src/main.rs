@@ -89,9 +89,13 @@ struct FanoutArgs {
     /// Group sizes (members in all, the sender included) [default: 10,100,1000; quick 10].
     #[arg(long, value_delimiter = ',')]
     members: Vec<usize>,
-    /// Messages not yet at every member, at most.
+    /// Messages not yet at every member, at most (per sender).
     #[arg(long, default_value_t = 8)]
     inflight: usize,
+    /// Members sending at once, each keeping --inflight messages going
+    /// (udpchat rows only: the IRC rows keep one sender).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    senders: u16,
     /// Also run the load through this IRC server (see bench/peers/ngircd.sh).
     #[arg(long, value_name = "ADDR")]
     irc: Option<SocketAddr>,
@@ -373,7 +377,14 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
         )],
         Scenario::Fanout(args) => vec![settle(
             "fanout",
-            scenarios::fanout::run(ctx, &members(&args), args.inflight, irc(&args)).await,
+            scenarios::fanout::run(
+                ctx,
+                &members(&args),
+                args.inflight,
+                usize::from(args.senders),
+                irc(&args),
+            )
+            .await,
         )],
         Scenario::Conversation(args) => vec![settle(
             "conversation",
@@ -427,8 +438,14 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
                 settle("p2p", scenarios::p2p::run(ctx, 0.0, 16, false).await),
                 settle(
                     "fanout",
-                    scenarios::fanout::run(ctx, &members(&fanout), fanout.inflight, irc(&fanout))
-                        .await,
+                    scenarios::fanout::run(
+                        ctx,
+                        &members(&fanout),
+                        fanout.inflight,
+                        usize::from(fanout.senders),
+                        irc(&fanout),
+                    )
+                    .await,
                 ),
                 settle(
                     "conversation",

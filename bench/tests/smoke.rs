@@ -217,3 +217,25 @@ fn quick_conversation_between_two_real_clients_delivers_and_shows_every_message(
         assert_eq!(row["latency_us"]["count"], row["ops"], "{row}");
     }
 }
+
+#[test]
+fn quick_fanout_with_several_senders_delivers_everyones_messages_to_everyone_else() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let fanout = run_quick("fanout", &["--members", "6", "--senders", "3"], out.path());
+    assert_eq!(fanout["available"], true, "{fanout}");
+    assert_eq!(fanout["params"]["senders"], 3);
+    let rows = fanout["rows"].as_array().expect("rows");
+    let row = rows
+        .iter()
+        .find(|r| r["name"] == "udpchat M=6 S=3")
+        .unwrap_or_else(|| panic!("no udpchat row for 3 senders: {fanout}"));
+    check_row(row);
+    assert_eq!(row["extra"]["senders"], 3);
+    // A delivery is one member receiving one message: every message
+    // reaches the 5 members who did not send it, whoever sent it.
+    assert_eq!(row["errors"], 0, "{row}");
+    assert!(
+        row["extra"]["messages_per_s"].as_f64().unwrap() > 0.0,
+        "{row}"
+    );
+}

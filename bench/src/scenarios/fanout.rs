@@ -1,4 +1,5 @@
-//! `fanout`: one group of M members (10, 100, 1000), one of them sending.
+//! `fanout`: one group of M members (10, 100, 1000), one of them sending
+//! (or `--senders S` of them at once, on udpchat).
 //! On udpchat the sender's `gsend` goes to the server, which pushes a
 //! `group-message` to each other member over its own session; with `--irc
 //! ADDR` the same load runs through a channel of a real IRC server (see
@@ -50,6 +51,7 @@ pub async fn run(
     ctx: &Ctx,
     members: &[usize],
     inflight: usize,
+    senders: usize,
     irc: Option<IrcPeer>,
 ) -> anyhow::Result<Report> {
     let mut report = Report::new(
@@ -59,6 +61,7 @@ pub async fn run(
             serde_json::json!({
                 "members": members,
                 "inflight": inflight,
+                "senders": senders,
                 "message_bytes": MESSAGE_BYTES,
                 "irc": irc.map(|p| p.addr.to_string()),
             }),
@@ -68,7 +71,7 @@ pub async fn run(
         window: inflight,
         ..ctx.plan()
     };
-    let udpchat = udpchat_rows(ctx, members, plan).await;
+    let udpchat = udpchat_rows(ctx, members, senders, plan).await;
     let irc_rows = match irc {
         Some(peer) => {
             let mut rows = Vec::new();
@@ -83,8 +86,10 @@ pub async fn run(
         Ok(rows) => {
             for mut row in rows {
                 let m = row.extra.get("members").and_then(|v| v.as_u64());
+                // The IRC rows have one sender: compared only with ours.
                 let irc = irc_rows
                     .iter()
+                    .filter(|_| senders == 1)
                     .find(|r| r.extra.get("members").and_then(|v| v.as_u64()) == m);
                 if let Some(irc) = irc.filter(|r| r.rate > 0.0) {
                     let ratio = row.rate / irc.rate;
@@ -100,8 +105,12 @@ pub async fn run(
         }
     }
     report.rows.extend(irc_rows);
+    let who = match senders {
+        1 => "one sender".to_string(),
+        s => format!("{s} senders at once on udpchat (one on IRC)"),
+    };
     report.note(format!(
-        "one sender, M members in all (M-1 receive each message), {MESSAGE_BYTES} B texts, at most {inflight} messages not yet at every member"
+        "{who}, M members in all (M-1 receive each message), {MESSAGE_BYTES} B texts, at most {inflight} messages per sender not yet at every member"
     ));
     if irc.is_some() {
         report.note("IRC: plain TCP, no encryption, one channel; the sender is an IRC operator with +F so ngircd's per-user flood limit does not apply; udpchat: UDP, every datagram AES-256-GCM sealed per session, reliable transport acknowledging each push");
@@ -110,7 +119,12 @@ pub async fn run(
 }
 
 /// The udpchat rows, or why they cannot be measured.
-async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Result<Vec<Row>> {
+async fn udpchat_rows(
+    ctx: &Ctx,
+    members: &[usize],
+    senders: usize,
+    plan: Plan,
+) -> anyhow::Result<Vec<Row>> {
     let most = members.iter().copied().max().unwrap_or(0);
     let target = ctx.server()?;
     let current: Current = Arc::new(RwLock::new(Tracker::new(0)));
@@ -141,14 +155,14 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
     };
     let mut rows = Vec::new();
     for &m in members {
-        let sender = clients[0].clone();
+        let creator = clients[0].clone();
         let group = format!("fan{m}{}", ctx.run_tag);
         let create = CreateBody {
             group: group.clone(),
             open: false,
             members: clients[1..m].iter().map(|c| c.user.clone()).collect(),
         };
-        sender
+        creator
             .request(Encoded::request::<Create>(&create))
             .await
             .map_err(|e| {
@@ -168,9 +182,18 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
         let tracker = Tracker::new(m - 1);
         *current.write() = tracker.clone();
         tracker.measure(plan.warmup, plan.measure);
+        // The group's first members; each receives the others' messages.
+        let sending: Vec<_> = clients[..senders.min(m)]
+            .iter()
+            .map(|c| (c.clone(), group.clone(), tracker.clone()))
+            .collect();
+        let name = match sending.len() {
+            1 => format!("udpchat M={m}"),
+            s => format!("udpchat M={m} S={s}"),
+        };
         let outcome = load::closed_loop(
-            &format!("udpchat M={m}"),
-            &[(sender, group, tracker.clone())],
+            &name,
+            &sending,
             plan,
             target.pid,
             |(sender, group, tracker)| async move {
@@ -183,7 +206,9 @@ async fn udpchat_rows(ctx: &Ctx, members: &[usize], plan: Plan) -> anyhow::Resul
             },
         )
         .await;
-        rows.push(fanout_row("udpchat", m, &tracker, &outcome));
+        let mut row = fanout_row("udpchat", m, &tracker, &outcome).with("senders", sending.len());
+        row.name = name;
+        rows.push(row);
     }
     Ok(rows)
 }
