@@ -293,20 +293,20 @@ fn main() -> anyhow::Result<()> {
 /// `clients`: `--clients` as given (some scenarios have their own default).
 async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Report> {
     let quick = ctx.quick;
-    let members = |args: &FanoutArgs| {
-        if !args.members.is_empty() {
+    let fanout = |args: &FanoutArgs| {
+        let members = if !args.members.is_empty() {
             args.members.clone()
         } else if quick {
             vec![10]
         } else {
             scenarios::fanout::MEMBERS.to_vec()
-        }
-    };
-    let irc = |args: &FanoutArgs| {
-        args.irc.map(|addr| IrcPeer {
+        };
+        let irc = args.irc.map(|addr| IrcPeer {
             addr,
             pid: args.irc_pid,
-        })
+        });
+        let (inflight, senders) = (args.inflight, usize::from(args.senders));
+        async move { scenarios::fanout::run(ctx, &members, inflight, senders, irc).await }
     };
     let storm_rate = |args: &StormArgs| args.rate.unwrap_or(if quick { 5.0 } else { 10.0 });
     let presence_counts = |args: &PresenceArgs| {
@@ -375,17 +375,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             "p2p",
             scenarios::p2p::run(ctx, args.loss, args.inflight, args.through_server).await,
         )],
-        Scenario::Fanout(args) => vec![settle(
-            "fanout",
-            scenarios::fanout::run(
-                ctx,
-                &members(&args),
-                args.inflight,
-                usize::from(args.senders),
-                irc(&args),
-            )
-            .await,
-        )],
+        Scenario::Fanout(args) => vec![settle("fanout", fanout(&args).await)],
         Scenario::Conversation(args) => vec![settle(
             "conversation",
             scenarios::conversation::run(ctx, &client_bin(&args)).await,
@@ -421,7 +411,9 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             scenarios::fragments::run(ctx, fragments(&args)).await,
         )],
         Scenario::Soak(args) => vec![settle("soak", scenarios::soak::run(ctx, &args).await)],
-        Scenario::All { fanout } => {
+        Scenario::All {
+            fanout: fanout_args,
+        } => {
             let presence = PresenceArgs {
                 counts: Vec::new(),
                 idle: None,
@@ -436,17 +428,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
                     scenarios::signin_storm::run(ctx, storm_rate(&StormArgs { rate: None })).await,
                 ),
                 settle("p2p", scenarios::p2p::run(ctx, 0.0, 16, false).await),
-                settle(
-                    "fanout",
-                    scenarios::fanout::run(
-                        ctx,
-                        &members(&fanout),
-                        fanout.inflight,
-                        usize::from(fanout.senders),
-                        irc(&fanout),
-                    )
-                    .await,
-                ),
+                settle("fanout", fanout(&fanout_args).await),
                 settle(
                     "conversation",
                     scenarios::conversation::run(

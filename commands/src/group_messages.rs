@@ -5,6 +5,8 @@
 //! time), or what a member missed while away. One datagram, one seal and
 //! one acknowledgement then carry what would have taken one each.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use udpchat_core::context::{Client, Sender};
 use udpchat_core::error::{Code, CommandError};
@@ -65,7 +67,8 @@ const PER_MESSAGE: usize = 48;
 /// and the push (`group-message` for one, `group-messages` for more).
 #[derive(Debug, Clone)]
 pub struct Parcel {
-    pub seqs: Vec<u64>,
+    /// Shared by every member the parcel goes to.
+    pub seqs: Arc<[u64]>,
     pub push: Encoded,
 }
 
@@ -126,7 +129,7 @@ mod tests {
             line(4, "back"),
         ];
         let parcels = parcels(&messages);
-        let seqs: Vec<_> = parcels.iter().map(|p| p.seqs.clone()).collect();
+        let seqs: Vec<_> = parcels.iter().map(|p| p.seqs.to_vec()).collect();
         assert_eq!(seqs, [vec![1, 2], vec![3], vec![4]]);
         let tags: Vec<_> = parcels.iter().map(|p| p.push.tag()).collect();
         assert_eq!(tags, ["group-messages", "group-message", "group-message"]);
@@ -139,7 +142,7 @@ mod tests {
         let parcels = parcels(&messages);
         assert!(parcels.len() > 1, "40 x 100 B do not fit one datagram");
         assert!(parcels.iter().all(|p| p.push.body().len() <= 1_100));
-        let all: Vec<u64> = parcels.iter().flat_map(|p| p.seqs.clone()).collect();
+        let all: Vec<u64> = parcels.iter().flat_map(|p| p.seqs.to_vec()).collect();
         assert_eq!(all, (1..=40).collect::<Vec<_>>(), "every message, in order");
     }
 }

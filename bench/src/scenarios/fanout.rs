@@ -206,25 +206,18 @@ async fn udpchat_rows(
             },
         )
         .await;
-        let mut row = fanout_row("udpchat", m, &tracker, &outcome).with("senders", sending.len());
-        row.name = name;
-        rows.push(row);
+        rows.push(fanout_row(name, m, &tracker, &outcome).with("senders", sending.len()));
     }
     Ok(rows)
 }
 
-fn fanout_row(system: &str, m: usize, tracker: &Tracker, outcome: &load::Outcome) -> Row {
+fn fanout_row(name: String, m: usize, tracker: &Tracker, outcome: &load::Outcome) -> Row {
     let deliveries = tracker
         .deliveries
         .load(std::sync::atomic::Ordering::Relaxed);
-    let mut row = Row::new(
-        format!("{system} M={m}"),
-        "deliveries/s",
-        deliveries,
-        outcome.seconds,
-    )
-    .with("members", m)
-    .with("messages_per_s", outcome.rate());
+    let mut row = Row::new(name, "deliveries/s", deliveries, outcome.seconds)
+        .with("members", m)
+        .with("messages_per_s", outcome.rate());
     row.errors = outcome.errors;
     row.latency = Latency::of(&tracker.latency.lock());
     row.server = outcome.server;
@@ -293,8 +286,9 @@ async fn irc_row(peer: IrcPeer, m: usize, phase: usize, plan: Plan) -> anyhow::R
         .collect::<anyhow::Result<Vec<IrcSender>>>()?
     };
     tracker.measure(plan.warmup, plan.measure);
+    let name = format!("irc M={m}");
     let outcome = load::closed_loop(
-        &format!("irc M={m}"),
+        &name,
         &[(joined[0].clone(), channel.clone(), tracker.clone())],
         plan,
         peer.pid,
@@ -306,7 +300,7 @@ async fn irc_row(peer: IrcPeer, m: usize, phase: usize, plan: Plan) -> anyhow::R
         },
     )
     .await;
-    let row = fanout_row("irc", m, &tracker, &outcome);
+    let row = fanout_row(name, m, &tracker, &outcome);
     for client in &joined {
         let _ = client.quit().await;
     }

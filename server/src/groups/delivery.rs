@@ -184,7 +184,7 @@ impl Inner {
                 let mut track = track.lock();
                 match result {
                     Ok(()) => {
-                        for seq in &seqs {
+                        for seq in seqs.iter() {
                             track.outstanding.remove(seq);
                         }
                         Some(track.cursor())
