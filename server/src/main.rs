@@ -28,7 +28,7 @@ use udpchat_net::Link;
 #[command(
     version,
     about = "The udpchat server: accounts, presence and the list of who is online.",
-    after_help = "Examples:\n  udpchat-server                          # listen on 127.0.0.1:4590, data in ./udpchat-data\n  udpchat-server --bind 0.0.0.0:9090      # every interface, port 9090\n  udpchat-server --key /etc/udpchat/server.priv\n  udpchat-server user add alice           # create an account (asks for the password)\n  udpchat-server user list\n  udpchat-server group add group1 alice bob charlie eve   # a group only the operator manages"
+    after_help = "Examples:\n  udpchat-server                          # listen on 127.0.0.1:4590, data in ./udpchat-data\n  udpchat-server --bind 0.0.0.0:9090      # every interface, port 9090\n  udpchat-server --key /etc/udpchat/server.priv\n  udpchat-server --database postgres://udpchat:PASSWORD@db.example/udpchat   # one of several nodes (docs/OPERATIONS.md)\n  udpchat-server user add alice           # create an account (asks for the password)\n  udpchat-server user list\n  udpchat-server group add group1 alice bob charlie eve   # a group only the operator manages"
 )]
 struct Cli {
     /// Address and port to listen on.
@@ -42,6 +42,17 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// The database: postgres://USER:PASSWORD@HOST/DATABASE for several
+    /// nodes on one PostgreSQL, or sqlite:PATH [default: the SQLite file
+    /// udpchat.sqlite3 in the data dir]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "UDPCHAT_DATABASE",
+        global = true,
+        hide_env_values = true
+    )]
+    database: Option<String>,
     /// The server's private key (PKCS#8 PEM); default DATA_DIR/server.priv,
     /// made on first start.
     #[arg(long, value_name = "FILE")]
@@ -95,6 +106,9 @@ enum Command {
     /// Manage groups (the server may be running).
     #[command(subcommand)]
     Group(groups::admin::GroupCommand),
+    /// Bring the database's schema up to this version's, then stop (the
+    /// server also does this when it starts).
+    Migrate,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,15 +123,34 @@ fn main() -> anyhow::Result<()> {
     udpchat_commands::link();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
-        Some(Command::User(command)) => runtime.block_on(operator::run(&cli.data_dir, command)),
-        Some(Command::Group(command)) => groups::admin::run(&cli.data_dir, command),
-        None => runtime.block_on(serve(cli)),
+        Some(Command::User(command)) => {
+            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            runtime.block_on(operator::run(store, command))
+        }
+        Some(Command::Group(command)) => {
+            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            groups::admin::run(&*store, command)
+        }
+        Some(Command::Migrate) => {
+            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            println!(
+                "{}: schema at version {}",
+                store.describe(),
+                store.schema_version()?
+            );
+            Ok(())
+        }
+        None => {
+            // Opened before the runtime's tasks start: opening blocks.
+            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            runtime.block_on(serve(cli, store))
+        }
     }
 }
 
-async fn serve(cli: Cli) -> anyhow::Result<()> {
+async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
     let key = keys::load_or_create(&cli.data_dir, cli.key.as_deref())?;
-    let store = operator::open_store(&cli.data_dir)?;
+    tracing::info!(database = %store.describe(), "store open");
     let hasher = accounts::password::Hasher::with_memory_kib(cli.password_memory)
         .map_err(|e| anyhow::anyhow!(e))
         .context("--password-memory")?;

@@ -1,9 +1,8 @@
 //! `udpchat-server user add|remove|list`: account provisioning for
 //! operators, on the same store the server uses (SQLite's WAL lets it run
-//! beside a live server).
+//! beside a live server; PostgreSQL is shared by every node anyway).
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
@@ -13,7 +12,7 @@ use udpchat_core::names::check_user_name;
 use zeroize::Zeroizing;
 
 use crate::accounts::PasswordAccounts;
-use crate::store::{SqliteStore, Store};
+use crate::store::{blocking, Backend};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -25,16 +24,10 @@ pub enum UserCommand {
     List,
 }
 
-/// The store in the data dir.
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
-    let path = data_dir.join("udpchat.sqlite3");
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("cannot open the store {}", path.display()))?;
-    Ok(Arc::new(store))
-}
-
-pub async fn run(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+/// Store calls run on blocking threads here too (a PostgreSQL store waits
+/// on its own runtime, which a task must not do).
+pub async fn run(store: Arc<dyn Backend>, command: UserCommand) -> anyhow::Result<()> {
+    let message = |e: udpchat_core::error::CommandError| anyhow::anyhow!(e.message);
     match command {
         UserCommand::Add { name } => {
             check_user_name(&name).map_err(|e| anyhow::anyhow!(e.message))?;
@@ -42,7 +35,7 @@ pub async fn run(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             // The user's client makes its own identity key when it first
             // signs in; until then a placeholder that nobody holds.
             let placeholder = StaticKey::generate(&mut rand::rngs::OsRng).public();
-            let accounts = PasswordAccounts::new(store.clone());
+            let accounts = PasswordAccounts::new(store);
             accounts
                 .create(&name, password, placeholder)
                 .await
@@ -50,13 +43,17 @@ pub async fn run(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             println!("added {name}");
         }
         UserCommand::Remove { name } => {
-            if !store.remove_user(&name)? {
+            let removed = name.clone();
+            if !blocking(move || store.remove_user(&removed))
+                .await
+                .map_err(message)?
+            {
                 bail!("no user {name}");
             }
             println!("removed {name}");
         }
         UserCommand::List => {
-            for name in store.users()? {
+            for name in blocking(move || store.users()).await.map_err(message)? {
                 println!("{name}");
             }
         }

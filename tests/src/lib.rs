@@ -7,7 +7,9 @@
 //! [`nat`] builds.
 #![forbid(unsafe_code)]
 
+pub mod deployment;
 pub mod nat;
+pub mod postgres;
 pub mod raw;
 pub mod relay;
 pub mod tmux;
@@ -78,22 +80,27 @@ impl Server {
         Server::launch(data_dir, bind, extra, None, None)
     }
 
+    /// [`Server::start_with`], with arguments that need not be UTF-8.
+    pub fn start_with_os(data_dir: &Path, bind: &str, extra: &[OsString]) -> Server {
+        Server::launch(data_dir, bind, extra, None, None)
+    }
+
     /// Starts a server on `data_dir` (kept by the caller) under `umask`.
     pub fn start_under_umask(data_dir: &Path, umask: u32) -> Server {
-        Server::launch(data_dir, "127.0.0.1:0", &[], Some(umask), None)
+        Server::launch(data_dir, "127.0.0.1:0", &[] as &[&str], Some(umask), None)
     }
 
     /// Starts a server inside the network namespace `netns` (see [`nat`])
     /// on `data_dir` (kept by the caller) and `bind`, one of that
     /// namespace's addresses.
     pub fn start_in_netns(netns: &str, data_dir: &Path, bind: &str) -> Server {
-        Server::launch(data_dir, bind, &[], None, Some(netns))
+        Server::launch(data_dir, bind, &[] as &[&str], None, Some(netns))
     }
 
     fn launch(
         data_dir: &Path,
         bind: &str,
-        extra: &[&str],
+        extra: &[impl AsRef<std::ffi::OsStr>],
         umask: Option<u32>,
         netns: Option<&str>,
     ) -> Server {

@@ -3,12 +3,14 @@
 
 use std::net::UdpSocket;
 
+use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{password, Client, Server};
+use udpchat_tests::{on_every_store, password, Client, Server};
 
-#[test]
-fn three_users_sign_in_list_and_message_directly() {
-    let server = Server::start();
+on_every_store!(three_users_sign_in_list_and_message_directly);
+
+fn three_users_sign_in_list_and_message_directly(deployment: Deployment) {
+    let server = deployment.start(&[]);
     let mut alice = Client::sign_up(server.addr, "alice");
     let mut bob = Client::sign_up(server.addr, "bob");
     let mut carole = Client::sign_up(server.addr, "carole");

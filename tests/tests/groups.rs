@@ -5,30 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{binary, password, Client, Server};
-
-/// Runs `udpchat-server --data-dir DIR group ...` (the operator's CLI).
-fn operator(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(binary("udpchat-server"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("group")
-        .args(args)
-        .output()
-        .expect("run udpchat-server group");
-    assert!(
-        out.status.success(),
-        "udpchat-server group {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use udpchat_tests::{on_every_store, password, Client, Server};
 
 /// The first event of this kind not taken yet: one the client showed
 /// while the test waited for another (a push may overtake the reply to
@@ -66,9 +48,13 @@ fn sign_up_all(server: SocketAddr, users: &[&str]) -> Vec<Client> {
     users.iter().map(|u| Client::sign_up(server, u)).collect()
 }
 
-#[test]
-fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving() {
-    let server = Server::start();
+on_every_store!(
+    the_seed_group_run_one_order_offline_delivery_non_members_and_leaving,
+    operator_groups_and_members_survive_a_server_restart,
+);
+
+fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving(deployment: Deployment) {
+    let server = deployment.start(&[]);
     let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve", "dave"]);
     let mut dave = clients.pop().unwrap();
     let mut eve = clients.pop().unwrap();
@@ -191,16 +177,12 @@ fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving() {
     );
 }
 
-#[test]
-fn operator_groups_and_members_survive_a_server_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(dir.path(), "127.0.0.1:0");
+fn operator_groups_and_members_survive_a_server_restart(deployment: Deployment) {
+    let server = deployment.start(&[]);
     let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve"]);
     // The seeds shipped a configured group1: the operator makes it.
-    let made = operator(
-        dir.path(),
-        &["add", "group1", "alice", "bob", "charlie", "eve"],
-    );
+    let made =
+        deployment.operator_ok(&["group", "add", "group1", "alice", "bob", "charlie", "eve"]);
     assert_eq!(made.trim(), "group1: alice, bob, charlie, eve");
     // eve is away for what follows.
     assert!(clients.pop().unwrap().finish().0.success());
@@ -214,8 +196,8 @@ fn operator_groups_and_members_survive_a_server_restart() {
     drop(clients);
     assert!(server.terminate().success());
 
-    let server = Server::start_in(dir.path(), "127.0.0.1:0");
-    let listed = operator(dir.path(), &["list"]);
+    let server = deployment.start(&[]);
+    let listed = deployment.operator_ok(&["group", "list"]);
     assert_eq!(
         listed,
         "devs (owner alice): alice, bob\ngroup1: alice, bob, charlie, eve\n"

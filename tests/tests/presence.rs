@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use udpchat_tests::{password, Client, Server};
+use udpchat_tests::deployment::Deployment;
+use udpchat_tests::{on_every_store, password, Client, Server};
 
 /// A short presence timeout, so the tests do not wait 30 s.
 const TIMEOUT: &str = "3";
@@ -35,10 +36,10 @@ fn client(server: &Server, user: &str, signup: bool) -> Client {
     client
 }
 
-#[test]
-fn a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_in(dir.path(), "127.0.0.1:0");
+on_every_store!(a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in);
+
+fn a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in(deployment: Deployment) {
+    let server = deployment.start(&["--presence-timeout", TIMEOUT]);
     let bob_dir = away(server.addr, "bob");
     let pw = password("bob");
 

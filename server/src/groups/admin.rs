@@ -4,14 +4,12 @@
 //! has no owner: only the operator changes its members. A running server
 //! delivers to a member added here from the group's next message on.
 
-use std::path::Path;
-
 use anyhow::bail;
 use clap::Subcommand;
 use udpchat_core::group::{GroupInfo, MAX_MEMBERS};
 use udpchat_core::names::{check_group_name, check_user_name};
 
-use super::GroupStore;
+use crate::store::Backend;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -31,8 +29,8 @@ pub enum GroupCommand {
     List,
 }
 
-pub fn run(data_dir: &Path, command: GroupCommand) -> anyhow::Result<()> {
-    let store = crate::operator::open_store(data_dir)?;
+/// Runs outside any async runtime: store calls block here.
+pub fn run(store: &dyn Backend, command: GroupCommand) -> anyhow::Result<()> {
     match command {
         GroupCommand::Add { name, users } => {
             check_names(&name, &users)?;

@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod delivery;
+mod postgres;
 mod store;
 
 pub use store::{Draft, GroupStore};

@@ -392,28 +392,15 @@ fn latest_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Account, Store};
-
-    fn store_with(users: &[&str]) -> SqliteStore {
-        let store = SqliteStore::in_memory();
-        for user in users {
-            store
-                .create_user(&Account {
-                    name: user.to_string(),
-                    password_hash: "h".into(),
-                })
-                .unwrap();
-        }
-        store
-    }
+    use crate::store::testing::{on_every_store, with_users};
+    use crate::store::Backend;
 
     fn names(users: &[&str]) -> Vec<String> {
         users.iter().map(|u| u.to_string()).collect()
     }
 
-    #[test]
-    fn groups_are_made_once_with_known_members() {
-        let store = store_with(&["alice", "bob"]);
+    fn groups_are_made_once_with_known_members(store: &dyn Backend) {
+        with_users(store, &["alice", "bob"]);
         let info = store
             .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
             .unwrap();
@@ -435,9 +422,8 @@ mod tests {
         assert_eq!(store.groups().unwrap(), [info]);
     }
 
-    #[test]
-    fn the_log_is_ordered_bounded_and_for_members_only() {
-        let store = store_with(&["alice", "bob", "carol"]);
+    fn the_log_is_ordered_bounded_and_for_members_only(store: &dyn Backend) {
+        with_users(store, &["alice", "bob", "carol"]);
         store
             .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
             .unwrap();
@@ -481,9 +467,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers() {
-        let store = store_with(&["alice", "bob", "carol"]);
+    fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers(store: &dyn Backend) {
+        with_users(store, &["alice", "bob", "carol"]);
         store
             .create_group("group1", None, false, &names(&["alice", "bob"]))
             .unwrap();
@@ -521,9 +506,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn owners_hand_over_and_the_last_one_out_deletes_the_group() {
-        let store = store_with(&["alice", "bob", "carol"]);
+    fn owners_hand_over_and_the_last_one_out_deletes_the_group(store: &dyn Backend) {
+        with_users(store, &["alice", "bob", "carol"]);
         store
             .create_group(
                 "group1",
@@ -551,4 +535,11 @@ mod tests {
         let (message, _) = store.append("group1", "alice", "again", 0, 10).unwrap();
         assert_eq!(message.seq, 2);
     }
+
+    on_every_store!(
+        groups_are_made_once_with_known_members,
+        the_log_is_ordered_bounded_and_for_members_only,
+        a_group_commit_stores_each_message_in_order_and_refuses_only_strangers,
+        owners_hand_over_and_the_last_one_out_deletes_the_group,
+    );
 }

@@ -3,6 +3,7 @@
 //! blocking threads; the server sees only sealed bytes. The tables are
 //! [`store`].
 
+mod postgres;
 mod store;
 
 pub use store::{MailboxStore, Quota};

@@ -221,7 +221,8 @@ fn one_time_left(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<usize, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Account, Store};
+    use crate::store::testing::{on_every_store, with_users};
+    use crate::store::Backend;
 
     fn message(to: &str, n: u64) -> Stored {
         Stored {
@@ -233,15 +234,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn messages_come_out_oldest_first_once_and_within_limits() {
-        let store = SqliteStore::in_memory();
-        store
-            .create_user(&Account {
-                name: "bob".into(),
-                password_hash: "h".into(),
-            })
-            .unwrap();
+    fn messages_come_out_oldest_first_once_and_within_limits(store: &dyn Backend) {
+        with_users(store, &["bob"]);
         let quota = Quota {
             messages: 3,
             bytes: 1000,
@@ -277,17 +271,8 @@ mod tests {
         assert_eq!(store.pending("bob").unwrap().len(), 1);
     }
 
-    #[test]
-    fn one_sender_fills_only_its_share_of_a_mailbox() {
-        let store = SqliteStore::in_memory();
-        for name in ["bob", "alice", "mallory"] {
-            store
-                .create_user(&Account {
-                    name: name.into(),
-                    password_hash: "h".into(),
-                })
-                .unwrap();
-        }
+    fn one_sender_fills_only_its_share_of_a_mailbox(store: &dyn Backend) {
+        with_users(store, &["bob", "alice", "mallory"]);
         let quota = Quota {
             messages: 10,
             bytes: 100,
@@ -324,15 +309,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn one_time_prekeys_are_handed_out_once() {
-        let store = SqliteStore::in_memory();
-        store
-            .create_user(&Account {
-                name: "bob".into(),
-                password_hash: "h".into(),
-            })
-            .unwrap();
+    fn one_time_prekeys_are_handed_out_once(store: &dyn Backend) {
+        with_users(store, &["bob"]);
         assert!(store.take_prekeys("bob", true).unwrap().is_none());
         assert_eq!(
             store
@@ -358,4 +336,10 @@ mod tests {
             Some((b"signed".to_vec(), None, 0))
         );
     }
+
+    on_every_store!(
+        messages_come_out_oldest_first_once_and_within_limits,
+        one_sender_fills_only_its_share_of_a_mailbox,
+        one_time_prekeys_are_handed_out_once,
+    );
 }

@@ -1,17 +1,27 @@
-//! The server's durable state behind small traits, so a store shared by
-//! several server nodes (PostgreSQL, say) can replace SQLite later. Here is
-//! what the concerns share: the accounts trait ([`Store`]), the SQLite
-//! connection and schema ([`SqliteStore`]), [`StoreError`] and what users
+//! The server's durable state behind small traits, with two
+//! implementations: the embedded SQLite file in the data dir (the default,
+//! with nothing to set up) and PostgreSQL, which several server nodes can
+//! share (`--database postgres://...`). Here is what the concerns share:
+//! the accounts trait ([`Store`]), the whole of a store ([`Backend`]) and
+//! how one is chosen ([`open`]), each implementation's connection and
+//! schema ([`SqliteStore`], [`PgStore`]), [`StoreError`] and what users
 //! see of it, and [`blocking`], the one way the server calls the store.
-//! Each concern's own tables are with the concern (`groups/store.rs`,
-//! `mailbox/store.rs`). Calls are blocking: the server makes them on
-//! blocking threads, never on the event loop.
+//! Each concern's own queries are with the concern (`groups/store.rs` and
+//! `groups/postgres.rs`, `mailbox/store.rs` and `mailbox/postgres.rs`).
+//! Calls are blocking: the server makes them on blocking threads, never on
+//! the event loop.
 
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+pub mod testing;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::fmt::Display;
+use std::path::Path;
+use std::sync::Arc;
 
 use udpchat_core::error::{Code, CommandError};
 
@@ -42,6 +52,17 @@ pub enum StoreError {
     #[error("store: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("store: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("store: no connection to PostgreSQL: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("store: {0}")]
+    Config(String),
+    #[error(
+        "the database's schema is version {found}, newer than this udpchat-server knows \
+         ({known}): run the newer udpchat-server"
+    )]
+    NewerSchema { found: u32, known: u32 },
+    #[error("store: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -69,6 +90,44 @@ pub trait Store: Send + Sync {
     fn set_identity(&self, name: &str, identity: &[u8]) -> Result<(), StoreError>;
     /// The user's identity key, if the user exists and has one.
     fn identity(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A whole store: accounts, mailbox and groups, in one database.
+pub trait Backend: Store + crate::mailbox::MailboxStore + crate::groups::GroupStore {
+    /// Which database, for logs and `udpchat-server migrate`: its kind and
+    /// where it is, never a password.
+    fn describe(&self) -> String;
+    /// The schema version the database is at.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+/// The store `database` names (`postgres://...`, or `sqlite:PATH`), or
+/// without one the SQLite file in `data_dir`. Opening migrates the schema.
+pub fn open(database: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+    use anyhow::Context as _;
+    let store: Arc<dyn Backend> = match database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PgStore::open(url).context("cannot open the PostgreSQL database")?)
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = Path::new(&url["sqlite:".len()..]);
+            Arc::new(
+                SqliteStore::open(path)
+                    .with_context(|| format!("cannot open the store {}", path.display()))?,
+            )
+        }
+        Some(_) => anyhow::bail!(
+            "--database: expected postgres://USER:PASSWORD@HOST/DATABASE or sqlite:PATH"
+        ),
+        None => {
+            let path = data_dir.join("udpchat.sqlite3");
+            Arc::new(
+                SqliteStore::open(&path)
+                    .with_context(|| format!("cannot open the store {}", path.display()))?,
+            )
+        }
+    };
+    Ok(store)
 }
 
 /// Runs `job` (store calls, and whatever else blocks) on tokio's blocking
@@ -133,14 +192,98 @@ impl From<StoreError> for CommandError {
                     bytes / 1024
                 ),
             ),
-            e @ (StoreError::Database(_) | StoreError::Io(_)) => internal(e),
+            e @ (StoreError::Database(_)
+            | StoreError::Postgres(_)
+            | StoreError::Pool(_)
+            | StoreError::Config(_)
+            | StoreError::NewerSchema { .. }
+            | StoreError::Io(_)) => internal(e),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{on_every_store, with_users};
     use super::*;
+
+    fn account(name: &str) -> Account {
+        Account {
+            name: name.into(),
+            password_hash: format!("hash-of-{name}"),
+        }
+    }
+
+    fn accounts_are_added_once_found_and_removed(store: &dyn Backend) {
+        store.create_user(&account("bob")).unwrap();
+        store.create_user(&account("alice")).unwrap();
+        assert!(matches!(
+            store.create_user(&account("alice")),
+            Err(StoreError::UserExists(_))
+        ));
+        assert_eq!(store.user("alice").unwrap(), Some(account("alice")));
+        assert_eq!(store.users().unwrap(), ["alice", "bob"], "sorted");
+        assert!(store.remove_user("alice").unwrap());
+        assert!(!store.remove_user("alice").unwrap());
+        assert_eq!(store.user("alice").unwrap(), None);
+        assert_eq!(store.users().unwrap(), ["bob"]);
+    }
+
+    fn identity_keys_and_password_hashes_are_kept_per_user(store: &dyn Backend) {
+        with_users(store, &["alice"]);
+        assert_eq!(store.identity("alice").unwrap(), None, "none yet");
+        store.set_identity("alice", b"key one").unwrap();
+        store.set_identity("alice", b"key two").unwrap();
+        assert_eq!(
+            store.identity("alice").unwrap().as_deref(),
+            Some(&b"key two"[..])
+        );
+        assert!(matches!(
+            store.set_identity("zed", b"key"),
+            Err(StoreError::NoSuchUser(_))
+        ));
+        assert_eq!(store.identity("zed").unwrap(), None);
+        store.set_password_hash("alice", "rehashed").unwrap();
+        assert_eq!(
+            store.user("alice").unwrap().unwrap().password_hash,
+            "rehashed"
+        );
+    }
+
+    fn a_removed_user_takes_their_mail_prekeys_and_memberships_along(store: &dyn Backend) {
+        with_users(store, &["alice", "bob"]);
+        store
+            .publish_prekeys("bob", b"signed", &[(1, b"a".to_vec())])
+            .unwrap();
+        let mail = udpchat_core::mailbox::Stored {
+            id: 0,
+            from: "alice".into(),
+            to: "bob".into(),
+            sent_at_ms: 1,
+            sealed: vec![1; 8],
+        };
+        store.deposit(&mail, &crate::mailbox::QUOTA).unwrap();
+        store
+            .create_group(
+                "group1",
+                Some("bob"),
+                false,
+                &["alice".into(), "bob".into()],
+            )
+            .unwrap();
+        assert!(store.remove_user("bob").unwrap());
+        assert!(store.pending("bob").unwrap().is_empty());
+        assert_eq!(store.take_prekeys("bob", true).unwrap(), None);
+        let group = store.group("group1").unwrap().unwrap();
+        assert_eq!(group.members, ["alice"]);
+        assert_eq!(group.owner, None, "the owner's account is gone");
+    }
+
+    on_every_store!(
+        accounts_are_added_once_found_and_removed,
+        identity_keys_and_password_hashes_are_kept_per_user,
+        a_removed_user_takes_their_mail_prekeys_and_memberships_along,
+    );
 
     fn seen(e: StoreError) -> (Code, String) {
         let e = CommandError::from(e);

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use udpchat_core::private_files;
 
-use super::{Account, Store, StoreError};
+use super::{Account, Backend, Store, StoreError};
 
 /// The schema, applied in order; `user_version` records how far.
 const MIGRATIONS: &[&str] = &[
@@ -75,6 +75,8 @@ const SQLITE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 pub struct SqliteStore {
     db: Mutex<Connection>,
+    /// The file, for messages (`:memory:` in tests).
+    path: String,
 }
 
 impl SqliteStore {
@@ -88,27 +90,36 @@ impl SqliteStore {
         for suffix in SQLITE_FILES {
             private_files::tighten(&private_files::sibling(path, suffix))?;
         }
-        SqliteStore::setup(Connection::open(path)?)
+        SqliteStore::setup(Connection::open(path)?, path.display().to_string())
     }
 
     /// A store in memory, for tests.
     #[cfg(test)]
     pub fn in_memory() -> SqliteStore {
-        SqliteStore::setup(Connection::open_in_memory().unwrap()).unwrap()
+        SqliteStore::setup(Connection::open_in_memory().unwrap(), ":memory:".into()).unwrap()
     }
 
-    fn setup(db: Connection) -> Result<SqliteStore, StoreError> {
+    fn setup(db: Connection, path: String) -> Result<SqliteStore, StoreError> {
         db.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an acknowledged write survives power loss, not just a crash.
         db.pragma_update(None, "synchronous", "FULL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::NewerSchema {
+                found: version as u32,
+                known: MIGRATIONS.len() as u32,
+            });
+        }
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             db.execute_batch(migration)?;
             db.pragma_update(None, "user_version", i as i64 + 1)?;
         }
-        Ok(SqliteStore { db: Mutex::new(db) })
+        Ok(SqliteStore {
+            db: Mutex::new(db),
+            path,
+        })
     }
 
     pub(crate) fn db(&self) -> parking_lot::MutexGuard<'_, Connection> {
@@ -131,6 +142,19 @@ impl SqliteStore {
         // `write` did: every other write waits for the disk.
         db.pragma_update(None, "synchronous", "FULL")?;
         written
+    }
+}
+
+impl Backend for SqliteStore {
+    fn describe(&self) -> String {
+        format!("SQLite {}", self.path)
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        let version: i64 = self
+            .db()
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(version as u32)
     }
 }
 
@@ -220,22 +244,6 @@ mod tests {
             name: name.into(),
             password_hash: format!("hash-of-{name}"),
         }
-    }
-
-    #[test]
-    fn accounts_are_added_once_found_and_removed() {
-        let store = SqliteStore::in_memory();
-        store.create_user(&account("alice")).unwrap();
-        assert!(matches!(
-            store.create_user(&account("alice")),
-            Err(StoreError::UserExists(_))
-        ));
-        store.create_user(&account("bob")).unwrap();
-        assert_eq!(store.user("alice").unwrap(), Some(account("alice")));
-        assert_eq!(store.users().unwrap(), ["alice", "bob"]);
-        assert!(store.remove_user("alice").unwrap());
-        assert!(!store.remove_user("alice").unwrap());
-        assert_eq!(store.user("alice").unwrap(), None);
     }
 
     #[test]

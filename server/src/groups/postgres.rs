@@ -1,0 +1,399 @@
+//! The group tables in PostgreSQL (their schema is with the others in
+//! `crate::store::postgres`), with the same meaning as in SQLite
+//! (`store.rs`). Several server nodes write to one database here, so every
+//! write to a group first locks the group's row: appends to one group
+//! take their `seq` and commit one after the other, and a reader that saw
+//! `seq` N will never later find a smaller one appear.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use udpchat_core::group::{GroupInfo, GroupMessage};
+
+use super::store::{Appended, Draft, GroupStore};
+use crate::store::{PgStore, StoreError};
+
+const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
+
+fn message(row: &Row) -> GroupMessage {
+    GroupMessage {
+        group: row.get(0),
+        seq: row.get::<_, i64>(1) as u64,
+        from: row.get(2),
+        text: row.get(3),
+        time_ms: row.get::<_, i64>(4) as u64,
+    }
+}
+
+/// Every group, with its members, that `filter` (a condition on `g`, with
+/// `$1` if `arg` is given) selects, by name.
+const GROUPS: &str = r#"SELECT g.name, g.owner, g.open,
+        coalesce(array_agg(m.user_name ORDER BY m.user_name)
+                 FILTER (WHERE m.user_name IS NOT NULL), '{}')
+    FROM chat_groups g LEFT JOIN group_members m ON m.group_name = g.name"#;
+
+fn group_info(row: &Row) -> GroupInfo {
+    GroupInfo {
+        name: row.get(0),
+        owner: row.get(1),
+        open: row.get(2),
+        members: row.get(3),
+    }
+}
+
+/// The group as it is inside `tx`.
+async fn group_in(
+    tx: &impl deadpool_postgres::GenericClient,
+    name: &str,
+) -> Result<Option<GroupInfo>, StoreError> {
+    let row = tx
+        .query_opt(
+            &format!("{GROUPS} WHERE g.name = $1 GROUP BY g.name"),
+            &[&name],
+        )
+        .await?;
+    Ok(row.as_ref().map(group_info))
+}
+
+async fn existing_group(tx: &Transaction<'_>, name: &str) -> Result<GroupInfo, StoreError> {
+    group_in(tx, name)
+        .await?
+        .ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
+}
+
+/// Locks the group's row until `tx` ends (every write to a group does, so
+/// they come one after the other); `NoSuchGroup` if there is none.
+async fn lock_group(tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    tx.query_opt(
+        "SELECT 1 FROM chat_groups WHERE name = $1 FOR UPDATE",
+        &[&name],
+    )
+    .await?
+    .map(|_| ())
+    .ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
+}
+
+/// The newest `seq` of the group (0 if it has none): where a new member's
+/// cursor starts. Read under the group's lock.
+async fn latest_seq(tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT coalesce(max(seq), 0) FROM group_messages WHERE group_name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Adds `users` at `cursor`; returns who was new. `NoSuchUser` for a name
+/// without an account.
+async fn insert_members(
+    tx: &Transaction<'_>,
+    name: &str,
+    users: &[String],
+    cursor: i64,
+) -> Result<Vec<String>, StoreError> {
+    let known: Vec<String> = tx
+        .query("SELECT name FROM users WHERE name = ANY($1)", &[&users])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if let Some(unknown) = users.iter().find(|u| !known.contains(u)) {
+        return Err(StoreError::NoSuchUser(unknown.clone()));
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO group_members (group_name, user_name, cursor) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let mut added = Vec::new();
+    for user in users {
+        if tx.execute(&insert, &[&name, user, &cursor]).await? > 0 {
+            added.push(user.clone());
+        }
+    }
+    Ok(added)
+}
+
+impl GroupStore for PgStore {
+    fn create_group(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        open: bool,
+        members: &[String],
+    ) -> Result<GroupInfo, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO chat_groups (name, owner, open) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &owner, &open],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(StoreError::GroupExists(name.to_string()));
+            }
+            insert_members(&tx, name, members, 0).await?;
+            let info = existing_group(&tx, name).await?;
+            tx.commit().await?;
+            Ok(info)
+        })
+    }
+
+    fn group(&self, name: &str) -> Result<Option<GroupInfo>, StoreError> {
+        self.run(async { group_in(&self.client().await?, name).await })
+    }
+
+    fn groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(&format!("{GROUPS} GROUP BY g.name ORDER BY g.name"), &[])
+                .await?;
+            Ok(rows.iter().map(group_info).collect())
+        })
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<GroupInfo>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "{GROUPS} WHERE g.name IN
+                            (SELECT group_name FROM group_members WHERE user_name = $1)
+                         GROUP BY g.name ORDER BY g.name"
+                    ),
+                    &[&user],
+                )
+                .await?;
+            Ok(rows.iter().map(group_info).collect())
+        })
+    }
+
+    fn add_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_group(&tx, name).await?;
+            let cursor = latest_seq(&tx, name).await?;
+            let added = insert_members(&tx, name, users, cursor).await?;
+            let info = existing_group(&tx, name).await?;
+            tx.commit().await?;
+            Ok((info, added))
+        })
+    }
+
+    fn remove_members(
+        &self,
+        name: &str,
+        users: &[String],
+    ) -> Result<(GroupInfo, Vec<String>), StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_group(&tx, name).await?;
+            let before = existing_group(&tx, name).await?;
+            let removed: Vec<String> = tx
+                .query(
+                    "DELETE FROM group_members WHERE group_name = $1 AND user_name = ANY($2)
+                     RETURNING user_name",
+                    &[&name, &users],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            // In the order asked, as SQLite reports them.
+            let removed: Vec<String> = users
+                .iter()
+                .filter(|u| removed.contains(u))
+                .cloned()
+                .collect();
+            let mut info = existing_group(&tx, name).await?;
+            if info.members.is_empty() {
+                tx.execute("DELETE FROM chat_groups WHERE name = $1", &[&name])
+                    .await?;
+            } else if before.owner.as_ref().is_some_and(|o| removed.contains(o)) {
+                info.owner = info.members.first().cloned();
+                tx.execute(
+                    "UPDATE chat_groups SET owner = $2 WHERE name = $1",
+                    &[&name, &info.owner],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok((info, removed))
+        })
+    }
+
+    fn append_all(
+        &self,
+        group: &str,
+        drafts: &[Draft],
+        keep: usize,
+    ) -> Result<Appended, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_group(&tx, group).await?;
+            let members: Vec<(String, u64)> = tx
+                .query(
+                    "SELECT user_name, cursor FROM group_members WHERE group_name = $1
+                     ORDER BY user_name",
+                    &[&group],
+                )
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
+                .collect();
+            let accepted: Vec<&Draft> = drafts
+                .iter()
+                .filter(|d| members.iter().any(|(m, _)| *m == d.from))
+                .collect();
+            // One statement for the whole batch; rows take their `seq` in
+            // the order given (the group's lock keeps anyone else out).
+            let senders: Vec<&str> = accepted.iter().map(|d| d.from.as_str()).collect();
+            let texts: Vec<&str> = accepted.iter().map(|d| d.text.as_str()).collect();
+            let times: Vec<i64> = accepted.iter().map(|d| d.time_ms as i64).collect();
+            let mut seqs: Vec<i64> = tx
+                .query(
+                    "INSERT INTO group_messages (group_name, sender, text, sent_at_ms)
+                     SELECT $1, d.sender, d.text, d.sent_at_ms
+                     FROM unnest($2::text[], $3::text[], $4::bigint[])
+                          WITH ORDINALITY AS d(sender, text, sent_at_ms, n)
+                     ORDER BY d.n
+                     RETURNING seq",
+                    &[&group, &senders, &texts, &times],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            seqs.sort_unstable();
+            let mut seqs = seqs.into_iter();
+            let appended = drafts
+                .iter()
+                .map(|draft| {
+                    if !members.iter().any(|(m, _)| *m == draft.from) {
+                        return Err(StoreError::NotAMember {
+                            group: group.to_string(),
+                            user: draft.from.clone(),
+                        });
+                    }
+                    let seq = seqs.next().expect("one seq per accepted draft");
+                    Ok(GroupMessage {
+                        group: group.to_string(),
+                        seq: seq as u64,
+                        from: draft.from.clone(),
+                        text: draft.text.clone(),
+                        time_ms: draft.time_ms,
+                    })
+                })
+                .collect();
+            // The newest `keep` stay, as in SQLite.
+            tx.execute(
+                "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
+                    SELECT seq FROM group_messages WHERE group_name = $1
+                    ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                &[&group, &(keep as i64)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok((appended, members))
+        })
+    }
+
+    fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM group_messages
+                         WHERE group_name = $1 AND seq > $2 ORDER BY seq"
+                    ),
+                    &[&group, &(after as i64)],
+                )
+                .await?;
+            Ok(rows.iter().map(message).collect())
+        })
+    }
+
+    fn last_messages(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM group_messages
+                         WHERE group_name = $1 ORDER BY seq DESC LIMIT $2"
+                    ),
+                    &[&group, &(count as i64)],
+                )
+                .await?;
+            Ok(rows.iter().rev().map(message).collect())
+        })
+    }
+
+    fn cursor(&self, group: &str, user: &str) -> Result<Option<u64>, StoreError> {
+        self.run(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT cursor FROM group_members WHERE group_name = $1 AND user_name = $2",
+                    &[&group, &user],
+                )
+                .await?;
+            Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn advance_cursors(&self, cursors: &[(String, String, u64)]) -> Result<(), StoreError> {
+        // One row per member (the furthest), so one UPDATE moves them all.
+        let mut furthest: HashMap<(&str, &str), i64> = HashMap::new();
+        for (group, user, seq) in cursors {
+            let at = furthest.entry((group, user)).or_default();
+            *at = (*at).max(*seq as i64);
+        }
+        let (mut groups, mut users, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
+        for ((group, user), seq) in furthest {
+            groups.push(group);
+            users.push(user);
+            seqs.push(seq);
+        }
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // Not worth waiting for the disk: a cursor lost comes back as
+            // messages sent again, which clients drop (as with SQLite's
+            // `relaxed`).
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+            tx.execute(
+                "UPDATE group_members m SET cursor = greatest(m.cursor, c.seq)
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(group_name, user_name, seq)
+                 WHERE m.group_name = c.group_name AND m.user_name = c.user_name",
+                &[&groups, &users, &seqs],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

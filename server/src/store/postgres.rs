@@ -1,0 +1,320 @@
+//! The PostgreSQL store, for several server nodes on one database: the
+//! connection pool, every concern's schema (one list of migrations, as for
+//! SQLite) and the users table; the group and mailbox queries are in
+//! `groups/postgres.rs` and `mailbox/postgres.rs`.
+//!
+//! The driver is tokio-postgres with a deadpool pool (docs/DECISIONS.md).
+//! The store traits are blocking, called on blocking threads as SQLite is,
+//! so [`PgStore`] owns a small runtime that drives its connections and
+//! each call waits on it ([`PgStore::run`]). Names compare byte by byte
+//! (`COLLATE "C"`), so lists come out in the order SQLite gives them.
+
+use std::future::Future;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{Account, Backend, Store, StoreError};
+
+/// The schema, applied in order; `udpchat_schema.version` records how far.
+const MIGRATIONS: &[&str] = &[r#"CREATE TABLE users (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        identity_key BYTEA,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    -- Offline delivery: prekeys and sealed messages.
+    CREATE TABLE signed_prekeys (
+        user_name TEXT COLLATE "C" PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+        prekey BYTEA NOT NULL
+    );
+    CREATE TABLE one_time_prekeys (
+        user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        id BIGINT NOT NULL,
+        prekey BYTEA NOT NULL,
+        PRIMARY KEY (user_name, id)
+    );
+    CREATE TABLE stored_messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        recipient TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        sender TEXT COLLATE "C" NOT NULL,
+        sent_at_ms BIGINT NOT NULL,
+        sealed BYTEA NOT NULL
+    );
+    CREATE INDEX stored_by_recipient ON stored_messages (recipient, id);
+    CREATE INDEX stored_by_age ON stored_messages (sent_at_ms);
+    -- Group chat: groups, members with their delivery cursor (the last
+    -- message their client acknowledged), and each group's message log.
+    -- `seq` comes from one sequence for all groups and is never reused.
+    CREATE TABLE chat_groups (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT COLLATE "C" REFERENCES users(name) ON DELETE SET NULL,
+        open BOOLEAN NOT NULL DEFAULT false,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE group_members (
+        group_name TEXT COLLATE "C" NOT NULL REFERENCES chat_groups(name) ON DELETE CASCADE,
+        user_name TEXT COLLATE "C" NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        cursor BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (group_name, user_name)
+    );
+    CREATE INDEX group_members_by_user ON group_members (user_name);
+    CREATE TABLE group_messages (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        group_name TEXT COLLATE "C" NOT NULL REFERENCES chat_groups(name) ON DELETE CASCADE,
+        sender TEXT COLLATE "C" NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);"#];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Taken (for the transaction) by whoever migrates, so that nodes started
+/// together run each migration once.
+const MIGRATION_LOCK: i64 = 0x7564_7063_6861_7431; // "udpchat1"
+
+/// Connections one server node keeps open at most.
+const POOL_SIZE: usize = 16;
+
+pub struct PgStore {
+    pool: Pool,
+    /// Drives the pool's connections; every call waits on it. Shut down
+    /// (without waiting) when the store drops, from whatever context.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Where, for messages: host, port and database, never the password.
+    target: String,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host/db`,
+    /// or libpq's `key=value` form) and migrates its schema to this build's
+    /// version. Refuses a schema newer than this build.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("the database URL: {e}")))?;
+        let target = describe(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("udpchat-postgres")
+            .enable_all()
+            .build()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let store = PgStore {
+            pool,
+            runtime: Some(runtime),
+            target,
+        };
+        store.run(store.migrate())?;
+        Ok(store)
+    }
+
+    /// Waits for `job` on the store's runtime. Called from blocking
+    /// threads (see `store::blocking`) or outside any runtime, never from a
+    /// task.
+    pub(crate) fn run<T>(
+        &self,
+        job: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store")
+            .handle()
+            .block_on(job)
+    }
+
+    /// A connection from the pool.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS udpchat_schema (version INTEGER NOT NULL)")
+            .await?;
+        let version: i32 = match tx
+            .query_opt("SELECT version FROM udpchat_schema", &[])
+            .await?
+        {
+            Some(row) => row.get(0),
+            None => {
+                tx.execute("INSERT INTO udpchat_schema (version) VALUES (0)", &[])
+                    .await?;
+                0
+            }
+        };
+        let version = u32::try_from(version).unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(migration).await?;
+            tx.execute("UPDATE udpchat_schema SET version = $1", &[&(i as i32 + 1)])
+                .await?;
+            tracing::info!(version = i + 1, "migrated the PostgreSQL schema");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `host:port/database` (or the socket's directory), without credentials.
+fn describe(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Backend for PgStore {
+    fn describe(&self) -> String {
+        format!("PostgreSQL {}", self.target)
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        self.run(async {
+            let row = self
+                .client()
+                .await?
+                .query_one("SELECT version FROM udpchat_schema", &[])
+                .await?;
+            Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(0))
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn create_user(&self, account: &Account) -> Result<(), StoreError> {
+        self.run(async {
+            let inserted = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO users (name, password_hash) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&account.name, &account.password_hash],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(StoreError::UserExists(account.name.clone()));
+            }
+            Ok(())
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        self.run(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT name, password_hash FROM users WHERE name = $1",
+                    &[&name],
+                )
+                .await?;
+            Ok(row.map(|row| Account {
+                name: row.get(0),
+                password_hash: row.get(1),
+            }))
+        })
+    }
+
+    fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.run(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE users SET password_hash = $2 WHERE name = $1",
+                    &[&name, &password_hash],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.run(async {
+            let removed = self
+                .client()
+                .await?
+                .execute("DELETE FROM users WHERE name = $1", &[&name])
+                .await?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<String>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query("SELECT name FROM users ORDER BY name", &[])
+                .await?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    fn set_identity(&self, name: &str, identity: &[u8]) -> Result<(), StoreError> {
+        self.run(async {
+            let updated = self
+                .client()
+                .await?
+                .execute(
+                    "UPDATE users SET identity_key = $2 WHERE name = $1",
+                    &[&name, &identity],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(StoreError::NoSuchUser(name.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    fn identity(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt("SELECT identity_key FROM users WHERE name = $1", &[&name])
+                .await?;
+            Ok(row.and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! Where servers keep their state, for tests that run the same way on
+//! both databases: the embedded SQLite file in a data dir, or a scratch
+//! PostgreSQL database ([`crate::postgres`]) that several server nodes
+//! share. [`on_every_store!`](crate::on_every_store) runs a test on each.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::postgres::{scratch_database, ScratchDatabase};
+use crate::{binary, Server};
+
+/// One deployment: its data dir (the first node's, holding the server key
+/// every node shares) and, on PostgreSQL, its database.
+pub struct Deployment {
+    dir: tempfile::TempDir,
+    database: Option<ScratchDatabase>,
+}
+
+impl Deployment {
+    /// The default: SQLite in the data dir.
+    pub fn sqlite() -> Deployment {
+        Deployment {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database: None,
+        }
+    }
+
+    /// On a new PostgreSQL database; `None` (said loudly) where there is
+    /// no PostgreSQL.
+    pub fn postgres() -> Option<Deployment> {
+        Some(Deployment {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database: Some(scratch_database()?),
+        })
+    }
+
+    /// Which database, for messages: `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self.database {
+            Some(_) => "postgres",
+            None => "sqlite",
+        }
+    }
+
+    /// The PostgreSQL database, if this deployment is on one.
+    pub fn database(&self) -> Option<&ScratchDatabase> {
+        self.database.as_ref()
+    }
+
+    /// The first node's data dir: the server key, and SQLite's file.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `--database URL`, on PostgreSQL.
+    fn database_args(&self) -> Vec<OsString> {
+        match &self.database {
+            Some(db) => vec!["--database".into(), db.url.clone().into()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Starts the first node (on 127.0.0.1, an ephemeral port) with extra
+    /// arguments; it makes the deployment's key on first start.
+    pub fn start(&self, extra: &[&str]) -> Server {
+        let mut args: Vec<OsString> = self.database_args();
+        args.extend(extra.iter().map(OsString::from));
+        Server::start_with_os(self.data_dir(), "127.0.0.1:0", &args)
+    }
+
+    /// Starts another node on the same database (PostgreSQL only): a data
+    /// dir of its own, named `name`, and the deployment's key. Start the
+    /// first node once before, so that the key exists.
+    pub fn start_node(&self, name: &str, extra: &[&str]) -> Server {
+        assert!(
+            self.database.is_some(),
+            "several nodes share a PostgreSQL database"
+        );
+        let dir: PathBuf = self.data_dir().join("nodes").join(name);
+        std::fs::create_dir_all(&dir).expect("node data dir");
+        let mut args: Vec<OsString> = self.database_args();
+        args.push("--key".into());
+        args.push(self.data_dir().join("server.priv").into());
+        args.extend(extra.iter().map(OsString::from));
+        Server::start_with_os(&dir, "127.0.0.1:0", &args)
+    }
+
+    /// Runs `udpchat-server ARGS` (an operator's command: `user ...`,
+    /// `group ...`, `migrate`) on this deployment, with `stdin` as input.
+    pub fn operator(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(binary("udpchat-server"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(self.database_args())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run udpchat-server");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write the operator's input");
+        child.wait_with_output().expect("udpchat-server ran")
+    }
+
+    /// [`Deployment::operator`] that must succeed; its standard output.
+    pub fn operator_ok(&self, args: &[&str]) -> String {
+        let out = self.operator(args, "");
+        assert!(
+            out.status.success(),
+            "udpchat-server {args:?} on {}: {}",
+            self.kind(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+}
+
+/// `on_every_store!(test_a, test_b)`: each `fn test_a(deployment:
+/// Deployment)` in scope runs once on SQLite (`on_sqlite::test_a`) and once
+/// on PostgreSQL (`on_postgres::test_a`, skipped loudly where there is no
+/// PostgreSQL).
+#[macro_export]
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($crate::deployment::Deployment::sqlite());
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $test() {
+                    if let Some(deployment) = $crate::deployment::Deployment::postgres() {
+                        super::$test(deployment);
+                    }
+                }
+            )*
+        }
+    };
+}
