@@ -193,6 +193,18 @@ impl Client {
         client
     }
 
+    /// Signs `user` up from a data dir of their own and leaves: `user` is
+    /// away, with prekeys on the server and keys in the dir returned (for
+    /// [`Client::start_in`] when they come back).
+    pub fn away(server: SocketAddr, user: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pw = password(user);
+        let mut client = Client::start_in(server, dir.path(), &["-u", user, "-p", &pw, "--signup"]);
+        client.expect("signed-in");
+        assert!(client.finish().0.success(), "{user} left");
+        dir
+    }
+
     /// Starts a client that signs in to the existing account `user`.
     pub fn sign_in(server: SocketAddr, user: &str) -> Client {
         let mut client = Client::start(server, &["-u", user, "-p", &password(user)]);

@@ -19,6 +19,14 @@ pub struct ScratchDatabase {
     cluster: &'static str,
 }
 
+impl ScratchDatabase {
+    /// Runs `sql` on this database with `psql`; the rows it returned, one
+    /// per line, columns separated by `|`.
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.url, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let _ = psql(
@@ -101,14 +109,25 @@ fn start_cluster() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Runs one statement with `psql`.
-fn psql(url: &str, sql: &str) -> Result<(), String> {
+/// Runs one statement with `psql`; its rows, unaligned.
+fn psql(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }

@@ -2,8 +2,6 @@
 //! keepalives, messages kept for offline users, a server that goes away
 //! (gracefully or not) and comes back.
 
-use std::net::SocketAddr;
-
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::{on_every_store, password, Client, Server};
 
@@ -12,17 +10,6 @@ const TIMEOUT: &str = "3";
 
 fn server_in(dir: &std::path::Path, bind: &str) -> Server {
     Server::start_with(dir, bind, &["--presence-timeout", TIMEOUT])
-}
-
-/// Signs `user` up from a data dir of their own and leaves: `user` is away,
-/// with prekeys on the server and keys in the dir returned.
-fn away(server: SocketAddr, user: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let pw = password(user);
-    let mut client = Client::start_in(server, dir.path(), &["-u", user, "-p", &pw, "--signup"]);
-    client.expect("signed-in");
-    assert!(client.finish().0.success());
-    dir
 }
 
 fn client(server: &Server, user: &str, signup: bool) -> Client {
@@ -40,7 +27,7 @@ on_every_store!(a_message_for_an_offline_user_is_kept_and_delivered_when_they_si
 
 fn a_message_for_an_offline_user_is_kept_and_delivered_when_they_sign_in(deployment: Deployment) {
     let server = deployment.start(&["--presence-timeout", TIMEOUT]);
-    let bob_dir = away(server.addr, "bob");
+    let bob_dir = Client::away(server.addr, "bob");
     let pw = password("bob");
 
     let mut alice = client(&server, "alice", true);
@@ -134,7 +121,7 @@ fn past_the_broadcast_limit_only_those_who_asked_about_someone_hear_of_them() {
         "127.0.0.1:0",
         &["--presence-timeout", TIMEOUT, "--presence-limit", "1"],
     );
-    let dave_dir = away(server.addr, "dave");
+    let dave_dir = Client::away(server.addr, "dave");
     let pw = password("dave");
 
     let mut alice = client(&server, "alice", true);
@@ -177,7 +164,7 @@ fn a_server_killed_with_200_messages_queued_delivers_every_one_once_after_restar
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path(), "127.0.0.1:0");
     let port = server.addr.port();
-    let bob_dir = away(server.addr, "bob");
+    let bob_dir = Client::away(server.addr, "bob");
     let pw = password("bob");
 
     let mut alice = client(&server, "alice", true);
@@ -290,7 +277,7 @@ fn kept_messages_cross_lossy_links_once_each_and_in_order() {
     };
     let alice_link = Relay::start(server.addr, impairment(11));
     let bob_link = Relay::start(server.addr, impairment(12));
-    let bob_dir = away(bob_link.up, "bob");
+    let bob_dir = Client::away(bob_link.up, "bob");
     let pw = password("bob");
 
     let apw = password("alice");
@@ -350,7 +337,7 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = server_in(dir.path(), "127.0.0.1:0");
-    let bob_dir = away(server.addr, "bob");
+    let bob_dir = Client::away(server.addr, "bob");
     let alice = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
     alice.sign::<SignUp>("alice").expect("alice signs up");
     let bundle: Bundle = alice

@@ -397,3 +397,66 @@ impl GroupStore for PgStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{postgres, with_users};
+
+    #[test]
+    fn two_nodes_writing_to_one_group_keep_one_order_that_no_reader_sees_go_back() {
+        let Some(db) = postgres() else {
+            return;
+        };
+        let (one, two) = (&db.store, &db.another_node());
+        with_users(one, &["alice", "bob"]);
+        one.create_group("group1", None, false, &["alice".into(), "bob".into()])
+            .unwrap();
+        const EACH: usize = 150;
+        let seen = std::thread::scope(|scope| {
+            for (node, from) in [(one, "alice"), (two, "bob")] {
+                scope.spawn(move || {
+                    for i in 0..EACH {
+                        let draft = Draft {
+                            from: from.into(),
+                            text: format!("{from} {i}"),
+                            time_ms: i as u64,
+                        };
+                        node.append_all("group1", &[draft], 10_000).unwrap();
+                    }
+                });
+            }
+            // A member's client reading as it goes, from where it got to:
+            // a message that commits after one with a larger `seq` would
+            // be behind its cursor, and never reach it.
+            let reader = scope.spawn(move || {
+                let mut seen: Vec<u64> = Vec::new();
+                for _ in 0..100_000 {
+                    let after = seen.last().copied().unwrap_or(0);
+                    seen.extend(
+                        two.messages_after("group1", after)
+                            .unwrap()
+                            .iter()
+                            .map(|m| m.seq),
+                    );
+                    if seen.len() >= 2 * EACH {
+                        break;
+                    }
+                }
+                seen
+            });
+            reader.join().unwrap()
+        });
+        let all: Vec<u64> = one
+            .messages_after("group1", 0)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(all.len(), 2 * EACH);
+        assert_eq!(
+            seen, all,
+            "the reader missed messages or saw them out of order"
+        );
+    }
+}

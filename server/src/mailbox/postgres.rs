@@ -212,3 +212,80 @@ impl MailboxStore for PgStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::store::testing::{postgres, with_users};
+
+    #[test]
+    fn nodes_taking_one_time_prekeys_at_once_never_hand_one_out_twice() {
+        let Some(db) = postgres() else {
+            return;
+        };
+        let (one, two) = (&db.store, &db.another_node());
+        with_users(one, &["bob"]);
+        let prekeys: Vec<(u32, Vec<u8>)> = (0..40).map(|i| (i, vec![i as u8; 4])).collect();
+        one.publish_prekeys("bob", b"signed", &prekeys).unwrap();
+        let taken: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let askers: Vec<_> = [one, two, one, two]
+                .into_iter()
+                .map(|node| {
+                    scope.spawn(move || {
+                        (0..15)
+                            .filter_map(|_| node.take_prekeys("bob", true).unwrap().unwrap().1)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            askers.into_iter().flat_map(|a| a.join().unwrap()).collect()
+        });
+        let distinct: BTreeSet<&Vec<u8>> = taken.iter().collect();
+        assert_eq!(taken.len(), 40, "every prekey handed out");
+        assert_eq!(distinct.len(), 40, "none twice");
+    }
+
+    #[test]
+    fn nodes_depositing_at_once_keep_within_the_quota() {
+        let Some(db) = postgres() else {
+            return;
+        };
+        let (one, two) = (&db.store, &db.another_node());
+        with_users(one, &["alice", "bob"]);
+        let quota = Quota {
+            messages: 30,
+            bytes: 1 << 20,
+            sender_messages: 30,
+            sender_bytes: 1 << 20,
+        };
+        let stored = std::thread::scope(|scope| {
+            let senders: Vec<_> = [one, two, one, two]
+                .into_iter()
+                .map(|node| {
+                    scope.spawn(move || {
+                        (0..20)
+                            .filter(|i| {
+                                let message = Stored {
+                                    id: 0,
+                                    from: "alice".into(),
+                                    to: "bob".into(),
+                                    sent_at_ms: *i,
+                                    sealed: vec![1; 16],
+                                };
+                                node.deposit(&message, &quota).is_ok()
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            senders
+                .into_iter()
+                .map(|s| s.join().unwrap())
+                .sum::<usize>()
+        });
+        assert_eq!(stored, 30, "deposits accepted");
+        assert_eq!(one.pending("bob").unwrap().len(), 30, "messages kept");
+    }
+}

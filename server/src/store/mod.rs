@@ -53,8 +53,9 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("store: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("store: no connection to PostgreSQL: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
+    /// No connection could be had from the pool: why, in one line.
+    #[error("no connection to PostgreSQL: {0}")]
+    Unreachable(String),
     #[error("store: {0}")]
     Config(String),
     #[error(
@@ -64,6 +65,18 @@ pub enum StoreError {
     NewerSchema { found: u32, known: u32 },
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    /// The innermost cause ("Connection refused (os error 111)", "password
+    /// authentication failed for user ..."), without the pool's wrapping.
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        StoreError::Unreachable(cause.to_string())
+    }
 }
 
 /// One account as stored.
@@ -107,7 +120,7 @@ pub fn open(database: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn B
     use anyhow::Context as _;
     let store: Arc<dyn Backend> = match database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url).context("cannot open the PostgreSQL database")?)
+            Arc::new(PgStore::open(url)?)
         }
         Some(url) if url.starts_with("sqlite:") => {
             let path = Path::new(&url["sqlite:".len()..]);
@@ -194,7 +207,7 @@ impl From<StoreError> for CommandError {
             ),
             e @ (StoreError::Database(_)
             | StoreError::Postgres(_)
-            | StoreError::Pool(_)
+            | StoreError::Unreachable(_)
             | StoreError::Config(_)
             | StoreError::NewerSchema { .. }
             | StoreError::Io(_)) => internal(e),

@@ -78,6 +78,9 @@ const MIGRATION_LOCK: i64 = 0x7564_7063_6861_7431; // "udpchat1"
 /// Connections one server node keeps open at most.
 const POOL_SIZE: usize = 16;
 
+/// How long to wait to connect, or for a connection from the pool.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct PgStore {
     pool: Pool,
     /// Drives the pool's connections; every call waits on it. Shut down
@@ -92,9 +95,16 @@ impl PgStore {
     /// or libpq's `key=value` form) and migrates its schema to this build's
     /// version. Refuses a schema newer than this build.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Config(format!("the database URL: {e}")))?;
+        // A database that does not answer is an error users see in
+        // seconds, not a request that hangs (the URL may say otherwise:
+        // `?connect_timeout=N`).
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(TIMEOUT);
+        }
+        config.application_name("udpchat-server");
         let target = describe(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -110,6 +120,9 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .recycle_timeout(Some(TIMEOUT))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
@@ -118,7 +131,12 @@ impl PgStore {
             runtime: Some(runtime),
             target,
         };
-        store.run(store.migrate())?;
+        store.run(store.migrate()).map_err(|e| match e {
+            StoreError::Unreachable(why) => {
+                StoreError::Unreachable(format!("{}: {why}", store.target))
+            }
+            e => e,
+        })?;
         Ok(store)
     }
 

@@ -13,6 +13,13 @@ pub struct PgScratch {
     _database: ScratchDatabase,
 }
 
+impl PgScratch {
+    /// Another store on the same database: another server node.
+    pub fn another_node(&self) -> PgStore {
+        PgStore::open(&self._database.url).expect("the scratch database opens")
+    }
+}
+
 /// A store on a new PostgreSQL database, or `None` if there is none here.
 pub fn postgres() -> Option<PgScratch> {
     let database = scratch_database()?;
