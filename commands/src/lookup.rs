@@ -117,6 +117,31 @@ pub fn no_such_user(user: &str) -> CommandError {
     CommandError::new(Code::NoSuchUser, format!("No such user signed in: {user}"))
 }
 
+/// `user` signed in on another server node: where that node sees the
+/// client. No meeting: a relay lives on one node, and this one cannot
+/// reach the other's clients (see docs/OPERATIONS.md).
+async fn elsewhere(server: &Server, user: String, watched: bool) -> Result<Found, CommandError> {
+    let there = server
+        .presence()
+        .lock()
+        .elsewhere(&user)
+        .cloned()
+        .ok_or_else(|| no_such_user(&user))?;
+    let identity = server
+        .accounts()
+        .identity(&user)
+        .await?
+        .ok_or_else(|| no_such_user(&user))?;
+    Ok(Found {
+        user,
+        addr: there.addr.to_string(),
+        identity,
+        local: there.local.iter().map(ToString::to_string).collect(),
+        meeting: None,
+        watched,
+    })
+}
+
 impl Serve for Lookup {
     async fn serve(
         server: Server,
@@ -126,9 +151,9 @@ impl Serve for Lookup {
         let me = crate::signed_in_user(&server, origin)?;
         let LookupRequest { user, meet } = body;
         let watched = crate::watch(&server, origin, &user);
-        let peer = server
-            .session_of(&user)
-            .ok_or_else(|| no_such_user(&user))?;
+        let Some(peer) = server.session_of(&user) else {
+            return elsewhere(&server, user, watched).await;
+        };
         let addr = server
             .peer_addr(peer)
             .await

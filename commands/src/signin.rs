@@ -179,6 +179,13 @@ impl Serve for SignIn {
     }
 }
 
+fn taken(user: &str) -> CommandError {
+    CommandError::new(
+        Code::NameTaken,
+        format!("{user} is already signed in from another client"),
+    )
+}
+
 /// Puts an authenticated `user` online at `origin`, unless another live
 /// client holds the name; records `identity` as the user's key only once
 /// the sign-in is sure to go ahead (a refused sign-in changes nothing).
@@ -199,12 +206,13 @@ pub async fn admit(
         // Only a client that still answers keeps its name: one that
         // vanished without signing out must not lock its user out.
         Claim::HeldBy(holder) if server.probe(holder).await => {
-            return Err(CommandError::new(
-                Code::NameTaken,
-                format!("{user} is already signed in from another client"),
-            ));
+            return Err(taken(&user));
         }
-        Claim::HeldBy(_) | Claim::Free => {}
+        // The same on another server node: that node asks its client.
+        Claim::Elsewhere(node) if server.probe_elsewhere(&user, &node).await => {
+            return Err(taken(&user));
+        }
+        Claim::HeldBy(_) | Claim::Elsewhere(_) | Claim::Free => {}
     }
     if let Some(identity) = identity {
         if server.accounts().identity(&user).await?.as_ref() != Some(&identity) {
@@ -230,5 +238,6 @@ pub async fn admit(
     // them meanwhile (the client shows it all after "Signed in").
     crate::stored::deliver_pending(server, &user, origin.peer).await;
     server.groups().signed_in(&user, origin.peer);
+    server.settled().await;
     Ok(SignedIn { user })
 }

@@ -253,6 +253,19 @@ pub trait ServerContext: Send + Sync {
     fn groups(&self) -> &dyn Groups;
     /// Whether a client still answers on `peer` (within about a second).
     fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool>;
+    /// Resolves once the other server nodes can see what this one
+    /// announced so far (at once for a lone server): a sign-in is answered
+    /// only when every node's `list` shows the user.
+    fn settled(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+    /// Whether `user`'s client, signed in on the server node `node`, still
+    /// answers there (that node probes it). A lone server has no other
+    /// nodes: nobody answers.
+    fn probe_elsewhere(&self, user: &str, node: &str) -> BoxFuture<'static, bool> {
+        let _ = (user, node);
+        Box::pin(std::future::ready(false))
+    }
     /// Tells every other signed-in client that someone came or went. The
     /// server gathers changes for a moment and sends them together, so a
     /// burst of sign-ins costs each client one packet, not one per sign-in.

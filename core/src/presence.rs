@@ -9,6 +9,11 @@
 //! since signing in, and fellow members of the user's groups (the way
 //! rosters and subscriptions scope presence in XMPP and large Discord
 //! guilds). `list` still shows anyone on request.
+//!
+//! When several server nodes share one database, users signed in on the
+//! other nodes are here too, "elsewhere" ([`Elsewhere`]): `list` shows
+//! them and `lookup` finds their clients; their sessions are the other
+//! nodes' business.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -27,11 +32,24 @@ pub const BROADCAST_LIMIT: usize = 1_000;
 /// Users one session may watch; past this, looking more up watches no more.
 pub const MAX_WATCHED: usize = 1_000;
 
+/// A user signed in on another server node: where their client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// The node's id.
+    pub node: String,
+    /// Where that node sees the client.
+    pub addr: SocketAddr,
+    /// The client's own addresses, as it gave them at sign-in.
+    pub local: Vec<SocketAddr>,
+}
+
 /// The signed-in users, by name and by address (one name per address), and
 /// who watches whom.
 #[derive(Debug)]
 pub struct Presence {
     by_name: BTreeMap<String, PeerId>,
+    /// Users signed in on other nodes (never one signed in here).
+    elsewhere: BTreeMap<String, Elsewhere>,
     by_session: HashMap<PeerId, String>,
     broadcast_limit: usize,
     /// Per watched name: the sessions watching it.
@@ -68,6 +86,8 @@ pub enum Claim {
     Already,
     /// The name is signed in from another address.
     HeldBy(PeerId),
+    /// The name is signed in on another server node (its id).
+    Elsewhere(String),
 }
 
 impl Presence {
@@ -80,6 +100,7 @@ impl Presence {
     pub fn with_broadcast_limit(limit: usize) -> Presence {
         Presence {
             by_name: BTreeMap::new(),
+            elsewhere: BTreeMap::new(),
             by_session: HashMap::new(),
             broadcast_limit: limit,
             watchers: HashMap::new(),
@@ -96,8 +117,55 @@ impl Presence {
         match self.by_name.get(name) {
             Some(&held) if held == peer => Claim::Already,
             Some(&held) => Claim::HeldBy(held),
-            None => Claim::Free,
+            None => match self.elsewhere.get(name) {
+                Some(there) => Claim::Elsewhere(there.node.clone()),
+                None => Claim::Free,
+            },
         }
+    }
+
+    /// `name` is signed in on another node, `there`; whoever held the name
+    /// here is signed out (the user moved there). Returns that session.
+    pub fn sign_in_elsewhere(&mut self, name: &str, there: Elsewhere) -> Option<PeerId> {
+        let here = self.by_name.get(name).copied();
+        if let Some(peer) = here {
+            self.sign_out(peer);
+        }
+        self.elsewhere.insert(name.to_string(), there);
+        here
+    }
+
+    /// `name` left node `node`; false if it was not signed in there.
+    pub fn sign_out_elsewhere(&mut self, name: &str, node: &str) -> bool {
+        if self.elsewhere.get(name).is_some_and(|e| e.node == node) {
+            self.elsewhere.remove(name);
+            return true;
+        }
+        false
+    }
+
+    /// Node `node` went away: the names that were signed in there.
+    pub fn node_gone(&mut self, node: &str) -> Vec<String> {
+        let gone: Vec<String> = self
+            .elsewhere
+            .iter()
+            .filter(|(_, e)| e.node == node)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            self.elsewhere.remove(name);
+        }
+        gone
+    }
+
+    /// Where `name` is signed in, if on another node.
+    pub fn elsewhere(&self, name: &str) -> Option<&Elsewhere> {
+        self.elsewhere.get(name)
+    }
+
+    /// Every user signed in on another node, with where.
+    pub fn all_elsewhere(&self) -> &BTreeMap<String, Elsewhere> {
+        &self.elsewhere
     }
 
     /// Signs `name` in at `peer`, displacing whatever held either. Returns
@@ -115,6 +183,7 @@ impl Presence {
             }
         }
         self.by_name.insert(name.to_string(), peer);
+        self.elsewhere.remove(name);
         self.by_session.insert(peer, name.to_string());
         self.since.insert(peer, self.next_stamp);
         displaced
@@ -235,36 +304,52 @@ impl Presence {
     }
 
     /// The first `limit` signed-in names that start with `prefix`, sorted,
-    /// and how many start with it in all.
+    /// and how many start with it in all (on every node).
     pub fn users_from(&self, prefix: &str, limit: usize) -> (Vec<String>, usize) {
-        if prefix.is_empty() {
-            // Everyone: no need to walk them all to count them.
-            let shown = self.by_name.keys().take(limit).cloned().collect();
-            return (shown, self.by_name.len());
+        fn from<'a, V>(
+            names: &'a BTreeMap<String, V>,
+            prefix: &'a str,
+        ) -> impl Iterator<Item = &'a String> + 'a {
+            names
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .map(|(name, _)| name)
+                .take_while(move |name| name.starts_with(prefix))
         }
-        let matching = self
-            .by_name
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(name, _)| name.starts_with(prefix));
+        // Both sorted, and no name in both: merge them.
+        let (mut here, mut there) = (
+            from(&self.by_name, prefix).peekable(),
+            from(&self.elsewhere, prefix).peekable(),
+        );
         let mut shown = Vec::new();
         let mut total = 0;
-        for (name, _) in matching {
+        loop {
+            let next = match (here.peek(), there.peek()) {
+                (Some(a), Some(b)) if a <= b => here.next(),
+                (Some(_), Some(_)) => there.next(),
+                (Some(_), None) => here.next(),
+                (None, _) => there.next(),
+            };
+            let Some(name) = next else { break };
             if shown.len() < limit {
                 shown.push(name.clone());
+            } else if prefix.is_empty() {
+                // Everyone: no need to walk them all to count them.
+                return (shown, self.by_name.len() + self.elsewhere.len());
             }
             total += 1;
         }
         (shown, total)
     }
 
-    /// Every signed-in address.
+    /// Every session signed in here.
     pub fn peers(&self) -> Vec<PeerId> {
         self.by_name.values().copied().collect()
     }
 
+    /// Users signed in here (not on other nodes).
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
@@ -444,5 +529,57 @@ mod tests {
         );
         assert_eq!(p.users_from("", 2), (vec!["al".into(), "alice".into()], 5));
         assert_eq!(p.users_from("zed", 10), (vec![], 0));
+    }
+
+    fn there(node: &str, port: u16) -> Elsewhere {
+        Elsewhere {
+            node: node.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            local: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn users_on_other_nodes_are_listed_claimed_and_gone_with_their_node() {
+        let mut p = Presence::new();
+        p.sign_in("bob", session(1));
+        p.sign_in("dave", session(2));
+        assert_eq!(p.sign_in_elsewhere("alice", there("n2", 1000)), None);
+        p.sign_in_elsewhere("carole", there("n3", 1001));
+        p.sign_in_elsewhere("erin", there("n2", 1002));
+        // One sorted list across nodes, and a count that includes them.
+        assert_eq!(
+            p.users_from("", 10),
+            (
+                ["alice", "bob", "carole", "dave", "erin"]
+                    .map(String::from)
+                    .to_vec(),
+                5
+            )
+        );
+        assert_eq!(p.users_from("", 2).1, 5);
+        assert_eq!(p.users_from("c", 10), (vec!["carole".into()], 1));
+        assert_eq!(p.claim("alice", session(9)), Claim::Elsewhere("n2".into()));
+        assert_eq!(p.len(), 2, "only those signed in here");
+
+        // alice signs in here: no longer elsewhere.
+        p.sign_in("alice", session(3));
+        assert_eq!(p.claim("alice", session(3)), Claim::Already);
+        assert!(p.elsewhere("alice").is_none());
+        // bob moves to n3: his session here is signed out.
+        assert_eq!(
+            p.sign_in_elsewhere("bob", there("n3", 1003)),
+            Some(session(1))
+        );
+        assert_eq!(p.user_at(session(1)), None);
+        // A sign-out from a node bob is not on changes nothing.
+        assert!(!p.sign_out_elsewhere("bob", "n2"));
+        let mut gone = p.node_gone("n3");
+        gone.sort();
+        assert_eq!(gone, ["bob", "carole"]);
+        assert_eq!(
+            p.users_from("", 10).0,
+            ["alice", "dave", "erin"].map(String::from).to_vec()
+        );
     }
 }

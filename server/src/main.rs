@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod cluster;
 mod dispatch;
 mod groups;
 mod keys;
@@ -163,7 +164,7 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
     let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher)
         .with_signups_per_hour(cli.signups_per_hour);
     let groups_store: Arc<dyn groups::GroupStore> = store.clone();
-    let mailbox = mailbox::StoredMail::new(store.clone(), store);
+    let mailbox = mailbox::StoredMail::new(store.clone(), store.clone());
     let socket = UdpSocket::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
@@ -177,13 +178,18 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
     let (link, driver) = Link::server(socket, key, config)?;
     // Tests and scripts wait for this line: the port is known only now.
     println!("udpchat-server listening on {}", link.local_addr());
+    let cluster = store.clone().postgres().map(cluster::Cluster::new);
     let server = Arc::new(state::ServerState::new(
         link.clone(),
         accounts,
         mailbox,
         groups_store,
         cli.presence_limit,
+        cluster.clone(),
     ));
+    if let Some(cluster) = &cluster {
+        cluster.start(&server, link.local_addr()).await?;
+    }
     let handshake_threads = cli.handshake_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });

@@ -19,6 +19,7 @@ use udpchat_core::secure::meeting::Ticket;
 use udpchat_net::Link;
 
 use crate::accounts::PasswordAccounts;
+use crate::cluster::{Cluster, SignedInRow};
 use crate::groups::GroupChat;
 use crate::groups::GroupStore;
 use crate::mailbox::StoredMail;
@@ -48,6 +49,8 @@ pub struct ServerState {
     link: Link,
     /// Meetings each session may ask for (see `arrange_meeting`).
     meetings: Mutex<RateLimit<PeerId>>,
+    /// The other server nodes on the same database, if any.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Meetings one session may ask for: a burst, then one per interval. Each
@@ -63,10 +66,19 @@ impl ServerState {
         mailbox: StoredMail,
         groups: Arc<dyn GroupStore>,
         broadcast_limit: usize,
+        cluster: Option<Arc<Cluster>>,
     ) -> ServerState {
         let presence = Arc::new(Mutex::new(Presence::with_broadcast_limit(broadcast_limit)));
         ServerState {
-            groups: GroupChat::new(groups, link.clone(), presence.clone()),
+            groups: GroupChat::new(
+                groups,
+                link.clone(),
+                presence.clone(),
+                cluster
+                    .clone()
+                    .map(|c| c as Arc<dyn crate::groups::Elsewhere>),
+            ),
+            cluster,
             presence,
             seen: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
@@ -171,6 +183,58 @@ impl ServerState {
         }
     }
 
+    /// The group chat.
+    pub fn group_chat(&self) -> &GroupChat {
+        &self.groups
+    }
+
+    /// A change heard from another node, for this node's clients who hear
+    /// of it.
+    fn heard(&self, user: &str, online: bool) {
+        self.presence.lock().record(PresenceChange {
+            user: user.to_string(),
+            online,
+        });
+        self.changed.notify_one();
+    }
+
+    /// `row.user` signed in on another node. Whoever held the name here
+    /// loses it (its client did not answer that node's probe, or signed in
+    /// there meanwhile); clients here who hear of the user look them up
+    /// again.
+    pub fn signed_in_elsewhere(&self, row: SignedInRow) {
+        let there = crate::cluster::elsewhere(&row);
+        let held = self.presence.lock().sign_in_elsewhere(&row.user, there);
+        if let Some(peer) = held {
+            tracing::info!(
+                user = row.user,
+                node = row.node,
+                "signed in on another node: taken over"
+            );
+            self.seen.lock().remove(&peer);
+            self.link.confirm(peer, false);
+        }
+        self.heard(&row.user, true);
+    }
+
+    /// `user` signed out of `node`.
+    pub fn signed_out_elsewhere(&self, user: &str, node: &str) {
+        if self.presence.lock().sign_out_elsewhere(user, node) {
+            self.heard(user, false);
+        }
+    }
+
+    /// `node` went down, or stopped heartbeating: whoever was there is gone.
+    pub fn node_gone(&self, node: &str) {
+        let gone = self.presence.lock().node_gone(node);
+        if !gone.is_empty() {
+            tracing::info!(node, users = gone.len(), "another node is gone");
+        }
+        for user in gone {
+            self.heard(&user, false);
+        }
+    }
+
     /// Tells every signed-in client the server is going down and waits,
     /// at most `patience`, for them to acknowledge.
     pub async fn going_down(&self, patience: Duration) {
@@ -191,6 +255,10 @@ impl ServerState {
         .await;
         // What members acknowledged last must not come to them again.
         self.groups.flush().await;
+        // The other nodes hear at once that this one's users are gone.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
     }
 }
 
@@ -218,8 +286,29 @@ impl ServerContext for ServerState {
         )
     }
 
+    fn settled(&self) -> BoxFuture<'static, ()> {
+        match &self.cluster {
+            Some(cluster) => Box::pin(cluster.settled()),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn probe_elsewhere(&self, user: &str, node: &str) -> BoxFuture<'static, bool> {
+        let Some(cluster) = self.cluster.clone() else {
+            return Box::pin(std::future::ready(false));
+        };
+        let (user, node) = (user.to_string(), node.to_string());
+        Box::pin(async move { cluster.probe(&user, &node).await })
+    }
+
     fn announce(&self, change: PresenceChange) {
-        self.presence.lock().record(change);
+        {
+            let mut presence = self.presence.lock();
+            if let Some(cluster) = &self.cluster {
+                cluster.changed_here(&change, presence.session_of(&change.user));
+            }
+            presence.record(change);
+        }
         self.changed.notify_one();
     }
 

@@ -43,6 +43,42 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The first event of this kind not taken yet: one the client showed
+/// while the test waited for another (a push may overtake the reply to
+/// `signin`), or the next. Taken events leave `seen`.
+pub fn take(client: &mut Client, event: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let earlier = client
+        .seen
+        .iter()
+        .position(|e| e["event"] == event && test(e));
+    match earlier {
+        Some(i) => client.seen.remove(i),
+        None => {
+            let found = client.expect_where(event, test);
+            client.seen.pop();
+            found
+        }
+    }
+}
+
+/// The next `count` group messages, as (seq, from, text).
+pub fn group_messages(
+    client: &mut Client,
+    group: &str,
+    count: usize,
+) -> Vec<(u64, String, String)> {
+    (0..count)
+        .map(|_| {
+            let m = take(client, "group-message", |e| e["group"] == group);
+            (
+                m["seq"].as_u64().expect("seq"),
+                m["from"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The password the harness gives `user`.
 pub fn password(user: &str) -> String {
     format!("pw of {user}!")

@@ -10,39 +10,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{on_every_store, password, Client, Server};
-
-/// The first event of this kind not taken yet: one the client showed
-/// while the test waited for another (a push may overtake the reply to
-/// `signin`), or the next. Taken events leave `seen`.
-fn take(client: &mut Client, event: &str, test: impl Fn(&Value) -> bool) -> Value {
-    let earlier = client
-        .seen
-        .iter()
-        .position(|e| e["event"] == event && test(e));
-    match earlier {
-        Some(i) => client.seen.remove(i),
-        None => {
-            let found = client.expect_where(event, test);
-            client.seen.pop();
-            found
-        }
-    }
-}
-
-/// The next `count` group messages, as (seq, from, text).
-fn group_messages(client: &mut Client, group: &str, count: usize) -> Vec<(u64, String, String)> {
-    (0..count)
-        .map(|_| {
-            let m = take(client, "group-message", |e| e["group"] == group);
-            (
-                m["seq"].as_u64().expect("seq"),
-                m["from"].as_str().unwrap().to_string(),
-                m["text"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
+use udpchat_tests::{group_messages, on_every_store, password, take, Client, Server};
 
 fn sign_up_all(server: SocketAddr, users: &[&str]) -> Vec<Client> {
     users.iter().map(|u| Client::sign_up(server, u)).collect()

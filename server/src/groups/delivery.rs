@@ -290,7 +290,8 @@ impl Inner {
     /// several at a time; attaching (with their backlog, which holds these)
     /// those online and not yet attached; those offline get them at
     /// sign-in. A member who sent none of them gets the same parcels as
-    /// every other such member: they are packed and encoded once.
+    /// every other such member: they are packed and encoded once. A member
+    /// already given some of them (see [`Inner::caught_up`]) gets the rest.
     pub(super) async fn fan_out(
         self: &Arc<Self>,
         live: &mut Live,
@@ -305,7 +306,9 @@ impl Inner {
         live.attached
             .retain(|user, _| names.contains(user.as_str()));
         let senders: HashSet<&str> = messages.iter().map(|m| m.from.as_str()).collect();
-        let mut packed: HashMap<Option<&str>, Vec<Parcel>> = HashMap::new();
+        // Members who sent none of them and were given the same so far
+        // get the same parcels.
+        let mut packed: HashMap<(Option<&str>, u64), Vec<Parcel>> = HashMap::new();
         for (member, cursor) in members {
             let Some(peer) = self.online(member) else {
                 live.attached.remove(member);
@@ -314,8 +317,13 @@ impl Inner {
             match live.attached.get(member) {
                 Some(attachment) if attachment.peer == peer => {
                     let sender = senders.get(member.as_str()).copied();
-                    let parcels = packed.entry(sender).or_insert_with(|| {
-                        parcels(messages.iter().filter(|m| Some(m.from.as_str()) != sender))
+                    let queued = attachment.track.lock().queued;
+                    let parcels = packed.entry((sender, queued)).or_insert_with(|| {
+                        parcels(
+                            messages
+                                .iter()
+                                .filter(|m| m.seq > queued && Some(m.from.as_str()) != sender),
+                        )
                     });
                     self.deliver(group, member, attachment, messages, parcels);
                 }
@@ -326,6 +334,49 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+impl Inner {
+    /// Hands each member attached here what the store holds for the group
+    /// beyond what the member was given: what other server nodes appended
+    /// (they share the store), and what this node just did. Read from the
+    /// store, so that a message another node committed just before this
+    /// node's own reaches members here first, in the store's order.
+    pub(super) async fn caught_up(
+        self: &Arc<Self>,
+        live: &mut Live,
+        group: &str,
+        just_appended: &[GroupMessage],
+        members: &[(String, u64)],
+    ) {
+        let from = live.attached.values().map(|a| a.track.lock().queued).min();
+        let messages = match from {
+            Some(from) => {
+                let (store, name) = (self.store.clone(), group.to_string());
+                match blocking(move || store.messages_after(&name, from)).await {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        tracing::warn!(group, "groups: cannot read what to deliver: {}", e.message);
+                        just_appended.to_vec()
+                    }
+                }
+            }
+            None => just_appended.to_vec(),
+        };
+        // Those attached here, if the caller knows no better.
+        let attached: Vec<(String, u64)>;
+        let members = if members.is_empty() {
+            attached = live
+                .attached
+                .iter()
+                .map(|(user, a)| (user.clone(), a.track.lock().queued))
+                .collect();
+            &attached
+        } else {
+            members
+        };
+        self.fan_out(live, group, &messages, members).await;
     }
 }
 

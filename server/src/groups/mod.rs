@@ -46,6 +46,16 @@ struct Inner {
     /// Per group: messages accepted and not yet stored, in arrival order
     /// (see [`Inner::commit`]).
     pending: Mutex<HashMap<String, Vec<Pending>>>,
+    /// Other server nodes write to the same store: what members receive is
+    /// read from it (see [`Inner::caught_up`]), and they tell their own
+    /// users what changed.
+    elsewhere: Option<Arc<dyn Elsewhere>>,
+}
+
+/// The other server nodes, as group chat needs them.
+pub trait Elsewhere: Send + Sync {
+    /// Has `node` tell `user`, signed in there, that their groups changed.
+    fn tell(&self, node: &str, user: &str, note: String);
 }
 
 /// A message waiting for its commit, and its sender's answer.
@@ -71,10 +81,12 @@ fn too_many(group: &str) -> CommandError {
 
 impl GroupChat {
     /// Must be called inside the runtime: it starts the cursor writer.
+    /// `elsewhere`: the other server nodes on the same store, if any.
     pub fn new(
         store: Arc<dyn GroupStore>,
         link: Link,
         presence: Arc<Mutex<Presence>>,
+        elsewhere: Option<Arc<dyn Elsewhere>>,
     ) -> GroupChat {
         let (wake_writer, wakes) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -85,6 +97,7 @@ impl GroupChat {
             cursors: Mutex::new(Cursors::default()),
             wake_writer,
             pending: Mutex::new(HashMap::new()),
+            elsewhere,
         });
         tokio::spawn(write_cursors(Arc::downgrade(&inner), wakes));
         GroupChat { inner }
@@ -93,6 +106,43 @@ impl GroupChat {
     /// Stores every acknowledged position now (the server is going down).
     pub async fn flush(&self) {
         self.inner.write_cursors().await;
+    }
+
+    /// Another server node appended to `group`: its members online here
+    /// get what they have not been given yet.
+    pub async fn appended_elsewhere(&self, group: &str) {
+        let inner = &self.inner;
+        let (store, name) = (inner.store.clone(), group.to_string());
+        let members = match blocking(move || store.group(&name)).await {
+            Ok(Some(info)) => info.members,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(group, "groups: cannot read the members: {}", e.message);
+                return;
+            }
+        };
+        let mut locked = inner.lock(group).await;
+        for member in &members {
+            let Some(peer) = inner.online(member) else {
+                continue;
+            };
+            // Not receiving it here yet (the group is new to them, say):
+            // attached with what they have not acknowledged.
+            if let Err(e) = inner
+                .attach(&mut locked.live, group, member, peer, None)
+                .await
+            {
+                tracing::warn!(member, "groups: not attached: {}", e.message);
+            }
+        }
+        inner.caught_up(&mut locked.live, group, &[], &[]).await;
+    }
+
+    /// Another node asked this one to tell `user` their groups changed.
+    pub async fn tell_here(&self, user: &str, note: String) {
+        if self.inner.online(user).is_some() {
+            self.inner.tell(user, note).await;
+        }
     }
 }
 
@@ -138,7 +188,11 @@ impl Inner {
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok().cloned())
             .collect();
-        self.fan_out(live, group, &accepted, &members).await;
+        if self.elsewhere.is_some() {
+            self.caught_up(live, group, &accepted, &members).await;
+        } else {
+            self.fan_out(live, group, &accepted, &members).await;
+        }
         for (sender, outcome) in senders.into_iter().zip(appended) {
             let _ = sender.send(outcome.map_err(CommandError::from));
         }
@@ -154,9 +208,14 @@ impl Inner {
         });
     }
 
-    /// Tells an online user their groups changed, with why.
+    /// Tells an online user their groups changed, with why; a user signed
+    /// in on another server node is told by that node.
     async fn tell(&self, user: &str, note: String) {
         let Some(peer) = self.online(user) else {
+            let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
+            if let (Some(node), Some(elsewhere)) = (there, &self.elsewhere) {
+                elsewhere.tell(&node, user, note);
+            }
             return;
         };
         let (store, name) = (self.store.clone(), user.to_string());
@@ -186,10 +245,12 @@ impl Inner {
                 if let Err(e) = self.attach(live, &info.name, user, peer, None).await {
                     tracing::warn!(user, "groups: not attached: {}", e.message);
                 }
-                if user != by {
-                    self.tell(user, format!("{by} added you to {}", info.name))
-                        .await;
-                }
+            }
+            // Online here, or on another node (which attaches them when
+            // the group's first message comes).
+            if user != by {
+                self.tell(user, format!("{by} added you to {}", info.name))
+                    .await;
             }
         }
     }

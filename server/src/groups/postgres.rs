@@ -283,6 +283,19 @@ impl GroupStore for PgStore {
                 .map(|row| row.get(0))
                 .collect();
             seqs.sort_unstable();
+            if !seqs.is_empty() {
+                // Members on the other nodes get these from the log.
+                let event = crate::cluster::Event::Appended {
+                    node: self.node().to_string(),
+                    group: group.to_string(),
+                }
+                .encode();
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&crate::cluster::CHANNEL, &event],
+                )
+                .await?;
+            }
             let mut seqs = seqs.into_iter();
             let appended = drafts
                 .iter()

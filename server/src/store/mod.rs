@@ -112,6 +112,10 @@ pub trait Backend: Store + crate::mailbox::MailboxStore + crate::groups::GroupSt
     fn describe(&self) -> String;
     /// The schema version the database is at.
     fn schema_version(&self) -> Result<u32, StoreError>;
+    /// The PostgreSQL store, which other server nodes may share.
+    fn postgres(self: Arc<Self>) -> Option<Arc<PgStore>> {
+        None
+    }
 }
 
 /// The store `database` names (`postgres://...`, or `sqlite:PATH`), or

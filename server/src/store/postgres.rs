@@ -17,7 +17,8 @@ use tokio_postgres::NoTls;
 use super::{Account, Backend, Store, StoreError};
 
 /// The schema, applied in order; `udpchat_schema.version` records how far.
-const MIGRATIONS: &[&str] = &[r#"CREATE TABLE users (
+const MIGRATIONS: &[&str] = &[
+    r#"CREATE TABLE users (
         name TEXT COLLATE "C" PRIMARY KEY,
         password_hash TEXT NOT NULL,
         identity_key BYTEA,
@@ -66,7 +67,25 @@ const MIGRATIONS: &[&str] = &[r#"CREATE TABLE users (
         text TEXT NOT NULL,
         sent_at_ms BIGINT NOT NULL
     );
-    CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);"#];
+    CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);"#,
+    // Several nodes: each node's row, kept fresh by its heartbeat (a node
+    // whose heartbeat stops is deleted by the others, and with it who was
+    // signed in there), and who is signed in on which node, at what address.
+    r#"CREATE TABLE nodes (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        addr TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE signed_in (
+        user_name TEXT COLLATE "C" PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+        node TEXT COLLATE "C" NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+        client_addr TEXT NOT NULL,
+        local_addrs TEXT[] NOT NULL DEFAULT '{}',
+        since TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX signed_in_by_node ON signed_in (node);"#,
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -83,6 +102,10 @@ const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct PgStore {
     pool: Pool,
+    /// This server node's id: random, new at every start.
+    node: String,
+    /// The connection settings, for the listener's own connection.
+    config: tokio_postgres::Config,
     /// Drives the pool's connections; every call waits on it. Shut down
     /// (without waiting) when the store drops, from whatever context.
     runtime: Option<tokio::runtime::Runtime>,
@@ -112,7 +135,7 @@ impl PgStore {
             .enable_all()
             .build()?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -128,6 +151,8 @@ impl PgStore {
             .map_err(|e| StoreError::Config(e.to_string()))?;
         let store = PgStore {
             pool,
+            node: format!("{:016x}", rand::random::<u64>()),
+            config,
             runtime: Some(runtime),
             target,
         };
@@ -152,6 +177,24 @@ impl PgStore {
             .expect("the runtime lives as long as the store")
             .handle()
             .block_on(job)
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The connection settings.
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// Spawns `task` on the store's runtime (a task that talks to the
+    /// database for as long as the store lives).
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(task);
+        }
     }
 
     /// A connection from the pool.
@@ -221,6 +264,10 @@ impl Drop for PgStore {
 }
 
 impl Backend for PgStore {
+    fn postgres(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<PgStore>> {
+        Some(self)
+    }
+
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.target)
     }

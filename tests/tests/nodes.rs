@@ -1,0 +1,197 @@
+//! End to end: several `udpchat-server` nodes on one PostgreSQL database,
+//! with users on different nodes chatting as if on one server: `list`
+//! shows everyone, presence crosses nodes, a direct message goes to a
+//! client on another node, a name signed in on one node is refused or
+//! taken over on another exactly as on one node, a group with members on
+//! three nodes keeps one order and delivers each message once, and a node
+//! that goes down takes its users out of everyone's list. Skipped (loudly)
+//! where no PostgreSQL can be started; CI has one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use udpchat_tests::deployment::Deployment;
+use udpchat_tests::{group_messages, password, take, Client};
+
+#[test]
+fn users_on_different_nodes_list_each_other_message_directly_and_see_each_other_go() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let mut alice = Client::sign_up(one.addr, "alice");
+    let mut bob = Client::sign_up(two.addr, "bob");
+
+    // alice, on node one, hears that bob signed in on node two.
+    let online = take(&mut alice, "presence", |e| e["user"] == "bob");
+    assert_eq!(online["online"], true);
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], json!(["bob"]));
+    bob.line("list");
+    assert_eq!(bob.expect("users")["users"], json!(["alice"]));
+
+    // A direct message, client to client, across nodes.
+    alice.line("send bob hello from node one");
+    let message = bob.expect("message");
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["text"], "hello from node one");
+    assert_eq!(message["addr"], alice.addr.to_string());
+    alice.expect_where("delivered", |e| e["to"] == "bob");
+    bob.line("send alice and back from node two");
+    assert_eq!(alice.expect("message")["text"], "and back from node two");
+
+    // bob leaves: alice hears it, and her list is empty again.
+    assert!(bob.finish().0.success());
+    let gone = take(&mut alice, "presence", |e| e["user"] == "bob");
+    assert_eq!(gone["online"], false);
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], json!([]));
+}
+
+#[test]
+fn a_name_held_on_one_node_is_refused_on_another_until_its_client_stops_answering() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let alice_dir = tempfile::tempdir().unwrap();
+    let pw = password("alice");
+    let mut first = Client::start_in(
+        one.addr,
+        alice_dir.path(),
+        &["-u", "alice", "-p", &pw, "--signup"],
+    );
+    first.expect("signed-in");
+    let mut carole = Client::sign_up(one.addr, "carole");
+
+    // The first client answers node one's probe: the name stays with it.
+    let mut second = Client::start_in(two.addr, alice_dir.path(), &["-u", "alice", "-p", &pw]);
+    let refused = second.expect("error");
+    assert_eq!(refused["code"], "name-taken");
+    assert_eq!(
+        refused["message"],
+        "alice is already signed in from another client"
+    );
+    drop(second);
+
+    // It vanishes without signing out: the next sign-in on node two takes
+    // the name over.
+    first.kill();
+    let mut moved = Client::start_in(two.addr, alice_dir.path(), &["-u", "alice", "-p", &pw]);
+    moved.expect("signed-in");
+    // carole, on node one, finds alice at her new client.
+    carole.line("send alice where are you now?");
+    let message = moved.expect_where("message", |m| m["from"] == "carole");
+    assert_eq!(message["text"], "where are you now?");
+    carole.line("list");
+    assert_eq!(carole.expect("users")["users"], json!(["alice"]));
+}
+
+#[test]
+fn a_group_with_members_on_three_nodes_gets_a_thousand_messages_once_each_in_one_order() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 250;
+    let nodes = [
+        deployment.start(&[]),
+        deployment.start_node("two", &[]),
+        deployment.start_node("three", &[]),
+    ];
+    let names: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    // Two members on each node; senders on every node.
+    let mut members: Vec<Client> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Client::sign_up(nodes[i % 3].addr, name))
+        .collect();
+    members[0].line(&format!("group create crowd {}", names[1..].join(" ")));
+    members[0].expect("group-created");
+    for member in &mut members[1..] {
+        take(member, "groups", |e| e["groups"] == json!(["crowd"]));
+    }
+
+    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
+        for i in 0..PER_SENDER {
+            sender.line(&format!("gsend crowd {s}.{i} hello"));
+        }
+    }
+    let mut order: BTreeMap<u64, String> = BTreeMap::new();
+    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
+        for _ in 0..PER_SENDER {
+            let seq = sender.expect("group-sent")["seq"].as_u64().unwrap();
+            order.insert(seq, names[s].clone());
+        }
+    }
+    assert_eq!(order.len(), SENDERS * PER_SENDER, "one place each");
+    let mut texts: BTreeMap<u64, String> = BTreeMap::new();
+    for (m, member) in members.iter_mut().enumerate() {
+        let own = if m < SENDERS { PER_SENDER } else { 0 };
+        let got = group_messages(member, "crowd", SENDERS * PER_SENDER - own);
+        let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+        let expected: Vec<u64> = order
+            .iter()
+            .filter(|(_, from)| **from != names[m])
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            expected,
+            "{} (node {}): missing, repeated or out of order",
+            names[m],
+            m % 3 + 1
+        );
+        for (seq, from, text) in got {
+            assert_eq!(from, order[&seq]);
+            let same = texts.entry(seq).or_insert_with(|| text.clone());
+            assert_eq!(*same, text, "everyone sees the same message {seq}");
+        }
+    }
+    for member in members {
+        let (_, rest) = member.finish();
+        let again: BTreeSet<u64> = rest
+            .iter()
+            .filter(|e| e["event"] == "group-message")
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        assert!(again.is_empty(), "duplicates: {again:?}");
+    }
+}
+
+#[test]
+fn a_node_that_goes_down_takes_its_users_out_of_every_list() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let three = deployment.start_node("three", &[]);
+    let mut alice = Client::sign_up(one.addr, "alice");
+    let _bob = Client::sign_up(two.addr, "bob");
+    let _carole = Client::sign_up(three.addr, "carole");
+    // Once alice heard both come, her node lists them.
+    for user in ["bob", "carole"] {
+        take(&mut alice, "presence", |e| {
+            e["user"] == user && e["online"] == true
+        });
+    }
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], json!(["bob", "carole"]));
+
+    // Stopped: it says so as it goes.
+    assert!(two.terminate().success());
+    take(&mut alice, "presence", |e| {
+        e["user"] == "bob" && e["online"] == false
+    });
+
+    // Killed: it says nothing; the others notice its heartbeat stopped.
+    three.kill();
+    take(&mut alice, "presence", |e| {
+        e["user"] == "carole" && e["online"] == false
+    });
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], json!([]));
+}
