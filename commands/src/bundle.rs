@@ -56,10 +56,8 @@ impl Serve for BundleOf {
         crate::watch(&server, origin, &user);
         let (bundle, left) = server.mailbox().bundle(&asker, &user).await?;
         if left < ONE_TIME_LOW {
-            // Ask the owner for more, if it is here to answer.
-            if let Some(owner) = server.session_of(&user) {
-                server.push::<Prekeys>(owner, &Held { one_time: left });
-            }
+            // Ask the owner for more, if it is online to answer.
+            server.push_user::<Prekeys>(&user, &Held { one_time: left });
         }
         Ok(bundle)
     }

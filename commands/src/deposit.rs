@@ -85,8 +85,9 @@ impl Serve for Deposit {
         }
         let stored = server.mailbox().deposit(&from, &to, sealed).await?;
         let id = stored.id;
-        if let Some(peer) = server.session_of(&to) {
-            crate::stored::hand_over(&server, peer, vec![stored]).await;
+        match server.session_of(&to) {
+            Some(peer) => crate::stored::hand_over(&server, peer, vec![stored]).await,
+            None => server.mail_elsewhere(&to, id),
         }
         Ok(Deposited { id })
     }

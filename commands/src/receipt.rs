@@ -46,14 +46,12 @@ impl Serve for Receipt {
         let user = crate::signed_in_user(&server, origin)?;
         let id = body.id;
         if let Some(message) = server.mailbox().take(&user, id).await? {
-            if let Some(sender) = server.session_of(&message.from) {
-                let status = Status {
-                    to: user,
-                    id,
-                    outcome: Outcome::Delivered,
-                };
-                server.push::<MailStatus>(sender, &status);
-            }
+            let status = Status {
+                to: user,
+                id,
+                outcome: Outcome::Delivered,
+            };
+            server.push_user::<MailStatus>(&message.from, &status);
         }
         Ok(())
     }

@@ -253,6 +253,19 @@ pub trait ServerContext: Send + Sync {
     fn groups(&self) -> &dyn Groups;
     /// Whether a client still answers on `peer` (within about a second).
     fn probe(&self, peer: PeerId) -> BoxFuture<'static, bool>;
+    /// Pushes to `user`'s client wherever it is signed in: on this node,
+    /// or through the server node it is on. Nothing if it is not.
+    fn push_to_user(&self, user: &str, push: Encoded) {
+        let peer = self.presence().lock().session_of(user);
+        if let Some(peer) = peer {
+            self.send_push(peer, push);
+        }
+    }
+    /// Message `id` was kept for `user`, who is signed in on another server
+    /// node: that node hands it over. (A lone server has no other nodes.)
+    fn mail_elsewhere(&self, user: &str, id: u64) {
+        let _ = (user, id);
+    }
     /// Resolves once the other server nodes can see what this one
     /// announced so far (at once for a lone server): a sign-in is answered
     /// only when every node's `list` shows the user.
@@ -294,6 +307,12 @@ impl dyn ServerContext + '_ {
     /// Pushes `body` to the client on `peer` as a `P`.
     pub fn push<P: Push>(&self, peer: PeerId, body: &P::Body) {
         self.send_push(peer, Encoded::push::<P>(body));
+    }
+
+    /// Pushes `body` as a `P` to `user`'s client, wherever it is signed
+    /// in (see [`ServerContext::push_to_user`]).
+    pub fn push_user<P: Push>(&self, user: &str, body: &P::Body) {
+        self.push_to_user(user, Encoded::push::<P>(body));
     }
 
     /// The name signed in on `peer`, if any.

@@ -85,6 +85,12 @@ impl Encoded {
     pub fn into_parts(self) -> (&'static str, Vec<u8>) {
         (self.tag, self.body)
     }
+
+    /// A packet made elsewhere (another server node relays a push): its
+    /// tag, as the registry names it, and its body.
+    pub fn from_parts(tag: &'static str, body: Vec<u8>) -> Encoded {
+        Encoded { tag, body }
+    }
 }
 
 /// Decodes a request or push body, mapping failure to `bad-request`.

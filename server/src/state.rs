@@ -170,15 +170,12 @@ impl ServerState {
                 continue;
             };
             for message in expired {
-                let sender = self.presence.lock().session_of(&message.from);
-                if let Some(sender) = sender {
-                    let status = Status {
-                        to: message.to,
-                        id: message.id,
-                        outcome: Outcome::Expired,
-                    };
-                    self.push_now(sender, Encoded::push::<MailStatus>(&status));
-                }
+                let status = Status {
+                    to: message.to,
+                    id: message.id,
+                    outcome: Outcome::Expired,
+                };
+                self.push_to_user(&message.from, Encoded::push::<MailStatus>(&status));
             }
         }
     }
@@ -284,6 +281,26 @@ impl ServerContext for ServerState {
         Box::pin(
             async move { matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(()))) },
         )
+    }
+
+    fn push_to_user(&self, user: &str, push: Encoded) {
+        let (here, there) = {
+            let presence = self.presence.lock();
+            let here = presence.session_of(user);
+            (here, presence.elsewhere(user).map(|e| e.node.clone()))
+        };
+        match (here, there, &self.cluster) {
+            (Some(peer), _, _) => self.push_now(peer, push),
+            (None, Some(node), Some(cluster)) => cluster.relay_push(&node, user, push),
+            _ => {}
+        }
+    }
+
+    fn mail_elsewhere(&self, user: &str, id: u64) {
+        let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
+        if let (Some(node), Some(cluster)) = (there, &self.cluster) {
+            cluster.mail_arrived(&node, user, id);
+        }
     }
 
     fn settled(&self) -> BoxFuture<'static, ()> {

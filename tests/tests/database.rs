@@ -137,6 +137,10 @@ fn what_one_node_stored_is_there_for_a_user_who_signs_in_on_another() {
         (&mail["from"], &mail["text"]),
         (&json!("alice"), &json!("kept on node one"))
     );
+    // bob's client acknowledged it to node two; alice, on node one, is
+    // told it was delivered.
+    let delivered = alice.expect_where("delivered", |d| d["stored"] == true);
+    assert_eq!(delivered["to"], "bob");
     let said = bob.expect_where("group-message", |m| m["group"] == "group1");
     assert_eq!(said["seq"], sent["seq"]);
     assert_eq!(said["text"], "hello from node one");

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::context::{PeerId, ServerContext};
+use udpchat_core::packet::Encoded;
 use udpchat_core::presence::{Elsewhere, PresenceChange};
 
 pub use postgres::{SignedInRow, CHANNEL};
@@ -45,6 +46,9 @@ pub const EXPIRE: Duration = Duration::from_secs(10);
 /// How long a sign-in waits for another node to say whether the client
 /// holding the name still answers (its probe takes about a second).
 const PROBE_WAIT: Duration = Duration::from_millis(2500);
+/// The largest push body relayed through another node (base64 and JSON
+/// around it must stay under NOTIFY's 8,000 bytes).
+const MAX_RELAYED: usize = 5_000;
 /// How long to wait before listening again after the connection broke.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -76,6 +80,22 @@ pub enum Event {
     },
     /// `node` appended to `group` (read the group's log).
     Appended { node: String, group: String },
+    /// `node` asks `to` to push this to `user`'s client there: a packet
+    /// (its registered `tag`, its CBOR body in base64).
+    Push {
+        node: String,
+        to: String,
+        user: String,
+        tag: String,
+        body: String,
+    },
+    /// Message `id` was kept for `user`, signed in on `to`: hand it over.
+    Mail {
+        node: String,
+        to: String,
+        user: String,
+        id: u64,
+    },
     /// `node` asks `to` to tell `user`, signed in there, that their groups
     /// changed (`note`: why, as the user reads it).
     Tell {
@@ -103,6 +123,8 @@ impl Event {
             | Event::Probe { node, .. }
             | Event::Probed { node, .. }
             | Event::Appended { node, .. }
+            | Event::Push { node, .. }
+            | Event::Mail { node, .. }
             | Event::Tell { node, .. } => node,
         }
     }
@@ -220,6 +242,45 @@ impl Cluster {
         alive
     }
 
+    /// Sends `push` to `user`'s client through `node`, where it is signed
+    /// in. A push too large for an event (NOTIFY carries 8,000 bytes) is
+    /// not relayed: what it says is in the store for the next sign-in.
+    pub fn relay_push(&self, node: &str, user: &str, push: Encoded) {
+        use base64::Engine as _;
+        let (tag, body) = push.into_parts();
+        if body.len() > MAX_RELAYED {
+            tracing::warn!(user, tag, bytes = body.len(), "cluster: too large to relay");
+            return;
+        }
+        self.tell_node(Event::Push {
+            node: self.node().to_string(),
+            to: node.to_string(),
+            user: user.to_string(),
+            tag: tag.to_string(),
+            body: base64::engine::general_purpose::STANDARD.encode(body),
+        });
+    }
+
+    /// Message `id` was kept for `user`, signed in on `node`.
+    pub fn mail_arrived(&self, node: &str, user: &str, id: u64) {
+        self.tell_node(Event::Mail {
+            node: self.node().to_string(),
+            to: node.to_string(),
+            user: user.to_string(),
+            id,
+        });
+    }
+
+    /// Sends `event` without waiting for it.
+    fn tell_node(&self, event: Event) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = blocking(move || store.notify(&event)).await {
+                tracing::warn!("cluster: an event not sent: {}", e.message);
+            }
+        });
+    }
+
     /// This node is going down: its row goes, and with it its sign-ins;
     /// the others hear of it at once.
     pub async fn leave(&self) {
@@ -330,6 +391,41 @@ impl Cluster {
                 }
             }
             Event::Probe { .. } | Event::Probed { .. } => {}
+            Event::Push {
+                to,
+                user,
+                tag,
+                body,
+                ..
+            } if to == self.node() => {
+                use base64::Engine as _;
+                let tag = udpchat_core::registry::Registry::global()
+                    .tag(&tag)
+                    .map(|command| command.name);
+                let body = base64::engine::general_purpose::STANDARD.decode(body);
+                match (tag, body) {
+                    (Ok(tag), Ok(body)) => {
+                        let peer = server.presence().lock().session_of(&user);
+                        if let Some(peer) = peer {
+                            server.send_push(peer, Encoded::from_parts(tag, body));
+                        }
+                    }
+                    _ => tracing::warn!(user, "cluster: a relayed push not understood"),
+                }
+            }
+            Event::Mail { to, user, id, .. } if to == self.node() => {
+                let server: udpchat_core::context::Server = server.clone();
+                tokio::spawn(async move {
+                    let Some(peer) = server.session_of(&user) else {
+                        return;
+                    };
+                    if let Ok(pending) = server.mailbox().pending(&user).await {
+                        let message: Vec<_> = pending.into_iter().filter(|m| m.id == id).collect();
+                        udpchat_commands::stored::hand_over(&server, peer, message).await;
+                    }
+                });
+            }
+            Event::Push { .. } | Event::Mail { .. } => {}
             Event::Tell { to, user, note, .. } if to == self.node() => {
                 let groups = server.group_chat().clone();
                 tokio::spawn(async move { groups.tell_here(&user, note).await });
@@ -400,17 +496,11 @@ impl Cluster {
 
 impl crate::groups::Elsewhere for Cluster {
     fn tell(&self, node: &str, user: &str, note: String) {
-        let event = Event::Tell {
+        self.tell_node(Event::Tell {
             node: self.node().to_string(),
             to: node.to_string(),
             user: user.to_string(),
             note,
-        };
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = blocking(move || store.notify(&event)).await {
-                tracing::warn!("cluster: a group change not told: {}", e.message);
-            }
         });
     }
 }
