@@ -51,8 +51,11 @@ struct Cli {
     /// first use and must not change after.
     #[arg(long, value_name = "FILE")]
     server_key: Option<std::path::PathBuf>,
-    /// The server's address.
-    #[arg(short = 's', long, value_name = "HOST:PORT", default_value = udpchat_core::DEFAULT_SERVER)]
+    /// The server's address; several, comma-separated (or a name with
+    /// several addresses), for servers of one deployment sharing one
+    /// database and one key: when one goes, the client moves to the next
+    /// and signs in again by itself.
+    #[arg(short = 's', long, value_name = "HOST:PORT[,HOST:PORT...]", default_value = udpchat_core::DEFAULT_SERVER)]
     server: String,
     /// Local address to listen on for messages from other clients
     /// [default: `[::]:0`, taking IPv4 and IPv6, or `0.0.0.0:0` without IPv6].
@@ -85,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     // Only its owner may enter the data dir, however it came to be.
     udpchat_core::private_files::dir(&cli.data_dir)
         .with_context(|| format!("cannot make {} private", cli.data_dir.display()))?;
-    let server = resolve(&cli.server).await?;
+    let servers = resolve(&cli.server).await?;
     let socket = socket::bind(cli.bind)?;
     let own = socket::own_addresses(socket.local_addr()?);
     let pinned = match &cli.server_key {
@@ -115,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         state::PasswordSource::Input(lines.clone())
     };
     let state = Arc::new(state::ClientState::new(
-        server,
+        servers,
         link,
         printer,
         cli.data_dir.clone(),
@@ -156,12 +159,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `HOST:PORT`, looked up once at start.
-async fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
-    let mut addrs = tokio::net::lookup_host(server)
-        .await
-        .with_context(|| format!("cannot resolve server address {server:?} (use HOST:PORT)"))?;
-    addrs
-        .next()
-        .with_context(|| format!("no address for {server}"))
+/// `HOST:PORT[,HOST:PORT...]`, looked up once at start: every address of
+/// every name, in order, each once.
+async fn resolve(servers: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut all: Vec<SocketAddr> = Vec::new();
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addrs = tokio::net::lookup_host(server)
+            .await
+            .with_context(|| format!("cannot resolve server address {server:?} (use HOST:PORT)"))?;
+        for addr in addrs {
+            if !all.contains(&addr) {
+                all.push(addr);
+            }
+        }
+    }
+    anyhow::ensure!(!all.is_empty(), "no address for {servers}");
+    Ok(all)
 }

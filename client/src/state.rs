@@ -58,8 +58,9 @@ pub struct ClientState {
 const PUSHES_WITHIN: Duration = Duration::from_secs(10);
 
 impl ClientState {
+    /// `servers`: the deployment's servers; the first is used first.
     pub fn new(
-        server: SocketAddr,
+        servers: Vec<SocketAddr>,
         link: Link,
         printer: Printer,
         data_dir: PathBuf,
@@ -68,12 +69,13 @@ impl ClientState {
         local: Vec<SocketAddr>,
     ) -> ClientState {
         let session = Arc::new(Mutex::new(Session {
-            server,
+            server: servers[0],
             user: None,
             conversation: None,
         }));
         let connector = ServerConnector::new(
             link.clone(),
+            servers,
             session.clone(),
             data_dir.clone(),
             pinned,

@@ -92,17 +92,21 @@ pub enum ServerTrust {
 }
 
 /// The key the server at `addr` must have, if one is known: the pinned one
-/// if given, else the one recorded on first use. With one, the client need
-/// not ask the server for its key.
+/// if given, else the one recorded on first use for it, else the one
+/// recorded for another server of the same deployment (`also`: the nodes
+/// of one deployment share one key). With one, the client need not ask
+/// the server for its key.
 pub fn known_server(
     data_dir: &Path,
     addr: SocketAddr,
+    also: &[SocketAddr],
     pinned: Option<&PublicKey>,
 ) -> Option<PublicKey> {
     pinned.cloned().or_else(|| {
-        KeyBook::open(data_dir.join("known_servers"))
-            .get(&addr.to_string())
-            .cloned()
+        let book = KeyBook::open(data_dir.join("known_servers"));
+        std::iter::once(&addr)
+            .chain(also)
+            .find_map(|a| book.get(&a.to_string()).cloned())
     })
 }
 
@@ -111,10 +115,11 @@ pub fn known_server(
 pub fn check_server(
     data_dir: &Path,
     addr: SocketAddr,
+    also: &[SocketAddr],
     pinned: Option<&PublicKey>,
     offered: &PublicKey,
 ) -> Result<ServerTrust, CommandError> {
-    match known_server(data_dir, addr, pinned) {
+    match known_server(data_dir, addr, also, pinned) {
         Some(expected) if &expected == offered => Ok(ServerTrust::Known),
         Some(expected) => Err(CommandError::new(
             Code::ServerKeyChanged,
@@ -269,14 +274,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
         assert_eq!(
-            check_server(dir.path(), addr, None, &key(1)),
+            check_server(dir.path(), addr, &[], None, &key(1)),
             Ok(ServerTrust::FirstUse)
         );
         assert_eq!(
-            check_server(dir.path(), addr, None, &key(1)),
+            check_server(dir.path(), addr, &[], None, &key(1)),
             Ok(ServerTrust::Known)
         );
-        let refusal = check_server(dir.path(), addr, None, &key(2)).unwrap_err();
+        let refusal = check_server(dir.path(), addr, &[], None, &key(2)).unwrap_err();
         assert_eq!(refusal.code, Code::ServerKeyChanged);
         assert!(
             refusal.message.contains(&key(1).fingerprint())
@@ -284,7 +289,7 @@ mod tests {
         );
         // A pinned key wins over what was recorded.
         assert_eq!(
-            check_server(dir.path(), addr, Some(&key(2)), &key(2)),
+            check_server(dir.path(), addr, &[], Some(&key(2)), &key(2)),
             Ok(ServerTrust::Known)
         );
     }
@@ -294,12 +299,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
         let elsewhere: SocketAddr = "127.0.0.1:4591".parse().unwrap();
-        assert_eq!(known_server(dir.path(), addr, None), None);
-        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
-        check_server(dir.path(), addr, None, &key(1)).unwrap();
-        assert_eq!(known_server(dir.path(), addr, None), Some(key(1)));
-        assert_eq!(known_server(dir.path(), addr, Some(&key(2))), Some(key(2)));
-        assert_eq!(known_server(dir.path(), elsewhere, None), None);
+        assert_eq!(known_server(dir.path(), addr, &[], None), None);
+        assert_eq!(
+            known_server(dir.path(), addr, &[], Some(&key(2))),
+            Some(key(2))
+        );
+        check_server(dir.path(), addr, &[], None, &key(1)).unwrap();
+        assert_eq!(known_server(dir.path(), addr, &[], None), Some(key(1)));
+        assert_eq!(
+            known_server(dir.path(), addr, &[], Some(&key(2))),
+            Some(key(2))
+        );
+        assert_eq!(known_server(dir.path(), elsewhere, &[], None), None);
+        // Another server of the same deployment shares its key.
+        assert_eq!(
+            known_server(dir.path(), elsewhere, &[addr], None),
+            Some(key(1))
+        );
+        assert_eq!(
+            check_server(dir.path(), elsewhere, &[addr], None, &key(1)),
+            Ok(ServerTrust::Known)
+        );
+        assert_eq!(
+            check_server(dir.path(), elsewhere, &[addr], None, &key(3))
+                .unwrap_err()
+                .code,
+            Code::ServerKeyChanged,
+            "a node with another key is refused"
+        );
     }
 
     #[test]
@@ -329,7 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("client");
         let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
-        check_server(&data, addr, None, &key(1)).unwrap();
+        check_server(&data, addr, &[], None, &key(1)).unwrap();
         let me = identity(&data, "alice", true).unwrap();
         KnownUsers::open(&data, "alice").check("bob", &key(2));
         let prekeys = Prekeys::generate(&mut rand::rngs::OsRng, &me, 1);
@@ -376,7 +403,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:4590".parse().unwrap();
-        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        check_server(dir.path(), addr, &[], None, &key(1)).unwrap();
         let me = identity(dir.path(), "alice", true).unwrap();
         KnownUsers::open(dir.path(), "alice").check("bob", &key(2));
         save_prekeys(
@@ -402,7 +429,7 @@ mod tests {
         open(&user, 0o755);
         open(&dir.path().join("users"), 0o755);
 
-        check_server(dir.path(), addr, None, &key(1)).unwrap();
+        check_server(dir.path(), addr, &[], None, &key(1)).unwrap();
         identity(dir.path(), "alice", false).unwrap();
         KnownUsers::open(dir.path(), "alice");
         load_prekeys(dir.path(), "alice").unwrap().unwrap();

@@ -41,6 +41,8 @@ impl OnPush for GoingDown {
             Output::new("server-down", "server is going down: you are signed out")
                 .with("server", server.to_string()),
         );
+        // Another server of the same deployment takes over at once.
+        client.server().fail_over();
         Ok(())
     }
 }

@@ -130,6 +130,11 @@ pub async fn sign_in(
     drop(hold);
     // Without published prekeys nobody can leave this user a message.
     if let Err(e) = crate::prekeys::publish(client, &user).await {
+        // Signed out meanwhile (the server went, and the client moved to
+        // another): the next sign-in publishes them.
+        if client.session().lock().user.as_deref() != Some(user.as_str()) {
+            return Ok(());
+        }
         client.emit(Output::error(&CommandError::new(
             e.code,
             format!(

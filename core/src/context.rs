@@ -402,6 +402,12 @@ pub trait ServerLink: Send + Sync {
     fn remember_password(&self, user: &str, password: Zeroizing<String>);
     /// Forgets it (an explicit logout), which ends the sign-in too.
     fn forget_password(&self);
+    /// The server said it is going down: with other servers of the same
+    /// deployment given (`--server a,b`), move to the next one now (and
+    /// sign in again there, as after a restart). Returns where to.
+    fn fail_over(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 impl dyn ServerLink + '_ {

@@ -268,7 +268,14 @@ impl Client {
 
     /// Starts a client on `data_dir` (kept by the caller).
     pub fn start_in(server: SocketAddr, data_dir: &Path, extra: &[&str]) -> Client {
-        Client::launch(server, data_dir, "127.0.0.1:0", extra, None, None)
+        Client::launch(
+            &server.to_string(),
+            data_dir,
+            "127.0.0.1:0",
+            extra,
+            None,
+            None,
+        )
     }
 
     /// Starts a client with a fresh data dir inside the network namespace
@@ -276,7 +283,14 @@ impl Client {
     /// one of the namespace's addresses with port 0); waits for `ready`.
     pub fn start_in_netns(netns: &str, server: SocketAddr, bind: &str, extra: &[&str]) -> Client {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut client = Client::launch(server, dir.path(), bind, extra, None, Some(netns));
+        let mut client = Client::launch(
+            &server.to_string(),
+            dir.path(),
+            bind,
+            extra,
+            None,
+            Some(netns),
+        );
         client._dir = Some(dir);
         client
     }
@@ -297,7 +311,14 @@ impl Client {
         extra: &[&str],
         umask: u32,
     ) -> Client {
-        Client::launch(server, data_dir, "127.0.0.1:0", extra, Some(umask), None)
+        Client::launch(
+            &server.to_string(),
+            data_dir,
+            "127.0.0.1:0",
+            extra,
+            Some(umask),
+            None,
+        )
     }
 
     /// Starts a client with a fresh data dir on the client's default
@@ -307,11 +328,25 @@ impl Client {
     }
 
     fn start_bound(server: SocketAddr, data_dir: &Path, bind: &str, extra: &[&str]) -> Client {
-        Client::launch(server, data_dir, bind, extra, None, None)
+        Client::launch(&server.to_string(), data_dir, bind, extra, None, None)
+    }
+
+    /// Starts a client on `data_dir` (kept by the caller) given several
+    /// servers of one deployment (`--server A,B`).
+    pub fn start_on_servers(servers: &[SocketAddr], data_dir: &Path, extra: &[&str]) -> Client {
+        let servers: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        Client::launch(
+            &servers.join(","),
+            data_dir,
+            "127.0.0.1:0",
+            extra,
+            None,
+            None,
+        )
     }
 
     fn launch(
-        server: SocketAddr,
+        server: &str,
         data_dir: &Path,
         bind: &str,
         extra: &[&str],
@@ -327,7 +362,7 @@ impl Client {
         let mut child = command("udpchat", umask, netns)
             .arg("--json")
             .args(bind)
-            .args(["--server", &server.to_string(), "--data-dir"])
+            .args(["--server", server, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdin(Stdio::piped())

@@ -195,3 +195,138 @@ fn a_node_that_goes_down_takes_its_users_out_of_every_list() {
     alice.line("list");
     assert_eq!(alice.expect("users")["users"], json!([]));
 }
+
+/// `alice`, given both nodes (`--server one,two`), signed in on the first.
+fn alice_on_both(nodes: &[std::net::SocketAddr], dir: &std::path::Path, extra: &[&str]) -> Client {
+    let pw = password("alice");
+    let mut args = vec!["-u", "alice", "-p", &pw, "--signup"];
+    args.extend_from_slice(extra);
+    let mut alice = Client::start_on_servers(nodes, dir, &args);
+    alice.expect("signed-in");
+    alice
+}
+
+#[test]
+fn a_client_whose_node_stops_moves_to_the_next_and_signs_in_again_by_itself() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = alice_on_both(&[one.addr, two.addr], dir.path(), &[]);
+    let mut bob = Client::sign_up(two.addr, "bob");
+
+    // Node one stops, saying so: alice moves to node two at once (no
+    // waiting out a timeout), trusting it with the key node one had.
+    assert!(one.terminate().success());
+    alice.expect("server-down");
+    let moved = alice.expect("server-switch");
+    assert_eq!(moved["server"], two.addr.to_string());
+    alice.expect("signed-in");
+    assert!(
+        alice
+            .seen
+            .iter()
+            .all(|e| e["event"] != "server-trusted" || e["server"] != two.addr.to_string()),
+        "node two was trusted anew: {:?}",
+        alice.seen
+    );
+    assert!(
+        alice.seen.iter().all(|e| e["event"] != "error"),
+        "{:?}",
+        alice.seen
+    );
+
+    // Everything works as before, now through node two.
+    bob.line("send alice still there?");
+    assert_eq!(alice.expect("message")["text"], "still there?");
+    alice.line("list");
+    assert_eq!(alice.expect("users")["users"], json!(["bob"]));
+}
+
+#[test]
+fn a_client_whose_node_is_killed_notices_moves_and_signs_in_again_by_itself() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = alice_on_both(
+        &[one.addr, two.addr],
+        dir.path(),
+        &["--presence-timeout", "3"],
+    );
+    let mut bob = Client::sign_up(two.addr, "bob");
+
+    // Killed: node one says nothing. alice notices its silence, moves to
+    // node two, and takes her name over there (node one's row says she is
+    // still on it until it expires, but node one answers no probe).
+    one.kill();
+    alice.expect("server-lost");
+    let moved = alice.expect("server-switch");
+    assert_eq!(moved["server"], two.addr.to_string());
+    alice.expect("signed-in");
+    bob.line("send alice found you");
+    assert_eq!(alice.expect("message")["text"], "found you");
+}
+
+#[test]
+fn a_node_killed_in_the_middle_of_group_sends_loses_nothing_it_acknowledged() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let pw = password("alice");
+    let mut alice = Client::start(
+        one.addr,
+        &[
+            "-u",
+            "alice",
+            "-p",
+            &pw,
+            "--signup",
+            "--presence-timeout",
+            "3",
+        ],
+    );
+    alice.expect("signed-in");
+    let mut bob = Client::sign_up(two.addr, "bob");
+    alice.line("group create crowd bob");
+    alice.expect("group-created");
+    take(&mut bob, "groups", |e| e["groups"] == json!(["crowd"]));
+
+    for i in 0..300 {
+        alice.line(&format!("gsend crowd burst {i}"));
+    }
+    // Killed once some are acknowledged, with more on their way.
+    for _ in 0..40 {
+        alice.expect("group-sent");
+    }
+    one.kill();
+    // Every acknowledgement node one sent came before alice found it
+    // silent.
+    alice.expect("server-lost");
+    let acknowledged: BTreeSet<u64> = alice
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "group-sent")
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert!(acknowledged.len() >= 40);
+    // bob, on node two, gets each of them (and maybe some committed whose
+    // acknowledgement was lost with the node), in order, once.
+    let mut received: Vec<u64> = Vec::new();
+    while received.last() < acknowledged.last() {
+        let m = take(&mut bob, "group-message", |e| e["group"] == "crowd");
+        received.push(m["seq"].as_u64().unwrap());
+    }
+    assert!(received.windows(2).all(|w| w[0] < w[1]), "{received:?}");
+    let missing: Vec<&u64> = acknowledged
+        .iter()
+        .filter(|seq| !received.contains(seq))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged and lost: {missing:?}");
+}

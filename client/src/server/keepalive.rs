@@ -26,7 +26,12 @@ pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
     let mut lost = false;
     let mut wait = every;
     loop {
-        tokio::time::sleep(wait).await;
+        // Moved to another server (the last one said it is going down):
+        // sign in there now.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.connector().moved() => {}
+        }
         if state.quitting() {
             return;
         }
@@ -81,9 +86,19 @@ pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
             );
         }
         if lost {
-            // Whatever session there was, the next try starts a new one.
-            state.connector().reset();
-            wait = (wait * 2).min(MAX_BACKOFF);
+            // Whatever session there was, the next try starts a new one:
+            // with the next server of the deployment, if there are others
+            // (tried at once), or with this one again (backing off).
+            match state.connector().next_server() {
+                // Each of the others at once; after a whole round, waiting
+                // longer each time, as with one server.
+                Some(next) if !state.connector().is_first(next) => wait = every,
+                Some(_) => wait = (wait * 2).min(MAX_BACKOFF),
+                None => {
+                    state.connector().reset();
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+            }
         }
     }
 }

@@ -46,6 +46,12 @@ const KEY_CHECK_AFTER: Duration = Duration::from_secs(2);
 pub struct ServerConnector {
     me: Weak<ServerConnector>,
     link: Link,
+    /// Every server of the deployment (`--server a,b`, or the addresses of
+    /// one name), in order: the session moves to the next when its server
+    /// goes. They share one key.
+    servers: Vec<SocketAddr>,
+    /// Rings when the session moved to another server.
+    moved: tokio::sync::Notify,
     session: Arc<Mutex<Session>>,
     data_dir: PathBuf,
     pinned: Option<PublicKey>,
@@ -109,6 +115,7 @@ enum Next {
 impl ServerConnector {
     pub fn new(
         link: Link,
+        servers: Vec<SocketAddr>,
         session: Arc<Mutex<Session>>,
         data_dir: PathBuf,
         pinned: Option<PublicKey>,
@@ -117,6 +124,8 @@ impl ServerConnector {
         Arc::new_cyclic(|me| ServerConnector {
             me: me.clone(),
             link,
+            servers,
+            moved: tokio::sync::Notify::new(),
             session,
             data_dir,
             pinned,
@@ -209,7 +218,8 @@ impl ServerConnector {
     /// it, unless another opening replaced this one meanwhile.
     async fn open(&self, server: SocketAddr, number: u64) -> Result<PeerId, CommandError> {
         let opened = async {
-            let known = trust::known_server(&self.data_dir, server, self.pinned.as_ref());
+            let known =
+                trust::known_server(&self.data_dir, server, &self.servers, self.pinned.as_ref());
             let known_key = known.is_some();
             let key = match known {
                 Some(key) => key,
@@ -259,7 +269,13 @@ impl ServerConnector {
     /// Asks a server whose key is not known for it, and records it.
     async fn trust_on_first_use(&self, server: SocketAddr) -> Result<PublicKey, CommandError> {
         let offered = self.link.fetch_server_key(server).await?;
-        let trust = trust::check_server(&self.data_dir, server, self.pinned.as_ref(), &offered)?;
+        let trust = trust::check_server(
+            &self.data_dir,
+            server,
+            &self.servers,
+            self.pinned.as_ref(),
+            &offered,
+        )?;
         if trust == ServerTrust::FirstUse {
             self.printer.emit(
                 Output::new(
@@ -324,8 +340,14 @@ impl ServerConnector {
             return None;
         }
         let offered = self.link.fetch_server_key(open.addr).await.ok()?;
-        let changed =
-            trust::check_server(&self.data_dir, open.addr, self.pinned.as_ref(), &offered).err()?;
+        let changed = trust::check_server(
+            &self.data_dir,
+            open.addr,
+            &self.servers,
+            self.pinned.as_ref(),
+            &offered,
+        )
+        .err()?;
         self.failed(peer);
         Some(changed)
     }
@@ -350,6 +372,42 @@ impl ServerConnector {
         if let Current::Open(open) = old {
             self.link.forget(open.peer);
         }
+    }
+
+    /// Moves to the next server of the deployment (none if there is only
+    /// one): the session with the current one is dropped, and the next
+    /// request opens one with the next. Wakes the keepalive, which signs in
+    /// again there.
+    pub fn next_server(&self) -> Option<SocketAddr> {
+        if self.servers.len() < 2 {
+            return None;
+        }
+        let next = {
+            let mut session = self.session.lock();
+            let at = self.servers.iter().position(|s| *s == session.server);
+            let next = self.servers[at.map_or(0, |i| (i + 1) % self.servers.len())];
+            session.server = next;
+            session.user = None;
+            next
+        };
+        self.reset();
+        self.printer.emit(
+            Output::new("server-switch", format!("trying the server at {next}"))
+                .with("server", next.to_string()),
+        );
+        self.moved.notify_one();
+        Some(next)
+    }
+
+    /// Whether `server` is the first of the deployment's (where a round of
+    /// tries starts again).
+    pub fn is_first(&self, server: SocketAddr) -> bool {
+        self.servers.first() == Some(&server)
+    }
+
+    /// Resolves when the session moved to another server.
+    pub async fn moved(&self) {
+        self.moved.notified().await;
     }
 
     /// The sign-in under way on the session open with the server, if one is.
@@ -396,6 +454,10 @@ impl ServerLink for ServerConnector {
         Box::pin(async move { this.request(request).await })
     }
 
+    fn fail_over(&self) -> Option<SocketAddr> {
+        self.next_server()
+    }
+
     fn hold_pushes(&self) -> PushHold {
         self.holds.send_modify(|holds| *holds += 1);
         let holds = self.holds.clone();
@@ -433,8 +495,15 @@ mod tests {
         }));
         let dir = tempfile::tempdir().unwrap();
         let (printer, _printed) = Printer::new(crate::render::Format::Json);
-        let connector =
-            ServerConnector::new(link, session, dir.path().to_path_buf(), None, printer);
+        let servers = vec![silent.local_addr().unwrap()];
+        let connector = ServerConnector::new(
+            link,
+            servers,
+            session,
+            dir.path().to_path_buf(),
+            None,
+            printer,
+        );
         (connector, silent, dir)
     }
 

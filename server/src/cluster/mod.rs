@@ -154,6 +154,9 @@ pub struct Cluster {
     /// Probes asked of other nodes, waiting for their answer.
     probes: Mutex<HashMap<u64, oneshot::Sender<bool>>>,
     next_probe: AtomicU64,
+    /// The node is going down: no heartbeat, no sign-in written, so that
+    /// it does not join again on its way out.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -165,6 +168,7 @@ impl Cluster {
             pending_writes: Mutex::new(Some(pending)),
             probes: Mutex::new(HashMap::new()),
             next_probe: AtomicU64::new(1),
+            leaving: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -284,6 +288,7 @@ impl Cluster {
     /// This node is going down: its row goes, and with it its sign-ins;
     /// the others hear of it at once.
     pub async fn leave(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
         let store = self.store.clone();
         if let Err(e) = blocking(move || store.leave()).await {
             tracing::warn!("cluster: could not say this node is going: {}", e.message);
@@ -302,6 +307,7 @@ impl Cluster {
             };
             let store = self.store.clone();
             let written = match write {
+                Write::SignedIn(..) if self.leaving.load(Ordering::SeqCst) => continue,
                 Write::SignedIn(user, peer) => {
                     // Gone again meanwhile: its sign-out follows.
                     if server.presence().lock().user_at(peer) != Some(user.as_str()) {
@@ -474,6 +480,9 @@ impl Cluster {
             let Some(server) = server.upgrade() else {
                 return;
             };
+            if self.leaving.load(Ordering::SeqCst) {
+                return;
+            }
             let store = self.store.clone();
             match blocking(move || store.heartbeat(EXPIRE)).await {
                 Ok(true) => {}
