@@ -110,6 +110,9 @@ enum Command {
     /// Bring the database's schema up to this version's, then stop (the
     /// server also does this when it starts).
     Migrate,
+    /// The nodes sharing the database, and how many users are signed in on
+    /// each.
+    Status,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,6 +142,14 @@ fn main() -> anyhow::Result<()> {
                 store.describe(),
                 store.schema_version()?
             );
+            Ok(())
+        }
+        Some(Command::Status) => {
+            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let postgres = store.clone().postgres();
+            for line in cluster::status(&*store, postgres.as_deref())? {
+                println!("{line}");
+            }
             Ok(())
         }
         None => {

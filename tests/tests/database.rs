@@ -21,6 +21,11 @@ fn without_a_database_url_everything_is_in_the_data_dir_and_with_one_nothing_is(
     drop(Client::sign_up(server.addr, "alice"));
     assert!(sqlite.data_dir().join("udpchat.sqlite3").exists());
     assert_eq!(sqlite.operator_ok(&["user", "list"]), "alice\n");
+    let status = sqlite.operator_ok(&["status"]);
+    assert!(
+        status.starts_with("SQLite ") && status.contains("one node"),
+        "{status}"
+    );
 
     let Some(postgres) = Deployment::postgres() else {
         return;

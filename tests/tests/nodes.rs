@@ -180,12 +180,23 @@ fn a_node_that_goes_down_takes_its_users_out_of_every_list() {
     }
     alice.line("list");
     assert_eq!(alice.expect("users")["users"], json!(["bob", "carole"]));
+    // The operator sees the three nodes, one user on each.
+    let status = deployment.operator_ok(&["status"]);
+    let nodes: Vec<&str> = status.lines().filter(|l| l.starts_with("node ")).collect();
+    assert_eq!(nodes.len(), 3, "{status}");
+    assert!(
+        nodes.iter().all(|l| l.contains(", 1 signed in")),
+        "{status}"
+    );
+    assert!(status.ends_with("3 nodes, 3 users signed in\n"), "{status}");
 
     // Stopped: it says so as it goes.
     assert!(two.terminate().success());
     take(&mut alice, "presence", |e| {
         e["user"] == "bob" && e["online"] == false
     });
+    let status = deployment.operator_ok(&["status"]);
+    assert!(status.ends_with("2 nodes, 2 users signed in\n"), "{status}");
 
     // Killed: it says nothing; the others notice its heartbeat stopped.
     three.kill();

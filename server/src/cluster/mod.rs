@@ -523,6 +523,43 @@ pub fn elsewhere(row: &SignedInRow) -> Elsewhere {
     }
 }
 
+/// `udpchat-server status`: the nodes sharing the database and who is
+/// signed in on each, as lines to print.
+pub fn status(
+    store: &dyn crate::store::Backend,
+    postgres: Option<&PgStore>,
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = vec![format!(
+        "{}: schema version {}",
+        store.describe(),
+        store.schema_version()?
+    )];
+    let Some(postgres) = postgres else {
+        lines.push("one node: who is signed in is in the running server's memory only".to_string());
+        return Ok(lines);
+    };
+    let nodes = postgres.nodes()?;
+    let mut total = 0;
+    for node in &nodes {
+        total += node.users;
+        let state = if node.silent_for > EXPIRE {
+            "  SILENT: taken for dead at the next heartbeat of another node"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "node {} at {}: up since {}, heartbeat {:.1} s ago, {} signed in{state}",
+            node.id,
+            node.addr,
+            node.started,
+            node.silent_for.as_secs_f64(),
+            node.users
+        ));
+    }
+    lines.push(format!("{} nodes, {total} users signed in", nodes.len()));
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

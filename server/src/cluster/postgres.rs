@@ -38,6 +38,18 @@ fn row(row: &tokio_postgres::Row) -> Option<SignedInRow> {
     })
 }
 
+/// A node as its row says.
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub id: String,
+    pub addr: String,
+    pub started: String,
+    /// Since its last heartbeat.
+    pub silent_for: Duration,
+    /// Users signed in on it.
+    pub users: usize,
+}
+
 const SIGNED_IN: &str = "SELECT s.user_name, s.node, s.client_addr, s.local_addrs
     FROM signed_in s JOIN nodes n ON n.id = s.node";
 
@@ -190,6 +202,34 @@ impl PgStore {
                 .query(&format!("{SIGNED_IN} WHERE s.node <> $1"), &[&self.node()])
                 .await?;
             Ok(rows.iter().filter_map(row).collect())
+        })
+    }
+
+    /// Every node's row, oldest first, with how many users are signed in
+    /// on it and how long ago it last heartbeat.
+    pub fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT n.id, n.addr, to_char(n.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
+                            extract(epoch FROM now() - n.heartbeat_at)::float8,
+                            (SELECT count(*) FROM signed_in s WHERE s.node = n.id)
+                     FROM nodes n ORDER BY n.started_at, n.id",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| NodeRow {
+                    id: row.get(0),
+                    addr: row.get(1),
+                    started: row.get(2),
+                    silent_for: Duration::from_secs_f64(row.get::<_, f64>(3).max(0.0)),
+                    users: row.get::<_, i64>(4) as usize,
+                })
+                .collect())
         })
     }
 
