@@ -85,6 +85,16 @@ struct Common {
 }
 
 #[derive(Debug, Args, Clone)]
+struct NodesArgs {
+    /// Nodes in the several-node deployment.
+    #[arg(long, default_value_t = scenarios::nodes::NODES)]
+    nodes: usize,
+    /// Group sizes for the fan-out rows [default: 10,100; quick 10].
+    #[arg(long, value_delimiter = ',')]
+    members: Vec<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
 struct FanoutArgs {
     /// Group sizes (members in all, the sender included) [default: 10,100,1000; quick 10].
     #[arg(long, value_delimiter = ',')]
@@ -202,6 +212,11 @@ enum Scenario {
     P2p(P2pArgs),
     /// One sender, a group of M members (and an IRC channel with --irc).
     Fanout(FanoutArgs),
+    /// Several server nodes on one PostgreSQL against one node (SQLite and
+    /// PostgreSQL) in the same run: list, lookup, and fan-out whose every
+    /// delivery crosses nodes. PostgreSQL: UDPCHAT_TEST_DATABASE, or a
+    /// throw-away cluster (.ci/postgres.sh).
+    Nodes(NodesArgs),
     /// Two real udpchat clients (the binaries) writing to each other.
     Conversation(ConversationArgs),
     /// K idle signed-in clients keeping alive: memory and CPU per client.
@@ -376,6 +391,19 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
             scenarios::p2p::run(ctx, args.loss, args.inflight, args.through_server).await,
         )],
         Scenario::Fanout(args) => vec![settle("fanout", fanout(&args).await)],
+        Scenario::Nodes(args) => {
+            let members = if !args.members.is_empty() {
+                args.members.clone()
+            } else if quick {
+                vec![10]
+            } else {
+                scenarios::nodes::MEMBERS.to_vec()
+            };
+            vec![settle(
+                "nodes",
+                scenarios::nodes::run(ctx, args.nodes, &members).await,
+            )]
+        }
         Scenario::Conversation(args) => vec![settle(
             "conversation",
             scenarios::conversation::run(ctx, &client_bin(&args)).await,

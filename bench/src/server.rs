@@ -60,6 +60,31 @@ impl ServerSource {
         self.start_with(&[])
     }
 
+    /// `n` server nodes of one deployment on the PostgreSQL database
+    /// `database`: the first makes the key, the others share it.
+    pub fn start_nodes(&self, n: usize, database: &str) -> anyhow::Result<Vec<Target>> {
+        let ServerSource::Spawn(binary) = self else {
+            bail!("several nodes need the bench to start them (no --server)");
+        };
+        let first = spawn_udpchat(binary, &["--database", database])?;
+        let dir = first
+            ._data_dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .expect("a spawned server has a data dir");
+        let key = dir.join("server.priv").to_string_lossy().into_owned();
+        let public = dir.join("server.pub");
+        let mut nodes = vec![first];
+        for _ in 1..n {
+            nodes.push(spawn_node(
+                binary,
+                &["--database", database, "--key", &key],
+                Some(&public),
+            )?);
+        }
+        Ok(nodes)
+    }
+
     /// The same, with extra options for a server it starts.
     pub fn start_with(&self, args: &[&str]) -> anyhow::Result<Target> {
         match self {
@@ -94,6 +119,12 @@ pub fn beside_this(name: &str) -> PathBuf {
 }
 
 fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {
+    spawn_node(binary, args, None)
+}
+
+/// Starts a server; its public key is `public` (a node given another's
+/// key with `--key`), or the one it makes in its data dir.
+fn spawn_node(binary: &Path, args: &[&str], public: Option<&Path>) -> anyhow::Result<Target> {
     if !binary.exists() {
         bail!(
             "{} is missing: build it first (`cargo build --release -p udpchat-server`) or pass --server-bin",
@@ -120,8 +151,8 @@ fn spawn_udpchat(binary: &Path, args: &[&str]) -> anyhow::Result<Target> {
     let guard = Guard(child);
     let addr = wait_for_line(stdout, "udpchat-server listening on ")
         .with_context(|| format!("{} did not start", binary.display()))?;
-    let key = keyfile::read_public(&dir.path().join("server.pub"))
-        .context("cannot read the server's public key")?;
+    let public = public.map_or_else(|| dir.path().join("server.pub"), Path::to_path_buf);
+    let key = keyfile::read_public(&public).context("cannot read the server's public key")?;
     Ok(Target {
         server: ServerRef { addr, key },
         pid: Some(pid),

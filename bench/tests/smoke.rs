@@ -239,3 +239,44 @@ fn quick_fanout_with_several_senders_delivers_everyones_messages_to_everyone_els
         "{row}"
     );
 }
+
+#[test]
+fn quick_nodes_measures_one_node_and_several_side_by_side() {
+    let Some(cluster) = udpchat_tests::postgres::cluster() else {
+        return;
+    };
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
+        .args(["--quick", "nodes", "--no-progress", "--out"])
+        .arg(out.path())
+        .arg("--server-bin")
+        .arg(server_binary())
+        .args(["--duration", "0.5", "--warmup", "0.1", "--clients", "4"])
+        .args(["--nodes", "2", "--members", "4"])
+        .env("UDPCHAT_TEST_DATABASE", cluster)
+        .output()
+        .expect("run udpchat-bench");
+    assert!(
+        output.status.success(),
+        "udpchat-bench nodes failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("nodes.json")).expect("the report");
+    let nodes: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(nodes["available"], true, "{nodes}");
+    let rows = nodes["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for deployment in ["sqlite 1 node", "postgres 1 node", "postgres 2 nodes"] {
+        for what in ["list", "lookup", "fanout M=4"] {
+            let name = format!("{deployment}: {what}");
+            let row = rows
+                .iter()
+                .find(|r| r["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("no row {name}: {names:?}"));
+            check_row(row);
+            assert_eq!(row["errors"], 0, "{row}");
+            assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
+        }
+    }
+}

@@ -57,8 +57,10 @@ pub fn scratch_database() -> Option<ScratchDatabase> {
     })
 }
 
-/// The cluster's URL (its `postgres` database), found or started once.
-fn cluster() -> Option<&'static str> {
+/// The cluster's URL (its `postgres` database), found or started once
+/// (for a child process to use as its `UDPCHAT_TEST_DATABASE`); `None`,
+/// said loudly, where there is none.
+pub fn cluster() -> Option<&'static str> {
     static CLUSTER: OnceLock<Option<String>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| {

@@ -29,6 +29,7 @@ use crate::fanout_track::Tracker;
 use crate::irc::{IrcClient, IrcSender};
 use crate::load::{self, for_each_bounded, Plan};
 use crate::report::{Latency, Report, Row};
+use crate::server::Target;
 
 /// The member counts measured.
 pub const MEMBERS: [usize; 3] = [10, 100, 1000];
@@ -125,11 +126,30 @@ async fn udpchat_rows(
     senders: usize,
     plan: Plan,
 ) -> anyhow::Result<Vec<Row>> {
-    let most = members.iter().copied().max().unwrap_or(0);
     let target = ctx.server()?;
+    group_rows(ctx, &[target], &|_| 0, members, senders, plan, "udpchat").await
+}
+
+/// One row per group size in `members`, on the server nodes `targets`
+/// (several nodes of one deployment): member `i` signs in on
+/// `targets[place(i)]`; the first `senders` members send. Rows are named
+/// `LABEL M=m`.
+pub async fn group_rows(
+    ctx: &Ctx,
+    targets: &[Target],
+    place: &(dyn Fn(usize) -> usize + Sync),
+    members: &[usize],
+    senders: usize,
+    plan: Plan,
+    label: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let most = members.iter().copied().max().unwrap_or(0);
+    let target = &targets[0];
     let current: Current = Arc::new(RwLock::new(Tracker::new(0)));
     let prefix = ctx.users("fan");
-    let server = target.server.clone();
+    let servers: Vec<_> = (0..most)
+        .map(|i| targets[place(i) % targets.len()].server.clone())
+        .collect();
     let clients = {
         let current = current.clone();
         for_each_bounded(
@@ -137,7 +157,7 @@ async fn udpchat_rows(
             (0..most).collect(),
             super::rpc::SIGNUP_PARALLEL,
             move |i| {
-                let (server, current) = (server.clone(), current.clone());
+                let (server, current) = (servers[i].clone(), current.clone());
                 let user = format!("{prefix}-{i}");
                 async move {
                     let (mut client, inbound) =
@@ -188,8 +208,8 @@ async fn udpchat_rows(
             .map(|c| (c.clone(), group.clone(), tracker.clone()))
             .collect();
         let name = match sending.len() {
-            1 => format!("udpchat M={m}"),
-            s => format!("udpchat M={m} S={s}"),
+            1 => format!("{label} M={m}"),
+            s => format!("{label} M={m} S={s}"),
         };
         let outcome = load::closed_loop(
             &name,

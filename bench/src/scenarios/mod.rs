@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod flood;
 pub mod fragments;
 pub mod handshake;
+pub mod nodes;
 pub mod offline;
 pub mod p2p;
 pub mod presence;

@@ -40,7 +40,8 @@ pub async fn measure(
     plan: Plan,
     lookup: bool,
 ) -> Row {
-    // Each client looks up the next one's user.
+    // Each client looks up the next one's user (on another node, when
+    // clients alternate between nodes).
     let pairs: Vec<(SimClient, String)> = clients
         .iter()
         .enumerate()

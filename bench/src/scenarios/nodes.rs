@@ -1,0 +1,127 @@
+//! `nodes`: several server nodes on one PostgreSQL against one node, in
+//! the same run. Three deployments, each started fresh: one node on its
+//! SQLite file (the default), one node on PostgreSQL, and N nodes on
+//! PostgreSQL. On each, `rpc`'s `list` and `lookup` (clients alternate
+//! between the nodes, and each looks up a user on the next node), and
+//! `fanout` with the sender alone on the first node and every other member
+//! on the others, so that every delivery crosses nodes (through the
+//! database: a commit, a NOTIFY, a read of the log on each other node).
+//! Each row's ratio is to the same row on one SQLite node.
+//!
+//! PostgreSQL: a database of its own per deployment, on the cluster
+//! `UDPCHAT_TEST_DATABASE` names, or on a throw-away cluster started with
+//! `.ci/postgres.sh` (see docs/OPERATIONS.md).
+
+use super::{params_with, rpc, Ctx};
+use crate::clients::SimClient;
+use crate::report::{Report, Row};
+use crate::server::Target;
+
+/// Nodes in the several-node deployment [default].
+pub const NODES: usize = 3;
+/// Group sizes measured [default; quick: 10].
+pub const MEMBERS: [usize; 2] = [10, 100];
+
+pub async fn run(ctx: &Ctx, nodes: usize, members: &[usize]) -> anyhow::Result<Report> {
+    let nodes = nodes.max(2);
+    let mut report = Report::new(
+        "nodes",
+        params_with(
+            ctx,
+            serde_json::json!({ "nodes": nodes, "members": members }),
+        ),
+    );
+    let one = ctx.server()?;
+    let sqlite = deployment_rows(ctx, &[one], members, "sqlite 1 node").await?;
+    let Some(db1) = udpchat_tests::postgres::scratch_database() else {
+        anyhow::bail!("no PostgreSQL: set UDPCHAT_TEST_DATABASE or install PostgreSQL");
+    };
+    let pg1 = ctx.source.start_nodes(1, &db1.url)?;
+    let pg1 = deployment_rows(ctx, &pg1, members, "postgres 1 node").await?;
+    let db_n = udpchat_tests::postgres::scratch_database().expect("the cluster is there");
+    let pg_n = ctx.source.start_nodes(nodes, &db_n.url)?;
+    let pg_n = deployment_rows(ctx, &pg_n, members, &format!("postgres {nodes} nodes")).await?;
+    for (i, row) in sqlite.iter().enumerate() {
+        report.rows.push(row.clone().against(Some(row)));
+        for other in [&pg1, &pg_n] {
+            report.rows.push(other[i].clone().against(Some(row)));
+        }
+    }
+    report.note(format!(
+        "ratios are to the same row on one SQLite node; {} clients for list and lookup, alternating between the nodes, each looking up a user on the next node; fanout: the sender alone on the first node, the other members on the other nodes, so that on N nodes every delivery crosses nodes",
+        ctx.clients
+    ));
+    report.note("server CPU is the first node's only (several nodes run as several processes)");
+    Ok(report)
+}
+
+/// `list`, `lookup` and fanout rows on one deployment (its nodes).
+async fn deployment_rows(
+    ctx: &Ctx,
+    nodes: &[Target],
+    members: &[usize],
+    label: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let mut clients: Vec<SimClient> = Vec::new();
+    let per_node = ctx.clients.div_ceil(nodes.len());
+    let signed_up: Vec<Vec<SimClient>> = {
+        let mut all = Vec::new();
+        for (k, node) in nodes.iter().enumerate() {
+            let prefix = ctx.users(&format!("rpc{k}n"));
+            all.push(
+                crate::clients::sign_up_many(&node.server, &prefix, per_node, rpc::SIGNUP_PARALLEL)
+                    .await?,
+            );
+        }
+        all
+    };
+    // Alternating: client i on node i % N, so that the next one is on the
+    // next node.
+    for i in 0..per_node {
+        for node in &signed_up {
+            clients.push(node[i].clone());
+        }
+    }
+    let list = rpc::measure(
+        &format!("{label}: list"),
+        &nodes[0],
+        &clients,
+        ctx.plan(),
+        false,
+    )
+    .await;
+    let lookup = rpc::measure(
+        &format!("{label}: lookup"),
+        &nodes[0],
+        &clients,
+        ctx.plan(),
+        true,
+    )
+    .await;
+    let n = nodes.len();
+    // The sender (member 0) on node 0; the others on the other nodes.
+    let place = move |i: usize| {
+        if i == 0 || n == 1 {
+            0
+        } else {
+            1 + (i - 1) % (n - 1)
+        }
+    };
+    let plan = crate::load::Plan {
+        window: 8,
+        ..ctx.plan()
+    };
+    let fanout = super::fanout::group_rows(
+        ctx,
+        nodes,
+        &place,
+        members,
+        1,
+        plan,
+        &format!("{label}: fanout"),
+    )
+    .await?;
+    let mut rows = vec![list, lookup];
+    rows.extend(fanout);
+    Ok(rows)
+}
