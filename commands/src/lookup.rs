@@ -117,6 +117,15 @@ pub fn no_such_user(user: &str) -> CommandError {
     CommandError::new(Code::NoSuchUser, format!("No such user signed in: {user}"))
 }
 
+/// The identity key `user`'s client proves.
+async fn identity_of(server: &Server, user: &str) -> Result<PublicKey, CommandError> {
+    server
+        .accounts()
+        .identity(user)
+        .await?
+        .ok_or_else(|| no_such_user(user))
+}
+
 /// `user` signed in on another server node: where that node sees the
 /// client. No meeting: a relay lives on one node, and this one cannot
 /// reach the other's clients (see docs/OPERATIONS.md).
@@ -127,11 +136,7 @@ async fn elsewhere(server: &Server, user: String, watched: bool) -> Result<Found
         .elsewhere(&user)
         .cloned()
         .ok_or_else(|| no_such_user(&user))?;
-    let identity = server
-        .accounts()
-        .identity(&user)
-        .await?
-        .ok_or_else(|| no_such_user(&user))?;
+    let identity = identity_of(server, &user).await?;
     Ok(Found {
         user,
         addr: there.addr.to_string(),
@@ -158,11 +163,7 @@ impl Serve for Lookup {
             .peer_addr(peer)
             .await
             .ok_or_else(|| no_such_user(&user))?;
-        let identity = server
-            .accounts()
-            .identity(&user)
-            .await?
-            .ok_or_else(|| no_such_user(&user))?;
+        let identity = identity_of(&server, &user).await?;
         let local = |peer| server.presence().lock().local_of(peer);
         let meeting = (meet && peer != origin.peer)
             .then(|| server.arrange_meeting(origin.peer, peer))

@@ -3,14 +3,17 @@
 //! member, delivery to the offline at sign-in, membership enforced,
 //! groups kept over a restart, and a crowd on lossy links.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{group_messages, on_every_store, password, take, Client, Server};
+use udpchat_tests::{
+    group_messages, no_more_group_messages, on_every_store, one_order_once_each, password, take,
+    Client, Server,
+};
 
 fn sign_up_all(server: SocketAddr, users: &[&str]) -> Vec<Client> {
     users.iter().map(|u| Client::sign_up(server, u)).collect()
@@ -336,46 +339,12 @@ fn twenty_members_and_a_thousand_messages_cross_lossy_links_once_each_in_one_ord
             sender.line(&format!("gsend crowd {text}"));
         }
     }
-    // Each sender learns where the server put each of its messages.
-    let mut order: BTreeMap<u64, String> = BTreeMap::new();
-    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
-        for _ in 0..PER_SENDER {
-            let seq = sender.expect("group-sent")["seq"].as_u64().unwrap();
-            order.insert(seq, names[s].clone());
-        }
-    }
-    assert_eq!(order.len(), SENDERS * PER_SENDER, "one place each");
-    let mut texts: BTreeMap<u64, String> = BTreeMap::new();
-    for (m, member) in members.iter_mut().enumerate() {
-        let own = if m < SENDERS { PER_SENDER } else { 0 };
-        let got = group_messages(member, "crowd", SENDERS * PER_SENDER - own);
-        let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
-        let expected: Vec<u64> = order
-            .iter()
-            .filter(|(_, from)| **from != names[m])
-            .map(|(seq, _)| *seq)
-            .collect();
-        assert_eq!(
-            seqs, expected,
-            "{}: missing, repeated or out of order",
-            names[m]
-        );
-        for (seq, from, text) in got {
-            assert_eq!(from, order[&seq]);
-            let same = texts.entry(seq).or_insert_with(|| text.clone());
-            assert_eq!(*same, text, "everyone sees the same message {seq}");
-        }
-    }
+    one_order_once_each(&mut members, &names, SENDERS, PER_SENDER, "crowd", |m| {
+        names[m].clone()
+    });
     let delivered = started.elapsed();
-    // Nothing arrives twice.
     for member in members {
-        let (_, rest) = member.finish();
-        let again: BTreeSet<u64> = rest
-            .iter()
-            .filter(|e| e["event"] == "group-message")
-            .filter_map(|e| e["seq"].as_u64())
-            .collect();
-        assert!(again.is_empty(), "duplicates: {again:?}");
+        no_more_group_messages(member);
     }
     eprintln!(
         "{MEMBERS} members signed up in {signed_up:?}; {} messages delivered to all by {delivered:?}",

@@ -7,11 +7,11 @@
 //! that goes down takes its users out of everyone's list. Skipped (loudly)
 //! where no PostgreSQL can be started; CI has one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::json;
 use udpchat_tests::deployment::Deployment;
-use udpchat_tests::{group_messages, password, take, Client};
+use udpchat_tests::{no_more_group_messages, one_order_once_each, password, take, Client};
 
 #[test]
 fn users_on_different_nodes_list_each_other_message_directly_and_see_each_other_go() {
@@ -119,45 +119,11 @@ fn a_group_with_members_on_three_nodes_gets_a_thousand_messages_once_each_in_one
             sender.line(&format!("gsend crowd {s}.{i} hello"));
         }
     }
-    let mut order: BTreeMap<u64, String> = BTreeMap::new();
-    for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {
-        for _ in 0..PER_SENDER {
-            let seq = sender.expect("group-sent")["seq"].as_u64().unwrap();
-            order.insert(seq, names[s].clone());
-        }
-    }
-    assert_eq!(order.len(), SENDERS * PER_SENDER, "one place each");
-    let mut texts: BTreeMap<u64, String> = BTreeMap::new();
-    for (m, member) in members.iter_mut().enumerate() {
-        let own = if m < SENDERS { PER_SENDER } else { 0 };
-        let got = group_messages(member, "crowd", SENDERS * PER_SENDER - own);
-        let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
-        let expected: Vec<u64> = order
-            .iter()
-            .filter(|(_, from)| **from != names[m])
-            .map(|(seq, _)| *seq)
-            .collect();
-        assert_eq!(
-            seqs,
-            expected,
-            "{} (node {}): missing, repeated or out of order",
-            names[m],
-            m % 3 + 1
-        );
-        for (seq, from, text) in got {
-            assert_eq!(from, order[&seq]);
-            let same = texts.entry(seq).or_insert_with(|| text.clone());
-            assert_eq!(*same, text, "everyone sees the same message {seq}");
-        }
-    }
+    one_order_once_each(&mut members, &names, SENDERS, PER_SENDER, "crowd", |m| {
+        format!("{} (node {})", names[m], m % 3 + 1)
+    });
     for member in members {
-        let (_, rest) = member.finish();
-        let again: BTreeSet<u64> = rest
-            .iter()
-            .filter(|e| e["event"] == "group-message")
-            .filter_map(|e| e["seq"].as_u64())
-            .collect();
-        assert!(again.is_empty(), "duplicates: {again:?}");
+        no_more_group_messages(member);
     }
 }
 

@@ -11,7 +11,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use udpchat_core::group::{GroupInfo, GroupMessage};
 
-use super::store::{Appended, Draft, GroupStore};
+use super::store::{after_removal, Afterwards, Appended, Draft, GroupStore};
 use crate::store::{PgStore, StoreError};
 
 const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
@@ -223,16 +223,19 @@ impl GroupStore for PgStore {
                 .cloned()
                 .collect();
             let mut info = existing_group(&tx, name).await?;
-            if info.members.is_empty() {
-                tx.execute("DELETE FROM chat_groups WHERE name = $1", &[&name])
+            match after_removal(&before, &mut info, &removed) {
+                Afterwards::Deleted => {
+                    tx.execute("DELETE FROM chat_groups WHERE name = $1", &[&name])
+                        .await?;
+                }
+                Afterwards::NewOwner => {
+                    tx.execute(
+                        "UPDATE chat_groups SET owner = $2 WHERE name = $1",
+                        &[&name, &info.owner],
+                    )
                     .await?;
-            } else if before.owner.as_ref().is_some_and(|o| removed.contains(o)) {
-                info.owner = info.members.first().cloned();
-                tx.execute(
-                    "UPDATE chat_groups SET owner = $2 WHERE name = $1",
-                    &[&name, &info.owner],
-                )
-                .await?;
+                }
+                Afterwards::Same => {}
             }
             tx.commit().await?;
             Ok((info, removed))

@@ -95,6 +95,33 @@ pub trait GroupStore: Send + Sync {
     fn advance_cursors(&self, cursors: &[(String, String, u64)]) -> Result<(), StoreError>;
 }
 
+/// What a removal of members leaves of a group (both stores apply it).
+pub(super) enum Afterwards {
+    /// The last member left: the group goes.
+    Deleted,
+    /// Its owner left: the first remaining member owns it now (`info`).
+    NewOwner,
+    Same,
+}
+
+/// The rule: the last one out deletes the group; an owner who goes hands
+/// it to the first remaining member, set in `info` (the group as it is
+/// after the removal; `before`, as it was).
+pub(super) fn after_removal(
+    before: &GroupInfo,
+    info: &mut GroupInfo,
+    removed: &[String],
+) -> Afterwards {
+    if info.members.is_empty() {
+        Afterwards::Deleted
+    } else if before.owner.as_ref().is_some_and(|o| removed.contains(o)) {
+        info.owner = info.members.first().cloned();
+        Afterwards::NewOwner
+    } else {
+        Afterwards::Same
+    }
+}
+
 const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
 
 fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
@@ -252,14 +279,17 @@ impl GroupStore for SqliteStore {
             }
         }
         let mut info = existing_group(&tx, name)?;
-        if info.members.is_empty() {
-            tx.execute("DELETE FROM chat_groups WHERE name = ?1", [name])?;
-        } else if before.owner.as_ref().is_some_and(|o| removed.contains(o)) {
-            info.owner = info.members.first().cloned();
-            tx.execute(
-                "UPDATE chat_groups SET owner = ?2 WHERE name = ?1",
-                params![name, info.owner],
-            )?;
+        match after_removal(&before, &mut info, &removed) {
+            Afterwards::Deleted => {
+                tx.execute("DELETE FROM chat_groups WHERE name = ?1", [name])?;
+            }
+            Afterwards::NewOwner => {
+                tx.execute(
+                    "UPDATE chat_groups SET owner = ?2 WHERE name = ?1",
+                    params![name, info.owner],
+                )?;
+            }
+            Afterwards::Same => {}
         }
         tx.commit()?;
         Ok((info, removed))
