@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{Event, Heard};
-use crate::store::{PgStore, StoreError};
+use crate::store::{Cached as _, PgStore, StoreError};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "udpchat";
@@ -59,7 +59,7 @@ impl PgStore {
         self.run(async {
             self.client()
                 .await?
-                .execute(
+                .cached_execute(
                     "INSERT INTO nodes (id, addr) VALUES ($1, $2)
                      ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
                     &[&self.node(), &addr.to_string()],
@@ -76,14 +76,14 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let alive = client
-                .execute(
+                .cached_execute(
                     "UPDATE nodes SET heartbeat_at = now() WHERE id = $1",
                     &[&self.node()],
                 )
                 .await?
                 > 0;
             client
-                .execute(
+                .cached_execute(
                     "WITH dead AS (
                         DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)
                         RETURNING id)
@@ -102,7 +102,7 @@ impl PgStore {
         self.run(async {
             self.client()
                 .await?
-                .execute(
+                .cached_execute(
                     "WITH gone AS (DELETE FROM nodes WHERE id = $1 RETURNING id)
                      SELECT pg_notify($2, json_build_object('k', 'node-down', 'node', id)::text)
                      FROM gone",
@@ -130,7 +130,7 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO signed_in (user_name, node, client_addr, local_addrs)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (user_name) DO UPDATE SET node = excluded.node,
@@ -139,7 +139,7 @@ impl PgStore {
                 &[&user, &self.node(), &addr.to_string(), &local],
             )
             .await?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
+            tx.cached_execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
                 .await?;
             tx.commit().await?;
             Ok(())
@@ -157,7 +157,7 @@ impl PgStore {
         self.run(async {
             self.client()
                 .await?
-                .execute(
+                .cached_execute(
                     "WITH gone AS (
                         DELETE FROM signed_in WHERE user_name = $1 AND node = $2
                         RETURNING user_name)
@@ -175,7 +175,7 @@ impl PgStore {
         self.run(async {
             self.client()
                 .await?
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
+                .cached_execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
                 .await?;
             Ok(())
         })
@@ -187,7 +187,7 @@ impl PgStore {
             let found = self
                 .client()
                 .await?
-                .query_opt(&format!("{SIGNED_IN} WHERE s.user_name = $1"), &[&user])
+                .cached_query_opt(&format!("{SIGNED_IN} WHERE s.user_name = $1"), &[&user])
                 .await?;
             Ok(found.as_ref().and_then(row))
         })
@@ -199,7 +199,7 @@ impl PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(&format!("{SIGNED_IN} WHERE s.node <> $1"), &[&self.node()])
+                .cached_query(&format!("{SIGNED_IN} WHERE s.node <> $1"), &[&self.node()])
                 .await?;
             Ok(rows.iter().filter_map(row).collect())
         })
@@ -212,7 +212,7 @@ impl PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     "SELECT n.id, n.addr, to_char(n.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
                             extract(epoch FROM now() - n.heartbeat_at)::float8,
                             (SELECT count(*) FROM signed_in s WHERE s.node = n.id)

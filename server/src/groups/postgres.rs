@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use udpchat_core::group::{GroupInfo, GroupMessage};
 
 use super::store::{after_removal, Afterwards, Appended, Draft, GroupStore};
-use crate::store::{PgStore, StoreError};
+use crate::store::{Cached as _, PgStore, StoreError};
 
 const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
 
@@ -48,7 +48,7 @@ async fn group_in(
     name: &str,
 ) -> Result<Option<GroupInfo>, StoreError> {
     let row = tx
-        .query_opt(
+        .cached_query_opt(
             &format!("{GROUPS} WHERE g.name = $1 GROUP BY g.name"),
             &[&name],
         )
@@ -65,7 +65,7 @@ async fn existing_group(tx: &Transaction<'_>, name: &str) -> Result<GroupInfo, S
 /// Locks the group's row until `tx` ends (every write to a group does, so
 /// they come one after the other); `NoSuchGroup` if there is none.
 async fn lock_group(tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {
-    tx.query_opt(
+    tx.cached_query_opt(
         "SELECT 1 FROM chat_groups WHERE name = $1 FOR UPDATE",
         &[&name],
     )
@@ -78,7 +78,7 @@ async fn lock_group(tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> 
 /// cursor starts. Read under the group's lock.
 async fn latest_seq(tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
     let row = tx
-        .query_one(
+        .cached_query_one(
             "SELECT coalesce(max(seq), 0) FROM group_messages WHERE group_name = $1",
             &[&name],
         )
@@ -95,7 +95,7 @@ async fn insert_members(
     cursor: i64,
 ) -> Result<Vec<String>, StoreError> {
     let known: Vec<String> = tx
-        .query("SELECT name FROM users WHERE name = ANY($1)", &[&users])
+        .cached_query("SELECT name FROM users WHERE name = ANY($1)", &[&users])
         .await?
         .iter()
         .map(|row| row.get(0))
@@ -103,15 +103,11 @@ async fn insert_members(
     if let Some(unknown) = users.iter().find(|u| !known.contains(u)) {
         return Err(StoreError::NoSuchUser(unknown.clone()));
     }
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO group_members (group_name, user_name, cursor) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .await?;
+    const INSERT: &str = "INSERT INTO group_members (group_name, user_name, cursor)
+        VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let mut added = Vec::new();
     for user in users {
-        if tx.execute(&insert, &[&name, user, &cursor]).await? > 0 {
+        if tx.cached_execute(INSERT, &[&name, user, &cursor]).await? > 0 {
             added.push(user.clone());
         }
     }
@@ -130,7 +126,7 @@ impl GroupStore for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let inserted = tx
-                .execute(
+                .cached_execute(
                     "INSERT INTO chat_groups (name, owner, open) VALUES ($1, $2, $3)
                      ON CONFLICT (name) DO NOTHING",
                     &[&name, &owner, &open],
@@ -155,7 +151,7 @@ impl GroupStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(&format!("{GROUPS} GROUP BY g.name ORDER BY g.name"), &[])
+                .cached_query(&format!("{GROUPS} GROUP BY g.name ORDER BY g.name"), &[])
                 .await?;
             Ok(rows.iter().map(group_info).collect())
         })
@@ -166,7 +162,7 @@ impl GroupStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     &format!(
                         "{GROUPS} WHERE g.name IN
                             (SELECT group_name FROM group_members WHERE user_name = $1)
@@ -207,7 +203,7 @@ impl GroupStore for PgStore {
             lock_group(&tx, name).await?;
             let before = existing_group(&tx, name).await?;
             let removed: Vec<String> = tx
-                .query(
+                .cached_query(
                     "DELETE FROM group_members WHERE group_name = $1 AND user_name = ANY($2)
                      RETURNING user_name",
                     &[&name, &users],
@@ -225,11 +221,11 @@ impl GroupStore for PgStore {
             let mut info = existing_group(&tx, name).await?;
             match after_removal(&before, &mut info, &removed) {
                 Afterwards::Deleted => {
-                    tx.execute("DELETE FROM chat_groups WHERE name = $1", &[&name])
+                    tx.cached_execute("DELETE FROM chat_groups WHERE name = $1", &[&name])
                         .await?;
                 }
                 Afterwards::NewOwner => {
-                    tx.execute(
+                    tx.cached_execute(
                         "UPDATE chat_groups SET owner = $2 WHERE name = $1",
                         &[&name, &info.owner],
                     )
@@ -253,7 +249,7 @@ impl GroupStore for PgStore {
             let tx = client.transaction().await?;
             lock_group(&tx, group).await?;
             let members: Vec<(String, u64)> = tx
-                .query(
+                .cached_query(
                     "SELECT user_name, cursor FROM group_members WHERE group_name = $1
                      ORDER BY user_name",
                     &[&group],
@@ -272,7 +268,7 @@ impl GroupStore for PgStore {
             let texts: Vec<&str> = accepted.iter().map(|d| d.text.as_str()).collect();
             let times: Vec<i64> = accepted.iter().map(|d| d.time_ms as i64).collect();
             let mut seqs: Vec<i64> = tx
-                .query(
+                .cached_query(
                     "INSERT INTO group_messages (group_name, sender, text, sent_at_ms)
                      SELECT $1, d.sender, d.text, d.sent_at_ms
                      FROM unnest($2::text[], $3::text[], $4::bigint[])
@@ -293,7 +289,7 @@ impl GroupStore for PgStore {
                     group: group.to_string(),
                 }
                 .encode();
-                tx.execute(
+                tx.cached_execute(
                     "SELECT pg_notify($1, $2)",
                     &[&crate::cluster::CHANNEL, &event],
                 )
@@ -320,7 +316,7 @@ impl GroupStore for PgStore {
                 })
                 .collect();
             // The newest `keep` stay, as in SQLite.
-            tx.execute(
+            tx.cached_execute(
                 "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
                     SELECT seq FROM group_messages WHERE group_name = $1
                     ORDER BY seq DESC LIMIT 1 OFFSET $2)",
@@ -337,7 +333,7 @@ impl GroupStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM group_messages
                          WHERE group_name = $1 AND seq > $2 ORDER BY seq"
@@ -354,7 +350,7 @@ impl GroupStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM group_messages
                          WHERE group_name = $1 ORDER BY seq DESC LIMIT $2"
@@ -371,7 +367,7 @@ impl GroupStore for PgStore {
             let row = self
                 .client()
                 .await?
-                .query_opt(
+                .cached_query_opt(
                     "SELECT cursor FROM group_members WHERE group_name = $1 AND user_name = $2",
                     &[&group, &user],
                 )
@@ -401,7 +397,7 @@ impl GroupStore for PgStore {
             // `relaxed`).
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .await?;
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE group_members m SET cursor = greatest(m.cursor, c.seq)
                  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(group_name, user_name, seq)
                  WHERE m.group_name = c.group_name AND m.user_name = c.user_name",

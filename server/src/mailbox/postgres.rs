@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use udpchat_core::mailbox::Stored;
 
 use super::store::{MailboxStore, Quota};
-use crate::store::{PgStore, StoreError};
+use crate::store::{Cached as _, PgStore, StoreError};
 
 const COLUMNS: &str = "id, recipient, sender, sent_at_ms, sealed";
 
@@ -29,7 +29,7 @@ async fn one_time_left(
     user: &str,
 ) -> Result<usize, StoreError> {
     let row = tx
-        .query_one(
+        .cached_query_one(
             "SELECT count(*) FROM one_time_prekeys WHERE user_name = $1",
             &[&user],
         )
@@ -49,13 +49,13 @@ impl MailboxStore for PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO signed_prekeys (user_name, prekey) VALUES ($1, $2)
                  ON CONFLICT (user_name) DO UPDATE SET prekey = excluded.prekey",
                 &[&user, &signed],
             )
             .await?;
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO one_time_prekeys (user_name, id, prekey)
                  SELECT $1, k.id, k.prekey FROM unnest($2::bigint[], $3::bytea[]) AS k(id, prekey)
                  ON CONFLICT (user_name, id) DO UPDATE SET prekey = excluded.prekey",
@@ -77,7 +77,7 @@ impl MailboxStore for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let Some(signed) = tx
-                .query_opt(
+                .cached_query_opt(
                     "SELECT prekey FROM signed_prekeys WHERE user_name = $1",
                     &[&user],
                 )
@@ -87,7 +87,7 @@ impl MailboxStore for PgStore {
             };
             let taken = if one_time {
                 // The oldest that nobody else is taking right now.
-                tx.query_opt(
+                tx.cached_query_opt(
                     "DELETE FROM one_time_prekeys WHERE (user_name, id) = (
                         SELECT user_name, id FROM one_time_prekeys WHERE user_name = $1
                         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -112,7 +112,7 @@ impl MailboxStore for PgStore {
             // Deposits for one recipient check and fill its quota one at a
             // time, whichever node they come through.
             if tx
-                .query_opt(
+                .cached_query_opt(
                     "SELECT 1 FROM users WHERE name = $1 FOR UPDATE",
                     &[&message.to],
                 )
@@ -122,7 +122,7 @@ impl MailboxStore for PgStore {
                 return Err(StoreError::NoSuchUser(message.to.clone()));
             }
             let row = tx
-                .query_one(
+                .cached_query_one(
                     "SELECT count(*), coalesce(sum(length(sealed)), 0)::bigint,
                             count(*) FILTER (WHERE sender = $2),
                             coalesce(sum(length(sealed)) FILTER (WHERE sender = $2), 0)::bigint
@@ -145,7 +145,7 @@ impl MailboxStore for PgStore {
                 });
             }
             let row = tx
-                .query_one(
+                .cached_query_one(
                     "INSERT INTO stored_messages (recipient, sender, sent_at_ms, sealed)
                      VALUES ($1, $2, $3, $4) RETURNING id",
                     &[
@@ -166,7 +166,7 @@ impl MailboxStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     &format!(
                         "SELECT {COLUMNS} FROM stored_messages WHERE recipient = $1 ORDER BY id"
                     ),
@@ -182,7 +182,7 @@ impl MailboxStore for PgStore {
             let row = self
                 .client()
                 .await?
-                .query_opt(
+                .cached_query_opt(
                     &format!(
                         "DELETE FROM stored_messages WHERE recipient = $1 AND id = $2
                          RETURNING {COLUMNS}"
@@ -199,7 +199,7 @@ impl MailboxStore for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .cached_query(
                     &format!(
                         "DELETE FROM stored_messages WHERE sent_at_ms < $1 RETURNING {COLUMNS}"
                     ),

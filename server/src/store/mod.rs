@@ -16,6 +16,7 @@ mod sqlite;
 #[cfg(test)]
 pub mod testing;
 
+pub(crate) use postgres::Cached;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

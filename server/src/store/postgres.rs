@@ -12,7 +12,8 @@
 use std::future::Future;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use super::{Account, Backend, Store, StoreError};
 
@@ -255,6 +256,50 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
+/// Statements prepared once per connection and kept (deadpool keeps each
+/// connection's cache): a query is one round trip to the database, not
+/// two (parse, then bind and execute).
+#[allow(async_fn_in_trait)]
+pub(crate) trait Cached: deadpool_postgres::GenericClient + Sync {
+    async fn cached_query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn cached_query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+
+    async fn cached_query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+
+    async fn cached_execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient + Sync> Cached for T {}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -277,7 +322,7 @@ impl Backend for PgStore {
             let row = self
                 .client()
                 .await?
-                .query_one("SELECT version FROM udpchat_schema", &[])
+                .cached_query_one("SELECT version FROM udpchat_schema", &[])
                 .await?;
             Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(0))
         })
@@ -290,7 +335,7 @@ impl Store for PgStore {
             let inserted = self
                 .client()
                 .await?
-                .execute(
+                .cached_execute(
                     "INSERT INTO users (name, password_hash) VALUES ($1, $2)
                      ON CONFLICT (name) DO NOTHING",
                     &[&account.name, &account.password_hash],
@@ -308,7 +353,7 @@ impl Store for PgStore {
             let row = self
                 .client()
                 .await?
-                .query_opt(
+                .cached_query_opt(
                     "SELECT name, password_hash FROM users WHERE name = $1",
                     &[&name],
                 )
@@ -324,7 +369,7 @@ impl Store for PgStore {
         self.run(async {
             self.client()
                 .await?
-                .execute(
+                .cached_execute(
                     "UPDATE users SET password_hash = $2 WHERE name = $1",
                     &[&name, &password_hash],
                 )
@@ -338,7 +383,7 @@ impl Store for PgStore {
             let removed = self
                 .client()
                 .await?
-                .execute("DELETE FROM users WHERE name = $1", &[&name])
+                .cached_execute("DELETE FROM users WHERE name = $1", &[&name])
                 .await?;
             Ok(removed > 0)
         })
@@ -349,7 +394,7 @@ impl Store for PgStore {
             let rows = self
                 .client()
                 .await?
-                .query("SELECT name FROM users ORDER BY name", &[])
+                .cached_query("SELECT name FROM users ORDER BY name", &[])
                 .await?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
@@ -360,7 +405,7 @@ impl Store for PgStore {
             let updated = self
                 .client()
                 .await?
-                .execute(
+                .cached_execute(
                     "UPDATE users SET identity_key = $2 WHERE name = $1",
                     &[&name, &identity],
                 )
@@ -377,7 +422,7 @@ impl Store for PgStore {
             let row = self
                 .client()
                 .await?
-                .query_opt("SELECT identity_key FROM users WHERE name = $1", &[&name])
+                .cached_query_opt("SELECT identity_key FROM users WHERE name = $1", &[&name])
                 .await?;
             Ok(row.and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
         })
