@@ -172,8 +172,12 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
             "password hashes take less memory than OWASP's minimum: for tests and benchmarks only"
         );
     }
-    let accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher)
+    let mut accounts = accounts::PasswordAccounts::with_hasher(store.clone(), hasher)
         .with_signups_per_hour(cli.signups_per_hour);
+    if let Some(shared) = store.clone().postgres() {
+        // Other nodes may share the database: count attempts there.
+        accounts = accounts.shared_with(shared, cli.signups_per_hour);
+    }
     let groups_store: Arc<dyn groups::GroupStore> = store.clone();
     let mailbox = mailbox::StoredMail::new(store.clone(), store.clone());
     let socket = UdpSocket::bind(cli.bind)

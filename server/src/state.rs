@@ -201,6 +201,8 @@ impl ServerState {
     /// again.
     pub fn signed_in_elsewhere(&self, row: SignedInRow) {
         let there = crate::cluster::elsewhere(&row);
+        // Maybe from a new device: the key is read again when needed.
+        self.accounts.forget_key(&row.user);
         let held = self.presence.lock().sign_in_elsewhere(&row.user, there);
         if let Some(peer) = held {
             tracing::info!(

@@ -307,3 +307,54 @@ fn a_node_killed_in_the_middle_of_group_sends_loses_nothing_it_acknowledged() {
         .collect();
     assert!(missing.is_empty(), "acknowledged and lost: {missing:?}");
 }
+
+#[test]
+fn guessing_spread_over_nodes_is_slowed_as_on_one_node() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    drop(Client::sign_up(one.addr, "alice"));
+
+    // Three wrong guesses through node one...
+    let mut mallory = Client::start(one.addr, &[]);
+    for guess in 0..3 {
+        mallory.line(&format!("signin alice guess{guess}"));
+        assert_eq!(mallory.expect("error")["code"], "bad-credentials");
+    }
+    // ...and node two makes the next one wait, even with the right
+    // password, as node one would.
+    let mut elsewhere = Client::start(two.addr, &[]);
+    elsewhere.line(&format!("signin alice {}", password("alice")));
+    let throttled = elsewhere.expect("error");
+    assert_eq!(throttled["code"], "throttled", "{throttled}");
+    assert!(throttled["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("too many failed sign-ins for alice"));
+}
+
+#[test]
+fn a_new_device_signed_in_on_another_node_is_found_with_its_new_key() {
+    let Some(deployment) = Deployment::postgres() else {
+        return;
+    };
+    let one = deployment.start(&[]);
+    let two = deployment.start_node("two", &[]);
+    let mut alice = Client::sign_up(one.addr, "alice");
+    // bob's first device, on node one: node one knows its key.
+    let mut first = Client::sign_up(one.addr, "bob");
+    alice.line("send bob hello first device");
+    assert_eq!(first.expect("message")["text"], "hello first device");
+    assert!(first.finish().0.success());
+
+    // bob again, from another machine (a new identity key), on node two.
+    let mut second = Client::sign_in(two.addr, "bob");
+    // alice, on node one, reaches the new device directly: node one gave
+    // her its new key, not the one it knew.
+    alice.line("send bob hello second device");
+    let message = second.expect_where("message", |m| m["from"] == "alice");
+    assert_eq!(message["text"], "hello second device");
+    assert_eq!(message["addr"], alice.addr.to_string(), "{message}");
+}

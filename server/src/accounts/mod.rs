@@ -6,6 +6,7 @@
 //! connection, as the other concerns' tables refer to it.
 
 pub mod password;
+mod postgres;
 mod throttle;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use udpchat_core::error::{Code, CommandError};
 use udpchat_core::limits::RateLimit;
 use zeroize::Zeroizing;
 
-use crate::store::{blocking, internal, Account, Store, StoreError};
+use crate::store::{blocking, internal, Account, PgStore, Store, StoreError};
 use password::Hasher;
 use throttle::{Throttle, Wait};
 
@@ -65,6 +66,10 @@ pub struct PasswordAccounts {
     /// Identity keys read or written lately, decoded: `lookup` answers
     /// from here without a SQLite read or a P-384 point decoding.
     keys: Arc<Mutex<HashMap<String, PublicKey>>>,
+    /// With other server nodes: failed sign-ins and sign-ups are counted in
+    /// the shared database (`throttle` and `signups` are then unused), at
+    /// `per_hour` sign-ups an hour from one source.
+    shared: Option<(Arc<PgStore>, u32)>,
 }
 
 /// Identity keys kept in memory at most (about 200 bytes each); past it
@@ -89,6 +94,7 @@ impl PasswordAccounts {
             decoy: Arc::new(hasher.hash("not a password anyone has")),
             hasher,
             keys: Arc::default(),
+            shared: None,
         }
     }
 
@@ -96,7 +102,97 @@ impl PasswordAccounts {
     /// spread over the hour).
     pub fn with_signups_per_hour(mut self, per_hour: u32) -> PasswordAccounts {
         self.signups = Arc::new(Mutex::new(signup_limit(per_hour)));
+        if let Some((_, shared)) = &mut self.shared {
+            *shared = per_hour.max(1);
+        }
         self
+    }
+
+    /// Counts failed sign-ins and sign-ups in `store`, which other server
+    /// nodes share: guessing spread over nodes is slowed as on one.
+    pub fn shared_with(mut self, store: Arc<PgStore>, signups_per_hour: u32) -> PasswordAccounts {
+        self.shared = Some((store, signups_per_hour.max(1)));
+        self
+    }
+
+    /// Forgets `user`'s cached identity key: they signed in on another
+    /// node, maybe from a new device, with another key.
+    pub fn forget_key(&self, user: &str) {
+        self.keys.lock().remove(user);
+    }
+
+    /// Whether `user` may be tried from `source` now.
+    async fn may_try(&self, user: &str, source: Source) -> Result<(), CommandError> {
+        let waiting = match &self.shared {
+            Some((store, _)) => {
+                let (store, user, source) = (store.clone(), user.to_string(), source.to_string());
+                blocking(move || store.sign_in_allowed(&user, &source)).await?
+            }
+            None => self.throttle.lock().check(user, source, Instant::now()),
+        };
+        match waiting {
+            Ok(()) => Ok(()),
+            Err(Wait::Account(wait)) => Err(CommandError::new(
+                Code::Throttled,
+                format!(
+                    "too many failed sign-ins for {user} from your address: try again in {}",
+                    seconds(wait)
+                ),
+            )),
+            Err(Wait::Source(wait)) => Err(CommandError::new(
+                Code::Throttled,
+                format!(
+                    "too many failed sign-ins from your address: try again in {}",
+                    seconds(wait)
+                ),
+            )),
+        }
+    }
+
+    /// Counts a sign-in's outcome.
+    async fn tried(&self, user: &str, source: Source, right: bool) -> Result<(), CommandError> {
+        match &self.shared {
+            Some((store, _)) => {
+                let (store, user, source) = (store.clone(), user.to_string(), source.to_string());
+                blocking(move || {
+                    if right {
+                        store.sign_in_succeeded(&user, &source)
+                    } else {
+                        store.sign_in_failed(&user, &source)
+                    }
+                })
+                .await
+            }
+            None => {
+                let mut throttle = self.throttle.lock();
+                if right {
+                    throttle.succeeded(user, source);
+                } else {
+                    throttle.failed(user, source, Instant::now());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes one of the sign-ups `source` may make.
+    async fn may_sign_up(&self, source: Source) -> Result<(), CommandError> {
+        let allowed = match &self.shared {
+            Some((store, per_hour)) => {
+                let (store, per_hour, source) = (store.clone(), *per_hour, source.to_string());
+                blocking(move || store.take_sign_up(&source, per_hour)).await?
+            }
+            None => self.signups.lock().take(&source, Instant::now()),
+        };
+        allowed.map_err(|wait| {
+            CommandError::new(
+                Code::Throttled,
+                format!(
+                    "too many accounts made from your address: try again in {}",
+                    seconds(wait)
+                ),
+            )
+        })
     }
 
     /// Makes an account with no limit on who asks: for the operator.
@@ -185,16 +281,7 @@ impl Accounts for PasswordAccounts {
         let user = user.to_string();
         Box::pin(async move {
             check_password_shape(&password)?;
-            let allowed = this.signups.lock().take(&source, Instant::now());
-            if let Err(wait) = allowed {
-                return Err(CommandError::new(
-                    Code::Throttled,
-                    format!(
-                        "too many accounts made from your address: try again in {}",
-                        seconds(wait)
-                    ),
-                ));
-            }
+            this.may_sign_up(source).await?;
             this.create(&user, password, identity).await
         })
     }
@@ -220,28 +307,7 @@ impl Accounts for PasswordAccounts {
         let this = self.clone();
         let user = user.to_string();
         Box::pin(async move {
-            let waiting = this.throttle.lock().check(&user, source, Instant::now());
-            match waiting {
-                Ok(()) => {}
-                Err(Wait::Account(wait)) => {
-                    return Err(CommandError::new(
-                        Code::Throttled,
-                        format!(
-                        "too many failed sign-ins for {user} from your address: try again in {}",
-                        seconds(wait)
-                    ),
-                    ))
-                }
-                Err(Wait::Source(wait)) => {
-                    return Err(CommandError::new(
-                        Code::Throttled,
-                        format!(
-                            "too many failed sign-ins from your address: try again in {}",
-                            seconds(wait)
-                        ),
-                    ))
-                }
-            }
+            this.may_try(&user, source).await?;
             let store = this.store.clone();
             let decoy = this.decoy.clone();
             let hasher = this.hasher.clone();
@@ -264,12 +330,10 @@ impl Accounts for PasswordAccounts {
                     Ok(matches && account.is_some())
                 })
                 .await?;
-            let mut throttle = this.throttle.lock();
+            this.tried(&user, source, verdict).await?;
             if verdict {
-                throttle.succeeded(&user, source);
                 Ok(())
             } else {
-                throttle.failed(&user, source, Instant::now());
                 Err(bad_credentials())
             }
         })

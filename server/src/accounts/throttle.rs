@@ -53,18 +53,7 @@ impl<K: Hash + Eq + Clone> Count<K> {
         let Some(f) = self.failures.get(key) else {
             return Ok(());
         };
-        if now.saturating_duration_since(f.last) > FORGET_AFTER {
-            return Ok(());
-        }
-        let Some(wait) = wait_after(f.count, self.free) else {
-            return Ok(());
-        };
-        let ready = f.last + wait;
-        if now >= ready {
-            Ok(())
-        } else {
-            Err(ready - now)
-        }
+        remaining(f.count, self.free, now.saturating_duration_since(f.last))
     }
 
     fn failed(&mut self, key: K, now: Instant) {
@@ -148,6 +137,37 @@ impl Throttle {
         self.at_account.failures.remove(&(name.to_string(), source));
     }
 }
+
+/// Ok when `count` failures, the last `since` ago, impose no wait now;
+/// otherwise how long until they do not.
+fn remaining(count: u32, free: u32, since: Duration) -> Result<(), Duration> {
+    if since > FORGET_AFTER {
+        return Ok(());
+    }
+    match wait_after(count, free) {
+        Some(wait) if since < wait => Err(wait - since),
+        _ => Ok(()),
+    }
+}
+
+/// The same decision as [`Throttle::check`], on failures counted
+/// elsewhere (shared by several server nodes): for the account from this
+/// source, and for the source, each `(failures, since the last)`.
+pub fn shared_check(
+    at_account: Option<(u32, Duration)>,
+    from_source: Option<(u32, Duration)>,
+) -> Result<(), Wait> {
+    if let Some((count, since)) = at_account {
+        remaining(count, FREE_FAILURES, since).map_err(Wait::Account)?;
+    }
+    if let Some((count, since)) = from_source {
+        remaining(count, FREE_FAILURES_PER_SOURCE, since).map_err(Wait::Source)?;
+    }
+    Ok(())
+}
+
+/// A failure older than this starts the count afresh.
+pub const FORGET_FAILURES_AFTER: Duration = FORGET_AFTER;
 
 /// The wait imposed after `count` failures, `free` of them without one.
 fn wait_after(count: u32, free: u32) -> Option<Duration> {

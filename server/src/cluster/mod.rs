@@ -475,8 +475,15 @@ impl Cluster {
     /// and writes its sign-ins again.
     async fn beat(self: Arc<Self>, server: Weak<ServerState>, addr: SocketAddr) {
         let mut tick = tokio::time::interval(HEARTBEAT);
-        loop {
+        for beat in 0u64.. {
             tick.tick().await;
+            if beat % 30 == 29 {
+                // About once a minute (any node may: it is idempotent).
+                let store = self.store.clone();
+                if let Err(e) = blocking(move || store.forget_old_attempts()).await {
+                    tracing::warn!("cluster: old sign-in attempts not forgotten: {}", e.message);
+                }
+            }
             let Some(server) = server.upgrade() else {
                 return;
             };

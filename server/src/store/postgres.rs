@@ -86,6 +86,18 @@ const MIGRATIONS: &[&str] = &[
         since TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     CREATE INDEX signed_in_by_node ON signed_in (node);"#,
+    // Several nodes count failed sign-ins and sign-ups together, so an
+    // attacker spreading over nodes gets no more tries than on one.
+    r#"CREATE TABLE sign_in_failures (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE sign_ups (
+        source TEXT COLLATE "C" NOT NULL,
+        at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX sign_ups_by_source ON sign_ups (source, at);"#,
 ];
 
 /// The schema version this build writes and reads.
