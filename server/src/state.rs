@@ -299,9 +299,15 @@ impl ServerContext for ServerState {
     }
 
     fn mail_elsewhere(&self, user: &str, id: u64) {
+        // Told to the node the user is on, or to every node when this one
+        // has not heard of them yet (they may have signed in a moment ago).
         let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
-        if let (Some(node), Some(cluster)) = (there, &self.cluster) {
-            cluster.mail_arrived(&node, user, id);
+        if let Some(cluster) = &self.cluster {
+            cluster.mail_arrived(
+                there.as_deref().unwrap_or(crate::cluster::ANY_NODE),
+                user,
+                id,
+            );
         }
     }
 

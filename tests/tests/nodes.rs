@@ -81,7 +81,11 @@ fn a_name_held_on_one_node_is_refused_on_another_until_its_client_stops_answerin
     first.kill();
     let mut moved = Client::start_in(two.addr, alice_dir.path(), &["-u", "alice", "-p", &pw]);
     moved.expect("signed-in");
-    // carole, on node one, finds alice at her new client.
+    // carole, on node one, hears alice (re)appear there, and finds her at
+    // her new client.
+    take(&mut carole, "presence", |e| {
+        e["user"] == "alice" && e["online"] == true
+    });
     carole.line("send alice where are you now?");
     let message = moved.expect_where("message", |m| m["from"] == "carole");
     assert_eq!(message["text"], "where are you now?");
@@ -343,16 +347,21 @@ fn a_new_device_signed_in_on_another_node_is_found_with_its_new_key() {
     let one = deployment.start(&[]);
     let two = deployment.start_node("two", &[]);
     let mut alice = Client::sign_up(one.addr, "alice");
+    let bob =
+        |online: bool| move |e: &serde_json::Value| e["user"] == "bob" && e["online"] == online;
     // bob's first device, on node one: node one knows its key.
     let mut first = Client::sign_up(one.addr, "bob");
+    take(&mut alice, "presence", bob(true));
     alice.line("send bob hello first device");
     assert_eq!(first.expect("message")["text"], "hello first device");
     assert!(first.finish().0.success());
+    take(&mut alice, "presence", bob(false));
 
     // bob again, from another machine (a new identity key), on node two.
     let mut second = Client::sign_in(two.addr, "bob");
-    // alice, on node one, reaches the new device directly: node one gave
-    // her its new key, not the one it knew.
+    // Once alice's node has heard, she reaches the new device directly:
+    // node one gives her its new key, not the one it knew.
+    take(&mut alice, "presence", bob(true));
     alice.line("send bob hello second device");
     let message = second.expect_where("message", |m| m["from"] == "alice");
     assert_eq!(message["text"], "hello second device");

@@ -49,6 +49,8 @@ const PROBE_WAIT: Duration = Duration::from_millis(2500);
 /// The largest push body relayed through another node (base64 and JSON
 /// around it must stay under NOTIFY's 8,000 bytes).
 const MAX_RELAYED: usize = 5_000;
+/// The `to` of an event for whichever node holds its user.
+pub const ANY_NODE: &str = "*";
 /// How long to wait before listening again after the connection broke.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -89,7 +91,8 @@ pub enum Event {
         tag: String,
         body: String,
     },
-    /// Message `id` was kept for `user`, signed in on `to`: hand it over.
+    /// Message `id` was kept for `user`, signed in on `to` (or on any
+    /// node, [`ANY_NODE`]): hand it over.
     Mail {
         node: String,
         to: String,
@@ -419,7 +422,7 @@ impl Cluster {
                     _ => tracing::warn!(user, "cluster: a relayed push not understood"),
                 }
             }
-            Event::Mail { to, user, id, .. } if to == self.node() => {
+            Event::Mail { to, user, id, .. } if to == self.node() || to == ANY_NODE => {
                 let server: udpchat_core::context::Server = server.clone();
                 tokio::spawn(async move {
                     let Some(peer) = server.session_of(&user) else {
