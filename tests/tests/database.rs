@@ -41,36 +41,29 @@ fn without_a_database_url_everything_is_in_the_data_dir_and_with_one_nothing_is(
     assert_eq!(db.query("SELECT name FROM users"), "bob");
 }
 
-#[test]
-fn an_unknown_database_url_is_one_clear_line() {
+/// `udpchat-server --database URL user list`, which must fail: its stderr.
+fn refused(url: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(binary("udpchat-server"))
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--database", "mysql://root@localhost/chat", "user", "list"])
+        .args(["--database", url, "user", "list"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{url} was accepted");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn an_unknown_database_url_is_one_clear_line() {
+    let stderr = refused("mysql://root@localhost/chat");
     assert_eq!(
         stderr.lines().next(),
         Some("Error: --database: expected postgres://USER:PASSWORD@HOST/DATABASE or sqlite:PATH")
     );
 
     // A PostgreSQL that is not there: said, with where, and no password.
-    let out = std::process::Command::new(binary("udpchat-server"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--database",
-            "postgres://udpchat:hunter2@127.0.0.1:1/udpchat?connect_timeout=5",
-            "user",
-            "list",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stderr = refused("postgres://udpchat:hunter2@127.0.0.1:1/udpchat?connect_timeout=5");
     assert_eq!(
         stderr.lines().next(),
         Some("Error: no connection to PostgreSQL: 127.0.0.1:1/udpchat: Connection refused (os error 111)"),

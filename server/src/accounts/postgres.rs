@@ -28,9 +28,7 @@ impl PgStore {
         let keys = keys(user, source);
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     "SELECT key, failures, extract(epoch FROM now() - last_at)::float8
                      FROM sign_in_failures WHERE key = ANY($1)",
                     &[&keys.as_slice()],
@@ -51,19 +49,17 @@ impl PgStore {
         let keys = keys(user, source);
         let forget = FORGET_FAILURES_AFTER.as_secs_f64();
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute(
-                    "INSERT INTO sign_in_failures (key, failures)
+            self.execute(
+                "INSERT INTO sign_in_failures (key, failures)
                      SELECT k, 1 FROM unnest($1::text[]) AS k
                      ON CONFLICT (key) DO UPDATE SET
                          failures = CASE
                              WHEN sign_in_failures.last_at < now() - make_interval(secs => $2)
                              THEN 1 ELSE sign_in_failures.failures + 1 END,
                          last_at = now()",
-                    &[&keys.as_slice(), &forget],
-                )
-                .await?;
+                &[&keys.as_slice(), &forget],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -73,9 +69,7 @@ impl PgStore {
     pub fn sign_in_succeeded(&self, user: &str, source: &str) -> Result<(), StoreError> {
         let [account, _] = keys(user, source);
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute("DELETE FROM sign_in_failures WHERE key = $1", &[&account])
+            self.execute("DELETE FROM sign_in_failures WHERE key = $1", &[&account])
                 .await?;
             Ok(())
         })

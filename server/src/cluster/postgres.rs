@@ -57,14 +57,12 @@ impl PgStore {
     /// Adds (or refreshes) this node's row.
     pub fn join(&self, addr: SocketAddr) -> Result<(), StoreError> {
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute(
-                    "INSERT INTO nodes (id, addr) VALUES ($1, $2)
+            self.execute(
+                "INSERT INTO nodes (id, addr) VALUES ($1, $2)
                      ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
-                    &[&self.node(), &addr.to_string()],
-                )
-                .await?;
+                &[&self.node(), &addr.to_string()],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -100,15 +98,13 @@ impl PgStore {
     /// telling everyone (the node is going down).
     pub fn leave(&self) -> Result<(), StoreError> {
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute(
-                    "WITH gone AS (DELETE FROM nodes WHERE id = $1 RETURNING id)
+            self.execute(
+                "WITH gone AS (DELETE FROM nodes WHERE id = $1 RETURNING id)
                      SELECT pg_notify($2, json_build_object('k', 'node-down', 'node', id)::text)
                      FROM gone",
-                    &[&self.node(), &CHANNEL],
-                )
-                .await?;
+                &[&self.node(), &CHANNEL],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -155,16 +151,14 @@ impl PgStore {
         }
         .encode();
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute(
-                    "WITH gone AS (
+            self.execute(
+                "WITH gone AS (
                         DELETE FROM signed_in WHERE user_name = $1 AND node = $2
                         RETURNING user_name)
                      SELECT pg_notify($3, $4) FROM gone",
-                    &[&user, &self.node(), &CHANNEL, &event],
-                )
-                .await?;
+                &[&user, &self.node(), &CHANNEL, &event],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -173,9 +167,7 @@ impl PgStore {
     pub fn notify(&self, event: &Event) -> Result<(), StoreError> {
         let event = event.encode();
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
+            self.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event])
                 .await?;
             Ok(())
         })
@@ -185,9 +177,7 @@ impl PgStore {
     pub fn where_signed_in(&self, user: &str) -> Result<Option<SignedInRow>, StoreError> {
         self.run(async {
             let found = self
-                .client()
-                .await?
-                .cached_query_opt(&format!("{SIGNED_IN} WHERE s.user_name = $1"), &[&user])
+                .query_opt(&format!("{SIGNED_IN} WHERE s.user_name = $1"), &[&user])
                 .await?;
             Ok(found.as_ref().and_then(row))
         })
@@ -197,9 +187,7 @@ impl PgStore {
     pub fn signed_in_elsewhere(&self) -> Result<Vec<SignedInRow>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(&format!("{SIGNED_IN} WHERE s.node <> $1"), &[&self.node()])
+                .query(&format!("{SIGNED_IN} WHERE s.node <> $1"), &[&self.node()])
                 .await?;
             Ok(rows.iter().filter_map(row).collect())
         })
@@ -210,9 +198,7 @@ impl PgStore {
     pub fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     "SELECT n.id, n.addr, to_char(n.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
                             extract(epoch FROM now() - n.heartbeat_at)::float8,
                             (SELECT count(*) FROM signed_in s WHERE s.node = n.id)

@@ -149,9 +149,7 @@ impl GroupStore for PgStore {
     fn groups(&self) -> Result<Vec<GroupInfo>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(&format!("{GROUPS} GROUP BY g.name ORDER BY g.name"), &[])
+                .query(&format!("{GROUPS} GROUP BY g.name ORDER BY g.name"), &[])
                 .await?;
             Ok(rows.iter().map(group_info).collect())
         })
@@ -160,9 +158,7 @@ impl GroupStore for PgStore {
     fn groups_of(&self, user: &str) -> Result<Vec<GroupInfo>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     &format!(
                         "{GROUPS} WHERE g.name IN
                             (SELECT group_name FROM group_members WHERE user_name = $1)
@@ -331,9 +327,7 @@ impl GroupStore for PgStore {
     fn messages_after(&self, group: &str, after: u64) -> Result<Vec<GroupMessage>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM group_messages
                          WHERE group_name = $1 AND seq > $2 ORDER BY seq"
@@ -348,9 +342,7 @@ impl GroupStore for PgStore {
     fn last_messages(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM group_messages
                          WHERE group_name = $1 ORDER BY seq DESC LIMIT $2"
@@ -365,9 +357,7 @@ impl GroupStore for PgStore {
     fn cursor(&self, group: &str, user: &str) -> Result<Option<u64>, StoreError> {
         self.run(async {
             let row = self
-                .client()
-                .await?
-                .cached_query_opt(
+                .query_opt(
                     "SELECT cursor FROM group_members WHERE group_name = $1 AND user_name = $2",
                     &[&group, &user],
                 )

@@ -164,9 +164,7 @@ impl MailboxStore for PgStore {
     fn pending(&self, user: &str) -> Result<Vec<Stored>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     &format!(
                         "SELECT {COLUMNS} FROM stored_messages WHERE recipient = $1 ORDER BY id"
                     ),
@@ -180,9 +178,7 @@ impl MailboxStore for PgStore {
     fn take_stored(&self, user: &str, id: u64) -> Result<Option<Stored>, StoreError> {
         self.run(async {
             let row = self
-                .client()
-                .await?
-                .cached_query_opt(
+                .query_opt(
                     &format!(
                         "DELETE FROM stored_messages WHERE recipient = $1 AND id = $2
                          RETURNING {COLUMNS}"
@@ -197,9 +193,7 @@ impl MailboxStore for PgStore {
     fn expire(&self, before_ms: u64) -> Result<Vec<Stored>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query(
+                .query(
                     &format!(
                         "DELETE FROM stored_messages WHERE sent_at_ms < $1 RETURNING {COLUMNS}"
                     ),

@@ -215,6 +215,42 @@ impl PgStore {
         Ok(self.pool.get().await?)
     }
 
+    /// One statement on a connection from the pool: its rows.
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        Ok(self.client().await?.cached_query(sql, params).await?)
+    }
+
+    /// One statement on a connection from the pool: its row, if any.
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.client().await?.cached_query_opt(sql, params).await?)
+    }
+
+    /// One statement on a connection from the pool: its one row.
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        Ok(self.client().await?.cached_query_one(sql, params).await?)
+    }
+
+    /// One statement on a connection from the pool: the rows it changed.
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        Ok(self.client().await?.cached_execute(sql, params).await?)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -332,9 +368,7 @@ impl Backend for PgStore {
     fn schema_version(&self) -> Result<u32, StoreError> {
         self.run(async {
             let row = self
-                .client()
-                .await?
-                .cached_query_one("SELECT version FROM udpchat_schema", &[])
+                .query_one("SELECT version FROM udpchat_schema", &[])
                 .await?;
             Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(0))
         })
@@ -345,9 +379,7 @@ impl Store for PgStore {
     fn create_user(&self, account: &Account) -> Result<(), StoreError> {
         self.run(async {
             let inserted = self
-                .client()
-                .await?
-                .cached_execute(
+                .execute(
                     "INSERT INTO users (name, password_hash) VALUES ($1, $2)
                      ON CONFLICT (name) DO NOTHING",
                     &[&account.name, &account.password_hash],
@@ -363,9 +395,7 @@ impl Store for PgStore {
     fn user(&self, name: &str) -> Result<Option<Account>, StoreError> {
         self.run(async {
             let row = self
-                .client()
-                .await?
-                .cached_query_opt(
+                .query_opt(
                     "SELECT name, password_hash FROM users WHERE name = $1",
                     &[&name],
                 )
@@ -379,13 +409,11 @@ impl Store for PgStore {
 
     fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
         self.run(async {
-            self.client()
-                .await?
-                .cached_execute(
-                    "UPDATE users SET password_hash = $2 WHERE name = $1",
-                    &[&name, &password_hash],
-                )
-                .await?;
+            self.execute(
+                "UPDATE users SET password_hash = $2 WHERE name = $1",
+                &[&name, &password_hash],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -393,9 +421,7 @@ impl Store for PgStore {
     fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
         self.run(async {
             let removed = self
-                .client()
-                .await?
-                .cached_execute("DELETE FROM users WHERE name = $1", &[&name])
+                .execute("DELETE FROM users WHERE name = $1", &[&name])
                 .await?;
             Ok(removed > 0)
         })
@@ -404,9 +430,7 @@ impl Store for PgStore {
     fn users(&self) -> Result<Vec<String>, StoreError> {
         self.run(async {
             let rows = self
-                .client()
-                .await?
-                .cached_query("SELECT name FROM users ORDER BY name", &[])
+                .query("SELECT name FROM users ORDER BY name", &[])
                 .await?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
@@ -415,9 +439,7 @@ impl Store for PgStore {
     fn set_identity(&self, name: &str, identity: &[u8]) -> Result<(), StoreError> {
         self.run(async {
             let updated = self
-                .client()
-                .await?
-                .cached_execute(
+                .execute(
                     "UPDATE users SET identity_key = $2 WHERE name = $1",
                     &[&name, &identity],
                 )
@@ -432,9 +454,7 @@ impl Store for PgStore {
     fn identity(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(async {
             let row = self
-                .client()
-                .await?
-                .cached_query_opt("SELECT identity_key FROM users WHERE name = $1", &[&name])
+                .query_opt("SELECT identity_key FROM users WHERE name = $1", &[&name])
                 .await?;
             Ok(row.and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
         })
