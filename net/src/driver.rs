@@ -16,11 +16,13 @@ use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
 use crate::socket::{Inbound, Outbound, Socket};
-use crate::{now_ms, Fate, Op, READY_BATCH};
+use crate::{now_ms, Fate, Latencies, Load, Op, READY_BATCH};
 
 /// Who waits for a message's fate.
 enum Waiter {
-    Push(Fate),
+    /// A push, queued at the instant given (None for keepalives, which
+    /// say nothing of delivery).
+    Push(Fate, Option<Instant>),
     Request(u64),
 }
 
@@ -46,6 +48,9 @@ pub(crate) struct Driver {
     handshake_threads: usize,
     /// Handshakes out on them.
     in_work: usize,
+    /// Pushes delivered (with their latency) and failed, so far.
+    delivered: Latencies,
+    failed: u64,
 }
 
 impl Driver {
@@ -64,6 +69,8 @@ impl Driver {
             stopped: None,
             handshake_threads: 0,
             in_work: 0,
+            delivered: Latencies::default(),
+            failed: 0,
         }
     }
 
@@ -229,9 +236,10 @@ impl Driver {
 
     /// Sends a one-way message; `done` hears whether it arrived.
     fn push(&mut self, to: PeerId, message: Vec<u8>, done: Fate) {
+        let queued = (!message.is_empty()).then(Instant::now);
         match self.send(to, message) {
             Ok(msg) => {
-                self.waiters.insert(msg, Waiter::Push(done));
+                self.waiters.insert(msg, Waiter::Push(done, queued));
             }
             Err(e) => done.tell(Err(e)),
         }
@@ -314,6 +322,17 @@ impl Driver {
             Op::Stats { done } => {
                 let _ = done.send(self.endpoint.stats());
             }
+            Op::Load { done } => {
+                let _ = done.send(Load {
+                    sessions: self.endpoint.sessions(),
+                    handshakes_waiting: self.endpoint.handshakes_waiting(),
+                    in_flight: self.waiters.len(),
+                    queued_bytes: self.endpoint.queued_bytes(),
+                    reassembly_bytes: self.endpoint.reassembly_bytes(),
+                    delivered: self.delivered.clone(),
+                    failed: self.failed,
+                });
+            }
             Op::Meet {
                 ticket,
                 candidates,
@@ -381,13 +400,21 @@ impl Driver {
         match event {
             SecureEvent::Received { from, message } => self.handle_message(from, &message),
             SecureEvent::Delivered { id, .. } => match self.waiters.remove(&id) {
-                Some(Waiter::Push(done)) => done.tell(Ok(())),
+                Some(Waiter::Push(done, queued)) => {
+                    if let Some(queued) = queued {
+                        self.delivered.record(queued.elapsed());
+                    }
+                    done.tell(Ok(()))
+                }
                 Some(Waiter::Request(_)) | None => {}
             },
             SecureEvent::DeliveryFailed { to, id } => {
                 let failure = CommandError::new(Code::Unreachable, "the other side did not answer");
                 match self.waiters.remove(&id) {
-                    Some(Waiter::Push(done)) => done.tell(Err(failure)),
+                    Some(Waiter::Push(done, queued)) => {
+                        self.failed += u64::from(queued.is_some());
+                        done.tell(Err(failure))
+                    }
                     Some(Waiter::Request(request)) => {
                         if let Some((_, reply)) = self.requests.remove(&request) {
                             let _ = reply.send(Err(failure));
@@ -519,7 +546,7 @@ impl Drop for Driver {
     /// Pushes still in flight when the driver goes are told so.
     fn drop(&mut self) {
         for (_, waiter) in self.waiters.drain() {
-            if let Waiter::Push(fate) = waiter {
+            if let Waiter::Push(fate, _) = waiter {
                 fate.tell(Err(crate::link_closed()));
             }
         }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+mod load;
 mod owner;
 mod socket;
 
@@ -31,6 +32,7 @@ use udpchat_core::wire::Pattern;
 use driver::Driver;
 use socket::Socket;
 
+pub use load::{Latencies, Load, LATENCY_BOUNDS_MS};
 pub use owner::{Arrival, Inbound, Inbox, Owner, INBOX_CAPACITY};
 pub use udpchat_core::secure::PeerId as Peer;
 
@@ -124,6 +126,9 @@ enum Op {
     },
     Stats {
         done: oneshot::Sender<Stats>,
+    },
+    Load {
+        done: oneshot::Sender<Load>,
     },
     Meet {
         ticket: Ticket,
@@ -544,6 +549,11 @@ impl Link {
         self.ask(|done| Op::RelayUsage { meeting, done })
             .await
             .flatten()
+    }
+
+    /// What the driver carries now ([`Load`]).
+    pub async fn load(&self) -> Load {
+        self.ask(|done| Op::Load { done }).await.unwrap_or_default()
     }
 
     /// What the endpoint dropped so far.

@@ -38,12 +38,17 @@ pub const IN_ALL: usize = 4096;
 
 /// Who has how many requests in hand.
 #[derive(Default)]
-struct Admission {
+pub struct Admission {
     per_session: HashMap<PeerId, usize>,
     in_all: usize,
 }
 
 impl Admission {
+    /// Requests in hand, all sessions together.
+    pub fn in_all(&self) -> usize {
+        self.in_all
+    }
+
     fn admit(&mut self, peer: PeerId) -> bool {
         let mine = self.per_session.entry(peer).or_default();
         if *mine >= PER_SESSION || self.in_all >= IN_ALL {
@@ -86,12 +91,17 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(state: Arc<ServerState>, link: Link) -> Dispatcher {
+    /// A dispatcher counting the requests in hand in `admission`.
+    pub fn new(
+        state: Arc<ServerState>,
+        link: Link,
+        admission: Arc<Mutex<Admission>>,
+    ) -> Dispatcher {
         Dispatcher {
             state,
             link,
             registry: Registry::global(),
-            admission: Arc::default(),
+            admission,
             runtime: tokio::runtime::Handle::current(),
         }
     }

@@ -10,6 +10,7 @@ mod dispatch;
 mod groups;
 mod keys;
 mod mailbox;
+mod metrics;
 mod operator;
 mod state;
 mod store;
@@ -54,6 +55,11 @@ struct Cli {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// Serve metrics (sessions, queue depths, delivery latency, mail
+    /// waiting) at http://ADDR/metrics in the Prometheus text format; keep
+    /// ADDR private (e.g. 127.0.0.1:9590): it has no authentication
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// The server's private key (PKCS#8 PEM); default DATA_DIR/server.priv,
     /// made on first start.
     #[arg(long, value_name = "FILE")]
@@ -180,6 +186,21 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
     }
     let groups_store: Arc<dyn groups::GroupStore> = store.clone();
     let mailbox = mailbox::StoredMail::new(store.clone(), store.clone());
+    // Listening before the server says it is: scrapers may come at once.
+    let metrics_listener = match cli.metrics {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+            // Tests and scripts read this line: the port is known only now.
+            println!(
+                "udpchat-server metrics at http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
+    };
     let socket = UdpSocket::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
@@ -202,15 +223,20 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
         cli.presence_limit,
         cluster.clone(),
     ));
+    let requests = Arc::<parking_lot::Mutex<dispatch::Admission>>::default();
+    let metrics = metrics::Metrics::new(link.clone(), server.clone(), requests.clone(), store);
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(metrics::endpoint::serve(listener, metrics.clone()));
+    }
     if let Some(cluster) = &cluster {
-        cluster.start(&server, link.local_addr()).await?;
+        cluster.start(&server, link.local_addr(), metrics).await?;
     }
     let handshake_threads = cli.handshake_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     driver.handshake_threads(handshake_threads).run_on_thread(
         "udpchat-net",
-        dispatch::Dispatcher::new(server.clone(), link.clone()),
+        dispatch::Dispatcher::new(server.clone(), link.clone(), requests),
     )?;
     tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
     tokio::spawn(

@@ -113,6 +113,16 @@ impl ServerState {
         }
     }
 
+    /// Users signed in on this node.
+    pub fn signed_in_here(&self) -> usize {
+        self.presence.lock().len()
+    }
+
+    /// Users signed in on the other nodes.
+    pub fn users_elsewhere(&self) -> usize {
+        self.presence.lock().elsewhere_len()
+    }
+
     /// A session was heard from, at `addr`.
     pub fn touch(&self, peer: PeerId, addr: SocketAddr) {
         let at = Instant::now();

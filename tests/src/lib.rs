@@ -10,6 +10,7 @@
 pub mod deployment;
 pub mod groups;
 pub mod nat;
+pub mod operations;
 pub mod postgres;
 pub mod raw;
 pub mod relay;
@@ -78,6 +79,8 @@ pub struct Server {
     _log: Receiver<String>,
     /// Its data dir (key, database) and its stderr log, `server.log`.
     pub data_dir: PathBuf,
+    /// Its metrics endpoint, when started with `--metrics`.
+    pub metrics: Option<SocketAddr>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -141,6 +144,7 @@ impl Server {
             .spawn()
             .expect("start udpchat-server");
         let log = lines_of(child.stdout.take().expect("server stdout"));
+        let mut metrics = None;
         let addr = loop {
             let line = log
                 .recv_timeout(FAILSAFE)
@@ -148,12 +152,17 @@ impl Server {
             if let Some(addr) = line.strip_prefix("udpchat-server listening on ") {
                 break addr.parse().expect("server address");
             }
+            if let Some(url) = line.strip_prefix("udpchat-server metrics at http://") {
+                let addr = url.strip_suffix("/metrics").expect("metrics path");
+                metrics = Some(addr.parse().expect("metrics address"));
+            }
         };
         Server {
             child,
             addr,
             _log: log,
             data_dir: data_dir.to_path_buf(),
+            metrics,
             _dir: None,
         }
     }

@@ -80,7 +80,7 @@ fn migrate_brings_the_schema_up_and_a_newer_schema_is_refused() {
     };
     let migrated = deployment.operator_ok(&["migrate"]);
     assert!(
-        migrated.starts_with("PostgreSQL ") && migrated.trim_end().ends_with("schema at version 3"),
+        migrated.starts_with("PostgreSQL ") && migrated.trim_end().ends_with("schema at version 4"),
         "{migrated}"
     );
     // Again: nothing to do, the same version.
@@ -94,7 +94,7 @@ fn migrate_brings_the_schema_up_and_a_newer_schema_is_refused() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
         stderr.contains(
-            "the database's schema is version 99, newer than this udpchat-server knows (3)"
+            "the database's schema is version 99, newer than this udpchat-server knows (4)"
         ),
         "{stderr}"
     );

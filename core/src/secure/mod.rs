@@ -401,6 +401,16 @@ impl SecureEndpoint {
         self.conns.len()
     }
 
+    /// Bytes of messages queued or in flight, every session together.
+    pub fn queued_bytes(&self) -> usize {
+        self.transport.queued_bytes()
+    }
+
+    /// Bytes of messages partly arrived, every session together.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.transport.reassembly_bytes()
+    }
+
     /// Takes in one datagram. An error says why it was dropped (nothing
     /// is ever sent in answer to a datagram that fails).
     pub fn handle_datagram(

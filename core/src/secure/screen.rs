@@ -91,6 +91,11 @@ impl SecureEndpoint {
         !self.hellos.is_empty()
     }
 
+    /// HELLOs waiting for their P-384 work.
+    pub fn handshakes_waiting(&self) -> usize {
+        self.hellos.len()
+    }
+
     /// The P-384 work of the oldest waiting HELLO, to run on any thread
     /// and hand back with [`SecureEndpoint::finish_handshake`] (those
     /// waiting too long are dropped: their senders have retried). None

@@ -35,6 +35,7 @@ use udpchat_core::presence::{Elsewhere, PresenceChange};
 
 pub use postgres::{SignedInRow, CHANNEL};
 
+use crate::metrics::{Metrics, NodeLoad};
 use crate::state::ServerState;
 use crate::store::{blocking, PgStore};
 
@@ -186,6 +187,7 @@ impl Cluster {
         self: &Arc<Self>,
         server: &Arc<ServerState>,
         addr: SocketAddr,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<()> {
         let store = self.store.clone();
         blocking(move || store.join(addr))
@@ -202,7 +204,7 @@ impl Cluster {
             self.clone()
                 .hear(Arc::downgrade(server), self.store.listen(RETRY)),
         );
-        tokio::spawn(self.clone().beat(Arc::downgrade(server), addr));
+        tokio::spawn(self.clone().beat(Arc::downgrade(server), addr, metrics));
         Ok(())
     }
 
@@ -473,10 +475,15 @@ impl Cluster {
         }
     }
 
-    /// Keeps this node's row fresh, and takes the nodes that went silent
-    /// for dead. A node the others took for dead (it stalled) joins again
-    /// and writes its sign-ins again.
-    async fn beat(self: Arc<Self>, server: Weak<ServerState>, addr: SocketAddr) {
+    /// Keeps this node's row fresh, with its load for `status`, and takes
+    /// the nodes that went silent for dead. A node the others took for
+    /// dead (it stalled) joins again and writes its sign-ins again.
+    async fn beat(
+        self: Arc<Self>,
+        server: Weak<ServerState>,
+        addr: SocketAddr,
+        metrics: Arc<Metrics>,
+    ) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         for beat in 0u64.. {
             tick.tick().await;
@@ -493,8 +500,9 @@ impl Cluster {
             if self.leaving.load(Ordering::SeqCst) {
                 return;
             }
+            let load = serde_json::to_string(&metrics.node_load().await).unwrap_or_default();
             let store = self.store.clone();
-            match blocking(move || store.heartbeat(EXPIRE)).await {
+            match blocking(move || store.heartbeat(EXPIRE, &load)).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(node = self.node(), "cluster: taken for dead; joining again");
@@ -544,8 +552,12 @@ pub fn status(
         store.describe(),
         store.schema_version()?
     )];
+    lines.push(describe_totals(&store.totals()?, crate::mailbox::now_ms()));
     let Some(postgres) = postgres else {
-        lines.push("one node: who is signed in is in the running server's memory only".to_string());
+        lines.push(
+            "one node: its sessions and queues are in its memory; start it with --metrics ADDR to watch them"
+                .to_string(),
+        );
         return Ok(lines);
     };
     let nodes = postgres.nodes()?;
@@ -565,14 +577,60 @@ pub fn status(
             node.silent_for.as_secs_f64(),
             node.users
         ));
+        match node.load.as_deref().map(serde_json::from_str::<NodeLoad>) {
+            Some(Ok(load)) => lines.push(format!("  {}", load.describe())),
+            Some(Err(_)) => lines.push("  load not understood (a node of another version?)".into()),
+            None => lines.push("  no load written yet".into()),
+        }
     }
     lines.push(format!("{} nodes, {total} users signed in", nodes.len()));
     Ok(lines)
 }
 
+/// What the database holds, as one line of `status`.
+fn describe_totals(totals: &crate::store::Totals, now_ms: u64) -> String {
+    let mut line = format!(
+        "{} accounts, {} groups, {} messages waiting for {} offline users",
+        totals.accounts, totals.groups, totals.mail, totals.mail_recipients
+    );
+    if let Some(oldest) = totals.oldest_mail_ms {
+        let secs = now_ms.saturating_sub(oldest) / 1000;
+        let age = match secs {
+            0..120 => format!("{secs} s"),
+            120..7_200 => format!("{} min", secs / 60),
+            7_200..172_800 => format!("{} h", secs / 3_600),
+            _ => format!("{} days", secs / 86_400),
+        };
+        line.push_str(&format!(" (the oldest sent {age} ago)"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_totals_line_says_how_old_the_oldest_mail_is() {
+        let mut totals = crate::store::Totals {
+            accounts: 5,
+            groups: 1,
+            mail: 0,
+            mail_recipients: 0,
+            oldest_mail_ms: None,
+        };
+        assert_eq!(
+            describe_totals(&totals, 100_000_000),
+            "5 accounts, 1 groups, 0 messages waiting for 0 offline users"
+        );
+        totals.mail = 3;
+        totals.mail_recipients = 2;
+        totals.oldest_mail_ms = Some(100_000_000 - 3 * 3_600_000);
+        assert_eq!(
+            describe_totals(&totals, 100_000_000),
+            "5 accounts, 1 groups, 3 messages waiting for 2 offline users (the oldest sent 3 h ago)"
+        );
+    }
 
     #[test]
     fn events_are_small_tagged_json_and_junk_is_refused() {

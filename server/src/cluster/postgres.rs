@@ -48,6 +48,8 @@ pub struct NodeRow {
     pub silent_for: Duration,
     /// Users signed in on it.
     pub users: usize,
+    /// Its load at its last heartbeat (JSON), if it wrote one yet.
+    pub load: Option<String>,
 }
 
 const SIGNED_IN: &str = "SELECT s.user_name, s.node, s.client_addr, s.local_addrs
@@ -67,16 +69,16 @@ impl PgStore {
         })
     }
 
-    /// Refreshes this node's row (false if the others deleted it: they
+    /// Refreshes this node's row with its `load` (JSON; false if the others deleted it: they
     /// thought this node dead), then deletes the nodes whose heartbeat is
     /// older than `expire`, telling everyone.
-    pub fn heartbeat(&self, expire: Duration) -> Result<bool, StoreError> {
+    pub fn heartbeat(&self, expire: Duration, load: &str) -> Result<bool, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let alive = client
                 .cached_execute(
-                    "UPDATE nodes SET heartbeat_at = now() WHERE id = $1",
-                    &[&self.node()],
+                    "UPDATE nodes SET heartbeat_at = now(), load = $2 WHERE id = $1",
+                    &[&self.node(), &load],
                 )
                 .await?
                 > 0;
@@ -201,7 +203,8 @@ impl PgStore {
                 .query(
                     "SELECT n.id, n.addr, to_char(n.started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
                             extract(epoch FROM now() - n.heartbeat_at)::float8,
-                            (SELECT count(*) FROM signed_in s WHERE s.node = n.id)
+                            (SELECT count(*) FROM signed_in s WHERE s.node = n.id),
+                            n.load
                      FROM nodes n ORDER BY n.started_at, n.id",
                     &[],
                 )
@@ -214,6 +217,7 @@ impl PgStore {
                     started: row.get(2),
                     silent_for: Duration::from_secs_f64(row.get::<_, f64>(3).max(0.0)),
                     users: row.get::<_, i64>(4) as usize,
+                    load: row.get(5),
                 })
                 .collect())
         })

@@ -117,6 +117,42 @@ pub trait Backend: Store + crate::mailbox::MailboxStore + crate::groups::GroupSt
     fn postgres(self: Arc<Self>) -> Option<Arc<PgStore>> {
         None
     }
+    /// What the database holds, counted now ([`Totals`]).
+    fn totals(&self) -> Result<Totals, StoreError>;
+}
+
+/// What the database holds, for `udpchat-server status` and the metrics
+/// endpoint: the mail waiting is the queue an operator watches most.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub accounts: u64,
+    pub groups: u64,
+    /// Messages kept for users who were offline, and for how many users.
+    pub mail: u64,
+    pub mail_recipients: u64,
+    /// When the oldest of them was sent (ms since the epoch).
+    pub oldest_mail_ms: Option<u64>,
+}
+
+/// The one query that counts [`Totals`], in both databases' SQL.
+pub(crate) const TOTALS: &str = "SELECT (SELECT count(*) FROM users),
+    (SELECT count(*) FROM chat_groups),
+    (SELECT count(*) FROM stored_messages),
+    (SELECT count(DISTINCT recipient) FROM stored_messages),
+    (SELECT min(sent_at_ms) FROM stored_messages)";
+
+impl Totals {
+    /// From the five columns of [`TOTALS`] (counts are never negative).
+    pub(crate) fn from_columns(counts: [i64; 4], oldest_mail_ms: Option<i64>) -> Totals {
+        let [accounts, groups, mail, mail_recipients] = counts.map(|n| n.max(0) as u64);
+        Totals {
+            accounts,
+            groups,
+            mail,
+            mail_recipients,
+            oldest_mail_ms: oldest_mail_ms.map(|ms| ms.max(0) as u64),
+        }
+    }
 }
 
 /// The store `database` names (`postgres://...`, or `sqlite:PATH`), or

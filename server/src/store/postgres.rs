@@ -98,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
         at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     CREATE INDEX sign_ups_by_source ON sign_ups (source, at);"#,
+    // Each node's load at its last heartbeat (JSON), for `status`.
+    r#"ALTER TABLE nodes ADD COLUMN load TEXT;"#,
 ];
 
 /// The schema version this build writes and reads.
@@ -357,6 +359,16 @@ impl Drop for PgStore {
 }
 
 impl Backend for PgStore {
+    fn totals(&self) -> Result<super::Totals, StoreError> {
+        self.run(async {
+            let row = self.query_one(super::TOTALS, &[]).await?;
+            Ok(super::Totals::from_columns(
+                [row.get(0), row.get(1), row.get(2), row.get(3)],
+                row.get(4),
+            ))
+        })
+    }
+
     fn postgres(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<PgStore>> {
         Some(self)
     }

@@ -146,6 +146,15 @@ impl SqliteStore {
 }
 
 impl Backend for SqliteStore {
+    fn totals(&self) -> Result<super::Totals, StoreError> {
+        Ok(self.db().query_row(super::TOTALS, [], |row| {
+            Ok(super::Totals::from_columns(
+                [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?],
+                row.get(4)?,
+            ))
+        })?)
+    }
+
     fn describe(&self) -> String {
         format!("SQLite {}", self.path)
     }
