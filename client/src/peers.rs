@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use udpchat_core::context::{
     BoxFuture, Delivery, Path, PeerId, PeerLinks, PeerPath, Session, Whereabouts,
 };
-use udpchat_core::error::CommandError;
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::packet::Encoded;
 use udpchat_core::secure::meeting::{self, Ticket};
 use udpchat_core::wire::Pattern;
@@ -43,6 +43,11 @@ use crate::server::{ServerConnector, SignInEpoch};
 /// How long a meeting's checks may go unanswered before the session goes
 /// through the relay.
 pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
+/// As long, for a meeting without a relay (the user is on another server
+/// node). No answer by then means no path: where the server sees the user
+/// was checked too, so the message is kept for them on the server instead
+/// (their node hands it over at once).
+pub const PUNCH_WAIT_WITHOUT_RELAY: Duration = Duration::from_secs(2);
 /// After the first answer, how long a better candidate may still answer
 /// (no wait when the first is the best there is).
 pub const NOMINATE_WITHIN: Duration = Duration::from_millis(50);
@@ -138,7 +143,7 @@ impl PeerSessions {
             _ => None,
         };
         let to = asked.as_ref().unwrap_or(to);
-        let (addr, answers) = self.reach(to).await;
+        let (addr, answers) = self.reach(to).await?;
         let open = match moved_from {
             Some((old_key, old)) => {
                 tracing::debug!(user = to.user, %addr, "its client moved: the session follows");
@@ -207,20 +212,36 @@ impl PeerSessions {
     }
 
     /// Where the session with `to` goes: the best candidate that answered
-    /// the meeting's checks, or the relay.
-    async fn reach(&self, to: &Whereabouts) -> (SocketAddr, Option<Answers>) {
+    /// the meeting's checks, or the relay; an error when none answered and
+    /// the meeting has no relay.
+    async fn reach(&self, to: &Whereabouts) -> Result<(SocketAddr, Option<Answers>), CommandError> {
         let Some(ticket) = to.meeting.clone() else {
             // No meeting (the server gave none): where the server sees it.
-            return (to.seen_at, None);
+            return Ok((to.seen_at, None));
         };
         let candidates = candidates(to, self.link.local_addr());
         let server = self.session.lock().server;
         self.remember_relayed(ticket.id, to.seen_at);
         let id = ticket.id;
-        let mut answers = self.link.meet(ticket, candidates.clone(), Some(server));
-        let Ok(Some(first)) = tokio::time::timeout(PUNCH_WAIT, answers.recv()).await else {
+        let relay = to.relay.then_some(server);
+        let mut answers = self.link.meet(ticket, candidates.clone(), relay);
+        let wait = if to.relay {
+            PUNCH_WAIT
+        } else {
+            PUNCH_WAIT_WITHOUT_RELAY
+        };
+        let Ok(Some(first)) = tokio::time::timeout(wait, answers.recv()).await else {
+            if !to.relay {
+                return Err(CommandError::new(
+                    Code::Unreachable,
+                    format!(
+                        "no path to {}'s client answered (it is on another server node, which relays for none here)",
+                        to.user
+                    ),
+                ));
+            }
             tracing::debug!(user = to.user, "no direct path answered: relayed");
-            return (meeting::relay_addr(id), Some(answers));
+            return Ok((meeting::relay_addr(id), Some(answers)));
         };
         let rank = |addr: &SocketAddr| {
             candidates
@@ -238,7 +259,7 @@ impl PeerSessions {
                 best = other;
             }
         }
-        (best, None)
+        Ok((best, None))
     }
 
     /// A session gone through the relay moves to a direct path if one of
@@ -485,6 +506,7 @@ mod tests {
             seen_at: seen_at.parse().unwrap(),
             local: local.iter().map(|a| a.parse().unwrap()).collect(),
             meeting: None,
+            relay: true,
             watched: false,
         }
     }

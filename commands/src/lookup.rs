@@ -58,10 +58,19 @@ pub struct Found {
     /// The meeting arranged, when one was asked for.
     #[serde(default)]
     pub meeting: Option<Ticket>,
+    /// Whether the server relays for the meeting when no address answers:
+    /// not when `user` is signed in on another server node.
+    #[serde(default = "relayed")]
+    pub relay: bool,
     /// The asker will be told when `user` comes or goes (it watches them),
     /// so it may send to this client again without asking.
     #[serde(default)]
     pub watched: bool,
+}
+
+/// A server that does not say relays for every meeting it arranges.
+fn relayed() -> bool {
+    true
 }
 
 register! {
@@ -104,6 +113,7 @@ pub fn whereabouts(user: &str, found: Found) -> Result<Whereabouts, CommandError
         seen_at,
         local: addresses(&found.local),
         meeting: found.meeting,
+        relay: found.relay,
         watched: found.watched,
     })
 }
@@ -127,9 +137,19 @@ async fn identity_of(server: &Server, user: &str) -> Result<PublicKey, CommandEr
 }
 
 /// `user` signed in on another server node: where that node sees the
-/// client. No meeting: a relay lives on one node, and this one cannot
-/// reach the other's clients (see docs/OPERATIONS.md).
-async fn elsewhere(server: &Server, user: String, watched: bool) -> Result<Found, CommandError> {
+/// client. A meeting asked for is arranged without a relay (a relay lives
+/// on one node, and this one cannot reach the other's clients): the
+/// `punch` goes to the user's client through its node, so both still
+/// check each other's addresses and open their NATs (see
+/// docs/OPERATIONS.md).
+async fn elsewhere(
+    server: &Server,
+    origin: Origin,
+    me: String,
+    user: String,
+    meet: bool,
+    watched: bool,
+) -> Result<Found, CommandError> {
     let there = server
         .presence()
         .lock()
@@ -137,14 +157,35 @@ async fn elsewhere(server: &Server, user: String, watched: bool) -> Result<Found
         .cloned()
         .ok_or_else(|| no_such_user(&user))?;
     let identity = identity_of(server, &user).await?;
+    let meeting = meet
+        .then(|| server.arrange_meeting(origin.peer, None))
+        .flatten();
+    if let Some(ticket) = &meeting {
+        server.push_user::<Punch>(&user, &punch(server, origin, me, ticket));
+    }
     Ok(Found {
         user,
         addr: there.addr.to_string(),
         identity,
         local: there.local.iter().map(ToString::to_string).collect(),
-        meeting: None,
+        meeting,
+        relay: false,
         watched,
     })
+}
+
+/// The `punch` that tells the other client of a meeting `origin` asked
+/// for, with the asker's candidates: where the server sees it, then its own.
+fn punch(server: &Server, origin: Origin, me: String, ticket: &Ticket) -> PunchBody {
+    let local = server.presence().lock().local_of(origin.peer);
+    PunchBody {
+        from: me,
+        meeting: ticket.clone(),
+        candidates: std::iter::once(origin.addr)
+            .chain(local)
+            .map(|a| a.to_string())
+            .collect(),
+    }
 }
 
 impl Serve for Lookup {
@@ -157,38 +198,27 @@ impl Serve for Lookup {
         let LookupRequest { user, meet } = body;
         let watched = crate::watch(&server, origin, &user);
         let Some(peer) = server.session_of(&user) else {
-            return elsewhere(&server, user, watched).await;
+            return elsewhere(&server, origin, me, user, meet, watched).await;
         };
         let addr = server
             .peer_addr(peer)
             .await
             .ok_or_else(|| no_such_user(&user))?;
         let identity = identity_of(&server, &user).await?;
-        let local = |peer| server.presence().lock().local_of(peer);
         let meeting = (meet && peer != origin.peer)
-            .then(|| server.arrange_meeting(origin.peer, peer))
+            .then(|| server.arrange_meeting(origin.peer, Some(peer)))
             .flatten();
         if let Some(ticket) = &meeting {
-            // The asker's candidates: where the server sees it, then its own.
-            let candidates = std::iter::once(origin.addr)
-                .chain(local(origin.peer))
-                .map(|a| a.to_string())
-                .collect();
-            server.push::<Punch>(
-                peer,
-                &PunchBody {
-                    from: me,
-                    meeting: ticket.clone(),
-                    candidates,
-                },
-            );
+            server.push::<Punch>(peer, &punch(&server, origin, me, ticket));
         }
+        let local = server.presence().lock().local_of(peer);
         Ok(Found {
             user,
             addr: addr.to_string(),
             identity,
-            local: local(peer).iter().map(ToString::to_string).collect(),
+            local: local.iter().map(ToString::to_string).collect(),
             meeting,
+            relay: true,
             watched,
         })
     }

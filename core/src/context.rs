@@ -75,6 +75,9 @@ pub struct Whereabouts {
     pub local: Vec<SocketAddr>,
     /// The meeting the server arranged, when one was asked for.
     pub meeting: Option<crate::secure::meeting::Ticket>,
+    /// Whether the server relays for that meeting when no address answers
+    /// (not when the user is signed in on another server node).
+    pub relay: bool,
     /// The server will tell this client when the user comes or goes (the
     /// asker watches them): until it does, a session opened to these
     /// whereabouts may be written to without asking again.
@@ -292,14 +295,15 @@ pub trait ServerContext: Send + Sync {
     fn keep_session(&self, peer: PeerId, keep: bool);
     /// Where a client's session is now.
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>>;
-    /// Arranges a meeting between the sessions `asker` and `with`
-    /// ([`crate::secure::meeting`]) and opens its relay (end to end
-    /// encrypted, within a byte budget: [`crate::secure::relay`]); `None`
-    /// when `asker` asked for too many lately.
+    /// Arranges a meeting between the session `asker` and the session
+    /// `with` ([`crate::secure::meeting`]) and opens its relay (end to end
+    /// encrypted, within a byte budget: [`crate::secure::relay`]); with no
+    /// `with` (a client on another server node), a meeting without a relay.
+    /// `None` when `asker` asked for too many lately.
     fn arrange_meeting(
         &self,
         asker: PeerId,
-        with: PeerId,
+        with: Option<PeerId>,
     ) -> Option<crate::secure::meeting::Ticket>;
 }
 

@@ -440,6 +440,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
                 id: 7,
                 key: vec![9; 32],
             }),
+            relay: true,
             watched: true,
         }),
         e(c::punch::PunchBody {

@@ -365,14 +365,16 @@ impl ServerContext for ServerState {
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })
     }
 
-    fn arrange_meeting(&self, asker: PeerId, with: PeerId) -> Option<Ticket> {
+    fn arrange_meeting(&self, asker: PeerId, with: Option<PeerId>) -> Option<Ticket> {
         let allowed = self.meetings.lock().take(&asker, Instant::now());
         if allowed.is_err() {
             tracing::debug!(%asker, "too many meetings asked for");
             return None;
         }
         let ticket = Ticket::random();
-        self.link.open_relay(ticket.id, [asker, with]);
+        if let Some(with) = with {
+            self.link.open_relay(ticket.id, [asker, with]);
+        }
         Some(ticket)
     }
 }

@@ -73,6 +73,33 @@ impl Deployment {
     /// dir of its own, named `name`, and the deployment's key. Start the
     /// first node once before, so that the key exists.
     pub fn start_node(&self, name: &str, extra: &[&str]) -> Server {
+        let (dir, mut args) = self.node(name);
+        args.extend(extra.iter().map(OsString::from));
+        Server::start_with_os(&dir, "127.0.0.1:0", &args)
+    }
+
+    /// Starts a node on `host`, inside its network namespace, at its
+    /// address and [`SERVER_PORT`](crate::nat::SERVER_PORT) (PostgreSQL
+    /// only: the database is reached on its Unix socket, which no network
+    /// namespace hides). The first node (`first`) makes the deployment's
+    /// key; start it before the others.
+    pub fn start_node_on(&self, host: &crate::nat::Host, name: &str, first: bool) -> Server {
+        let bind = std::net::SocketAddrV4::new(host.addr, crate::nat::SERVER_PORT).to_string();
+        if first {
+            return Server::start_in_netns_with(
+                &host.netns,
+                self.data_dir(),
+                &bind,
+                &self.database_args(),
+            );
+        }
+        let (dir, args) = self.node(name);
+        Server::start_in_netns_with(&host.netns, &dir, &bind, &args)
+    }
+
+    /// Another node's data dir, named `name`, and its arguments: the
+    /// database and the deployment's key.
+    fn node(&self, name: &str) -> (PathBuf, Vec<OsString>) {
         assert!(
             self.database.is_some(),
             "several nodes share a PostgreSQL database"
@@ -82,8 +109,7 @@ impl Deployment {
         let mut args: Vec<OsString> = self.database_args();
         args.push("--key".into());
         args.push(self.data_dir().join("server.priv").into());
-        args.extend(extra.iter().map(OsString::from));
-        Server::start_with_os(&dir, "127.0.0.1:0", &args)
+        (dir, args)
     }
 
     /// Runs `udpchat-server ARGS` (an operator's command: `user ...`,

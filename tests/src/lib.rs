@@ -118,7 +118,17 @@ impl Server {
     /// on `data_dir` (kept by the caller) and `bind`, one of that
     /// namespace's addresses.
     pub fn start_in_netns(netns: &str, data_dir: &Path, bind: &str) -> Server {
-        Server::launch(data_dir, bind, &[] as &[&str], None, Some(netns))
+        Server::start_in_netns_with(netns, data_dir, bind, &[])
+    }
+
+    /// [`Server::start_in_netns`] with extra arguments.
+    pub fn start_in_netns_with(
+        netns: &str,
+        data_dir: &Path,
+        bind: &str,
+        extra: &[OsString],
+    ) -> Server {
+        Server::launch(data_dir, bind, extra, None, Some(netns))
     }
 
     fn launch(

@@ -3,15 +3,17 @@
 //! first tests prove the topology does what a NAT does; then NAT traversal:
 //! a meeting opens two NATs to each other, a symmetric NAT gets the
 //! server's relay, two clients behind one NAT talk over their LAN, a NAT
-//! that forgets its mappings mid-conversation does not end it, and 64 KiB
-//! messages cross each path. They need root: as another user they are
+//! that forgets its mappings mid-conversation does not end it, 64 KiB
+//! messages cross each path, and clients on two server nodes (on one
+//! PostgreSQL) meet through both. They need root: as another user they are
 //! skipped, saying so on stderr.
 
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
+use udpchat_tests::deployment::Deployment;
 use udpchat_tests::nat::{self, Nat, Router, Topology};
-use udpchat_tests::{Client, Server};
+use udpchat_tests::{take, Client, Server};
 
 /// A message's `addr` field: where its sender's client was seen.
 fn addr_of(message: &Value) -> SocketAddr {
@@ -504,4 +506,94 @@ fn measure_each_path() {
             100.0 / hundred.as_secs_f64()
         );
     }
+}
+
+/// Two server nodes on one PostgreSQL, each on a public host, with alice
+/// behind a router of the first kind signed in on node one and bob behind
+/// one of the second kind on node two. `None` (said loudly) without
+/// network namespaces or PostgreSQL.
+struct TwoNodes {
+    alice: Client,
+    bob: Client,
+    one: Server,
+    router_a: Router,
+    _two: Server,
+    _router_b: Router,
+    /// Last, so that they go after the processes in them.
+    _net: Topology,
+    _deployment: Deployment,
+}
+
+fn two_nodes(nats: [Nat; 2]) -> Option<TwoNodes> {
+    if !nat::available() {
+        return None;
+    }
+    let deployment = Deployment::postgres()?;
+    let mut net = Topology::new();
+    let (host_one, host_two) = (net.public_host(), net.public_host());
+    let mut router_a = net.router(nats[0]);
+    let mut router_b = net.router(nats[1]);
+    let alice_host = net.host_behind(&mut router_a);
+    let bob_host = net.host_behind(&mut router_b);
+    let one = deployment.start_node_on(&host_one, "one", true);
+    let two = deployment.start_node_on(&host_two, "two", false);
+    let mut alice = alice_host.sign_up(one.addr, "alice");
+    let bob = bob_host.sign_up(two.addr, "bob");
+    take(&mut alice, "presence", |e| {
+        e["user"] == "bob" && e["online"] == true
+    });
+    Some(TwoNodes {
+        alice,
+        bob,
+        one,
+        router_a,
+        _two: two,
+        _router_b: router_b,
+        _net: net,
+        _deployment: deployment,
+    })
+}
+
+#[test]
+fn two_clients_behind_nats_on_different_server_nodes_message_each_other_directly() {
+    let Some(mut s) = two_nodes([Nat::Masquerade, Nat::Masquerade]) else {
+        return;
+    };
+    // Node one arranges the meeting; its punch reaches bob through node
+    // two, and both NATs open to each other.
+    let (path, message) = send(
+        &mut s.alice,
+        &mut s.bob,
+        "bob",
+        "hello across two NATs and two nodes",
+    );
+    assert_eq!(path, "direct");
+    let alice_public = s.router_a.wait_for_mapping(s.alice.addr, s.one.addr);
+    assert_eq!(addr_of(&message), alice_public, "straight from alice's NAT");
+    let (path, _) = send(&mut s.bob, &mut s.alice, "alice", "and back");
+    assert_eq!(path, "direct");
+}
+
+#[test]
+fn behind_a_symmetric_nat_on_another_node_a_message_is_kept_and_handed_over_at_once() {
+    let Some(mut s) = two_nodes([Nat::Symmetric, Nat::Symmetric]) else {
+        return;
+    };
+    // No address answers, and the relay lives on one node: the message is
+    // sealed for bob and kept, and his node hands it over at once.
+    s.alice.line("send bob no path between us");
+    let kept = s
+        .alice
+        .expect_first(&["queued", "error"], |e| e["to"] == "bob");
+    assert_eq!(kept["event"], "queued", "{kept}");
+    let message = s
+        .bob
+        .expect_where("message", |m| m["text"] == "no path between us");
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["stored"], true, "{message}");
+    let delivered = s
+        .alice
+        .expect_first(&["delivered", "error"], |e| e["to"] == "bob");
+    assert_eq!(delivered["event"], "delivered", "{delivered}");
+    assert_eq!(delivered["stored"], true, "{delivered}");
 }

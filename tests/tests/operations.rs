@@ -122,3 +122,27 @@ fn status_shows_each_nodes_load_from_its_heartbeat() {
     assert!(status.contains(" (p50 <= "), "{status}");
     assert!(status.ends_with("2 nodes, 2 users signed in\n"), "{status}");
 }
+
+#[test]
+fn a_scraper_that_sends_junk_or_nothing_gets_an_error_and_stops_no_one() {
+    use std::io::{Read as _, Write as _};
+    let server = Deployment::sqlite().start(&["--metrics", "127.0.0.1:0"]);
+    let addr = server.metrics.unwrap();
+    // One connection says nothing at all, and holds its slot.
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
+    // Another sends a head as long as allowed, with no end of line.
+    let mut junk = std::net::TcpStream::connect(addr).unwrap();
+    junk.set_read_timeout(Some(udpchat_tests::FAILSAFE))
+        .unwrap();
+    junk.write_all(&[b'A'; 8 * 1024]).unwrap();
+    let mut answer = String::new();
+    junk.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    // Meanwhile the metrics are served.
+    let (status, body) = server.scrape("/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(metric(&body, "udpchat_signed_in"), Some(0.0), "{body}");
+}
