@@ -135,6 +135,18 @@ impl Presence {
         here
     }
 
+    /// `name`'s client on another node is at `there` now; nothing if this
+    /// node does not know it signed in on that node.
+    pub fn moved_elsewhere(&mut self, name: &str, there: Elsewhere) {
+        if let Some(known) = self
+            .elsewhere
+            .get_mut(name)
+            .filter(|e| e.node == there.node)
+        {
+            *known = there;
+        }
+    }
+
     /// `name` left node `node`; false if it was not signed in there.
     pub fn sign_out_elsewhere(&mut self, name: &str, node: &str) -> bool {
         if self.elsewhere.get(name).is_some_and(|e| e.node == node) {

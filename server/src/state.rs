@@ -129,10 +129,17 @@ impl ServerState {
         self.seen.lock().insert(peer, Seen { at, addr });
     }
 
-    /// A session's path moved to `addr`.
+    /// A session's path moved to `addr`: the other nodes hear where its
+    /// user is now.
     pub fn moved(&self, peer: PeerId, addr: SocketAddr) {
         if let Some(seen) = self.seen.lock().get_mut(&peer) {
             seen.addr = addr;
+        }
+        if let Some(cluster) = &self.cluster {
+            let user = self.presence.lock().user_at(peer).map(str::to_string);
+            if let Some(user) = user {
+                cluster.moved_here(&user, peer);
+            }
         }
     }
 
@@ -224,6 +231,14 @@ impl ServerState {
             self.link.confirm(peer, false);
         }
         self.heard(&row.user, true);
+    }
+
+    /// The client of a user on another node moved: `lookup` gives its new
+    /// address (nobody is told: the user did not come or go).
+    pub fn moved_elsewhere(&self, row: SignedInRow) {
+        self.presence
+            .lock()
+            .moved_elsewhere(&row.user, crate::cluster::elsewhere(&row));
     }
 
     /// `user` signed out of `node`.

@@ -597,3 +597,28 @@ fn behind_a_symmetric_nat_on_another_node_a_message_is_kept_and_handed_over_at_o
     assert_eq!(delivered["event"], "delivered", "{delivered}");
     assert_eq!(delivered["stored"], true, "{delivered}");
 }
+
+#[test]
+fn a_nat_that_forgets_its_mappings_does_not_end_a_conversation_across_nodes() {
+    let Some(mut s) = two_nodes([Nat::Masquerade, Nat::Masquerade]) else {
+        return;
+    };
+    assert_eq!(send(&mut s.alice, &mut s.bob, "bob", "before").0, "direct");
+
+    // alice's NAT reboots; she speaks to node one from a new public port.
+    // Node two's row still has her old one, but the meeting bob's client
+    // asks for when its message stalls reaches her through node one, and
+    // her checks come to bob from her new port (peer-reflexive).
+    let before = s.router_a.wait_for_mapping(s.alice.addr, s.one.addr);
+    s.router_a.reboot();
+    s.alice.line("list");
+    s.alice.expect("users");
+    let after = s.router_a.wait_for_mapping(s.alice.addr, s.one.addr);
+    assert_ne!(before, after);
+    let (path, message) = send(&mut s.bob, &mut s.alice, "alice", "after the reboot");
+    assert_eq!(path, "direct");
+    assert_eq!(message["from"], "bob");
+    let (path, message) = send(&mut s.alice, &mut s.bob, "bob", "and back");
+    assert_eq!(path, "direct");
+    assert_eq!(addr_of(&message).ip(), after.ip());
+}

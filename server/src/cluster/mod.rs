@@ -65,6 +65,9 @@ pub enum Event {
     SignedIn { node: String, user: String },
     /// `user` signed out of `node`.
     SignedOut { node: String, user: String },
+    /// The path of `user`'s client on `node` moved (its NAT gave it
+    /// another port, it roamed): read its `signed_in` row again.
+    Moved { node: String, user: String },
     /// `node` is gone, and everyone signed in there.
     NodeDown { node: String },
     /// `node` asks `to` whether `user`'s client there still answers.
@@ -123,6 +126,7 @@ impl Event {
         match self {
             Event::SignedIn { node, .. }
             | Event::SignedOut { node, .. }
+            | Event::Moved { node, .. }
             | Event::NodeDown { node }
             | Event::Probe { node, .. }
             | Event::Probed { node, .. }
@@ -146,6 +150,8 @@ pub enum Heard {
 enum Write {
     SignedIn(String, PeerId),
     SignedOut(String),
+    /// The client signed in as the user on that session is elsewhere now.
+    Moved(String, PeerId),
     /// Everything before is written (or failed): say so.
     Settled(oneshot::Sender<()>),
 }
@@ -216,6 +222,12 @@ impl Cluster {
             (false, _) => Write::SignedOut(change.user.clone()),
         };
         let _ = self.writes.send(write);
+    }
+
+    /// The path of the session `peer`, signed in as `user` here, moved:
+    /// the others' `lookup` gives its new address once written.
+    pub fn moved_here(&self, user: &str, peer: PeerId) {
+        let _ = self.writes.send(Write::Moved(user.to_string(), peer));
     }
 
     /// Resolves once every sign-in and sign-out so far is written.
@@ -324,6 +336,15 @@ impl Cluster {
                     let local = server.presence().lock().local_of(peer);
                     blocking(move || store.publish_sign_in(&user, addr, &local)).await
                 }
+                Write::Moved(user, peer) => {
+                    if server.presence().lock().user_at(peer) != Some(user.as_str()) {
+                        continue;
+                    }
+                    let Some(addr) = server.peer_addr(peer).await else {
+                        continue;
+                    };
+                    blocking(move || store.publish_moved(&user, addr)).await
+                }
                 Write::Settled(done) => {
                     let _ = done.send(());
                     continue;
@@ -375,6 +396,15 @@ impl Cluster {
                 }
             }
             Event::SignedOut { node, user } => server.signed_out_elsewhere(&user, &node),
+            Event::Moved { node, user } => {
+                let store = self.store.clone();
+                let asked = user.clone();
+                match blocking(move || store.where_signed_in(&asked)).await {
+                    Ok(Some(row)) if row.node == node => server.moved_elsewhere(row),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(user, "cluster: cannot read a move: {}", e.message),
+                }
+            }
             Event::NodeDown { node } => server.node_gone(&node),
             Event::Probe { node, to, user, id } if to == self.node() => {
                 let (cluster, server) = (self.clone(), server.clone());
@@ -649,6 +679,13 @@ mod tests {
         assert_eq!(
             Event::decode(r#"{"k":"node-down","node":"a1"}"#),
             Some(Event::NodeDown { node: "a1".into() })
+        );
+        assert_eq!(
+            Event::decode(r#"{"k":"moved","node":"a1","user":"bob"}"#),
+            Some(Event::Moved {
+                node: "a1".into(),
+                user: "bob".into()
+            })
         );
         assert_eq!(Event::decode(r#"{"k":"launch-missiles"}"#), None);
         assert_eq!(Event::decode("not json"), None);

@@ -165,6 +165,28 @@ impl PgStore {
         })
     }
 
+    /// The client signed in as `user` here is at `addr` now (if the row is
+    /// still this node's), telling everyone.
+    pub fn publish_moved(&self, user: &str, addr: SocketAddr) -> Result<(), StoreError> {
+        let event = Event::Moved {
+            node: self.node().to_string(),
+            user: user.to_string(),
+        }
+        .encode();
+        self.run(async {
+            self.execute(
+                "WITH moved AS (
+                        UPDATE signed_in SET client_addr = $3
+                        WHERE user_name = $1 AND node = $2
+                        RETURNING user_name)
+                     SELECT pg_notify($4, $5) FROM moved",
+                &[&user, &self.node(), &addr.to_string(), &CHANNEL, &event],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     /// Sends `event` to every node.
     pub fn notify(&self, event: &Event) -> Result<(), StoreError> {
         let event = event.encode();
