@@ -95,10 +95,25 @@ struct NodesArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+struct RpcArgs {
+    /// Also on N server nodes sharing one PostgreSQL (clients alternating
+    /// between them, each looking up a user on the next node), against one
+    /// SQLite node and one PostgreSQL node in the same run (as `nodes`).
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
 struct FanoutArgs {
     /// Group sizes (members in all, the sender included) [default: 10,100,1000; quick 10].
     #[arg(long, value_delimiter = ',')]
     members: Vec<usize>,
+    /// On N server nodes sharing one PostgreSQL instead (the sender alone
+    /// on the first, every other member on the others, so that every
+    /// delivery crosses nodes), against one SQLite node and one PostgreSQL
+    /// node in the same run (as `nodes`) [default members: 10,100].
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
     /// Messages not yet at every member, at most (per sender).
     #[arg(long, default_value_t = 8)]
     inflight: usize,
@@ -203,7 +218,7 @@ enum Scenario {
     /// The baseline: a minimal UDP echo server, same load, same sizes.
     UdpEcho,
     /// Signed-in clients asking `list` and `lookup` as fast as replies come.
-    Rpc,
+    Rpc(RpcArgs),
     /// New encrypted sessions per second, against the P-384 bound.
     Handshake,
     /// The rpc p99 with and without sign-ins (argon2) at a fixed rate.
@@ -323,6 +338,15 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
         let (inflight, senders) = (args.inflight, usize::from(args.senders));
         async move { scenarios::fanout::run(ctx, &members, inflight, senders, irc).await }
     };
+    let nodes_members = |members: &[usize]| {
+        if !members.is_empty() {
+            members.to_vec()
+        } else if quick {
+            vec![10]
+        } else {
+            scenarios::nodes::MEMBERS.to_vec()
+        }
+    };
     let storm_rate = |args: &StormArgs| args.rate.unwrap_or(if quick { 5.0 } else { 10.0 });
     let presence_counts = |args: &PresenceArgs| {
         if !args.counts.is_empty() {
@@ -380,7 +404,24 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
     };
     match scenario {
         Scenario::UdpEcho => vec![settle("udp-echo", scenarios::udp_echo::run(ctx).await)],
-        Scenario::Rpc => vec![settle("rpc", scenarios::rpc::run(ctx).await)],
+        Scenario::Rpc(RpcArgs { nodes: None }) => {
+            vec![settle("rpc", scenarios::rpc::run(ctx).await)]
+        }
+        Scenario::Rpc(RpcArgs { nodes: Some(n) }) => vec![settle(
+            "rpc-nodes",
+            scenarios::nodes::run(ctx, n, &[], scenarios::nodes::Parts::Rpc).await,
+        )],
+        Scenario::Fanout(FanoutArgs {
+            nodes: Some(n),
+            members,
+            ..
+        }) => {
+            let members = nodes_members(&members);
+            vec![settle(
+                "fanout-nodes",
+                scenarios::nodes::run(ctx, n, &members, scenarios::nodes::Parts::Fanout).await,
+            )]
+        }
         Scenario::Handshake => vec![settle("handshake", scenarios::handshake::run(ctx).await)],
         Scenario::SigninStorm(args) => vec![settle(
             "signin-storm",
@@ -392,16 +433,11 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
         )],
         Scenario::Fanout(args) => vec![settle("fanout", fanout(&args).await)],
         Scenario::Nodes(args) => {
-            let members = if !args.members.is_empty() {
-                args.members.clone()
-            } else if quick {
-                vec![10]
-            } else {
-                scenarios::nodes::MEMBERS.to_vec()
-            };
+            let members = nodes_members(&args.members);
             vec![settle(
                 "nodes",
-                scenarios::nodes::run(ctx, args.nodes, &members).await,
+                scenarios::nodes::run(ctx, args.nodes, &members, scenarios::nodes::Parts::Both)
+                    .await,
             )]
         }
         Scenario::Conversation(args) => vec![settle(

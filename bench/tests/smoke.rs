@@ -240,35 +240,43 @@ fn quick_fanout_with_several_senders_delivers_everyones_messages_to_everyone_els
     );
 }
 
-#[test]
-fn quick_nodes_measures_one_node_and_several_side_by_side() {
-    let Some(cluster) = udpchat_tests::postgres::cluster() else {
-        return;
-    };
+/// `udpchat-bench --quick SCENARIO --nodes 2 ARGS` on the tests'
+/// PostgreSQL: its report (`REPORT.json`); None without PostgreSQL.
+fn quick_on_nodes(scenario: &str, extra: &[&str], report: &str) -> Option<Value> {
+    let cluster = udpchat_tests::postgres::cluster()?;
     let out = tempfile::tempdir().expect("temp dir");
     let output = Command::new(env!("CARGO_BIN_EXE_udpchat-bench"))
-        .args(["--quick", "nodes", "--no-progress", "--out"])
+        .args(["--quick", scenario, "--no-progress", "--out"])
         .arg(out.path())
         .arg("--server-bin")
         .arg(server_binary())
         .args(["--duration", "0.5", "--warmup", "0.1", "--clients", "4"])
-        .args(["--nodes", "2", "--members", "4"])
+        .args(["--nodes", "2"])
+        .args(extra)
         .env("UDPCHAT_TEST_DATABASE", cluster)
         .output()
         .expect("run udpchat-bench");
     assert!(
         output.status.success(),
-        "udpchat-bench nodes failed:\n{}\n{}",
+        "udpchat-bench {scenario} --nodes 2 failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = std::fs::read_to_string(out.path().join("nodes.json")).expect("the report");
-    let nodes: Value = serde_json::from_str(&text).expect("JSON");
-    assert_eq!(nodes["available"], true, "{nodes}");
-    let rows = nodes["rows"].as_array().expect("rows");
+    let text =
+        std::fs::read_to_string(out.path().join(format!("{report}.json"))).expect("the report");
+    let report: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(report["available"], true, "{report}");
+    Some(report)
+}
+
+/// Each of `what` on one SQLite node, one PostgreSQL node and two, with
+/// its ratio to the SQLite row, and nothing else.
+fn check_deployments(report: &Value, what: &[&str]) {
+    let rows = report["rows"].as_array().expect("rows");
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(rows.len(), 3 * what.len(), "{names:?}");
     for deployment in ["sqlite 1 node", "postgres 1 node", "postgres 2 nodes"] {
-        for what in ["list", "lookup", "fanout M=4"] {
+        for what in what {
             let name = format!("{deployment}: {what}");
             let row = rows
                 .iter()
@@ -279,4 +287,14 @@ fn quick_nodes_measures_one_node_and_several_side_by_side() {
             assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
         }
     }
+}
+
+#[test]
+fn quick_rpc_and_fanout_on_nodes_measure_one_node_and_several_side_by_side() {
+    let Some(rpc) = quick_on_nodes("rpc", &[], "rpc-nodes") else {
+        return;
+    };
+    check_deployments(&rpc, &["list", "lookup"]);
+    let fanout = quick_on_nodes("fanout", &["--members", "4"], "fanout-nodes").unwrap();
+    check_deployments(&fanout, &["fanout M=4"]);
 }

@@ -19,28 +19,62 @@ use crate::server::Target;
 
 /// Nodes in the several-node deployment [default].
 pub const NODES: usize = 3;
+
+/// What to measure on each deployment: `nodes` does both; `rpc --nodes N`
+/// and `fanout --nodes N` one each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    Both,
+    Rpc,
+    Fanout,
+}
+
+impl Parts {
+    fn rpc(self) -> bool {
+        self != Parts::Fanout
+    }
+
+    fn fanout(self) -> bool {
+        self != Parts::Rpc
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Parts::Both => "nodes",
+            Parts::Rpc => "rpc-nodes",
+            Parts::Fanout => "fanout-nodes",
+        }
+    }
+}
 /// Group sizes measured [default; quick: 10].
 pub const MEMBERS: [usize; 2] = [10, 100];
 
-pub async fn run(ctx: &Ctx, nodes: usize, members: &[usize]) -> anyhow::Result<Report> {
+pub async fn run(
+    ctx: &Ctx,
+    nodes: usize,
+    members: &[usize],
+    parts: Parts,
+) -> anyhow::Result<Report> {
     let nodes = nodes.max(2);
+    let members = if parts.fanout() { members } else { &[] };
     let mut report = Report::new(
-        "nodes",
+        parts.name(),
         params_with(
             ctx,
             serde_json::json!({ "nodes": nodes, "members": members }),
         ),
     );
     let one = ctx.server()?;
-    let sqlite = deployment_rows(ctx, &[one], members, "sqlite 1 node").await?;
+    let sqlite = deployment_rows(ctx, &[one], members, parts, "sqlite 1 node").await?;
     let Some(db1) = udpchat_tests::postgres::scratch_database() else {
         anyhow::bail!("no PostgreSQL: set UDPCHAT_TEST_DATABASE or install PostgreSQL");
     };
     let pg1 = ctx.source.start_nodes(1, &db1.url)?;
-    let pg1 = deployment_rows(ctx, &pg1, members, "postgres 1 node").await?;
+    let pg1 = deployment_rows(ctx, &pg1, members, parts, "postgres 1 node").await?;
     let db_n = udpchat_tests::postgres::scratch_database().expect("the cluster is there");
     let pg_n = ctx.source.start_nodes(nodes, &db_n.url)?;
-    let pg_n = deployment_rows(ctx, &pg_n, members, &format!("postgres {nodes} nodes")).await?;
+    let label = format!("postgres {nodes} nodes");
+    let pg_n = deployment_rows(ctx, &pg_n, members, parts, &label).await?;
     for (i, row) in sqlite.iter().enumerate() {
         report.rows.push(row.clone().against(Some(row)));
         for other in [&pg1, &pg_n] {
@@ -55,13 +89,48 @@ pub async fn run(ctx: &Ctx, nodes: usize, members: &[usize]) -> anyhow::Result<R
     Ok(report)
 }
 
-/// `list`, `lookup` and fanout rows on one deployment (its nodes).
+/// `list`, `lookup` and fanout rows on one deployment (its nodes), those
+/// `parts` asks for.
 async fn deployment_rows(
     ctx: &Ctx,
     nodes: &[Target],
     members: &[usize],
+    parts: Parts,
     label: &str,
 ) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if parts.rpc() {
+        rows.extend(rpc_rows(ctx, nodes, label).await?);
+    }
+    let n = nodes.len();
+    // The sender (member 0) on node 0; the others on the other nodes.
+    let place = move |i: usize| {
+        if i == 0 || n == 1 {
+            0
+        } else {
+            1 + (i - 1) % (n - 1)
+        }
+    };
+    let plan = crate::load::Plan {
+        window: 8,
+        ..ctx.plan()
+    };
+    let fanout = super::fanout::group_rows(
+        ctx,
+        nodes,
+        &place,
+        members,
+        1,
+        plan,
+        &format!("{label}: fanout"),
+    )
+    .await?;
+    rows.extend(fanout);
+    Ok(rows)
+}
+
+/// `list` and `lookup` with clients alternating between the nodes.
+async fn rpc_rows(ctx: &Ctx, nodes: &[Target], label: &str) -> anyhow::Result<Vec<Row>> {
     let mut clients: Vec<SimClient> = Vec::new();
     let per_node = ctx.clients.div_ceil(nodes.len());
     let signed_up: Vec<Vec<SimClient>> = {
@@ -98,30 +167,5 @@ async fn deployment_rows(
         true,
     )
     .await;
-    let n = nodes.len();
-    // The sender (member 0) on node 0; the others on the other nodes.
-    let place = move |i: usize| {
-        if i == 0 || n == 1 {
-            0
-        } else {
-            1 + (i - 1) % (n - 1)
-        }
-    };
-    let plan = crate::load::Plan {
-        window: 8,
-        ..ctx.plan()
-    };
-    let fanout = super::fanout::group_rows(
-        ctx,
-        nodes,
-        &place,
-        members,
-        1,
-        plan,
-        &format!("{label}: fanout"),
-    )
-    .await?;
-    let mut rows = vec![list, lookup];
-    rows.extend(fanout);
-    Ok(rows)
+    Ok(vec![list, lookup])
 }
