@@ -241,16 +241,25 @@ impl GroupStore for PgStore {
         keep: usize,
     ) -> Result<Appended, StoreError> {
         self.run(async {
+            // Four round trips: BEGIN; the group's lock and its members
+            // (pipelined: the members are read once the lock is held);
+            // the insert, its NOTIFY and the trim (pipelined, in that
+            // order); COMMIT.
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            lock_group(&tx, group).await?;
-            let members: Vec<(String, u64)> = tx
-                .cached_query(
-                    "SELECT user_name, cursor FROM group_members WHERE group_name = $1
-                     ORDER BY user_name",
-                    &[&group],
-                )
-                .await?
+            let (_, members) = tokio::try_join!(
+                lock_group(&tx, group),
+                async {
+                    tx.cached_query(
+                        "SELECT user_name, cursor FROM group_members WHERE group_name = $1
+                         ORDER BY user_name",
+                        &[&group],
+                    )
+                    .await
+                    .map_err(StoreError::from)
+                }
+            )?;
+            let members: Vec<(String, u64)> = members
                 .iter()
                 .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
                 .collect();
@@ -263,34 +272,45 @@ impl GroupStore for PgStore {
             let senders: Vec<&str> = accepted.iter().map(|d| d.from.as_str()).collect();
             let texts: Vec<&str> = accepted.iter().map(|d| d.text.as_str()).collect();
             let times: Vec<i64> = accepted.iter().map(|d| d.time_ms as i64).collect();
-            let mut seqs: Vec<i64> = tx
-                .cached_query(
-                    "INSERT INTO group_messages (group_name, sender, text, sent_at_ms)
-                     SELECT $1, d.sender, d.text, d.sent_at_ms
-                     FROM unnest($2::text[], $3::text[], $4::bigint[])
-                          WITH ORDINALITY AS d(sender, text, sent_at_ms, n)
-                     ORDER BY d.n
-                     RETURNING seq",
-                    &[&group, &senders, &texts, &times],
-                )
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            seqs.sort_unstable();
-            if !seqs.is_empty() {
-                // Members on the other nodes get these from the log.
-                let event = crate::cluster::Event::Appended {
-                    node: self.node().to_string(),
-                    group: group.to_string(),
+            let keep = keep as i64;
+            let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&group, &senders, &texts, &times];
+            let trim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&group, &keep];
+            let insert = tx.cached_query(
+                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms)
+                 SELECT $1, d.sender, d.text, d.sent_at_ms
+                 FROM unnest($2::text[], $3::text[], $4::bigint[])
+                      WITH ORDINALITY AS d(sender, text, sent_at_ms, n)
+                 ORDER BY d.n
+                 RETURNING seq",
+                &insert_params,
+            );
+            // Members on the other nodes get these from the log.
+            let event = crate::cluster::Event::Appended {
+                node: self.node().to_string(),
+                group: group.to_string(),
+            }
+            .encode();
+            let notify = async {
+                if accepted.is_empty() {
+                    return Ok(0);
                 }
-                .encode();
                 tx.cached_execute(
                     "SELECT pg_notify($1, $2)",
                     &[&crate::cluster::CHANNEL, &event],
                 )
-                .await?;
-            }
+                .await
+            };
+            // The newest `keep` stay, as in SQLite (run after the insert).
+            let trim = tx.cached_execute(
+                "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
+                    SELECT seq FROM group_messages WHERE group_name = $1
+                    ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                &trim_params,
+            );
+            let (inserted, _, _) = tokio::try_join!(insert, notify, trim)?;
+            let mut seqs: Vec<i64> = inserted.iter().map(|row| row.get(0)).collect();
+            seqs.sort_unstable();
             let mut seqs = seqs.into_iter();
             let appended = drafts
                 .iter()
@@ -311,14 +331,6 @@ impl GroupStore for PgStore {
                     })
                 })
                 .collect();
-            // The newest `keep` stay, as in SQLite.
-            tx.cached_execute(
-                "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
-                    SELECT seq FROM group_messages WHERE group_name = $1
-                    ORDER BY seq DESC LIMIT 1 OFFSET $2)",
-                &[&group, &(keep as i64)],
-            )
-            .await?;
             tx.commit().await?;
             Ok((appended, members))
         })
