@@ -8,7 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::postgres::{scratch_database, ScratchDatabase};
-use crate::{binary, Server};
+use crate::{binary, take, Client, Server};
+
+/// Two nodes, with alice signed up on the first and bob on the second
+/// (alice has heard that bob came).
+pub struct AliceAndBob {
+    pub alice: Client,
+    pub bob: Client,
+    pub one: Server,
+    pub two: Server,
+}
 
 /// One deployment: its data dir (the first node's, holding the server key
 /// every node shares) and, on PostgreSQL, its database.
@@ -110,6 +119,24 @@ impl Deployment {
         args.push("--key".into());
         args.push(self.data_dir().join("server.priv").into());
         (dir, args)
+    }
+
+    /// Starts two nodes and signs up alice on the first and bob on the
+    /// second; returns once alice heard bob come (presence across nodes).
+    pub fn alice_and_bob_on_two_nodes(&self) -> AliceAndBob {
+        let one = self.start(&[]);
+        let two = self.start_node("two", &[]);
+        let mut alice = Client::sign_up(one.addr, "alice");
+        let bob = Client::sign_up(two.addr, "bob");
+        take(&mut alice, "presence", |e| {
+            e["user"] == "bob" && e["online"] == true
+        });
+        AliceAndBob {
+            alice,
+            bob,
+            one,
+            two,
+        }
     }
 
     /// Runs `udpchat-server ARGS` (an operator's command: `user ...`,

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use udpchat_tests::deployment::Deployment;
+use udpchat_tests::deployment::{AliceAndBob, Deployment};
 use udpchat_tests::{no_more_group_messages, one_order_once_each, password, take, Client};
 
 #[test]
@@ -18,14 +18,13 @@ fn users_on_different_nodes_list_each_other_message_directly_and_see_each_other_
     let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let one = deployment.start(&[]);
-    let two = deployment.start_node("two", &[]);
-    let mut alice = Client::sign_up(one.addr, "alice");
-    let mut bob = Client::sign_up(two.addr, "bob");
-
     // alice, on node one, hears that bob signed in on node two.
-    let online = take(&mut alice, "presence", |e| e["user"] == "bob");
-    assert_eq!(online["online"], true);
+    let AliceAndBob {
+        mut alice,
+        mut bob,
+        one: _one,
+        two: _two,
+    } = deployment.alice_and_bob_on_two_nodes();
     alice.line("list");
     assert_eq!(alice.expect("users")["users"], json!(["bob"]));
     bob.line("list");

@@ -5,7 +5,7 @@
 //! and, on PostgreSQL, each node's load as of its last heartbeat.
 
 use serde_json::json;
-use udpchat_tests::deployment::Deployment;
+use udpchat_tests::deployment::{AliceAndBob, Deployment};
 use udpchat_tests::operations::{metric, read_until};
 use udpchat_tests::{on_every_store, take, Client};
 
@@ -89,11 +89,12 @@ fn status_shows_each_nodes_load_from_its_heartbeat() {
     let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let one = deployment.start(&[]);
-    let two = deployment.start_node("two", &[]);
-    let mut alice = Client::sign_up(one.addr, "alice");
-    let mut bob = Client::sign_up(two.addr, "bob");
-    take(&mut alice, "presence", |e| e["user"] == "bob");
+    let AliceAndBob {
+        mut alice,
+        mut bob,
+        one: _one,
+        two: _two,
+    } = deployment.alice_and_bob_on_two_nodes();
     alice.line("group create pals bob");
     alice.expect("group-created");
     take(&mut bob, "groups", |e| e["groups"] == json!(["pals"]));

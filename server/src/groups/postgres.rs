@@ -247,18 +247,15 @@ impl GroupStore for PgStore {
             // order); COMMIT.
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            let (_, members) = tokio::try_join!(
-                lock_group(&tx, group),
-                async {
-                    tx.cached_query(
-                        "SELECT user_name, cursor FROM group_members WHERE group_name = $1
+            let (_, members) = tokio::try_join!(lock_group(&tx, group), async {
+                tx.cached_query(
+                    "SELECT user_name, cursor FROM group_members WHERE group_name = $1
                          ORDER BY user_name",
-                        &[&group],
-                    )
-                    .await
-                    .map_err(StoreError::from)
-                }
-            )?;
+                    &[&group],
+                )
+                .await
+                .map_err(StoreError::from)
+            })?;
             let members: Vec<(String, u64)> = members
                 .iter()
                 .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
