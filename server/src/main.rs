@@ -60,6 +60,10 @@ struct Cli {
     /// ADDR private (e.g. 127.0.0.1:9590): it has no authentication
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// CA certificates (PEM) to verify PostgreSQL's certificate with, over
+    /// TLS (`sslmode=require` in the URL), beside the system's roots
+    #[arg(long, value_name = "FILE", env = "UDPCHAT_DATABASE_CA", global = true)]
+    database_ca: Option<PathBuf>,
     /// The server's private key (PKCS#8 PEM); default DATA_DIR/server.priv,
     /// made on first start.
     #[arg(long, value_name = "FILE")]
@@ -122,7 +126,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -132,17 +136,17 @@ fn main() -> anyhow::Result<()> {
         .init();
     udpchat_commands::link();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    match cli.command {
+    match cli.command.take() {
         Some(Command::User(command)) => {
-            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let store = open_store(&cli)?;
             runtime.block_on(operator::run(store, command))
         }
         Some(Command::Group(command)) => {
-            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let store = open_store(&cli)?;
             groups::admin::run(&*store, command)
         }
         Some(Command::Migrate) => {
-            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let store = open_store(&cli)?;
             println!(
                 "{}: schema at version {}",
                 store.describe(),
@@ -151,7 +155,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Status) => {
-            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let store = open_store(&cli)?;
             let postgres = store.clone().postgres();
             for line in cluster::status(&*store, postgres.as_deref())? {
                 println!("{line}");
@@ -160,10 +164,19 @@ fn main() -> anyhow::Result<()> {
         }
         None => {
             // Opened before the runtime's tasks start: opening blocks.
-            let store = store::open(cli.database.as_deref(), &cli.data_dir)?;
+            let store = open_store(&cli)?;
             runtime.block_on(serve(cli, store))
         }
     }
+}
+
+/// The store the command line names.
+fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn store::Backend>> {
+    store::open(
+        cli.database.as_deref(),
+        cli.database_ca.as_deref(),
+        &cli.data_dir,
+    )
 }
 
 async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {

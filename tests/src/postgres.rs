@@ -96,19 +96,76 @@ pub fn cluster() -> Option<&'static str> {
 /// Starts a cluster with `.ci/postgres.sh`, stopped when this process
 /// exits.
 fn start_cluster() -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh");
     let dir = std::env::temp_dir().join(format!("udpchat-pg-test.{}", std::process::id()));
+    postgres_sh(&dir, &[])
+}
+
+/// `.ci/postgres.sh start DIR --until THIS-PROCESS EXTRA`: the URL it
+/// printed, or why it failed.
+fn postgres_sh(dir: &Path, extra: &[&str]) -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg("start")
-        .arg(&dir)
+        .arg(dir)
         .args(["--until", &std::process::id().to_string()])
+        .args(extra)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A cluster of its own that takes TCP connections on 127.0.0.1 over TLS
+/// only, with a certificate signed by a CA made for it; stopped when
+/// dropped.
+pub struct TlsCluster {
+    /// `postgres://udpchat@127.0.0.1:PORT/postgres?sslmode=require`.
+    pub url: String,
+    /// The CA's certificate (PEM), which verifies the cluster's.
+    pub ca: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl TlsCluster {
+    /// Starts one, or `None` (said loudly) where PostgreSQL cannot be
+    /// started; where CI gave a PostgreSQL (`UDPCHAT_TEST_DATABASE`), one
+    /// that cannot be started is a failure.
+    pub fn start() -> Option<TlsCluster> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        cluster()?;
+        let dir = std::env::temp_dir().join(format!(
+            "udpchat-pg-tls.{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A port free now (a cluster started beside may take it first:
+        // then the script fails, and so does the test, saying why).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = postgres_sh(&dir, &["--tls", &port.to_string()])
+            .unwrap_or_else(|why| panic!("cannot start PostgreSQL with TLS: {why}"));
+        Some(TlsCluster {
+            url,
+            ca: dir.join("ca.crt"),
+            dir,
+        })
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh");
+        let _ = Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
 }
 
 /// Runs one statement with `psql`; its rows, unaligned.

@@ -10,6 +10,8 @@
 //! pushes and take-over of a sign-in. These tests use only what the shared
 //! store gives.
 
+use std::process::Command;
+
 use serde_json::json;
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::{binary, password, Client};
@@ -161,5 +163,89 @@ fn what_one_node_stored_is_there_for_a_user_who_signs_in_on_another() {
     assert!(
         later["seq"].as_u64() > sent["seq"].as_u64(),
         "{later} {sent}"
+    );
+}
+
+#[test]
+fn a_database_over_tls_is_verified_before_anything_is_sent() {
+    let Some(tls) = udpchat_tests::postgres::TlsCluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |extra: &[&str]| {
+        Command::new(binary("udpchat-server"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--database", &tls.url])
+            .args(extra)
+            .arg("migrate")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run udpchat-server")
+    };
+    // Without the CA that signed it, the database's certificate is not
+    // trusted: nothing is sent, and the operator is told why in one line.
+    let out = migrate(&[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let port = tls
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert_eq!(
+        stderr.lines().next(),
+        Some(
+            format!(
+                "Error: no connection to PostgreSQL: 127.0.0.1:{port}/postgres: invalid peer certificate: UnknownIssuer"
+            )
+            .as_str()
+        ),
+        "{stderr}"
+    );
+
+    // With it, the server runs on that database: a user signs up and is
+    // listed, over TLS.
+    let ca = tls.ca.to_str().unwrap();
+    let out = migrate(&["--database-ca", ca]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = udpchat_tests::Server::start_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--database", &tls.url, "--database-ca", ca],
+    );
+    let mut alice = Client::sign_up(server.addr, "alice");
+    drop(Client::sign_up(server.addr, "bob"));
+    alice.line("group create pals bob");
+    alice.expect("group-created");
+    let users = Command::new(binary("udpchat-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database", &tls.url, "--database-ca", ca, "user", "list"])
+        .output()
+        .expect("run udpchat-server");
+    assert_eq!(String::from_utf8_lossy(&users.stdout), "alice\nbob\n");
+
+    // The cluster takes no plain TCP (the URL without sslmode=require is
+    // refused), so what worked above went over TLS.
+    let plain = tls.url.split('?').next().unwrap();
+    let out = Command::new(binary("udpchat-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database", plain, "migrate"])
+        .output()
+        .expect("run udpchat-server");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no encryption"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -251,10 +251,14 @@ impl PgStore {
     /// again). A lost connection is made again after `retry`.
     pub fn listen(&self, retry: Duration) -> mpsc::UnboundedReceiver<Heard> {
         let (heard, events) = mpsc::unbounded_channel();
-        let config = self.config().clone();
+        let (config, tls) = (self.config().clone(), self.tls().cloned());
         self.spawn(async move {
             while !heard.is_closed() {
-                if let Err(e) = listen_once(&config, &heard).await {
+                let listened = match tls.clone() {
+                    Some(tls) => listen_once(&config, tls, &heard).await,
+                    None => listen_once(&config, NoTls, &heard).await,
+                };
+                if let Err(e) = listened {
                     tracing::warn!("cluster: not listening to the other nodes: {e}");
                 }
                 tokio::time::sleep(retry).await;
@@ -265,11 +269,16 @@ impl PgStore {
 }
 
 /// Listens until the connection breaks or nobody hears any more.
-async fn listen_once(
+async fn listen_once<T>(
     config: &tokio_postgres::Config,
+    tls: T,
     heard: &mpsc::UnboundedSender<Heard>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+) -> Result<(), tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (messages, mut incoming) = mpsc::unbounded_channel();
     // The connection is driven here; its notifications come out below.
     let driver = tokio::spawn(async move {

@@ -15,6 +15,7 @@ mod postgres;
 mod sqlite;
 #[cfg(test)]
 pub mod testing;
+mod tls;
 
 pub(crate) use postgres::Cached;
 pub use postgres::PgStore;
@@ -157,11 +158,19 @@ impl Totals {
 
 /// The store `database` names (`postgres://...`, or `sqlite:PATH`), or
 /// without one the SQLite file in `data_dir`. Opening migrates the schema.
-pub fn open(database: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+/// `database_ca`: CA certificates to verify PostgreSQL's with over TLS.
+pub fn open(
+    database: Option<&str>,
+    database_ca: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn Backend>> {
     use anyhow::Context as _;
     let store: Arc<dyn Backend> = match database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgStore::open(url)?)
+            Arc::new(PgStore::open(url, database_ca)?)
+        }
+        _ if database_ca.is_some() => {
+            anyhow::bail!("--database-ca is for a PostgreSQL database (--database postgres://...)")
         }
         Some(url) if url.starts_with("sqlite:") => {
             let path = Path::new(&url["sqlite:".len()..]);

@@ -126,13 +126,17 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// Where, for messages: host, port and database, never the password.
     target: String,
+    /// TLS, when the URL asks for it (`sslmode=require`: see `tls`).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`,
-    /// or libpq's `key=value` form) and migrates its schema to this build's
-    /// version. Refuses a schema newer than this build.
-    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+    /// or libpq's `key=value` form; with `sslmode=require`, over TLS,
+    /// verified against the system's roots and the CA certificates in
+    /// `ca`) and migrates its schema to this build's version. Refuses a
+    /// schema newer than this build.
+    pub fn open(url: &str, ca: Option<&std::path::Path>) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Config(format!("the database URL: {e}")))?;
@@ -144,18 +148,19 @@ impl PgStore {
         }
         config.application_name("udpchat-server");
         let target = describe(&config);
+        let tls = super::tls::connector(&config, ca)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("udpchat-postgres")
             .enable_all()
             .build()?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(TIMEOUT))
@@ -170,6 +175,7 @@ impl PgStore {
             config,
             runtime: Some(runtime),
             target,
+            tls,
         };
         store.run(store.migrate()).map_err(|e| match e {
             StoreError::Unreachable(why) => {
@@ -202,6 +208,11 @@ impl PgStore {
     /// The connection settings.
     pub(crate) fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// The TLS connector, when the database is reached over TLS.
+    pub(crate) fn tls(&self) -> Option<&tokio_postgres_rustls::MakeRustlsConnect> {
+        self.tls.as_ref()
     }
 
     /// Spawns `task` on the store's runtime (a task that talks to the

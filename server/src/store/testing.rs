@@ -16,14 +16,14 @@ pub struct PgScratch {
 impl PgScratch {
     /// Another store on the same database: another server node.
     pub fn another_node(&self) -> PgStore {
-        PgStore::open(&self._database.url).expect("the scratch database opens")
+        PgStore::open(&self._database.url, None).expect("the scratch database opens")
     }
 }
 
 /// A store on a new PostgreSQL database, or `None` if there is none here.
 pub fn postgres() -> Option<PgScratch> {
     let database = scratch_database()?;
-    let store = PgStore::open(&database.url).expect("the scratch database opens");
+    let store = PgStore::open(&database.url, None).expect("the scratch database opens");
     Some(PgScratch {
         store,
         _database: database,
