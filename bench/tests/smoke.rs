@@ -290,11 +290,13 @@ fn check_deployments(report: &Value, what: &[&str]) {
 }
 
 #[test]
-fn quick_rpc_and_fanout_on_nodes_measure_one_node_and_several_side_by_side() {
+fn quick_rpc_fanout_and_nodes_measure_one_node_and_several_side_by_side() {
     let Some(rpc) = quick_on_nodes("rpc", &[], "rpc-nodes") else {
         return;
     };
     check_deployments(&rpc, &["list", "lookup"]);
     let fanout = quick_on_nodes("fanout", &["--members", "4"], "fanout-nodes").unwrap();
     check_deployments(&fanout, &["fanout M=4"]);
+    let nodes = quick_on_nodes("nodes", &["--members", "4"], "nodes").unwrap();
+    check_deployments(&nodes, &["list", "lookup", "sign-in at 5/s", "fanout M=4"]);
 }

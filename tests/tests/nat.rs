@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use serde_json::{json, Value};
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::nat::{self, Nat, Router, Topology};
+use udpchat_tests::operations::read_until;
 use udpchat_tests::{take, Client, Server};
 
 /// A message's `addr` field: where its sender's client was seen.
@@ -521,7 +522,7 @@ struct TwoNodes {
     _router_b: Router,
     /// Last, so that they go after the processes in them.
     _net: Topology,
-    _deployment: Deployment,
+    deployment: Deployment,
 }
 
 fn two_nodes(nats: [Nat; 2]) -> Option<TwoNodes> {
@@ -550,7 +551,7 @@ fn two_nodes(nats: [Nat; 2]) -> Option<TwoNodes> {
         _two: two,
         _router_b: router_b,
         _net: net,
-        _deployment: deployment,
+        deployment,
     })
 }
 
@@ -615,6 +616,16 @@ fn a_nat_that_forgets_its_mappings_does_not_end_a_conversation_across_nodes() {
     s.alice.expect("users");
     let after = s.router_a.wait_for_mapping(s.alice.addr, s.one.addr);
     assert_ne!(before, after);
+    // Node one follows her there and writes it down for the others.
+    let db = s.deployment.database().unwrap();
+    read_until("alice's new address in the database", || {
+        let row = db.query("SELECT client_addr FROM signed_in WHERE user_name = 'alice'");
+        if row == after.to_string() {
+            Ok(())
+        } else {
+            Err(row)
+        }
+    });
     let (path, message) = send(&mut s.bob, &mut s.alice, "alice", "after the reboot");
     assert_eq!(path, "direct");
     assert_eq!(message["from"], "bob");

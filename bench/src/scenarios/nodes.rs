@@ -5,8 +5,11 @@
 //! between the nodes, and each looks up a user on the next node), and
 //! `fanout` with the sender alone on the first node and every other member
 //! on the others, so that every delivery crosses nodes (through the
-//! database: a commit, a NOTIFY, a read of the log on each other node).
-//! Each row's ratio is to the same row on one SQLite node.
+//! database: a commit, a NOTIFY, a read of the log on each other node);
+//! and sign-ins at a fixed rate, by accounts spread over the nodes (each
+//! an argon2 verification, the shared attempt counts, the `signed_in` row
+//! and its NOTIFY, read by every other node). Each row's ratio is to the
+//! same row on one SQLite node.
 //!
 //! PostgreSQL: a database of its own per deployment, on the cluster
 //! `UDPCHAT_TEST_DATABASE` names, or on a throw-away cluster started with
@@ -20,8 +23,11 @@ use crate::server::Target;
 /// Nodes in the several-node deployment [default].
 pub const NODES: usize = 3;
 
-/// What to measure on each deployment: `nodes` does both; `rpc --nodes N`
-/// and `fanout --nodes N` one each.
+/// Sign-ins per second during the sign-in rows [default; quick: 5].
+pub const SIGNIN_RATE: f64 = 10.0;
+
+/// What to measure on each deployment: `nodes` does everything; `rpc
+/// --nodes N` and `fanout --nodes N` their own part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parts {
     Both,
@@ -102,6 +108,9 @@ async fn deployment_rows(
     if parts.rpc() {
         rows.extend(rpc_rows(ctx, nodes, label).await?);
     }
+    if parts == Parts::Both {
+        rows.push(signin_row(ctx, nodes, label).await?);
+    }
     let n = nodes.len();
     // The sender (member 0) on node 0; the others on the other nodes.
     let place = move |i: usize| {
@@ -127,6 +136,32 @@ async fn deployment_rows(
     .await?;
     rows.extend(fanout);
     Ok(rows)
+}
+
+/// Sign-ins at [`SIGNIN_RATE`] (open loop) for the measured stretch, by
+/// accounts spread over the nodes.
+async fn signin_row(ctx: &Ctx, nodes: &[Target], label: &str) -> anyhow::Result<Row> {
+    use super::signin_storm::{storm_at, STORM_ACCOUNTS};
+    let mut accounts = Vec::new();
+    for k in 0..STORM_ACCOUNTS {
+        let node = &nodes[k % nodes.len()];
+        accounts.extend(
+            crate::clients::sign_up_many(&node.server, &ctx.users(&format!("in{k}n")), 1, 1)
+                .await?,
+        );
+    }
+    let rate = if ctx.quick { 5.0 } else { SIGNIN_RATE };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storm = tokio::spawn(storm_at(accounts, rate, stop.clone(), ctx.warmup));
+    tokio::time::sleep(ctx.warmup).await;
+    let watch = crate::procfs::Watch::start(nodes[0].pid);
+    tokio::time::sleep(ctx.duration).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let server = watch.usage();
+    let mut row = storm.await?;
+    row.name = format!("{label}: sign-in at {rate}/s");
+    row.server = server;
+    Ok(row)
 }
 
 /// `list` and `lookup` with clients alternating between the nodes.

@@ -20,7 +20,7 @@ use crate::load::{histogram, micros};
 use crate::report::{Latency, Report, Row};
 
 /// Accounts the storm signs in to, round robin.
-const STORM_ACCOUNTS: usize = 8;
+pub(super) const STORM_ACCOUNTS: usize = 8;
 
 /// Milliseconds of one argon2id verification with the server's parameters
 /// (m = 19 MiB, t = 2, p = 1; docs/PROTOCOL.md section 6), on this thread.
@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, rate: f64) -> anyhow::Result<Report> {
 
 /// Signs in at `rate` per second until `stop`; the sign-ins' row (counted
 /// after `warmup`, like the load it runs beside).
-async fn storm_at(
+pub(super) async fn storm_at(
     accounts: Vec<SimClient>,
     rate: f64,
     stop: Arc<std::sync::atomic::AtomicBool>,
