@@ -128,6 +128,9 @@ pub struct Report {
     pub baseline: Option<Row>,
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
+    /// The table's heading for the rows' ratios: what they are to.
+    #[serde(skip)]
+    pub ratio_to: &'static str,
 }
 
 impl Report {
@@ -141,6 +144,7 @@ impl Report {
             baseline: None,
             rows: Vec::new(),
             notes: Vec::new(),
+            ratio_to: "x echo",
         }
     }
 
@@ -168,7 +172,7 @@ impl Report {
         }
         let rows: Vec<&Row> = self.baseline.iter().chain(self.rows.iter()).collect();
         if !rows.is_empty() {
-            print_table(&rows);
+            print_table(&rows, self.ratio_to);
         }
         for note in &self.notes {
             println!("  note: {note}");
@@ -186,12 +190,12 @@ impl Report {
     }
 }
 
-fn print_table(rows: &[&Row]) {
+fn print_table(rows: &[&Row], ratio_to: &str) {
     let header = [
         "",
         "rate",
         "unit",
-        "x echo",
+        ratio_to,
         "p50 us",
         "p99 us",
         "p999 us",

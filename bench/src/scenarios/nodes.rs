@@ -70,6 +70,7 @@ pub async fn run(
             serde_json::json!({ "nodes": nodes, "members": members }),
         ),
     );
+    report.ratio_to = "x sqlite";
     let one = ctx.server()?;
     let sqlite = deployment_rows(ctx, &[one], members, parts, "sqlite 1 node").await?;
     let Some(db1) = udpchat_tests::postgres::scratch_database() else {
