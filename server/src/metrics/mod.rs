@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -58,7 +58,9 @@ impl NodeLoad {
 /// Reads the figures; one per server.
 pub struct Metrics {
     link: Link,
-    state: Arc<ServerState>,
+    /// Weak: the heartbeat holds the metrics, and must not keep the
+    /// server alive.
+    state: Weak<ServerState>,
     requests: Arc<Mutex<Admission>>,
     store: Arc<dyn Backend>,
     /// Snapshots of the delivery figures, oldest first, reaching back at
@@ -75,7 +77,7 @@ impl Metrics {
     ) -> Arc<Metrics> {
         Arc::new(Metrics {
             link,
-            state,
+            state: Arc::downgrade(&state),
             requests,
             store,
             history: Mutex::new(VecDeque::new()),
@@ -98,12 +100,15 @@ impl Metrics {
                 history.pop_front();
             }
             let (_, base, base_failed) = &history[0];
-            (load.delivered.since(base), load.failed - base_failed)
+            (
+                load.delivered.since(base),
+                load.failed.saturating_sub(*base_failed),
+            )
         };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         NodeLoad {
             sessions: load.sessions,
-            signed_in: self.state.signed_in_here(),
+            signed_in: self.signed_in().0,
             requests_in_hand: self.requests.lock().in_all(),
             handshakes_waiting: load.handshakes_waiting,
             in_flight: load.in_flight,
@@ -113,6 +118,14 @@ impl Metrics {
             p99_ms: recent.quantile(0.99).map(ms),
             failed,
         }
+    }
+
+    /// Users signed in on this node and on the others (none once the
+    /// server is gone).
+    fn signed_in(&self) -> (usize, usize) {
+        self.state.upgrade().map_or((0, 0), |state| {
+            (state.signed_in_here(), state.users_elsewhere())
+        })
     }
 
     /// Every figure, in the Prometheus text format (version 0.0.4).
@@ -171,12 +184,12 @@ fn gauges(out: &mut Exposition, load: &Load, metrics: &Metrics) {
     out.gauge(
         "udpchat_signed_in",
         "Users signed in on this node.",
-        metrics.state.signed_in_here() as u64,
+        metrics.signed_in().0 as u64,
     );
     out.gauge(
         "udpchat_signed_in_elsewhere",
         "Users signed in on the other nodes.",
-        metrics.state.users_elsewhere() as u64,
+        metrics.signed_in().1 as u64,
     );
     out.gauge(
         "udpchat_requests_in_hand",
