@@ -369,11 +369,6 @@ impl Presence {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
-
-    /// Users signed in on other nodes.
-    pub fn elsewhere_len(&self) -> usize {
-        self.elsewhere.len()
-    }
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ impl ServerState {
 
     /// Users signed in on the other nodes.
     pub fn users_elsewhere(&self) -> usize {
-        self.presence.lock().elsewhere_len()
+        self.presence.lock().all_elsewhere().len()
     }
 
     /// A session was heard from, at `addr`.

@@ -18,7 +18,9 @@
 //! Mail needs no event: it is in the store, and delivered at sign-in on
 //! whichever node.
 
+mod event;
 mod postgres;
+mod status;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,15 +29,16 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::context::{PeerId, ServerContext};
 use udpchat_core::packet::Encoded;
 use udpchat_core::presence::{Elsewhere, PresenceChange};
 
+pub use event::Event;
 pub use postgres::{SignedInRow, CHANNEL};
+pub use status::status;
 
-use crate::metrics::{Metrics, NodeLoad};
+use crate::metrics::Metrics;
 use crate::state::ServerState;
 use crate::store::{blocking, PgStore};
 
@@ -54,89 +57,6 @@ const MAX_RELAYED: usize = 5_000;
 pub const ANY_NODE: &str = "*";
 /// How long to wait before listening again after the connection broke.
 const RETRY: Duration = Duration::from_secs(1);
-
-/// What one node tells the others, as JSON on the `udpchat` channel
-/// (PostgreSQL's NOTIFY carries up to 8,000 bytes; these are tens). `node`
-/// is the sender's id; each says what to read, not the whole of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "kebab-case")]
-pub enum Event {
-    /// `user` signed in on `node` (read its `signed_in` row).
-    SignedIn { node: String, user: String },
-    /// `user` signed out of `node`.
-    SignedOut { node: String, user: String },
-    /// The path of `user`'s client on `node` moved (its NAT gave it
-    /// another port, it roamed): read its `signed_in` row again.
-    Moved { node: String, user: String },
-    /// `node` is gone, and everyone signed in there.
-    NodeDown { node: String },
-    /// `node` asks `to` whether `user`'s client there still answers.
-    Probe {
-        node: String,
-        to: String,
-        user: String,
-        id: u64,
-    },
-    /// `node`'s answer to probe `id` from `to`.
-    Probed {
-        node: String,
-        to: String,
-        id: u64,
-        alive: bool,
-    },
-    /// `node` appended to `group` (read the group's log).
-    Appended { node: String, group: String },
-    /// `node` asks `to` to push this to `user`'s client there: a packet
-    /// (its registered `tag`, its CBOR body in base64).
-    Push {
-        node: String,
-        to: String,
-        user: String,
-        tag: String,
-        body: String,
-    },
-    /// Message `id` was kept for `user`, signed in on `to` (or on any
-    /// node, [`ANY_NODE`]): hand it over.
-    Mail {
-        node: String,
-        to: String,
-        user: String,
-        id: u64,
-    },
-    /// `node` asks `to` to tell `user`, signed in there, that their groups
-    /// changed (`note`: why, as the user reads it).
-    Tell {
-        node: String,
-        to: String,
-        user: String,
-        note: String,
-    },
-}
-
-impl Event {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("an event is JSON")
-    }
-
-    pub fn decode(payload: &str) -> Option<Event> {
-        serde_json::from_str(payload).ok()
-    }
-
-    fn sender(&self) -> &str {
-        match self {
-            Event::SignedIn { node, .. }
-            | Event::SignedOut { node, .. }
-            | Event::Moved { node, .. }
-            | Event::NodeDown { node }
-            | Event::Probe { node, .. }
-            | Event::Probed { node, .. }
-            | Event::Appended { node, .. }
-            | Event::Push { node, .. }
-            | Event::Mail { node, .. }
-            | Event::Tell { node, .. } => node,
-        }
-    }
-}
 
 /// What the listener hears.
 #[derive(Debug)]
@@ -326,21 +246,14 @@ impl Cluster {
             let written = match write {
                 Write::SignedIn(..) if self.leaving.load(Ordering::SeqCst) => continue,
                 Write::SignedIn(user, peer) => {
-                    // Gone again meanwhile: its sign-out follows.
-                    if server.presence().lock().user_at(peer) != Some(user.as_str()) {
-                        continue;
-                    }
-                    let Some(addr) = server.peer_addr(peer).await else {
+                    let Some(addr) = still_at(&server, &user, peer).await else {
                         continue;
                     };
                     let local = server.presence().lock().local_of(peer);
                     blocking(move || store.publish_sign_in(&user, addr, &local)).await
                 }
                 Write::Moved(user, peer) => {
-                    if server.presence().lock().user_at(peer) != Some(user.as_str()) {
-                        continue;
-                    }
-                    let Some(addr) = server.peer_addr(peer).await else {
+                    let Some(addr) = still_at(&server, &user, peer).await else {
                         continue;
                     };
                     blocking(move || store.publish_moved(&user, addr)).await
@@ -383,28 +296,29 @@ impl Cluster {
         }
     }
 
+    /// `user`'s `signed_in` row, if any (a failed read is logged).
+    async fn row_of(&self, user: &str) -> Option<SignedInRow> {
+        let (store, asked) = (self.store.clone(), user.to_string());
+        blocking(move || store.where_signed_in(&asked))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(user, "cluster: cannot read where a user is: {}", e.message);
+                None
+            })
+    }
+
     async fn apply(self: &Arc<Self>, server: &Arc<ServerState>, event: Event) {
         match event {
-            Event::SignedIn { user, .. } => {
-                let store = self.store.clone();
-                let asked = user.clone();
-                match blocking(move || store.where_signed_in(&asked)).await {
-                    // The row is the truth: it may already say more.
-                    Ok(Some(row)) if row.node != self.node() => server.signed_in_elsewhere(row),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(user, "cluster: cannot read a sign-in: {}", e.message),
-                }
-            }
+            // The row is the truth: it may already say more.
+            Event::SignedIn { user, .. } => match self.row_of(&user).await {
+                Some(row) if row.node != self.node() => server.signed_in_elsewhere(row),
+                _ => {}
+            },
             Event::SignedOut { node, user } => server.signed_out_elsewhere(&user, &node),
-            Event::Moved { node, user } => {
-                let store = self.store.clone();
-                let asked = user.clone();
-                match blocking(move || store.where_signed_in(&asked)).await {
-                    Ok(Some(row)) if row.node == node => server.moved_elsewhere(row),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(user, "cluster: cannot read a move: {}", e.message),
-                }
-            }
+            Event::Moved { node, user } => match self.row_of(&user).await {
+                Some(row) if row.node == node => server.moved_elsewhere(row),
+                _ => {}
+            },
             Event::NodeDown { node } => server.node_gone(&node),
             Event::Probe { node, to, user, id } if to == self.node() => {
                 let (cluster, server) = (self.clone(), server.clone());
@@ -562,132 +476,20 @@ impl crate::groups::Elsewhere for Cluster {
     }
 }
 
+/// Where the session `peer` is, if `user` is still signed in on it (gone
+/// again meanwhile: its sign-out follows, and nothing is written).
+async fn still_at(server: &ServerState, user: &str, peer: PeerId) -> Option<SocketAddr> {
+    if server.presence().lock().user_at(peer) != Some(user) {
+        return None;
+    }
+    server.peer_addr(peer).await
+}
+
 /// Where a row says a user is.
 pub fn elsewhere(row: &SignedInRow) -> Elsewhere {
     Elsewhere {
         node: row.node.clone(),
         addr: row.addr,
         local: row.local.clone(),
-    }
-}
-
-/// `udpchat-server status`: the nodes sharing the database and who is
-/// signed in on each, as lines to print.
-pub fn status(
-    store: &dyn crate::store::Backend,
-    postgres: Option<&PgStore>,
-) -> anyhow::Result<Vec<String>> {
-    let mut lines = vec![format!(
-        "{}: schema version {}",
-        store.describe(),
-        store.schema_version()?
-    )];
-    lines.push(describe_totals(&store.totals()?, crate::mailbox::now_ms()));
-    let Some(postgres) = postgres else {
-        lines.push(
-            "one node: its sessions and queues are in its memory; start it with --metrics ADDR to watch them"
-                .to_string(),
-        );
-        return Ok(lines);
-    };
-    let nodes = postgres.nodes()?;
-    let mut total = 0;
-    for node in &nodes {
-        total += node.users;
-        let state = if node.silent_for > EXPIRE {
-            "  SILENT: taken for dead at the next heartbeat of another node"
-        } else {
-            ""
-        };
-        lines.push(format!(
-            "node {} at {}: up since {}, heartbeat {:.1} s ago, {} signed in{state}",
-            node.id,
-            node.addr,
-            node.started,
-            node.silent_for.as_secs_f64(),
-            node.users
-        ));
-        match node.load.as_deref().map(serde_json::from_str::<NodeLoad>) {
-            Some(Ok(load)) => lines.push(format!("  {}", load.describe())),
-            Some(Err(_)) => lines.push("  load not understood (a node of another version?)".into()),
-            None => lines.push("  no load written yet".into()),
-        }
-    }
-    lines.push(format!("{} nodes, {total} users signed in", nodes.len()));
-    Ok(lines)
-}
-
-/// What the database holds, as one line of `status`.
-fn describe_totals(totals: &crate::store::Totals, now_ms: u64) -> String {
-    let mut line = format!(
-        "{} accounts, {} groups, {} messages waiting for {} offline users",
-        totals.accounts, totals.groups, totals.mail, totals.mail_recipients
-    );
-    if let Some(oldest) = totals.oldest_mail_ms {
-        let secs = now_ms.saturating_sub(oldest) / 1000;
-        let age = match secs {
-            0..120 => format!("{secs} s"),
-            120..7_200 => format!("{} min", secs / 60),
-            7_200..172_800 => format!("{} h", secs / 3_600),
-            _ => format!("{} days", secs / 86_400),
-        };
-        line.push_str(&format!(" (the oldest sent {age} ago)"));
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_totals_line_says_how_old_the_oldest_mail_is() {
-        let mut totals = crate::store::Totals {
-            accounts: 5,
-            groups: 1,
-            mail: 0,
-            mail_recipients: 0,
-            oldest_mail_ms: None,
-        };
-        assert_eq!(
-            describe_totals(&totals, 100_000_000),
-            "5 accounts, 1 groups, 0 messages waiting for 0 offline users"
-        );
-        totals.mail = 3;
-        totals.mail_recipients = 2;
-        totals.oldest_mail_ms = Some(100_000_000 - 3 * 3_600_000);
-        assert_eq!(
-            describe_totals(&totals, 100_000_000),
-            "5 accounts, 1 groups, 3 messages waiting for 2 offline users (the oldest sent 3 h ago)"
-        );
-    }
-
-    #[test]
-    fn events_are_small_tagged_json_and_junk_is_refused() {
-        let event = Event::Probe {
-            node: "a1".into(),
-            to: "b2".into(),
-            user: "alice".into(),
-            id: 7,
-        };
-        let text = event.encode();
-        assert_eq!(
-            text,
-            r#"{"k":"probe","node":"a1","to":"b2","user":"alice","id":7}"#
-        );
-        assert_eq!(Event::decode(&text), Some(event));
-        assert_eq!(
-            Event::decode(r#"{"k":"node-down","node":"a1"}"#),
-            Some(Event::NodeDown { node: "a1".into() })
-        );
-        assert_eq!(
-            Event::decode(r#"{"k":"moved","node":"a1","user":"bob"}"#),
-            Some(Event::Moved {
-                node: "a1".into(),
-                user: "bob".into()
-            })
-        );
-        assert_eq!(Event::decode(r#"{"k":"launch-missiles"}"#), None);
-        assert_eq!(Event::decode("not json"), None);
     }
 }

@@ -176,6 +176,7 @@ impl Metrics {
 }
 
 fn gauges(out: &mut Exposition, load: &Load, metrics: &Metrics) {
+    let (here, elsewhere) = metrics.signed_in();
     out.gauge(
         "udpchat_sessions",
         "Sessions open (handshaking or established).",
@@ -184,12 +185,12 @@ fn gauges(out: &mut Exposition, load: &Load, metrics: &Metrics) {
     out.gauge(
         "udpchat_signed_in",
         "Users signed in on this node.",
-        metrics.signed_in().0 as u64,
+        here as u64,
     );
     out.gauge(
         "udpchat_signed_in_elsewhere",
         "Users signed in on the other nodes.",
-        metrics.signed_in().1 as u64,
+        elsewhere as u64,
     );
     out.gauge(
         "udpchat_requests_in_hand",
