@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod dispatch;
+mod groups;
 mod keys;
 mod peers;
 mod render;

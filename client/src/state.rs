@@ -13,13 +13,15 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::io::{BufReader, Lines, Stdin};
 use udpchat_core::context::{
-    BoxFuture, ClientContext, Keyring, PeerLinks, ServerLink, Session, Tasks, Zeroizing,
+    BoxFuture, ClientContext, Keyring, PeerLinks, PrivateGroups, ServerLink, Session, Tasks,
+    Zeroizing,
 };
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_net::Link;
 
+use crate::groups::GroupStore;
 use crate::keys::Keys;
 use crate::peers::PeerSessions;
 use crate::render::Printer;
@@ -45,6 +47,8 @@ pub struct ClientState {
     /// Sessions with other clients.
     peers: Arc<PeerSessions>,
     keys: Keys,
+    /// Sender keys of private groups, and what was read there.
+    groups: GroupStore,
     tasks: Background,
     quitting: AtomicBool,
     passwords: PasswordSource,
@@ -83,7 +87,13 @@ impl ClientState {
         );
         ClientState {
             peers: PeerSessions::new(link.clone(), connector.clone(), session.clone(), local),
-            keys: Keys::new(data_dir, link.clone(), session.clone(), printer.clone()),
+            keys: Keys::new(
+                data_dir.clone(),
+                link.clone(),
+                session.clone(),
+                printer.clone(),
+            ),
+            groups: GroupStore::new(data_dir, session.clone()),
             session,
             link,
             printer,
@@ -152,6 +162,10 @@ impl ClientContext for ClientState {
 
     fn keys(&self) -> &dyn Keyring {
         &self.keys
+    }
+
+    fn groups(&self) -> &dyn PrivateGroups {
+        &self.groups
     }
 
     fn tasks(&self) -> &dyn Tasks {

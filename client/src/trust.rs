@@ -149,7 +149,7 @@ fn user_dir(data_dir: &Path, user: &str) -> PathBuf {
 
 /// The directory of one user's keys, made (0700, as is `users` above it)
 /// if missing, closed if it was open.
-fn make_user_dir(data_dir: &Path, user: &str) -> Result<PathBuf, CommandError> {
+pub(crate) fn make_user_dir(data_dir: &Path, user: &str) -> Result<PathBuf, CommandError> {
     let dir = user_dir(data_dir, user);
     for made in [data_dir.join("users"), dir.clone()] {
         private_files::dir(&made).map_err(|e| io_error(&made, e))?;

@@ -28,6 +28,9 @@ impl Request for BundleOf {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BundleRequest {
     pub user: String,
+    /// Without a one-time prekey (for a private group's key).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_only: bool,
 }
 
 register! {
@@ -37,8 +40,18 @@ register! {
 
 /// `user`'s bundle; warns if the identity key is not the one seen before.
 pub async fn fetch(client: &Client, user: &str) -> Result<Bundle, CommandError> {
+    fetch_as(client, user, false).await
+}
+
+/// `user`'s bundle, without a one-time prekey when `signed_only`.
+pub async fn fetch_as(
+    client: &Client,
+    user: &str,
+    signed_only: bool,
+) -> Result<Bundle, CommandError> {
     let request = BundleRequest {
         user: user.to_string(),
+        signed_only,
     };
     let bundle = client.server().request::<BundleOf>(&request).await?;
     client.keys().check(user, &bundle.identity);
@@ -52,9 +65,9 @@ impl Serve for BundleOf {
         body: BundleRequest,
     ) -> Result<Bundle, CommandError> {
         let asker = crate::signed_in_user(&server, origin)?;
-        let BundleRequest { user } = body;
+        let BundleRequest { user, signed_only } = body;
         crate::watch(&server, origin, &user);
-        let (bundle, left) = server.mailbox().bundle(&asker, &user).await?;
+        let (bundle, left) = server.mailbox().bundle(&asker, &user, !signed_only).await?;
         if left < ONE_TIME_LOW {
             // Ask the owner for more, if it is online to answer.
             server.push_user::<Prekeys>(&user, &Held { one_time: left });

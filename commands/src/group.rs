@@ -47,14 +47,15 @@ register! {
     Event::new("group-left").names(left)
 }
 
-/// A group event: its text, and the group's name, owner, openness and
-/// members as JSON fields.
+/// A group event: its text, and the group's name, owner, openness,
+/// members and privacy as JSON fields.
 pub fn render(event: &'static str, text: String, info: &GroupInfo) -> Output {
     Output::new(event, text)
         .with("group", info.name.clone())
         .with("owner", info.owner.clone())
         .with("open", info.open)
         .with("members", info.members.clone())
+        .with("private", info.private)
 }
 
 /// This user made or joined a group: one more group, and its members are
@@ -114,11 +115,12 @@ mod tests {
             owner: Some("alice".into()),
             open: false,
             members: vec!["alice".into(), "bob".into()],
+            private: true,
         };
         let out = render("group-members", "x".into(), &info);
         assert_eq!(
             out.to_json(),
-            r#"{"event":"group-members","group":"group1","owner":"alice","open":false,"members":["alice","bob"]}"#
+            r#"{"event":"group-members","group":"group1","owner":"alice","open":false,"members":["alice","bob"],"private":true}"#
         );
     }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use parking_lot::Mutex;
 use udpchat_core::context::{Client, Sender};
-use udpchat_core::error::CommandError;
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Names, Pen};
 use udpchat_core::group::GroupMessage as Line;
 use udpchat_core::names::{check_group_name, check_user_name};
@@ -18,6 +18,7 @@ use udpchat_core::register;
 use udpchat_core::registry::{Command, OnPush};
 
 use crate::message::check_text;
+use crate::private::Opened;
 
 /// `group-message`: the push and its handler.
 pub struct GroupMessage;
@@ -43,30 +44,87 @@ register! {
 impl OnPush for GroupMessage {
     async fn on_push(client: Client, _: Sender, message: Line) -> Result<(), CommandError> {
         check(&message)?;
-        show(&client, std::slice::from_ref(&message));
+        show(&client, std::slice::from_ref(&message)).await;
         Ok(())
     }
 }
 
-/// What a client checks of a group's message before showing it.
+/// What a client checks of a group's message before reading it.
 pub(crate) fn check(message: &Line) -> Result<(), CommandError> {
     check_group_name(&message.group)?;
     check_user_name(&message.from)?;
-    check_text(&message.text)
+    if message.sealed.is_none() {
+        check_text(&message.text)?;
+    }
+    Ok(())
 }
 
 /// Shows each message (checked) the first time it comes, in the order
-/// given (the server's).
-pub(crate) fn show(client: &Client, messages: &[Line]) {
+/// given (the server's): a private group's opened first. One that cannot
+/// be read is reported, and the others still shown.
+pub(crate) async fn show(client: &Client, messages: &[Line]) {
     let (server, user) = {
         let session = client.session().lock();
         (session.server, session.user.clone().unwrap_or_default())
     };
     for message in messages {
-        if first_showing(server, &user, message) {
-            client.emit(render(message));
+        if !first_showing(server, &user, message) {
+            continue;
+        }
+        match read(client, &user, message).await {
+            Ok(opened) => {
+                for (late, text) in opened.late {
+                    match text.and_then(|text| kept(client, &late, text)) {
+                        Ok(text) => client.emit(render(&late, &text).with("late", true)),
+                        Err(e) => client.emit(Output::error(&e)),
+                    }
+                }
+                if let Some(text) = opened.text {
+                    client.emit(render(message, &text));
+                }
+            }
+            Err(e) => client.emit(Output::error(&e)),
         }
     }
+}
+
+/// A private group's line opened: checked and kept for `group history`.
+fn kept(client: &Client, message: &Line, text: String) -> Result<String, CommandError> {
+    check_text(&text)?;
+    let kept = Line {
+        text,
+        sealed: None,
+        ..message.clone()
+    };
+    client.groups().keep(&kept)?;
+    Ok(kept.text)
+}
+
+/// The text of a message: opened in a private group (and kept there for
+/// `group history`), as it came in a group that is not. None for a
+/// private group's line that only carries keys or is held for its key.
+async fn read(client: &Client, me: &str, message: &Line) -> Result<Opened, CommandError> {
+    let Some(sealed) = &message.sealed else {
+        if client.groups().keys(|k| k.is_private(&message.group))? == Some(true) {
+            return Err(CommandError::new(
+                Code::Sealed,
+                format!(
+                    "refused {}'s message {} in {}: the group is private, and it was not end-to-end encrypted",
+                    message.from, message.seq, message.group
+                ),
+            ));
+        }
+        return Ok(Opened {
+            text: Some(message.text.clone()),
+            late: Vec::new(),
+        });
+    };
+    let mut opened = crate::private::open(client, me, message, sealed).await?;
+    opened.text = opened
+        .text
+        .map(|text| kept(client, message, text))
+        .transpose()?;
+    Ok(opened)
 }
 
 /// In the group's own conversation its lines read like the seeds' chat,
@@ -121,20 +179,20 @@ fn first_showing(server: SocketAddr, user: &str, message: &Line) -> bool {
 }
 
 /// `[group1] <bob>: hello everyone`
-pub fn line(message: &Line) -> String {
+pub fn line(message: &Line, text: &str) -> String {
     format!(
         "[{}] <{}>: {}",
         message.group,
         message.from,
-        continued(&message.text)
+        continued(text)
     )
 }
 
-fn render(message: &Line) -> Output {
-    Output::new("group-message", line(message))
+fn render(message: &Line, text: &str) -> Output {
+    Output::new("group-message", line(message, text))
         .with("group", message.group.clone())
         .with("from", message.from.clone())
-        .with("text", message.text.clone())
+        .with("text", text.to_string())
         .with("seq", message.seq)
         .with("time", message.time_ms)
 }
@@ -149,13 +207,14 @@ mod tests {
             seq,
             from: "bob".into(),
             text: "hello everyone".into(),
+            sealed: None,
             time_ms: 1_700_000_000_000,
         }
     }
 
     #[test]
     fn renders_as_the_seed_shows() {
-        let out = render(&message(4));
+        let out = render(&message(4), "hello everyone");
         assert_eq!(out.text, "[group1] <bob>: hello everyone");
         assert_eq!(
             out.to_json(),

@@ -51,7 +51,7 @@ impl OnPush for GroupMessages {
         // All or none: a batch with a bad line is refused whole, as a
         // single bad `group-message` is.
         batch.messages.iter().try_for_each(check)?;
-        show(&client, &batch.messages);
+        show(&client, &batch.messages).await;
         Ok(())
     }
 }
@@ -79,7 +79,9 @@ pub fn parcels<'a>(messages: impl IntoIterator<Item = &'a Line>) -> Vec<Parcel> 
     let mut packing: Vec<&Line> = Vec::new();
     let mut bytes = 0;
     for message in messages {
-        let size = PER_MESSAGE + message.group.len() + message.from.len() + message.text.len();
+        let sealed = message.sealed.as_ref().map_or(0, Vec::len);
+        let size =
+            PER_MESSAGE + message.group.len() + message.from.len() + message.text.len() + sealed;
         if !packing.is_empty() && bytes + size > PARCEL_BYTES {
             parcels.push(parcel(&packing));
             packing.clear();
@@ -115,6 +117,7 @@ mod tests {
             seq,
             from: "bob".into(),
             text: text.into(),
+            sealed: None,
             time_ms: 1_700_000_000_000,
         }
     }

@@ -58,6 +58,7 @@ impl Shell for Groups {
     async fn run(client: Client, _: Args) -> Result<(), CommandError> {
         client.user()?;
         let listing = client.server().request::<Groups>(&()).await?;
+        crate::private::learn(&client, &listing.groups, true);
         client.emit(render(&listing));
         Ok(())
     }
@@ -73,6 +74,7 @@ impl Serve for Groups {
 
 impl OnPush for Groups {
     async fn on_push(client: Client, _: Sender, listing: Listing) -> Result<(), CommandError> {
+        crate::private::learn(&client, &listing.groups, true);
         client.emit(render(&listing));
         Ok(())
     }
@@ -134,6 +136,7 @@ mod tests {
                 members: ["alice", "bob", "charlie", "eve"]
                     .map(String::from)
                     .to_vec(),
+                private: true,
             }],
             note: None,
         };

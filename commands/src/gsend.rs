@@ -6,9 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::args::{Arg, ArgKind, Args};
+use udpchat_core::cbor;
 use udpchat_core::context::{Client, Origin, Server};
-use udpchat_core::error::CommandError;
+use udpchat_core::crypto::sender_keys::SealedLine;
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Pen};
+use udpchat_core::group::{GroupMessage, Post, MEMBERS_DIGEST_LEN};
 use udpchat_core::names::check_group_name;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
@@ -29,11 +32,18 @@ impl Request for GroupSend {
     type Reply = Accepted;
 }
 
-/// The request body.
+/// The request body: `text` for a group that is not private; for one
+/// that is, `sealed` (a CBOR `crypto::sender_keys::SealedLine`), empty
+/// `text`, and the digest of the members it was sealed for
+/// (`udpchat_core::group::members_digest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupLine {
     pub group: String,
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub sealed: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub members: Option<Vec<u8>>,
 }
 
 /// The reply body: where the server put the message in the group's order.
@@ -68,12 +78,30 @@ pub async fn send(client: &Client, args: &Args) -> Result<(), CommandError> {
     check_group_name(&group)?;
     let text = args.rest(1).to_string();
     check_text(&text)?;
-    client.user()?;
-    let request = GroupLine {
-        group: group.clone(),
-        text,
+    let me = client.user()?;
+    let Accepted { seq, time_ms } = if crate::private::is_private(client, &group).await? {
+        let accepted = crate::private::send(client, &group, &text, Vec::new(), Vec::new()).await?;
+        let kept = GroupMessage {
+            group: group.clone(),
+            seq: accepted.seq,
+            from: me,
+            text,
+            sealed: None,
+            time_ms: accepted.time_ms,
+        };
+        if let Err(e) = client.groups().keep(&kept) {
+            client.emit(Output::error(&e));
+        }
+        accepted
+    } else {
+        let request = GroupLine {
+            group: group.clone(),
+            text,
+            sealed: None,
+            members: None,
+        };
+        client.server().request::<GroupSend>(&request).await?
     };
-    let Accepted { seq, time_ms } = client.server().request::<GroupSend>(&request).await?;
     client.emit(
         Output::new("group-sent", format!("sent to {group}"))
             .with("group", group)
@@ -90,15 +118,51 @@ impl Serve for GroupSend {
         body: GroupLine,
     ) -> Result<Accepted, CommandError> {
         let from = crate::signed_in_user(&server, origin)?;
-        let GroupLine { group, text } = body;
+        let GroupLine {
+            group,
+            text,
+            sealed,
+            members,
+        } = body;
         check_group_name(&group)?;
-        check_text(&text)?;
-        let message = server.groups().send(&from, &group, text).await?;
+        let post = match (sealed, members) {
+            (None, None) => {
+                check_text(&text)?;
+                Post::Plain(text)
+            }
+            (Some(line), Some(members)) => sealed_post(line, &members)?,
+            _ => {
+                return Err(CommandError::bad_request(
+                    "a sealed line comes with the digest of its members, and only then",
+                ))
+            }
+        };
+        let message = server.groups().send(&from, &group, post).await?;
         Ok(Accepted {
             seq: message.seq,
             time_ms: message.time_ms,
         })
     }
+}
+
+/// A private group's line as the server takes it: no larger than a
+/// client seals, a well-formed `SealedLine`, and a digest of the right
+/// length. What it says is for the members alone.
+fn sealed_post(line: Vec<u8>, members: &[u8]) -> Result<Post, CommandError> {
+    if line.len() > crate::private::MAX_LINE {
+        return Err(CommandError::new(
+            Code::TooLarge,
+            format!(
+                "a sealed line may be at most {} bytes",
+                crate::private::MAX_LINE
+            ),
+        ));
+    }
+    cbor::decode_body::<SealedLine>(&line).map_err(CommandError::bad_request)?;
+    let members: [u8; MEMBERS_DIGEST_LEN] = members
+        .try_into()
+        .map_err(|_| CommandError::bad_request("the members' digest is 16 bytes"))?;
+    Ok(Post::Sealed { line, members })
 }
 
 /// Nothing at all inside the group's own conversation (every line would

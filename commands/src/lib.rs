@@ -32,6 +32,7 @@ pub mod peers;
 pub mod ping;
 pub mod prekeys;
 pub mod presence;
+pub mod private;
 pub mod punch;
 pub mod receipt;
 pub mod send;
@@ -131,7 +132,7 @@ mod tests {
                 "stored: push",
                 "whois: serve",
                 "group add <group> <user...>: shell serve",
-                "group create <group> [--open] [user...]: shell serve",
+                "group create <group> [--open] [--plain] [user...]: shell serve",
                 "group history <group> [N]: shell serve",
                 "group join <group>: shell serve",
                 "group leave <group>: shell serve",

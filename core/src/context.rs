@@ -15,7 +15,8 @@ pub use parking_lot::Mutex;
 use crate::crypto::keys::PublicKey;
 use crate::crypto::sealed::SealedMessage;
 use crate::error::CommandError;
-use crate::group::{GroupInfo, GroupMessage};
+use crate::group::{GroupInfo, GroupMessage, Kind, Post};
+use crate::group_keys::GroupKeys;
 pub use crate::limits::Source;
 use crate::mailbox::{Bundle, PrekeyUpload, Stored};
 use crate::output::Output;
@@ -165,11 +166,15 @@ pub trait Mailbox: Send + Sync {
     /// one one-time prekey; also how many are left. `no-such-user` for an
     /// unknown user.
     /// `asker` gets a one-time prekey only while it has not taken too many
-    /// of `user`'s lately; past that the bundle has none.
+    /// of `user`'s lately; past that the bundle has none. With `one_time`
+    /// false it has none either (a private group's keys are sealed to the
+    /// signed prekey alone: they must not use up the user's one-time
+    /// prekeys, which their mail needs).
     fn bundle(
         &self,
         asker: &str,
         user: &str,
+        one_time: bool,
     ) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>>;
     /// Stores a sealed message durably (the future resolves after the
     /// commit); `mailbox-full` or `too-large` past the limits.
@@ -197,7 +202,7 @@ pub trait Groups: Send + Sync {
         &self,
         owner: &str,
         group: &str,
-        open: bool,
+        kind: Kind,
         members: Vec<String>,
     ) -> BoxFuture<'static, Result<GroupInfo, CommandError>>;
     /// Adds members (the owner only).
@@ -230,7 +235,7 @@ pub trait Groups: Send + Sync {
         &self,
         from: &str,
         group: &str,
-        text: String,
+        post: Post,
     ) -> BoxFuture<'static, Result<GroupMessage, CommandError>>;
     /// The group's last `count` messages (members only), oldest first.
     fn history(
@@ -358,6 +363,8 @@ pub trait ClientContext: Send + Sync {
     fn keys(&self) -> &dyn Keyring;
     /// Deliveries running in the background.
     fn tasks(&self) -> &dyn Tasks;
+    /// Sender keys of private groups, and what was read there.
+    fn groups(&self) -> &dyn PrivateGroups;
     /// Shows the user something.
     fn emit(&self, output: Output);
     /// Asks the user for a password without echoing it (interactive), or
@@ -529,6 +536,33 @@ pub trait Keyring: Send + Sync {
         sealed: &SealedMessage,
         associated: &[u8],
     ) -> Result<(PublicKey, Vec<u8>), CommandError>;
+}
+
+/// The signed-in user's sender keys in private groups, and the lines read
+/// and sent there, kept in the data dir (0600).
+pub trait PrivateGroups: Send + Sync {
+    /// Runs `f` on the signed-in user's keys (loaded on first use); the
+    /// received chains it changed are saved before this returns.
+    fn with_keys(&self, f: &mut dyn FnMut(&mut GroupKeys)) -> Result<(), CommandError>;
+    /// Keeps a line of a private group, as read or sent (`text` in the
+    /// clear), for `group history`.
+    fn keep(&self, line: &GroupMessage) -> Result<(), CommandError>;
+    /// The group's last `count` lines kept here, oldest first.
+    fn kept(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, CommandError>;
+}
+
+impl dyn PrivateGroups + '_ {
+    /// Runs `f` on the signed-in user's keys and gives back what it gave.
+    pub fn keys<T>(&self, f: impl FnOnce(&mut GroupKeys) -> T) -> Result<T, CommandError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.with_keys(&mut |keys| {
+            if let Some(f) = f.take() {
+                out = Some(f(keys));
+            }
+        })?;
+        out.ok_or_else(|| CommandError::new(crate::error::Code::Internal, "group keys not run"))
+    }
 }
 
 /// Work the client finishes before it signs out or exits.

@@ -52,6 +52,12 @@ pub enum Code {
     NotAMember,
     NotAllowed,
     Busy,
+    /// A private group's members changed since the sender's key was
+    /// handed out: the sender hands it to the members as they are now (a
+    /// new key if someone left) and sends again.
+    MembersChanged,
+    /// A private group's message this client has no key for (yet).
+    MissingKey,
     /// A code this build does not know (from a newer peer), kept as sent.
     #[serde(untagged)]
     Other(String),
@@ -87,6 +93,8 @@ impl Code {
             Code::NotAMember => "not-a-member",
             Code::NotAllowed => "not-allowed",
             Code::Busy => "busy",
+            Code::MembersChanged => "members-changed",
+            Code::MissingKey => "missing-key",
             Code::Other(code) => code,
         }
     }
@@ -207,6 +215,8 @@ mod tests {
             Code::NotAMember,
             Code::NotAllowed,
             Code::Busy,
+            Code::MembersChanged,
+            Code::MissingKey,
         ];
         for code in all {
             let bytes = cbor::encode(&code);

@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod group;
+pub mod group_keys;
 pub mod limits;
 pub mod mailbox;
 pub mod names;

@@ -8,6 +8,7 @@ use rand::SeedableRng;
 use udpchat_core::crypto::handshake::{ClientHello, ExpectPeerHello, ExpectServerHello, PeerHello};
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::crypto::sealed::{OneTimePrekey, Prekeys};
+use udpchat_core::crypto::sender_keys::{KeyShare, OwnChain};
 use udpchat_core::mailbox;
 
 /// The clock every handshake is made and checked at (ms since the epoch).
@@ -35,6 +36,18 @@ pub struct Fixture {
     /// Alice, who sent `ik_hello` to `server` and waits for message 2.
     pub ik_initiator: ExpectPeerHello,
     pub ik_hello: Vec<u8>,
+    /// The sender chain Alice hands Bob in the group [`GROUP_LINE_FROM`]
+    /// (made by [`alice_group_chain`]).
+    pub alice_group_share: KeyShare,
+}
+
+/// The group and sender of the `group_line` target's lines.
+pub const GROUP_LINE_FROM: (&str, &str) = ("team", "alice");
+
+/// Alice's sender chain in the group, the same at every call: the seeds
+/// seal lines with it, the target opens them with its share.
+pub fn alice_group_chain() -> OwnChain {
+    OwnChain::generate(&mut rng(7))
 }
 
 impl std::fmt::Debug for Fixture {
@@ -68,6 +81,7 @@ pub fn fixture() -> &'static Fixture {
         let (ik_initiator, ik_hello) =
             PeerHello::start(&mut rng, &alice, &server.public(), &[1], NOW_MS).expect("IK hello");
         Fixture {
+            alice_group_share: alice_group_chain().share(),
             server,
             alice,
             bob,

@@ -55,6 +55,10 @@ pub const TARGETS: &[Target] = &[
         run: targets::sealed,
     },
     Target {
+        name: "group_line",
+        run: targets::group_line,
+    },
+    Target {
         name: "handshake",
         run: targets::handshake,
     },

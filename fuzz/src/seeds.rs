@@ -191,6 +191,18 @@ pub fn all() -> Vec<Seed> {
         records(&[(true, 1, &skip(session, 50, 2))]),
     );
 
+    // group_line: Alice's first line, handing Bob her key, and her second.
+    let mut chain = fixtures::alice_group_chain();
+    let (group, from) = fixtures::GROUP_LINE_FROM;
+    let first = chain.seal(group, from, "hello team", vec![key_for_bob(&chain)], vec![]);
+    add("group_line", "first-with-a-key", cbor::encode(&first));
+    let want = udpchat_core::crypto::sender_keys::Want {
+        from: "carol".into(),
+        key_id: 9,
+    };
+    let second = chain.seal(group, from, "", vec![], vec![want]);
+    add("group_line", "keys-only-with-a-want", cbor::encode(&second));
+
     // meeting: a client in a meeting, fed by its server and a stranger.
     let ticket = crate::targets::meeting_ticket();
     let relayed_hello = wire::relay_datagram(ticket.id, &hello(Pattern::Ik, &f.ik_hello));
@@ -316,6 +328,28 @@ fn skip(incarnation: u64, pn: u64, base_seq: u32) -> Vec<u8> {
     out
 }
 
+/// Alice's sender key, sealed to Bob (to his signed prekey alone).
+fn key_for_bob(
+    chain: &udpchat_core::crypto::sender_keys::OwnChain,
+) -> udpchat_core::crypto::sender_keys::KeyEnvelope {
+    let f = fixture();
+    let (group, from) = fixtures::GROUP_LINE_FROM;
+    let sealed = sealed::seal(
+        &mut fixtures::rng(3),
+        &f.alice,
+        &f.bob.public(),
+        &f.bob_prekeys.signed_prekey(),
+        None,
+        &cbor::encode(&chain.share()),
+        &udpchat_core::crypto::sender_keys::envelope_associated(group, from, "bob"),
+    )
+    .expect("Bob's own signed prekey verifies");
+    udpchat_core::crypto::sender_keys::KeyEnvelope {
+        to: "bob".into(),
+        sealed: cbor::encode(&sealed),
+    }
+}
+
 /// A message Alice seals for Bob, as it is stored on the server.
 fn sealed_to_bob(one_time: Option<&sealed::OneTimePrekey>) -> sealed::SealedMessage {
     let f = fixture();
@@ -361,19 +395,34 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
         owner: Some("alice".into()),
         open: false,
         members: vec!["alice".into(), "bob".into()],
+        private: true,
     };
     let group_message = GroupMessage {
         group: "team".into(),
         seq: 3,
         from: "alice".into(),
         text: "hello team".into(),
+        sealed: None,
         time_ms: NOW_MS,
+    };
+    // A private group's line: alice's first, handing bob her key.
+    let mut chain = fixtures::alice_group_chain();
+    let envelope = key_for_bob(&chain);
+    let sealed_line =
+        cbor::encode(&chain.seal("team", "alice", "hello team", vec![envelope], vec![]));
+    let private_message = GroupMessage {
+        text: String::new(),
+        sealed: Some(sealed_line.clone()),
+        ..group_message.clone()
     };
     let sealed = sealed_to_bob(Some(&f.bob_one_time[1]));
     vec![
         e(()),
         e(CommandError::not_signed_in()),
-        e(c::bundle::BundleRequest { user: "bob".into() }),
+        e(c::bundle::BundleRequest {
+            user: "bob".into(),
+            signed_only: false,
+        }),
         e(Bundle {
             user: "bob".into(),
             identity: f.bob.public(),
@@ -389,6 +438,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             group: "team".into(),
             open: true,
             members: vec!["bob".into()],
+            private: true,
         }),
         e(c::group::add::Members {
             group: "team".into(),
@@ -410,6 +460,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             messages: vec![group_message.clone(), group_message.clone()],
         }),
         e(group_message),
+        e(private_message),
         e(c::groups::Listing {
             groups: vec![info],
             note: Some("alice added you to team".into()),
@@ -417,6 +468,14 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
         e(c::gsend::GroupLine {
             group: "team".into(),
             text: "hi all".into(),
+            sealed: None,
+            members: None,
+        }),
+        e(c::gsend::GroupLine {
+            group: "team".into(),
+            text: String::new(),
+            sealed: Some(sealed_line),
+            members: Some(udpchat_core::group::members_digest(&["alice", "bob"]).to_vec()),
         }),
         e(c::gsend::Accepted {
             seq: 4,

@@ -21,6 +21,7 @@ use udpchat_core::crypto::handshake::{
 };
 use udpchat_core::crypto::keys::{PublicKey, StaticKey};
 use udpchat_core::crypto::sealed::{Prekeys, SealedMessage};
+use udpchat_core::crypto::sender_keys::{envelope_associated, KeyShare, ReceivedChain, SealedLine};
 use udpchat_core::envelope::Envelope;
 use udpchat_core::error::CommandError;
 use udpchat_core::packet::round_trips;
@@ -367,6 +368,46 @@ pub fn sealed(data: &[u8]) -> bool {
             "a sealed message opened twice with its one-time prekey"
         );
     }
+    true
+}
+
+/// A private group's line (`crypto::sender_keys::SealedLine`) as a member
+/// gets it from the server: decoded, the key it hands Bob opened with his
+/// prekeys, then the line opened with the chain Alice handed him. A line
+/// that opened does not open twice.
+pub fn group_line(data: &[u8]) -> bool {
+    let Ok(line) = cbor::decode_body::<SealedLine>(data) else {
+        return false;
+    };
+    let encoded = cbor::encode(&line);
+    assert_eq!(
+        cbor::decode_body::<SealedLine>(&encoded).as_ref(),
+        Ok(&line),
+        "a re-encoded group line decodes to another"
+    );
+    let f = fixture();
+    let (group, from) = fixtures::GROUP_LINE_FROM;
+    for envelope in line.keys.iter().filter(|e| e.to == "bob") {
+        let Ok(sealed) = cbor::decode_body::<SealedMessage>(&envelope.sealed) else {
+            continue;
+        };
+        let mut prekeys = f.bob_prekeys.clone();
+        let associated = envelope_associated(group, from, "bob");
+        if let Ok((_, bytes)) = prekeys.open(&f.bob, &sealed, &associated) {
+            if let Ok(share) = cbor::decode_body::<KeyShare>(&bytes) {
+                let _ = ReceivedChain::from_share(&share);
+            }
+        }
+    }
+    let mut chain =
+        ReceivedChain::from_share(&f.alice_group_share).expect("the fixture's share is whole");
+    if chain.open(group, from, &line).is_err() {
+        return false;
+    }
+    assert!(
+        chain.open(group, from, &line).is_err(),
+        "a group line opened twice"
+    );
     true
 }
 

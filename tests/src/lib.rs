@@ -248,6 +248,24 @@ impl Client {
         dir
     }
 
+    /// Signs `user` up from `device` (a data dir the caller keeps, so the
+    /// same device can come back: [`Client::sign_in_on`]).
+    pub fn sign_up_on(server: SocketAddr, device: &Path, user: &str) -> Client {
+        let pw = password(user);
+        let mut client = Client::start_in(server, device, &["-u", user, "-p", &pw, "--signup"]);
+        client.expect("signed-in");
+        client
+    }
+
+    /// Signs `user` in from `device`, a data dir used before: the same
+    /// identity key, and what that client kept (private groups' keys and
+    /// lines).
+    pub fn sign_in_on(server: SocketAddr, device: &Path, user: &str) -> Client {
+        let mut client = Client::start_in(server, device, &["-u", user, "-p", &password(user)]);
+        client.expect("signed-in");
+        client
+    }
+
     /// Starts a client that signs in to the existing account `user`.
     pub fn sign_in(server: SocketAddr, user: &str) -> Client {
         let mut client = Client::start(server, &["-u", user, "-p", &password(user)]);

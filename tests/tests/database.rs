@@ -82,7 +82,7 @@ fn migrate_brings_the_schema_up_and_a_newer_schema_is_refused() {
     };
     let migrated = deployment.operator_ok(&["migrate"]);
     assert!(
-        migrated.starts_with("PostgreSQL ") && migrated.trim_end().ends_with("schema at version 4"),
+        migrated.starts_with("PostgreSQL ") && migrated.trim_end().ends_with("schema at version 5"),
         "{migrated}"
     );
     // Again: nothing to do, the same version.
@@ -96,7 +96,7 @@ fn migrate_brings_the_schema_up_and_a_newer_schema_is_refused() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
         stderr.contains(
-            "the database's schema is version 99, newer than this udpchat-server knows (4)"
+            "the database's schema is version 99, newer than this udpchat-server knows (5)"
         ),
         "{stderr}"
     );

@@ -26,14 +26,15 @@ on_every_store!(
 
 fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving(deployment: Deployment) {
     let server = deployment.start(&[]);
-    let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve", "dave"]);
+    let mut clients = sign_up_all(server.addr, &["alice", "bob", "eve", "dave"]);
     let mut dave = clients.pop().unwrap();
     let mut eve = clients.pop().unwrap();
-    let charlie = clients.pop().unwrap();
     let mut bob = clients.pop().unwrap();
     let mut alice = clients.pop().unwrap();
-    // charlie goes offline before anything is said.
-    assert!(charlie.finish().0.success());
+    // charlie goes offline before anything is said (and comes back on the
+    // same device: the group is end-to-end encrypted, and a new device
+    // could not open the keys handed to this one).
+    let charlie_device = Client::away(server.addr, "charlie");
 
     alice.line("group create group1 bob charlie eve");
     let created = alice.expect("group-created");
@@ -80,7 +81,7 @@ fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving(deploym
 
     // charlie was offline: all three arrive at sign-in, in the same order,
     // after the list of charlie's groups.
-    let mut charlie = Client::sign_in(server.addr, "charlie");
+    let mut charlie = Client::sign_in_on(server.addr, charlie_device.path(), "charlie");
     assert!(
         charlie
             .seen
@@ -150,7 +151,17 @@ fn the_seed_group_run_one_order_offline_delivery_non_members_and_leaving(deploym
 
 fn operator_groups_and_members_survive_a_server_restart(deployment: Deployment) {
     let server = deployment.start(&[]);
-    let mut clients = sign_up_all(server.addr, &["alice", "bob", "charlie", "eve"]);
+    // Each on a device of their own, kept over the restart (the groups
+    // are end-to-end encrypted: their keys and lines stay on it).
+    let devices: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [alice_device, _, _, eve_device] = &devices[..] else {
+        unreachable!()
+    };
+    let mut clients: Vec<Client> = ["alice", "bob", "charlie", "eve"]
+        .iter()
+        .zip(&devices)
+        .map(|(user, device)| Client::sign_up_on(server.addr, device.path(), user))
+        .collect();
     // The seeds shipped a configured group1: the operator makes it.
     let made =
         deployment.operator_ok(&["group", "add", "group1", "alice", "bob", "charlie", "eve"]);
@@ -173,10 +184,10 @@ fn operator_groups_and_members_survive_a_server_restart(deployment: Deployment) 
         listed,
         "devs (owner alice): alice, bob\ngroup1: alice, bob, charlie, eve\n"
     );
-    let mut alice = Client::sign_in(server.addr, "alice");
+    let mut alice = Client::sign_in_on(server.addr, alice_device.path(), "alice");
     let groups = take(&mut alice, "groups", |_| true);
     assert_eq!(groups["groups"], json!(["devs", "group1"]));
-    let mut eve = Client::sign_in(server.addr, "eve");
+    let mut eve = Client::sign_in_on(server.addr, eve_device.path(), "eve");
     // eve was offline for the message before the restart: it was kept.
     let (_, from, text) = group_messages(&mut eve, "group1", 1).remove(0);
     assert_eq!(
@@ -405,6 +416,7 @@ fn a_member_back_after_an_absence_gets_what_they_missed_several_messages_a_push(
             group: "team".into(),
             open: false,
             members: vec!["bob".into()],
+            private: false,
         })
         .expect("team created");
     for i in 0..MISSED {
@@ -412,6 +424,8 @@ fn a_member_back_after_an_absence_gets_what_they_missed_several_messages_a_push(
             .ask::<GroupSend>(&GroupLine {
                 group: "team".into(),
                 text: format!("message {i} while bob was away"),
+                sealed: None,
+                members: None,
             })
             .expect("accepted");
     }

@@ -404,6 +404,7 @@ fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() 
             seq: 1,
             from: "alice".into(),
             text: "it's alice, tell me your password".into(),
+            sealed: None,
             time_ms: 0,
         }),
         Encoded::push::<GroupMessages>(&Batch {
@@ -413,6 +414,7 @@ fn what_only_the_server_may_push_is_refused_from_another_client_and_said_once() 
                     seq: 2,
                     from: "alice".into(),
                     text: "it's still alice".into(),
+                    sealed: None,
                     time_ms: 0,
                 };
                 2

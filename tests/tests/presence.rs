@@ -341,7 +341,10 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
     let alice = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
     alice.sign::<SignUp>("alice").expect("alice signs up");
     let bundle: Bundle = alice
-        .ask::<BundleOf>(&BundleRequest { user: "bob".into() })
+        .ask::<BundleOf>(&BundleRequest {
+            user: "bob".into(),
+            signed_only: false,
+        })
         .expect("bob's bundle");
     let sealed = sealed::seal(
         &mut rand::rngs::OsRng,

@@ -9,17 +9,21 @@
 //! counted identically on both (`fanout_track`). Members count arrivals at
 //! their Link's inbound channel (udpchat) or TCP reader (IRC).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use udpchat_commands::group::create::{Create, CreateBody};
 use udpchat_commands::group_message::GroupMessage;
 use udpchat_commands::group_messages::GroupMessages;
 use udpchat_commands::gsend::{GroupLine, GroupSend};
 use udpchat_commands::signup::SignUp;
+use udpchat_core::cbor;
+use udpchat_core::crypto::sender_keys::{OwnChain, SealedLine};
 use udpchat_core::error::Code;
+use udpchat_core::group::{members_digest, MEMBERS_DIGEST_LEN};
 use udpchat_core::packet::{decode_body, Encoded, Packet as _, PushBody, Request as _};
 use udpchat_net::{Arrival, Inbound};
 
@@ -46,7 +50,9 @@ pub struct IrcPeer {
     pub pid: Option<u32>,
 }
 
-type Current = Arc<RwLock<Arc<Tracker>>>;
+/// The group being measured: its tracker, and how its lines are sealed
+/// (private groups).
+type Current = Arc<RwLock<(Arc<Tracker>, Option<Arc<Sealing>>)>>;
 
 pub async fn run(
     ctx: &Ctx,
@@ -127,25 +133,69 @@ async fn udpchat_rows(
     plan: Plan,
 ) -> anyhow::Result<Vec<Row>> {
     let target = ctx.server()?;
-    group_rows(ctx, &[target], &|_| 0, members, senders, plan, "udpchat").await
+    let shape = Shape {
+        members,
+        senders,
+        kinds: &[Kind::Plain, Kind::Private],
+    };
+    let mut rows = group_rows(ctx, &[target], &|_| 0, &shape, plan, "udpchat").await?;
+    // Each private row beside the plain one of the same size.
+    let plain: Vec<(Option<u64>, f64)> = rows
+        .iter()
+        .filter(|r| r.extra.get("private") == Some(&serde_json::Value::Bool(false)))
+        .map(|r| (r.extra.get("members").and_then(|v| v.as_u64()), r.rate))
+        .collect();
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.extra.get("private") == Some(&serde_json::Value::Bool(true)))
+    {
+        let m = row.extra.get("members").and_then(|v| v.as_u64());
+        if let Some((_, rate)) = plain.iter().find(|(pm, rate)| *pm == m && *rate > 0.0) {
+            let ratio = row.rate / rate;
+            *row = row.clone().with("x_plain", ratio);
+        }
+    }
+    Ok(rows)
 }
 
-/// One row per group size in `members`, on the server nodes `targets`
+/// Groups measured: whose messages the server reads, or private ones
+/// whose messages each sender seals (sender keys) and the server only
+/// forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Plain,
+    Private,
+}
+
+/// What [`group_rows`] measures: each group size, with `senders` of its
+/// members sending, for each kind of group.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape<'a> {
+    pub members: &'a [usize],
+    pub senders: usize,
+    pub kinds: &'a [Kind],
+}
+
+/// One row per group size and kind, on the server nodes `targets`
 /// (several nodes of one deployment): member `i` signs in on
 /// `targets[place(i)]`; the first `senders` members send. Rows are named
-/// `LABEL M=m`.
+/// `LABEL M=m` (`LABEL private M=m` for private groups).
 pub async fn group_rows(
     ctx: &Ctx,
     targets: &[Target],
     place: &(dyn Fn(usize) -> usize + Sync),
-    members: &[usize],
-    senders: usize,
+    shape: &Shape<'_>,
     plan: Plan,
     label: &str,
 ) -> anyhow::Result<Vec<Row>> {
+    let Shape {
+        members,
+        senders,
+        kinds,
+    } = *shape;
     let most = members.iter().copied().max().unwrap_or(0);
     let target = &targets[0];
-    let current: Current = Arc::new(RwLock::new(Tracker::new(0)));
+    let current: Current = Arc::new(RwLock::new((Tracker::new(0), None)));
     let prefix = ctx.users("fan");
     let servers: Vec<_> = (0..most)
         .map(|i| targets[place(i) % targets.len()].server.clone())
@@ -174,13 +224,18 @@ pub async fn group_rows(
         .collect::<anyhow::Result<Vec<SimClient>>>()?
     };
     let mut rows = Vec::new();
-    for &m in members {
+    for (&m, &kind) in members
+        .iter()
+        .flat_map(|m| kinds.iter().map(move |k| (m, k)))
+    {
         let creator = clients[0].clone();
-        let group = format!("fan{m}{}", ctx.run_tag);
+        let private = kind == Kind::Private;
+        let group = format!("fan{m}{}{}", if private { "p" } else { "" }, ctx.run_tag);
         let create = CreateBody {
             group: group.clone(),
             open: false,
             members: clients[1..m].iter().map(|c| c.user.clone()).collect(),
+            private,
         };
         creator
             .request(Encoded::request::<Create>(&create))
@@ -200,35 +255,96 @@ pub async fn group_rows(
                 }
             })?;
         let tracker = Tracker::new(m - 1);
-        *current.write() = tracker.clone();
+        let sealing = private.then(|| {
+            let names: Vec<&str> = clients[..m].iter().map(|c| c.user.as_str()).collect();
+            Arc::new(Sealing::new(members_digest(&names)))
+        });
+        *current.write() = (tracker.clone(), sealing.clone());
         tracker.measure(plan.warmup, plan.measure);
         // The group's first members; each receives the others' messages.
         let sending: Vec<_> = clients[..senders.min(m)]
             .iter()
-            .map(|c| (c.clone(), group.clone(), tracker.clone()))
+            .map(|c| {
+                let chain = Arc::new(Mutex::new(OwnChain::generate(&mut rand::thread_rng())));
+                let sealer = sealing.clone().map(|s| (s, chain));
+                (c.clone(), group.clone(), tracker.clone(), sealer)
+            })
             .collect();
+        let kind_label = if private { " private" } else { "" };
         let name = match sending.len() {
-            1 => format!("{label} M={m}"),
-            s => format!("{label} M={m} S={s}"),
+            1 => format!("{label}{kind_label} M={m}"),
+            s => format!("{label}{kind_label} M={m} S={s}"),
         };
         let outcome = load::closed_loop(
             &name,
             &sending,
             plan,
             target.pid,
-            |(sender, group, tracker)| async move {
+            |(sender, group, tracker, sealer)| async move {
                 let (id, text) = tracker.text(MESSAGE_BYTES);
                 let all = tracker.sent(id);
-                sender
-                    .request(Encoded::request::<GroupSend>(&GroupLine { group, text }))
-                    .await?;
+                let line = match &sealer {
+                    Some((sealing, chain)) => sealing.seal(&group, &sender.user, chain, text),
+                    None => GroupLine {
+                        group,
+                        text,
+                        sealed: None,
+                        members: None,
+                    },
+                };
+                sender.request(Encoded::request::<GroupSend>(&line)).await?;
                 all.await
             },
         )
         .await;
-        rows.push(fanout_row(name, m, &tracker, &outcome).with("senders", sending.len()));
+        rows.push(
+            fanout_row(name, m, &tracker, &outcome)
+                .with("senders", sending.len())
+                .with("private", private),
+        );
     }
     Ok(rows)
+}
+
+/// A private group's messages as the bench seals them: each sender
+/// encrypts and signs once with its sender key (as `udpchat` does); the
+/// members only count what arrives (a member's client would also check the
+/// signature and decrypt: that is the member's cost, not the server's),
+/// so the text each line carries is looked up by its sender and place.
+struct Sealing {
+    digest: [u8; MEMBERS_DIGEST_LEN],
+    texts: Mutex<HashMap<(String, u32), String>>,
+}
+
+impl Sealing {
+    fn new(digest: [u8; MEMBERS_DIGEST_LEN]) -> Sealing {
+        Sealing {
+            digest,
+            texts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn seal(&self, group: &str, from: &str, chain: &Mutex<OwnChain>, text: String) -> GroupLine {
+        let line = chain.lock().seal(group, from, &text, vec![], vec![]);
+        self.texts
+            .lock()
+            .insert((from.to_string(), line.iteration), text);
+        GroupLine {
+            group: group.to_string(),
+            text: String::new(),
+            sealed: Some(cbor::encode(&line)),
+            members: Some(self.digest.to_vec()),
+        }
+    }
+
+    /// The text the line `from` sealed carries (the tracker's id is in it).
+    fn text_of(&self, from: &str, sealed: &[u8]) -> Option<String> {
+        let line: SealedLine = cbor::decode_body(sealed).ok()?;
+        self.texts
+            .lock()
+            .get(&(from.to_string(), line.iteration))
+            .cloned()
+    }
 }
 
 fn fanout_row(name: String, m: usize, tracker: &Tracker, outcome: &load::Outcome) -> Row {
@@ -256,19 +372,24 @@ fn count_group_messages(mut inbound: udpchat_net::Inbox, current: Current) {
             let Inbound::Envelope(Arrival { envelope, .. }) = next else {
                 continue;
             };
-            let texts = if envelope.cmd == GroupMessage::TAG {
-                decode_body::<PushBody<GroupMessage>>(&envelope.body)
-                    .map(|message| vec![message.text])
+            let messages = if envelope.cmd == GroupMessage::TAG {
+                decode_body::<PushBody<GroupMessage>>(&envelope.body).map(|message| vec![message])
             } else if envelope.cmd == GroupMessages::TAG {
-                decode_body::<PushBody<GroupMessages>>(&envelope.body)
-                    .map(|batch| batch.messages.into_iter().map(|m| m.text).collect())
+                decode_body::<PushBody<GroupMessages>>(&envelope.body).map(|batch| batch.messages)
             } else {
                 continue;
             };
-            if let Ok(texts) = texts {
-                let tracker = current.read().clone();
-                for text in &texts {
-                    tracker.arrived(text);
+            if let Ok(messages) = messages {
+                let (tracker, sealing) = current.read().clone();
+                for message in &messages {
+                    match (&message.sealed, &sealing) {
+                        (Some(sealed), Some(sealing)) => {
+                            if let Some(text) = sealing.text_of(&message.from, sealed) {
+                                tracker.arrived(&text);
+                            }
+                        }
+                        _ => tracker.arrived(&message.text),
+                    }
                 }
             }
         }

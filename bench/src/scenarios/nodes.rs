@@ -125,12 +125,16 @@ async fn deployment_rows(
         window: 8,
         ..ctx.plan()
     };
+    let shape = super::fanout::Shape {
+        members,
+        senders: 1,
+        kinds: &[super::fanout::Kind::Plain],
+    };
     let fanout = super::fanout::group_rows(
         ctx,
         nodes,
         &place,
-        members,
-        1,
+        &shape,
         plan,
         &format!("{label}: fanout"),
     )

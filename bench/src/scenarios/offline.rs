@@ -96,6 +96,7 @@ async fn bundle(sender: &SimClient, user: &str) -> anyhow::Result<Bundle> {
     sender
         .ask::<BundleOf>(&BundleRequest {
             user: user.to_string(),
+            signed_only: false,
         })
         .await
 }

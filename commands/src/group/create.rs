@@ -1,12 +1,13 @@
-//! `group create <group> [--open] [user...]`: makes a group owned by the
-//! one who asks, with them and the users named in it; `--open` lets
-//! anyone join.
+//! `group create <group> [--open] [--plain] [user...]`: makes a group
+//! owned by the one who asks, with them and the users named in it;
+//! `--open` lets anyone join. A group is private (its messages are end to
+//! end encrypted by their senders) unless made `--plain`.
 
 use serde::{Deserialize, Serialize};
 use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
-use udpchat_core::group::GroupInfo;
+use udpchat_core::group::{GroupInfo, Kind};
 use udpchat_core::names::check_group_name;
 use udpchat_core::packet::{Packet, Request};
 use udpchat_core::register;
@@ -16,6 +17,9 @@ use super::{check_users, group_name, render, user_names, GROUP};
 
 /// The flag that makes a new group open to `group join`.
 const OPEN_FLAG: &str = "--open";
+/// The flag that makes a new group not private: the server reads its
+/// messages, and a member added later can read what came before.
+const PLAIN_FLAG: &str = "--plain";
 
 /// `group create`: the request, its shell command and its handler.
 pub struct Create;
@@ -36,13 +40,18 @@ pub struct CreateBody {
     pub group: String,
     pub open: bool,
     pub members: Vec<String>,
+    /// End-to-end encrypted (a client that does not say is one that
+    /// cannot seal: its group is not private).
+    #[serde(default)]
+    pub private: bool,
 }
 
 register! {
-    Command::sub(GROUP, "create", "Make a group you own, with these members (--open: anyone may join).")
+    Command::sub(GROUP, "create", "Make a group you own, with these members (--open: anyone may join; --plain: not end-to-end encrypted).")
         .args(&[
             Arg::one("group", ArgKind::Group),
             Arg::flag(OPEN_FLAG),
+            Arg::flag(PLAIN_FLAG),
             Arg::any("user", ArgKind::User),
         ])
         .examples(&["group create group1 bob charlie eve", "group create lobby --open"])
@@ -56,11 +65,18 @@ impl Shell for Create {
             group: group_name(args.word(0))?,
             open: args.flag(OPEN_FLAG),
             members: user_names(args.words_from(1))?,
+            private: !args.flag(PLAIN_FLAG),
         };
         let info = client.server().request::<Create>(&request).await?;
+        crate::private::learn(&client, std::slice::from_ref(&info), false);
         let open = if info.open { ", open to all" } else { "" };
+        let plain = if info.private {
+            ""
+        } else {
+            ", not private (the server reads its messages)"
+        };
         let text = format!(
-            "Created group {}{open}: {}",
+            "Created group {}{open}{plain}: {}",
             info.name,
             info.members.join(", ")
         );
@@ -80,7 +96,15 @@ impl Serve for Create {
         check_users(&body.members)?;
         server
             .groups()
-            .create(&user, &body.group, body.open, body.members)
+            .create(
+                &user,
+                &body.group,
+                Kind {
+                    open: body.open,
+                    private: body.private,
+                },
+                body.members,
+            )
             .await
     }
 }

@@ -1,6 +1,8 @@
 //! `group history <group> [N]`: the group's last N messages (20 unless
 //! told), for its members, oldest first, as they were shown live. The
-//! server keeps the last `HISTORY_LIMIT` messages of each group.
+//! server keeps the last `HISTORY_LIMIT` messages of each group; of a
+//! private group it keeps only ciphertext, so there the history is what
+//! this client read and sent, kept in its data dir.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -71,11 +73,18 @@ impl Shell for GroupHistory {
                 }
             },
         };
-        let request = HistoryRequest {
-            group: group.clone(),
-            count: count as u32,
+        let history = if crate::private::is_private(&client, &group).await? {
+            History {
+                messages: client.groups().kept(&group, count)?,
+                omitted: 0,
+            }
+        } else {
+            let request = HistoryRequest {
+                group: group.clone(),
+                count: count as u32,
+            };
+            client.server().request::<GroupHistory>(&request).await?
         };
-        let history = client.server().request::<GroupHistory>(&request).await?;
         client.emit(render(&group, &history));
         Ok(())
     }
@@ -98,7 +107,7 @@ impl Serve for GroupHistory {
             .iter()
             .rev()
             .take_while(|m| {
-                bytes += m.text.len() + m.from.len() + 32;
+                bytes += m.text.len() + m.sealed.as_ref().map_or(0, Vec::len) + m.from.len() + 32;
                 bytes <= REPLY_BUDGET
             })
             .count()
@@ -123,7 +132,12 @@ fn render(group: &str, history: &History) -> Output {
     if history.messages.is_empty() {
         lines.push(format!("No messages in {group} yet"));
     }
-    lines.extend(history.messages.iter().map(crate::group_message::line));
+    lines.extend(
+        history
+            .messages
+            .iter()
+            .map(|m| crate::group_message::line(m, &m.text)),
+    );
     let messages: Vec<Value> = history
         .messages
         .iter()
@@ -152,6 +166,7 @@ mod tests {
             seq,
             from: from.into(),
             text: text.into(),
+            sealed: None,
             time_ms: 1_700_000_000_000 + seq,
         }
     }

@@ -38,8 +38,16 @@ impl Shell for Join {
             .server()
             .request::<Join>(&Named::from_args(&args)?)
             .await?;
-        let text = format!("Joined {}; members: {}", info.name, info.members.join(", "));
-        client.emit(render("group-joined", text, &info));
+        crate::private::learn(&client, std::slice::from_ref(&info), false);
+        let mut text = format!("Joined {}; members: {}", info.name, info.members.join(", "));
+        if info.private {
+            text.push_str(&format!("\n({})", crate::private::JOINED_NOTE));
+        }
+        let mut joined = render("group-joined", text, &info);
+        if info.private {
+            joined = joined.with("note", crate::private::JOINED_NOTE);
+        }
+        client.emit(joined);
         Ok(())
     }
 }

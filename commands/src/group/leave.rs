@@ -37,6 +37,7 @@ impl Shell for LeaveGroup {
     async fn run(client: Client, args: Args) -> Result<(), CommandError> {
         let request = Named::from_args(&args)?;
         client.server().request::<LeaveGroup>(&request).await?;
+        client.groups().keys(|k| k.forget(&request.group))?;
         client.emit(left(&request.group));
         Ok(())
     }

@@ -58,9 +58,15 @@ impl Shell for GroupMembers {
             Some(owner) => format!("owner {owner}"),
             None => "set up by the operator".to_string(),
         };
+        crate::private::learn(&client, std::slice::from_ref(&info), false);
         let open = if info.open { ", open to all" } else { "" };
+        let private = if info.private {
+            ", end-to-end encrypted"
+        } else {
+            ", not private"
+        };
         let text = format!(
-            "Members of {} ({owner}{open}): {}",
+            "Members of {} ({owner}{open}{private}): {}",
             info.name,
             info.members.join(", ")
         );

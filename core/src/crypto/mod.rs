@@ -9,6 +9,8 @@
 //! - [`session`]: the sealed channel after a handshake.
 //! - [`replay`]: the sliding window of accepted packet counters.
 //! - [`sealed`]: X3DH-shaped messages for offline recipients, and prekeys.
+//! - [`sender_keys`]: group messages encrypted once by their sender for
+//!   every member (sender chains and their signing keys).
 //!
 //! Every function that needs randomness takes the RNG; none reads a clock
 //! (time comes in as milliseconds since the UNIX epoch). Secrets are wiped
@@ -19,6 +21,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod replay;
 pub mod sealed;
+pub mod sender_keys;
 pub mod session;
 pub mod symmetric;
 

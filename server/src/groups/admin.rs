@@ -6,7 +6,7 @@
 
 use anyhow::bail;
 use clap::Subcommand;
-use udpchat_core::group::{GroupInfo, MAX_MEMBERS};
+use udpchat_core::group::{GroupInfo, Kind, MAX_MEMBERS};
 use udpchat_core::names::{check_group_name, check_user_name};
 
 use crate::store::Backend;
@@ -18,6 +18,10 @@ pub enum GroupCommand {
         name: String,
         #[arg(required = true)]
         users: Vec<String>,
+        /// Make the group not private: its messages go through the server
+        /// in the clear (by default they are end-to-end encrypted).
+        #[arg(long)]
+        plain: bool,
     },
     /// Remove users from a group (the last one out deletes it).
     Remove {
@@ -32,7 +36,7 @@ pub enum GroupCommand {
 /// Runs outside any async runtime: store calls block here.
 pub fn run(store: &dyn Backend, command: GroupCommand) -> anyhow::Result<()> {
     match command {
-        GroupCommand::Add { name, users } => {
+        GroupCommand::Add { name, users, plain } => {
             check_names(&name, &users)?;
             let info = match store.group(&name)? {
                 Some(info) => {
@@ -45,7 +49,13 @@ pub fn run(store: &dyn Backend, command: GroupCommand) -> anyhow::Result<()> {
                 None if users.len() > MAX_MEMBERS => {
                     bail!("a group has at most {MAX_MEMBERS} members")
                 }
-                None => store.create_group(&name, None, false, &users)?,
+                None => {
+                    let kind = Kind {
+                        open: false,
+                        private: !plain,
+                    };
+                    store.create_group(&name, None, kind, &users)?
+                }
             };
             println!("{}", line(&info));
         }
@@ -84,5 +94,6 @@ fn line(info: &GroupInfo) -> String {
         Some(owner) => format!(" (owner {owner})"),
         None => String::new(),
     };
-    format!("{}{owner}: {}", info.name, info.members.join(", "))
+    let plain = if info.private { "" } else { " (not private)" };
+    format!("{}{owner}{plain}: {}", info.name, info.members.join(", "))
 }

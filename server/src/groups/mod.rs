@@ -9,7 +9,7 @@ mod delivery;
 mod postgres;
 mod store;
 
-pub use store::{Draft, GroupStore};
+pub use store::{Draft, GroupStore, Kind};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use udpchat_commands::groups::{Groups as GroupsPush, Listing};
 use udpchat_core::context::{BoxFuture, Groups, PeerId};
 use udpchat_core::error::{Code, CommandError};
-use udpchat_core::group::{GroupInfo, GroupMessage, HISTORY_LIMIT, MAX_MEMBERS};
+use udpchat_core::group::{GroupInfo, GroupMessage, Post, HISTORY_LIMIT, MAX_MEMBERS};
 use udpchat_core::packet::Encoded;
 use udpchat_core::presence::Presence;
 use udpchat_net::Link;
@@ -304,7 +304,7 @@ impl Groups for GroupChat {
         &self,
         owner: &str,
         group: &str,
-        open: bool,
+        kind: Kind,
         members: Vec<String>,
     ) -> BoxFuture<'static, Result<GroupInfo, CommandError>> {
         let inner = self.inner.clone();
@@ -320,7 +320,7 @@ impl Groups for GroupChat {
             let mut locked = inner.lock(&group).await;
             let (store, name, by) = (inner.store.clone(), group.clone(), owner.clone());
             let all = members.clone();
-            let info = blocking(move || store.create_group(&name, Some(&by), open, &all)).await?;
+            let info = blocking(move || store.create_group(&name, Some(&by), kind, &all)).await?;
             inner.added(&mut locked.live, &info, &members, &owner).await;
             Ok(info)
         })
@@ -422,7 +422,7 @@ impl Groups for GroupChat {
         &self,
         from: &str,
         group: &str,
-        text: String,
+        post: Post,
     ) -> BoxFuture<'static, Result<GroupMessage, CommandError>> {
         let inner = self.inner.clone();
         let (from, group) = (from.to_string(), group.to_string());
@@ -430,7 +430,7 @@ impl Groups for GroupChat {
             let (done, answer) = oneshot::channel();
             let draft = Draft {
                 from,
-                text,
+                post,
                 time_ms: now_ms(),
             };
             inner

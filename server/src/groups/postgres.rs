@@ -11,10 +11,10 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use udpchat_core::group::{GroupInfo, GroupMessage};
 
-use super::store::{after_removal, Afterwards, Appended, Draft, GroupStore};
+use super::store::{after_removal, refusal, Afterwards, Appended, Draft, GroupStore, Kind};
 use crate::store::{Cached as _, PgStore, StoreError};
 
-const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
+const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms, sealed";
 
 fn message(row: &Row) -> GroupMessage {
     GroupMessage {
@@ -22,13 +22,14 @@ fn message(row: &Row) -> GroupMessage {
         seq: row.get::<_, i64>(1) as u64,
         from: row.get(2),
         text: row.get(3),
+        sealed: row.get(5),
         time_ms: row.get::<_, i64>(4) as u64,
     }
 }
 
 /// Every group, with its members, that `filter` (a condition on `g`, with
 /// `$1` if `arg` is given) selects, by name.
-const GROUPS: &str = r#"SELECT g.name, g.owner, g.open,
+const GROUPS: &str = r#"SELECT g.name, g.owner, g.open, g.private,
         coalesce(array_agg(m.user_name ORDER BY m.user_name)
                  FILTER (WHERE m.user_name IS NOT NULL), '{}')
     FROM chat_groups g LEFT JOIN group_members m ON m.group_name = g.name"#;
@@ -38,7 +39,8 @@ fn group_info(row: &Row) -> GroupInfo {
         name: row.get(0),
         owner: row.get(1),
         open: row.get(2),
-        members: row.get(3),
+        private: row.get(3),
+        members: row.get(4),
     }
 }
 
@@ -64,13 +66,14 @@ async fn existing_group(tx: &Transaction<'_>, name: &str) -> Result<GroupInfo, S
 
 /// Locks the group's row until `tx` ends (every write to a group does, so
 /// they come one after the other); `NoSuchGroup` if there is none.
-async fn lock_group(tx: &Transaction<'_>, name: &str) -> Result<(), StoreError> {
+/// Whether the group is private.
+async fn lock_group(tx: &Transaction<'_>, name: &str) -> Result<bool, StoreError> {
     tx.cached_query_opt(
-        "SELECT 1 FROM chat_groups WHERE name = $1 FOR UPDATE",
+        "SELECT private FROM chat_groups WHERE name = $1 FOR UPDATE",
         &[&name],
     )
     .await?
-    .map(|_| ())
+    .map(|row| row.get(0))
     .ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
 }
 
@@ -119,7 +122,7 @@ impl GroupStore for PgStore {
         &self,
         name: &str,
         owner: Option<&str>,
-        open: bool,
+        kind: Kind,
         members: &[String],
     ) -> Result<GroupInfo, StoreError> {
         self.run(async {
@@ -127,9 +130,9 @@ impl GroupStore for PgStore {
             let tx = client.transaction().await?;
             let inserted = tx
                 .cached_execute(
-                    "INSERT INTO chat_groups (name, owner, open) VALUES ($1, $2, $3)
+                    "INSERT INTO chat_groups (name, owner, open, private) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (name) DO NOTHING",
-                    &[&name, &owner, &open],
+                    &[&name, &owner, &kind.open, &kind.private],
                 )
                 .await?;
             if inserted == 0 {
@@ -247,7 +250,7 @@ impl GroupStore for PgStore {
             // order); COMMIT.
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            let (_, members) = tokio::try_join!(lock_group(&tx, group), async {
+            let (private, members) = tokio::try_join!(lock_group(&tx, group), async {
                 tx.cached_query(
                     "SELECT user_name, cursor FROM group_members WHERE group_name = $1
                          ORDER BY user_name",
@@ -260,24 +263,31 @@ impl GroupStore for PgStore {
                 .iter()
                 .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
                 .collect();
+            let refusals: Vec<Option<StoreError>> = drafts
+                .iter()
+                .map(|d| refusal(group, private, &members, d))
+                .collect();
             let accepted: Vec<&Draft> = drafts
                 .iter()
-                .filter(|d| members.iter().any(|(m, _)| *m == d.from))
+                .zip(&refusals)
+                .filter(|(_, refused)| refused.is_none())
+                .map(|(d, _)| d)
                 .collect();
             // One statement for the whole batch; rows take their `seq` in
             // the order given (the group's lock keeps anyone else out).
             let senders: Vec<&str> = accepted.iter().map(|d| d.from.as_str()).collect();
-            let texts: Vec<&str> = accepted.iter().map(|d| d.text.as_str()).collect();
+            let texts: Vec<&str> = accepted.iter().map(|d| d.post.parts().0).collect();
             let times: Vec<i64> = accepted.iter().map(|d| d.time_ms as i64).collect();
+            let sealed: Vec<Option<&[u8]>> = accepted.iter().map(|d| d.post.parts().1).collect();
             let keep = keep as i64;
-            let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&group, &senders, &texts, &times];
+            let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&group, &senders, &texts, &times, &sealed];
             let trim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&group, &keep];
             let insert = tx.cached_query(
-                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms)
-                 SELECT $1, d.sender, d.text, d.sent_at_ms
-                 FROM unnest($2::text[], $3::text[], $4::bigint[])
-                      WITH ORDINALITY AS d(sender, text, sent_at_ms, n)
+                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms, sealed)
+                 SELECT $1, d.sender, d.text, d.sent_at_ms, d.sealed
+                 FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[])
+                      WITH ORDINALITY AS d(sender, text, sent_at_ms, sealed, n)
                  ORDER BY d.n
                  RETURNING seq",
                 &insert_params,
@@ -311,19 +321,19 @@ impl GroupStore for PgStore {
             let mut seqs = seqs.into_iter();
             let appended = drafts
                 .iter()
-                .map(|draft| {
-                    if !members.iter().any(|(m, _)| *m == draft.from) {
-                        return Err(StoreError::NotAMember {
-                            group: group.to_string(),
-                            user: draft.from.clone(),
-                        });
+                .zip(refusals)
+                .map(|(draft, refused)| {
+                    if let Some(refused) = refused {
+                        return Err(refused);
                     }
                     let seq = seqs.next().expect("one seq per accepted draft");
+                    let (text, sealed) = draft.post.parts();
                     Ok(GroupMessage {
                         group: group.to_string(),
                         seq: seq as u64,
                         from: draft.from.clone(),
-                        text: draft.text.clone(),
+                        text: text.to_string(),
+                        sealed: sealed.map(<[u8]>::to_vec),
                         time_ms: draft.time_ms,
                     })
                 })
@@ -413,6 +423,7 @@ impl GroupStore for PgStore {
 mod tests {
     use super::*;
     use crate::store::testing::{postgres, with_users};
+    use udpchat_core::group::Post;
 
     #[test]
     fn two_nodes_writing_to_one_group_keep_one_order_that_no_reader_sees_go_back() {
@@ -421,8 +432,13 @@ mod tests {
         };
         let (one, two) = (&db.store, &db.another_node());
         with_users(one, &["alice", "bob"]);
-        one.create_group("group1", None, false, &["alice".into(), "bob".into()])
-            .unwrap();
+        one.create_group(
+            "group1",
+            None,
+            Kind::default(),
+            &["alice".into(), "bob".into()],
+        )
+        .unwrap();
         const EACH: usize = 150;
         let seen = std::thread::scope(|scope| {
             for (node, from) in [(one, "alice"), (two, "bob")] {
@@ -430,7 +446,7 @@ mod tests {
                     for i in 0..EACH {
                         let draft = Draft {
                             from: from.into(),
-                            text: format!("{from} {i}"),
+                            post: Post::Plain(format!("{from} {i}")),
                             time_ms: i as u64,
                         };
                         node.append_all("group1", &[draft], 10_000).unwrap();

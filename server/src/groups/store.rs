@@ -6,7 +6,8 @@
 //! transaction that commits before it returns.
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use udpchat_core::group::{GroupInfo, GroupMessage};
+pub use udpchat_core::group::Kind;
+use udpchat_core::group::{members_digest, GroupInfo, GroupMessage, Post};
 
 use crate::store::{SqliteStore, StoreError};
 
@@ -14,7 +15,7 @@ use crate::store::{SqliteStore, StoreError};
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub from: String,
-    pub text: String,
+    pub post: Post,
     pub time_ms: u64,
 }
 
@@ -30,7 +31,7 @@ pub trait GroupStore: Send + Sync {
         &self,
         name: &str,
         owner: Option<&str>,
-        open: bool,
+        kind: Kind,
         members: &[String],
     ) -> Result<GroupInfo, StoreError>;
     fn group(&self, name: &str) -> Result<Option<GroupInfo>, StoreError>;
@@ -57,8 +58,10 @@ pub trait GroupStore: Send + Sync {
     /// Appends messages, in order, in one transaction (one commit for all
     /// of them: a group commit), and drops the group's messages beyond the
     /// newest `keep`. Returns each message as stored, or why it was not
-    /// (`NotAMember`: its sender is not in the group; the others are
-    /// appended all the same), and every member with its cursor.
+    /// (`NotAMember`: its sender is not in the group; `NotSealed` or
+    /// `NotPrivate`: it is not sealed as the group's messages are;
+    /// `MembersChanged`: sealed for other members than the group's; the
+    /// others are appended all the same), and every member with its cursor.
     /// `NoSuchGroup` refuses them all.
     fn append_all(
         &self,
@@ -78,7 +81,7 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError> {
         let draft = Draft {
             from: from.to_string(),
-            text: text.to_string(),
+            post: Post::Plain(text.to_string()),
             time_ms,
         };
         let (mut appended, members) = self.append_all(group, &[draft], keep)?;
@@ -93,6 +96,37 @@ pub trait GroupStore: Send + Sync {
     fn cursor(&self, group: &str, user: &str) -> Result<Option<u64>, StoreError>;
     /// Moves cursors forward (never back): `(group, user, seq)`.
     fn advance_cursors(&self, cursors: &[(String, String, u64)]) -> Result<(), StoreError>;
+}
+
+/// Why `draft` may not go into `group` (private or not) with these
+/// `members` (and their cursors) as they are now (both stores ask).
+pub(super) fn refusal(
+    group: &str,
+    private: bool,
+    members: &[(String, u64)],
+    draft: &Draft,
+) -> Option<StoreError> {
+    if !members.iter().any(|(m, _)| *m == draft.from) {
+        return Some(StoreError::NotAMember {
+            group: group.to_string(),
+            user: draft.from.clone(),
+        });
+    }
+    match (&draft.post, private) {
+        (Post::Plain(_), true) => Some(StoreError::NotSealed(group.to_string())),
+        (Post::Sealed { .. }, false) => Some(StoreError::NotPrivate(group.to_string())),
+        (
+            Post::Sealed {
+                members: digest, ..
+            },
+            true,
+        ) => {
+            let names: Vec<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+            (*digest != members_digest(&names))
+                .then(|| StoreError::MembersChanged(group.to_string()))
+        }
+        (Post::Plain(_), false) => None,
+    }
 }
 
 /// What a removal of members leaves of a group (both stores apply it).
@@ -122,7 +156,7 @@ pub(super) fn after_removal(
     }
 }
 
-const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms";
+const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms, sealed";
 
 fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
     Ok(GroupMessage {
@@ -130,17 +164,24 @@ fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
         seq: row.get::<_, i64>(1)? as u64,
         from: row.get(2)?,
         text: row.get(3)?,
+        sealed: row.get(5)?,
         time_ms: row.get::<_, i64>(4)? as u64,
     })
 }
 
 /// The group as it is inside `tx`.
 fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, StoreError> {
-    let Some((owner, open)) = tx
+    let Some((owner, open, private)) = tx
         .query_row(
-            "SELECT owner, open FROM chat_groups WHERE name = ?1",
+            "SELECT owner, open, private FROM chat_groups WHERE name = ?1",
             [name],
-            |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? != 0)),
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, i64>(1)? != 0,
+                    r.get::<_, i64>(2)? != 0,
+                ))
+            },
         )
         .optional()?
     else {
@@ -156,6 +197,7 @@ fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, 
         owner,
         open,
         members,
+        private,
     }))
 }
 
@@ -211,15 +253,15 @@ impl GroupStore for SqliteStore {
         &self,
         name: &str,
         owner: Option<&str>,
-        open: bool,
+        kind: Kind,
         members: &[String],
     ) -> Result<GroupInfo, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let inserted = tx.execute(
-            "INSERT INTO chat_groups (name, owner, open) VALUES (?1, ?2, ?3)
+            "INSERT INTO chat_groups (name, owner, open, private) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO NOTHING",
-            params![name, owner, open as i64],
+            params![name, owner, kind.open as i64, kind.private as i64],
         )?;
         if inserted == 0 {
             return Err(StoreError::GroupExists(name.to_string()));
@@ -303,7 +345,7 @@ impl GroupStore for SqliteStore {
     ) -> Result<Appended, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        existing_group(&tx, group)?;
+        let info = existing_group(&tx, group)?;
         let members = {
             let mut query = tx.prepare_cached(
                 "SELECT user, cursor FROM group_members WHERE group_name = ?1 ORDER BY user",
@@ -318,22 +360,28 @@ impl GroupStore for SqliteStore {
         let mut appended = Vec::with_capacity(drafts.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO group_messages (group_name, sender, text, sent_at_ms, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for draft in drafts {
-                if !members.iter().any(|(m, _)| *m == draft.from) {
-                    appended.push(Err(StoreError::NotAMember {
-                        group: group.to_string(),
-                        user: draft.from.clone(),
-                    }));
+                if let Some(refused) = refusal(group, info.private, &members, draft) {
+                    appended.push(Err(refused));
                     continue;
                 }
-                insert.execute(params![group, draft.from, draft.text, draft.time_ms as i64])?;
+                let (text, sealed) = draft.post.parts();
+                insert.execute(params![
+                    group,
+                    draft.from,
+                    text,
+                    draft.time_ms as i64,
+                    sealed
+                ])?;
                 appended.push(Ok(GroupMessage {
                     group: group.to_string(),
                     seq: tx.last_insert_rowid() as u64,
                     from: draft.from.clone(),
-                    text: draft.text.clone(),
+                    text: text.to_string(),
+                    sealed: sealed.map(<[u8]>::to_vec),
                     time_ms: draft.time_ms,
                 }));
             }
@@ -432,16 +480,21 @@ mod tests {
     fn groups_are_made_once_with_known_members(store: &dyn Backend) {
         with_users(store, &["alice", "bob"]);
         let info = store
-            .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
+            .create_group(
+                "group1",
+                Some("alice"),
+                Kind::default(),
+                &names(&["alice", "bob"]),
+            )
             .unwrap();
         assert_eq!(info.members, ["alice", "bob"]);
         assert_eq!(info.owner.as_deref(), Some("alice"));
         assert!(matches!(
-            store.create_group("group1", None, false, &[]),
+            store.create_group("group1", None, Kind::default(), &[]),
             Err(StoreError::GroupExists(_))
         ));
         assert!(matches!(
-            store.create_group("group2", None, false, &names(&["zed"])),
+            store.create_group("group2", None, Kind::default(), &names(&["zed"])),
             Err(StoreError::NoSuchUser(_))
         ));
         assert!(
@@ -455,7 +508,12 @@ mod tests {
     fn the_log_is_ordered_bounded_and_for_members_only(store: &dyn Backend) {
         with_users(store, &["alice", "bob", "carol"]);
         store
-            .create_group("group1", Some("alice"), false, &names(&["alice", "bob"]))
+            .create_group(
+                "group1",
+                Some("alice"),
+                Kind::default(),
+                &names(&["alice", "bob"]),
+            )
             .unwrap();
         let seqs: Vec<u64> = (0..5)
             .map(|i| {
@@ -500,11 +558,11 @@ mod tests {
     fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers(store: &dyn Backend) {
         with_users(store, &["alice", "bob", "carol"]);
         store
-            .create_group("group1", None, false, &names(&["alice", "bob"]))
+            .create_group("group1", None, Kind::default(), &names(&["alice", "bob"]))
             .unwrap();
         let draft = |from: &str, text: &str| Draft {
             from: from.into(),
-            text: text.into(),
+            post: Post::Plain(text.into()),
             time_ms: 7,
         };
         let (appended, members) = store
@@ -542,7 +600,7 @@ mod tests {
             .create_group(
                 "group1",
                 Some("alice"),
-                false,
+                Kind::default(),
                 &names(&["alice", "bob", "carol"]),
             )
             .unwrap();
@@ -559,14 +617,75 @@ mod tests {
         assert!(store.group("group1").unwrap().is_none());
         // The name is free again, and numbers are not reused.
         store
-            .create_group("group1", None, false, &names(&["alice"]))
+            .create_group("group1", None, Kind::default(), &names(&["alice"]))
             .unwrap();
         assert!(store.messages_after("group1", 0).unwrap().is_empty());
         let (message, _) = store.append("group1", "alice", "again", 0, 10).unwrap();
         assert_eq!(message.seq, 2);
     }
 
+    fn a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are(store: &dyn Backend) {
+        with_users(store, &["alice", "bob", "carol"]);
+        let private = Kind {
+            open: false,
+            private: true,
+        };
+        let info = store
+            .create_group("secret", Some("alice"), private, &names(&["alice", "bob"]))
+            .unwrap();
+        assert!(info.private);
+        assert!(store.group("secret").unwrap().unwrap().private);
+        assert!(store.groups_of("bob").unwrap()[0].private);
+        store
+            .create_group("open", None, Kind::default(), &names(&["alice"]))
+            .unwrap();
+        let sealed = |members: &[&str]| Draft {
+            from: "alice".into(),
+            post: Post::Sealed {
+                line: vec![0xa5; 40],
+                members: members_digest(members),
+            },
+            time_ms: 9,
+        };
+        let plain = Draft {
+            from: "alice".into(),
+            post: Post::Plain("in the clear".into()),
+            time_ms: 9,
+        };
+        let (appended, _) = store
+            .append_all(
+                "secret",
+                &[
+                    plain.clone(),
+                    sealed(&["alice", "bob", "carol"]),
+                    sealed(&["bob", "alice"]),
+                ],
+                10,
+            )
+            .unwrap();
+        assert!(matches!(appended[0], Err(StoreError::NotSealed(_))));
+        assert!(matches!(appended[1], Err(StoreError::MembersChanged(_))));
+        let stored = appended[2].as_ref().unwrap();
+        assert_eq!(stored.text, "");
+        assert_eq!(stored.sealed.as_deref(), Some(&[0xa5; 40][..]));
+        let log = store.messages_after("secret", 0).unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].sealed, stored.sealed, "stored as sealed");
+        // carol joins: what was sealed for alice and bob alone is refused.
+        store.add_members("secret", &names(&["carol"])).unwrap();
+        let (appended, _) = store
+            .append_all("secret", &[sealed(&["alice", "bob"])], 10)
+            .unwrap();
+        assert!(matches!(appended[0], Err(StoreError::MembersChanged(_))));
+        let (appended, _) = store
+            .append_all("open", &[sealed(&["alice"]), plain], 10)
+            .unwrap();
+        assert!(matches!(appended[0], Err(StoreError::NotPrivate(_))));
+        assert!(appended[1].is_ok());
+    }
+
     on_every_store!(
+        a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are,
         groups_are_made_once_with_known_members,
         the_log_is_ordered_bounded_and_for_members_only,
         a_group_commit_stores_each_message_in_order_and_refuses_only_strangers,

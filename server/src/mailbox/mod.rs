@@ -118,13 +118,15 @@ impl Mailbox for StoredMail {
         &self,
         asker: &str,
         user: &str,
+        one_time: bool,
     ) -> BoxFuture<'static, Result<(Bundle, usize), CommandError>> {
         let (this, user) = (self.clone(), user.to_string());
-        let give_one_time = self
-            .handouts
-            .lock()
-            .take(&(asker.to_string(), user.clone()), Instant::now())
-            .is_ok();
+        let give_one_time = one_time
+            && self
+                .handouts
+                .lock()
+                .take(&(asker.to_string(), user.clone()), Instant::now())
+                .is_ok();
         Box::pin(async move {
             blocking(move || -> Result<_, CommandError> {
                 let identity = this.accounts.identity(&user)?.ok_or_else(|| no_such_user(&user))?;
@@ -229,14 +231,14 @@ mod tests {
         let mut with_one_time = 0;
         let mut left = 0;
         for _ in 0..60 {
-            let (bundle, now_left) = mail.bundle("mallory", "bob").await.unwrap();
+            let (bundle, now_left) = mail.bundle("mallory", "bob", true).await.unwrap();
             with_one_time += usize::from(bundle.one_time.is_some());
             left = now_left;
             assert_eq!(bundle.identity, identity.public(), "still a usable bundle");
         }
         assert_eq!(with_one_time, ONE_TIME_BURST as usize);
         assert_eq!(left, ONE_TIME_TARGET - ONE_TIME_BURST as usize);
-        let (bundle, _) = mail.bundle("alice", "bob").await.unwrap();
+        let (bundle, _) = mail.bundle("alice", "bob", true).await.unwrap();
         assert!(bundle.one_time.is_some(), "another asker still gets one");
     }
 }

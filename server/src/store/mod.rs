@@ -51,6 +51,12 @@ pub enum StoreError {
     NoSuchGroup(String),
     #[error("{user} is not a member of {group}")]
     NotAMember { group: String, user: String },
+    #[error("{0} is private, and the message is not sealed")]
+    NotSealed(String),
+    #[error("{0} is not private, and the message is sealed")]
+    NotPrivate(String),
+    #[error("the members of {0} are not those the message was sealed for")]
+    MembersChanged(String),
     #[error("store: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("store: {0}")]
@@ -236,6 +242,18 @@ impl From<StoreError> for CommandError {
             StoreError::NotAMember { group, .. } => {
                 CommandError::new(Code::NotAMember, format!("you are not a member of {group}"))
             }
+            StoreError::NotSealed(group) => CommandError::new(
+                Code::BadRequest,
+                format!("{group} is private: its messages must be end-to-end encrypted"),
+            ),
+            StoreError::NotPrivate(group) => CommandError::new(
+                Code::BadRequest,
+                format!("{group} is not private: its messages go in the clear"),
+            ),
+            StoreError::MembersChanged(group) => CommandError::new(
+                Code::MembersChanged,
+                format!("the members of {group} changed since your key was handed out"),
+            ),
             StoreError::NoSuchUser(user) => {
                 CommandError::new(Code::NoSuchUser, format!("No such user: {user}"))
             }
@@ -330,7 +348,7 @@ mod tests {
             .create_group(
                 "group1",
                 Some("bob"),
-                false,
+                crate::groups::Kind::default(),
                 &["alice".into(), "bob".into()],
             )
             .unwrap();

@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sign_ups_by_source ON sign_ups (source, at);"#,
     // Each node's load at its last heartbeat (JSON), for `status`.
     r#"ALTER TABLE nodes ADD COLUMN load TEXT;"#,
+    // Private groups: their messages are sealed by each sender (the
+    // server keeps the sealed bytes, and `text` is empty). Groups made
+    // before stay as they were: not private.
+    r#"ALTER TABLE chat_groups ADD COLUMN private BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE group_messages ADD COLUMN sealed BYTEA;"#,
 ];
 
 /// The schema version this build writes and reads.

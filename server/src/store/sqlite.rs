@@ -67,6 +67,11 @@ const MIGRATIONS: &[&str] = &[
         sent_at_ms INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX group_messages_by_group ON group_messages (group_name, seq);",
+    // Private groups: their messages are sealed by each sender (the
+    // server keeps the sealed bytes, and `text` is empty). Groups made
+    // before stay as they were: not private.
+    "ALTER TABLE chat_groups ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE group_messages ADD COLUMN sealed BLOB;",
 ];
 
 /// The files SQLite keeps beside the database: `NAME-wal`, `NAME-shm`, and
