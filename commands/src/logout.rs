@@ -79,6 +79,7 @@ pub async fn finish_deliveries(client: &Client) {
 /// `logout`, `exit` and `connect`.
 pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
     finish_deliveries(client).await;
+    crate::private::report_unread(client);
     let Some(user) = client.session().lock().user.take() else {
         return Ok(());
     };

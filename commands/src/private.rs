@@ -112,8 +112,11 @@ pub async fn send(
             .iter()
             .filter(|(m, _)| !shares.iter().any(|(s, _)| s == m));
         shares.extend(again.cloned().collect::<Vec<_>>());
-        let envelopes = seal_shares(client, group, &me, &shares).await;
-        let handed: Vec<String> = envelopes.iter().map(|e| e.to.clone()).collect();
+        let (envelopes, handed): (Vec<KeyEnvelope>, Vec<(String, Vec<u8>)>) =
+            seal_shares(client, group, &me, &shares)
+                .await
+                .into_iter()
+                .unzip();
         match post(
             client,
             group,
@@ -201,26 +204,31 @@ async fn post_one(
     client.server().request::<GroupSend>(&request).await
 }
 
-/// Each share sealed to its member; a member whose keys cannot be had is
-/// told about (they ask when they come to read).
+/// Each share sealed to its member, with the member and the identity key
+/// it was sealed to; a member whose keys cannot be had is told about (they
+/// ask when they come to read).
 async fn seal_shares(
     client: &Client,
     group: &str,
     me: &str,
     shares: &[(String, KeyShare)],
-) -> Vec<KeyEnvelope> {
+) -> Vec<(KeyEnvelope, (String, Vec<u8>))> {
     let mut envelopes = Vec::with_capacity(shares.len());
     for (member, share) in shares {
         let sealed = async {
             let bundle = crate::bundle::fetch_as(client, member, true).await?;
             let ad = envelope_associated(group, me, member);
-            client.keys().seal(&bundle, &cbor::encode(share), &ad)
+            let sealed = client.keys().seal(&bundle, &cbor::encode(share), &ad)?;
+            Ok::<_, CommandError>((sealed, bundle.identity.to_bytes()))
         };
         match sealed.await {
-            Ok(sealed) => envelopes.push(KeyEnvelope {
-                to: member.clone(),
-                sealed: cbor::encode(&sealed),
-            }),
+            Ok((sealed, identity)) => envelopes.push((
+                KeyEnvelope {
+                    to: member.clone(),
+                    sealed: cbor::encode(&sealed),
+                },
+                (member.clone(), identity),
+            )),
             Err(e) => client.emit(Output::error(&CommandError::new(
                 e.code.clone(),
                 format!(
@@ -323,6 +331,21 @@ pub async fn open(
     }
 }
 
+/// Says, per group and sender, how many lines were still waiting for
+/// their key when the user signs out: none goes unmentioned.
+pub fn report_unread(client: &Client) {
+    let Ok(held) = client.groups().keys(|k| k.take_held()) else {
+        return;
+    };
+    for ((group, from), count) in held {
+        let lines = if count == 1 { "message" } else { "messages" };
+        client.emit(Output::error(&CommandError::new(
+            Code::MissingKey,
+            format!("{count} {lines} from {from} in {group} not read: their key never came"),
+        )));
+    }
+}
+
 /// A line refused for good: forged, tampered with, or a replay.
 fn unreadable(message: &GroupMessage, e: OpenError) -> CommandError {
     CommandError::new(
@@ -418,25 +441,34 @@ fn ask(client: &Client, group: &str, from: &str, key_id: u32) -> bool {
 }
 
 /// `asker` asked for this client's key in `group`: hands it to them again
-/// (in the background, at most once a minute).
+/// (in the background, at most once a minute), from where they may read
+/// it (see `GroupKeys::share_again`).
 fn answer(client: &Client, group: &str, asker: &str) {
     if !not_lately((group.to_string(), asker.to_string(), u32::MAX)) {
         return;
     }
-    let Ok(Some(share)) = client.groups().keys(|k| k.share_again(group, asker)) else {
-        return;
-    };
     let (client2, group, asker) = (client.clone(), group.to_string(), asker.to_string());
     client.tasks().spawn(Box::pin(async move {
-        if let Err(e) = send(
-            &client2,
-            &group,
-            "",
-            Vec::new(),
-            vec![(asker.clone(), share)],
-        )
-        .await
-        {
+        let handed = async {
+            let bundle = crate::bundle::fetch_as(&client2, &asker, true).await?;
+            let identity = bundle.identity.to_bytes();
+            let share = client2
+                .groups()
+                .keys(|k| k.share_again(&group, &asker, &identity))?;
+            let Some(share) = share else {
+                return Ok(());
+            };
+            send(
+                &client2,
+                &group,
+                "",
+                Vec::new(),
+                vec![(asker.clone(), share)],
+            )
+            .await
+            .map(|_| ())
+        };
+        if let Err(e) = handed.await {
             client2.emit(Output::error(&CommandError::new(
                 e.code,
                 format!(

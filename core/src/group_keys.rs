@@ -45,6 +45,8 @@ struct Own {
     /// may read it: whoever was a member when a message was sent may
     /// read it, though their copy of the key did not reach them.
     entitled: BTreeMap<String, u32>,
+    /// The identity key each member's copy was sealed to.
+    sealed_to: BTreeMap<String, Vec<u8>>,
     /// The group's members (this one included) when it was last handed
     /// out: what the server checks a message against.
     members: Vec<String>,
@@ -147,6 +149,7 @@ impl GroupKeys {
                     chain: OwnChain::generate(rng),
                     given: BTreeMap::new(),
                     entitled: BTreeMap::new(),
+                    sealed_to: BTreeMap::new(),
                     members: Vec::new(),
                 },
             );
@@ -170,12 +173,14 @@ impl GroupKeys {
         }
     }
 
-    /// The server took a message that handed the chain to `to`, from
+    /// The server took a message that handed the chain to `to` (each
+    /// member with the identity key its copy was sealed to), from
     /// `iteration` on.
-    pub fn handed(&mut self, group: &str, to: &[String], iteration: u32) {
+    pub fn handed(&mut self, group: &str, to: &[(String, Vec<u8>)], iteration: u32) {
         if let Some(own) = self.own.get_mut(group) {
-            for member in to {
+            for (member, identity) in to {
                 own.given.entry(member.clone()).or_insert(iteration);
+                own.sealed_to.insert(member.clone(), identity.clone());
             }
         }
     }
@@ -185,18 +190,21 @@ impl GroupKeys {
         self.own.get(group).map(|own| own.chain.iteration())
     }
 
-    /// `asker` could not read this member's messages: the share to hand
-    /// them again, from where it was first meant for them (or from the next
-    /// message, for a member it never was). `None` for someone who is not
-    /// a member.
-    pub fn share_again(&self, group: &str, asker: &str) -> Option<KeyShare> {
+    /// `asker`, whose identity key is now `identity`, could not read this
+    /// member's messages: the share to hand them again, from where it was
+    /// first meant for them. Only from the next message when their copy
+    /// was sealed to another identity key (a new device, or someone the
+    /// server put in their place: what came before stays unread), or when
+    /// it was never meant for them. `None` for someone who is not a member.
+    pub fn share_again(&self, group: &str, asker: &str, identity: &[u8]) -> Option<KeyShare> {
         let own = self.own.get(group)?;
         if !own.members.iter().any(|m| m == asker) {
             return None;
         }
+        let same_key = own.sealed_to.get(asker).is_none_or(|k| k == identity);
         Some(match own.entitled.get(asker) {
-            Some(from) => own.chain.share_from(*from),
-            None => own.chain.share(),
+            Some(from) if same_key => own.chain.share_from(*from),
+            _ => own.chain.share(),
         })
     }
 
@@ -272,6 +280,17 @@ impl GroupKeys {
     /// Lines held in `group`.
     pub fn held(&self, group: &str) -> usize {
         self.held.get(group).map_or(0, VecDeque::len)
+    }
+
+    /// Gives up every line held: how many per group and sender (sorted).
+    pub fn take_held(&mut self) -> Vec<(Member, usize)> {
+        let mut counts: BTreeMap<Member, usize> = BTreeMap::new();
+        for (group, held) in self.held.drain() {
+            for (message, _) in held {
+                *counts.entry((group.clone(), message.from)).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
     }
 
     /// Tries again the lines `from` sent in `group` that were held for
@@ -371,7 +390,11 @@ mod tests {
         let handout = sender.handout("g", me, members, rng);
         let iteration = sender.next_iteration("g").unwrap();
         let line = sender.seal("g", me, text, vec![], vec![]).unwrap();
-        let to: Vec<String> = handout.shares.iter().map(|(m, _)| m.clone()).collect();
+        let to: Vec<(String, Vec<u8>)> = handout
+            .shares
+            .iter()
+            .map(|(m, _)| (m.clone(), m.as_bytes().to_vec()))
+            .collect();
         sender.handed("g", &to, iteration);
         for (member, share) in &handout.shares {
             keys.get_mut(member)
@@ -467,7 +490,7 @@ mod tests {
             .collect();
         let all = names(&["alice", "bob", "carol"]);
         let (old, _) = send(&mut keys, "alice", Some(&all), "old chain", &mut rng);
-        let share = keys["alice"].share_again("g", "bob").unwrap();
+        let share = keys["alice"].share_again("g", "bob", b"bob").unwrap();
         assert!(!keys
             .get_mut("bob")
             .unwrap()
@@ -488,7 +511,7 @@ mod tests {
             "late, and still opens"
         );
         assert_eq!(
-            keys["alice"].share_again("g", "carol"),
+            keys["alice"].share_again("g", "carol", b"carol"),
             None,
             "not a member now"
         );
@@ -509,7 +532,7 @@ mod tests {
         alice.handout("g", "alice", Some(&all), &mut rng);
         // Meant for bob and carol, but bob's copy did not reach him (or
         // did not open on this device).
-        alice.handed("g", &names(&["carol"]), 0);
+        alice.handed("g", &[("carol".into(), b"carol".to_vec())], 0);
         let lines: Vec<SealedLine> = (0..3)
             .map(|i| {
                 alice
@@ -536,7 +559,13 @@ mod tests {
         // Someone else's key changes nothing for alice's lines.
         assert!(bob.release("g", "carol").is_empty());
         assert_eq!(bob.held("g"), 3);
-        let share = keys["alice"].share_again("g", "bob").unwrap();
+        // carol on a new device (another identity key) is handed the chain
+        // from the next message only; bob, whose copy never came, from
+        // the start.
+        let carols = keys["alice"].share_again("g", "carol", b"new").unwrap();
+        assert_eq!(carols.iteration, 3);
+        let share = keys["alice"].share_again("g", "bob", b"bob").unwrap();
+        assert_eq!(share.iteration, 0);
         let bob = keys.get_mut("bob").unwrap();
         bob.accept("g", "alice", &share).unwrap();
         let released = bob.release("g", "alice");
@@ -545,6 +574,13 @@ mod tests {
             .map(|(m, text)| format!("{} {}", m.seq, text.unwrap()))
             .collect();
         assert_eq!(texts, ["1 m0", "2 m1", "3 m2"]);
+        assert_eq!(bob.held("g"), 0);
+        bob.hold(message(7, "carol"), lines[0].clone());
+        bob.hold(message(8, "carol"), lines[1].clone());
+        assert_eq!(
+            bob.take_held(),
+            [(("g".to_string(), "carol".to_string()), 2)]
+        );
         assert_eq!(bob.held("g"), 0);
         // Past the bound the oldest goes, and is said to.
         for seq in 0..MAX_HELD as u64 {

@@ -336,7 +336,9 @@ fn twenty_members_and_a_thousand_messages_cross_lossy_links_once_each_in_one_ord
         member.expect("signed-in");
     }
     members[0].line(&format!("group create crowd {}", names[1..].join(" ")));
-    members[0].expect("group-created");
+    // Private: every line is sealed by its sender, every member checks
+    // and opens it (a line that did not open would be missing below).
+    assert_eq!(members[0].expect("group-created")["private"], true);
     let signed_up = started.elapsed();
 
     for (s, sender) in members.iter_mut().take(SENDERS).enumerate() {

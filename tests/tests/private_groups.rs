@@ -11,6 +11,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use udpchat_core::cbor;
 use udpchat_core::crypto::sender_keys::{ReceivedChain, SealedLine};
+use udpchat_tests::deployment::Deployment;
 use udpchat_tests::{group_messages, password, take, Client, Server};
 
 /// The sealed line the server stored as message `seq`, read from its
@@ -239,7 +240,51 @@ fn a_member_away_through_two_rotations_reads_everything_when_back() {
 }
 
 #[test]
-fn a_member_on_a_new_device_asks_for_the_key_and_reads_late() {
+fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
+    let deployment = Deployment::sqlite();
+    let server = deployment.start(&[]);
+    // carol's account was made by the operator, and no client of hers has
+    // signed in yet: there is nothing to seal her a key to.
+    let out = deployment.operator(&["user", "add", "carol"], &password("carol"));
+    assert!(out.status.success(), "{out:?}");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("group create trio carol");
+    alice.expect("group-created");
+    alice.line("gsend trio before carol ever signed in");
+    let told = take(&mut alice, "error", |e| e["code"] == "no-prekeys");
+    assert!(
+        told["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("carol cannot read your messages in trio yet"),
+        "{told}"
+    );
+    sent_seq(&mut alice);
+
+    // carol comes: her client cannot read the line, says so once, asks
+    // alice's, and shows it late when the key comes.
+    let mut carol = Client::sign_in(server.addr, "carol");
+    let asked = take(&mut carol, "error", |e| e["code"] == "missing-key");
+    assert!(
+        asked["message"]
+            .as_str()
+            .unwrap()
+            .contains("no key for it here; asked alice for it"),
+        "{asked}"
+    );
+    let late = take(&mut carol, "group-message", |e| e["group"] == "trio");
+    assert_eq!(late["text"], "before carol ever signed in");
+    assert_eq!(late["late"], true);
+    carol.line("group history trio");
+    let history = carol.expect("group-history");
+    assert_eq!(
+        history["messages"][0]["text"],
+        "before carol ever signed in"
+    );
+}
+
+#[test]
+fn a_member_on_a_new_device_is_told_and_reads_from_then_on() {
     let server = Server::start();
     // bob's first device is gone; his account remains.
     drop(Client::away(server.addr, "bob"));
@@ -250,8 +295,9 @@ fn a_member_on_a_new_device_asks_for_the_key_and_reads_late() {
     sent_seq(&mut alice);
 
     // A new device: a new identity key, which the key alice handed out was
-    // not sealed for. bob is told once, his client asks alice's, and the
-    // line shows when her key comes.
+    // not sealed for. bob is told once, and his client asks alice's; hers
+    // hands her key to the new device from her next line on only (what
+    // was sealed for the old device stays unread here, and bob is told).
     let mut bob = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
     let asked = take(&mut bob, "error", |e| e["code"] == "missing-key");
     assert!(
@@ -261,10 +307,22 @@ fn a_member_on_a_new_device_asks_for_the_key_and_reads_late() {
             .contains("asked alice for it"),
         "{asked}"
     );
-    let late = take(&mut bob, "group-message", |e| e["group"] == "pair");
-    assert_eq!(late["text"], "sealed for bob's old device");
-    assert_eq!(late["late"], true);
+    let refused = take(&mut bob, "error", |e| e["code"] == "sealed");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than the key this client was given"),
+        "{refused}"
+    );
     alice.line("gsend pair and the next one");
     sent_seq(&mut alice);
     assert_eq!(group_messages(&mut bob, "pair", 1)[0].2, "and the next one");
+    let (_, rest) = bob.finish();
+    assert!(
+        !rest
+            .iter()
+            .any(|e| e["text"] == "sealed for bob's old device"),
+        "{rest:?}"
+    );
 }
