@@ -4,8 +4,9 @@
 //! and opening a DATA datagram (in a busy session, whose keys stay
 //! expanded, and in one used now and then, whose keys are expanded for
 //! each packet), decoding a public key (a point decompression, and the
-//! cached path), and an envelope's encode and decode. `cargo bench -p
-//! udpchat-bench`.
+//! cached path), an envelope's encode and decode, and a private group's
+//! line (sealed once, opened by each member) and key (sealed per member).
+//! `cargo bench -p udpchat-bench`.
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -184,8 +185,49 @@ fn envelope(c: &mut Criterion) {
     });
 }
 
+/// A private group's line of 100 B: what its sender pays once (encrypt and
+/// sign), what each member pays (check the signature, decrypt), and what a
+/// sender pays per member when it hands out a new key (seal it to them).
+fn group_line(c: &mut Criterion) {
+    use udpchat_core::crypto::sealed::{self, Prekeys};
+    use udpchat_core::crypto::sender_keys::{envelope_associated, OwnChain, ReceivedChain};
+    let mut rng = StdRng::seed_from_u64(3);
+    let text = "x".repeat(100);
+    let mut chain = OwnChain::generate(&mut rng);
+    c.bench_function("group line: seal and sign (the sender, once)", |b| {
+        b.iter(|| black_box(chain.seal("team", "alice", black_box(&text), vec![], vec![])))
+    });
+    let mut chain = OwnChain::generate(&mut rng);
+    let share = chain.share();
+    let lines: Vec<_> = (0..64)
+        .map(|_| chain.seal("team", "alice", &text, vec![], vec![]))
+        .collect();
+    c.bench_function("group line: check and open (each member)", |b| {
+        b.iter_batched(
+            || ReceivedChain::from_share(&share).expect("share"),
+            |mut member| black_box(member.open("team", "alice", &lines[0]).expect("opens")),
+            BatchSize::SmallInput,
+        )
+    });
+    let alice = StaticKey::generate(&mut rng);
+    let bob = StaticKey::generate(&mut rng);
+    let prekeys = Prekeys::generate(&mut rng, &bob, 1);
+    let signed = prekeys.signed_prekey();
+    let share = udpchat_core::cbor::encode(&chain.share());
+    let ad = envelope_associated("team", "alice", "bob");
+    c.bench_function("group key: seal to one member (a new key, per member)", |b| {
+        b.iter(|| {
+            black_box(
+                sealed::seal(&mut rng, &alice, &bob.public(), &signed, None, &share, &ad)
+                    .expect("seals"),
+            )
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    group_line,
     ecdh,
     nk_handshake,
     key_request,
