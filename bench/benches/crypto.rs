@@ -215,14 +215,17 @@ fn group_line(c: &mut Criterion) {
     let signed = prekeys.signed_prekey();
     let share = udpchat_core::cbor::encode(&chain.share());
     let ad = envelope_associated("team", "alice", "bob");
-    c.bench_function("group key: seal to one member (a new key, per member)", |b| {
-        b.iter(|| {
-            black_box(
-                sealed::seal(&mut rng, &alice, &bob.public(), &signed, None, &share, &ad)
-                    .expect("seals"),
-            )
-        })
-    });
+    c.bench_function(
+        "group key: seal to one member (a new key, per member)",
+        |b| {
+            b.iter(|| {
+                black_box(
+                    sealed::seal(&mut rng, &alice, &bob.public(), &signed, None, &share, &ad)
+                        .expect("seals"),
+                )
+            })
+        },
+    );
 }
 
 criterion_group!(

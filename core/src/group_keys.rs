@@ -333,10 +333,15 @@ impl GroupKeys {
     }
 
     /// The server listed every group this member is in: whether each is
-    /// private; the keys of any other group this member held go.
-    pub fn listed<'a>(&mut self, groups: impl IntoIterator<Item = (&'a str, bool)>) {
+    /// private; the keys of any other group this member held go. Returns
+    /// the private groups this client did not know of before.
+    pub fn listed<'a>(&mut self, groups: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<String> {
         let mut listed = HashSet::new();
+        let mut new = Vec::new();
         for (group, private) in groups {
+            if private && self.is_private(group).is_none() {
+                new.push(group.to_string());
+            }
             self.set_private(group, private);
             listed.insert(group.to_string());
         }
@@ -347,6 +352,7 @@ impl GroupKeys {
         for group in held.difference(&listed) {
             self.forget(group);
         }
+        new
     }
 
     /// The groups forgotten since the last call (their kept keys go).
@@ -372,6 +378,14 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    /// Each member's keys, none yet.
+    fn keyrings(members: &[&str]) -> HashMap<String, GroupKeys> {
+        members
+            .iter()
+            .map(|n| (n.to_string(), GroupKeys::default()))
+            .collect()
+    }
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -408,10 +422,7 @@ mod tests {
     #[test]
     fn a_member_who_left_cannot_read_what_comes_after_the_rotation() {
         let mut rng = StdRng::seed_from_u64(1);
-        let mut keys: HashMap<String, GroupKeys> = ["alice", "bob", "carol"]
-            .iter()
-            .map(|n| (n.to_string(), GroupKeys::default()))
-            .collect();
+        let mut keys = keyrings(&["alice", "bob", "carol"]);
         let all = names(&["alice", "bob", "carol"]);
         let (line, handout) = send(&mut keys, "alice", Some(&all), "hello", &mut rng);
         assert!(handout.rotated);
@@ -458,10 +469,7 @@ mod tests {
     #[test]
     fn a_member_who_joins_gets_the_chain_from_the_next_message_only() {
         let mut rng = StdRng::seed_from_u64(2);
-        let mut keys: HashMap<String, GroupKeys> = ["alice", "bob", "dave"]
-            .iter()
-            .map(|n| (n.to_string(), GroupKeys::default()))
-            .collect();
+        let mut keys = keyrings(&["alice", "bob", "dave"]);
         let (before, _) = send(
             &mut keys,
             "alice",
@@ -484,10 +492,7 @@ mod tests {
     #[test]
     fn a_share_handed_again_is_not_new_and_late_messages_of_an_old_chain_open() {
         let mut rng = StdRng::seed_from_u64(3);
-        let mut keys: HashMap<String, GroupKeys> = ["alice", "bob", "carol"]
-            .iter()
-            .map(|n| (n.to_string(), GroupKeys::default()))
-            .collect();
+        let mut keys = keyrings(&["alice", "bob", "carol"]);
         let all = names(&["alice", "bob", "carol"]);
         let (old, _) = send(&mut keys, "alice", Some(&all), "old chain", &mut rng);
         let share = keys["alice"].share_again("g", "bob", b"bob").unwrap();
@@ -523,10 +528,7 @@ mod tests {
     #[test]
     fn lines_held_for_a_key_open_once_it_comes() {
         let mut rng = StdRng::seed_from_u64(5);
-        let mut keys: HashMap<String, GroupKeys> = ["alice", "bob", "carol"]
-            .iter()
-            .map(|n| (n.to_string(), GroupKeys::default()))
-            .collect();
+        let mut keys = keyrings(&["alice", "bob", "carol"]);
         let all = names(&["alice", "bob", "carol"]);
         let alice = keys.get_mut("alice").unwrap();
         alice.handout("g", "alice", Some(&all), &mut rng);
@@ -599,6 +601,8 @@ mod tests {
         assert_eq!(keys.is_private("g"), Some(true));
         keys.set_private("plain", false);
         assert_eq!(keys.is_private("plain"), Some(false));
+        let new = keys.listed([("g", true), ("plain", false), ("h", true)]);
+        assert_eq!(new, ["h"], "only a private group not known before");
         let mut rng = StdRng::seed_from_u64(4);
         keys.handout("g", "alice", Some(&names(&["alice"])), &mut rng);
         keys.forget("g");

@@ -52,6 +52,14 @@ fn reads(chains: &[ReceivedChain], group: &str, from: &str, line: &SealedLine) -
     })
 }
 
+/// Whether an event's message has `words` in it.
+fn says(event: &Value, words: &str) -> bool {
+    event["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(words)
+}
+
 fn sent_seq(client: &mut Client) -> u64 {
     client.expect("group-sent")["seq"].as_u64().unwrap()
 }
@@ -189,6 +197,14 @@ fn a_member_who_joins_reads_only_what_comes_after_and_is_told() {
         joined["note"],
         "end-to-end encrypted: what was said before you joined cannot be read here"
     );
+    // Someone the owner adds is told the same.
+    let mut erin = Client::sign_up(server.addr, "erin");
+    alice.line("group add lobby erin");
+    alice.expect("group-members");
+    let told = take(&mut erin, "groups", |e| {
+        e["note"] == "alice added you to lobby"
+    });
+    assert_eq!(told["joined_private"], json!(["lobby"]));
     alice.line("gsend lobby after dave");
     sent_seq(&mut alice);
     bob.line("gsend lobby bob to all three");
@@ -253,10 +269,7 @@ fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
     alice.line("gsend trio before carol ever signed in");
     let told = take(&mut alice, "error", |e| e["code"] == "no-prekeys");
     assert!(
-        told["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("carol cannot read your messages in trio yet"),
+        says(&told, "carol cannot read your messages in trio yet"),
         "{told}"
     );
     sent_seq(&mut alice);
@@ -266,10 +279,7 @@ fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
     let mut carol = Client::sign_in(server.addr, "carol");
     let asked = take(&mut carol, "error", |e| e["code"] == "missing-key");
     assert!(
-        asked["message"]
-            .as_str()
-            .unwrap()
-            .contains("no key for it here; asked alice for it"),
+        says(&asked, "no key for it here; asked alice for it"),
         "{asked}"
     );
     let late = take(&mut carol, "group-message", |e| e["group"] == "trio");
@@ -300,19 +310,10 @@ fn a_member_on_a_new_device_is_told_and_reads_from_then_on() {
     // was sealed for the old device stays unread here, and bob is told).
     let mut bob = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
     let asked = take(&mut bob, "error", |e| e["code"] == "missing-key");
-    assert!(
-        asked["message"]
-            .as_str()
-            .unwrap()
-            .contains("asked alice for it"),
-        "{asked}"
-    );
+    assert!(says(&asked, "asked alice for it"), "{asked}");
     let refused = take(&mut bob, "error", |e| e["code"] == "sealed");
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("older than the key this client was given"),
+        says(&refused, "older than the key this client was given"),
         "{refused}"
     );
     alice.line("gsend pair and the next one");
