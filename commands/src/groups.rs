@@ -74,19 +74,8 @@ impl Serve for Groups {
 
 impl OnPush for Groups {
     async fn on_push(client: Client, _: Sender, listing: Listing) -> Result<(), CommandError> {
-        let new = crate::private::learn(&client, &listing.groups, true);
-        let mut output = render(&listing);
-        // Someone added this user to a private group: as when joining one,
-        // say what cannot be read.
-        if listing.note.is_some() && !new.is_empty() {
-            for group in &new {
-                output
-                    .text
-                    .push_str(&format!("\n({group}: {})", crate::private::JOINED_NOTE));
-            }
-            output = output.with("joined_private", new);
-        }
-        client.emit(output);
+        crate::private::learn(&client, &listing.groups, true);
+        client.emit(render(&listing));
         Ok(())
     }
 }

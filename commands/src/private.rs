@@ -58,22 +58,19 @@ pub async fn is_private(client: &Client, group: &str) -> Result<bool, CommandErr
 
 /// The server listed groups (`complete`: every group this user is in):
 /// the keys learn which are private, and forget those this user is no
-/// longer in. Returns the private groups this client did not know of. A
-/// failure is shown, and nothing else stops for it.
-pub fn learn(client: &Client, groups: &[GroupInfo], complete: bool) -> Vec<String> {
+/// longer in. A failure is shown, and nothing else stops for it.
+pub fn learn(client: &Client, groups: &[GroupInfo], complete: bool) {
     let learnt = client.groups().keys(|k| {
         let kinds = groups.iter().map(|g| (g.name.as_str(), g.private));
         if complete {
-            k.listed(kinds)
+            k.listed(kinds);
         } else {
             kinds.for_each(|(group, private)| k.set_private(group, private));
-            Vec::new()
         }
     });
-    learnt.unwrap_or_else(|e| {
+    if let Err(e) = learnt {
         client.emit(Output::error(&e));
-        Vec::new()
-    })
+    }
 }
 
 /// The group's members, and whether it is private (which the keys learn).

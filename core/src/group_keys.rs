@@ -333,15 +333,10 @@ impl GroupKeys {
     }
 
     /// The server listed every group this member is in: whether each is
-    /// private; the keys of any other group this member held go. Returns
-    /// the private groups this client did not know of before.
-    pub fn listed<'a>(&mut self, groups: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<String> {
+    /// private; the keys of any other group this member held go.
+    pub fn listed<'a>(&mut self, groups: impl IntoIterator<Item = (&'a str, bool)>) {
         let mut listed = HashSet::new();
-        let mut new = Vec::new();
         for (group, private) in groups {
-            if private && self.is_private(group).is_none() {
-                new.push(group.to_string());
-            }
             self.set_private(group, private);
             listed.insert(group.to_string());
         }
@@ -352,7 +347,6 @@ impl GroupKeys {
         for group in held.difference(&listed) {
             self.forget(group);
         }
-        new
     }
 
     /// The groups forgotten since the last call (their kept keys go).
@@ -601,8 +595,9 @@ mod tests {
         assert_eq!(keys.is_private("g"), Some(true));
         keys.set_private("plain", false);
         assert_eq!(keys.is_private("plain"), Some(false));
-        let new = keys.listed([("g", true), ("plain", false), ("h", true)]);
-        assert_eq!(new, ["h"], "only a private group not known before");
+        // A listing without a group forgets it.
+        keys.listed([("g", true)]);
+        assert_eq!(keys.is_private("plain"), None);
         let mut rng = StdRng::seed_from_u64(4);
         keys.handout("g", "alice", Some(&names(&["alice"])), &mut rng);
         keys.forget("g");

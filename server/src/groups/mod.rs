@@ -58,6 +58,15 @@ pub trait Elsewhere: Send + Sync {
     fn tell(&self, node: &str, user: &str, note: String);
 }
 
+/// Whether members are added to a group that may have messages already
+/// (`add`, `join`), or as it is made (`create`): in a private group the
+/// former cannot read them, and are told so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Later {
+    Yes,
+    No,
+}
+
 /// A message waiting for its commit, and its sender's answer.
 struct Pending {
     draft: Draft,
@@ -239,6 +248,7 @@ impl Inner {
         info: &GroupInfo,
         added: &[String],
         by: &str,
+        later: Later,
     ) {
         for user in added {
             if let Some(peer) = self.online(user) {
@@ -249,8 +259,11 @@ impl Inner {
             // Online here, or on another node (which attaches them when
             // the group's first message comes).
             if user != by {
-                self.tell(user, format!("{by} added you to {}", info.name))
-                    .await;
+                let mut note = format!("{by} added you to {}", info.name);
+                if later == Later::Yes && info.private {
+                    note.push_str(&format!(" ({})", udpchat_commands::private::JOINED_NOTE));
+                }
+                self.tell(user, note).await;
             }
         }
     }
@@ -321,7 +334,9 @@ impl Groups for GroupChat {
             let (store, name, by) = (inner.store.clone(), group.clone(), owner.clone());
             let all = members.clone();
             let info = blocking(move || store.create_group(&name, Some(&by), kind, &all)).await?;
-            inner.added(&mut locked.live, &info, &members, &owner).await;
+            inner
+                .added(&mut locked.live, &info, &members, &owner, Later::No)
+                .await;
             Ok(info)
         })
     }
@@ -343,7 +358,9 @@ impl Groups for GroupChat {
             }
             let (store, name) = (inner.store.clone(), group.clone());
             let (info, added) = blocking(move || store.add_members(&name, &users)).await?;
-            inner.added(&mut locked.live, &info, &added, &by).await;
+            inner
+                .added(&mut locked.live, &info, &added, &by, Later::Yes)
+                .await;
             Ok(info)
         })
     }
@@ -390,7 +407,9 @@ impl Groups for GroupChat {
             }
             let (store, name, users) = (inner.store.clone(), group.clone(), vec![user.clone()]);
             let (info, added) = blocking(move || store.add_members(&name, &users)).await?;
-            inner.added(&mut locked.live, &info, &added, &user).await;
+            inner
+                .added(&mut locked.live, &info, &added, &user, Later::Yes)
+                .await;
             Ok(info)
         })
     }
