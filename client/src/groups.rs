@@ -59,19 +59,18 @@ impl GroupStore {
         }
     }
 
-    /// Runs `f` on the signed-in user's keys and file, opening them first
-    /// (again after someone else signed in).
+    /// Runs `f` on the reader's keys and file (see
+    /// [`PrivateGroups::reader`]), opening them first (again after someone
+    /// else signed in).
     fn with_open<T>(
         &self,
         f: impl FnOnce(&mut Opened) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
-        let me = self
-            .session
-            .lock()
-            .user
-            .clone()
-            .ok_or_else(CommandError::not_signed_in)?;
         let mut open = self.open.lock();
+        let signed_in = self.session.lock().user.clone();
+        let me = signed_in
+            .or_else(|| open.as_ref().map(|o| o.user.clone()))
+            .ok_or_else(CommandError::not_signed_in)?;
         if open.as_ref().is_none_or(|o| o.user != me) {
             *open = Some(Opened::open(&self.data_dir, &me)?);
         }
@@ -158,6 +157,11 @@ fn internal(e: rusqlite::Error) -> CommandError {
 }
 
 impl PrivateGroups for GroupStore {
+    fn reader(&self) -> Option<String> {
+        let signed_in = self.session.lock().user.clone();
+        signed_in.or_else(|| self.open.lock().as_ref().map(|o| o.user.clone()))
+    }
+
     fn with_keys(&self, f: &mut dyn FnMut(&mut GroupKeys)) -> Result<(), CommandError> {
         self.with_open(|open| {
             f(&mut open.keys);

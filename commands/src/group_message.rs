@@ -63,10 +63,8 @@ pub(crate) fn check(message: &Line) -> Result<(), CommandError> {
 /// given (the server's): a private group's opened first. One that cannot
 /// be read is reported, and the others still shown.
 pub(crate) async fn show(client: &Client, messages: &[Line]) {
-    let (server, user) = {
-        let session = client.session().lock();
-        (session.server, session.user.clone().unwrap_or_default())
-    };
+    let server = client.session().lock().server;
+    let user = client.groups().reader().unwrap_or_default();
     for message in messages {
         if !first_showing(server, &user, message) {
             continue;
@@ -80,7 +78,11 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
                     }
                 }
                 if let Some(text) = opened.text {
-                    client.emit(render(message, &text));
+                    let mut output = render(message, &text);
+                    if let Some(why) = &opened.unverified {
+                        output = crate::message::unverified(output, &message.from, why);
+                    }
+                    client.emit(output);
                 }
             }
             Err(e) => client.emit(Output::error(&e)),
@@ -116,7 +118,7 @@ async fn read(client: &Client, me: &str, message: &Line) -> Result<Opened, Comma
         }
         return Ok(Opened {
             text: Some(message.text.clone()),
-            late: Vec::new(),
+            ..Opened::default()
         });
     };
     let mut opened = crate::private::open(client, me, message, sealed).await?;

@@ -134,7 +134,7 @@ fn met_sender(output: &Output, names: &mut dyn Names) {
 }
 
 /// A message shown though its sender's name could not be checked.
-fn unverified(output: Output, claimed: &str, why: &CommandError) -> Output {
+pub(crate) fn unverified(output: Output, claimed: &str, why: &CommandError) -> Output {
     let text = format!(
         "{} [not verified: could not ask the server whether this is {claimed}'s key: {}]",
         output.text, why.message

@@ -23,7 +23,7 @@ use udpchat_core::cbor;
 use udpchat_core::context::Client;
 use udpchat_core::crypto::sealed::SealedMessage;
 use udpchat_core::crypto::sender_keys::{
-    envelope_associated, KeyEnvelope, KeyShare, SealedLine, Want,
+    envelope_associated, KeyEnvelope, KeyShare, ReceivedChain, SealedLine, Want,
 };
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::group::{GroupInfo, GroupMessage, MEMBERS_DIGEST_LEN};
@@ -248,6 +248,19 @@ async fn seal_shares(
 pub struct Opened {
     pub text: Option<String>,
     pub late: Vec<(GroupMessage, Result<String, CommandError>)>,
+    /// Why the sender's key could not be checked (the server could not be
+    /// asked whether it is theirs): the text is shown marked so, and the
+    /// key is not kept.
+    pub unverified: Option<CommandError>,
+}
+
+/// A key handed to this member, opened.
+enum Taken {
+    /// Checked and kept.
+    Kept,
+    /// Sealed by an identity key the server could not be asked about
+    /// (the client is leaving): good for this line only.
+    Unverified(KeyShare, CommandError),
 }
 
 /// Opens a private group's line for `me`: takes the key it hands `me`, if
@@ -279,7 +292,16 @@ pub async fn open(
     let mut unopened = None;
     if let Some(envelope) = line.keys.iter().find(|e| e.to == me) {
         match take_key(client, me, group, from, envelope).await {
-            Ok(()) => {
+            Ok(Taken::Unverified(share, why)) => {
+                // Read this line with it, and keep nothing of it.
+                let text = ReceivedChain::from_share(&share)
+                    .and_then(|mut chain| chain.open(group, from, &line))
+                    .map_err(|e| unreadable(message, OpenError::Refused(e)))?;
+                opened.text = (!text.is_empty()).then_some(text);
+                opened.unverified = Some(why);
+                return Ok(opened);
+            }
+            Ok(Taken::Kept) => {
                 let released = client.groups().keys(|k| k.release(group, from))?;
                 opened.late = released
                     .into_iter()
@@ -365,7 +387,7 @@ async fn take_key(
     group: &str,
     from: &str,
     envelope: &KeyEnvelope,
-) -> Result<(), CommandError> {
+) -> Result<Taken, CommandError> {
     let refused = |why: String| {
         CommandError::new(
             Code::Sealed,
@@ -380,20 +402,23 @@ async fn take_key(
         .map_err(|e| refused(e.message))?;
     let share: KeyShare = cbor::decode_body(&bytes).map_err(|e| refused(e.to_string()))?;
     if !client.keys().is_known(from, &identity) {
-        let registered = crate::whois::identity(client, from)
-            .await
-            .map_err(|e| refused(e.message))?;
-        if registered != identity {
-            return Err(refused(format!(
-                "it was not sealed by {from}'s identity key"
-            )));
+        match crate::whois::identity(client, from).await {
+            Ok(registered) if registered == identity => {}
+            Ok(_) => {
+                return Err(refused(format!(
+                    "it was not sealed by {from}'s identity key"
+                )))
+            }
+            Err(e) if e.code == Code::NoSuchUser => return Err(refused(e.message)),
+            // The server could not be asked (this client is leaving).
+            Err(e) => return Ok(Taken::Unverified(share, e)),
         }
     }
     client
         .groups()
         .keys(|k| k.accept(group, from, &share))?
         .map_err(|e| refused(e.to_string()))?;
-    Ok(())
+    Ok(Taken::Kept)
 }
 
 /// A group, a member and one of its keys (`u32::MAX`: this client's).

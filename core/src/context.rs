@@ -541,6 +541,10 @@ pub trait Keyring: Send + Sync {
 /// The signed-in user's sender keys in private groups, and the lines read
 /// and sent there, kept in the data dir (0600).
 pub trait PrivateGroups: Send + Sync {
+    /// Whose keys these are: the signed-in user, or the one who just
+    /// signed out (what reached the client before it did is still read
+    /// with their keys and kept in their file).
+    fn reader(&self) -> Option<String>;
     /// Runs `f` on the signed-in user's keys (loaded on first use); the
     /// received chains it changed are saved before this returns.
     fn with_keys(&self, f: &mut dyn FnMut(&mut GroupKeys)) -> Result<(), CommandError>;

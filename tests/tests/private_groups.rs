@@ -256,6 +256,32 @@ fn a_member_away_through_two_rotations_reads_everything_when_back() {
 }
 
 #[test]
+fn a_line_that_comes_as_its_reader_leaves_is_still_opened_and_kept() {
+    let server = Server::start();
+    let bob_device = Client::away(server.addr, "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("group create pair bob");
+    alice.expect("group-created");
+    alice.line("gsend pair waiting for bob");
+    sent_seq(&mut alice);
+    // bob signs in and leaves at once (a script with nothing to do): the
+    // line the server hands over as he signs in is read with his keys,
+    // though he may have signed out by the time it is.
+    let pw = password("bob");
+    let bob = Client::start_in(server.addr, bob_device.path(), &["-u", "bob", "-p", &pw]);
+    let (status, rest) = bob.finish();
+    assert!(status.success());
+    let shown: Vec<&Value> = rest
+        .iter()
+        .filter(|e| e["event"] == "group-message")
+        .collect();
+    assert_eq!(shown.len(), 1, "{rest:?}");
+    assert_eq!(shown[0]["text"], "waiting for bob");
+    let errors: Vec<&Value> = rest.iter().filter(|e| e["event"] == "error").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
 fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
     let deployment = Deployment::sqlite();
     let server = deployment.start(&[]);
