@@ -155,26 +155,43 @@ async fn post(
     group: &str,
     me: &str,
     text: &str,
-    mut envelopes: Vec<KeyEnvelope>,
+    envelopes: Vec<KeyEnvelope>,
     wants: Vec<Want>,
     digest: [u8; MEMBERS_DIGEST_LEN],
 ) -> Result<Accepted, CommandError> {
-    let room = MAX_LINE.saturating_sub(LINE_OVERHEAD + text.len());
+    let (first, last) = batches(envelopes, text.len());
+    for keys in first {
+        post_one(client, group, me, "", keys, Vec::new(), digest).await?;
+    }
+    post_one(client, group, me, text, last, wants, digest).await
+}
+
+/// The keys a line of `text_len` bytes hands out, split so that every line
+/// stays within [`MAX_LINE`]: lines of keys alone, then what goes with the
+/// text.
+fn batches(
+    mut envelopes: Vec<KeyEnvelope>,
+    text_len: usize,
+) -> (Vec<Vec<KeyEnvelope>>, Vec<KeyEnvelope>) {
+    let room = MAX_LINE.saturating_sub(LINE_OVERHEAD + text_len);
+    let mut first = Vec::new();
     while size(&envelopes) > room {
-        let mut first = Vec::new();
+        let mut batch = Vec::new();
         while let Some(envelope) = envelopes.pop() {
-            if !first.is_empty() && size(&first) + envelope.sealed.len() > MAX_LINE - LINE_OVERHEAD
+            if !batch.is_empty()
+                && size(&batch) + size(std::slice::from_ref(&envelope)) > MAX_LINE - LINE_OVERHEAD
             {
                 envelopes.push(envelope);
                 break;
             }
-            first.push(envelope);
+            batch.push(envelope);
         }
-        post_one(client, group, me, "", first, Vec::new(), digest).await?;
+        first.push(batch);
     }
-    post_one(client, group, me, text, envelopes, wants, digest).await
+    (first, envelopes)
 }
 
+/// What envelopes add to a line, about (their bytes and CBOR around them).
 fn size(envelopes: &[KeyEnvelope]) -> usize {
     envelopes
         .iter()
@@ -503,4 +520,43 @@ fn answer(client: &Client, group: &str, asker: &str) {
             )));
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelopes(n: usize) -> Vec<KeyEnvelope> {
+        (0..n)
+            .map(|i| KeyEnvelope {
+                to: format!("member{i:04}"),
+                sealed: vec![0; 280],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_for_a_large_group_go_in_lines_of_their_own_each_within_the_limit() {
+        // A few go with the text.
+        let (first, last) = batches(envelopes(19), 100);
+        assert!(first.is_empty());
+        assert_eq!(last.len(), 19);
+        // 999 members' keys with a 64 KiB text: lines of keys first.
+        let (first, last) = batches(envelopes(999), 64 * 1024);
+        assert!(!first.is_empty());
+        let all: usize = first.iter().map(Vec::len).sum::<usize>() + last.len();
+        assert_eq!(all, 999, "every key goes out once");
+        for batch in &first {
+            assert!(size(batch) + LINE_OVERHEAD <= MAX_LINE);
+        }
+        assert!(size(&last) + LINE_OVERHEAD + 64 * 1024 <= MAX_LINE);
+        // And a real line of the largest batch, sealed, is within it.
+        let mut chain =
+            udpchat_core::crypto::sender_keys::OwnChain::generate(&mut rand::thread_rng());
+        let biggest = first.iter().max_by_key(|b| size(b)).unwrap().clone();
+        let line = chain.seal("g", "alice", "", biggest, vec![]);
+        assert!(cbor::encode(&line).len() <= MAX_LINE);
+        let line = chain.seal("g", "alice", &"x".repeat(64 * 1024), last, vec![]);
+        assert!(cbor::encode(&line).len() <= MAX_LINE);
+    }
 }
