@@ -157,6 +157,14 @@ fn internal(e: rusqlite::Error) -> CommandError {
 }
 
 impl PrivateGroups for GroupStore {
+    fn give_up_held(&self) -> Vec<(Member, usize)> {
+        self.open
+            .lock()
+            .as_mut()
+            .map(|open| open.keys.take_held())
+            .unwrap_or_default()
+    }
+
     fn reader(&self) -> Option<String> {
         let signed_in = self.session.lock().user.clone();
         signed_in.or_else(|| self.open.lock().as_ref().map(|o| o.user.clone()))

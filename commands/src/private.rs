@@ -373,10 +373,8 @@ pub async fn open(
 /// Says, per group and sender, how many lines were still waiting for
 /// their key when the user signs out: none goes unmentioned.
 pub fn report_unread(client: &Client) {
-    let Ok(held) = client.groups().keys(|k| k.take_held()) else {
-        return;
-    };
-    for ((group, from), count) in held {
+    // Nothing is opened here: signing out must not wait on the disk.
+    for ((group, from), count) in client.groups().give_up_held() {
         let lines = if count == 1 { "message" } else { "messages" };
         client.emit(Output::error(&CommandError::new(
             Code::MissingKey,

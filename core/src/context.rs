@@ -553,6 +553,10 @@ pub trait PrivateGroups: Send + Sync {
     fn keep(&self, line: &GroupMessage) -> Result<(), CommandError>;
     /// The group's last `count` lines kept here, oldest first.
     fn kept(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, CommandError>;
+    /// Gives up the lines still waiting for their key (see
+    /// `GroupKeys::take_held`), without opening anything: none when the
+    /// keys were never opened.
+    fn give_up_held(&self) -> Vec<(crate::group_keys::Member, usize)>;
 }
 
 impl dyn PrivateGroups + '_ {
