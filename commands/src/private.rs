@@ -28,6 +28,7 @@ use udpchat_core::crypto::sender_keys::{
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::group::{GroupInfo, GroupMessage, MEMBERS_DIGEST_LEN};
 use udpchat_core::group_keys::OpenError;
+use udpchat_core::mailbox::Bundle;
 use udpchat_core::output::Output;
 
 use crate::group::members::{GroupMembers, Named};
@@ -95,7 +96,7 @@ pub async fn send(
     group: &str,
     text: &str,
     wants: Vec<Want>,
-    also: Vec<(String, KeyShare)>,
+    also: Vec<Handed>,
 ) -> Result<Accepted, CommandError> {
     let me = client.user()?;
     let mut known: Option<Vec<String>> = None;
@@ -107,16 +108,13 @@ pub async fn send(
             .groups()
             .keys(|k| k.handout(group, &me, known.as_deref(), &mut rand::rngs::OsRng))?;
         let from_iteration = handout.shares.first().map(|(_, s)| s.iteration);
-        let mut shares = handout.shares;
+        let mut sealed = seal_shares(client, group, &me, &handout.shares).await;
         let again = also
             .iter()
-            .filter(|(m, _)| !shares.iter().any(|(s, _)| s == m));
-        shares.extend(again.cloned().collect::<Vec<_>>());
+            .filter(|(e, _)| !handout.shares.iter().any(|(m, _)| *m == e.to));
+        sealed.extend(again.cloned());
         let (envelopes, handed): (Vec<KeyEnvelope>, Vec<(String, Vec<u8>)>) =
-            seal_shares(client, group, &me, &shares)
-                .await
-                .into_iter()
-                .unzip();
+            sealed.into_iter().unzip();
         match post(
             client,
             group,
@@ -221,31 +219,26 @@ async fn post_one(
     client.server().request::<GroupSend>(&request).await
 }
 
-/// Each share sealed to its member, with the member and the identity key
-/// it was sealed to; a member whose keys cannot be had is told about (they
-/// ask when they come to read).
+/// A key sealed for a member, with the member and the identity key it was
+/// sealed to.
+type Handed = (KeyEnvelope, (String, Vec<u8>));
+
+/// Each share sealed to its member; a member whose keys cannot be had is
+/// told about (they ask when they come to read).
 async fn seal_shares(
     client: &Client,
     group: &str,
     me: &str,
     shares: &[(String, KeyShare)],
-) -> Vec<(KeyEnvelope, (String, Vec<u8>))> {
+) -> Vec<Handed> {
     let mut envelopes = Vec::with_capacity(shares.len());
     for (member, share) in shares {
         let sealed = async {
             let bundle = crate::bundle::fetch_as(client, member, true).await?;
-            let ad = envelope_associated(group, me, member);
-            let sealed = client.keys().seal(&bundle, &cbor::encode(share), &ad)?;
-            Ok::<_, CommandError>((sealed, bundle.identity.to_bytes()))
+            seal_to(client, group, me, &bundle, share)
         };
         match sealed.await {
-            Ok((sealed, identity)) => envelopes.push((
-                KeyEnvelope {
-                    to: member.clone(),
-                    sealed: cbor::encode(&sealed),
-                },
-                (member.clone(), identity),
-            )),
+            Ok(handed) => envelopes.push(handed),
             Err(e) => client.emit(Output::error(&CommandError::new(
                 e.code.clone(),
                 format!(
@@ -256,6 +249,24 @@ async fn seal_shares(
         }
     }
     envelopes
+}
+
+/// `share` sealed to the owner of `bundle` (its signed prekey alone).
+fn seal_to(
+    client: &Client,
+    group: &str,
+    me: &str,
+    bundle: &Bundle,
+    share: &KeyShare,
+) -> Result<Handed, CommandError> {
+    let member = &bundle.user;
+    let ad = envelope_associated(group, me, member);
+    let sealed = client.keys().seal(bundle, &cbor::encode(share), &ad)?;
+    let envelope = KeyEnvelope {
+        to: member.clone(),
+        sealed: cbor::encode(&sealed),
+    };
+    Ok((envelope, (member.clone(), bundle.identity.to_bytes())))
 }
 
 /// A private group's line, opened: its text (`None` for a line that only
@@ -498,15 +509,11 @@ fn answer(client: &Client, group: &str, asker: &str) {
             let Some(share) = share else {
                 return Ok(());
             };
-            send(
-                &client2,
-                &group,
-                "",
-                Vec::new(),
-                vec![(asker.clone(), share)],
-            )
-            .await
-            .map(|_| ())
+            let me = client2.user()?;
+            let handed = seal_to(&client2, &group, &me, &bundle, &share)?;
+            send(&client2, &group, "", Vec::new(), vec![handed])
+                .await
+                .map(|_| ())
         };
         if let Err(e) = handed.await {
             client2.emit(Output::error(&CommandError::new(

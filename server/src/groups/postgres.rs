@@ -11,7 +11,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use udpchat_core::group::{GroupInfo, GroupMessage};
 
-use super::store::{after_removal, refusal, Afterwards, Appended, Draft, GroupStore, Kind};
+use super::store::{after_removal, Afterwards, Appended, Draft, GroupStore, Kind, Taking};
 use crate::store::{Cached as _, PgStore, StoreError};
 
 const MESSAGE_COLUMNS: &str = "group_name, seq, sender, text, sent_at_ms, sealed";
@@ -263,10 +263,9 @@ impl GroupStore for PgStore {
                 .iter()
                 .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
                 .collect();
-            let refusals: Vec<Option<StoreError>> = drafts
-                .iter()
-                .map(|d| refusal(group, private, &members, d))
-                .collect();
+            let taking = Taking::new(group, private, &members);
+            let refusals: Vec<Option<StoreError>> =
+                drafts.iter().map(|d| taking.refusal(d)).collect();
             let accepted: Vec<&Draft> = drafts
                 .iter()
                 .zip(&refusals)
