@@ -4,8 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod dispatch;
-mod groups;
 mod keys;
+mod local;
 mod peers;
 mod render;
 mod server;
@@ -69,8 +69,13 @@ struct Cli {
     /// Scripted mode: write each event as one JSON object per line.
     #[arg(long)]
     json: bool,
+    /// In the interactive shell, do not ring the terminal's bell when a
+    /// direct message comes from someone you are not in a conversation
+    /// with.
+    #[arg(long)]
+    no_bell: bool,
     /// Where the client keeps its files: known servers, identity keys,
-    /// the shell's history.
+    /// your conversations, the shell's history.
     #[arg(long, value_name = "DIR", default_value = "./udpchat-data/client")]
     data_dir: std::path::PathBuf,
 }
@@ -150,10 +155,12 @@ async fn main() -> anyhow::Result<()> {
             (None, true) => Some(start::password_line(&lines).await?),
             (None, false) => None,
         };
-        start::sign_in(&client, user, password, cli.signup).await;
+        if start::sign_in(&client, user, password, cli.signup).await {
+            udpchat_commands::unread::at_sign_in(&client);
+        }
     }
     if let Some(outputs) = outputs {
-        shell::interactive(client, state.clone(), outputs, cli.data_dir).await
+        shell::interactive(client, state.clone(), outputs, cli.data_dir, !cli.no_bell).await
     } else {
         shell::scripted(client, state, lines).await;
         Ok(())

@@ -15,15 +15,20 @@ pub async fn password_line(lines: &InputLines) -> anyhow::Result<Zeroizing<Strin
     }
 }
 
-/// Signs `user` up or in; errors are shown like any command's.
+/// Signs `user` up or in; errors are shown like any command's. Whether
+/// it did.
 pub async fn sign_in(
     client: &Client,
     user: &str,
     password: Option<Zeroizing<String>>,
     signup: bool,
-) {
+) -> bool {
     let how = if signup { How::SignUp } else { How::SignIn };
-    if let Err(e) = signin::sign_in(client, how, user, password).await {
-        client.emit(Output::error(&e));
+    match signin::sign_in(client, how, user, password).await {
+        Ok(()) => true,
+        Err(e) => {
+            client.emit(Output::error(&e));
+            false
+        }
     }
 }

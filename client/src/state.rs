@@ -18,11 +18,12 @@ use udpchat_core::context::{
 };
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{Code, CommandError};
+use udpchat_core::history::History;
 use udpchat_core::output::Output;
 use udpchat_net::Link;
 
-use crate::groups::GroupStore;
 use crate::keys::Keys;
+use crate::local::LocalStore;
 use crate::peers::PeerSessions;
 use crate::render::Printer;
 use crate::server::ServerConnector;
@@ -47,8 +48,8 @@ pub struct ClientState {
     /// Sessions with other clients.
     peers: Arc<PeerSessions>,
     keys: Keys,
-    /// Sender keys of private groups, and what was read there.
-    groups: GroupStore,
+    /// The user's conversations, and sender keys of private groups.
+    local: LocalStore,
     tasks: Background,
     quitting: AtomicBool,
     passwords: PasswordSource,
@@ -93,7 +94,7 @@ impl ClientState {
                 session.clone(),
                 printer.clone(),
             ),
-            groups: GroupStore::new(data_dir, session.clone()),
+            local: LocalStore::new(data_dir, session.clone()),
             session,
             link,
             printer,
@@ -165,7 +166,11 @@ impl ClientContext for ClientState {
     }
 
     fn groups(&self) -> &dyn PrivateGroups {
-        &self.groups
+        &self.local
+    }
+
+    fn history(&self) -> &dyn History {
+        &self.local
     }
 
     fn tasks(&self) -> &dyn Tasks {

@@ -1,7 +1,8 @@
 //! `chat <user|group>`: conversation mode, as in the seeds where a user
-//! picks one-to-one or group chat and then just types. This command only
-//! records whom the conversation is with (in the client's session); the
-//! shell turns every plain line typed after it into a message to them, runs
+//! picks one-to-one or group chat and then just types. This command
+//! records whom the conversation is with (in the client's session) and
+//! shows its last lines, kept on this client (see `history`); the shell
+//! turns every plain line typed after it into a message to them, runs
 //! lines starting with `/` as commands, and `leave` ends it.
 
 use udpchat_core::args::{Arg, ArgKind, Args};
@@ -12,6 +13,9 @@ use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 use udpchat_core::register;
 use udpchat_core::registry::{Command, Shell};
+
+/// Lines of the conversation shown when it opens.
+pub const LAST_LINES: usize = 10;
 
 /// `chat`: the shell command.
 pub struct Chat;
@@ -42,6 +46,12 @@ impl Shell for Chat {
         }
         client.session().lock().conversation = Some(with.clone());
         client.emit(started(&with));
+        // Where it was left: the last lines (and what was unread is read).
+        let conversation = crate::history::conversation(&client, &with)?;
+        let last = client.history().last(&conversation, LAST_LINES)?;
+        if !last.is_empty() {
+            client.emit(crate::history::shown(&conversation, &last));
+        }
         Ok(())
     }
 }

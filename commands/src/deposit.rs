@@ -50,8 +50,8 @@ register! {
 }
 
 /// Seals `text` for `to` and leaves it on the server; shows
-/// `queued for bob (offline)`.
-pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<(), CommandError> {
+/// `queued for bob (offline)`. The server's id for it.
+pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<u64, CommandError> {
     let bundle = crate::bundle::fetch(client, to).await?;
     let sealed = client
         .keys()
@@ -66,7 +66,7 @@ pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<
             .with("to", to.to_string())
             .with("id", id),
     );
-    Ok(())
+    Ok(id)
 }
 
 impl Serve for Deposit {

@@ -11,6 +11,7 @@ use udpchat_core::context::{Client, Sender};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Names, Pen};
 use udpchat_core::group::GroupMessage as Line;
+use udpchat_core::history::{self, Conversation, State};
 use udpchat_core::names::{check_group_name, check_user_name};
 use udpchat_core::output::{continued, Output};
 use udpchat_core::packet::{Packet, Push};
@@ -72,16 +73,22 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
         match read(client, &user, message).await {
             Ok(opened) => {
                 for (late, text) in opened.late {
-                    match text.and_then(|text| kept(client, &late, text)) {
-                        Ok(text) => client.emit(render(&late, &text).with("late", true)),
+                    match text.and_then(|text| check_text(&text).map(|_| text)) {
+                        Ok(text) => {
+                            keep(client, &user, &late, &text, State::Received);
+                            client.emit(render(&late, &text).with("late", true));
+                        }
                         Err(e) => client.emit(Output::error(&e)),
                     }
                 }
                 if let Some(text) = opened.text {
                     let mut output = render(message, &text);
+                    let mut state = State::Received;
                     if let Some(why) = &opened.unverified {
                         output = crate::message::unverified(output, &message.from, why);
+                        state = State::Unverified;
                     }
+                    keep(client, &user, message, &text, state);
                     client.emit(output);
                 }
             }
@@ -90,21 +97,26 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
     }
 }
 
-/// A private group's line opened: checked and kept for `group history`.
-fn kept(client: &Client, message: &Line, text: String) -> Result<String, CommandError> {
-    check_text(&text)?;
-    let kept = Line {
-        text,
-        sealed: None,
-        ..message.clone()
-    };
-    client.groups().keep(&kept)?;
-    Ok(kept.text)
+/// Keeps a group's line, as shown, in the user's history (`me` wrote it
+/// if it is from them, on another client of theirs).
+fn keep(client: &Client, me: &str, message: &Line, text: &str, state: State) {
+    crate::history::keep(
+        client,
+        &history::Line {
+            conversation: Conversation::Group(message.group.clone()),
+            from: message.from.clone(),
+            text: text.to_string(),
+            time_ms: message.time_ms,
+            number: Some(message.seq),
+            outgoing: message.from == me,
+            state,
+        },
+    );
 }
 
-/// The text of a message: opened in a private group (and kept there for
-/// `group history`), as it came in a group that is not. None for a
-/// private group's line that only carries keys or is held for its key.
+/// The text of a message: opened (and checked) in a private group, as it
+/// came in a group that is not. None for a private group's line that only
+/// carries keys or is held for its key.
 async fn read(client: &Client, me: &str, message: &Line) -> Result<Opened, CommandError> {
     let Some(sealed) = &message.sealed else {
         if client.groups().keys(|k| k.is_private(&message.group))? == Some(true) {
@@ -121,11 +133,10 @@ async fn read(client: &Client, me: &str, message: &Line) -> Result<Opened, Comma
             ..Opened::default()
         });
     };
-    let mut opened = crate::private::open(client, me, message, sealed).await?;
-    opened.text = opened
-        .text
-        .map(|text| kept(client, message, text))
-        .transpose()?;
+    let opened = crate::private::open(client, me, message, sealed).await?;
+    if let Some(text) = &opened.text {
+        check_text(text)?;
+    }
     Ok(opened)
 }
 
@@ -140,6 +151,9 @@ fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
         ) {
             (Some(_), Some(from), Some(text)) if pen.is_partner(output, "group") => {
                 format!("[{}] {}", pen.name(from), continued(text))
+            }
+            (Some(group), Some(from), Some(text)) if pen.is_elsewhere(output, "group") => {
+                pen.notice(group, Some(from), text)
             }
             (Some(group), Some(from), Some(text)) => format!(
                 "[{}] <{}>: {}",

@@ -11,7 +11,8 @@ use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::crypto::sender_keys::SealedLine;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Pen};
-use udpchat_core::group::{GroupMessage, Post, MEMBERS_DIGEST_LEN};
+use udpchat_core::group::{Post, MEMBERS_DIGEST_LEN};
+use udpchat_core::history::{Conversation, Line, State};
 use udpchat_core::names::check_group_name;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
@@ -80,28 +81,28 @@ pub async fn send(client: &Client, args: &Args) -> Result<(), CommandError> {
     check_text(&text)?;
     let me = client.user()?;
     let Accepted { seq, time_ms } = if crate::private::is_private(client, &group).await? {
-        let accepted = crate::private::send(client, &group, &text, Vec::new(), Vec::new()).await?;
-        let kept = GroupMessage {
-            group: group.clone(),
-            seq: accepted.seq,
-            from: me,
-            text,
-            sealed: None,
-            time_ms: accepted.time_ms,
-        };
-        if let Err(e) = client.groups().keep(&kept) {
-            client.emit(Output::error(&e));
-        }
-        accepted
+        crate::private::send(client, &group, &text, Vec::new(), Vec::new()).await?
     } else {
         let request = GroupLine {
             group: group.clone(),
-            text,
+            text: text.clone(),
             sealed: None,
             members: None,
         };
         client.server().request::<GroupSend>(&request).await?
     };
+    crate::history::keep(
+        client,
+        &Line {
+            conversation: Conversation::Group(group.clone()),
+            from: me,
+            text,
+            time_ms,
+            number: Some(seq),
+            outgoing: true,
+            state: State::Sent,
+        },
+    );
     client.emit(
         Output::new("group-sent", format!("sent to {group}"))
             .with("group", group)

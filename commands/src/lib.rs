@@ -22,6 +22,7 @@ pub mod group_messages;
 pub mod groups;
 pub mod gsend;
 pub mod help;
+pub mod history;
 pub mod leave;
 pub mod list;
 pub mod logout;
@@ -35,10 +36,12 @@ pub mod presence;
 pub mod private;
 pub mod punch;
 pub mod receipt;
+pub mod search;
 pub mod send;
 pub mod signin;
 pub mod signup;
 pub mod stored;
+pub mod unread;
 pub mod whois;
 
 /// The longest message text, in bytes.
@@ -114,6 +117,7 @@ mod tests {
                 "groups: shell serve push",
                 "gsend <group> <message...>: shell serve",
                 "help [command]: shell",
+                "history <user|group> [N]: shell",
                 "leave: shell",
                 "list [prefix]: shell serve",
                 "logout: shell serve",
@@ -126,10 +130,12 @@ mod tests {
                 "presence: push",
                 "punch: push",
                 "receipt: serve",
+                "search <words...>: shell",
                 "send <user> <message...>: shell",
                 "signin <user> [password]: shell serve",
                 "signup <user> [password]: shell serve",
                 "stored: push",
+                "unread: shell",
                 "whois: serve",
                 "group add <group> <user...>: shell serve",
                 "group create <group> [--open] [--plain] [user...]: shell serve",

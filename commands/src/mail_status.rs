@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use udpchat_core::context::{Client, Path, Sender};
 use udpchat_core::error::{Code, CommandError};
+use udpchat_core::history::State;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Push};
 use udpchat_core::register;
@@ -44,6 +45,13 @@ register! {
 impl OnPush for MailStatus {
     async fn on_push(client: Client, _: Sender, body: Status) -> Result<(), CommandError> {
         let Status { to, id, outcome } = body;
+        let state = match outcome {
+            Outcome::Delivered => State::DeliveredLater,
+            Outcome::Expired => State::Expired,
+        };
+        if let Err(e) = client.history().settle_kept(&to, id, state) {
+            tracing::warn!("history: {}", e.message);
+        }
         match outcome {
             Outcome::Delivered => client.emit(
                 crate::send::delivered(&to, Path::Stored)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use udpchat_core::context::{Client, Path, Sender};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Names, Pen};
+use udpchat_core::history::{Conversation, Line, State};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::{continued, Output};
 use udpchat_core::packet::{Packet, Push};
@@ -77,12 +78,12 @@ impl OnPush for Message {
             .as_ref()
             .ok_or_else(|| impostor(&message.from))?;
         if client.keys().is_known(&message.from, proven) {
-            client.emit(render(&sender, &message));
+            show(&client, render(&sender, &message), message, State::Received);
             return Ok(());
         }
         match crate::whois::identity(&client, &message.from).await {
             Ok(registered) if &registered == proven => {
-                client.emit(render(&sender, &message));
+                show(&client, render(&sender, &message), message, State::Received);
                 Ok(())
             }
             Ok(_) => Err(impostor(&message.from)),
@@ -97,11 +98,30 @@ impl OnPush for Message {
             // the server is away). The message was acknowledged, so it is
             // shown, marked as not checked, rather than lost.
             Err(e) => {
-                client.emit(unverified(render(&sender, &message), &message.from, &e));
+                let output = unverified(render(&sender, &message), &message.from, &e);
+                show(&client, output, message, State::Unverified);
                 Ok(())
             }
         }
     }
+}
+
+/// Shows a message that came, and keeps it in the conversation with its
+/// sender.
+fn show(client: &Client, output: Output, message: MessageBody, state: State) {
+    crate::history::keep(
+        client,
+        &Line {
+            conversation: Conversation::User(message.from.clone()),
+            from: message.from,
+            text: message.text,
+            time_ms: crate::history::now_ms(),
+            number: None,
+            outgoing: false,
+            state,
+        },
+    );
+    client.emit(output);
 }
 
 /// In the shell: inside a conversation its partner's live lines read like
@@ -109,6 +129,7 @@ impl OnPush for Message {
 /// name in its colour. A stored message keeps its own form.
 fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
     let live = output.data.get("stored").is_none();
+    let verified = output.data.get("verified").is_none();
     Some(
         match (
             output.field("from"),
@@ -117,6 +138,9 @@ fn look(output: &Output, pen: &dyn Pen) -> Option<String> {
         ) {
             (Some(from), _, Some(text)) if live && pen.is_partner(output, "from") => {
                 format!("[{}] {}", pen.name(from), continued(text))
+            }
+            (Some(from), _, Some(text)) if verified && pen.is_elsewhere(output, "from") => {
+                pen.notice(from, None, text)
             }
             (Some(from), Some(addr), Some(text)) => {
                 format!("<From {}:{}>: {}", addr, pen.name(from), continued(text))

@@ -16,6 +16,7 @@ use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::{Client, Delivery, Path, Whereabouts};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Ink, Names, Pen};
+use udpchat_core::history::{Conversation, Line, LineId, State};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 use udpchat_core::register;
@@ -45,13 +46,35 @@ impl Shell for SendMessage {
         let text = args.rest(1).to_string();
         check_text(&text)?;
         let from = client.user()?;
-        let message = Outgoing { from, to, text };
+        let line = crate::history::keep(
+            &client,
+            &Line {
+                conversation: Conversation::User(to.clone()),
+                from: from.clone(),
+                text: text.clone(),
+                time_ms: crate::history::now_ms(),
+                number: None,
+                outgoing: true,
+                state: State::Sending,
+            },
+        );
+        let message = Outgoing {
+            from,
+            to,
+            text,
+            line,
+        };
         // Their client's session is open and nothing was heard of them
         // since: no need to ask the server again.
         let known = client.peers().known(&message.to);
         let asked = known.is_none();
-        let Some(delivery) = message.go(&client, known).await? else {
-            return Ok(());
+        let delivery = match message.go(&client, known).await {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                message.settle(&client, State::Failed, None);
+                return Err(e);
+            }
         };
         let reporter = client.clone();
         client.tasks().spawn(Box::pin(async move {
@@ -68,6 +91,11 @@ impl Shell for SendMessage {
             }
             let outcome = match fate {
                 Ok(path) => {
+                    let state = match path {
+                        Path::Relay => State::Relayed,
+                        _ => State::Delivered,
+                    };
+                    message.settle(&reporter, state, None);
                     reporter.emit(delivered(&message.to, path));
                     Ok(())
                 }
@@ -75,6 +103,7 @@ impl Shell for SendMessage {
                 Err(_) => message.keep(&reporter).await,
             };
             if let Err(e) = outcome {
+                message.settle(&reporter, State::Failed, None);
                 reporter.emit(
                     Output::error(&CommandError::new(
                         Code::DeliveryFailed,
@@ -93,6 +122,8 @@ struct Outgoing {
     from: String,
     to: String,
     text: String,
+    /// Its line in the user's history.
+    line: Option<LineId>,
 }
 
 impl Outgoing {
@@ -133,7 +164,14 @@ impl Outgoing {
 
     /// Seals it and leaves it on the server for the recipient.
     async fn keep(&self, client: &Client) -> Result<(), CommandError> {
-        crate::deposit::queue(client, &self.from, &self.to, &self.text).await
+        let id = crate::deposit::queue(client, &self.from, &self.to, &self.text).await?;
+        self.settle(client, State::Queued, Some(id));
+        Ok(())
+    }
+
+    /// What became of it, in the user's history.
+    fn settle(&self, client: &Client, state: State, number: Option<u64>) {
+        crate::history::settle(client, self.line, state, number);
     }
 }
 

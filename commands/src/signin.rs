@@ -65,7 +65,9 @@ register! {
 
 impl Shell for SignIn {
     async fn run(client: Client, args: Args) -> Result<(), CommandError> {
-        sign_in(&client, How::SignIn, args.word(0), typed_password(&args)).await
+        sign_in(&client, How::SignIn, args.word(0), typed_password(&args)).await?;
+        crate::unread::at_sign_in(&client);
+        Ok(())
     }
 }
 

@@ -34,7 +34,9 @@ register! {
 
 impl Shell for SignUp {
     async fn run(client: Client, args: Args) -> Result<(), CommandError> {
-        sign_in(&client, How::SignUp, args.word(0), typed_password(&args)).await
+        sign_in(&client, How::SignUp, args.word(0), typed_password(&args)).await?;
+        crate::unread::at_sign_in(&client);
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use udpchat_core::context::{Client, PeerId, Sender, Server};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::crypto::sealed::SealedMessage;
 use udpchat_core::error::{Code, CommandError};
+use udpchat_core::history::{Conversation, Line, State};
 use udpchat_core::mailbox::{associated, Stored};
 use udpchat_core::output::{continued, Output};
 use udpchat_core::packet::{decode_body, Packet, Push};
@@ -103,6 +104,18 @@ impl OnPush for StoredMail {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
                 client.keys().check(&message.from, &proven);
                 let text = String::from_utf8_lossy(&plaintext).into_owned();
+                crate::history::keep(
+                    &client,
+                    &Line {
+                        conversation: Conversation::User(message.from.clone()),
+                        from: message.from.clone(),
+                        text: text.clone(),
+                        time_ms: message.sent_at_ms,
+                        number: Some(message.id),
+                        outgoing: false,
+                        state: State::Kept,
+                    },
+                );
                 client.emit(render(&message, &text));
                 Ok(())
             }

@@ -363,8 +363,10 @@ pub trait ClientContext: Send + Sync {
     fn keys(&self) -> &dyn Keyring;
     /// Deliveries running in the background.
     fn tasks(&self) -> &dyn Tasks;
-    /// Sender keys of private groups, and what was read there.
+    /// Sender keys of private groups.
     fn groups(&self) -> &dyn PrivateGroups;
+    /// The user's conversations, kept on this client.
+    fn history(&self) -> &dyn crate::history::History;
     /// Shows the user something.
     fn emit(&self, output: Output);
     /// Asks the user for a password without echoing it (interactive), or
@@ -538,8 +540,8 @@ pub trait Keyring: Send + Sync {
     ) -> Result<(PublicKey, Vec<u8>), CommandError>;
 }
 
-/// The signed-in user's sender keys in private groups, and the lines read
-/// and sent there, kept in the data dir (0600).
+/// The signed-in user's sender keys in private groups, kept in the data
+/// dir (0600).
 pub trait PrivateGroups: Send + Sync {
     /// Whose keys these are: the signed-in user, or the one who just
     /// signed out (what reached the client before it did is still read
@@ -548,11 +550,6 @@ pub trait PrivateGroups: Send + Sync {
     /// Runs `f` on the signed-in user's keys (loaded on first use); the
     /// received chains it changed are saved before this returns.
     fn with_keys(&self, f: &mut dyn FnMut(&mut GroupKeys)) -> Result<(), CommandError>;
-    /// Keeps a line of a private group, as read or sent (`text` in the
-    /// clear), for `group history`.
-    fn keep(&self, line: &GroupMessage) -> Result<(), CommandError>;
-    /// The group's last `count` lines kept here, oldest first.
-    fn kept(&self, group: &str, count: usize) -> Result<Vec<GroupMessage>, CommandError>;
     /// Gives up the lines still waiting for their key (see
     /// `GroupKeys::take_held`), without opening anything: none when the
     /// keys were never opened.

@@ -108,6 +108,9 @@ pub enum Ink {
     Alarm,
 }
 
+/// The most of a text a [notice](Pen::notice) shows, in characters.
+pub const NOTICE_TEXT: usize = 60;
+
 /// What an event's look may draw with: the interactive shell's colours (or
 /// none), and where the shell is.
 pub trait Pen {
@@ -125,6 +128,28 @@ impl dyn Pen + '_ {
     /// Whether the event's `key` field names the conversation's partner.
     pub fn is_partner(&self, output: &Output, key: &str) -> bool {
         self.conversation().is_some() && output.field(key) == self.conversation()
+    }
+
+    /// Whether a conversation is on with someone other than the event's
+    /// `key` field names: a line for them is only noticed (see
+    /// [`notice`](Self::notice)) and stays unread.
+    pub fn is_elsewhere(&self, output: &Output, key: &str) -> bool {
+        self.conversation().is_some() && !self.is_partner(output, key)
+    }
+
+    /// A line that came in another conversation than the one on, on one
+    /// line: `carole: lunch at noon? (unread: /chat carole)`, or
+    /// `group1 <dave>: hi all (unread: /chat group1)`.
+    pub fn notice(&self, with: &str, from: Option<&str>, text: &str) -> String {
+        let who = match from {
+            Some(from) => format!("{} <{}>", self.name(with), self.name(from)),
+            None => self.name(with),
+        };
+        format!(
+            "{who}: {} {}",
+            crate::output::one_line(text, NOTICE_TEXT),
+            self.ink(Ink::Quiet, &format!("(unread: /chat {with})"))
+        )
     }
 
     /// The look of an event with none of its own: its text, with the names

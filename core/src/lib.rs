@@ -21,6 +21,7 @@ pub mod error;
 pub mod event;
 pub mod group;
 pub mod group_keys;
+pub mod history;
 pub mod limits;
 pub mod mailbox;
 pub mod names;

@@ -152,6 +152,18 @@ pub fn continued(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The first line of a text someone else wrote, at most `max` characters
+/// (cut with `…`), for a one-line notice of it.
+pub fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let cut = first.chars().count() > max || text.contains('\n');
+    let mut shown: String = first.chars().take(max).collect();
+    if cut {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Every string in a JSON value, [`clean`]ed.
 fn cleaned(value: Value) -> Value {
     match value {
@@ -170,6 +182,14 @@ fn cleaned(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_shows_one_line_cut_where_it_goes_on() {
+        assert_eq!(one_line("lunch?", 10), "lunch?");
+        assert_eq!(one_line("a long line indeed", 6), "a long…");
+        assert_eq!(one_line("two\nlines", 10), "two…");
+        assert_eq!(one_line("", 10), "");
+    }
 
     /// Retitles the window, clears the screen (twice: ESC [ and the C1
     /// CSI), returns the carriage, deletes, reverses the text.

@@ -31,7 +31,7 @@ fn stored_line(server_dir: &Path, seq: u64) -> (String, String, SealedLine) {
 /// Every chain `user`'s client kept from `from` in `group`, read from its
 /// data dir (what a member who keeps a copy of its keys holds).
 fn kept_chains(device: &Path, user: &str, group: &str, from: &str) -> Vec<ReceivedChain> {
-    let path = device.join("users").join(user).join("groups.sqlite3");
+    let path = device.join("users").join(user).join("chat.sqlite3");
     let db = rusqlite::Connection::open(path).unwrap();
     let bytes: Vec<u8> = db
         .query_row(

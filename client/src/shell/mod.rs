@@ -81,12 +81,15 @@ async fn leave(client: &Client, state: &ClientState) {
     state.printer().flush().await;
 }
 
-/// The interactive shell. History lives in `data_dir`.
+/// The interactive shell. History lives in `data_dir`; `bell`: a direct
+/// message from someone the conversation on is not with rings the
+/// terminal's bell.
 pub async fn interactive(
     client: Client,
     state: Arc<ClientState>,
     outputs: mpsc::UnboundedReceiver<Printed>,
     data_dir: PathBuf,
+    bell: bool,
 ) -> anyhow::Result<()> {
     let look = Look::detect();
     let printer = ExternalPrinter::<String>::new(1024);
@@ -97,6 +100,7 @@ pub async fn interactive(
         outputs,
         printer.sender(),
         editing.clone(),
+        bell,
     );
 
     // What happened before the first prompt is not above a typed line.
@@ -169,13 +173,15 @@ pub async fn interactive(
 
 /// Prints events: above the line being typed while the editor reads (with
 /// the time they arrived), straight to stdout while a command runs (no line
-/// is being typed then).
+/// is being typed then); rings the bell for a direct message (see
+/// [`style::rings`]) if `bell`.
 fn spawn_screen(
     client: Client,
     look: Look,
     mut outputs: mpsc::UnboundedReceiver<Printed>,
     above_prompt: std::sync::mpsc::SyncSender<String>,
     editing: Arc<AtomicBool>,
+    bell: bool,
 ) {
     std::thread::spawn(move || {
         while let Some(printed) = outputs.blocking_recv() {
@@ -190,6 +196,9 @@ fn spawn_screen(
                         conversation: conversation.as_deref(),
                     };
                     match look.show(&output, moment) {
+                        Some(line) if bell && style::rings(&output, conversation.as_deref()) => {
+                            format!("{}{line}", style::BELL)
+                        }
                         Some(line) => line,
                         None => continue,
                     }

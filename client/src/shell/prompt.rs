@@ -1,5 +1,6 @@
 //! The prompt, as in the seeds: `+> ` before signing in, `[alice] +> `
-//! after, and `[alice -> bob] > ` in a conversation with bob.
+//! after, and `[alice -> bob] > ` in a conversation with bob; with the
+//! conversations holding unread lines counted (`[alice 2 unread] +> `).
 
 use std::borrow::Cow;
 
@@ -10,12 +11,18 @@ pub struct ChatPrompt {
     pub client: Client,
 }
 
-/// The part before the indicator: `[alice] `, `[alice -> bob] ` or nothing.
-pub fn left(session: &Session) -> String {
+/// The part before the indicator: `[alice] `, `[alice -> bob] ` or nothing;
+/// with the conversations holding unread lines counted when signed in
+/// (`[alice 2 unread] `).
+pub fn left(session: &Session, unread: usize) -> String {
+    let unread = match (&session.user, unread) {
+        (Some(_), 1..) => format!(" {unread} unread"),
+        _ => String::new(),
+    };
     match (&session.user, &session.conversation) {
-        (Some(user), Some(with)) => format!("[{user} -> {with}] "),
+        (Some(user), Some(with)) => format!("[{user} -> {with}{unread}] "),
         (None, Some(with)) => format!("[-> {with}] "),
-        (Some(user), None) => format!("[{user}] "),
+        (Some(user), None) => format!("[{user}{unread}] "),
         (None, None) => String::new(),
     }
 }
@@ -37,7 +44,7 @@ impl ChatPrompt {
 
 impl Prompt for ChatPrompt {
     fn render_prompt_left(&self) -> Cow<'_, str> {
-        Cow::Owned(left(&self.session()))
+        Cow::Owned(left(&self.session(), self.client.history().unread_count()))
     }
 
     fn render_prompt_right(&self) -> Cow<'_, str> {
@@ -74,7 +81,7 @@ mod tests {
     }
 
     fn prompt(session: &Session) -> String {
-        format!("{}{}", left(session), indicator(session))
+        format!("{}{}", left(session, 0), indicator(session))
     }
 
     #[test]
@@ -85,5 +92,16 @@ mod tests {
             prompt(&session(Some("alice"), Some("bob"))),
             "[alice -> bob] > "
         );
+    }
+
+    #[test]
+    fn the_prompt_counts_conversations_with_unread_lines() {
+        let alice = session(Some("alice"), None);
+        assert_eq!(left(&alice, 2), "[alice 2 unread] ");
+        assert_eq!(
+            left(&session(Some("alice"), Some("bob")), 1),
+            "[alice -> bob 1 unread] "
+        );
+        assert_eq!(left(&session(None, None), 3), "", "nobody's, signed out");
     }
 }

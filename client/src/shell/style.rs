@@ -165,6 +165,19 @@ pub fn name_style(name: &str) -> Style {
     NAME_COLOURS[index].bold()
 }
 
+/// Whether an event rings the terminal's bell: a direct message, as it
+/// comes, from someone the conversation on (if any) is not with.
+pub fn rings(output: &Output, conversation: Option<&str>) -> bool {
+    output.event == "message"
+        && output.data.get("stored").is_none()
+        && output
+            .field("from")
+            .is_some_and(|from| Some(from) != conversation)
+}
+
+/// The terminal's bell.
+pub const BELL: char = '\u{7}';
+
 /// The local time as the shell shows it.
 pub fn now() -> String {
     chrono::Local::now().format("%H:%M").to_string()
@@ -182,6 +195,21 @@ mod tests {
         }
     }
     const COLOUR: Look = Look { colour: true };
+
+    #[test]
+    fn a_direct_message_rings_unless_its_conversation_is_on() {
+        let carole = message("carole", "lunch?");
+        assert!(rings(&carole, None));
+        assert!(rings(&carole, Some("bob")));
+        assert!(!rings(&carole, Some("carole")));
+        let stored = carole.clone().with("stored", true);
+        assert!(!rings(&stored, None), "what came while away was not live");
+        let group = Output::new("group-message", "[g] <carole>: hi")
+            .with("group", "g")
+            .with("from", "carole")
+            .with("text", "hi");
+        assert!(!rings(&group, None), "only direct messages ring");
+    }
 
     fn typing() -> Moment<'static> {
         Moment {
@@ -225,7 +253,27 @@ mod tests {
         );
         assert_eq!(
             PLAIN.shown(&message("carole", "psst"), with_bob),
-            "09:41 <From 10.0.0.7:5000:carole>: psst"
+            "09:41 carole: psst (unread: /chat carole)",
+            "someone else's message is a one-line notice"
+        );
+        let long = format!("{}\nsecond line", "x".repeat(100));
+        assert_eq!(
+            PLAIN.shown(&message("carole", &long), with_bob),
+            format!("09:41 carole: {}… (unread: /chat carole)", "x".repeat(60))
+        );
+        let group = Output::new("group-message", "[g] <dave>: hi all")
+            .with("group", "g")
+            .with("from", "dave")
+            .with("text", "hi all");
+        assert_eq!(
+            PLAIN.shown(&group, with_bob),
+            "09:41 g <dave>: hi all (unread: /chat g)"
+        );
+        let unverified = message("carole", "psst").with("verified", false);
+        assert_eq!(
+            PLAIN.shown(&unverified, with_bob),
+            "09:41 <From 10.0.0.7:5000:carole>: psst",
+            "a message not verified shows whole, with its warning"
         );
     }
 

@@ -10,6 +10,7 @@ use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::group::{GroupMessage, DEFAULT_HISTORY, HISTORY_LIMIT};
+use udpchat_core::history::Conversation;
 use udpchat_core::names::check_group_name;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
@@ -74,8 +75,21 @@ impl Shell for GroupHistory {
             },
         };
         let history = if crate::private::is_private(&client, &group).await? {
+            let kept = client
+                .history()
+                .last(&Conversation::Group(group.clone()), count)?;
             History {
-                messages: client.groups().kept(&group, count)?,
+                messages: kept
+                    .into_iter()
+                    .map(|k| GroupMessage {
+                        group: group.clone(),
+                        seq: k.line.number.unwrap_or_default(),
+                        from: k.line.from,
+                        text: k.line.text,
+                        sealed: None,
+                        time_ms: k.line.time_ms,
+                    })
+                    .collect(),
                 omitted: 0,
             }
         } else {

@@ -1,0 +1,255 @@
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use udpchat_core::context::Session;
+use udpchat_core::history::{Conversation, History, Line, State};
+
+use super::history::KEPT_LINES;
+use super::*;
+
+fn session(user: &str) -> Arc<Mutex<Session>> {
+    Arc::new(Mutex::new(Session {
+        server: "127.0.0.1:9".parse().unwrap(),
+        user: Some(user.into()),
+        conversation: None,
+    }))
+}
+
+fn bob() -> Conversation {
+    Conversation::User("bob".into())
+}
+
+fn line(conversation: Conversation, from: &str, text: &str, time_ms: u64) -> Line {
+    Line {
+        conversation,
+        from: from.into(),
+        text: text.into(),
+        time_ms,
+        number: None,
+        outgoing: from == "alice",
+        state: if from == "alice" {
+            State::Sending
+        } else {
+            State::Received
+        },
+    }
+}
+
+fn texts(kept: &[udpchat_core::history::Kept]) -> Vec<&str> {
+    kept.iter().map(|k| k.line.text.as_str()).collect()
+}
+
+#[test]
+fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let history: &dyn History = &store;
+    let hi = history
+        .keep(&line(bob(), "alice", "hi bob", 1_000))
+        .unwrap()
+        .unwrap();
+    history
+        .keep(&line(bob(), "bob", "hi alice", 2_000))
+        .unwrap();
+    let away = history
+        .keep(&line(bob(), "alice", "are you there?", 3_000))
+        .unwrap()
+        .unwrap();
+    // A message that was written before, kept by the server, came later.
+    let mut kept = line(bob(), "bob", "written while you were away", 1_500);
+    kept.number = Some(77);
+    kept.state = State::Kept;
+    assert!(history.keep(&kept).unwrap().is_some());
+    assert_eq!(
+        history.keep(&kept).unwrap(),
+        None,
+        "the same stored message again is kept once"
+    );
+    history.settle(hi, State::Delivered, None).unwrap();
+    history.settle(away, State::Queued, Some(9)).unwrap();
+    history
+        .settle_kept("bob", 9, State::DeliveredLater)
+        .unwrap();
+
+    let last = history.last(&bob(), 10).unwrap();
+    assert_eq!(
+        texts(&last),
+        [
+            "hi bob",
+            "written while you were away",
+            "hi alice",
+            "are you there?"
+        ]
+    );
+    let states: Vec<State> = last.iter().map(|k| k.line.state).collect();
+    assert_eq!(
+        states,
+        [
+            State::Delivered,
+            State::Kept,
+            State::Received,
+            State::DeliveredLater
+        ]
+    );
+    assert_eq!(
+        texts(&history.last(&bob(), 2).unwrap()),
+        ["hi alice", "are you there?"]
+    );
+    assert!(history
+        .last(&Conversation::Group("bob".into()), 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(history.named("bob").unwrap(), Some(bob()));
+    assert_eq!(history.named("carole").unwrap(), None);
+}
+
+#[test]
+fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = session("alice");
+    let store = LocalStore::new(dir.path().into(), session.clone());
+    let history: &dyn History = &store;
+    history
+        .keep(&line(bob(), "bob", "read at once", 1))
+        .unwrap();
+    assert_eq!(history.unread_count(), 0, "no conversation on: shown whole");
+
+    session.lock().conversation = Some("bob".into());
+    history
+        .keep(&line(bob(), "bob", "in his conversation", 2))
+        .unwrap();
+    let carole = Conversation::User("carole".into());
+    let group = Conversation::Group("g".into());
+    history
+        .keep(&line(carole.clone(), "carole", "lunch?", 3))
+        .unwrap();
+    history
+        .keep(&line(carole.clone(), "carole", "at noon", 5))
+        .unwrap();
+    history
+        .keep(&line(group.clone(), "dave", "hi all", 4))
+        .unwrap();
+    history
+        .keep(&line(carole.clone(), "alice", "written there", 6))
+        .unwrap();
+    assert_eq!(history.unread_count(), 2);
+    let unread = history.unread().unwrap();
+    let listed: Vec<(String, usize, &str)> = unread
+        .iter()
+        .map(|u| {
+            (
+                u.conversation.name().to_string(),
+                u.count,
+                u.last.as_ref().map_or("", |l| l.text.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("carole".to_string(), 2, "at noon"),
+            ("g".to_string(), 1, "hi all")
+        ],
+        "most recent first, with the newest line"
+    );
+    drop(store);
+
+    // Still unread after a restart.
+    let store = LocalStore::new(dir.path().into(), session);
+    let history: &dyn History = &store;
+    assert_eq!(history.unread().unwrap().len(), 2);
+    let opened = history.last(&carole, 10).unwrap();
+    assert!(
+        opened.iter().filter(|k| k.unread).count() == 2,
+        "shown as unread once"
+    );
+    assert_eq!(history.unread_count(), 1);
+    assert!(history.last(&carole, 10).unwrap().iter().all(|k| !k.unread));
+}
+
+#[test]
+fn search_finds_every_word_anywhere_and_takes_wildcards_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let history: &dyn History = &store;
+    let carole = Conversation::User("carole".into());
+    history
+        .keep(&line(bob(), "bob", "Lunch on Friday?", 1))
+        .unwrap();
+    history
+        .keep(&line(carole.clone(), "carole", "friday lunch is on me", 2))
+        .unwrap();
+    history
+        .keep(&line(carole, "carole", "100% sure_ly", 3))
+        .unwrap();
+    history.keep(&line(bob(), "bob", "lunch", 4)).unwrap();
+    let found = history.search(&["friday", "LUNCH"], 20).unwrap();
+    assert_eq!(texts(&found), ["Lunch on Friday?", "friday lunch is on me"]);
+    assert_eq!(found[1].line.conversation.name(), "carole");
+    assert_eq!(
+        texts(&history.search(&["0%"], 20).unwrap()),
+        ["100% sure_ly"]
+    );
+    assert!(history.search(&["1_0"], 20).unwrap().is_empty());
+    assert_eq!(
+        texts(&history.search(&["lunch"], 1).unwrap()),
+        ["lunch"],
+        "the newest"
+    );
+    assert!(history.search(&[], 20).is_err());
+}
+
+#[test]
+fn a_conversation_keeps_its_newest_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let history: &dyn History = &store;
+    let extra = 150;
+    for i in 0..KEPT_LINES as u64 + extra {
+        history
+            .keep(&line(bob(), "bob", &format!("line {i}"), i))
+            .unwrap();
+    }
+    let first_kept = history.last(&bob(), 1_000_000).unwrap();
+    assert!(first_kept.len() as i64 >= KEPT_LINES);
+    assert!(
+        first_kept.len() < (KEPT_LINES as usize + extra as usize),
+        "older lines went"
+    );
+    assert_eq!(
+        first_kept.last().unwrap().line.text,
+        format!("line {}", KEPT_LINES as u64 + extra - 1)
+    );
+}
+
+#[test]
+fn a_first_version_file_is_renamed_and_its_group_lines_become_the_groups_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_dir = dir.path().join("users/alice");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    {
+        let old = Connection::open(user_dir.join(OLD_FILE)).unwrap();
+        old.execute_batch(
+            "CREATE TABLE received_chains (group_name TEXT NOT NULL, sender TEXT NOT NULL,
+                 chains BLOB NOT NULL, PRIMARY KEY (group_name, sender)) STRICT;
+             CREATE TABLE lines (group_name TEXT NOT NULL, seq INTEGER NOT NULL,
+                 sender TEXT NOT NULL, text TEXT NOT NULL, sent_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (group_name, seq)) STRICT;
+             INSERT INTO lines VALUES ('g', 1, 'bob', 'before the upgrade', 10);
+             INSERT INTO lines VALUES ('g', 2, 'alice', 'mine', 20);",
+        )
+        .unwrap();
+    }
+    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let history: &dyn History = &store;
+    let group = Conversation::Group("g".into());
+    let kept = history.last(&group, 10).unwrap();
+    assert_eq!(texts(&kept), ["before the upgrade", "mine"]);
+    assert!(kept[1].line.outgoing && !kept[0].line.outgoing);
+    assert!(!user_dir.join(OLD_FILE).exists());
+    assert!(user_dir.join(FILE).exists());
+    // The group's line comes again from the server: kept once.
+    let mut again = line(group.clone(), "bob", "before the upgrade", 10);
+    again.number = Some(1);
+    assert_eq!(history.keep(&again).unwrap(), None);
+}
