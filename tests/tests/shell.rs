@@ -263,3 +263,39 @@ fn is_stamped(line: &str) -> bool {
         && b[3..5].iter().all(u8::is_ascii_digit)
         && b[5] == b' '
 }
+
+#[test]
+fn a_message_in_another_conversation_is_a_notice_counted_in_the_prompt() {
+    if !tmux::available() {
+        return;
+    }
+    let server = Server::start();
+    let data = tempfile::tempdir().unwrap();
+    let alice = shell(&server, "alice", data.path(), true);
+    let _bob = Client::sign_up(server.addr, "bob");
+    let mut carole = Client::sign_up(server.addr, "carole");
+
+    alice.type_text("chat bob");
+    alice.press(&["Enter"]);
+    alice.wait_for_input_line("[alice -> bob] >");
+    carole.line(
+        "send alice lunch at noon? there is a new place by the river, the one with the long queue",
+    );
+    carole.expect_where("delivered", |e| e["to"] == "alice");
+    let screen = alice.wait_for("carole's line as a one-line notice", |screen| {
+        screen.lines().any(|l| {
+            is_stamped(l)
+                && l.contains(" carole: lunch at noon? there is a new place by the river, the one wi… (unread: /chat carole)")
+        })
+    });
+    assert!(!screen.contains("<From"), "not shown whole:\n{screen}");
+    alice.wait_for_input_line("[alice -> bob 1 unread] >");
+
+    // Opening carole's conversation shows the line, and reads it.
+    alice.type_text("/chat carole");
+    alice.press(&["Enter"]);
+    alice.wait_for_text(
+        "<carole> lunch at noon? there is a new place by the river, the one with the long queue",
+    );
+    alice.wait_for_input_line("[alice -> carole] >");
+}
