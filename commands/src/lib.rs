@@ -164,6 +164,26 @@ mod tests {
     }
 
     #[test]
+    fn did_you_mean_suggests_only_close_words() {
+        let registry = Registry::global();
+        for (typed, close) in [
+            ("lsit", Some("list")),
+            ("hisotry", Some("history")),
+            ("sedn", Some("send")),
+            ("Unread", Some("unread")),
+            ("foo", None),
+            ("fo", None),
+            ("sign", None),
+        ] {
+            assert_eq!(registry.suggest(typed), close, "{typed}");
+        }
+        assert_eq!(
+            registry.unknown_command("foo").message,
+            "unknown command: foo (type help for the list)"
+        );
+    }
+
+    #[test]
     fn every_command_is_documented_and_handled_somewhere() {
         for command in Registry::global().all() {
             assert!(

@@ -64,7 +64,7 @@ pub fn password_at(registry: &Registry, line: &str) -> Option<usize> {
     let (word, _) = split_command(command_text)?;
     let command = registry
         .shell(word)
-        .or_else(|| registry.suggest(word).and_then(|w| registry.shell(w)))?;
+        .or_else(|| registry.mistyped(word).and_then(|w| registry.shell(w)))?;
     let words = crate::shell::completion::words(command_text);
     // The first word that fills a password argument (free text before it
     // would take it in: then it is no password).
@@ -194,6 +194,9 @@ mod tests {
             "signup alice hunter2",
             "  /signup alice hunter2",
             "sinup alice hunter2",
+            // Too far from signin to suggest it, close enough to keep out.
+            "sign alice hunter2",
+            "SIGNUP alice hunter2",
             "send bob signup alice hunter2  ",
         ] {
             let result = history.save(HistoryItem::from_command_line(line));

@@ -252,12 +252,32 @@ impl Registry {
     }
 
     /// The typed word closest to `word`, for `did you mean ...?`: the
-    /// closest name or alias within a third of its length (at least 2
-    /// edits), counting a swap of two neighbours as one edit (`lsit`).
+    /// closest name or alias within a third of the typed word's length (one
+    /// edit up to five letters, two up to eight: as rustc and cargo judge
+    /// it), counting a swap of two neighbours as one edit (`lsit`) and
+    /// ignoring case. `foo` is not close to `who`.
     pub fn suggest(&self, word: &str) -> Option<&'static str> {
+        self.closest(word, |typed, _| typed.max(3) / 3)
+    }
+
+    /// The command `word` may be a mistyping of, judged generously: within
+    /// a third of the command's length, two edits at least (`sign`,
+    /// `sigup`). A password typed after it must not reach the shell's
+    /// history, so this errs on the side of a match.
+    pub fn mistyped(&self, word: &str) -> Option<&'static str> {
+        self.closest(word, |_, command| {
+            2.max(command / 3).min(command.saturating_sub(1))
+        })
+    }
+
+    /// The closest typed word within `edits(typed length, word length)`
+    /// (in characters), ignoring case, a swap of two neighbours one edit.
+    fn closest(&self, word: &str, edits: impl Fn(usize, usize) -> usize) -> Option<&'static str> {
+        let typed = word.to_lowercase();
+        let length = typed.chars().count();
         self.shell_words()
-            .map(|w| (strsim::osa_distance(word, w), w))
-            .filter(|&(d, w)| d <= 2.max(w.len() / 3) && d < w.len())
+            .map(|w| (strsim::osa_distance(&typed, w), w))
+            .filter(|&(d, w)| d <= edits(length, w.chars().count()))
             .min()
             .map(|(_, w)| w)
     }

@@ -154,6 +154,18 @@ fn a_line_reaches_its_subcommand_and_a_request_its_op() {
         registry.line("lsit").unwrap().unwrap_err().message,
         "unknown command: lsit (did you mean list?)"
     );
+    for (typed, close) in [
+        ("LIST", Some("list")),
+        ("lst", Some("list")),
+        ("foo", None),
+        ("x", None),
+    ] {
+        assert_eq!(registry.suggest(typed), close, "{typed}");
+    }
+    assert_eq!(
+        registry.line("foo").unwrap().unwrap_err().message,
+        "unknown command: foo (type help for the list)"
+    );
 
     let body = crate::packet::Encoded::request::<Create>(&("devs".to_string(),));
     assert_eq!(body.tag(), "group");
