@@ -206,6 +206,31 @@ impl ClientContext for ClientState {
         }
     }
 
+    fn read_new_password(
+        &self,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>> {
+        if !matches!(self.passwords, PasswordSource::Terminal) {
+            return self.read_password(prompt);
+        }
+        let first = self.read_password(prompt);
+        let again = self.read_password("again: ".into());
+        Box::pin(async move {
+            let first = first.await?;
+            if first.is_empty() {
+                return Err(CommandError::new(Code::BadPassword, "no password given"));
+            }
+            let again = again.await?;
+            if first != again {
+                return Err(CommandError::new(
+                    Code::BadPassword,
+                    "the two passwords differ: nothing was done",
+                ));
+            }
+            Ok(first)
+        })
+    }
+
     fn quit(&self) {
         self.quitting.store(true, Ordering::SeqCst);
     }

@@ -12,6 +12,7 @@ use udpchat_core::event::{Event, Names};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
+use udpchat_core::passwords;
 use udpchat_core::presence::Claim;
 use udpchat_core::register;
 use udpchat_core::registry::{Command, Serve, Shell};
@@ -96,14 +97,16 @@ pub async fn sign_in(
     password: Option<Zeroizing<String>>,
 ) -> Result<(), CommandError> {
     check_user_name(user)?;
-    let password = match password {
-        Some(password) => password,
-        None => {
-            client
-                .read_password(format!("password for {user}: "))
-                .await?
-        }
+    let prompt = format!("password for {user}: ");
+    let password = match (password, how) {
+        (Some(password), _) => password,
+        (None, How::SignIn) => client.read_password(prompt).await?,
+        (None, How::SignUp) => client.read_new_password(prompt).await?,
     };
+    // Said at once, not after a round trip: the server checks it again.
+    if how == How::SignUp {
+        passwords::check_new(user, &password)?;
+    }
     // A new account makes its identity key; signing in elsewhere makes one
     // for this device too (the others are warned that it changed).
     let identity = client.keys().identity(user, true)?;

@@ -375,6 +375,13 @@ pub trait ClientContext: Send + Sync {
         &self,
         prompt: String,
     ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
+    /// Asks for a new password: on a terminal twice, without echo (a
+    /// typo would make an account nobody can sign in to), from scripted
+    /// input once.
+    fn read_new_password(
+        &self,
+        prompt: String,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
     /// Asks the client to leave once the current command is done.
     fn quit(&self);
 }

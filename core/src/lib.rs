@@ -27,6 +27,7 @@ pub mod mailbox;
 pub mod names;
 pub mod output;
 pub mod packet;
+pub mod passwords;
 pub mod presence;
 pub mod private_files;
 pub mod registry;

@@ -157,7 +157,7 @@ fn a_server_whose_key_changed_is_refused_naming_both_fingerprints() {
     let mut alice = Client::start_in(
         server.addr,
         client_dir.path(),
-        &["-u", "alice", "-p", "pw", "--signup"],
+        &["-u", "alice", "-p", &password("alice"), "--signup"],
     );
     let trusted = alice.expect("server-trusted");
     alice.expect("signed-in");
@@ -170,7 +170,7 @@ fn a_server_whose_key_changed_is_refused_naming_both_fingerprints() {
     let mut alice = Client::start_in(
         impostor.addr,
         client_dir.path(),
-        &["-u", "alice", "-p", "pw"],
+        &["-u", "alice", "-p", &password("alice")],
     );
     let refusal = alice.expect("error");
     assert_eq!(refusal["code"], "server-key-changed");
@@ -195,7 +195,7 @@ fn a_pinned_server_key_is_checked() {
             "-u",
             "alice",
             "-p",
-            "pw",
+            &password("alice"),
             "--signup",
         ],
     );
@@ -214,7 +214,7 @@ fn a_pinned_server_key_is_checked() {
             "-u",
             "bob",
             "-p",
-            "pw",
+            &password("bob"),
             "--signup",
         ],
     );
@@ -470,7 +470,7 @@ fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
             "-u",
             "alice",
             "-p",
-            "pw",
+            &password("alice"),
             "--signup",
         ],
     );
@@ -488,7 +488,7 @@ fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
     let mut bob = Client::start_in(
         relay.up,
         data.path(),
-        &["-u", "bob", "-p", "pw", "--signup"],
+        &["-u", "bob", "-p", &password("bob"), "--signup"],
     );
     bob.expect("server-trusted");
     bob.expect("signed-in");
@@ -497,7 +497,11 @@ fn a_pinned_or_recorded_server_key_signs_in_with_no_key_request() {
     let first_use = relay.key_requests();
     assert!(first_use > 0, "trust on first use asks the server");
     relay.drop_key_requests();
-    let mut bob = Client::start_in(relay.up, data.path(), &["-u", "bob", "-p", "pw"]);
+    let mut bob = Client::start_in(
+        relay.up,
+        data.path(),
+        &["-u", "bob", "-p", &password("bob")],
+    );
     let outcome = bob.expect_any(&["signed-in", "error"]);
     assert_eq!(outcome["event"], "signed-in", "{outcome}");
     assert_eq!(

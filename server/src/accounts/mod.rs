@@ -19,6 +19,7 @@ use udpchat_core::context::{Accounts, BoxFuture, Source};
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::limits::RateLimit;
+use udpchat_core::passwords;
 use zeroize::Zeroizing;
 
 use crate::store::{blocking, internal, Account, PgStore, Store, StoreError};
@@ -29,27 +30,6 @@ use throttle::{Throttle, Wait};
 pub const DEFAULT_SIGNUPS_PER_HOUR: u32 = 20;
 /// Sources whose sign-ups are remembered at most.
 const MAX_SIGNUP_SOURCES: usize = 100_000;
-
-/// The shortest password accepted.
-pub const MIN_PASSWORD: usize = 1;
-/// The longest password accepted (argon2 takes any length; this bounds work).
-pub const MAX_PASSWORD: usize = 1024;
-
-pub fn check_password_shape(password: &str) -> Result<(), CommandError> {
-    if password.len() < MIN_PASSWORD {
-        return Err(CommandError::new(
-            Code::BadPassword,
-            "the password is empty",
-        ));
-    }
-    if password.len() > MAX_PASSWORD {
-        return Err(CommandError::new(
-            Code::BadPassword,
-            "the password is longer than 1024 bytes",
-        ));
-    }
-    Ok(())
-}
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -202,7 +182,7 @@ impl PasswordAccounts {
         password: Zeroizing<String>,
         identity: PublicKey,
     ) -> Result<(), CommandError> {
-        check_password_shape(&password)?;
+        passwords::check_new(user, &password)?;
         let store = self.store.clone();
         let hasher = self.hasher.clone();
         let name = user.to_string();
@@ -280,7 +260,7 @@ impl Accounts for PasswordAccounts {
         let this = self.clone();
         let user = user.to_string();
         Box::pin(async move {
-            check_password_shape(&password)?;
+            passwords::check_new(&user, &password)?;
             this.may_sign_up(source).await?;
             this.create(&user, password, identity).await
         })
