@@ -83,20 +83,16 @@ fn dropped_from(addr: SocketAddr, dropped: usize) -> CommandError {
     )
 }
 
-/// Runs one shell line; errors are shown, never fatal.
-pub async fn run_line(client: &Client, line: &str) {
+/// Runs one shell line (a blank one does nothing); the caller shows its
+/// error.
+pub async fn run_line(client: &Client, line: &str) -> Result<(), CommandError> {
     let Some(resolved) = Registry::global().line(line) else {
-        return;
+        return Ok(());
     };
-    let result = match resolved {
-        Ok((command, args)) => match command.shell {
-            Some(shell) => shell(client.clone(), args).await,
-            None => Err(CommandError::unknown_command(&command.words())),
-        },
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        client.emit(Output::error(&e));
+    let (command, args) = resolved?;
+    match command.shell {
+        Some(shell) => shell(client.clone(), args).await,
+        None => Err(CommandError::unknown_command(&command.words())),
     }
 }
 

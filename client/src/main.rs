@@ -6,6 +6,7 @@
 mod dispatch;
 mod keys;
 mod local;
+mod outcome;
 mod peers;
 mod render;
 mod server;
@@ -27,13 +28,23 @@ use udpchat_core::context::Client;
 use udpchat_core::crypto::keyfile;
 use udpchat_net::Link;
 
+/// Examples, and what a scripted run's exit status means (see `outcome`).
+const AFTER_HELP: &str = "Examples:
+  udpchat -u alice                           # sign in as alice on 127.0.0.1:4590 (asks the password)
+  udpchat -u alice --signup                  # create the account first
+  udpchat -u bob --server 10.0.0.5:9090 --server-key server.pub
+  printf 's3cret-enough\\nlist\\n' | udpchat -u carole --password-stdin --json   # scripted
+
+Exit status of a scripted run (stdin not a terminal, or --json):
+  0  everything worked
+  1  a command, or the delivery of a message you wrote, failed
+  2  the command line itself was wrong
+  3  the sign-in at start (-u) failed
+  4  no udpchat server answered";
+
 /// The udpchat client.
 #[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "The udpchat client: sign in, see who is online and chat.",
-    after_help = "Examples:\n  udpchat -u alice                           # sign in as alice on 127.0.0.1:4590 (asks the password)\n  udpchat -u alice --signup                  # create the account first\n  udpchat -u bob --server 10.0.0.5:9090 --server-key server.pub\n  printf 's3cret\\nlist\\n' | udpchat -u carole --password-stdin --json   # scripted"
-)]
+#[command(version, about = "The udpchat client: sign in, see who is online and chat.", after_help = AFTER_HELP)]
 struct Cli {
     /// Sign in under this name at start.
     #[arg(short = 'u', long = "user", value_name = "USER")]
@@ -155,15 +166,16 @@ async fn main() -> anyhow::Result<()> {
             (None, true) => Some(start::password_line(&lines).await?),
             (None, false) => None,
         };
-        if start::sign_in(&client, user, password, cli.signup).await {
-            udpchat_commands::unread::at_sign_in(&client);
+        match start::sign_in(&client, user, password, cli.signup).await {
+            Ok(()) => udpchat_commands::unread::at_sign_in(&client),
+            Err(e) => state.printer().outcome().sign_in_failed(&e),
         }
     }
     if let Some(outputs) = outputs {
         shell::interactive(client, state.clone(), outputs, cli.data_dir, !cli.no_bell).await
     } else {
-        shell::scripted(client, state, lines).await;
-        Ok(())
+        shell::scripted(client, state.clone(), lines).await;
+        std::process::exit(state.printer().outcome().code())
     }
 }
 

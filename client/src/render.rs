@@ -1,4 +1,6 @@
 //! How events reach the user: a line of text, or a JSON object per line.
+//! What they say also keeps the shell's names up to date and the run's
+//! exit status (see `outcome`).
 //!
 //! Every event passes through [`Printer::emit`], which is where what came
 //! from elsewhere is made harmless for a terminal, once for every printer:
@@ -12,6 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use udpchat_core::output::Output;
 
+use crate::outcome::Outcome;
 use crate::shell::roster::Roster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,7 @@ pub struct Printer {
     format: Format,
     lines: mpsc::UnboundedSender<Printed>,
     roster: Arc<Mutex<Roster>>,
+    outcome: Arc<Outcome>,
 }
 
 impl Printer {
@@ -51,6 +55,7 @@ impl Printer {
                 format,
                 lines,
                 roster,
+                outcome: Arc::default(),
             },
             rx,
         )
@@ -61,8 +66,14 @@ impl Printer {
         &self.roster
     }
 
+    /// What the run's exit status will be (see `outcome`).
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
     pub fn emit(&self, output: Output) {
         self.roster.lock().observe(&output);
+        self.outcome.observe(&output);
         let printed = match self.format {
             Format::Text => Printed::Event(output.cleaned()),
             Format::Json => Printed::Line(output.to_json()),

@@ -3,6 +3,7 @@
 
 use udpchat_commands::signin::{self, How};
 use udpchat_core::context::{Client, Zeroizing};
+use udpchat_core::error::CommandError;
 use udpchat_core::output::Output;
 
 use crate::state::InputLines;
@@ -15,20 +16,18 @@ pub async fn password_line(lines: &InputLines) -> anyhow::Result<Zeroizing<Strin
     }
 }
 
-/// Signs `user` up or in; errors are shown like any command's. Whether
-/// it did.
+/// Signs `user` up or in; an error is shown like any command's, and
+/// given back.
 pub async fn sign_in(
     client: &Client,
     user: &str,
     password: Option<Zeroizing<String>>,
     signup: bool,
-) -> bool {
+) -> Result<(), CommandError> {
     let how = if signup { How::SignUp } else { How::SignIn };
-    match signin::sign_in(client, how, user, password).await {
-        Ok(()) => true,
-        Err(e) => {
-            client.emit(Output::error(&e));
-            false
-        }
+    let signed_in = signin::sign_in(client, how, user, password).await;
+    if let Err(e) = &signed_in {
+        client.emit(Output::error(e));
     }
+    signed_in
 }

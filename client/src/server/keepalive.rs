@@ -68,7 +68,8 @@ pub async fn run(client: Client, state: Arc<ClientState>, timeout: Duration) {
                             "the server is back: signing in again",
                         ));
                     }
-                    crate::start::sign_in(&client, &user, Some(password), false).await;
+                    // Shown if it failed; the next answer tries again.
+                    let _ = crate::start::sign_in(&client, &user, Some(password), false).await;
                 }
             }
             continue;

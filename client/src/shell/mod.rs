@@ -53,7 +53,8 @@ pub async fn scripted(client: Client, state: Arc<ClientState>, lines: crate::sta
 }
 
 /// Runs one typed line: a command, or in conversation mode a message to
-/// the partner (see `conversation`).
+/// the partner (see `conversation`). A failure is shown, and counted for
+/// the exit status (see `outcome`).
 async fn run_typed(client: &Client, state: &ClientState, line: &str) {
     let conversation = client.conversation();
     let command = crate::shell::conversation::command_line(
@@ -62,7 +63,10 @@ async fn run_typed(client: &Client, state: &ClientState, line: &str) {
         &state.printer().roster().lock(),
     );
     if let Some(command) = command {
-        run_line(client, &command).await;
+        if let Err(e) = run_line(client, &command).await {
+            client.emit(Output::error(&e));
+            state.printer().outcome().command_failed(&e);
+        }
     }
     // A conversation needs someone signed in: signing out ends it.
     let mut session = client.session().lock();

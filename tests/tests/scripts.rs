@@ -1,0 +1,57 @@
+//! End to end: a scripted run's exit status tells failure from success
+//! (the codes `udpchat --help` lists).
+
+use udpchat_tests::{password, Client, Server};
+
+/// Runs `lines`, closes the input and gives the exit status.
+fn status_of(mut client: Client, lines: &[&str]) -> Option<i32> {
+    for line in lines {
+        client.line(line);
+    }
+    client.finish().0.code()
+}
+
+#[test]
+fn a_run_that_did_all_it_was_asked_exits_zero() {
+    let server = Server::start();
+    let _bob = Client::sign_up(server.addr, "bob");
+    let alice = Client::sign_up(server.addr, "alice");
+    assert_eq!(status_of(alice, &["list", "send bob hi"]), Some(0));
+}
+
+#[test]
+fn a_failed_command_exits_one() {
+    let server = Server::start();
+    let alice = Client::sign_up(server.addr, "alice");
+    assert_eq!(status_of(alice, &["list", "frobnicate"]), Some(1));
+    let alice = Client::sign_in(server.addr, "alice");
+    assert_eq!(status_of(alice, &["send nobody-here hi"]), Some(1));
+}
+
+#[test]
+fn a_failed_sign_in_at_start_exits_three() {
+    let server = Server::start();
+    let _ = Client::sign_up(server.addr, "alice").finish();
+    let wrong = Client::start(server.addr, &["-u", "alice", "-p", "not her password"]);
+    assert_eq!(status_of(wrong, &["list"]), Some(3));
+    let good = Client::start(server.addr, &["-u", "alice", "-p", &password("alice")]);
+    assert_eq!(status_of(good, &["list"]), Some(0));
+}
+
+#[test]
+fn no_server_answering_exits_four() {
+    // A port that is bound, so nothing else takes it, and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut alice = Client::start(addr, &["-u", "alice", "-p", &password("alice")]);
+    let error = alice.expect("error");
+    assert_eq!(error["code"], "unreachable");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no udpchat server answered"),
+        "{error}"
+    );
+    assert_eq!(status_of(alice, &["list"]), Some(4));
+}
