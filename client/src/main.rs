@@ -33,6 +33,7 @@ const AFTER_HELP: &str = "Examples:
   udpchat -u alice                           # sign in as alice on 127.0.0.1:4590 (asks the password)
   udpchat -u alice --signup                  # create the account first
   udpchat -u bob --server 10.0.0.5:9090 --server-key server.pub
+  udpchat -u bob -sip 10.0.0.5 -sp 9090      # the same server, as seed B writes it
   printf 's3cret-enough\\nlist\\n' | udpchat -u carole --password-stdin --json   # scripted
 
 Exit status of a scripted run (stdin not a terminal, or --json):
@@ -69,6 +70,14 @@ struct Cli {
     /// and signs in again by itself.
     #[arg(short = 's', long, value_name = "HOST:PORT[,HOST:PORT...]", default_value = udpchat_core::DEFAULT_SERVER)]
     server: String,
+    /// The server's IP address or name, for its port see --sp (seed B's
+    /// `-sip IP -sp PORT`; the same as --server IP:PORT).
+    #[arg(long = "sip", value_name = "IP", conflicts_with = "server")]
+    server_ip: Option<String>,
+    /// The server's port (seed B's `-sp PORT`), at 127.0.0.1 unless --sip
+    /// says otherwise.
+    #[arg(long = "sp", value_name = "PORT", conflicts_with = "server")]
+    server_port: Option<u16>,
     /// Local address to listen on for messages from other clients
     /// [default: `[::]:0`, taking IPv4 and IPv6, or `0.0.0.0:0` without IPv6].
     #[arg(long, value_name = "ADDR")]
@@ -93,7 +102,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::parse_from(udpchat_core::seed_flags::rewritten(std::env::args_os()));
+    if cli.server_ip.is_some() || cli.server_port.is_some() {
+        cli.server = seed_server(cli.server_ip.as_deref(), cli.server_port);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -179,6 +191,22 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The server seed B's `-sip IP -sp PORT` names, as `--server` takes it;
+/// the default's IP or port where one is left off.
+fn seed_server(ip: Option<&str>, port: Option<u16>) -> String {
+    let default: SocketAddr = udpchat_core::DEFAULT_SERVER
+        .parse()
+        .expect("the default server is an address");
+    let port = port.unwrap_or(default.port());
+    match ip {
+        None => SocketAddr::new(default.ip(), port).to_string(),
+        Some(ip) => match ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port).to_string(),
+            Err(_) => format!("{ip}:{port}"),
+        },
+    }
+}
+
 /// `HOST:PORT[,HOST:PORT...]`, looked up once at start: every address of
 /// every name, in order, each once.
 async fn resolve(servers: &str) -> anyhow::Result<Vec<SocketAddr>> {
@@ -195,4 +223,25 @@ async fn resolve(servers: &str) -> anyhow::Result<Vec<SocketAddr>> {
     }
     anyhow::ensure!(!all.is_empty(), "no address for {servers}");
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_bs_server_ip_and_port_make_one_address() {
+        assert_eq!(seed_server(Some("10.0.0.5"), Some(9090)), "10.0.0.5:9090");
+        assert_eq!(seed_server(None, Some(9090)), "127.0.0.1:9090");
+        assert_eq!(seed_server(Some("::1"), None), "[::1]:4590");
+        assert_eq!(seed_server(Some("chat.example"), Some(1)), "chat.example:1");
+    }
+
+    #[test]
+    fn sip_and_sp_do_not_mix_with_server() {
+        let parsed = Cli::try_parse_from(udpchat_core::seed_flags::rewritten(
+            ["udpchat", "-sip", "10.0.0.5", "-s", "10.0.0.6:1"].map(Into::into),
+        ));
+        assert!(parsed.is_err());
+    }
 }

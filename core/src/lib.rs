@@ -32,6 +32,7 @@ pub mod presence;
 pub mod private_files;
 pub mod registry;
 pub mod secure;
+pub mod seed_flags;
 pub mod transport;
 pub mod wire;
 

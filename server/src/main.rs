@@ -30,12 +30,15 @@ use udpchat_net::Link;
 #[command(
     version,
     about = "The udpchat server: accounts, presence and the list of who is online.",
-    after_help = "Examples:\n  udpchat-server                          # listen on 127.0.0.1:4590, data in ./udpchat-data\n  udpchat-server --bind 0.0.0.0:9090      # every interface, port 9090\n  udpchat-server --key /etc/udpchat/server.priv\n  udpchat-server --database postgres://udpchat:PASSWORD@db.example/udpchat   # one of several nodes (docs/OPERATIONS.md)\n  udpchat-server user add alice           # create an account (asks for the password)\n  udpchat-server user list\n  udpchat-server group add group1 alice bob charlie eve   # a group only the operator manages"
+    after_help = "Examples:\n  udpchat-server                          # listen on 127.0.0.1:4590, data in ./udpchat-data\n  udpchat-server --bind 0.0.0.0:9090      # every interface, port 9090\n  udpchat-server -sp 9090                 # port 9090 (seed B's form)\n  udpchat-server --key /etc/udpchat/server.priv\n  udpchat-server --database postgres://udpchat:PASSWORD@db.example/udpchat   # one of several nodes (docs/OPERATIONS.md)\n  udpchat-server user add alice           # create an account (asks for the password)\n  udpchat-server user list\n  udpchat-server group add group1 alice bob charlie eve   # a group only the operator manages"
 )]
 struct Cli {
     /// Address and port to listen on.
     #[arg(long, short = 'b', value_name = "ADDR", default_value = udpchat_core::DEFAULT_SERVER)]
     bind: SocketAddr,
+    /// The port to listen on, at --bind's address (seed B's `-sp PORT`).
+    #[arg(long = "sp", value_name = "PORT")]
+    port: Option<u16>,
     /// Where the server keeps its key and its database.
     #[arg(
         long,
@@ -126,7 +129,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::parse_from(udpchat_core::seed_flags::rewritten(std::env::args_os()));
+    if let Some(port) = cli.port {
+        cli.bind.set_port(port);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -55,3 +55,43 @@ fn no_server_answering_exits_four() {
     );
     assert_eq!(status_of(alice, &["list"]), Some(4));
 }
+
+#[test]
+fn the_seeds_own_invocations_work() {
+    // server.py -sp PORT and client.py -u USER -sip IP -sp PORT, as seed B
+    // runs them.
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port().to_string()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), "127.0.0.1:4590", &["-sp", &port]);
+    assert_eq!(server.addr.port().to_string(), port, "-sp sets the port");
+    let client_data = tempfile::tempdir().unwrap();
+    let pw = password("Alice");
+    let mut client = std::process::Command::new(udpchat_tests::binary("udpchat"))
+        .args([
+            "-u",
+            "Alice",
+            "-sip",
+            "127.0.0.1",
+            "-sp",
+            &port,
+            "--signup",
+            "-p",
+            &pw,
+        ])
+        .arg("--data-dir")
+        .arg(client_data.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    client.stdin.take().unwrap().write_all(b"list\n").unwrap();
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Signed in as Alice"), "{stdout}");
+    assert!(stdout.contains("Signed In Users:"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+}
