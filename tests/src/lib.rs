@@ -385,6 +385,9 @@ impl Client {
             &["--bind", bind]
         };
         let mut child = command("udpchat", umask, netns)
+            // A config file in the home of whoever runs the tests must not
+            // change what they see.
+            .env("XDG_CONFIG_HOME", data_dir.join("no-config-home"))
             .arg("--json")
             .args(bind)
             .args(["--server", server, "--data-dir"])

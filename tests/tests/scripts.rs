@@ -95,3 +95,76 @@ fn the_seeds_own_invocations_work() {
     assert!(stdout.contains("Signed In Users:"), "{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}");
 }
+
+#[test]
+fn the_config_file_gives_the_defaults_and_flags_override_it() {
+    let server = Server::start();
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("config.toml"),
+        format!(
+            "user = \"hana\"\nserver = \"{}\"\nbell = false\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], input: &str| {
+        let mut child = std::process::Command::new(udpchat_tests::binary("udpchat"))
+            .env("XDG_CONFIG_HOME", home.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // Server and user from the file: only the password is given.
+    let pw = password("hana");
+    let (status, out) = run(&["--signup", "-p", &pw], "list\n");
+    assert!(out.contains("Signed in as hana"), "{out}");
+    assert_eq!(status, Some(0), "{out}");
+
+    let (status, shown) = run(&["config", "--colour", "never"], "");
+    assert_eq!(status, Some(0));
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{shown}"))
+            .to_string()
+    };
+    assert!(line("user").contains("\"hana\"") && line("user").ends_with("# config file"));
+    assert!(line("bell").contains("false") && line("bell").ends_with("# config file"));
+    assert!(line("colour").contains("never") && line("colour").ends_with("# command line"));
+    assert!(line("presence_timeout").ends_with("# default"));
+
+    // A flag wins over the file.
+    let (status, out) = run(
+        &["-u", "ivan", "--signup", "-p", &password("ivan")],
+        "list\n",
+    );
+    assert!(out.contains("Signed in as ivan"), "{out}");
+    assert_eq!(status, Some(0));
+
+    // The user's own file comes first, and a mistake in it is one clear line.
+    let own = home.path().join("udpchat");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("config.toml"), "sever = \"typo\"\n").unwrap();
+    let (status, _) = run(&["config"], "");
+    assert_eq!(status, Some(1));
+}

@@ -87,15 +87,16 @@ async fn leave(client: &Client, state: &ClientState) {
 
 /// The interactive shell. History lives in `data_dir`; `bell`: a direct
 /// message from someone the conversation on is not with rings the
-/// terminal's bell.
+/// terminal's bell; `colour`: when to colour.
 pub async fn interactive(
     client: Client,
     state: Arc<ClientState>,
     outputs: mpsc::UnboundedReceiver<Printed>,
     data_dir: PathBuf,
     bell: bool,
+    colour: crate::config::Colour,
 ) -> anyhow::Result<()> {
-    let look = Look::detect();
+    let look = Look::detect(colour);
     let printer = ExternalPrinter::<String>::new(1024);
     let editing = Arc::new(AtomicBool::new(false));
     spawn_screen(

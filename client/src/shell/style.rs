@@ -12,6 +12,8 @@ use std::io::IsTerminal;
 
 use nu_ansi_term::{Color, Style};
 use udpchat_core::event::{Ink, Pen};
+
+use crate::config::Colour;
 use udpchat_core::output::Output;
 use udpchat_core::registry::Registry;
 
@@ -45,11 +47,16 @@ pub struct Moment<'a> {
 }
 
 impl Look {
-    /// Colours on a terminal unless `NO_COLOR` is set to something.
-    pub fn detect() -> Look {
+    /// Colours as `when` says: `auto` on a terminal unless `NO_COLOR` is
+    /// set to something.
+    pub fn detect(when: Colour) -> Look {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Look {
-            colour: std::io::stdout().is_terminal() && !no_color,
+            colour: match when {
+                Colour::Auto => std::io::stdout().is_terminal() && !no_color,
+                Colour::Always => true,
+                Colour::Never => false,
+            },
         }
     }
 
