@@ -179,6 +179,7 @@ impl SimClient {
             password: Zeroizing::new(password_of(&self.user)),
             identity: self.identity.public(),
             local: Vec::new(),
+            replace_key: None,
         };
         let signed = self.ask::<R>(&credentials).await?;
         if signed.user != self.user {

@@ -39,6 +39,12 @@ pub struct Cli {
     /// Create the account -u names (then sign in).
     #[arg(long, global = true)]
     pub signup: bool,
+    /// Signing in from a new device (the server holds another identity key
+    /// for the account) replaces that key with this device's without
+    /// asking: contacts are told it changed, and messages waiting for the
+    /// other device cannot be opened here. The shell asks instead.
+    #[arg(long, global = true)]
+    pub new_device: bool,
     /// The server's public key (PEM); without it the key is trusted on
     /// first use and must not change after.
     #[arg(long, value_name = "FILE", global = true)]

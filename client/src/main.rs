@@ -82,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
         printer,
         cli.data_dir.clone(),
         pinned,
-        passwords,
+        state::Asking {
+            passwords,
+            new_device: cli.new_device,
+        },
         own,
     ));
     let client: Client = state.clone();

@@ -40,6 +40,14 @@ pub enum PasswordSource {
     Input(InputLines),
 }
 
+/// How the client asks the user what it must: passwords, and whether a
+/// new device may replace the account's key.
+pub struct Asking {
+    pub passwords: PasswordSource,
+    /// `--new-device`: yes without asking.
+    pub new_device: bool,
+}
+
 pub struct ClientState {
     session: Arc<Mutex<Session>>,
     link: Link,
@@ -53,6 +61,9 @@ pub struct ClientState {
     tasks: Background,
     quitting: AtomicBool,
     passwords: PasswordSource,
+    /// `--new-device`: signing in may replace the account's identity key
+    /// with this device's without asking.
+    new_device: bool,
     /// True once every packet the link took in has been handled, after
     /// the link stopped (see `stop_receiving`).
     pushes_handled: tokio::sync::watch::Sender<bool>,
@@ -70,9 +81,13 @@ impl ClientState {
         printer: Printer,
         data_dir: PathBuf,
         pinned: Option<PublicKey>,
-        passwords: PasswordSource,
+        asking: Asking,
         local: Vec<SocketAddr>,
     ) -> ClientState {
+        let Asking {
+            passwords,
+            new_device,
+        } = asking;
         let session = Arc::new(Mutex::new(Session {
             server: servers[0],
             user: None,
@@ -102,6 +117,7 @@ impl ClientState {
             tasks: Background::default(),
             quitting: AtomicBool::new(false),
             passwords,
+            new_device,
             pushes_handled: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -228,6 +244,27 @@ impl ClientContext for ClientState {
                 ));
             }
             Ok(first)
+        })
+    }
+
+    fn confirm(&self, prompt: String) -> BoxFuture<'static, bool> {
+        if self.new_device {
+            return Box::pin(async { true });
+        }
+        if !matches!(self.passwords, PasswordSource::Terminal) {
+            return Box::pin(async { false });
+        }
+        Box::pin(async move {
+            let answer = tokio::task::spawn_blocking(move || {
+                use std::io::Write as _;
+                print!("{prompt}");
+                std::io::stdout().flush()?;
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Ok::<_, std::io::Error>(line)
+            })
+            .await;
+            matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
         })
     }
 

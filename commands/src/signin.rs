@@ -43,6 +43,12 @@ pub struct Credentials {
     /// network may reach it at (see `lookup`).
     #[serde(default)]
     pub local: Vec<String>,
+    /// When the server holds another identity key for the account (the
+    /// user signs in from a new device): `false`, refuse with `new-device`
+    /// and change nothing; `true`, replace it. Left out (a client before
+    /// this field): replace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_key: Option<bool>,
 }
 
 /// The reply body.
@@ -110,18 +116,46 @@ pub async fn sign_in(
     // A new account makes its identity key; signing in elsewhere makes one
     // for this device too (the others are warned that it changed).
     let identity = client.keys().identity(user, true)?;
-    let credentials = Credentials {
+    let mut credentials = Credentials {
         user: user.to_string(),
         password: password.clone(),
         identity,
         local: own_addresses(client),
+        replace_key: Some(false),
     };
     // The server sends kept messages and groups with its reply: they wait
     // until "Signed in" is shown (or the sign-in failed).
     let hold = client.server().hold_pushes();
-    let SignedIn { user } = match how {
-        How::SignIn => client.server().request::<SignIn>(&credentials).await?,
-        How::SignUp => client.server().request::<SignUp>(&credentials).await?,
+    let signed_in = match how {
+        How::SignIn => client.server().request::<SignIn>(&credentials).await,
+        How::SignUp => client.server().request::<SignUp>(&credentials).await,
+    };
+    let SignedIn { user } = match signed_in {
+        Err(e) if e.code == Code::NewDevice => {
+            // Said plainly, and only on the user's word.
+            let step = new_device_step(user);
+            if !client
+                .confirm(format!("{step}. Use this device? [y/N] "))
+                .await
+            {
+                return Err(CommandError::new(
+                    Code::NewDevice,
+                    format!("{step}: nothing was changed (confirm in the shell, or sign in with --new-device)"),
+                ));
+            }
+            credentials.replace_key = Some(true);
+            client.emit(
+                Output::new(
+                    "new-device",
+                    format!(
+                        "{user}'s identity key is now this device's: contacts are told it changed"
+                    ),
+                )
+                .with("user", user.to_string()),
+            );
+            client.server().request::<SignIn>(&credentials).await?
+        }
+        other => other?,
     };
     client.session().lock().user = Some(user.clone());
     client.server().remember_password(&user, password);
@@ -149,6 +183,13 @@ pub async fn sign_in(
         )));
     }
     Ok(())
+}
+
+/// What signing in from a new device means, said before it is done.
+pub fn new_device_step(user: &str) -> String {
+    format!(
+        "this is a new device for {user}: contacts will be told your key changed, and messages waiting for your other device cannot be opened here"
+    )
 }
 
 /// The client's own addresses, as `signin` and `signup` carry them.
@@ -179,12 +220,17 @@ impl Serve for SignIn {
             password,
             identity,
             local,
+            replace_key,
         } = body;
         check_user_name(&user)?;
         server
             .accounts()
             .check_password(&user, password, origin.source())
             .await?;
+        let identity = Offered {
+            key: identity,
+            replace: replace_key != Some(false),
+        };
         admit(&server, origin, user, Some(identity), &local).await
     }
 }
@@ -196,9 +242,18 @@ fn taken(user: &str) -> CommandError {
     )
 }
 
+/// The identity key a signing-in client offers, and whether it may replace
+/// another the server holds for the account (a new device).
+pub struct Offered {
+    pub key: PublicKey,
+    pub replace: bool,
+}
+
 /// Puts an authenticated `user` online at `origin`, unless another live
-/// client holds the name; records `identity` as the user's key only once
-/// the sign-in is sure to go ahead (a refused sign-in changes nothing).
+/// client holds the name, or `identity` is not the account's key and may
+/// not replace it (`new-device`, told only to whoever has the password);
+/// records it as the user's key only once the sign-in is sure to go ahead
+/// (a refused sign-in changes nothing).
 /// Signing in again on a session already signed in as `user` changes
 /// nothing either: the others are not told twice. `local`: the client's
 /// own addresses, as it gave them (bad ones are left out).
@@ -206,7 +261,7 @@ pub async fn admit(
     server: &Server,
     origin: Origin,
     user: String,
-    identity: Option<PublicKey>,
+    identity: Option<Offered>,
     local: &[String],
 ) -> Result<SignedIn, CommandError> {
     let local = crate::lookup::addresses(local);
@@ -224,9 +279,16 @@ pub async fn admit(
         }
         Claim::HeldBy(_) | Claim::Elsewhere(_) | Claim::Free => {}
     }
-    if let Some(identity) = identity {
-        if server.accounts().identity(&user).await?.as_ref() != Some(&identity) {
-            server.accounts().set_identity(&user, identity).await?;
+    if let Some(Offered { key, replace }) = identity {
+        match server.accounts().identity(&user).await? {
+            Some(held) if held == key => {}
+            Some(_) if !replace => {
+                return Err(CommandError::new(
+                    Code::NewDevice,
+                    format!("{user} signs in with another identity key on another device"),
+                ))
+            }
+            _ => server.accounts().set_identity(&user, key).await?,
         }
     }
     let (displaced, taken_from) = {

@@ -51,6 +51,7 @@ impl Serve for SignUp {
             password,
             identity,
             local,
+            ..
         } = body;
         check_user_name(&user)?;
         server

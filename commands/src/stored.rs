@@ -38,6 +38,11 @@ pub struct Handover {
     pub message: Stored,
     /// The identity key the server lists for the sender.
     pub from_identity: Option<PublicKey>,
+    /// How many more messages follow in this handover (those waiting at
+    /// sign-in come together): what could not be opened is summed up once
+    /// the last has come. Left out by an older server: 0.
+    #[serde(default)]
+    pub left: u32,
 }
 
 register! {
@@ -49,7 +54,8 @@ register! {
 pub async fn hand_over(server: &Server, peer: PeerId, messages: Vec<Stored>) {
     // Many kept messages tend to come from few senders: look each up once.
     let mut identities: HashMap<String, Option<PublicKey>> = HashMap::new();
-    for message in messages {
+    let count = messages.len();
+    for (index, message) in messages.into_iter().enumerate() {
         let from_identity = match identities.get(&message.from) {
             Some(known) => known.clone(),
             None => {
@@ -68,6 +74,7 @@ pub async fn hand_over(server: &Server, peer: PeerId, messages: Vec<Stored>) {
             &Handover {
                 message,
                 from_identity,
+                left: (count - 1 - index) as u32,
             },
         );
     }
@@ -86,6 +93,7 @@ impl OnPush for StoredMail {
         let Handover {
             message,
             from_identity,
+            left,
         } = body;
         // Addressed by the server, whatever this client thinks it is.
         let me = message.to.clone();
@@ -93,7 +101,9 @@ impl OnPush for StoredMail {
         // prekey is gone): acknowledged again, not shown again.
         let server = client.session().lock().server;
         if !first_handover(server, &me, message.id) {
-            return crate::receipt::acknowledge(&client, message.id).await;
+            let acknowledged = crate::receipt::acknowledge(&client, message.id).await;
+            summed_up(&client, server, &me, left);
+            return acknowledged;
         }
         // Whatever the sender deposited, this message is reported once
         // and acknowledged: one that cannot be opened must not stay in
@@ -123,14 +133,76 @@ impl OnPush for StoredMail {
                 Code::Unverified,
                 format!("dropped a stored message claiming to be from {}: it was sealed with another key", message.from),
             )),
-            Err(e) => Err(CommandError::new(
-                Code::Sealed,
-                format!("a stored message from {} could not be opened: {}", message.from, e.message),
-            )),
+            // Summed up with the others of this handover, not one error
+            // each (a new device cannot open what waited for the old one).
+            Err(e) => {
+                unopened(server, &me).add(&message.from, e.message);
+                Ok(())
+            }
         };
-        crate::receipt::acknowledge(&client, message.id).await?;
+        let acknowledged = crate::receipt::acknowledge(&client, message.id).await;
+        summed_up(&client, server, &me, left);
+        acknowledged?;
         shown
     }
+}
+
+/// After the last message of a handover, what could not be opened, in
+/// one line.
+fn summed_up(client: &Client, server: SocketAddr, me: &str, left: u32) {
+    if left == 0 {
+        if let Some(summary) = unopened(server, me).take() {
+            client.emit(Output::error(&summary));
+        }
+    }
+}
+
+/// The messages of a handover that could not be opened, so far.
+#[derive(Debug, Default)]
+pub struct Unopened {
+    count: usize,
+    senders: Vec<String>,
+    first_reason: Option<String>,
+}
+
+impl Unopened {
+    fn add(&mut self, from: &str, reason: String) {
+        self.count += 1;
+        if !self.senders.iter().any(|s| s == from) {
+            self.senders.push(from.to_string());
+        }
+        self.first_reason.get_or_insert(reason);
+    }
+
+    /// One line for them all (and the tally starts again), if any.
+    pub fn take(&mut self) -> Option<CommandError> {
+        let Unopened {
+            count,
+            senders,
+            first_reason,
+        } = std::mem::take(self);
+        let reason = first_reason?;
+        let from = senders.join(", ");
+        Some(CommandError::new(
+            Code::Sealed,
+            if count == 1 {
+                format!("a message kept for you from {from} could not be opened on this device: {reason}")
+            } else {
+                format!("{count} messages kept for you could not be opened on this device (from {from}): {reason}")
+            },
+        ))
+    }
+}
+
+/// The tally for `user`'s handovers from `server`.
+fn unopened(server: SocketAddr, user: &str) -> parking_lot::MappedMutexGuard<'static, Unopened> {
+    static TALLIES: Mutex<Option<HashMap<(SocketAddr, String), Unopened>>> = Mutex::new(None);
+    parking_lot::MutexGuard::map(TALLIES.lock(), |tallies| {
+        tallies
+            .get_or_insert_with(HashMap::new)
+            .entry((server, user.to_string()))
+            .or_default()
+    })
 }
 
 /// Stored messages remembered as taken in, at most (oldest forgotten
@@ -217,6 +289,28 @@ fn clock(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_could_not_be_opened_is_one_line_naming_each_sender_once() {
+        let mut unopened = Unopened::default();
+        assert!(unopened.take().is_none(), "nothing to say");
+        unopened.add("alice", "sealed for another device".into());
+        let one = unopened.take().unwrap();
+        assert_eq!(
+            one.message,
+            "a message kept for you from alice could not be opened on this device: sealed for another device"
+        );
+        for from in ["alice", "bob", "alice"] {
+            unopened.add(from, format!("reason from {from}"));
+        }
+        let three = unopened.take().unwrap();
+        assert_eq!(three.code, Code::Sealed);
+        assert_eq!(
+            three.message,
+            "3 messages kept for you could not be opened on this device (from alice, bob): reason from alice"
+        );
+        assert!(unopened.take().is_none(), "the tally starts again");
+    }
 
     #[test]
     fn a_copy_of_a_stored_message_is_known_and_the_oldest_are_forgotten() {

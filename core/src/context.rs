@@ -382,6 +382,10 @@ pub trait ClientContext: Send + Sync {
         &self,
         prompt: String,
     ) -> BoxFuture<'static, Result<Zeroizing<String>, CommandError>>;
+    /// Asks the user to confirm a step (`prompt` ends with `[y/N] `): on a
+    /// terminal, yes only if they type it; in scripts, yes only if the
+    /// command line said so beforehand (`--new-device`).
+    fn confirm(&self, prompt: String) -> BoxFuture<'static, bool>;
     /// Asks the client to leave once the current command is done.
     fn quit(&self);
 }

@@ -58,6 +58,9 @@ pub enum Code {
     MembersChanged,
     /// A private group's message this client has no key for (yet).
     MissingKey,
+    /// Signing in from a device whose identity key is not the one the
+    /// server holds for the account: it replaces it only when asked to.
+    NewDevice,
     /// A code this build does not know (from a newer peer), kept as sent.
     #[serde(untagged)]
     Other(String),
@@ -95,6 +98,7 @@ impl Code {
             Code::Busy => "busy",
             Code::MembersChanged => "members-changed",
             Code::MissingKey => "missing-key",
+            Code::NewDevice => "new-device",
             Code::Other(code) => code,
         }
     }
@@ -217,6 +221,7 @@ mod tests {
             Code::Busy,
             Code::MembersChanged,
             Code::MissingKey,
+            Code::NewDevice,
         ];
         for code in all {
             let bytes = cbor::encode(&code);

@@ -545,6 +545,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             password: Zeroizing::new("s3cret-enough".into()),
             identity: identity.clone(),
             local: Vec::new(),
+            replace_key: None,
         }),
         e(c::signin::SignedIn {
             user: "alice".into(),
@@ -558,6 +559,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
                 sealed: cbor::encode(&sealed),
             },
             from_identity: Some(identity.clone()),
+            left: 0,
         }),
         e(sealed),
         e(c::whois::WhoisRequest { user: "bob".into() }),

@@ -266,9 +266,12 @@ impl Client {
         client
     }
 
-    /// Starts a client that signs in to the existing account `user`.
+    /// Starts a client that signs in to the existing account `user` from
+    /// a new device (a fresh data dir: its identity key replaces the one
+    /// the server holds, `--new-device`).
     pub fn sign_in(server: SocketAddr, user: &str) -> Client {
-        let mut client = Client::start(server, &["-u", user, "-p", &password(user)]);
+        let mut client =
+            Client::start(server, &["-u", user, "-p", &password(user), "--new-device"]);
         client.expect("signed-in");
         client
     }

@@ -177,6 +177,7 @@ impl RawClient {
             password: Zeroizing::new(password(user)),
             identity: self.identity.public(),
             local: Vec::new(),
+            replace_key: None,
         };
         self.ask::<R>(&credentials)
     }

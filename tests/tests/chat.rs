@@ -85,7 +85,9 @@ fn a_name_held_by_a_live_client_is_refused_and_a_dead_ones_is_taken_over() {
     let server = Server::start();
     let bob = Client::sign_up(server.addr, "bob");
 
-    let mut second = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
+    // From another device, which may take the name over.
+    let pw = password("bob");
+    let mut second = Client::start(server.addr, &["-u", "bob", "-p", &pw, "--new-device"]);
     let error = second.expect("error");
     assert_eq!(error["code"], "name-taken");
     assert_eq!(

@@ -334,7 +334,10 @@ fn a_member_on_a_new_device_is_told_and_reads_from_then_on() {
     // not sealed for. bob is told once, and his client asks alice's; hers
     // hands her key to the new device from her next line on only (what
     // was sealed for the old device stays unread here, and bob is told).
-    let mut bob = Client::start(server.addr, &["-u", "bob", "-p", &password("bob")]);
+    let mut bob = Client::start(
+        server.addr,
+        &["-u", "bob", "-p", &password("bob"), "--new-device"],
+    );
     let asked = take(&mut bob, "error", |e| e["code"] == "missing-key");
     assert!(says(&asked, "asked alice for it"), "{asked}");
     let refused = take(&mut bob, "error", |e| e["code"] == "sealed");

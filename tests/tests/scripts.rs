@@ -34,7 +34,8 @@ fn a_failed_sign_in_at_start_exits_three() {
     let _ = Client::sign_up(server.addr, "alice").finish();
     let wrong = Client::start(server.addr, &["-u", "alice", "-p", "not her password"]);
     assert_eq!(status_of(wrong, &["list"]), Some(3));
-    let good = Client::start(server.addr, &["-u", "alice", "-p", &password("alice")]);
+    let pw = password("alice");
+    let good = Client::start(server.addr, &["-u", "alice", "-p", &pw, "--new-device"]);
     assert_eq!(status_of(good, &["list"]), Some(0));
 }
 

@@ -43,6 +43,7 @@ fn the_server_refuses_a_weak_password_whatever_the_client() {
         password: Zeroizing::new(pw.into()),
         identity: raw.identity().public(),
         local: Vec::new(),
+        replace_key: None,
     };
     for weak in ["short", "12345678", "trustno1"] {
         let refused = raw.ask::<SignUp>(&credentials(weak)).unwrap_err();

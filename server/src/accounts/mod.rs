@@ -382,7 +382,12 @@ mod tests {
         let cheap = Hasher::with_memory_kib(password::MIN_MEMORY_KIB).unwrap();
         let accounts = PasswordAccounts::with_hasher(Arc::new(SqliteStore::in_memory()), cheap);
         accounts
-            .sign_up("alice", Zeroizing::new("right horse staple".into()), key(), owner())
+            .sign_up(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                key(),
+                owner(),
+            )
             .await
             .unwrap();
         for _ in 0..5 {
@@ -391,12 +396,20 @@ mod tests {
                 .await;
         }
         let refused = accounts
-            .check_password("alice", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap_err();
         assert_eq!(refused.code, Code::Throttled, "{refused:?}");
         accounts
-            .check_password("alice", Zeroizing::new("right horse staple".into()), owner())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                owner(),
+            )
             .await
             .expect("the owner, from her own address, signs in");
     }
@@ -418,7 +431,12 @@ mod tests {
                 .unwrap();
         }
         let refused = accounts
-            .sign_up("bot3", Zeroizing::new("a fine password!".into()), key(), mallory())
+            .sign_up(
+                "bot3",
+                Zeroizing::new("a fine password!".into()),
+                key(),
+                mallory(),
+            )
             .await
             .unwrap_err();
         assert_eq!(refused.code, Code::Throttled);
@@ -429,7 +447,12 @@ mod tests {
             "{refused:?}"
         );
         accounts
-            .sign_up("carole", Zeroizing::new("a fine password!".into()), key(), owner())
+            .sign_up(
+                "carole",
+                Zeroizing::new("a fine password!".into()),
+                key(),
+                owner(),
+            )
             .await
             .expect("another source is not limited by mallory's");
     }
@@ -443,7 +466,12 @@ mod tests {
         .public();
         let cheap = Hasher::with_memory_kib(password::MIN_MEMORY_KIB).unwrap();
         PasswordAccounts::with_hasher(store.clone(), cheap)
-            .sign_up("alice", Zeroizing::new("right horse staple".into()), key, mallory())
+            .sign_up(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                key,
+                mallory(),
+            )
             .await
             .unwrap();
         let stored = || store.user("alice").unwrap().unwrap().password_hash;
@@ -457,13 +485,21 @@ mod tests {
             .is_err());
         assert_eq!(stored(), before, "a wrong password changes nothing");
         standard
-            .check_password("alice", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap();
         let after = stored();
         assert!(after.contains("$m=19456,"), "{after}");
         standard
-            .check_password("alice", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap();
         assert_eq!(stored(), after, "remade once");
@@ -476,7 +512,12 @@ mod tests {
         let accounts = PasswordAccounts::with_hasher(store.clone(), cheap);
         let (first, second) = (key(), key());
         accounts
-            .sign_up("bob", Zeroizing::new("a fine password!".into()), first.clone(), owner())
+            .sign_up(
+                "bob",
+                Zeroizing::new("a fine password!".into()),
+                first.clone(),
+                owner(),
+            )
             .await
             .unwrap();
         // Answered at its first poll: the dispatcher serves `lookup` inline.
@@ -519,14 +560,23 @@ mod tests {
         assert_eq!(accounts.identity("alice").await.unwrap(), Some(key.clone()));
         assert_eq!(
             accounts
-                .sign_up("alice", Zeroizing::new("another fine one".into()), key, mallory())
+                .sign_up(
+                    "alice",
+                    Zeroizing::new("another fine one".into()),
+                    key,
+                    mallory()
+                )
                 .await
                 .unwrap_err()
                 .code,
             Code::NameTaken
         );
         accounts
-            .check_password("alice", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap();
         let wrong = accounts
@@ -534,7 +584,11 @@ mod tests {
             .await
             .unwrap_err();
         let unknown = accounts
-            .check_password("mallory", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "mallory",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap_err();
         assert_eq!(wrong, unknown);
@@ -545,7 +599,11 @@ mod tests {
                 .await;
         }
         let throttled = accounts
-            .check_password("alice", Zeroizing::new("right horse staple".into()), mallory())
+            .check_password(
+                "alice",
+                Zeroizing::new("right horse staple".into()),
+                mallory(),
+            )
             .await
             .unwrap_err();
         assert_eq!(throttled.code, Code::Throttled, "{throttled:?}");

@@ -49,7 +49,7 @@ pub enum SealError {
     #[error("the message was sealed to signed prekey {id}, not the one given")]
     WrongSignedPrekey { id: u32 },
     #[error(
-        "the message was sealed with one-time prekey {id}, which is not available (already used?)"
+        "the message was sealed with one-time prekey {id}, which this device does not hold (used already, or made on another device)"
     )]
     MissingOneTimePrekey { id: u32 },
     #[error("the sealed message does not open: not for this recipient, or tampered with")]
