@@ -40,6 +40,30 @@ pub fn available() -> bool {
 }
 
 impl Terminal {
+    /// The interactive client against `server`, signed in as no one, with
+    /// its data in `data_dir` and no colour; waits for its first prompt.
+    pub fn udpchat(server: std::net::SocketAddr, data_dir: &std::path::Path) -> Terminal {
+        let udpchat = crate::binary("udpchat");
+        let server = server.to_string();
+        let home = data_dir.join("no-config-home");
+        let terminal = Terminal::run(
+            "env",
+            &[
+                "NO_COLOR=1",
+                &format!("XDG_CONFIG_HOME={}", home.display()),
+                udpchat.to_str().expect("a UTF-8 binary path"),
+                "--bind",
+                "127.0.0.1:0",
+                "--server",
+                &server,
+                "--data-dir",
+                data_dir.to_str().expect("a UTF-8 temp path"),
+            ],
+        );
+        terminal.wait_for_input_line("+>");
+        terminal
+    }
+
     /// Runs `program args...` in a fresh terminal. The pane stays after the
     /// program exits, so its exit status can be read.
     pub fn run(program: &str, args: &[&str]) -> Terminal {

@@ -5,7 +5,7 @@
 //! device is summed up in one line.
 
 use udpchat_tests::tmux::{self, Terminal};
-use udpchat_tests::{binary, password, Client, Server};
+use udpchat_tests::{password, Client, Server};
 
 #[test]
 fn a_new_device_replaces_the_key_only_when_told_and_sums_up_what_it_cannot_open() {
@@ -74,24 +74,8 @@ fn the_shell_asks_before_using_a_new_device() {
     let server = Server::start();
     let _ = Client::sign_up(server.addr, "bob").finish();
     let data = tempfile::tempdir().unwrap();
-    let udpchat = binary("udpchat");
-    let server_addr = server.addr.to_string();
-    let pw = password("bob");
-    let shell = Terminal::run(
-        "env",
-        &[
-            "NO_COLOR=1",
-            udpchat.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-            "--server",
-            &server_addr,
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-    );
-    shell.wait_for_input_line("+>");
-    let signin = format!("signin bob {pw}");
+    let shell = Terminal::udpchat(server.addr, data.path());
+    let signin = format!("signin bob {}", password("bob"));
     shell.type_text(&signin);
     shell.press(&["Enter"]);
     shell.wait_for_text("this is a new device for bob: contacts will be told your key changed");

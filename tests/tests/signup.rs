@@ -8,7 +8,7 @@ use udpchat_core::context::Zeroizing;
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::raw::RawClient;
 use udpchat_tests::tmux::{self, Terminal};
-use udpchat_tests::{binary, password, Client, Server};
+use udpchat_tests::{password, Client, Server};
 
 fn refused_signup(server: &Server, user: &str, pw: &str) -> String {
     let mut client = Client::start(server.addr, &["-u", user, "-p", pw, "--signup"]);
@@ -70,22 +70,7 @@ fn the_shell_asks_for_a_new_password_twice_and_a_typo_makes_no_account() {
     }
     let server = Server::start();
     let data = tempfile::tempdir().unwrap();
-    let udpchat = binary("udpchat");
-    let server_addr = server.addr.to_string();
-    let shell = Terminal::run(
-        "env",
-        &[
-            "NO_COLOR=1",
-            udpchat.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-            "--server",
-            &server_addr,
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-    );
-    shell.wait_for_input_line("+>");
+    let shell = Terminal::udpchat(server.addr, data.path());
     shell.type_text("signup gina");
     shell.press(&["Enter"]);
     shell.wait_for_text("password for gina:");
