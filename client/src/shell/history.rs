@@ -19,6 +19,10 @@ const CAPACITY: usize = 5000;
 
 /// Why a line was not saved (reedline hands it back from `save`).
 pub const REFUSED: &str = "a line holding a password is not kept in history";
+/// Why a line that is no command was not saved: it may well be a password
+/// typed at the wrong prompt. (One close to a command, `lsit`, is kept,
+/// to be mended; so is a conversation's message.)
+pub const NOT_A_COMMAND: &str = "a line that is no command is not kept in history";
 
 /// Where `user`'s history lives.
 pub fn file(data_dir: &Path, user: Option<&str>) -> PathBuf {
@@ -27,10 +31,14 @@ pub fn file(data_dir: &Path, user: Option<&str>) -> PathBuf {
         .join(format!("{}.txt", user.unwrap_or("_")))
 }
 
+/// Whether a conversation is on (a plain line is then a message).
+pub type Conversing = Box<dyn Fn() -> bool + Send>;
+
 /// A file-backed history that never keeps a password.
 pub struct ChatHistory {
     inner: FileBackedHistory,
     registry: &'static Registry,
+    conversing: Conversing,
 }
 
 impl ChatHistory {
@@ -39,7 +47,7 @@ impl ChatHistory {
     /// `udpchat_core::private_files`); in memory only (with a warning) when
     /// the file cannot be used, since a shell without saved history still
     /// works.
-    pub fn open(path: PathBuf, registry: &'static Registry) -> ChatHistory {
+    pub fn open(path: PathBuf, registry: &'static Registry, conversing: Conversing) -> ChatHistory {
         let private = path
             .parent()
             .map_or(Ok(()), private_files::dir)
@@ -50,7 +58,11 @@ impl ChatHistory {
                 tracing::warn!("history is not saved: cannot use {}: {e}", path.display());
                 FileBackedHistory::new(CAPACITY).expect("a small capacity is valid")
             });
-        ChatHistory { inner, registry }
+        ChatHistory {
+            inner,
+            registry,
+            conversing,
+        }
     }
 }
 
@@ -74,6 +86,21 @@ pub fn password_at(registry: &Registry, line: &str) -> Option<usize> {
     })
 }
 
+/// Whether a typed line is neither a command (nor close to one) nor, in a
+/// conversation, a message: a word typed at the wrong prompt.
+pub fn is_stray(registry: &Registry, line: &str, conversing: bool) -> bool {
+    let trimmed = line.trim_start();
+    let command_text = match trimmed.strip_prefix('/') {
+        Some(command) => command,
+        None if conversing => return false,
+        None => trimmed,
+    };
+    match split_command(command_text) {
+        Some((word, _)) => registry.shell(word).is_none() && registry.mistyped(word).is_none(),
+        None => false,
+    }
+}
+
 /// The line with its password and everything after it taken off, for
 /// recalling it with the up arrow.
 pub fn without_password(registry: &Registry, line: &str) -> String {
@@ -93,6 +120,11 @@ impl History for ChatHistory {
     fn save(&mut self, mut item: HistoryItem) -> reedline::Result<HistoryItem> {
         if password_at(self.registry, &item.command_line).is_some() {
             return refused();
+        }
+        if is_stray(self.registry, &item.command_line, (self.conversing)()) {
+            return Err(ReedlineError(ReedlineErrorVariants::OtherHistoryError(
+                NOT_A_COMMAND,
+            )));
         }
         // Completion leaves a space at the end: `list ` is `list`.
         item.command_line
@@ -188,7 +220,7 @@ mod tests {
     fn a_line_with_a_password_never_reaches_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), Some("alice"));
-        let mut history = ChatHistory::open(path.clone(), registry());
+        let mut history = ChatHistory::open(path.clone(), registry(), Box::new(|| false));
         for line in [
             "signup alice",
             "signup alice hunter2",
@@ -228,11 +260,43 @@ mod tests {
     }
 
     #[test]
+    fn a_word_that_is_no_command_is_not_kept_unless_it_is_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), Some("alice"));
+        let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let on = talking.clone();
+        let mut history = ChatHistory::open(
+            path.clone(),
+            registry(),
+            Box::new(move || on.load(std::sync::atomic::Ordering::SeqCst)),
+        );
+        for line in ["Tr0ub4dor&3", "correct horse battery", "/hunter2"] {
+            let refused = history.save(HistoryItem::from_command_line(line));
+            assert!(refused.is_err(), "{line} was kept");
+        }
+        history
+            .save(HistoryItem::from_command_line("sedn bob hi"))
+            .expect("close to a command: kept, to be mended");
+        talking.store(true, std::sync::atomic::Ordering::SeqCst);
+        history
+            .save(HistoryItem::from_command_line("see you at five"))
+            .expect("a conversation's message");
+        assert!(history
+            .save(HistoryItem::from_command_line("/hunter2"))
+            .is_err());
+        history.sync().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "sedn bob hi\nsee you at five\n"
+        );
+    }
+
+    #[test]
     fn the_history_file_and_its_dir_are_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), Some("alice"));
-        let mut history = ChatHistory::open(path.clone(), registry());
+        let mut history = ChatHistory::open(path.clone(), registry(), Box::new(|| false));
         history
             .save(HistoryItem::from_command_line("send bob hi"))
             .unwrap();

@@ -237,9 +237,11 @@ impl Shell {
     }
 
     fn history(&self, user: &Option<String>) -> ChatHistory {
+        let client = self.client.clone();
         ChatHistory::open(
             history::file(&self.data_dir, user.as_deref()),
             self.registry,
+            Box::new(move || client.conversation().is_some()),
         )
     }
 
@@ -305,6 +307,10 @@ impl Shell {
                     ..item
                 });
             }
+            // A stray word (a password typed at the wrong prompt?) is
+            // simply not kept.
+            Some(ReedlineError(ReedlineErrorVariants::OtherHistoryError(why)))
+                if why == history::NOT_A_COMMAND => {}
             Some(e) => tracing::warn!("history: {e}"),
         }
     }
