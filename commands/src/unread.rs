@@ -31,6 +31,10 @@ impl Shell for ShowUnread {
 /// Tells the user who just signed in of what they left unread (nothing
 /// when there is none).
 pub fn at_sign_in(client: &Client) {
+    // Signed out again meanwhile (the server went): nothing to say.
+    if client.user().is_err() {
+        return;
+    }
     match client.history().unread() {
         Ok(unread) if !unread.is_empty() => {
             client.emit(render(&unread, ""));
