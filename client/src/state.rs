@@ -134,6 +134,8 @@ impl ClientState {
         if waited.is_err() {
             tracing::warn!("leaving with received packets not yet handled");
         }
+        // What was shown is in the history before the process ends.
+        self.local.flush();
     }
 
     /// Every packet the stopped link took in has been handled.

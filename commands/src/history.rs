@@ -74,10 +74,10 @@ pub fn now_ms() -> u64 {
 }
 
 /// Keeps a line shown or written; a failure to keep it is said, and the
-/// line still goes or shows. `None` also for a line kept already.
+/// line still goes or shows (then `None`).
 pub fn keep(client: &Client, line: &Line) -> Option<LineId> {
     match client.history().keep(line) {
-        Ok(id) => id,
+        Ok(id) => Some(id),
         Err(e) => {
             client.emit(Output::error(&CommandError::new(
                 e.code,

@@ -174,8 +174,8 @@ pub struct Unread {
 /// The signed-in user's conversations, kept by their client.
 pub trait History: Send + Sync {
     /// Keeps `line` (unread if it came while the user talks to someone
-    /// else); `None` if a line with its number was kept already.
-    fn keep(&self, line: &Line) -> Result<Option<LineId>, CommandError>;
+    /// else); a line with the number of one kept already is kept once.
+    fn keep(&self, line: &Line) -> Result<LineId, CommandError>;
     /// What became of a line the user wrote; `number` when it now has one
     /// (the server's id of a message it keeps).
     fn settle(&self, id: LineId, state: State, number: Option<u64>) -> Result<(), CommandError>;

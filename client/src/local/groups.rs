@@ -18,7 +18,8 @@ impl Opened {
         if changed.is_empty() && forgotten.is_empty() {
             return Ok(());
         }
-        let tx = self.db.transaction()?;
+        let mut db = self.db.lock();
+        let tx = db.transaction()?;
         for group in forgotten {
             tx.execute(
                 "DELETE FROM received_chains WHERE group_name = ?1",

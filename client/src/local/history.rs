@@ -1,8 +1,12 @@
 //! The user's conversations on this client ([`History`]): every line shown
 //! or written, in the user's file. A conversation keeps its newest
-//! [`KEPT_LINES`] lines.
+//! [`KEPT_LINES`] lines. Lines are written in batches, one transaction per
+//! burst (see `write_in_batches`): keeping one costs the message's path no
+//! commit; a read writes what waits first.
 
 use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
 
 use rusqlite::{params, params_from_iter, Connection, Row};
 use udpchat_core::error::{Code, CommandError};
@@ -14,8 +18,9 @@ use super::{internal, LocalStore};
 pub const KEPT_LINES: i64 = 10_000;
 
 /// Older lines are trimmed once per this many lines kept (not at every
-/// line: trimming walks the conversation's index).
-const TRIM_EVERY: i64 = 100;
+/// line: trimming walks [`KEPT_LINES`] entries of the conversation's
+/// index), so a conversation holds at most this many more for a while.
+pub const TRIM_EVERY: i64 = 1_000;
 
 /// The columns a kept line is read from, in order (see [`kept`]).
 const COLUMNS: &str = "id, kind, name, sender, text, time_ms, number, outgoing, state, unread";
@@ -83,6 +88,97 @@ fn containing(word: &str) -> String {
     pattern
 }
 
+/// A write waiting in [`Opened::pending`](super::Opened).
+pub(super) enum Write {
+    Keep {
+        id: i64,
+        line: Line,
+        unread: bool,
+    },
+    Settle {
+        id: i64,
+        state: State,
+        number: Option<u64>,
+    },
+    SettleKept {
+        to: String,
+        number: u64,
+        state: State,
+    },
+}
+
+/// Writes what waits, in one transaction, in the order it was kept (taken
+/// under the file's lock, so batches never pass each other). A failure is
+/// logged: the lines were shown (or sent) already, only their keeping
+/// failed.
+pub(super) fn flush(db: &Mutex<Connection>, pending: &Mutex<Vec<Write>>) {
+    let mut db = db.lock();
+    let batch = std::mem::take(&mut *pending.lock());
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = write(&mut db, &batch) {
+        tracing::warn!(lines = batch.len(), "history: not written: {e}");
+    }
+}
+
+/// Every write in one transaction, trimming a conversation past
+/// [`KEPT_LINES`] once per [`TRIM_EVERY`] lines.
+fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<()> {
+    let tx = db.transaction()?;
+    for write in pending {
+        match write {
+            Write::Keep { id, line, unread } => {
+                tx.prepare_cached(
+                    "INSERT INTO conversation_lines
+                        (id, kind, name, sender, text, time_ms, number, outgoing, state, unread)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    id,
+                    line.conversation.kind(),
+                    line.conversation.name(),
+                    line.from,
+                    line.text,
+                    line.time_ms as i64,
+                    line.number.map(|n| n as i64),
+                    line.outgoing,
+                    line.state.word(),
+                    unread,
+                ])?;
+                if id % TRIM_EVERY == 0 {
+                    tx.prepare_cached(
+                        "DELETE FROM conversation_lines WHERE kind = ?1 AND name = ?2
+                         AND (time_ms, id) <= (
+                            SELECT time_ms, id FROM conversation_lines WHERE kind = ?1 AND name = ?2
+                            ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET ?3)",
+                    )?
+                    .execute(params![
+                        line.conversation.kind(),
+                        line.conversation.name(),
+                        KEPT_LINES
+                    ])?;
+                }
+            }
+            Write::Settle { id, state, number } => {
+                tx.prepare_cached(
+                    "UPDATE conversation_lines SET state = ?2, number = coalesce(?3, number)
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, state.word(), number.map(|n| n as i64)])?;
+            }
+            Write::SettleKept { to, number, state } => {
+                tx.prepare_cached(
+                    "UPDATE conversation_lines SET state = ?3
+                     WHERE kind = 'user' AND name = ?1 AND outgoing = 1 AND number = ?2",
+                )?
+                .execute(params![to, *number as i64, state.word()])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
 impl LocalStore {
     /// Whether a line that comes now is unread: the user is talking to
     /// someone else.
@@ -99,91 +195,73 @@ impl LocalStore {
 }
 
 impl History for LocalStore {
-    fn keep(&self, line: &Line) -> Result<Option<LineId>, CommandError> {
+    fn keep(&self, line: &Line) -> Result<LineId, CommandError> {
         let unread = self.comes_unread(line);
-        self.with_open(|open| {
-            let db = &open.db;
-            let inserted = db
-                .prepare_cached(
-                    "INSERT INTO conversation_lines
-                        (kind, name, sender, text, time_ms, number, outgoing, state, unread)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-                )
-                .and_then(|mut insert| {
-                    insert.execute(params![
-                        line.conversation.kind(),
-                        line.conversation.name(),
-                        line.from,
-                        line.text,
-                        line.time_ms as i64,
-                        line.number.map(|n| n as i64),
-                        line.outgoing,
-                        line.state.word(),
-                        unread,
-                    ])
-                })
-                .map_err(internal)?;
-            if inserted == 0 {
-                return Ok(None);
-            }
-            let id = db.last_insert_rowid();
-            if id % TRIM_EVERY == 0 {
-                db.prepare_cached(
-                    "DELETE FROM conversation_lines WHERE kind = ?1 AND name = ?2 AND id <= (
-                        SELECT id FROM conversation_lines WHERE kind = ?1 AND name = ?2
-                        ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-                )
-                .and_then(|mut trim| {
-                    trim.execute(params![
-                        line.conversation.kind(),
-                        line.conversation.name(),
-                        KEPT_LINES
-                    ])
-                })
-                .map_err(internal)?;
-                *self.unread.lock() = count_unread(db).map_err(internal)?;
-            } else if unread {
-                *self
-                    .unread
-                    .lock()
-                    .entry(line.conversation.clone())
-                    .or_default() += 1;
-            }
-            Ok(Some(LineId(id)))
-        })
+        let id = self.with_open(|open| {
+            let id = open.next_id;
+            open.next_id += 1;
+            open.pending.lock().push(Write::Keep {
+                id,
+                line: line.clone(),
+                unread,
+            });
+            Ok(LineId(id))
+        })?;
+        if unread {
+            *self
+                .unread
+                .lock()
+                .entry(line.conversation.clone())
+                .or_default() += 1;
+        }
+        self.wake_writer();
+        Ok(id)
     }
 
     fn settle(&self, id: LineId, state: State, number: Option<u64>) -> Result<(), CommandError> {
         self.with_open(|open| {
-            open.db
-                .prepare_cached(
-                    "UPDATE conversation_lines SET state = ?2, number = coalesce(?3, number)
-                     WHERE id = ?1",
-                )
-                .and_then(|mut update| {
-                    update.execute(params![id.0, state.word(), number.map(|n| n as i64)])
-                })
-                .map(drop)
-                .map_err(internal)
-        })
+            let mut pending = open.pending.lock();
+            // Not written yet (delivered within the gathering): the line
+            // goes in as it ended, with no update after.
+            let waiting = pending.iter_mut().rev().find_map(|w| match w {
+                Write::Keep { id: kept, line, .. } if *kept == id.0 => Some(line),
+                _ => None,
+            });
+            match waiting {
+                Some(line) => {
+                    line.state = state;
+                    line.number = number.or(line.number);
+                }
+                None => pending.push(Write::Settle {
+                    id: id.0,
+                    state,
+                    number,
+                }),
+            }
+            Ok(())
+        })?;
+        self.wake_writer();
+        Ok(())
     }
 
     fn settle_kept(&self, to: &str, number: u64, state: State) -> Result<(), CommandError> {
         self.with_open(|open| {
-            open.db
-                .prepare_cached(
-                    "UPDATE conversation_lines SET state = ?3
-                     WHERE kind = 'user' AND name = ?1 AND outgoing = 1 AND number = ?2",
-                )
-                .and_then(|mut update| update.execute(params![to, number as i64, state.word()]))
-                .map(drop)
-                .map_err(internal)
-        })
+            open.pending.lock().push(Write::SettleKept {
+                to: to.to_string(),
+                number,
+                state,
+            });
+            Ok(())
+        })?;
+        self.wake_writer();
+        Ok(())
     }
 
     fn last(&self, conversation: &Conversation, count: usize) -> Result<Vec<Kept>, CommandError> {
         self.with_open(|open| {
-            let tx = open.db.transaction().map_err(internal)?;
+            open.flush();
+            let mut db = open.db.lock();
+            let tx = db.transaction().map_err(internal)?;
             let mut lines = tx
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM conversation_lines WHERE kind = ?1 AND name = ?2
@@ -216,9 +294,10 @@ impl History for LocalStore {
             return Err(CommandError::new(Code::Usage, "search for what?"));
         }
         self.with_open(|open| {
+            open.flush();
+            let db = open.db.lock();
             let matching = vec!["text LIKE ? ESCAPE '\\'"; words.len()].join(" AND ");
-            let mut lines = open
-                .db
+            let mut lines = db
                 .prepare(&format!(
                     "SELECT {COLUMNS} FROM conversation_lines WHERE {matching}
                      ORDER BY time_ms DESC, id DESC LIMIT {count}"
@@ -236,9 +315,10 @@ impl History for LocalStore {
 
     fn unread(&self) -> Result<Vec<Unread>, CommandError> {
         self.with_open(|open| {
-            let counts = count_unread(&open.db).map_err(internal)?;
-            let mut newest = open
-                .db
+            open.flush();
+            let db = open.db.lock();
+            let counts = count_unread(&db).map_err(internal)?;
+            let mut newest = db
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM conversation_lines
                      WHERE kind = ?1 AND name = ?2 AND unread = 1
@@ -265,7 +345,9 @@ impl History for LocalStore {
 
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError> {
         self.with_open(|open| {
+            open.flush();
             open.db
+                .lock()
                 .prepare_cached(
                     "SELECT kind FROM conversation_lines WHERE name = ?1
                      ORDER BY time_ms DESC, id DESC LIMIT 1",

@@ -15,9 +15,10 @@ mod history;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
 use udpchat_core::context::Session;
 use udpchat_core::error::{Code, CommandError};
@@ -42,7 +43,7 @@ const SCHEMA: &str = "
         PRIMARY KEY (group_name, sender)
     ) STRICT;
     CREATE TABLE IF NOT EXISTS conversation_lines (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,
         name TEXT NOT NULL,
         sender TEXT NOT NULL,
@@ -68,30 +69,66 @@ const FROM_VERSION_1: &str = "
         FROM lines;
     DROP TABLE lines;";
 
+/// How long lines kept wait, at most, to be written with those that come
+/// meanwhile: one transaction for a burst, not one per line (a commit
+/// costs far more than a row).
+const GATHER: Duration = Duration::from_millis(10);
+
 pub struct LocalStore {
     data_dir: PathBuf,
     session: Arc<Mutex<Session>>,
-    open: Mutex<Option<Opened>>,
+    open: Arc<Mutex<Option<Opened>>>,
+    /// Set (and the writer thread woken) when lines wait to be written.
+    waiting: Arc<(Mutex<bool>, Condvar)>,
     /// The open user's unread lines per conversation, apart from the file
     /// so that the prompt never waits on it.
     unread: Mutex<BTreeMap<Conversation, usize>>,
 }
 
-/// One user's file and keys, open.
+/// One user's file and keys, open. The file and the writes waiting for it
+/// have locks of their own: keeping a line only queues it, and never waits
+/// for a commit (nor a checkpoint's fsync) under way.
 struct Opened {
     user: String,
-    db: Connection,
+    db: Arc<Mutex<Connection>>,
     keys: GroupKeys,
+    /// Lines (and what became of them) not yet written: the writer thread
+    /// writes them within [`GATHER`], a read or a sign-out at once.
+    pending: Arc<Mutex<Vec<history::Write>>>,
+    /// The id the next line kept gets.
+    next_id: i64,
 }
 
 impl LocalStore {
     pub fn new(data_dir: PathBuf, session: Arc<Mutex<Session>>) -> LocalStore {
-        LocalStore {
+        let store = LocalStore {
             data_dir,
             session,
-            open: Mutex::new(None),
+            open: Arc::new(Mutex::new(None)),
+            waiting: Arc::new((Mutex::new(false), Condvar::new())),
             unread: Mutex::new(BTreeMap::new()),
+        };
+        let (open, waiting) = (Arc::downgrade(&store.open), Arc::downgrade(&store.waiting));
+        std::thread::Builder::new()
+            .name("history writer".into())
+            .spawn(move || write_in_batches(&open, &waiting))
+            .expect("a thread for the history writer");
+        store
+    }
+
+    /// Writes what waits to be written, now (the client is leaving).
+    pub fn flush(&self) {
+        let files = self.open.lock().as_ref().map(Opened::files);
+        if let Some((db, pending)) = files {
+            history::flush(&db, &pending);
         }
+    }
+
+    /// Tells the writer thread that lines wait.
+    fn wake_writer(&self) {
+        let (waiting, wake) = &*self.waiting;
+        *waiting.lock() = true;
+        wake.notify_one();
     }
 
     /// The signed-in user, or the one who just signed out.
@@ -112,8 +149,11 @@ impl LocalStore {
             .or_else(|| open.as_ref().map(|o| o.user.clone()))
             .ok_or_else(CommandError::not_signed_in)?;
         if open.as_ref().is_none_or(|o| o.user != me) {
+            if let Some(other) = open.as_ref() {
+                other.flush();
+            }
             let opened = Opened::open(&self.data_dir, &me)?;
-            *self.unread.lock() = history::count_unread(&opened.db).map_err(internal)?;
+            *self.unread.lock() = history::count_unread(&opened.db.lock()).map_err(internal)?;
             *open = Some(opened);
         }
         f(open.as_mut().expect("opened above"))
@@ -139,11 +179,65 @@ impl Opened {
             .and_then(|_| migrate(&mut db, user))
             .map_err(|e| failed(&e))?;
         let received = groups::read_chains(&db).map_err(|e| failed(&e))?;
+        let next_id = db
+            .query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM conversation_lines",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| failed(&e))?;
         Ok(Opened {
             user: user.to_string(),
-            db,
+            db: Arc::new(Mutex::new(db)),
             keys: GroupKeys::with_received(received),
+            pending: Arc::default(),
+            next_id,
         })
+    }
+
+    /// The file and its waiting writes, to write them without the store's
+    /// lock.
+    fn files(&self) -> (Arc<Mutex<Connection>>, Arc<Mutex<Vec<history::Write>>>) {
+        (self.db.clone(), self.pending.clone())
+    }
+
+    /// Writes what waits.
+    fn flush(&self) {
+        history::flush(&self.db, &self.pending);
+    }
+}
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        self.flush();
+        self.waiting.1.notify_all();
+    }
+}
+
+/// The writer thread: once lines wait, gathers for [`GATHER`] and writes
+/// them in one transaction, without the store's lock; ends when the store
+/// is gone.
+fn write_in_batches(open: &Weak<Mutex<Option<Opened>>>, waiting: &Weak<(Mutex<bool>, Condvar)>) {
+    loop {
+        let (Some(open), Some(waiting)) = (open.upgrade(), waiting.upgrade()) else {
+            return;
+        };
+        {
+            let (flag, wake) = &*waiting;
+            let mut flag = flag.lock();
+            if !*flag {
+                // Bounded, so that a store dropped meanwhile ends the thread.
+                wake.wait_for(&mut flag, Duration::from_secs(1));
+            }
+            if !std::mem::take(&mut *flag) {
+                continue;
+            }
+        }
+        std::thread::sleep(GATHER);
+        let files = open.lock().as_ref().map(Opened::files);
+        if let Some((db, pending)) = files {
+            history::flush(&db, &pending);
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use parking_lot::Mutex;
 use udpchat_core::context::Session;
 use udpchat_core::history::{Conversation, History, Line, State};
 
-use super::history::KEPT_LINES;
+use super::history::{KEPT_LINES, TRIM_EVERY};
 use super::*;
 
 fn session(user: &str) -> Arc<Mutex<Session>> {
@@ -46,25 +46,20 @@ fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
     let history: &dyn History = &store;
     let hi = history
         .keep(&line(bob(), "alice", "hi bob", 1_000))
-        .unwrap()
         .unwrap();
     history
         .keep(&line(bob(), "bob", "hi alice", 2_000))
         .unwrap();
     let away = history
         .keep(&line(bob(), "alice", "are you there?", 3_000))
-        .unwrap()
         .unwrap();
     // A message that was written before, kept by the server, came later.
     let mut kept = line(bob(), "bob", "written while you were away", 1_500);
     kept.number = Some(77);
     kept.state = State::Kept;
-    assert!(history.keep(&kept).unwrap().is_some());
-    assert_eq!(
-        history.keep(&kept).unwrap(),
-        None,
-        "the same stored message again is kept once"
-    );
+    history.keep(&kept).unwrap();
+    // The same stored message again (another copy) is kept once.
+    history.keep(&kept).unwrap();
     history.settle(hi, State::Delivered, None).unwrap();
     history.settle(away, State::Queued, Some(9)).unwrap();
     history
@@ -101,6 +96,12 @@ fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
         .is_empty());
     assert_eq!(history.named("bob").unwrap(), Some(bob()));
     assert_eq!(history.named("carole").unwrap(), None);
+    // What became of a line already written is an update of it.
+    history.settle(hi, State::Failed, None).unwrap();
+    assert_eq!(
+        history.last(&bob(), 10).unwrap()[0].line.state,
+        State::Failed
+    );
 }
 
 #[test]
@@ -204,7 +205,7 @@ fn a_conversation_keeps_its_newest_lines() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().into(), session("alice"));
     let history: &dyn History = &store;
-    let extra = 150;
+    let extra = TRIM_EVERY as u64 + 150;
     for i in 0..KEPT_LINES as u64 + extra {
         history
             .keep(&line(bob(), "bob", &format!("line {i}"), i))
@@ -251,5 +252,35 @@ fn a_first_version_file_is_renamed_and_its_group_lines_become_the_groups_history
     // The group's line comes again from the server: kept once.
     let mut again = line(group.clone(), "bob", "before the upgrade", 10);
     again.number = Some(1);
-    assert_eq!(history.keep(&again).unwrap(), None);
+    history.keep(&again).unwrap();
+    assert_eq!(
+        texts(&history.last(&group, 10).unwrap()),
+        ["before the upgrade", "mine"]
+    );
+}
+
+#[test]
+fn lines_waiting_to_be_written_are_written_when_the_client_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let history: &dyn History = &store;
+    for i in 0..3 {
+        history
+            .keep(&line(bob(), "bob", &format!("line {i}"), i))
+            .unwrap();
+    }
+    store.flush();
+    let file = dir.path().join("users/alice").join(FILE);
+    let count = |db: &Connection| -> i64 {
+        db.query_row("SELECT count(*) FROM conversation_lines", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&Connection::open(&file).unwrap()), 3, "flushed");
+    history.keep(&line(bob(), "bob", "the last", 9)).unwrap();
+    drop(store);
+    assert_eq!(
+        count(&Connection::open(&file).unwrap()),
+        4,
+        "written as it went"
+    );
 }
