@@ -204,6 +204,12 @@ mod tests {
     const COLOUR: Look = Look { colour: true };
 
     #[test]
+    fn colour_always_and_never_override_the_terminal() {
+        assert!(Look::detect(Colour::Always).colour());
+        assert!(!Look::detect(Colour::Never).colour());
+    }
+
+    #[test]
     fn a_direct_message_rings_unless_its_conversation_is_on() {
         let carole = message("carole", "lunch?");
         assert!(rings(&carole, None));
