@@ -109,7 +109,7 @@ impl ClientState {
                 session.clone(),
                 printer.clone(),
             ),
-            local: LocalStore::new(data_dir, session.clone()),
+            local: LocalStore::new(data_dir, session.clone(), printer.clone()),
             session,
             link,
             printer,

@@ -75,8 +75,8 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
                 for (late, text) in opened.late {
                     match text.and_then(|text| check_text(&text).map(|_| text)) {
                         Ok(text) => {
-                            keep(client, &user, &late, &text, State::Received);
-                            client.emit(render(&late, &text).with("late", true));
+                            let shown = render(&late, &text).with("late", true);
+                            keep(client, &user, &late, &text, State::Received, shown);
                         }
                         Err(e) => client.emit(Output::error(&e)),
                     }
@@ -88,8 +88,7 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
                         output = crate::message::unverified(output, &message.from, why);
                         state = State::Unverified;
                     }
-                    keep(client, &user, message, &text, state);
-                    client.emit(output);
+                    keep(client, &user, message, &text, state, output);
                 }
             }
             Err(e) => client.emit(Output::error(&e)),
@@ -97,9 +96,9 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
     }
 }
 
-/// Keeps a group's line, as shown, in the user's history (`me` wrote it
-/// if it is from them, on another client of theirs).
-fn keep(client: &Client, me: &str, message: &Line, text: &str, state: State) {
+/// Keeps a group's line in the user's history (`me` wrote it if it is
+/// from them, on another client of theirs), and shows it once kept.
+fn keep(client: &Client, me: &str, message: &Line, text: &str, state: State, shown: Output) {
     crate::history::keep(
         client,
         &history::Line {
@@ -111,6 +110,7 @@ fn keep(client: &Client, me: &str, message: &Line, text: &str, state: State) {
             outgoing: message.from == me,
             state,
         },
+        Some(shown),
     );
 }
 

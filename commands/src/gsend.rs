@@ -102,6 +102,7 @@ pub async fn send(client: &Client, args: &Args) -> Result<(), CommandError> {
             outgoing: true,
             state: State::Sent,
         },
+        None,
     );
     client.emit(
         Output::new("group-sent", format!("sent to {group}"))

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::Client;
 use udpchat_core::error::CommandError;
-use udpchat_core::history::{Conversation, Kept, Line, LineId, State};
+use udpchat_core::history::{Conversation, Kept, Line, LineId, NotKept, State};
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::{continued, Output};
 use udpchat_core::register;
@@ -73,16 +73,21 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Keeps a line shown or written; a failure to keep it is said, and the
-/// line still goes or shows (then `None`).
-pub fn keep(client: &Client, line: &Line) -> Option<LineId> {
-    match client.history().keep(line) {
+/// Keeps a line written (`shown: None`), or one that came and shows it
+/// (`shown`) once it is kept; a failure to keep it is said, and the line
+/// still goes or shows (then `None`).
+pub fn keep(client: &Client, line: &Line, shown: Option<Output>) -> Option<LineId> {
+    match client.history().keep(line, shown) {
         Ok(id) => Some(id),
-        Err(e) => {
+        Err(not_kept) => {
+            let NotKept { why, shown } = *not_kept;
             client.emit(Output::error(&CommandError::new(
-                e.code,
-                format!("this line is not kept in your history: {}", e.message),
+                why.code,
+                format!("this line is not kept in your history: {}", why.message),
             )));
+            if let Some(shown) = shown {
+                client.emit(shown);
+            }
             None
         }
     }

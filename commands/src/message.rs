@@ -106,8 +106,8 @@ impl OnPush for Message {
     }
 }
 
-/// Shows a message that came, and keeps it in the conversation with its
-/// sender.
+/// Keeps a message that came in the conversation with its sender, and
+/// shows it once kept.
 fn show(client: &Client, output: Output, message: MessageBody, state: State) {
     crate::history::keep(
         client,
@@ -120,8 +120,8 @@ fn show(client: &Client, output: Output, message: MessageBody, state: State) {
             outgoing: false,
             state,
         },
+        Some(output),
     );
-    client.emit(output);
 }
 
 /// In the shell: inside a conversation its partner's live lines read like

@@ -57,6 +57,7 @@ impl Shell for SendMessage {
                 outgoing: true,
                 state: State::Sending,
             },
+            None,
         );
         let message = Outgoing {
             from,

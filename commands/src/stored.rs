@@ -125,8 +125,8 @@ impl OnPush for StoredMail {
                         outgoing: false,
                         state: State::Kept,
                     },
+                    Some(render(&message, &text)),
                 );
-                client.emit(render(&message, &text));
                 Ok(())
             }
             Ok(_) => Err(CommandError::new(

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::error::CommandError;
+use crate::output::Output;
 
 /// Whom a conversation is with: a user (direct messages) or a group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -171,11 +172,22 @@ pub struct Unread {
     pub last: Option<Line>,
 }
 
+/// A line that could not be kept: why, and the event that was to show it
+/// (for the caller to show anyway).
+#[derive(Debug)]
+pub struct NotKept {
+    pub why: CommandError,
+    pub shown: Option<Output>,
+}
+
 /// The signed-in user's conversations, kept by their client.
 pub trait History: Send + Sync {
     /// Keeps `line` (unread if it came while the user talks to someone
     /// else); a line with the number of one kept already is kept once.
-    fn keep(&self, line: &Line) -> Result<LineId, CommandError>;
+    /// `shown`, the event that shows it, is emitted once the line is
+    /// written (in order with the others), so that what was shown is kept
+    /// whatever happens to the client after.
+    fn keep(&self, line: &Line, shown: Option<Output>) -> Result<LineId, Box<NotKept>>;
     /// What became of a line the user wrote; `number` when it now has one
     /// (the server's id of a message it keeps).
     fn settle(&self, id: LineId, state: State, number: Option<u64>) -> Result<(), CommandError>;

@@ -18,7 +18,7 @@ impl Opened {
         if changed.is_empty() && forgotten.is_empty() {
             return Ok(());
         }
-        let mut db = self.db.lock();
+        let mut db = self.files.db.lock();
         let tx = db.transaction()?;
         for group in forgotten {
             tx.execute(
@@ -91,6 +91,10 @@ mod tests {
 
     use super::*;
 
+    fn printer() -> crate::render::Printer {
+        crate::render::Printer::new(crate::render::Format::Json).0
+    }
+
     #[test]
     fn keys_are_kept_across_a_restart_in_an_owner_only_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -99,7 +103,7 @@ mod tests {
             user: Some("alice".into()),
             conversation: None,
         }));
-        let store = LocalStore::new(dir.path().to_path_buf(), session.clone());
+        let store = LocalStore::new(dir.path().to_path_buf(), session.clone(), printer());
         let share =
             udpchat_core::crypto::sender_keys::OwnChain::generate(&mut rand::thread_rng()).share();
         let groups: &dyn PrivateGroups = &store;
@@ -109,7 +113,7 @@ mod tests {
         assert!(new, "a chain not seen before");
         drop(store);
 
-        let again = LocalStore::new(dir.path().to_path_buf(), session);
+        let again = LocalStore::new(dir.path().to_path_buf(), session, printer());
         let groups: &dyn PrivateGroups = &again;
         let known = groups
             .keys(|k| k.accept("g", "bob", &share).unwrap())

@@ -1,18 +1,18 @@
 //! The user's conversations on this client ([`History`]): every line shown
 //! or written, in the user's file. A conversation keeps its newest
-//! [`KEPT_LINES`] lines. Lines are written in batches, one transaction per
-//! burst (see `write_in_batches`): keeping one costs the message's path no
-//! commit; a read writes what waits first.
+//! [`KEPT_LINES`] lines. Lines are written by a writer thread, every line
+//! queued while one commit runs in the next (see `write_in_batches`); a
+//! line that came shows once written (so what was shown is kept, whatever
+//! happens to the client after), and a read writes what waits first.
 
 use std::collections::BTreeMap;
 
-use parking_lot::Mutex;
-
 use rusqlite::{params, params_from_iter, Connection, Row};
 use udpchat_core::error::{Code, CommandError};
-use udpchat_core::history::{Conversation, History, Kept, Line, LineId, State, Unread};
+use udpchat_core::history::{Conversation, History, Kept, Line, LineId, NotKept, State, Unread};
+use udpchat_core::output::Output;
 
-use super::{internal, LocalStore};
+use super::{internal, Files, LocalStore};
 
 /// Lines kept per conversation; older ones go.
 pub const KEPT_LINES: i64 = 10_000;
@@ -94,6 +94,8 @@ pub(super) enum Write {
         id: i64,
         line: Line,
         unread: bool,
+        /// The event that shows it, once written.
+        shown: Option<Output>,
     },
     Settle {
         id: i64,
@@ -108,17 +110,24 @@ pub(super) enum Write {
 }
 
 /// Writes what waits, in one transaction, in the order it was kept (taken
-/// under the file's lock, so batches never pass each other). A failure is
-/// logged: the lines were shown (or sent) already, only their keeping
-/// failed.
-pub(super) fn flush(db: &Mutex<Connection>, pending: &Mutex<Vec<Write>>) {
-    let mut db = db.lock();
-    let batch = std::mem::take(&mut *pending.lock());
+/// under the file's lock, so batches never pass each other), then shows
+/// the lines that came, in that order. A failure is logged: the lines
+/// still show (only their keeping failed).
+pub(super) fn flush(files: &Files) {
+    let mut db = files.db.lock();
+    let mut batch = std::mem::take(&mut *files.pending.lock());
     if batch.is_empty() {
         return;
     }
     if let Err(e) = write(&mut db, &batch) {
         tracing::warn!(lines = batch.len(), "history: not written: {e}");
+    }
+    for write in &mut batch {
+        if let Write::Keep { shown, .. } = write {
+            if let Some(shown) = shown.take() {
+                files.printer.emit(shown);
+            }
+        }
     }
 }
 
@@ -128,7 +137,9 @@ fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<()> {
     let tx = db.transaction()?;
     for write in pending {
         match write {
-            Write::Keep { id, line, unread } => {
+            Write::Keep {
+                id, line, unread, ..
+            } => {
                 tx.prepare_cached(
                     "INSERT INTO conversation_lines
                         (id, kind, name, sender, text, time_ms, number, outgoing, state, unread)
@@ -195,17 +206,25 @@ impl LocalStore {
 }
 
 impl History for LocalStore {
-    fn keep(&self, line: &Line) -> Result<LineId, CommandError> {
+    fn keep(&self, line: &Line, shown: Option<Output>) -> Result<LineId, Box<NotKept>> {
         let unread = self.comes_unread(line);
-        let id = self.with_open(|open| {
+        let mut shown = Some(shown);
+        let kept = self.with_open(|open| {
             let id = open.next_id;
             open.next_id += 1;
-            open.pending.lock().push(Write::Keep {
+            open.files.pending.lock().push(Write::Keep {
                 id,
                 line: line.clone(),
                 unread,
+                shown: shown.take().flatten(),
             });
-            Ok(LineId(id))
+            Ok(id)
+        });
+        let id = kept.map_err(|why| {
+            Box::new(NotKept {
+                why,
+                shown: shown.flatten(),
+            })
         })?;
         if unread {
             *self
@@ -215,12 +234,12 @@ impl History for LocalStore {
                 .or_default() += 1;
         }
         self.wake_writer();
-        Ok(id)
+        Ok(LineId(id))
     }
 
     fn settle(&self, id: LineId, state: State, number: Option<u64>) -> Result<(), CommandError> {
         self.with_open(|open| {
-            let mut pending = open.pending.lock();
+            let mut pending = open.files.pending.lock();
             // Not written yet (delivered within the gathering): the line
             // goes in as it ended, with no update after.
             let waiting = pending.iter_mut().rev().find_map(|w| match w {
@@ -246,7 +265,7 @@ impl History for LocalStore {
 
     fn settle_kept(&self, to: &str, number: u64, state: State) -> Result<(), CommandError> {
         self.with_open(|open| {
-            open.pending.lock().push(Write::SettleKept {
+            open.files.pending.lock().push(Write::SettleKept {
                 to: to.to_string(),
                 number,
                 state,
@@ -259,8 +278,8 @@ impl History for LocalStore {
 
     fn last(&self, conversation: &Conversation, count: usize) -> Result<Vec<Kept>, CommandError> {
         self.with_open(|open| {
-            open.flush();
-            let mut db = open.db.lock();
+            flush(&open.files);
+            let mut db = open.files.db.lock();
             let tx = db.transaction().map_err(internal)?;
             let mut lines = tx
                 .prepare_cached(&format!(
@@ -294,8 +313,8 @@ impl History for LocalStore {
             return Err(CommandError::new(Code::Usage, "search for what?"));
         }
         self.with_open(|open| {
-            open.flush();
-            let db = open.db.lock();
+            flush(&open.files);
+            let db = open.files.db.lock();
             let matching = vec!["text LIKE ? ESCAPE '\\'"; words.len()].join(" AND ");
             let mut lines = db
                 .prepare(&format!(
@@ -315,8 +334,8 @@ impl History for LocalStore {
 
     fn unread(&self) -> Result<Vec<Unread>, CommandError> {
         self.with_open(|open| {
-            open.flush();
-            let db = open.db.lock();
+            flush(&open.files);
+            let db = open.files.db.lock();
             let counts = count_unread(&db).map_err(internal)?;
             let mut newest = db
                 .prepare_cached(&format!(
@@ -345,8 +364,9 @@ impl History for LocalStore {
 
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError> {
         self.with_open(|open| {
-            open.flush();
-            open.db
+            flush(&open.files);
+            open.files
+                .db
                 .lock()
                 .prepare_cached(
                     "SELECT kind FROM conversation_lines WHERE name = ?1

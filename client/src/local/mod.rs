@@ -26,6 +26,8 @@ use udpchat_core::group_keys::GroupKeys;
 use udpchat_core::history::Conversation;
 use udpchat_core::private_files;
 
+use crate::render::Printer;
+
 /// The file's name in the user's dir.
 pub const FILE: &str = "chat.sqlite3";
 /// Its name before it kept every conversation (only private groups').
@@ -69,13 +71,9 @@ const FROM_VERSION_1: &str = "
         FROM lines;
     DROP TABLE lines;";
 
-/// How long lines kept wait, at most, to be written with those that come
-/// meanwhile: one transaction for a burst, not one per line (a commit
-/// costs far more than a row).
-const GATHER: Duration = Duration::from_millis(10);
-
 pub struct LocalStore {
     data_dir: PathBuf,
+    printer: Printer,
     session: Arc<Mutex<Session>>,
     open: Arc<Mutex<Option<Opened>>>,
     /// Set (and the writer thread woken) when lines wait to be written.
@@ -85,24 +83,33 @@ pub struct LocalStore {
     unread: Mutex<BTreeMap<Conversation, usize>>,
 }
 
-/// One user's file and keys, open. The file and the writes waiting for it
-/// have locks of their own: keeping a line only queues it, and never waits
-/// for a commit (nor a checkpoint's fsync) under way.
+/// One user's file and keys, open.
 struct Opened {
     user: String,
-    db: Arc<Mutex<Connection>>,
+    files: Files,
     keys: GroupKeys,
-    /// Lines (and what became of them) not yet written: the writer thread
-    /// writes them within [`GATHER`], a read or a sign-out at once.
-    pending: Arc<Mutex<Vec<history::Write>>>,
     /// The id the next line kept gets.
     next_id: i64,
 }
 
+/// The file and the writes waiting for it, each with a lock of its own,
+/// so that queueing a line never waits for a commit under way, and one
+/// commit holds every line queued while the last one ran (a group commit,
+/// as the server's). A line that came is shown once its commit is done.
+#[derive(Clone)]
+pub(super) struct Files {
+    db: Arc<Mutex<Connection>>,
+    /// Lines (and what became of them) not yet written, in order.
+    pending: Arc<Mutex<Vec<history::Write>>>,
+    /// Where the lines are shown once written.
+    printer: Printer,
+}
+
 impl LocalStore {
-    pub fn new(data_dir: PathBuf, session: Arc<Mutex<Session>>) -> LocalStore {
+    pub fn new(data_dir: PathBuf, session: Arc<Mutex<Session>>, printer: Printer) -> LocalStore {
         let store = LocalStore {
             data_dir,
+            printer,
             session,
             open: Arc::new(Mutex::new(None)),
             waiting: Arc::new((Mutex::new(false), Condvar::new())),
@@ -118,9 +125,9 @@ impl LocalStore {
 
     /// Writes what waits to be written, now (the client is leaving).
     pub fn flush(&self) {
-        let files = self.open.lock().as_ref().map(Opened::files);
-        if let Some((db, pending)) = files {
-            history::flush(&db, &pending);
+        let files = self.open.lock().as_ref().map(|o| o.files.clone());
+        if let Some(files) = files {
+            history::flush(&files);
         }
     }
 
@@ -150,10 +157,11 @@ impl LocalStore {
             .ok_or_else(CommandError::not_signed_in)?;
         if open.as_ref().is_none_or(|o| o.user != me) {
             if let Some(other) = open.as_ref() {
-                other.flush();
+                history::flush(&other.files);
             }
-            let opened = Opened::open(&self.data_dir, &me)?;
-            *self.unread.lock() = history::count_unread(&opened.db.lock()).map_err(internal)?;
+            let opened = Opened::open(&self.data_dir, &me, &self.printer)?;
+            *self.unread.lock() =
+                history::count_unread(&opened.files.db.lock()).map_err(internal)?;
             *open = Some(opened);
         }
         f(open.as_mut().expect("opened above"))
@@ -161,7 +169,7 @@ impl LocalStore {
 }
 
 impl Opened {
-    fn open(data_dir: &Path, user: &str) -> Result<Opened, CommandError> {
+    fn open(data_dir: &Path, user: &str, printer: &Printer) -> Result<Opened, CommandError> {
         let dir = crate::trust::make_user_dir(data_dir, user)?;
         let path = dir.join(FILE);
         let failed = |e: &dyn std::fmt::Display| {
@@ -188,22 +196,14 @@ impl Opened {
             .map_err(|e| failed(&e))?;
         Ok(Opened {
             user: user.to_string(),
-            db: Arc::new(Mutex::new(db)),
+            files: Files {
+                db: Arc::new(Mutex::new(db)),
+                pending: Arc::default(),
+                printer: printer.clone(),
+            },
             keys: GroupKeys::with_received(received),
-            pending: Arc::default(),
             next_id,
         })
-    }
-
-    /// The file and its waiting writes, to write them without the store's
-    /// lock.
-    fn files(&self) -> (Arc<Mutex<Connection>>, Arc<Mutex<Vec<history::Write>>>) {
-        (self.db.clone(), self.pending.clone())
-    }
-
-    /// Writes what waits.
-    fn flush(&self) {
-        history::flush(&self.db, &self.pending);
     }
 }
 
@@ -214,9 +214,9 @@ impl Drop for LocalStore {
     }
 }
 
-/// The writer thread: once lines wait, gathers for [`GATHER`] and writes
-/// them in one transaction, without the store's lock; ends when the store
-/// is gone.
+/// The writer thread: once lines wait, writes them in one transaction
+/// (and then what came meanwhile), without the store's lock; ends when the
+/// store is gone.
 fn write_in_batches(open: &Weak<Mutex<Option<Opened>>>, waiting: &Weak<(Mutex<bool>, Condvar)>) {
     loop {
         let (Some(open), Some(waiting)) = (open.upgrade(), waiting.upgrade()) else {
@@ -233,10 +233,9 @@ fn write_in_batches(open: &Weak<Mutex<Option<Opened>>>, waiting: &Weak<(Mutex<bo
                 continue;
             }
         }
-        std::thread::sleep(GATHER);
-        let files = open.lock().as_ref().map(Opened::files);
-        if let Some((db, pending)) = files {
-            history::flush(&db, &pending);
+        let files = open.lock().as_ref().map(|o| o.files.clone());
+        if let Some(files) = files {
+            history::flush(&files);
         }
     }
 }

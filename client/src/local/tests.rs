@@ -15,6 +15,11 @@ fn session(user: &str) -> Arc<Mutex<Session>> {
     }))
 }
 
+/// A printer nobody reads.
+fn printer() -> crate::render::Printer {
+    crate::render::Printer::new(crate::render::Format::Json).0
+}
+
 fn bob() -> Conversation {
     Conversation::User("bob".into())
 }
@@ -42,24 +47,24 @@ fn texts(kept: &[udpchat_core::history::Kept]) -> Vec<&str> {
 #[test]
 fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
     let hi = history
-        .keep(&line(bob(), "alice", "hi bob", 1_000))
+        .keep(&line(bob(), "alice", "hi bob", 1_000), None)
         .unwrap();
     history
-        .keep(&line(bob(), "bob", "hi alice", 2_000))
+        .keep(&line(bob(), "bob", "hi alice", 2_000), None)
         .unwrap();
     let away = history
-        .keep(&line(bob(), "alice", "are you there?", 3_000))
+        .keep(&line(bob(), "alice", "are you there?", 3_000), None)
         .unwrap();
     // A message that was written before, kept by the server, came later.
     let mut kept = line(bob(), "bob", "written while you were away", 1_500);
     kept.number = Some(77);
     kept.state = State::Kept;
-    history.keep(&kept).unwrap();
+    history.keep(&kept, None).unwrap();
     // The same stored message again (another copy) is kept once.
-    history.keep(&kept).unwrap();
+    history.keep(&kept, None).unwrap();
     history.settle(hi, State::Delivered, None).unwrap();
     history.settle(away, State::Queued, Some(9)).unwrap();
     history
@@ -108,30 +113,30 @@ fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
 fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
     let dir = tempfile::tempdir().unwrap();
     let session = session("alice");
-    let store = LocalStore::new(dir.path().into(), session.clone());
+    let store = LocalStore::new(dir.path().into(), session.clone(), printer());
     let history: &dyn History = &store;
     history
-        .keep(&line(bob(), "bob", "read at once", 1))
+        .keep(&line(bob(), "bob", "read at once", 1), None)
         .unwrap();
     assert_eq!(history.unread_count(), 0, "no conversation on: shown whole");
 
     session.lock().conversation = Some("bob".into());
     history
-        .keep(&line(bob(), "bob", "in his conversation", 2))
+        .keep(&line(bob(), "bob", "in his conversation", 2), None)
         .unwrap();
     let carole = Conversation::User("carole".into());
     let group = Conversation::Group("g".into());
     history
-        .keep(&line(carole.clone(), "carole", "lunch?", 3))
+        .keep(&line(carole.clone(), "carole", "lunch?", 3), None)
         .unwrap();
     history
-        .keep(&line(carole.clone(), "carole", "at noon", 5))
+        .keep(&line(carole.clone(), "carole", "at noon", 5), None)
         .unwrap();
     history
-        .keep(&line(group.clone(), "dave", "hi all", 4))
+        .keep(&line(group.clone(), "dave", "hi all", 4), None)
         .unwrap();
     history
-        .keep(&line(carole.clone(), "alice", "written there", 6))
+        .keep(&line(carole.clone(), "alice", "written there", 6), None)
         .unwrap();
     assert_eq!(history.unread_count(), 2);
     let unread = history.unread().unwrap();
@@ -156,7 +161,7 @@ fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
     drop(store);
 
     // Still unread after a restart.
-    let store = LocalStore::new(dir.path().into(), session);
+    let store = LocalStore::new(dir.path().into(), session, printer());
     let history: &dyn History = &store;
     assert_eq!(history.unread().unwrap().len(), 2);
     let opened = history.last(&carole, 10).unwrap();
@@ -171,19 +176,22 @@ fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
 #[test]
 fn search_finds_every_word_anywhere_and_takes_wildcards_literally() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
     let carole = Conversation::User("carole".into());
     history
-        .keep(&line(bob(), "bob", "Lunch on Friday?", 1))
+        .keep(&line(bob(), "bob", "Lunch on Friday?", 1), None)
         .unwrap();
     history
-        .keep(&line(carole.clone(), "carole", "friday lunch is on me", 2))
+        .keep(
+            &line(carole.clone(), "carole", "friday lunch is on me", 2),
+            None,
+        )
         .unwrap();
     history
-        .keep(&line(carole, "carole", "100% sure_ly", 3))
+        .keep(&line(carole, "carole", "100% sure_ly", 3), None)
         .unwrap();
-    history.keep(&line(bob(), "bob", "lunch", 4)).unwrap();
+    history.keep(&line(bob(), "bob", "lunch", 4), None).unwrap();
     let found = history.search(&["friday", "LUNCH"], 20).unwrap();
     assert_eq!(texts(&found), ["Lunch on Friday?", "friday lunch is on me"]);
     assert_eq!(found[1].line.conversation.name(), "carole");
@@ -203,12 +211,12 @@ fn search_finds_every_word_anywhere_and_takes_wildcards_literally() {
 #[test]
 fn a_conversation_keeps_its_newest_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
     let extra = TRIM_EVERY as u64 + 150;
     for i in 0..KEPT_LINES as u64 + extra {
         history
-            .keep(&line(bob(), "bob", &format!("line {i}"), i))
+            .keep(&line(bob(), "bob", &format!("line {i}"), i), None)
             .unwrap();
     }
     let first_kept = history.last(&bob(), 1_000_000).unwrap();
@@ -241,7 +249,7 @@ fn a_first_version_file_is_renamed_and_its_group_lines_become_the_groups_history
         )
         .unwrap();
     }
-    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
     let group = Conversation::Group("g".into());
     let kept = history.last(&group, 10).unwrap();
@@ -252,7 +260,7 @@ fn a_first_version_file_is_renamed_and_its_group_lines_become_the_groups_history
     // The group's line comes again from the server: kept once.
     let mut again = line(group.clone(), "bob", "before the upgrade", 10);
     again.number = Some(1);
-    history.keep(&again).unwrap();
+    history.keep(&again, None).unwrap();
     assert_eq!(
         texts(&history.last(&group, 10).unwrap()),
         ["before the upgrade", "mine"]
@@ -262,11 +270,11 @@ fn a_first_version_file_is_renamed_and_its_group_lines_become_the_groups_history
 #[test]
 fn lines_waiting_to_be_written_are_written_when_the_client_leaves() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(dir.path().into(), session("alice"));
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
     for i in 0..3 {
         history
-            .keep(&line(bob(), "bob", &format!("line {i}"), i))
+            .keep(&line(bob(), "bob", &format!("line {i}"), i), None)
             .unwrap();
     }
     store.flush();
@@ -276,11 +284,36 @@ fn lines_waiting_to_be_written_are_written_when_the_client_leaves() {
             .unwrap()
     };
     assert_eq!(count(&Connection::open(&file).unwrap()), 3, "flushed");
-    history.keep(&line(bob(), "bob", "the last", 9)).unwrap();
+    history
+        .keep(&line(bob(), "bob", "the last", 9), None)
+        .unwrap();
     drop(store);
     assert_eq!(
         count(&Connection::open(&file).unwrap()),
         4,
         "written as it went"
     );
+}
+
+#[test]
+fn a_line_that_came_shows_once_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (printer, mut shown) = crate::render::Printer::new(crate::render::Format::Json);
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer);
+    let history: &dyn History = &store;
+    let output = udpchat_core::output::Output::new("message", "hi").with("text", "hi alice");
+    history
+        .keep(&line(bob(), "bob", "hi alice", 1), Some(output))
+        .unwrap();
+    store.flush();
+    let Ok(crate::render::Printed::Line(printed)) = shown.try_recv() else {
+        panic!("not shown");
+    };
+    assert!(printed.contains("hi alice"), "{printed}");
+    let file = dir.path().join("users/alice").join(FILE);
+    let kept: String = Connection::open(file)
+        .unwrap()
+        .query_row("SELECT text FROM conversation_lines", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "hi alice", "written before it showed");
 }
