@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{self, Colour, From};
+use crate::config::{self, Colour, Source};
 
 /// Examples, and what a scripted run's exit status means (see `outcome`).
 const AFTER_HELP: &str = "Examples:
@@ -183,7 +183,7 @@ pub fn parse() -> anyhow::Result<(Cli, String)> {
         "bell",
         "presence_timeout",
     ];
-    let settings: Vec<(&str, Option<String>, From)> = names
+    let settings: Vec<(&str, Option<String>, Source)> = names
         .into_iter()
         .zip(values)
         .zip(froms)

@@ -96,41 +96,41 @@ pub fn find(explicit: Option<&Path>, data_dir: &Path) -> anyhow::Result<Found> {
 
 /// Where a setting in force came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+pub enum Source {
     CommandLine,
     File,
     Default,
 }
 
-impl From {
+impl Source {
     fn word(self) -> &'static str {
         match self {
-            From::CommandLine => "command line",
-            From::File => "config file",
-            From::Default => "default",
+            Source::CommandLine => "command line",
+            Source::File => "config file",
+            Source::Default => "default",
         }
     }
 }
 
 /// Takes `file`'s value for the setting `id` unless the command line gave
 /// one; where the value in force came from.
-pub fn merge<T>(matches: &ArgMatches, ids: &[&str], value: &mut T, file: Option<T>) -> From {
+pub fn merge<T>(matches: &ArgMatches, ids: &[&str], value: &mut T, file: Option<T>) -> Source {
     let typed = ids
         .iter()
         .any(|id| matches.value_source(id) == Some(ValueSource::CommandLine));
     match (typed, file) {
-        (true, _) => From::CommandLine,
+        (true, _) => Source::CommandLine,
         (false, Some(file)) => {
             *value = file;
-            From::File
+            Source::File
         }
-        (false, None) => From::Default,
+        (false, None) => Source::Default,
     }
 }
 
 /// What `udpchat config` shows: every setting in force as a line of TOML,
 /// with where it came from, under the file's name.
-pub fn shown(file: Option<&Path>, settings: &[(&str, Option<String>, From)]) -> String {
+pub fn shown(file: Option<&Path>, settings: &[(&str, Option<String>, Source)]) -> String {
     let mut lines = vec![match file {
         Some(path) => format!("# settings in force; config file: {}", path.display()),
         None => format!(

@@ -5,8 +5,6 @@
 //! message commands call [`keep`]) and draw kept lines for `history`,
 //! `search`, `chat` and `unread`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{json, Value};
 use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::Client;
@@ -35,7 +33,7 @@ impl Shell for ShowHistory {
     async fn run(client: Client, args: Args) -> Result<(), CommandError> {
         let name = args.word(0);
         check_user_name(name)?;
-        let count = count(&args, 1)?;
+        let count = count(&args, 1, DEFAULT_LINES, MOST_LINES)?;
         let conversation = conversation(&client, name)?;
         let lines = client.history().last(&conversation, count)?;
         client.emit(shown(&conversation, &lines));
@@ -43,13 +41,19 @@ impl Shell for ShowHistory {
     }
 }
 
-/// The optional line count at `index`.
-pub(crate) fn count(args: &Args, index: usize) -> Result<usize, CommandError> {
+/// The optional line count at `index` (`history`, `group history`):
+/// `default` when left off, else from 1 to `most`.
+pub(crate) fn count(
+    args: &Args,
+    index: usize,
+    default: usize,
+    most: usize,
+) -> Result<usize, CommandError> {
     match args.get(index) {
-        None => Ok(DEFAULT_LINES),
+        None => Ok(default),
         Some(n) => match n.parse::<usize>() {
-            Ok(n) if (1..=MOST_LINES).contains(&n) => Ok(n),
-            _ => Err(args.usage_error(&format!("N is a number from 1 to {MOST_LINES}"))),
+            Ok(n) if (1..=most).contains(&n) => Ok(n),
+            _ => Err(args.usage_error(&format!("N is a number from 1 to {most}"))),
         },
     }
 }
@@ -64,13 +68,6 @@ pub fn conversation(client: &Client, name: &str) -> Result<Conversation, Command
         .history()
         .named(name)?
         .unwrap_or_else(|| Conversation::User(name.to_string())))
-}
-
-/// Now, in ms since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Keeps a line written (`shown: None`), or one that came and shows it
@@ -185,7 +182,7 @@ mod tests {
                 conversation: Conversation::User("bob".into()),
                 from: from.into(),
                 text: text.into(),
-                time_ms: now_ms(),
+                time_ms: udpchat_core::now_ms(),
                 number: None,
                 outgoing,
                 state,

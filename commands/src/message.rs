@@ -115,7 +115,7 @@ fn show(client: &Client, output: Output, message: MessageBody, state: State) {
             conversation: Conversation::User(message.from.clone()),
             from: message.from,
             text: message.text,
-            time_ms: crate::history::now_ms(),
+            time_ms: udpchat_core::now_ms(),
             number: None,
             outgoing: false,
             state,

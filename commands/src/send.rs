@@ -52,7 +52,7 @@ impl Shell for SendMessage {
                 conversation: Conversation::User(to.clone()),
                 from: from.clone(),
                 text: text.clone(),
-                time_ms: crate::history::now_ms(),
+                time_ms: udpchat_core::now_ms(),
                 number: None,
                 outgoing: true,
                 state: State::Sending,

@@ -41,4 +41,12 @@ pub const DEFAULT_PORT: u16 = 4590;
 /// The address a server binds, and a client talks to, unless told otherwise.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:4590";
 
+/// Wall-clock milliseconds since the Unix epoch (0 before it): the times
+/// messages carry and the handshakes' timestamps.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub use inventory;

@@ -16,7 +16,8 @@ use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
 use crate::socket::{Inbound, Outbound, Socket};
-use crate::{now_ms, Fate, Latencies, Load, Op, READY_BATCH};
+use crate::{Fate, Latencies, Load, Op, READY_BATCH};
+use udpchat_core::now_ms;
 
 /// Who waits for a message's fate.
 enum Waiter {

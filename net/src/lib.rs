@@ -15,7 +15,7 @@ mod owner;
 mod socket;
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::SeedableRng as _;
 use tokio::net::UdpSocket;
@@ -254,14 +254,6 @@ impl std::fmt::Debug for Link {
 
 fn link_closed() -> CommandError {
     CommandError::new(Code::Unreachable, "the network driver has stopped")
-}
-
-/// Wall-clock milliseconds, for handshake timestamps.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Link {

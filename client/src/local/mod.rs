@@ -140,8 +140,13 @@ impl LocalStore {
 
     /// The signed-in user, or the one who just signed out.
     fn reader(&self) -> Option<String> {
+        self.reader_with(&self.open.lock())
+    }
+
+    /// [`reader`](Self::reader), with the store's lock held.
+    fn reader_with(&self, open: &Option<Opened>) -> Option<String> {
         let signed_in = self.session.lock().user.clone();
-        signed_in.or_else(|| self.open.lock().as_ref().map(|o| o.user.clone()))
+        signed_in.or_else(|| open.as_ref().map(|o| o.user.clone()))
     }
 
     /// Runs `f` on the reader's file and keys, opening them first (again
@@ -151,9 +156,8 @@ impl LocalStore {
         f: impl FnOnce(&mut Opened) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         let mut open = self.open.lock();
-        let signed_in = self.session.lock().user.clone();
-        let me = signed_in
-            .or_else(|| open.as_ref().map(|o| o.user.clone()))
+        let me = self
+            .reader_with(&open)
             .ok_or_else(CommandError::not_signed_in)?;
         if open.as_ref().is_none_or(|o| o.user != me) {
             if let Some(other) = open.as_ref() {

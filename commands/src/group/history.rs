@@ -63,17 +63,7 @@ register! {
 impl Shell for GroupHistory {
     async fn run(client: Client, args: Args) -> Result<(), CommandError> {
         let group = group_name(args.word(0))?;
-        let count = match args.get(1) {
-            None => DEFAULT_HISTORY,
-            Some(n) => match n.parse::<usize>() {
-                Ok(n) if (1..=HISTORY_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(
-                        args.usage_error(&format!("N is a number from 1 to {HISTORY_LIMIT}"))
-                    )
-                }
-            },
-        };
+        let count = crate::history::count(&args, 1, DEFAULT_HISTORY, HISTORY_LIMIT)?;
         let history = if crate::private::is_private(&client, &group).await? {
             let kept = client
                 .history()

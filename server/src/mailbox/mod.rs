@@ -9,7 +9,7 @@ mod store;
 pub use store::{MailboxStore, Quota};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use udpchat_core::cbor;
@@ -50,12 +50,7 @@ pub struct StoredMail {
     handouts: Arc<Mutex<RateLimit<(String, String)>>>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use udpchat_core::now_ms;
 
 fn no_such_user(user: &str) -> CommandError {
     CommandError::new(Code::NoSuchUser, format!("No such user signed in: {user}"))
