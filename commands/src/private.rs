@@ -107,7 +107,14 @@ pub async fn send(
         let handout = client
             .groups()
             .keys(|k| k.handout(group, &me, known.as_deref(), &mut rand::rngs::OsRng))?;
-        let from_iteration = handout.shares.first().map(|(_, s)| s.iteration);
+        // The chain goes to whoever this line hands it to, new shares and
+        // shares handed again alike: each is one it was given to, so that
+        // their leaving rotates it.
+        let from_iteration = handout.shares.first().map(|(_, s)| s.iteration).or(client
+            .groups()
+            .keys(|k| {
+            k.next_iteration(group)
+        })?);
         let mut sealed = seal_shares(client, group, &me, &handout.shares).await;
         let again = also
             .iter()
@@ -127,7 +134,7 @@ pub async fn send(
         .await
         {
             Ok(accepted) => {
-                if let Some(iteration) = from_iteration {
+                if let Some(iteration) = from_iteration.filter(|_| !handed.is_empty()) {
                     client
                         .groups()
                         .keys(|k| k.handed(group, &handed, iteration))?;

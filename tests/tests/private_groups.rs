@@ -298,7 +298,7 @@ fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
         says(&told, "carol cannot read your messages in trio yet"),
         "{told}"
     );
-    sent_seq(&mut alice);
+    let before = sent_seq(&mut alice);
 
     // carol comes: her client cannot read the line, says so once, asks
     // alice's, and shows it late when the key comes.
@@ -317,6 +317,21 @@ fn a_member_whose_key_never_came_asks_for_it_and_reads_late() {
         history["messages"][0]["text"],
         "before carol ever signed in"
     );
+
+    // The key alice handed her again is one she was given: removing her
+    // rotates it, and her keys read nothing after.
+    let carols_keys = kept_chains(&carol.data_dir, "carol", "trio", "alice");
+    alice.line("group remove trio carol");
+    alice.expect("group-members");
+    alice.line("gsend trio after carol left");
+    let after = sent_seq(&mut alice);
+    let (group, from, line) = stored_line(deployment.data_dir(), after);
+    assert_ne!(
+        line.key_id,
+        stored_line(deployment.data_dir(), before).2.key_id,
+        "alice's key was replaced"
+    );
+    assert!(!reads(&carols_keys, &group, &from, &line));
 }
 
 #[test]
