@@ -240,7 +240,7 @@ impl SimClient {
     }
 
     /// `list`: who is signed in.
-    pub async fn list(&self) -> anyhow::Result<Vec<String>> {
+    pub async fn list(&self) -> anyhow::Result<Vec<udpchat_core::names::Name>> {
         let users = self.ask::<List>(&ListRequest::default()).await?;
         Ok(users.users)
     }

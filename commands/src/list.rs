@@ -7,6 +7,7 @@ use udpchat_core::args::{Arg, ArgKind, Args};
 use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::CommandError;
 use udpchat_core::event::{strings, Event, Names};
+use udpchat_core::names::Name;
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
 use udpchat_core::register;
@@ -39,7 +40,8 @@ pub struct ListRequest {
 /// and how many match in all.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Users {
-    pub users: Vec<String>,
+    /// The presence's own names, shared (see [`Name`]).
+    pub users: Vec<Name>,
     pub total: usize,
 }
 
@@ -116,7 +118,7 @@ fn render(prefix: &str, Users { users, total }: &Users) -> Output {
         ));
     }
     let mut output = Output::new("users", text)
-        .with("users", users.clone())
+        .with("users", users.iter().map(Name::as_str).collect::<Vec<_>>())
         .with("total", *total);
     if !prefix.is_empty() {
         output = output.with("prefix", prefix);
@@ -130,7 +132,7 @@ mod tests {
 
     fn users(names: &[&str], total: usize) -> Users {
         Users {
-            users: names.iter().map(|n| n.to_string()).collect(),
+            users: names.iter().map(|&n| n.into()).collect(),
             total,
         }
     }

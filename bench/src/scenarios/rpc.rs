@@ -21,7 +21,9 @@ pub const SIGNUP_PARALLEL: usize = 8;
 pub fn list_shape(clients: usize, window: usize) -> Shape {
     // The asker is not among the names listed.
     let users = Users {
-        users: (1..clients).map(|i| format!("rpc00000000-{i}")).collect(),
+        users: (1..clients)
+            .map(|i| format!("rpc00000000-{i}").into())
+            .collect(),
         total: clients - 1,
     };
     Shape {
