@@ -379,12 +379,19 @@ impl Driver {
     /// turn as its request came.
     async fn flush(&mut self) {
         self.tell_closed();
+        // The clock is read again only after events were handled (their
+        // handlers may take a while), not for every datagram.
+        let mut now = (std::time::Instant::now(), now_ms());
         loop {
+            let mut handled = false;
             while let Some(event) = self.endpoint.poll_event() {
                 self.handle_event(event);
+                handled = true;
             }
-            let (now, ms) = (std::time::Instant::now(), now_ms());
-            let Some((to, datagram)) = self.endpoint.poll_transmit(now, ms) else {
+            if handled {
+                now = (std::time::Instant::now(), now_ms());
+            }
+            let Some((to, datagram)) = self.endpoint.poll_transmit(now.0, now.1) else {
                 break;
             };
             // Datagrams in a row to one address go in one send (GSO).
