@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(nested, plain);
         // A value larger than the scratch kept, then a small one.
         let large = "x".repeat(2 * KEPT_SCRATCH);
-        assert_eq!(decode::<String>(&encode(&large), usize::MAX).unwrap(), large);
+        assert_eq!(
+            decode::<String>(&encode(&large), usize::MAX).unwrap(),
+            large
+        );
         assert_eq!(encode(&1u8), [1]);
     }
 

@@ -374,11 +374,11 @@ pub fn seal_data(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SessionError> {
     let header = data_header(receiver_index, session.next_counter());
-    let (counter, ciphertext) = session.seal(&header, plaintext)?;
-    debug_assert_eq!(header, data_header(receiver_index, counter));
-    let mut out = Vec::with_capacity(DATA_HEADER_LEN + ciphertext.len());
+    let mut out = Vec::with_capacity(DATA_HEADER_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&header);
-    out.extend_from_slice(&ciphertext);
+    out.extend_from_slice(plaintext);
+    let counter = session.seal_in_place(&mut out, DATA_HEADER_LEN)?;
+    debug_assert_eq!(header, data_header(receiver_index, counter));
     Ok(out)
 }
 

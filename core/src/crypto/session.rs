@@ -32,7 +32,7 @@ use zeroize::Zeroizing;
 
 use super::handshake::Keys;
 use super::replay::{ReplayError, ReplayWindow};
-use super::symmetric::{cipher, open_with, seal_with, CipherKey, HASH_LEN};
+use super::symmetric::{cipher, open_with, seal_in_place_with, CipherKey, HASH_LEN, TAG_LEN};
 
 /// Packets after which a new handshake should start.
 pub const SEND_REKEY_AFTER: u64 = 1 << 20;
@@ -159,16 +159,32 @@ impl Session {
         header: &[u8],
         plaintext: &[u8],
     ) -> Result<(u64, Vec<u8>), SessionError> {
+        let mut sealed = Vec::with_capacity(header.len() + plaintext.len() + TAG_LEN);
+        sealed.extend_from_slice(header);
+        sealed.extend_from_slice(plaintext);
+        let counter = self.seal_in_place(&mut sealed, header.len())?;
+        sealed.drain(..header.len());
+        Ok((counter, sealed))
+    }
+
+    /// Encrypts `datagram[header_len..]` in place with the header before it
+    /// as associated data, and appends the tag; returns the counter used
+    /// (the caller wrote [`Session::next_counter`] in the header).
+    pub fn seal_in_place(
+        &mut self,
+        datagram: &mut Vec<u8>,
+        header_len: usize,
+    ) -> Result<u64, SessionError> {
         let counter = self.next_send;
         if counter >= SEND_LIMIT {
             return Err(SessionError::Exhausted);
         }
         let second = self.second;
-        let ciphertext = self.send.with(second, |cipher| {
-            seal_with(cipher, counter, header, plaintext)
+        self.send.with(second, |cipher| {
+            seal_in_place_with(cipher, counter, datagram, header_len)
         });
         self.next_send += 1;
-        Ok((counter, ciphertext))
+        Ok(counter)
     }
 
     /// Decrypts a packet sealed by the peer under `counter` with `header`.
@@ -315,6 +331,23 @@ pub(crate) mod tests {
         );
         assert_eq!(client.next_counter(), 1);
         assert_eq!(client.handshake_hash(), server.handshake_hash());
+    }
+
+    #[test]
+    fn sealing_in_place_is_sealing_after_the_header() {
+        let (mut client, mut server) = sessions(2);
+        let mut datagram = b"hdrhello server".to_vec();
+        assert_eq!(client.seal_in_place(&mut datagram, 3).unwrap(), 0);
+        assert_eq!(&datagram[..3], b"hdr");
+        assert_eq!(
+            server.open(0, b"hdr", &datagram[3..]).unwrap(),
+            b"hello server"
+        );
+        // The same bytes as sealing apart, under the next counter.
+        let (mut again, _) = sessions(2);
+        let (_, sealed) = again.seal(b"hdr", b"hello server").unwrap();
+        assert_eq!(&datagram[3..], &sealed[..]);
+        assert_eq!(client.next_counter(), 1);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! - Cipher: AES-256-GCM; the 96-bit nonce is 4 zero bytes then the 64-bit
 //!   big-endian counter; the tag is 16 bytes.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha384};
@@ -69,6 +69,22 @@ pub(crate) fn seal_with(cipher: &Aes256Gcm, counter: u64, ad: &[u8], plaintext: 
         )
         // AES-GCM refuses only messages longer than 64 GiB.
         .expect("AES-GCM seals any message that fits in memory")
+}
+
+/// Seals `datagram[header_len..]` in place, with `datagram[..header_len]`
+/// as associated data, and appends the tag: the datagram is built once.
+pub(crate) fn seal_in_place_with(
+    cipher: &Aes256Gcm,
+    counter: u64,
+    datagram: &mut Vec<u8>,
+    header_len: usize,
+) {
+    let (header, plaintext) = datagram.split_at_mut(header_len);
+    let tag = cipher
+        .encrypt_in_place_detached(&Nonce::from(nonce(counter)), header, plaintext)
+        // AES-GCM refuses only messages longer than 64 GiB.
+        .expect("AES-GCM seals any message that fits in memory");
+    datagram.extend_from_slice(&tag);
 }
 
 pub(crate) fn open_with(
