@@ -89,10 +89,22 @@ impl Outbound {
     }
 }
 
+/// The receive buffer asked for: bursts (a large message's fragments, a
+/// group's pushes, sign-ins at once) wait here while the loop is busy
+/// rather than being dropped and sent again a round trip later. The kernel
+/// caps it at `net.core.rmem_max`, and charges only what datagrams queued
+/// use.
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Sets the socket up for batches (GRO, and what quinn-udp reads of each
-/// datagram); done where the socket is made, so a failure is told there.
+/// datagram) and bursts ([`RECEIVE_BUFFER`]); done where the socket is
+/// made, so a failure is told there.
 pub(crate) fn prepare(io: &UdpSocket) -> io::Result<UdpSocketState> {
-    UdpSocketState::new(io.into())
+    let state = UdpSocketState::new(io.into())?;
+    if let Err(e) = state.set_recv_buffer_size(io.into(), RECEIVE_BUFFER) {
+        tracing::debug!("the socket keeps its receive buffer: {e}");
+    }
+    Ok(state)
 }
 
 impl Socket {
