@@ -281,10 +281,20 @@ impl History for LocalStore {
             flush(&open.files);
             let mut db = open.files.db.lock();
             let tx = db.transaction().map_err(internal)?;
+            // A group's lines go in its one order, the server's numbers:
+            // two lines of one commit may carry one millisecond, or a
+            // later number an earlier time (each sender's clock was read
+            // before the commit numbered them), and a member keeps their
+            // own line when the answer comes, before a line numbered
+            // ahead of it arrives.
+            let order = match conversation {
+                Conversation::Group(_) => "number DESC, time_ms DESC, id DESC",
+                Conversation::User(_) => "time_ms DESC, id DESC",
+            };
             let mut lines = tx
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM conversation_lines WHERE kind = ?1 AND name = ?2
-                     ORDER BY time_ms DESC, id DESC LIMIT ?3"
+                     ORDER BY {order} LIMIT ?3"
                 ))
                 .and_then(|mut query| {
                     query

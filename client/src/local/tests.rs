@@ -110,6 +110,45 @@ fn a_conversation_reads_back_in_time_order_with_what_became_of_each_line() {
 }
 
 #[test]
+fn a_groups_lines_read_back_in_the_groups_order_not_as_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().into(), session("bob"), printer());
+    let history: &dyn History = &store;
+    let group = || Conversation::Group("group1".into());
+    let numbered = |from: &str, text: &str, time_ms: u64, seq: u64| Line {
+        number: Some(seq),
+        ..line(group(), from, text, time_ms)
+    };
+    // bob's own line is kept when the server's answer comes (number 3);
+    // eve's, numbered before it, comes after, with a later time (her
+    // clock was read first, the commit numbered hers first).
+    for kept in [
+        numbered("alice", "hi", 1_000, 1),
+        numbered("bob", "hello everyone", 1_005, 3),
+        numbered("eve", "hey, how r u guys doing?", 1_006, 2),
+        numbered("alice", "one millisecond", 1_010, 5),
+        numbered("eve", "the same millisecond", 1_010, 4),
+    ] {
+        history.keep(&kept, None).unwrap();
+    }
+    let kept = history.last(&group(), 10).unwrap();
+    assert_eq!(
+        texts(&kept),
+        [
+            "hi",
+            "hey, how r u guys doing?",
+            "hello everyone",
+            "the same millisecond",
+            "one millisecond"
+        ]
+    );
+    assert_eq!(
+        texts(&history.last(&group(), 2).unwrap()),
+        ["the same millisecond", "one millisecond"]
+    );
+}
+
+#[test]
 fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
     let dir = tempfile::tempdir().unwrap();
     let session = session("alice");
