@@ -367,16 +367,24 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
         let (mut bob, deposited) = std::thread::scope(|s| {
             let depositor = s.spawn(|| {
                 let mut ids = BTreeSet::new();
+                // A refused deposit is no failure here (the sender's share
+                // of bob's mailbox may be full), but is said if none went.
+                let mut refused = BTreeMap::new();
                 let mut sent = 0;
                 while !stop.load(Ordering::SeqCst) && sent < MOST {
                     let batch = vec![deposit.clone(); BATCH];
                     sent += BATCH;
-                    for reply in alice.requests_at_once(batch).into_iter().flatten() {
-                        let Deposited { id } = decode_reply(&reply).expect("deposited");
-                        ids.insert(id);
+                    for reply in alice.requests_at_once(batch) {
+                        match reply {
+                            Ok(reply) => {
+                                let Deposited { id } = decode_reply(&reply).expect("deposited");
+                                ids.insert(id);
+                            }
+                            Err(e) => *refused.entry(e.to_string()).or_insert(0) += 1,
+                        }
                     }
                 }
-                ids
+                (ids, refused)
             });
             let mut bob = Client::start_in(server.addr, bob_dir.path(), &["-u", "bob", "-p", &pw]);
             bob.expect("signed-in");
@@ -384,7 +392,11 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
             stop.store(true, Ordering::SeqCst);
             (bob, depositor.join().expect("depositor"))
         });
-        assert!(!deposited.is_empty(), "round {round}: nothing deposited");
+        let (deposited, refused) = deposited;
+        assert!(
+            !deposited.is_empty(),
+            "round {round}: nothing deposited; refused (error, times): {refused:?}"
+        );
         // Every one comes, then a moment for copies.
         let deadline = Instant::now() + udpchat_tests::FAILSAFE;
         let shown = |bob: &Client| -> BTreeSet<u64> {
