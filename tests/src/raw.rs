@@ -62,6 +62,23 @@ impl RawClient {
         }
     }
 
+    /// Keeps the session with the server alive, as the real client does
+    /// (an empty transport message every `every`), until this client is
+    /// dropped (its runtime ends the task): a server signs out whoever stays silent past its presence
+    /// timeout, and a test that waits on something else between requests
+    /// would otherwise find itself signed out.
+    pub fn keep_alive_every(&self, every: std::time::Duration) {
+        let (link, server) = (self.link.clone(), self.server);
+        self.runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // A keepalive that failed is followed by the next one.
+                let _ = link.keep_alive(server).await;
+            }
+        });
+    }
+
     /// The next push the server sent (its tag and body), waiting for it at
     /// most `within`.
     pub fn next_push(&self, within: std::time::Duration) -> Option<(String, Vec<u8>)> {

@@ -340,6 +340,9 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
     let bob_dir = Client::away(server.addr, "bob");
     let alice = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
     alice.sign::<SignUp>("alice").expect("alice signs up");
+    // Between rounds alice says nothing while bob's client comes and goes,
+    // which under load can take longer than the presence timeout.
+    alice.keep_alive_every(std::time::Duration::from_millis(1000));
     let bundle: Bundle = alice
         .ask::<BundleOf>(&BundleRequest {
             user: "bob".into(),
