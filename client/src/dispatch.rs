@@ -22,8 +22,41 @@ use udpchat_net::{Arrival, Inbound};
 
 use crate::state::ClientState;
 
-/// What a session's worker is given: a packet and the command handling it.
-type Work = (PushFn, Sender, Vec<u8>);
+/// What a session's worker is given: a packet, its command's tag and the
+/// command's handler.
+type Work = (PushFn, String, Sender, Vec<u8>);
+
+/// The packets given to workers and not yet handled, by command tag: what
+/// a client leaving before they are handled says it could not show.
+#[derive(Debug, Default)]
+pub struct Handling(parking_lot::Mutex<std::collections::BTreeMap<String, usize>>);
+
+impl Handling {
+    fn started(&self, cmd: &str) {
+        *self.0.lock().entry(cmd.to_string()).or_default() += 1;
+    }
+
+    fn finished(&self, cmd: &str) {
+        let mut counts = self.0.lock();
+        if let Some(n) = counts.get_mut(cmd) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(cmd);
+            }
+        }
+    }
+
+    /// How many are not handled yet, and of which commands
+    /// (`3 (message 2, stored 1)`); `None` when none.
+    pub fn unhandled(&self) -> Option<String> {
+        let counts = self.0.lock();
+        let total: usize = counts.values().sum();
+        (total > 0).then(|| {
+            let each: Vec<String> = counts.iter().map(|(cmd, n)| format!("{cmd} {n}")).collect();
+            format!("{total} ({})", each.join(", "))
+        })
+    }
+}
 
 /// Packets another client may have waiting to be handled, at most, and
 /// their bytes: past either, its packets are dropped and counted, and the
@@ -151,7 +184,10 @@ pub async fn serve_pushes(
                     worker
                 });
                 if worker.queue.admit(envelope.body.len(), !sender.from_server) {
-                    let _ = worker.tx.send((on_push.run, sender, envelope.body));
+                    state.handling().started(&envelope.cmd);
+                    let _ = worker
+                        .tx
+                        .send((on_push.run, envelope.cmd, sender, envelope.body));
                 }
             }
             Kind::Request => {
@@ -191,7 +227,7 @@ fn spawn_worker(client: Client, state: Arc<ClientState>) -> (Worker, JoinHandle<
     let queue = Arc::new(Queue::default());
     let handled = queue.clone();
     let handle = tokio::spawn(async move {
-        while let Some((on_push, sender, body)) = rx.recv().await {
+        while let Some((on_push, cmd, sender, body)) = rx.recv().await {
             if sender.from_server {
                 state.connector().pushes_may_go().await;
             }
@@ -199,6 +235,7 @@ fn spawn_worker(client: Client, state: Arc<ClientState>) -> (Worker, JoinHandle<
             if let Err(e) = on_push(client.clone(), sender, body).await {
                 client.emit(Output::error(&e));
             }
+            state.handling().finished(&cmd);
             let dropped = handled.handled(len);
             if dropped > 0 {
                 client.emit(Output::error(&dropped_from(addr, dropped)));
@@ -240,6 +277,24 @@ mod tests {
             assert!(server.admit(PEER_QUEUE_BYTES, false));
         }
         assert_eq!(server.handled(1), 0);
+    }
+
+    #[test]
+    fn what_is_still_being_handled_is_counted_by_command() {
+        let handling = Handling::default();
+        assert_eq!(handling.unhandled(), None);
+        handling.started("message");
+        handling.started("stored");
+        handling.started("message");
+        assert_eq!(
+            handling.unhandled().as_deref(),
+            Some("3 (message 2, stored 1)")
+        );
+        handling.finished("message");
+        handling.finished("stored");
+        assert_eq!(handling.unhandled().as_deref(), Some("1 (message 1)"));
+        handling.finished("message");
+        assert_eq!(handling.unhandled(), None);
     }
 
     #[test]

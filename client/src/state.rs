@@ -67,6 +67,8 @@ pub struct ClientState {
     /// True once every packet the link took in has been handled, after
     /// the link stopped (see `stop_receiving`).
     pushes_handled: tokio::sync::watch::Sender<bool>,
+    /// Packets taken in and not yet handled (see `stop_receiving`).
+    handling: crate::dispatch::Handling,
 }
 
 /// How long a leaving client waits for what it received to be handled:
@@ -119,6 +121,7 @@ impl ClientState {
             passwords,
             new_device,
             pushes_handled: tokio::sync::watch::Sender::new(false),
+            handling: crate::dispatch::Handling::default(),
         }
     }
 
@@ -132,10 +135,26 @@ impl ClientState {
         let waited =
             tokio::time::timeout(PUSHES_WITHIN, handled.wait_for(|handled| *handled)).await;
         if waited.is_err() {
-            tracing::warn!("leaving with received packets not yet handled");
+            // Their senders were told they arrived: say so, not nothing.
+            if let Some(unhandled) = self.handling.unhandled() {
+                tracing::warn!("leaving with received packets not yet handled: {unhandled}");
+                self.printer.emit(Output::error(&CommandError::new(
+                    Code::Timeout,
+                    format!(
+                        "leaving before {unhandled} received packet(s) were handled \
+                         (waited {}s): they may not have been shown",
+                        PUSHES_WITHIN.as_secs()
+                    ),
+                )));
+            }
         }
         // What was shown is in the history before the process ends.
         self.local.flush();
+    }
+
+    /// The packets given to the dispatcher's workers and not yet handled.
+    pub fn handling(&self) -> &crate::dispatch::Handling {
+        &self.handling
     }
 
     /// Every packet the stopped link took in has been handled.

@@ -296,7 +296,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
         bob.expect("signed-in");
         let bob_key = bob.identity_key("bob");
         let bob_addr = bob.addr;
-        let (acknowledged, shown) = std::thread::scope(|s| {
+        let outcome = std::thread::scope(|s| {
             let pushers: Vec<_> = senders
                 .iter()
                 .map(|(name, sender)| {
@@ -333,9 +333,9 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
             let seen = bob.seen.clone();
             let (status, rest) = bob.finish();
             assert!(status.success());
-            let shown: BTreeSet<String> = seen
+            let events: Vec<_> = seen.into_iter().chain(rest).collect();
+            let shown: BTreeSet<String> = events
                 .iter()
-                .chain(&rest)
                 .filter(|e| e["event"] == "message")
                 .filter_map(|e| e["text"].as_str().map(str::to_string))
                 .collect();
@@ -343,12 +343,15 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
                 .into_iter()
                 .flat_map(|p| p.join().expect("a sender"))
                 .collect();
-            (acknowledged, shown)
+            (acknowledged, shown, events)
         });
+        let (acknowledged, shown, events) = outcome;
         let missing: Vec<_> = acknowledged.difference(&shown).collect();
+        let others: Vec<_> = events.iter().filter(|e| e["event"] != "message").collect();
         assert!(
             missing.is_empty(),
-            "round {round}: {} acknowledged, {} shown; acknowledged and never shown: {missing:?}",
+            "round {round}: {} acknowledged, {} shown; acknowledged and never shown: {missing:?}; \
+             bob's other events: {others:?}",
             acknowledged.len(),
             shown.len()
         );
