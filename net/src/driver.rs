@@ -27,6 +27,9 @@ enum Waiter {
     Request(u64),
 }
 
+/// How soon a driver whose owner has no room looks again.
+const ROOM_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+
 pub(crate) struct Driver {
     socket: Socket,
     /// Datagrams gathered for the next send.
@@ -96,11 +99,17 @@ impl Driver {
         let mut timer_at: Option<std::time::Instant> = None;
         let (worked_tx, mut worked) = mpsc::unbounded_channel();
         loop {
+            self.owner.make_room();
             self.flush().await;
+            // While the owner holds pushes it could not pass on, what waits
+            // on the socket stays there (see `Owner::has_room`).
+            let room = self.owner.has_room();
             if self.handshake_threads > 0 {
                 self.hand_out_handshakes(&worked_tx);
             } else if self.endpoint.has_handshakes() {
-                self.receive(&mut inbound);
+                if room {
+                    self.receive(&mut inbound);
+                }
                 for _ in 0..READY_BATCH {
                     match ops.try_recv() {
                         Ok(op) => self.handle_op(op),
@@ -137,10 +146,12 @@ impl Driver {
             tokio::select! {
                 // What is ready goes through before the answers go out:
                 // one flush for the lot.
-                ready = self.socket.readable() => match ready {
+                ready = self.socket.readable(), if room => match ready {
                     Ok(()) => self.receive(&mut inbound),
                     Err(e) => tracing::debug!("recv: {e}"),
                 },
+                // The owner's reader is behind: look again shortly.
+                () = tokio::time::sleep(ROOM_RETRY), if !room => {}
                 op = ops.recv() => match op {
                     Some(op) => self.handle_op(op),
                     None => break,

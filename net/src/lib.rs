@@ -234,7 +234,7 @@ impl Start {
     /// Starts the driver with an [`Inbox`] for its owner.
     pub fn inbox(self) -> Inbox {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-        self.run(owner::Channel(tx));
+        self.run(owner::Channel::new(tx));
         rx
     }
 }

@@ -7,6 +7,7 @@
 //! no channel between them. The client's owner is an [`Inbox`]: a
 //! bounded channel its dispatcher reads.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
@@ -36,6 +37,18 @@ pub trait Owner: Send + 'static {
     /// The peer at `addr` sent a keepalive on the session `peer` (see
     /// [`Link::keep_alive`](crate::Link::keep_alive)): it is there.
     fn kept_alive(&mut self, _peer: PeerId, _addr: SocketAddr) {}
+
+    /// `false` while the owner holds what it could not pass on yet: the
+    /// driver then leaves what waits on the socket there, unread and so
+    /// not acknowledged (its senders send it again), rather than take in
+    /// more than the owner can keep.
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    /// Passes on what it holds, as far as it can now; called on every
+    /// turn of the driver.
+    fn make_room(&mut self) {}
 }
 
 /// A request or push, with the session's address when it came and the
@@ -56,7 +69,9 @@ impl Arrival {
 }
 
 /// Requests and pushes waiting for an [`Inbox`]'s reader, at most; past
-/// that a request is answered `busy` at once and a push is dropped.
+/// that a request is answered `busy` at once, and a push (acknowledged
+/// already) waits in the owner while the driver stops reading the socket
+/// until the reader catches up.
 pub const INBOX_CAPACITY: usize = 4096;
 
 /// Where a channel owner's dispatcher reads what arrives.
@@ -72,26 +87,73 @@ pub enum Inbound {
 }
 
 /// The owner that forwards to an [`Inbox`].
-pub(crate) struct Channel(pub mpsc::Sender<Inbound>);
+pub(crate) struct Channel {
+    tx: mpsc::Sender<Inbound>,
+    /// Pushes the transport took in (and so acknowledged) while the inbox
+    /// was full, in order: passed on as the reader makes room, never
+    /// dropped (see [`Owner::has_room`]).
+    held: VecDeque<Inbound>,
+}
+
+impl Channel {
+    pub(crate) fn new(tx: mpsc::Sender<Inbound>) -> Channel {
+        Channel {
+            tx,
+            held: VecDeque::new(),
+        }
+    }
+}
 
 impl Owner for Channel {
     fn arrived(&mut self, arrival: Arrival) -> Option<Reply> {
         let (request, from) = (arrival.is_request(), arrival.from);
-        match self.0.try_send(Inbound::Envelope(arrival)) {
+        if !request && !self.held.is_empty() {
+            self.held.push_back(Inbound::Envelope(arrival));
+            return None;
+        }
+        match self.tx.try_send(Inbound::Envelope(arrival)) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
-            // The reader is behind: say so rather than leave the requester
-            // waiting; a push is dropped.
+            // The reader is behind: a requester hears so rather than wait
+            // (it may ask again); a push waits here.
+            Err(mpsc::error::TrySendError::Full(Inbound::Envelope(arrival))) if !request => {
+                tracing::debug!(%from, "inbox full: held until the reader catches up");
+                self.held.push_back(Inbound::Envelope(arrival));
+                None
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!(%from, "inbox full: turned away");
-                request.then(|| Err(CommandError::new(Code::Busy, "busy; try again in a moment")))
+                Some(Err(CommandError::new(
+                    Code::Busy,
+                    "busy; try again in a moment",
+                )))
             }
         }
     }
 
     fn closed(&mut self, peer: PeerId) -> bool {
-        !matches!(
-            self.0.try_send(Inbound::Closed { peer }),
-            Err(mpsc::error::TrySendError::Full(_))
-        )
+        // After the session's pushes held here, not before them.
+        self.held.is_empty()
+            && !matches!(
+                self.tx.try_send(Inbound::Closed { peer }),
+                Err(mpsc::error::TrySendError::Full(_))
+            )
+    }
+
+    fn has_room(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    fn make_room(&mut self) {
+        while let Some(next) = self.held.pop_front() {
+            match self.tx.try_send(next) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(next)) => {
+                    self.held.push_front(next);
+                    return;
+                }
+                // Nobody reads any more.
+                Err(mpsc::error::TrySendError::Closed(_)) => self.held.clear(),
+            }
+        }
     }
 }

@@ -1,0 +1,82 @@
+//! A client whose dispatcher falls behind: pushes its transport took in
+//! (and so acknowledged) past a full inbox are kept until the reader
+//! catches up, never dropped, while the driver stops reading the socket.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::packet::{decode_body, Encoded, Packet, Push};
+use udpchat_core::wire::Pattern;
+use udpchat_net::{Arrival, Inbound, INBOX_CAPACITY};
+
+/// A push the test counts.
+struct Note;
+
+#[derive(Serialize, Deserialize)]
+struct Number(usize);
+
+impl Packet for Note {
+    const TAG: &'static str = "note";
+}
+
+impl Push for Note {
+    const SERVER_ONLY: bool = false;
+    type Body = Number;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_lost() {
+    const PUSHES: usize = INBOX_CAPACITY + 1_000;
+    let key = StaticKey::generate(&mut rand::rngs::OsRng);
+    let (receiver, mut inbox) =
+        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    receiver.set_identity(Some(key.clone()));
+    let (sender, _) =
+        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
+    let peer = sender
+        .connect(receiver.local_addr(), key.public(), Pattern::Ik)
+        .await
+        .unwrap();
+    let pushes: Vec<_> = (0..PUSHES)
+        .map(|n| tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(n)))))
+        .collect();
+
+    // Nobody reads until the inbox is full (and more has come since).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while inbox.len() < INBOX_CAPACITY {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the inbox never filled: {} waiting",
+            inbox.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let reader = tokio::spawn(async move {
+        let mut numbers = BTreeSet::new();
+        while numbers.len() < PUSHES {
+            match inbox.recv().await {
+                Some(Inbound::Envelope(Arrival { envelope, .. })) => {
+                    let Number(n) = decode_body(&envelope.body).expect("a note");
+                    assert!(numbers.insert(n), "note {n} came twice");
+                }
+                Some(Inbound::Closed { .. }) => {}
+                None => break,
+            }
+        }
+        numbers
+    });
+    // Each push was acknowledged, so each must reach the reader.
+    for push in pushes {
+        push.await.unwrap().expect("acknowledged");
+    }
+    let numbers = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .unwrap_or_else(|_| panic!("not every acknowledged note reached the reader"))
+        .unwrap();
+    assert_eq!(numbers.len(), PUSHES);
+}
