@@ -48,6 +48,8 @@ pub(crate) struct Driver {
     closed: VecDeque<PeerId>,
     /// Set by [`Link::stop`]: the loop ends, then this is told.
     stopped: Option<oneshot::Sender<()>>,
+    /// A request or push was handed to the owner since the last turn.
+    handed_over: bool,
     /// Threads that may work out handshakes at once (0: this one does).
     handshake_threads: usize,
     /// Handshakes out on them.
@@ -71,6 +73,7 @@ impl Driver {
             owner,
             closed: VecDeque::new(),
             stopped: None,
+            handed_over: false,
             handshake_threads: 0,
             in_work: 0,
             delivered: Latencies::default(),
@@ -101,6 +104,12 @@ impl Driver {
         loop {
             self.owner.make_room();
             self.flush().await;
+            // The owner's reader gets its turn (see `Owner::read_elsewhere`):
+            // without it, a 16 KiB message waited in the inbox up to 50 ms
+            // under load (PERFORMANCE.md, sixth part).
+            if std::mem::take(&mut self.handed_over) && self.owner.read_elsewhere() {
+                tokio::task::yield_now().await;
+            }
             // While the owner holds pushes it could not pass on, what waits
             // on the socket stays there (see `Owner::has_room`).
             let room = self.owner.has_room();
@@ -514,6 +523,7 @@ impl Driver {
                 };
                 let (cmd, id) = (envelope.cmd.clone(), envelope.id);
                 let request = envelope.kind == Kind::Request;
+                self.handed_over = true;
                 let answer = self.owner.arrived(Arrival {
                     from,
                     addr: peer.addr,

@@ -49,6 +49,15 @@ pub trait Owner: Send + 'static {
     /// Passes on what it holds, as far as it can now; called on every
     /// turn of the driver.
     fn make_room(&mut self) {}
+
+    /// `true` when what arrives is handled by another task (an
+    /// [`Inbox`]'s reader): having handed it something, the driver gives
+    /// way once, so that the reader runs now rather than when the driver
+    /// next has to wait (on the multi-threaded runtime a task woken by the
+    /// one running is queued on the same thread).
+    fn read_elsewhere(&self) -> bool {
+        false
+    }
 }
 
 /// A request or push, with the session's address when it came and the
@@ -141,6 +150,10 @@ impl Owner for Channel {
 
     fn has_room(&self) -> bool {
         self.held.is_empty()
+    }
+
+    fn read_elsewhere(&self) -> bool {
+        true
     }
 
     fn make_room(&mut self) {
