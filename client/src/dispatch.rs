@@ -33,7 +33,13 @@ pub struct Handling(parking_lot::Mutex<std::collections::BTreeMap<String, usize>
 
 impl Handling {
     fn started(&self, cmd: &str) {
-        *self.0.lock().entry(cmd.to_string()).or_default() += 1;
+        let mut counts = self.0.lock();
+        match counts.get_mut(cmd) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(cmd.to_string(), 1);
+            }
+        }
     }
 
     fn finished(&self, cmd: &str) {
