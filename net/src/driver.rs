@@ -29,6 +29,9 @@ enum Waiter {
 
 /// How soon a driver whose owner has no room looks again.
 const ROOM_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long a stopping driver waits for its reader to take what the owner
+/// holds.
+const HELD_AT_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(crate) struct Driver {
     socket: Socket,
@@ -184,6 +187,22 @@ impl Driver {
         // close with the driver.
         self.endpoint.acknowledge_now();
         self.flush().await;
+        // What the owner holds was acknowledged: it goes to the reader
+        // before the driver does (the reader reads until the inbox closes;
+        // a reader that is gone lets the owner drop it). Bounded, for a
+        // reader that is there but never reads.
+        let give_up = Instant::now() + HELD_AT_STOP;
+        loop {
+            self.owner.make_room();
+            if self.owner.has_room() {
+                break;
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!("stopped with pushes its reader never took");
+                break;
+            }
+            tokio::time::sleep(ROOM_RETRY).await;
+        }
         let stopped = self.stopped.take();
         drop(self);
         if let Some(done) = stopped {

@@ -3,6 +3,8 @@
 //! catches up, never dropped, while the driver stops reading the socket.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -80,5 +82,76 @@ async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_l
         PUSHES - numbers.len(),
         0,
         "acknowledged notes that never reached the reader"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_stopped_with_pushes_held_hands_them_to_the_reader_first() {
+    const PUSHES: usize = INBOX_CAPACITY + 1_000;
+    let key = StaticKey::generate(&mut rand::rngs::OsRng);
+    let (receiver, mut inbox) =
+        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    receiver.set_identity(Some(key.clone()));
+    let (sender, _) =
+        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
+    let peer = sender
+        .connect(receiver.local_addr(), key.public(), Pattern::Ik)
+        .await
+        .unwrap();
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let pushes: Vec<_> = (0..PUSHES)
+        .map(|n| {
+            let push = sender.push(peer, Encoded::push::<Note>(&Number(n)));
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                let pushed = push.await;
+                if pushed.is_ok() {
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+                pushed
+            })
+        })
+        .collect();
+    // Nobody reads until more was acknowledged than the inbox holds: the
+    // rest waits in the driver.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while acknowledged.load(Ordering::SeqCst) <= INBOX_CAPACITY {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} acknowledged",
+            acknowledged.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The client leaves while its reader is behind; the reader goes on
+    // reading until the inbox closes.
+    let stopping = tokio::spawn(async move { receiver.stop().await });
+    // The reader starts a moment later, so that the driver is stopping
+    // with pushes still held (were it first, room would free up and they
+    // would go anyway; the test passes either way with the driver right).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut numbers = BTreeSet::new();
+    while let Some(next) = inbox.recv().await {
+        if let Inbound::Envelope(Arrival { envelope, .. }) = next {
+            let Number(n) = decode_body(&envelope.body).expect("a note");
+            numbers.insert(n);
+        }
+    }
+    stopping.await.unwrap();
+    // What was not acknowledged fails at the sender; the rest arrived.
+    sender.stop().await;
+    let mut lost = Vec::new();
+    for (n, push) in pushes.into_iter().enumerate() {
+        if push.await.unwrap().is_ok() && !numbers.contains(&n) {
+            lost.push(n);
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged notes never reached the reader (of {} that did)",
+        lost.len(),
+        numbers.len()
     );
 }
