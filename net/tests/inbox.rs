@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use udpchat_core::crypto::keys::StaticKey;
 use udpchat_core::packet::{decode_body, Encoded, Packet, Push};
 use udpchat_core::wire::Pattern;
-use udpchat_net::{Arrival, Inbound, INBOX_CAPACITY};
+use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, INBOX_CAPACITY};
 
 /// A push the test counts.
 struct Note;
@@ -29,20 +29,26 @@ impl Push for Note {
     type Body = Number;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_lost() {
-    const PUSHES: usize = INBOX_CAPACITY + 1_000;
+/// A receiving client (its Link and inbox) and a sending one with an
+/// end-to-end session to it.
+async fn two_clients() -> (Link, Inbox, Link, Peer) {
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
-    let (receiver, mut inbox) =
-        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let (receiver, inbox) =
+        Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
     receiver.set_identity(Some(key.clone()));
-    let (sender, _) =
-        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let (sender, _) = Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
     sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
     let peer = sender
         .connect(receiver.local_addr(), key.public(), Pattern::Ik)
         .await
         .unwrap();
+    (receiver, inbox, sender, peer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_lost() {
+    const PUSHES: usize = INBOX_CAPACITY + 1_000;
+    let (_receiver, mut inbox, sender, peer) = two_clients().await;
     let pushes: Vec<_> = (0..PUSHES)
         .map(|n| tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(n)))))
         .collect();
@@ -88,17 +94,7 @@ async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_stopped_with_pushes_held_hands_them_to_the_reader_first() {
     const PUSHES: usize = INBOX_CAPACITY + 1_000;
-    let key = StaticKey::generate(&mut rand::rngs::OsRng);
-    let (receiver, mut inbox) =
-        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    receiver.set_identity(Some(key.clone()));
-    let (sender, _) =
-        udpchat_net::Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
-    let peer = sender
-        .connect(receiver.local_addr(), key.public(), Pattern::Ik)
-        .await
-        .unwrap();
+    let (receiver, mut inbox, sender, peer) = two_clients().await;
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let pushes: Vec<_> = (0..PUSHES)
         .map(|n| {
