@@ -6,6 +6,7 @@
 //! shell and the client's dispatcher.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use udpchat_core::packet::{decode_reply, Encoded, Packet as _, Request};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Link, Peer};
 
+use crate::report::Latency;
 use crate::server::ServerRef;
 
 /// Sockets bound to one loopback address before moving to the next
@@ -41,6 +43,74 @@ pub fn loopback_for(index: usize) -> IpAddr {
 /// How often simulated clients ping the server: three times per the
 /// server's default presence timeout (30 s), as the real client does.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// What a crowd of pinging clients saw while a stretch was measured.
+#[derive(Default)]
+pub struct Pings {
+    measuring: AtomicBool,
+    answered: AtomicU64,
+    unanswered: AtomicU64,
+    latency: parking_lot::Mutex<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+impl Pings {
+    /// Counts from now on.
+    pub fn start(&self) {
+        *self.latency.lock() = Some(crate::load::histogram());
+        self.measuring.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stop(&self) {
+        self.measuring.store(false, Ordering::Relaxed);
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    pub fn unanswered(&self) -> u64 {
+        self.unanswered.load(Ordering::Relaxed)
+    }
+
+    pub fn latency(&self) -> Option<Latency> {
+        self.latency.lock().as_ref().and_then(Latency::of)
+    }
+
+    fn record(&self, answered: bool, took: Duration) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        if answered {
+            self.answered.fetch_add(1, Ordering::Relaxed);
+            if let Some(h) = self.latency.lock().as_mut() {
+                h.saturating_record(crate::load::micros(took).max(1));
+            }
+        } else {
+            self.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Pings every `every` (first after a random part of it, so a crowd's
+/// pings are spread evenly), as the real client keeps alive, telling
+/// `pings` whether each was answered and how soon; stops when the
+/// returned guard drops.
+pub fn keep_pinging<F, Fut>(every: Duration, pings: Arc<Pings>, mut ping: F) -> AbortOnDrop
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    AbortOnDrop(tokio::spawn(async move {
+        tokio::time::sleep(every.mul_f64(rand::random::<f64>())).await;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let t0 = std::time::Instant::now();
+            let answered = ping().await;
+            pings.record(answered, t0.elapsed());
+        }
+    }))
+}
 
 /// The password every simulated user has.
 pub fn password_of(user: &str) -> String {

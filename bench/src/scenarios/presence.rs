@@ -12,16 +12,19 @@
 //! (20,000 per address); past [`MAX_SOCKETS`] (the process may open about
 //! 20,000 files here) several clients share a socket, each with a session
 //! of its own, which the server cannot tell apart from separate clients.
+//!
+//! Before each K, the baseline: the same K clients on as many sockets
+//! send a datagram of a keepalive's size to the UDP echo server on the
+//! same schedule ([`udp_echo::keepalives`]); a keepalive's server CPU is
+//! also given as a ratio to what the echo server spent per ping.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use udpchat_commands::signup::SignUp;
 
-use super::{params_with, Ctx};
-use crate::clients::{drain, loopback_for, open_link, AbortOnDrop, SimClient, KEEPALIVE};
+use super::{params_with, udp_echo, Ctx};
+use crate::clients::{drain, keep_pinging, loopback_for, open_link, Pings, SimClient, KEEPALIVE};
 use crate::load::{for_each_bounded, histogram, micros};
 use crate::procfs::{self, Watch};
 use crate::report::{Latency, Report, Row};
@@ -66,9 +69,34 @@ pub async fn run(
         server_args.extend(["--presence-limit", limit.as_str()]);
     }
     for &k in counts {
+        // The baseline first, while the bench's sockets are free for it.
+        let echo = match udp_echo::keepalives(k, k.min(MAX_SOCKETS), KEEPALIVE, idle).await {
+            Ok(row) => Some(row),
+            Err(e) => {
+                report.note(format!("K={k}: the echo baseline failed: {e:#}"));
+                None
+            }
+        };
         match measure(ctx, k, idle, &server_args).await {
-            Ok(row) => report.rows.push(row),
-            Err(e) => report.note(format!("K={k} failed: {e:#}")),
+            Ok(mut row) => {
+                let per_ping = |row: &Row| row.server_cpu_per_op_us().filter(|us| *us > 0.0);
+                if let Some((ours, echo_us)) = per_ping(&row).zip(echo.as_ref().and_then(per_ping))
+                {
+                    row = row
+                        .with("echo_cpu_us_per_ping", echo_us)
+                        .with("cpu_per_ping_x_echo", ours / echo_us);
+                    report.note(format!(
+                        "K={k}: server CPU per keepalive {ours:.1} us = {:.2}x the echo server's {echo_us:.1} us at the same rate and addresses",
+                        ours / echo_us
+                    ));
+                }
+                report.rows.extend(echo);
+                report.rows.push(row);
+            }
+            Err(e) => {
+                report.rows.extend(echo);
+                report.note(format!("K={k} failed: {e:#}"));
+            }
         }
     }
     report.note(format!(
@@ -95,10 +123,7 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     // Sign the K clients in; each pings from then on.
     let prefix = ctx.users("idle");
     let server = target.server.clone();
-    let pings = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let ping_latency = Arc::new(Mutex::new(histogram()));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pings = Arc::new(Pings::default());
     let started = Instant::now();
     // Sign in the first half, note the server's memory, then the rest:
     // the growth over the second half is what one more client costs,
@@ -112,13 +137,8 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     let mut sign_in_failures = 0u64;
     let mut first_error = None;
     for range in [0..half, half..k] {
-        let (links, server, prefix) = (links.clone(), server.clone(), prefix.clone());
-        let (pings, failed, ping_latency, measuring) = (
-            pings.clone(),
-            failed.clone(),
-            ping_latency.clone(),
-            measuring.clone(),
-        );
+        let (links, server, prefix, pings) =
+            (links.clone(), server.clone(), prefix.clone(), pings.clone());
         let signed = for_each_bounded(
             &format!("signing in {}..{}", range.start, range.end),
             range.collect(),
@@ -127,22 +147,20 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
                 let link = links[i % links.len()].clone();
                 let server = server.clone();
                 let user = format!("{prefix}-{i}");
-                let (pings, failed, ping_latency, measuring) = (
-                    pings.clone(),
-                    failed.clone(),
-                    ping_latency.clone(),
-                    measuring.clone(),
-                );
+                let pings = pings.clone();
                 async move {
                     let t0 = Instant::now();
                     let client = SimClient::on_link(&link, &server, user).await?;
                     client.sign::<SignUp>().await?;
                     let took = t0.elapsed();
-                    anyhow::Ok((
-                        keep_alive(client.clone(), pings, failed, ping_latency, measuring),
-                        took,
-                        client,
-                    ))
+                    let keeper = {
+                        let client = client.clone();
+                        keep_pinging(KEEPALIVE, pings, move || {
+                            let client = client.clone();
+                            async move { client.link.keep_alive(client.server).await.is_ok() }
+                        })
+                    };
+                    anyhow::Ok((keeper, took, client))
                 }
             },
         )
@@ -172,12 +190,12 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     tokio::time::sleep(SETTLE).await;
 
     let watch = Watch::start(target.pid);
-    measuring.store(true, Ordering::Relaxed);
+    pings.start();
     tokio::time::sleep(idle).await;
-    measuring.store(false, Ordering::Relaxed);
+    pings.stop();
     let usage = watch.usage();
     let after = target.pid.and_then(procfs::sample);
-    let pinged = pings.load(Ordering::Relaxed);
+    let pinged = pings.answered();
     // Keepalives alone kept every client signed in: the server still
     // lists them all (`list`'s total, as PROTOCOL.md section 12 says).
     let signed_in_after = match &asker {
@@ -202,8 +220,8 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     if let Some(e) = first_error {
         row = row.with("first_error", e);
     }
-    row.errors = failed.load(Ordering::Relaxed);
-    row.latency = Latency::of(&ping_latency.lock());
+    row.errors = pings.unanswered();
+    row.latency = pings.latency();
     row.server = usage;
     if let (Some(before), Some(half_way), Some(after)) = (before, rss_half, after) {
         let per_client = |from: u64, clients: usize| {
@@ -233,38 +251,4 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     }
     drop(keepers);
     Ok(row)
-}
-
-/// Sends a keepalive every [`KEEPALIVE`] (first after a random part of
-/// it), as the real client does, counting while `measuring` those the
-/// server acknowledged and those it did not; stops when the returned
-/// guard drops. (That the server still counts every client signed in is
-/// checked once the stretch is over: `signed_in_after`.)
-fn keep_alive(
-    client: SimClient,
-    pings: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    latency: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
-    measuring: Arc<std::sync::atomic::AtomicBool>,
-) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
-        tokio::time::sleep(KEEPALIVE.mul_f64(rand::random::<f64>())).await;
-        let mut tick = tokio::time::interval(KEEPALIVE);
-        loop {
-            tick.tick().await;
-            let t0 = Instant::now();
-            let acknowledged = client.link.keep_alive(client.server).await.is_ok();
-            if !measuring.load(Ordering::Relaxed) {
-                continue;
-            }
-            if acknowledged {
-                pings.fetch_add(1, Ordering::Relaxed);
-                latency
-                    .lock()
-                    .saturating_record(micros(t0.elapsed()).max(1));
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }))
 }

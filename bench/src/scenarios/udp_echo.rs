@@ -16,8 +16,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
 use super::Ctx;
-use crate::clients::{loopback_for, AbortOnDrop};
+use crate::clients::{keep_pinging, loopback_for, AbortOnDrop, Pings};
 use crate::load::{self, Plan};
+use crate::procfs::Watch;
 use crate::report::{Latency, Report, Row};
 use crate::server::EchoServer;
 
@@ -142,4 +143,67 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     ));
     report.baseline = Some(row);
     Ok(report)
+}
+
+/// A keepalive's datagram and its acknowledgement, in bytes, as udpchat
+/// sends them (the transport's empty DATA packet, and its ACK, sealed).
+pub const KEEPALIVE_BYTES: (usize, usize) = (60, 69);
+
+/// The baseline for `presence`: `k` clients on `sockets` sockets (shared as
+/// `presence` shares them), each sending a datagram of udpchat's
+/// keepalive's size to the echo server every `every` (first after a random
+/// part of it) and waiting for the echo. The row is the echoes over the
+/// measured `stretch`, with the echo server's CPU: what a keepalive costs
+/// a server that does nothing but answer it, at the same rate, from as
+/// many addresses.
+pub async fn keepalives(
+    k: usize,
+    sockets: usize,
+    every: Duration,
+    stretch: Duration,
+) -> anyhow::Result<Row> {
+    let server = EchoServer::start()?;
+    let shape = Shape {
+        clients: k,
+        window: 1,
+        request_bytes: KEEPALIVE_BYTES.0,
+        reply_bytes: KEEPALIVE_BYTES.1,
+    };
+    let mut clients = Vec::with_capacity(sockets);
+    for i in 0..sockets.max(1) {
+        clients.push(EchoClient::open(i, server.addr, shape).await?);
+    }
+    let pings = Arc::new(Pings::default());
+    let pingers: Vec<AbortOnDrop> = (0..k)
+        .map(|i| {
+            let client = clients[i % clients.len()].clone();
+            keep_pinging(every, pings.clone(), move || {
+                let client = client.clone();
+                async move { client.exchange().await.is_ok() }
+            })
+        })
+        .collect();
+    let watch = Watch::start(Some(server.pid));
+    pings.start();
+    tokio::time::sleep(stretch).await;
+    pings.stop();
+    let usage = watch.usage();
+    drop(pingers);
+    let mut row = Row::new(
+        format!("K={k} udp-echo"),
+        "pings/s",
+        pings.answered(),
+        stretch.as_secs_f64(),
+    )
+    .with("clients", k)
+    .with("sockets", clients.len())
+    .with("request_bytes", shape.request_bytes)
+    .with("reply_bytes", shape.reply_bytes);
+    row.errors = pings.unanswered();
+    row.latency = pings.latency();
+    row.server = usage;
+    if let Some(us) = row.server_cpu_per_op_us() {
+        row = row.with("cpu_us_per_ping", us);
+    }
+    Ok(row)
 }
