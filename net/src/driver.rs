@@ -105,6 +105,10 @@ impl Driver {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut timer_at: Option<std::time::Instant> = None;
+        // Made once: a `select!` branch's future is built even when the
+        // branch is off, and a new `Sleep` reads the clock.
+        let retry = tokio::time::sleep(ROOM_RETRY);
+        tokio::pin!(retry);
         let (worked_tx, mut worked) = mpsc::unbounded_channel();
         loop {
             self.owner.make_room();
@@ -150,6 +154,9 @@ impl Driver {
                 tokio::task::yield_now().await;
                 continue;
             }
+            if !room {
+                retry.as_mut().reset(Instant::now() + ROOM_RETRY);
+            }
             let deadline = self.endpoint.poll_timeout();
             if deadline != timer_at {
                 timer_at = deadline;
@@ -165,7 +172,7 @@ impl Driver {
                     Err(e) => tracing::debug!("recv: {e}"),
                 },
                 // The owner's reader is behind: look again shortly.
-                () = tokio::time::sleep(ROOM_RETRY), if !room => {}
+                () = retry.as_mut(), if !room => {}
                 op = ops.recv() => match op {
                     Some(op) => self.handle_op(op),
                     None => break,

@@ -2,12 +2,21 @@
 //! up to [`BATCH_SIZE`] datagrams per `recvmmsg`, GRO where the kernel
 //! coalesces a burst from one sender, and GSO for runs of datagrams to one
 //! address (the fragments of a large message: one `sendmsg` for up to 64
-//! of them). quinn-udp holds the unsafe code; this module holds none.
+//! of them). quinn-udp holds the unsafe code of the system calls.
+//!
+//! The runtime watches the socket for reading only ([`register`], this
+//! crate's one `unsafe` call). A tokio `UdpSocket` is watched for writing
+//! too, and on Linux every datagram sent then makes the socket "writable"
+//! again, which woke the loop a second time per turn for nothing: one
+//! `epoll_wait` in three, 7-10% of the server's CPU per keepalive
+//! (PERFORMANCE.md, seventh part). A send that finds the socket's buffer
+//! full waits on a watch of its own for writing ([`Socket::writable`]).
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -18,10 +27,13 @@ const SLOT: usize = 64 * 1024;
 const MAX_GSO_BYTES: usize = 65_000;
 
 pub(crate) struct Socket {
-    io: UdpSocket,
+    /// Watched for reading only.
+    io: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
     /// The socket's address: an IPv6 one sends to IPv4 peers mapped.
     local: SocketAddr,
+    /// Sends that found the send buffer full and waited for room.
+    waited_for_room: std::sync::atomic::AtomicU64,
 }
 
 /// Where received datagrams land; reused from one batch to the next. Its
@@ -111,7 +123,13 @@ impl Socket {
     /// `state` is what [`prepare`] gave for this socket.
     pub(crate) fn new(io: UdpSocket, state: UdpSocketState) -> io::Result<Socket> {
         let local = io.local_addr()?;
-        Ok(Socket { io, state, local })
+        let io = register(io.into_std()?, Interest::READABLE)?;
+        Ok(Socket {
+            io,
+            state,
+            local,
+            waited_for_room: Default::default(),
+        })
     }
 
     /// Datagrams one send may carry: 1 where the kernel has no GSO (or
@@ -122,7 +140,30 @@ impl Socket {
 
     /// Waits until a datagram may be waiting.
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
+        // The readiness stays until a read finds nothing (`receive`).
+        self.io.readable().await?.retain_ready();
+        Ok(())
+    }
+
+    /// Waits until the socket's send buffer has room again: the socket
+    /// itself is not watched for writing (see the module's notes), so a
+    /// copy of its descriptor is, for as long as this waits.
+    async fn writable(&self) -> io::Result<()> {
+        self.waited_for_room
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let watch = register(self.io.get_ref().try_clone()?, Interest::WRITABLE)?;
+        watch.writable().await?.retain_ready();
+        Ok(())
+    }
+
+    /// Sends one datagram, waiting while the send buffer is full.
+    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+        loop {
+            match self.io.get_ref().send_to(datagram, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                result => return result,
+            }
+        }
     }
 
     /// Reads what is waiting, one `recvmmsg`, and hands each datagram to
@@ -136,13 +177,11 @@ impl Socket {
         mut each: impl FnMut(SocketAddr, &[u8]),
     ) -> io::Result<(usize, bool)> {
         let mut got = 0;
-        let result = self.io.try_io(Interest::READABLE, || {
+        let result = self.io.try_io(Interest::READABLE, |io| {
             let mut slots = inbound.buf.chunks_mut(SLOT);
             let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
                 std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
-            got = self
-                .state
-                .recv((&self.io).into(), &mut bufs, &mut inbound.meta)?;
+            got = self.state.recv(io.into(), &mut bufs, &mut inbound.meta)?;
             if got < BATCH_SIZE {
                 // Drained: tokio clears the readiness it saw; a datagram
                 // arriving since is a new edge.
@@ -181,7 +220,7 @@ impl Socket {
         if out.count == 1 {
             // A lone datagram: a plain `sendto`, which spares the kernel
             // the control message quinn-udp adds to every `sendmsg`.
-            if let Err(e) = self.io.send_to(&out.buf, destination).await {
+            if let Err(e) = self.send_to(&out.buf, destination).await {
                 tracing::debug!(%to, "send: {e}");
             }
             out.clear();
@@ -197,7 +236,7 @@ impl Socket {
         if let Err(e) = self.send_run(&run).await {
             tracing::debug!(%to, "send of {} datagrams in one: {e}; one by one", out.count);
             for datagram in out.buf.chunks(out.segment) {
-                if let Err(e) = self.io.send_to(datagram, destination).await {
+                if let Err(e) = self.send_to(datagram, destination).await {
                     tracing::debug!(%to, "send: {e}");
                 }
             }
@@ -207,14 +246,25 @@ impl Socket {
 
     async fn send_run(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         loop {
-            match self.io.try_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.io).into(), transmit)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.writable().await?,
+            match self.state.try_send(self.io.get_ref().into(), transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                 result => return result,
             }
         }
     }
+}
+
+/// Has the runtime watch `socket` for `interest` alone.
+#[allow(unsafe_code)]
+fn register(
+    socket: std::net::UdpSocket,
+    interest: Interest,
+) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+    socket.set_nonblocking(true)?;
+    // SAFETY: the `AsyncFd` owns `socket`, so its descriptor stays open and
+    // the same until the `AsyncFd` drops (nothing here takes it back out
+    // with `into_inner`), which is what `register_with_interest` asks.
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
 }
 
 #[cfg(test)]
@@ -265,7 +315,7 @@ mod tests {
     #[tokio::test]
     async fn datagrams_sent_in_a_run_arrive_one_by_one_in_order() {
         let (a, b) = (bind().await, bind().await);
-        let to = b.io.local_addr().unwrap();
+        let to = b.local;
         let mut out = Outbound::new();
         let sizes = [1200, 1200, 1200, 500];
         for (i, len) in sizes.iter().enumerate() {
@@ -278,7 +328,7 @@ mod tests {
         while got.len() < sizes.len() {
             b.readable().await.unwrap();
             match b.receive(&mut inbound, |from, d| {
-                assert_eq!(from, a.io.local_addr().unwrap());
+                assert_eq!(from, a.local);
                 got.push((d[0], d.len()));
             }) {
                 Ok(_) => {}
@@ -289,10 +339,168 @@ mod tests {
         assert_eq!(got, vec![(0, 1200), (1, 1200), (2, 1200), (3, 500)]);
     }
 
+    /// The socket is watched for reading; waiting for room to send
+    /// watches a copy of it, which must neither fail beside the first
+    /// watch nor take the socket's reading away.
+    #[tokio::test]
+    async fn waiting_to_send_leaves_the_socket_readable() {
+        let (a, b) = (bind().await, bind().await);
+        for round in 0..3u8 {
+            tokio::time::timeout(std::time::Duration::from_secs(10), b.writable())
+                .await
+                .expect("a socket with room is writable at once")
+                .expect("the copy is watched beside the socket");
+            let mut out = Outbound::new();
+            out.join(b.local, &[round; 10], 1);
+            a.send(&mut out).await;
+            let mut inbound = Inbound::new();
+            let mut got = Vec::new();
+            tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while got.is_empty() {
+                    b.readable().await.unwrap();
+                    match b.receive(&mut inbound, |_, d| got.push(d.to_vec())) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+            .await
+            .expect("the datagram is read");
+            assert_eq!(got, vec![vec![round; 10]]);
+        }
+    }
+
+    /// Sends that find the send buffer full wait for room and go on, and
+    /// none is lost: on loopback the buffer never fills (a datagram leaves
+    /// it as it is sent), so this runs again inside a network namespace of
+    /// its own whose loopback sends slowly (a `tbf` queue). Needs root and
+    /// `ip`/`tc`; skipped otherwise, saying so.
+    #[test]
+    fn a_send_that_finds_the_buffer_full_waits_for_room() {
+        const INSIDE: &str = "UDPCHAT_SLOW_LOOPBACK";
+        if std::env::var_os(INSIDE).is_some() {
+            return full_buffer_inside();
+        }
+        let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        });
+        if !root {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (needs root): a_send_that_finds_the_buffer_full_waits_for_room \
+                 builds a network namespace"
+            );
+            return;
+        }
+        let ns = format!("udpchat-sndbuf-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("`ip` runs (iproute2, as .ci/run installs)");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &ns]);
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &self.0])
+                    .status();
+            }
+        }
+        let _gone = Gone(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        // 20 Mbit/s: the datagrams below take about half a second to leave.
+        ip(&[
+            "netns", "exec", &ns, "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate",
+            "20mbit", "burst", "16kb", "limit", "8mb",
+        ]);
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(exe)
+            .args([
+                "--exact",
+                "socket::tests::a_send_that_finds_the_buffer_full_waits_for_room",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "inside the namespace: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn full_buffer_inside() {
+        const COUNT: usize = 1_000;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (a, b) = (bind().await, bind().await);
+            // A small buffer: a few datagrams queued fill it.
+            a.state
+                .set_send_buffer_size(a.io.get_ref().into(), 16 * 1024)
+                .unwrap();
+            let to = b.local;
+            let reader = tokio::spawn(async move {
+                let mut inbound = Inbound::new();
+                let mut got = Vec::new();
+                while got.len() < COUNT {
+                    b.readable().await.unwrap();
+                    match b.receive(&mut inbound, |_, d| {
+                        got.push(u16::from_be_bytes([d[0], d[1]]))
+                    }) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                got
+            });
+            for i in 0..COUNT as u16 {
+                let mut datagram = vec![0u8; 1200];
+                datagram[..2].copy_from_slice(&i.to_be_bytes());
+                let mut out = Outbound::new();
+                out.join(to, &datagram, 1);
+                tokio::time::timeout(std::time::Duration::from_secs(30), a.send(&mut out))
+                    .await
+                    .expect("a send waiting for room gets it");
+            }
+            let waited = a.waited_for_room.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                waited > 0,
+                "the send buffer never filled: the namespace's loopback is not slow"
+            );
+            let got = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+                .await
+                .expect("every datagram arrives")
+                .unwrap();
+            assert_eq!(
+                got,
+                (0..COUNT as u16).collect::<Vec<_>>(),
+                "none lost, in order"
+            );
+        });
+    }
+
     #[tokio::test]
     async fn a_backlog_of_several_batches_is_read_whole() {
         let (a, b) = (bind().await, bind().await);
-        let to = b.io.local_addr().unwrap();
+        let to = b.local;
         // Different sizes: one send each, no GSO run.
         let count = 3 * BATCH_SIZE + 5;
         for i in 0..count {
