@@ -79,12 +79,6 @@ impl Borrow<str> for Name {
     }
 }
 
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl From<&str> for Name {
     fn from(name: &str) -> Name {
         Name(Arc::from(name))
@@ -100,12 +94,6 @@ impl From<String> for Name {
 impl From<Name> for String {
     fn from(name: Name) -> String {
         name.0.to_string()
-    }
-}
-
-impl PartialEq<str> for Name {
-    fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
     }
 }
 

@@ -322,6 +322,11 @@ impl Presence {
     /// The first `limit` signed-in names that start with `prefix`, sorted,
     /// and how many start with it in all (on every node).
     pub fn users_from(&self, prefix: &str, limit: usize) -> (Vec<Name>, usize) {
+        /// A name in the merge: signed in here, or on another node.
+        enum Listed<'a> {
+            Here(&'a Name),
+            Elsewhere(&'a String),
+        }
         fn from<'a, K: Borrow<str> + Ord, V>(
             names: &'a BTreeMap<K, V>,
             prefix: &'a str,
@@ -354,16 +359,16 @@ impl Presence {
         loop {
             // Names here are shared; those on other nodes are made once.
             let next = match (here.peek(), there.peek()) {
-                (Some(a), Some(b)) if a.as_str() <= b.as_str() => here.next().map(Ok),
-                (Some(_), Some(_)) => there.next().map(Err),
-                (Some(_), None) => here.next().map(Ok),
-                (None, _) => there.next().map(Err),
+                (Some(a), Some(b)) if a.as_str() <= b.as_str() => here.next().map(Listed::Here),
+                (Some(_), Some(_)) => there.next().map(Listed::Elsewhere),
+                (Some(_), None) => here.next().map(Listed::Here),
+                (None, _) => there.next().map(Listed::Elsewhere),
             };
             let Some(name) = next else { break };
             if shown.len() < limit {
                 shown.push(match name {
-                    Ok(here) => here.clone(),
-                    Err(there) => Name::from(there.as_str()),
+                    Listed::Here(name) => name.clone(),
+                    Listed::Elsewhere(name) => Name::from(name.as_str()),
                 });
             } else if prefix.is_empty() {
                 // Everyone: no need to walk them all to count them.

@@ -7,9 +7,9 @@
 //! The runtime watches the socket for reading only ([`register`], this
 //! crate's one `unsafe` call). A tokio `UdpSocket` is watched for writing
 //! too, and on Linux every datagram sent then makes the socket "writable"
-//! again, which woke the loop a second time per turn for nothing: one
-//! `epoll_wait` in three, 7-10% of the server's CPU per keepalive
-//! (PERFORMANCE.md, seventh part). A send that finds the socket's buffer
+//! again, which woke the loop a second time per turn for nothing: every
+//! other `epoll_wait` returned at once, about 8% of the server's CPU per
+//! keepalive (PERFORMANCE.md, seventh part). A send that finds the socket's buffer
 //! full waits on a watch of its own for writing ([`Socket::writable`]).
 
 use std::io::{self, IoSliceMut};
