@@ -148,6 +148,10 @@ struct P2pArgs {
     /// symmetric NAT keeps apart (a server is started for it).
     #[arg(long)]
     through_server: bool,
+    /// The message sizes to measure, in bytes [default: 100,1024,16384]
+    /// (one alone, to profile it).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -429,7 +433,14 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
         )],
         Scenario::P2p(args) => vec![settle(
             "p2p",
-            scenarios::p2p::run(ctx, args.loss, args.inflight, args.through_server).await,
+            scenarios::p2p::run(
+                ctx,
+                args.loss,
+                args.inflight,
+                args.through_server,
+                args.sizes.clone(),
+            )
+            .await,
         )],
         Scenario::Fanout(args) => vec![settle("fanout", fanout(&args).await)],
         Scenario::Nodes(args) => {
@@ -491,7 +502,7 @@ async fn run(ctx: &Ctx, clients: Option<usize>, scenario: Scenario) -> Vec<Repor
                     "signin-storm",
                     scenarios::signin_storm::run(ctx, storm_rate(&StormArgs { rate: None })).await,
                 ),
-                settle("p2p", scenarios::p2p::run(ctx, 0.0, 16, false).await),
+                settle("p2p", scenarios::p2p::run(ctx, 0.0, 16, false, None).await),
                 settle("fanout", fanout(&fanout_args).await),
                 settle(
                     "conversation",

@@ -112,16 +112,18 @@ impl Sender {
     }
 }
 
+/// `sizes`: the message sizes to measure, when not [`SIZES`].
 pub async fn run(
     ctx: &Ctx,
     loss: f64,
     inflight: usize,
     through_server: bool,
+    sizes: Option<Vec<usize>>,
 ) -> anyhow::Result<Report> {
-    let sizes: Vec<usize> = if ctx.quick {
-        vec![100, 16 * 1024]
-    } else {
-        SIZES.to_vec()
+    let sizes: Vec<usize> = match sizes {
+        Some(sizes) => sizes,
+        None if ctx.quick => vec![100, 16 * 1024],
+        None => SIZES.to_vec(),
     };
     let mut report = Report::new(
         "p2p",
