@@ -9,8 +9,9 @@
 //! too, and on Linux every datagram sent then makes the socket "writable"
 //! again, which woke the loop a second time per turn for nothing: every
 //! other `epoll_wait` returned at once, about 8% of the server's CPU per
-//! keepalive (PERFORMANCE.md, seventh part). A send that finds the socket's buffer
-//! full waits on a watch of its own for writing ([`Socket::writable`]).
+//! keepalive (PERFORMANCE.md, seventh part). A send that finds the
+//! socket's buffer full waits on a watch of its own for writing
+//! ([`Socket::writable`]).
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
