@@ -302,8 +302,7 @@ impl SimClient {
         self.keepalive = Some(Arc::new(AbortOnDrop(task)));
     }
 
-    /// `list`'s `total`: how many others are signed in (the asker too,
-    /// past the first 201 names: PROTOCOL.md section 12).
+    /// `list`'s `total`: how many others are signed in.
     pub async fn list_total(&self) -> anyhow::Result<usize> {
         let users = self.ask::<List>(&ListRequest::default()).await?;
         Ok(users.total)

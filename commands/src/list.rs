@@ -80,14 +80,24 @@ impl Serve for List {
         let me = crate::signed_in_user(&server, origin)?;
         let presence = server.presence().lock();
         // One more than a page, in case the asker is among them.
-        let (mut users, mut total) = presence.users_from(&body.prefix, PAGE + 1);
-        if let Some(at) = users.iter().position(|u| *u == me) {
-            users.remove(at);
-            total -= 1;
-        }
-        users.truncate(PAGE);
-        Ok(Users { users, total })
+        let found = presence.users_from(&body.prefix, PAGE + 1);
+        Ok(others(&me, &body.prefix, found))
     }
+}
+
+/// A page of the names that start with `prefix`, and how many do in all
+/// (as `Presence::users_from` gives them), with the asker `me` left out of
+/// both: of the names if the page holds them, and of the total whenever
+/// their name starts with `prefix` (they are signed in, so counted).
+fn others(me: &str, prefix: &str, (mut users, mut total): (Vec<Name>, usize)) -> Users {
+    if let Some(at) = users.iter().position(|u| u.as_str() == me) {
+        users.remove(at);
+    }
+    if prefix.is_empty() || me.starts_with(prefix) {
+        total = total.saturating_sub(1);
+    }
+    users.truncate(PAGE);
+    Users { users, total }
 }
 
 /// Who is online: the whole list replaces what the shell knew; a page or
@@ -135,6 +145,32 @@ mod tests {
             users: names.iter().map(|&n| n.into()).collect(),
             total,
         }
+    }
+
+    fn page(names: impl Iterator<Item = String>) -> Vec<Name> {
+        names.map(Name::from).collect()
+    }
+
+    #[test]
+    fn the_asker_is_left_out_of_the_names_and_the_total() {
+        // On the page: out of both.
+        let found = (page(["al", "bob", "me"].map(String::from).into_iter()), 3);
+        let got = others("me", "", found);
+        assert_eq!(
+            (got.users, got.total),
+            (page(["al", "bob"].map(String::from).into_iter()), 2)
+        );
+        // Past the page (1,000 match, the asker's name sorts after the
+        // first 201): still out of the total.
+        let first = page((0..=PAGE).map(|i| format!("a{i:04}")));
+        let got = others("zoe", "", (first.clone(), 1000));
+        assert_eq!(got.total, 999, "the asker is not one of the others");
+        assert_eq!(got.users, first[..PAGE].to_vec());
+        // A prefix the asker's name does not start with: nothing to take.
+        let got = others("zoe", "a", (first.clone(), 1000));
+        assert_eq!(got.total, 1000);
+        let got = others("ann", "a", (first, 1000));
+        assert_eq!(got.total, 999);
     }
 
     #[test]

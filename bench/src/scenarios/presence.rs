@@ -197,7 +197,8 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     let after = target.pid.and_then(procfs::sample);
     let pinged = pings.answered();
     // Keepalives alone kept every client signed in: the server still
-    // lists them all (`list`'s total, as PROTOCOL.md section 12 says).
+    // lists them all (`list`'s total counts the others: K - 1 when all
+    // are).
     let signed_in_after = match &asker {
         Some(asker) => asker.list_total().await.ok(),
         None => None,
