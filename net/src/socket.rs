@@ -486,15 +486,16 @@ mod tests {
                 waited > 0,
                 "the send buffer never filled: the namespace's loopback is not slow"
             );
-            let got = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+            let mut got = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
                 .await
                 .expect("every datagram arrives")
                 .unwrap();
-            assert_eq!(
-                got,
-                (0..COUNT as u16).collect::<Vec<_>>(),
-                "none lost, in order"
-            );
+            // UDP keeps no order, and here it does not always: the queue is
+            // emptied from whichever core its timer fires on, and each core
+            // hands its datagrams on separately (seen in CI: 524 before
+            // 521). Order is the transport's job, above this.
+            got.sort_unstable();
+            assert_eq!(got, (0..COUNT as u16).collect::<Vec<_>>(), "none lost");
         });
     }
 
