@@ -147,19 +147,16 @@ mod tests {
         }
     }
 
-    fn page(names: impl Iterator<Item = String>) -> Vec<Name> {
-        names.map(Name::from).collect()
+    fn page<S: Into<Name>>(names: impl IntoIterator<Item = S>) -> Vec<Name> {
+        names.into_iter().map(Into::into).collect()
     }
 
     #[test]
     fn the_asker_is_left_out_of_the_names_and_the_total() {
         // On the page: out of both.
-        let found = (page(["al", "bob", "me"].map(String::from).into_iter()), 3);
+        let found = (page(["al", "bob", "me"]), 3);
         let got = others("me", "", found);
-        assert_eq!(
-            (got.users, got.total),
-            (page(["al", "bob"].map(String::from).into_iter()), 2)
-        );
+        assert_eq!((got.users, got.total), (page(["al", "bob"]), 2));
         // Past the page (1,000 match, the asker's name sorts after the
         // first 201): still out of the total.
         let first = page((0..=PAGE).map(|i| format!("a{i:04}")));
