@@ -294,7 +294,7 @@ pub async fn admit(
     let (displaced, taken_from) = {
         let mut presence = server.presence().lock();
         let taken_from = presence.session_of(&user);
-        let displaced = presence.sign_in(&user, origin.peer);
+        let displaced = presence.sign_in(&user, origin.peer, origin.addr);
         presence.set_local(origin.peer, &local);
         (displaced, taken_from)
     };

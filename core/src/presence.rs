@@ -45,15 +45,16 @@ pub struct Elsewhere {
     pub local: Vec<SocketAddr>,
 }
 
-/// The signed-in users, by name and by address (one name per address), and
-/// who watches whom.
+/// The signed-in users, by name and by session, and who watches whom.
 #[derive(Debug)]
 pub struct Presence {
-    /// Each name is one allocation, shared with `by_session`.
+    /// Each name is one allocation, shared with the session's record.
     by_name: BTreeMap<Name, PeerId>,
     /// Users signed in on other nodes (never one signed in here).
     elsewhere: BTreeMap<String, Elsewhere>,
-    by_session: HashMap<PeerId, Name>,
+    /// What is known of each session signed in here: one record, so an
+    /// idle client costs one table slot here, not one per fact.
+    sessions: HashMap<PeerId, SignedIn>,
     broadcast_limit: usize,
     /// Per watched name: the sessions watching it.
     watchers: HashMap<String, HashSet<PeerId>>,
@@ -63,12 +64,21 @@ pub struct Presence {
     pending: Vec<(u64, PresenceChange)>,
     /// The stamp of the next change recorded.
     next_stamp: u64,
-    /// Per signed-in session: the first stamp it hears. A session hears
-    /// only what changed after its sign-in, not a batch gathered before.
-    since: HashMap<PeerId, u64>,
-    /// Per signed-in session: the client's own addresses, as it said at
-    /// sign-in (candidates for peers on its network).
-    local: HashMap<PeerId, Vec<SocketAddr>>,
+}
+
+/// A session signed in here.
+#[derive(Debug)]
+struct SignedIn {
+    name: Name,
+    /// Where the server sees the client: the source of its sign-in, then
+    /// of each path it moved to.
+    addr: SocketAddr,
+    /// The first stamp it hears. A session hears only what changed after
+    /// its sign-in, not a batch gathered before.
+    since: u64,
+    /// The client's own addresses, as it said at sign-in (candidates for
+    /// peers on its network).
+    local: Box<[SocketAddr]>,
 }
 
 /// Local addresses kept per signed-in client at most.
@@ -104,14 +114,12 @@ impl Presence {
         Presence {
             by_name: BTreeMap::new(),
             elsewhere: BTreeMap::new(),
-            by_session: HashMap::new(),
+            sessions: HashMap::new(),
             broadcast_limit: limit,
             watchers: HashMap::new(),
             watching: HashMap::new(),
             pending: Vec::new(),
             next_stamp: 0,
-            since: HashMap::new(),
-            local: HashMap::new(),
         }
     }
 
@@ -183,25 +191,32 @@ impl Presence {
         &self.elsewhere
     }
 
-    /// Signs `name` in at `peer`, displacing whatever held either. Returns
-    /// the names that were signed out by it (not `name` itself).
-    pub fn sign_in(&mut self, name: &str, peer: PeerId) -> Vec<String> {
+    /// Signs `name` in at `peer`, whose client the server sees at `addr`,
+    /// displacing whatever held either. Returns the names that were signed
+    /// out by it (not `name` itself).
+    pub fn sign_in(&mut self, name: &str, peer: PeerId, addr: SocketAddr) -> Vec<String> {
         let mut displaced = Vec::new();
         if let Some(old_peer) = self.by_name.remove(name) {
-            self.by_session.remove(&old_peer);
-            self.local.remove(&old_peer);
+            self.sessions.remove(&old_peer);
         }
-        if let Some(old_name) = self.by_session.remove(&peer) {
-            if old_name != name {
-                self.by_name.remove(old_name.as_str());
-                displaced.push(old_name.into());
+        if let Some(old) = self.sessions.remove(&peer) {
+            if old.name.as_str() != name {
+                self.by_name.remove(old.name.as_str());
+                displaced.push(old.name.into());
             }
         }
         let shared = Name::from(name);
         self.by_name.insert(shared.clone(), peer);
         self.elsewhere.remove(name);
-        self.by_session.insert(peer, shared);
-        self.since.insert(peer, self.next_stamp);
+        self.sessions.insert(
+            peer,
+            SignedIn {
+                name: shared,
+                addr,
+                since: self.next_stamp,
+                local: Box::default(),
+            },
+        );
         displaced
     }
 
@@ -209,11 +224,22 @@ impl Presence {
     /// watched is forgotten.
     pub fn sign_out(&mut self, peer: PeerId) -> Option<String> {
         self.forget_watches(peer);
-        self.since.remove(&peer);
-        self.local.remove(&peer);
-        let name = self.by_session.remove(&peer)?;
-        self.by_name.remove(name.as_str());
-        Some(name.into())
+        let gone = self.sessions.remove(&peer)?;
+        self.by_name.remove(gone.name.as_str());
+        Some(gone.name.into())
+    }
+
+    /// The client signed in at `peer` is seen at `addr` now (its path
+    /// moved).
+    pub fn moved(&mut self, peer: PeerId, addr: SocketAddr) {
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.addr = addr;
+        }
+    }
+
+    /// Where the server sees the client signed in at `peer`.
+    pub fn addr_of(&self, peer: PeerId) -> Option<SocketAddr> {
+        self.sessions.get(&peer).map(|s| s.addr)
     }
 
     /// The session at `watcher` wants to hear when `user` comes or goes.
@@ -256,7 +282,8 @@ impl Presence {
     /// order, never its own, and none recorded before it signed in.
     pub fn take_audience(&mut self) -> Vec<(PeerId, Vec<PresenceChange>)> {
         let pending = std::mem::take(&mut self.pending);
-        let hears = |peer: &PeerId, stamp: u64| self.since.get(peer).is_some_and(|s| stamp >= *s);
+        let hears =
+            |peer: &PeerId, stamp: u64| self.sessions.get(peer).is_some_and(|s| stamp >= s.since);
         let mut heard: HashMap<PeerId, Vec<PresenceChange>> = HashMap::new();
         if self.len() <= self.broadcast_limit {
             for (name, peer) in &self.by_name {
@@ -273,10 +300,9 @@ impl Presence {
             for (stamp, change) in &pending {
                 for peer in self.watchers.get(&change.user).into_iter().flatten() {
                     if self
-                        .by_session
+                        .sessions
                         .get(peer)
-                        .is_some_and(|me| *me != change.user)
-                        && hears(peer, *stamp)
+                        .is_some_and(|me| me.name.as_str() != change.user && *stamp >= me.since)
                     {
                         heard.entry(*peer).or_default().push(change.clone());
                     }
@@ -289,10 +315,10 @@ impl Presence {
     /// Records the own addresses of the client signed in at `peer` (at
     /// most [`MAX_LOCAL_ADDRESSES`]; only usable unicast ones).
     pub fn set_local(&mut self, peer: PeerId, addrs: &[SocketAddr]) {
-        if !self.by_session.contains_key(&peer) {
+        let Some(session) = self.sessions.get_mut(&peer) else {
             return;
-        }
-        let usable = addrs
+        };
+        session.local = addrs
             .iter()
             .filter(|a| {
                 let ip = a.ip();
@@ -301,17 +327,19 @@ impl Presence {
             .take(MAX_LOCAL_ADDRESSES)
             .copied()
             .collect();
-        self.local.insert(peer, usable);
     }
 
     /// The own addresses of the client signed in at `peer`.
     pub fn local_of(&self, peer: PeerId) -> Vec<SocketAddr> {
-        self.local.get(&peer).cloned().unwrap_or_default()
+        self.sessions
+            .get(&peer)
+            .map(|s| s.local.to_vec())
+            .unwrap_or_default()
     }
 
     /// The name signed in at `peer`.
     pub fn user_at(&self, peer: PeerId) -> Option<&str> {
-        self.by_session.get(&peer).map(Name::as_str)
+        self.sessions.get(&peer).map(|s| s.name.as_str())
     }
 
     /// Where `name` is signed in.

@@ -414,10 +414,8 @@ impl Driver {
 
     fn handle_message(&mut self, from: PeerId, message: &[u8]) {
         if message.is_empty() {
-            // A keepalive (Link::keep_alive): the transport acknowledged it.
-            if let Some(peer) = self.endpoint.peer(from) {
-                self.owner.kept_alive(from, peer.addr);
-            }
+            // A keepalive (Link::keep_alive): the transport acknowledged it,
+            // and the endpoint heard the session is alive.
             return;
         }
         let envelope = match Envelope::decode(message) {

@@ -458,9 +458,10 @@ impl Link {
     }
 
     /// Sends a keepalive on the session: an empty message, no envelope,
-    /// which the peer's transport acknowledges at once and its owner hears
-    /// of as [`Owner::kept_alive`]. Resolves when it was acknowledged, or
-    /// with why not.
+    /// which the peer's transport acknowledges at once. The peer's endpoint
+    /// hears the session is alive, as from any datagram on it
+    /// (`SecureConfig::confirmed_silence`); its owner hears nothing.
+    /// Resolves when it was acknowledged, or with why not.
     pub fn keep_alive(
         &self,
         to: PeerId,

@@ -34,10 +34,6 @@ pub trait Owner: Send + 'static {
     /// The session `peer` moved to `addr` (its path was validated there).
     fn moved(&mut self, _peer: PeerId, _addr: SocketAddr) {}
 
-    /// The peer at `addr` sent a keepalive on the session `peer` (see
-    /// [`Link::keep_alive`](crate::Link::keep_alive)): it is there.
-    fn kept_alive(&mut self, _peer: PeerId, _addr: SocketAddr) {}
-
     /// `false` while the owner holds what it could not pass on yet: the
     /// driver then leaves what waits on the socket there, unread and so
     /// not acknowledged (its senders send it again), rather than take in

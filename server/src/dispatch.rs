@@ -116,7 +116,6 @@ impl Owner for Dispatcher {
             envelope,
             ..
         } = arrival;
-        self.state.touch(from, addr);
         let serve = self
             .registry
             .request(&envelope.cmd, &envelope.body)
@@ -169,10 +168,6 @@ impl Owner for Dispatcher {
 
     fn moved(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
         self.state.moved(peer, addr);
-    }
-
-    fn kept_alive(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
-        self.state.touch(peer, addr);
     }
 }
 

@@ -228,6 +228,9 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
         handshakes_per_source_per_sec: cli.handshakes_per_address,
         handshakes_per_source_burst: cli.handshakes_per_address.saturating_add(10),
         relay_budget: cli.relay_budget.saturating_mul(1024 * 1024),
+        // A signed-in client not heard from for this long is signed out:
+        // its session closes, and with it the sign-in.
+        confirmed_silence: Some(Duration::from_secs(cli.presence_timeout.max(1))),
         ..udpchat_core::secure::SecureConfig::server()
     };
     let (link, driver) = Link::server(socket, key, config)?;
@@ -258,11 +261,6 @@ async fn serve(cli: Cli, store: Arc<dyn store::Backend>) -> anyhow::Result<()> {
         dispatch::Dispatcher::new(server.clone(), link.clone(), requests),
     )?;
     tokio::spawn(server.clone().send_presence(Duration::from_millis(100)));
-    tokio::spawn(
-        server
-            .clone()
-            .watch_presence(Duration::from_secs(cli.presence_timeout.max(1))),
-    );
     tokio::spawn(
         server
             .clone()

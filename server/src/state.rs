@@ -1,7 +1,6 @@
 //! The server's state as command handlers see it: presence, accounts and
 //! the link to the clients.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,13 +23,6 @@ use crate::groups::GroupChat;
 use crate::groups::GroupStore;
 use crate::mailbox::StoredMail;
 
-/// A session as the dispatcher last saw it.
-#[derive(Clone, Copy)]
-struct Seen {
-    at: Instant,
-    addr: SocketAddr,
-}
-
 /// How long a signed-in client has to answer a probe before its name is
 /// given to a new sign-in.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,9 +30,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct ServerState {
     /// Shared with the groups, which deliver to whoever is online.
     presence: Arc<Mutex<Presence>>,
-    /// When each session was last heard from (any request or push), and
-    /// where it is.
-    seen: Mutex<HashMap<PeerId, Seen>>,
     /// Rings when a presence change waits to be sent.
     changed: tokio::sync::Notify,
     accounts: PasswordAccounts,
@@ -80,7 +69,6 @@ impl ServerState {
             ),
             cluster,
             presence,
-            seen: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
             accounts,
             mailbox,
@@ -123,56 +111,26 @@ impl ServerState {
         self.presence.lock().all_elsewhere().len()
     }
 
-    /// A session was heard from, at `addr`.
-    pub fn touch(&self, peer: PeerId, addr: SocketAddr) {
-        let at = Instant::now();
-        self.seen.lock().insert(peer, Seen { at, addr });
-    }
-
-    /// A session's path moved to `addr`: the other nodes hear where its
-    /// user is now.
+    /// A session's path moved to `addr`: lookups give it, and the other
+    /// nodes hear where its user is now.
     pub fn moved(&self, peer: PeerId, addr: SocketAddr) {
-        if let Some(seen) = self.seen.lock().get_mut(&peer) {
-            seen.addr = addr;
-        }
-        if let Some(cluster) = &self.cluster {
-            let user = self.presence.lock().user_at(peer).map(str::to_string);
-            if let Some(user) = user {
-                cluster.moved_here(&user, peer);
-            }
+        let user = {
+            let mut presence = self.presence.lock();
+            presence.moved(peer, addr);
+            presence.user_at(peer).map(str::to_string)
+        };
+        if let (Some(cluster), Some(user)) = (&self.cluster, user) {
+            cluster.moved_here(&user, peer);
         }
     }
 
     /// A session closed: whoever was signed in on it is gone.
     pub fn closed(self: &Arc<Self>, peer: PeerId) {
-        self.seen.lock().remove(&peer);
         let user = self.presence.lock().sign_out(peer);
         if let Some(user) = user {
             tracing::info!(user, "signed out: session closed");
             let server: Server = self.clone();
             udpchat_commands::presence::announce(&server, &user, false);
-        }
-    }
-
-    /// Signs out every client not heard from for `timeout`, and tells the
-    /// others; runs until the server stops.
-    pub async fn watch_presence(self: Arc<Self>, timeout: Duration) {
-        let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
-        loop {
-            tick.tick().await;
-            let peers = self.presence.lock().peers();
-            let silent: Vec<PeerId> = {
-                let seen = self.seen.lock();
-                peers
-                    .into_iter()
-                    .filter(|peer| seen.get(peer).is_some_and(|s| s.at.elapsed() > timeout))
-                    .collect()
-            };
-            for peer in silent {
-                tracing::info!(%peer, "no keepalive for {timeout:?}: signing it out");
-                self.closed(peer);
-                self.link.forget(peer);
-            }
         }
     }
 
@@ -227,7 +185,6 @@ impl ServerState {
                 node = row.node,
                 "signed in on another node: taken over"
             );
-            self.seen.lock().remove(&peer);
             self.link.confirm(peer, false);
         }
         self.heard(&row.user, true);
@@ -371,10 +328,10 @@ impl ServerContext for ServerState {
     }
 
     fn peer_addr(&self, peer: PeerId) -> BoxFuture<'static, Option<SocketAddr>> {
-        // Every session the server serves sent something on it: where it
-        // is is known here, without asking the driver.
-        if let Some(seen) = self.seen.lock().get(&peer) {
-            return Box::pin(std::future::ready(Some(seen.addr)));
+        // Where a signed-in client is is known here, without asking the
+        // driver.
+        if let Some(addr) = self.presence.lock().addr_of(peer) {
+            return Box::pin(std::future::ready(Some(addr)));
         }
         let link = self.link.clone();
         Box::pin(async move { link.peer(peer).await.map(|info| info.addr) })

@@ -6,7 +6,15 @@
 
 use std::time::Instant;
 
-use super::{PeerId, SecureEndpoint};
+use super::{Conn, PeerId, SecureEndpoint};
+
+impl Conn {
+    /// A session this side answered that the application vouches for: it
+    /// confirmed it, or sessions need no confirming here.
+    pub(super) fn is_confirmed(&self) -> bool {
+        self.source.is_some() && self.unconfirmed_since.is_none()
+    }
+}
 
 impl SecureEndpoint {
     /// The application vouches for a session (its user signed in): it

@@ -2,9 +2,12 @@
 //! the sweep of idle and unconfirmed sessions, and the transport's own
 //! timers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{PeerId, SecureEndpoint, State, SWEEP_EVERY};
+
+/// Sessions are not looked through more often than this.
+const MIN_SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 impl SecureEndpoint {
     /// When [`SecureEndpoint::handle_timeout`] is next due.
@@ -29,6 +32,16 @@ impl SecureEndpoint {
             .min()
     }
 
+    /// How often idle and silent sessions are looked for: often enough
+    /// that a silent one closes within a quarter of
+    /// [`super::SecureConfig::confirmed_silence`] past it.
+    pub(super) fn sweep_every(&self) -> Duration {
+        match self.config.confirmed_silence {
+            Some(silence) => SWEEP_EVERY.min(silence / 4).max(MIN_SWEEP_EVERY),
+            None => SWEEP_EVERY,
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
         self.transport.handle_timeout(now);
         self.gate.rotate(&mut self.rng, now);
@@ -50,18 +63,19 @@ impl SecureEndpoint {
         self.send_keepalives(now);
         self.busy.on_timeout(now, &mut self.conns);
         if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_EVERY;
+            self.next_sweep = now + self.sweep_every();
             let conns = &self.conns;
             self.relays.sweep(now, |peer| conns.contains_key(&peer.0));
             self.expire_probes(now);
             self.expire_unconfirmed(now);
-            let idle = self.config.session_idle;
+            let (idle, silence) = (self.config.session_idle, self.config.confirmed_silence);
             let stale: Vec<u32> = self
                 .conns
                 .iter()
                 .filter(|(i, c)| {
-                    now.saturating_duration_since(c.last_heard) > idle
-                        && self.transport.in_flight(PeerId(**i)) == 0
+                    let quiet = now.saturating_duration_since(c.last_heard);
+                    (quiet > idle && self.transport.in_flight(PeerId(**i)) == 0)
+                        || silence.is_some_and(|silence| quiet > silence && c.is_confirmed())
                 })
                 .map(|(i, _)| *i)
                 .collect();

@@ -14,8 +14,16 @@ pub struct SecureConfig {
     pub handshake_retry: Duration,
     /// HELLOs sent before a session is given up.
     pub handshake_tries: u32,
-    /// A session nothing was heard on for this long is closed.
+    /// A session nothing was heard on for this long is closed (once its
+    /// messages in flight are done).
     pub session_idle: Duration,
+    /// A session the application confirmed (its user signed in;
+    /// [`super::SecureEndpoint::confirm`]) that nothing was heard on for
+    /// this long is closed at once, its messages in flight failing: the
+    /// server's presence timeout. Any datagram on the session counts,
+    /// keepalives and acknowledgements included. `None`: only
+    /// [`SecureConfig::session_idle`] applies.
+    pub confirmed_silence: Option<Duration>,
     /// HELLOs per second taken calmly; past that (or with
     /// [`SecureConfig::busy_queue`] waiting) the responder is under load
     /// and asks for cookies ([`super::cookie`]).
@@ -76,6 +84,7 @@ impl Default for SecureConfig {
             handshake_retry: Duration::from_millis(500),
             handshake_tries: 6,
             session_idle: Duration::from_secs(30 * 60),
+            confirmed_silence: None,
             calm_handshakes_per_sec: 200,
             busy_queue: 16,
             handshake_queue: 256,

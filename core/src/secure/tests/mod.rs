@@ -33,17 +33,16 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
+        Pair::with_server_config(SecureConfig::default())
+    }
+
+    fn with_server_config(config: SecureConfig) -> Pair {
         let now = Instant::now();
         let server_key = StaticKey::generate(&mut StdRng::seed_from_u64(1));
         Pair {
             now,
             now_ms: MS,
-            server: SecureEndpoint::server(
-                SecureConfig::default(),
-                server_key.clone(),
-                rng(2),
-                now,
-            ),
+            server: SecureEndpoint::server(config, server_key.clone(), rng(2), now),
             client: SecureEndpoint::client(SecureConfig::default(), rng(3), now),
             server_key,
             client_addr: addr(5000),

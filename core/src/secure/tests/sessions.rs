@@ -359,3 +359,66 @@ fn keepalives_now_and_then_expand_no_key_for_good() {
         }
     }
 }
+
+#[test]
+fn a_signed_in_session_closes_once_silent_for_the_presence_timeout_in_flight_or_not() {
+    let silence = Duration::from_secs(3);
+    let mut p = Pair::with_server_config(SecureConfig {
+        confirmed_silence: Some(silence),
+        ..SecureConfig::server()
+    });
+    let peer = p.connect();
+    p.client.send(p.now, peer, b"signin".to_vec()).unwrap();
+    p.pump(|_| false);
+    let at_server = PeerId(*p.server.conns.keys().next().unwrap());
+    let closed = |endpoint: &mut SecureEndpoint| {
+        let mut closed = false;
+        while let Some(event) = endpoint.poll_event() {
+            closed |= event == SecureEvent::Closed { peer: at_server };
+        }
+        closed
+    };
+
+    // Not signed in yet: silence alone does not close it (a minute does).
+    for _ in 0..5 {
+        p.advance(Duration::from_secs(1));
+    }
+    assert!(!closed(&mut p.server));
+    assert_eq!(p.server.sessions(), 1);
+
+    // Signed in, and heard from: keepalives keep it, however long.
+    p.server.confirm(at_server);
+    for _ in 0..10 {
+        p.client.send(p.now, peer, Vec::new()).unwrap();
+        p.pump(|_| false);
+        p.advance(Duration::from_secs(1));
+    }
+    assert!(!closed(&mut p.server), "heard from every second");
+    let last_heard = p.now - Duration::from_secs(1);
+
+    // The client vanishes while the server has a push in flight to it.
+    p.server.send(p.now, at_server, b"push".to_vec()).unwrap();
+    let step = Duration::from_millis(100);
+    let mut gone_after = None;
+    while p.now < last_heard + silence * 2 {
+        p.advance(step);
+        while p.server.poll_transmit(p.now, p.now_ms).is_some() {}
+        let mut failed = false;
+        let mut gone = false;
+        while let Some(event) = p.server.poll_event() {
+            failed |= matches!(event, SecureEvent::DeliveryFailed { to, .. } if to == at_server);
+            gone |= event == SecureEvent::Closed { peer: at_server };
+        }
+        if gone {
+            assert!(failed, "the push in flight is reported failed");
+            gone_after = Some(p.now - last_heard);
+            break;
+        }
+    }
+    let gone_after = gone_after.expect("the silent session closed");
+    assert!(
+        gone_after > silence && gone_after <= silence + silence / 4 + step,
+        "closed {gone_after:?} after the last datagram; the timeout is {silence:?}"
+    );
+    assert_eq!(p.server.sessions(), 0);
+}
