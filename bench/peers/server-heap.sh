@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# What the server's heap holds per idle client, by function (the table of
+# docs/PERFORMANCE.md, eighth part of issue 14): `presence` at K clients
+# against the release server run under heaptrack, then each byte live at
+# the heap's peak charged to the innermost udpchat function on its stack.
+#
+#   bench/peers/server-heap.sh              # K = 10,000 (about 2 minutes)
+#   bench/peers/server-heap.sh 2000
+#
+# Needs heaptrack (apt-get install heaptrack) and python3. Build first:
+# cargo build --release -p udpchat-bench -p udpchat-server
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+K=${1:-10000}
+OUT=target/bench-results/server-heap
+BIN=$PWD/target/release
+rm -rf "$OUT"
+mkdir -p "$OUT"
+# The bench starts the server it is given with its own arguments.
+cat > "$OUT/server" <<EOF
+#!/bin/sh
+exec heaptrack -o "$PWD/$OUT/heap" "$BIN/udpchat-server" "\$@"
+EOF
+chmod +x "$OUT/server"
+"$BIN/udpchat-bench" presence --counts "$K" --idle 10 --no-progress \
+    --server-bin "$OUT/server" --out "$OUT"
+# heaptrack writes its file once the server has stopped.
+for _ in $(seq 1 60); do
+    if ls "$OUT"/heap*.zst > /dev/null 2>&1 && ! pgrep -f heaptrack_interpret > /dev/null; then
+        break
+    fi
+    sleep 1
+done
+heaptrack_print -f "$OUT"/heap*.zst --print-peaks 0 --print-allocators 0 \
+    --print-temporary 0 --print-leaks 0 \
+    -F "$OUT/peak.stacks" --flamegraph-cost-type peak | grep "peak heap"
+python3 - "$OUT/peak.stacks" "$K" <<'EOF'
+import collections, sys
+
+held = collections.Counter()
+for line in open(sys.argv[1]):
+    stack, _, size = line.rstrip().rpartition(" ")
+    frames = stack.split(";")
+    owner = next((f for f in reversed(frames) if "udpchat" in f), "(outside udpchat)")
+    held[owner.split("::h")[0]] += int(size)
+clients = int(sys.argv[2])
+print(f"{sum(held.values()) / clients:8.1f} B per client in all")
+for owner, size in held.most_common(20):
+    print(f"{size / clients:8.1f} B per client  {owner[:110]}")
+EOF
