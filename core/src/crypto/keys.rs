@@ -342,6 +342,22 @@ impl<'de> serde::Deserialize<'de> for PublicKey {
     }
 }
 
+/// Deserializes a key that comes only once (a one-time prekey), as
+/// [`PublicKey::from_bytes_once`]: checked as any other, not kept in the
+/// cache of decoded keys. A sign-up uploads 50 of them; kept, they pushed
+/// the identity keys the cache is for out of it every 80 sign-ups.
+/// `#[serde(deserialize_with = "keys::once")]`.
+pub fn once<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PublicKey, D::Error> {
+    let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(deserializer)?;
+    PublicKey::from_bytes_once(&bytes).map_err(serde::de::Error::custom)
+}
+
+/// Whether `key` is in the cache of decoded keys.
+#[cfg(test)]
+pub(crate) fn is_cached(key: &PublicKey) -> bool {
+    compressed(&key.to_bytes()).is_ok_and(|c| DECODED.lock().contains_key(&c))
+}
+
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKey({})", self.fingerprint())

@@ -159,6 +159,32 @@ fn a_key_read_again_is_the_same_key() {
 }
 
 #[test]
+fn a_one_time_prekey_read_is_checked_but_not_kept_with_the_keys_that_come_again() {
+    use crate::crypto::sealed::OneTimePrekey;
+    fn encode(value: &impl serde::Serialize) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(value, &mut out).unwrap();
+        out
+    }
+    let (once, again) = (key(31).public(), key(32).public());
+    let prekey = OneTimePrekey {
+        id: 7,
+        public: once.clone(),
+    };
+    let read: OneTimePrekey = ciborium::from_reader(&encode(&prekey)[..]).unwrap();
+    assert_eq!(read, prekey);
+    assert!(!is_cached(&once), "a one-time prekey is not kept");
+    let read: PublicKey = ciborium::from_reader(&encode(&again)[..]).unwrap();
+    assert_eq!(read, again);
+    assert!(is_cached(&again), "an identity key is kept");
+    // Refused as any other key when it is not a point.
+    let mut bad = encode(&prekey);
+    let at = bad.len() - 48;
+    bad[at..].fill(0xff);
+    assert!(ciborium::from_reader::<OneTimePrekey, _>(&bad[..]).is_err());
+}
+
+#[test]
 fn fingerprint_is_stable_for_a_fixed_key() {
     let public = PublicKey::from_spki_pem(P384_SEC1_PUBLIC_PEM).unwrap();
     let fingerprint = public.fingerprint();

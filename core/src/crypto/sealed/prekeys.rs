@@ -58,6 +58,7 @@ impl SignedPrekey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OneTimePrekey {
     pub id: u32,
+    #[serde(deserialize_with = "crate::crypto::keys::once")]
     pub public: PublicKey,
 }
 
