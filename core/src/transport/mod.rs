@@ -173,6 +173,10 @@ where
     ready: VecDeque<P>,
     timers: BTreeSet<(Instant, P)>,
     events: VecDeque<Event<P>>,
+    /// Whole messages a peer delivered in the step under way: made events
+    /// when the step ends ([`Endpoint::refresh`]), so it is empty between
+    /// steps. One queue for all peers, not one each.
+    delivered: VecDeque<Vec<u8>>,
     /// Bytes waiting in reassembly, all peers together.
     reassembly: Meter,
     /// Bytes of messages queued or in flight, all peers together.
@@ -202,6 +206,7 @@ where
             ready: VecDeque::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
+            delivered: VecDeque::new(),
             reassembly: Meter::default(),
             queued: Meter::default(),
         }
@@ -230,7 +235,7 @@ where
             });
         }
         let queued_total = self.queued.bytes();
-        let (peer, config) = self.peer(now, to);
+        let (peer, config, _) = self.peer(now, to);
         if peer.send.queued_bytes() + message.len() > config.max_queued_bytes
             || queued_total + message.len() > config.max_queued_total
         {
@@ -264,16 +269,16 @@ where
     ) -> Result<(), PacketError> {
         match Packet::decode(datagram, self.config.max_message)? {
             Packet::Data { header, payload } => {
-                let (peer, config) = self.peer(now, from);
-                peer.on_data(now, &header, payload, config);
+                let (peer, config, delivered) = self.peer(now, from);
+                peer.on_data(now, (&header, payload), config, delivered);
             }
             Packet::Skip {
                 incarnation,
                 pn,
                 base_seq,
             } => {
-                let (peer, config) = self.peer(now, from);
-                peer.on_skip(now, incarnation, pn, base_seq, config);
+                let (peer, config, delivered) = self.peer(now, from);
+                peer.on_skip(now, (incarnation, pn, base_seq), config, delivered);
             }
             // An ACK cannot make a peer: there is nothing of ours to acknowledge.
             Packet::Ack(ack) => match self.peers.get_mut(&from) {
@@ -291,8 +296,8 @@ where
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.on_ack(now, &ack, &self.config)?;
                 }
-                let (peer, config) = self.peer(now, from);
-                peer.on_data(now, &header, payload, config);
+                let (peer, config, delivered) = self.peer(now, from);
+                peer.on_data(now, (&header, payload), config, delivered);
             }
         }
         self.refresh(from);
@@ -395,9 +400,10 @@ where
         self.peers.get(&peer).map_or(0, |p| p.send.outstanding())
     }
 
-    /// The peer's state, made if it is new; with the config, which the
-    /// caller cannot borrow while it holds the peer.
-    fn peer(&mut self, now: Instant, p: P) -> (&mut Peer, &Config) {
+    /// The peer's state, made if it is new; with the config and the
+    /// queue of delivered messages, which the caller cannot borrow while
+    /// it holds the peer.
+    fn peer(&mut self, now: Instant, p: P) -> (&mut Peer, &Config, &mut VecDeque<Vec<u8>>) {
         let sessions = &mut self.sessions;
         let incarnation = self.incarnation;
         let config = &self.config;
@@ -411,7 +417,7 @@ where
                 meters,
             ))
         });
-        (peer, config)
+        (peer, config, &mut self.delivered)
     }
 
     /// Brings the endpoint's view of one peer up to date after anything
@@ -420,7 +426,7 @@ where
         let Some(peer) = self.peers.get_mut(&p) else {
             return;
         };
-        take_events(p, peer, &mut self.events);
+        take_events(p, &mut self.delivered, peer, &mut self.events);
         peer.spare();
         let deadline = peer.next_deadline(&self.config);
         if deadline != peer.deadline {
@@ -446,7 +452,7 @@ where
             self.timers.remove(&(at, p));
         }
         peer.send.fail_all();
-        take_events(p, &mut peer, &mut self.events);
+        take_events(p, &mut self.delivered, &mut peer, &mut self.events);
     }
 
     #[cfg(test)]
@@ -472,14 +478,17 @@ where
     }
 }
 
-fn take_events<P: Copy>(p: P, peer: &mut Peer, events: &mut VecDeque<Event<P>>) {
-    if let Some(recv) = &mut peer.recv {
-        events.extend(
-            recv.delivered
-                .drain(..)
-                .map(|message| Event::Received { from: p, message }),
-        );
-    }
+fn take_events<P: Copy>(
+    p: P,
+    delivered: &mut VecDeque<Vec<u8>>,
+    peer: &mut Peer,
+    events: &mut VecDeque<Event<P>>,
+) {
+    events.extend(
+        delivered
+            .drain(..)
+            .map(|message| Event::Received { from: p, message }),
+    );
     events.extend(peer.send.finished().map(|(id, outcome)| match outcome {
         Outcome::Delivered => Event::Delivered { to: p, id },
         Outcome::Failed => Event::DeliveryFailed { to: p, id },

@@ -159,29 +159,43 @@ impl Peer {
         self.last_activity = self.last_activity.max(now);
     }
 
-    pub fn on_data(&mut self, now: Instant, header: &DataHeader, payload: &[u8], config: &Config) {
+    /// Takes a DATA packet; the whole messages it completes go to
+    /// `delivered`, in order.
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        (header, payload): (&DataHeader, &[u8]),
+        config: &Config,
+        delivered: &mut VecDeque<Vec<u8>>,
+    ) {
         if let Session::Stale = self.observe(header.incarnation) {
             return;
         }
         self.touch(now);
         let recv = self
             .recv
-            .get_or_insert_with(|| RecvState::new(header.base_seq, config, &self.meter));
-        match recv.on_data(now, header, payload, config) {
+            .get_or_insert_with(|| RecvState::new(header.base_seq, config));
+        match recv.on_data(now, (header, payload), config, &self.meter, delivered) {
             Acknowledge::No => {}
             Acknowledge::Held => self.ack.received(now, header.pn, false, config),
             Acknowledge::Now => self.ack.received(now, header.pn, true, config),
         }
     }
 
-    pub fn on_skip(&mut self, now: Instant, remote: u64, pn: u64, base_seq: u32, config: &Config) {
+    pub fn on_skip(
+        &mut self,
+        now: Instant,
+        (remote, pn, base_seq): (u64, u64, u32),
+        config: &Config,
+        delivered: &mut VecDeque<Vec<u8>>,
+    ) {
         if let Session::Stale = self.observe(remote) {
             return;
         }
         self.touch(now);
         self.recv
-            .get_or_insert_with(|| RecvState::new(base_seq, config, &self.meter))
-            .on_skip(pn, base_seq);
+            .get_or_insert_with(|| RecvState::new(base_seq, config))
+            .on_skip(pn, base_seq, delivered);
         // Rare, and the sender waits on it to move on: at once.
         self.ack.received(now, pn, true, config);
     }

@@ -66,13 +66,10 @@ pub(crate) struct RecvState {
     next_expected: u32,
     /// Messages waiting (in fragments, or behind an earlier one) and those
     /// given up: boxed, and kept only while there are any. Most messages
-    /// come whole and in order, and go straight to `delivered`.
+    /// come whole and in order, and are delivered at once.
     held: Option<Box<Held>>,
-    meter: Meter,
-    pub(crate) delivered: VecDeque<Vec<u8>>,
 }
 
-#[derive(Default)]
 struct Held {
     waiting: BTreeMap<u32, Waiting>,
     /// Incomplete messages by the arrival of their latest fragment.
@@ -83,11 +80,13 @@ struct Held {
     /// them instead and its base_seq moves past them.
     refused: BTreeSet<u32>,
     waiting_bytes: usize,
+    /// The endpoint's count of bytes waiting, all peers together.
+    meter: Meter,
 }
 
-impl Drop for RecvState {
+impl Drop for Held {
     fn drop(&mut self) {
-        self.meter.sub(self.waiting_bytes());
+        self.meter.sub(self.waiting_bytes);
     }
 }
 
@@ -105,30 +104,29 @@ impl RecvState {
                 held.refused.spare();
             }
         }
-        self.delivered.spare();
     }
 
-    pub fn new(next_expected: u32, config: &Config, meter: &Meter) -> RecvState {
+    pub fn new(next_expected: u32, config: &Config) -> RecvState {
         RecvState {
             received: RangeSet::new(max_ack_ranges(config.max_datagram)),
             next_expected,
             held: None,
-            meter: meter.clone(),
-            delivered: VecDeque::new(),
         }
     }
 
     /// Takes one DATA packet; says whether and how soon it is to be
-    /// acknowledged.
+    /// acknowledged. Whole messages it completes, in order, go to
+    /// `delivered`; `meter` counts what waits (see [`Held`]).
     pub fn on_data(
         &mut self,
         now: Instant,
-        header: &DataHeader,
-        payload: &[u8],
+        (header, payload): (&DataHeader, &[u8]),
         config: &Config,
+        meter: &Meter,
+        delivered: &mut VecDeque<Vec<u8>>,
     ) -> Acknowledge {
-        self.skip_to(header.base_seq);
-        let mut answer = self.accept(now, header, payload, config);
+        self.skip_to(header.base_seq, delivered);
+        let mut answer = self.accept(now, header, payload, config, meter, delivered);
         if answer != Acknowledge::No {
             self.received.insert(header.pn);
         }
@@ -137,15 +135,15 @@ impl RecvState {
         if answer == Acknowledge::Held && header.frag_count == 1 && payload.is_empty() {
             answer = Acknowledge::Now;
         }
-        self.deliver_ready();
+        self.deliver_ready(delivered);
         answer
     }
 
     /// Takes a SKIP; it is always acknowledged.
-    pub fn on_skip(&mut self, pn: u64, base_seq: u32) {
-        self.skip_to(base_seq);
+    pub fn on_skip(&mut self, pn: u64, base_seq: u32, delivered: &mut VecDeque<Vec<u8>>) {
+        self.skip_to(base_seq, delivered);
         self.received.insert(pn);
-        self.deliver_ready();
+        self.deliver_ready(delivered);
     }
 
     fn accept(
@@ -154,6 +152,8 @@ impl RecvState {
         header: &DataHeader,
         payload: &[u8],
         config: &Config,
+        meter: &Meter,
+        delivered: &mut VecDeque<Vec<u8>>,
     ) -> Acknowledge {
         let seq = header.msg_seq;
         if seq < self.next_expected {
@@ -168,36 +168,31 @@ impl RecvState {
         let assembling = held.is_some_and(|h| h.waiting.contains_key(&seq));
         if !assembling && header.frag_count == 1 && seq == self.next_expected {
             // The common case: a whole message in order, straight through.
-            self.delivered.push_back(payload.to_vec());
+            delivered.push_back(payload.to_vec());
             self.next_expected += 1;
             return Acknowledge::Held;
         }
-        let (next_expected, meter) = (self.next_expected, &self.meter);
-        self.held.get_or_insert_with(Box::default).accept(
-            now,
-            header,
-            payload,
-            config,
-            next_expected,
-            meter,
-        )
+        let next_expected = self.next_expected;
+        self.held
+            .get_or_insert_with(|| Box::new(Held::new(meter)))
+            .accept(now, header, payload, config, next_expected)
     }
 
     /// The sender finished everything below `base_seq`: what is complete
     /// there is delivered in order, the rest will never come.
-    fn skip_to(&mut self, base_seq: u32) {
+    fn skip_to(&mut self, base_seq: u32, delivered: &mut VecDeque<Vec<u8>>) {
         if base_seq <= self.next_expected {
             return;
         }
         if let Some(held) = &mut self.held {
-            held.skip_to(base_seq, &self.meter, &mut self.delivered);
+            held.skip_to(base_seq, delivered);
         }
         self.next_expected = base_seq;
     }
 
-    fn deliver_ready(&mut self) {
+    fn deliver_ready(&mut self, delivered: &mut VecDeque<Vec<u8>>) {
         if let Some(held) = &mut self.held {
-            held.deliver_ready(&mut self.next_expected, &self.meter, &mut self.delivered);
+            held.deliver_ready(&mut self.next_expected, delivered);
         }
     }
 
@@ -205,7 +200,7 @@ impl RecvState {
     /// reassembly timeout.
     pub fn expire(&mut self, now: Instant, config: &Config) {
         if let Some(held) = &mut self.held {
-            held.expire(now, config, &self.meter);
+            held.expire(now, config);
         }
     }
 
@@ -231,12 +226,23 @@ impl RecvState {
     }
 
     /// Bytes charged for what waits here.
+    #[cfg(test)]
     pub fn waiting_bytes(&self) -> usize {
         self.held.as_ref().map_or(0, |h| h.waiting_bytes)
     }
 }
 
 impl Held {
+    fn new(meter: &Meter) -> Held {
+        Held {
+            waiting: BTreeMap::new(),
+            expiry: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            waiting_bytes: 0,
+            meter: meter.clone(),
+        }
+    }
+
     /// A fragment, or a whole message out of order (see
     /// [`RecvState::accept`]).
     fn accept(
@@ -246,8 +252,8 @@ impl Held {
         payload: &[u8],
         config: &Config,
         next_expected: u32,
-        meter: &Meter,
     ) -> Acknowledge {
+        let meter = &self.meter;
         let seq = header.msg_seq;
         let cost = payload.len() + FRAGMENT_OVERHEAD;
         let head_charge = self.waiting.get(&next_expected).map_or(0, |w| w.charge);
@@ -308,14 +314,14 @@ impl Held {
         }
     }
 
-    fn skip_to(&mut self, base_seq: u32, meter: &Meter, delivered: &mut VecDeque<Vec<u8>>) {
+    fn skip_to(&mut self, base_seq: u32, delivered: &mut VecDeque<Vec<u8>>) {
         while let Some(entry) = self.waiting.first_entry() {
             if *entry.key() >= base_seq {
                 break;
             }
             let (seq, waiting) = entry.remove_entry();
             self.waiting_bytes -= waiting.charge;
-            meter.sub(waiting.charge);
+            self.meter.sub(waiting.charge);
             match waiting.slot {
                 Slot::Complete(message) => delivered.push_back(message),
                 Slot::Assembling(partial) => {
@@ -326,19 +332,14 @@ impl Held {
         self.refused = self.refused.split_off(&base_seq);
     }
 
-    fn deliver_ready(
-        &mut self,
-        next_expected: &mut u32,
-        meter: &Meter,
-        delivered: &mut VecDeque<Vec<u8>>,
-    ) {
+    fn deliver_ready(&mut self, next_expected: &mut u32, delivered: &mut VecDeque<Vec<u8>>) {
         while let Some(entry) = self.waiting.first_entry() {
             if *entry.key() != *next_expected || !matches!(entry.get().slot, Slot::Complete(_)) {
                 break;
             }
             let waiting = entry.remove();
             self.waiting_bytes -= waiting.charge;
-            meter.sub(waiting.charge);
+            self.meter.sub(waiting.charge);
             if let Slot::Complete(message) = waiting.slot {
                 delivered.push_back(message);
             }
@@ -346,7 +347,7 @@ impl Held {
         }
     }
 
-    fn expire(&mut self, now: Instant, config: &Config, meter: &Meter) {
+    fn expire(&mut self, now: Instant, config: &Config) {
         while let Some(&(at, seq)) = self.expiry.first() {
             let due = at
                 .checked_add(config.reassembly_timeout)
@@ -357,7 +358,7 @@ impl Held {
             self.expiry.pop_first();
             if let Some(waiting) = self.waiting.remove(&seq) {
                 self.waiting_bytes -= waiting.charge;
-                meter.sub(waiting.charge);
+                self.meter.sub(waiting.charge);
             }
             self.refused.insert(seq);
             if self.refused.len() > MAX_REFUSED {
