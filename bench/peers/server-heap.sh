@@ -4,7 +4,7 @@
 # against the release server run under heaptrack, then each byte live at
 # the heap's peak charged to the innermost udpchat function on its stack.
 #
-#   bench/peers/server-heap.sh              # K = 10,000 (about 2 minutes)
+#   bench/peers/server-heap.sh              # K = 10,000 (about 3 minutes)
 #   bench/peers/server-heap.sh 2000
 #
 # Needs heaptrack (apt-get install heaptrack) and python3. Build first:
@@ -12,29 +12,35 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${1:-10000}
-OUT=target/bench-results/server-heap
+OUT=$PWD/target/bench-results/server-heap
 BIN=$PWD/target/release
 rm -rf "$OUT"
 mkdir -p "$OUT"
-# The bench starts the server it is given with its own arguments.
-cat > "$OUT/server" <<EOF
-#!/bin/sh
-exec heaptrack -o "$PWD/$OUT/heap" "$BIN/udpchat-server" "\$@"
-EOF
+# The bench starts the server it is given with its own arguments, and
+# kills that process when done. heaptrack and the server under it outlive
+# it, so heaptrack's pid is kept, to stop the server after the bench.
+{
+    echo '#!/bin/sh'
+    echo "heaptrack -o '$OUT/heap' '$BIN/udpchat-server' \"\$@\" &"
+    echo "echo \$! > '$OUT/heaptrack.pid'"
+    echo 'wait'
+} > "$OUT/server"
 chmod +x "$OUT/server"
 "$BIN/udpchat-bench" presence --counts "$K" --idle 10 --no-progress \
     --server-bin "$OUT/server" --out "$OUT"
-# heaptrack writes its file once the server has stopped.
-for _ in $(seq 1 60); do
-    if ls "$OUT"/heap*.zst > /dev/null 2>&1 && ! pgrep -f heaptrack_interpret > /dev/null; then
-        break
-    fi
+HEAPTRACK=$(cat "$OUT/heaptrack.pid")
+# Killed, not stopped: a server going down pushes to every client, and
+# that burst would be the heap's peak.
+pkill -KILL -P "$HEAPTRACK" -f udpchat-server || true
+# heaptrack finishes its file once the server has stopped.
+for _ in $(seq 1 120); do
+    kill -0 "$HEAPTRACK" 2> /dev/null || break
     sleep 1
 done
 heaptrack_print -f "$OUT"/heap*.zst --print-peaks 0 --print-allocators 0 \
     --print-temporary 0 --print-leaks 0 \
     -F "$OUT/peak.stacks" --flamegraph-cost-type peak | grep "peak heap"
-python3 - "$OUT/peak.stacks" "$K" <<'EOF'
+python3 - "$OUT/peak.stacks" "$K" << 'PYTHON'
 import collections, sys
 
 held = collections.Counter()
@@ -47,4 +53,4 @@ clients = int(sys.argv[2])
 print(f"{sum(held.values()) / clients:8.1f} B per client in all")
 for owner, size in held.most_common(20):
     print(f"{size / clients:8.1f} B per client  {owner[:110]}")
-EOF
+PYTHON
