@@ -282,14 +282,18 @@ impl Presence {
     /// order, never its own, and none recorded before it signed in.
     pub fn take_audience(&mut self) -> Vec<(PeerId, Vec<PresenceChange>)> {
         let pending = std::mem::take(&mut self.pending);
-        let hears =
-            |peer: &PeerId, stamp: u64| self.sessions.get(peer).is_some_and(|s| stamp >= s.since);
+        // Another's change, recorded since the session signed in.
+        let hears = |peer: &PeerId, (stamp, change): &(u64, PresenceChange)| {
+            self.sessions
+                .get(peer)
+                .is_some_and(|me| me.name.as_str() != change.user && *stamp >= me.since)
+        };
         let mut heard: HashMap<PeerId, Vec<PresenceChange>> = HashMap::new();
         if self.len() <= self.broadcast_limit {
-            for (name, peer) in &self.by_name {
+            for peer in self.by_name.values() {
                 let mine: Vec<PresenceChange> = pending
                     .iter()
-                    .filter(|(stamp, c)| *name != c.user && hears(peer, *stamp))
+                    .filter(|entry| hears(peer, entry))
                     .map(|(_, c)| c.clone())
                     .collect();
                 if !mine.is_empty() {
@@ -297,13 +301,10 @@ impl Presence {
                 }
             }
         } else {
-            for (stamp, change) in &pending {
+            for entry in &pending {
+                let change = &entry.1;
                 for peer in self.watchers.get(&change.user).into_iter().flatten() {
-                    if self
-                        .sessions
-                        .get(peer)
-                        .is_some_and(|me| me.name.as_str() != change.user && *stamp >= me.since)
-                    {
+                    if hears(peer, entry) {
                         heard.entry(*peer).or_default().push(change.clone());
                     }
                 }

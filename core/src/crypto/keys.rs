@@ -337,9 +337,17 @@ impl serde::Serialize for PublicKey {
 
 impl<'de> serde::Deserialize<'de> for PublicKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(deserializer)?;
-        PublicKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        read(deserializer, PublicKey::from_bytes)
     }
+}
+
+/// A key's bytes, decoded by `decode`.
+fn read<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    decode: fn(&[u8]) -> Result<PublicKey, KeyError>,
+) -> Result<PublicKey, D::Error> {
+    let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(deserializer)?;
+    decode(&bytes).map_err(serde::de::Error::custom)
 }
 
 /// Deserializes a key that comes only once (a one-time prekey), as
@@ -348,8 +356,7 @@ impl<'de> serde::Deserialize<'de> for PublicKey {
 /// the identity keys the cache is for out of it every 80 sign-ups.
 /// `#[serde(deserialize_with = "keys::once")]`.
 pub fn once<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PublicKey, D::Error> {
-    let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(deserializer)?;
-    PublicKey::from_bytes_once(&bytes).map_err(serde::de::Error::custom)
+    read(deserializer, PublicKey::from_bytes_once)
 }
 
 /// Whether `key` is in the cache of decoded keys.

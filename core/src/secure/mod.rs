@@ -234,7 +234,8 @@ impl SecureEndpoint {
             Duration::from_secs(1) / config.handshakes_per_source_per_sec.max(1),
             MAX_HANDSHAKE_SOURCES,
         );
-        let mut endpoint = SecureEndpoint {
+        let next_sweep = now + config.sweep_every();
+        SecureEndpoint {
             config,
             transport,
             static_key,
@@ -246,7 +247,7 @@ impl SecureEndpoint {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             key_fetches: BTreeSet::new(),
-            next_sweep: now,
+            next_sweep,
             busy: busy::Busy::new(now),
             stats: Stats::default(),
             mac1_key,
@@ -262,9 +263,7 @@ impl SecureEndpoint {
             unconfirmed_count: 0,
             meetings: meeting::Meetings::default(),
             relays: relay::Relays::default(),
-        };
-        endpoint.next_sweep = now + endpoint.sweep_every();
-        endpoint
+        }
     }
 
     /// Sets (or clears) this client's identity key: IK handshakes from

@@ -2,12 +2,9 @@
 //! the sweep of idle and unconfirmed sessions, and the transport's own
 //! timers.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{PeerId, SecureEndpoint, State, SWEEP_EVERY};
-
-/// Sessions are not looked through more often than this.
-const MIN_SWEEP_EVERY: Duration = Duration::from_millis(100);
+use super::{PeerId, SecureEndpoint, State};
 
 impl SecureEndpoint {
     /// When [`SecureEndpoint::handle_timeout`] is next due.
@@ -32,16 +29,6 @@ impl SecureEndpoint {
             .min()
     }
 
-    /// How often idle and silent sessions are looked for: often enough
-    /// that a silent one closes within a quarter of
-    /// [`super::SecureConfig::confirmed_silence`] past it.
-    pub(super) fn sweep_every(&self) -> Duration {
-        match self.config.confirmed_silence {
-            Some(silence) => SWEEP_EVERY.min(silence / 4).max(MIN_SWEEP_EVERY),
-            None => SWEEP_EVERY,
-        }
-    }
-
     pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
         self.transport.handle_timeout(now);
         self.gate.rotate(&mut self.rng, now);
@@ -63,7 +50,7 @@ impl SecureEndpoint {
         self.send_keepalives(now);
         self.busy.on_timeout(now, &mut self.conns);
         if now >= self.next_sweep {
-            self.next_sweep = now + self.sweep_every();
+            self.next_sweep = now + self.config.sweep_every();
             let conns = &self.conns;
             self.relays.sweep(now, |peer| conns.contains_key(&peer.0));
             self.expire_probes(now);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::SWEEP_EVERY;
 use crate::transport;
 use crate::wire;
 
@@ -54,6 +55,18 @@ pub struct SecureConfig {
 }
 
 impl SecureConfig {
+    /// How often idle and silent sessions are looked for: often enough
+    /// that a silent one closes within a quarter of
+    /// [`SecureConfig::confirmed_silence`] past it.
+    pub(super) fn sweep_every(&self) -> Duration {
+        /// Sessions are not looked through more often than this.
+        const MIN_SWEEP_EVERY: Duration = Duration::from_millis(100);
+        match self.confirmed_silence {
+            Some(silence) => SWEEP_EVERY.min(silence / 4).max(MIN_SWEEP_EVERY),
+            None => SWEEP_EVERY,
+        }
+    }
+
     /// A server's: sessions that do not sign in within a minute close, a
     /// source holds at most 1,000, and reassembly takes at most 64 MiB in
     /// all (requests are at most 96 KiB).
