@@ -116,6 +116,8 @@ impl Owner for Dispatcher {
             envelope,
             ..
         } = arrival;
+        // The command's name only: what a request carries is the user's.
+        tracing::trace!(peer = %from, cmd = envelope.cmd, id = envelope.id, "arrived");
         let serve = self
             .registry
             .request(&envelope.cmd, &envelope.body)
