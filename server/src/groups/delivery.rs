@@ -29,19 +29,73 @@ use udpchat_core::group::GroupMessage;
 use super::Inner;
 use crate::store::blocking;
 
-type MemberKey = (String, String);
-
 /// How long the cursor writer gathers acknowledgements before it stores
 /// them: what a crash can make come again (clients drop it).
 const CURSOR_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Acknowledged positions, by (group, member).
+/// Acknowledged positions, by group and member.
 #[derive(Default)]
 pub(super) struct Cursors {
     /// The newest known, stored or not.
-    known: HashMap<MemberKey, u64>,
+    known: Positions,
     /// Not stored yet.
-    dirty: HashMap<MemberKey, u64>,
+    dirty: Positions,
+}
+
+/// Positions by group, then by member, found by borrowed names: an
+/// acknowledgement allocates nothing unless it is the member's first.
+#[derive(Default)]
+struct Positions(HashMap<String, HashMap<String, u64>>);
+
+impl Positions {
+    fn get(&self, group: &str, user: &str) -> Option<u64> {
+        self.0.get(group)?.get(user).copied()
+    }
+
+    /// Moves `user`'s position in `group` forward to `seq` (never back);
+    /// whether it moved.
+    fn raise(&mut self, group: &str, user: &str, seq: u64) -> bool {
+        let users = match self.0.get_mut(group) {
+            Some(users) => users,
+            None => self.0.entry(group.to_string()).or_default(),
+        };
+        match users.get_mut(user) {
+            Some(known) if seq <= *known => false,
+            Some(known) => {
+                *known = seq;
+                true
+            }
+            None => {
+                users.insert(user.to_string(), seq);
+                seq > 0
+            }
+        }
+    }
+
+    fn remove(&mut self, group: &str, user: &str) {
+        if let Some(users) = self.0.get_mut(group) {
+            users.remove(user);
+            if users.is_empty() {
+                self.0.remove(group);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every position, as `(group, user, seq)`; none are left.
+    fn take(&mut self) -> Vec<(String, String, u64)> {
+        std::mem::take(&mut self.0)
+            .into_iter()
+            .flat_map(|(group, users)| {
+                users
+                    .into_iter()
+                    .map(move |(user, seq)| (group.clone(), user, seq))
+            })
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -51,7 +105,21 @@ pub(super) struct Live {
 
 pub(super) struct Attachment {
     peer: PeerId,
-    track: Arc<Mutex<Track>>,
+    track: Arc<Tracked>,
+}
+
+/// A member's [`Track`] in one group, with whose it is: what a push's
+/// acknowledgement needs, shared by all of them instead of copied.
+struct Tracked {
+    group: String,
+    user: String,
+    track: Mutex<Track>,
+}
+
+impl Tracked {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Track> {
+        self.track.lock()
+    }
 }
 
 /// What one member's session has been given of one group.
@@ -116,14 +184,7 @@ pub(super) async fn write_cursors(
 impl Inner {
     /// Stores what was acknowledged since the last time, in one transaction.
     pub(super) async fn write_cursors(&self) {
-        let batch: Vec<(String, String, u64)> = {
-            let mut cursors = self.cursors.lock();
-            cursors
-                .dirty
-                .drain()
-                .map(|((group, user), seq)| (group, user, seq))
-                .collect()
-        };
+        let batch = self.cursors.lock().dirty.take();
         if batch.is_empty() {
             return;
         }
@@ -149,39 +210,39 @@ impl Inner {
 
     /// Records that `user` has everything of `group` up to `seq`.
     fn acknowledged(&self, group: &str, user: &str, seq: u64) {
-        let key = (group.to_string(), user.to_string());
         let mut cursors = self.cursors.lock();
-        let known = cursors.known.entry(key.clone()).or_insert(0);
-        if seq <= *known {
+        if !cursors.known.raise(group, user, seq) {
             return;
         }
-        *known = seq;
-        cursors.dirty.insert(key, seq);
-        let _ = self.wake_writer.send(());
+        // The writer takes every position there is when it runs: it needs
+        // waking only for the first since then.
+        let idle = cursors.dirty.is_empty();
+        cursors.dirty.raise(group, user, seq);
+        if idle {
+            let _ = self.wake_writer.send(());
+        }
     }
 
     pub(super) fn forget(&self, group: &str, user: &str) {
-        let key = (group.to_string(), user.to_string());
         let mut cursors = self.cursors.lock();
-        cursors.known.remove(&key);
-        cursors.dirty.remove(&key);
+        cursors.known.remove(group, user);
+        cursors.dirty.remove(group, user);
     }
 
     /// Hands a parcel of messages to an attached member's session; its
     /// cursor moves when the client acknowledges it.
-    fn push(self: &Arc<Self>, group: &str, user: &str, attachment: &Attachment, parcel: &Parcel) {
+    fn push(self: &Arc<Self>, attachment: &Attachment, parcel: &Parcel) {
         {
             let mut track = attachment.track.lock();
             track.outstanding.extend(parcel.seqs.iter().copied());
             track.queued = track.queued.max(parcel.seqs.last().copied().unwrap_or(0));
         }
-        let (inner, track) = (self.clone(), attachment.track.clone());
-        let (group, user, seqs) = (group.to_string(), user.to_string(), parcel.seqs.clone());
+        let (inner, tracked, seqs) = (self.clone(), attachment.track.clone(), parcel.seqs.clone());
         // Told on the network thread when the client acknowledged it (or
         // it failed): no task per member and message.
         let then = move |result: Result<(), CommandError>| {
             let cursor = {
-                let mut track = track.lock();
+                let mut track = tracked.lock();
                 match result {
                     Ok(()) => {
                         for seq in seqs.iter() {
@@ -190,6 +251,7 @@ impl Inner {
                         Some(track.cursor())
                     }
                     Err(e) => {
+                        let (group, user) = (&tracked.group, &tracked.user);
                         tracing::debug!(group, user, ?seqs, "group messages not delivered: {e}");
                         track.broken = true;
                         None
@@ -197,26 +259,25 @@ impl Inner {
                 }
             };
             if let Some(cursor) = cursor {
-                inner.acknowledged(&group, &user, cursor);
+                inner.acknowledged(&tracked.group, &tracked.user, cursor);
             }
         };
         self.link
             .push_then(attachment.peer, parcel.push.clone(), then);
     }
 
-    /// Hands `user` what of `messages` (in order) others sent, a parcel at
-    /// a time, and moves its cursor past its own.
+    /// Hands the attached member what of `messages` (in order) others
+    /// sent, a parcel at a time, and moves its cursor past its own.
     fn deliver(
         self: &Arc<Self>,
-        group: &str,
-        user: &str,
         attachment: &Attachment,
         messages: &[GroupMessage],
         parcels: &[Parcel],
     ) {
+        let user = attachment.track.user.as_str();
         if !attachment.track.lock().broken {
             for parcel in parcels {
-                self.push(group, user, attachment, parcel);
+                self.push(attachment, parcel);
             }
         }
         for message in messages.iter().filter(|m| m.from == user) {
@@ -262,25 +323,23 @@ impl Inner {
                 }
             }
         };
-        let known = self
-            .cursors
-            .lock()
-            .known
-            .get(&(group.to_string(), user.to_string()))
-            .copied()
-            .unwrap_or(0);
+        let known = self.cursors.lock().known.get(group, user).unwrap_or(0);
         let cursor = stored.max(known);
         let (store, name) = (self.store.clone(), group.to_string());
         let backlog = blocking(move || store.messages_after(&name, cursor)).await?;
         let attachment = Attachment {
             peer,
-            track: Arc::new(Mutex::new(Track {
-                queued: cursor,
-                ..Track::default()
-            })),
+            track: Arc::new(Tracked {
+                group: group.to_string(),
+                user: user.to_string(),
+                track: Mutex::new(Track {
+                    queued: cursor,
+                    ..Track::default()
+                }),
+            }),
         };
         let parcels = parcels(backlog.iter().filter(|m| m.from != user));
-        self.deliver(group, user, &attachment, &backlog, &parcels);
+        self.deliver(&attachment, &backlog, &parcels);
         live.attached.insert(user.to_string(), attachment);
         Ok(())
     }
@@ -325,7 +384,7 @@ impl Inner {
                                 .filter(|m| m.seq > queued && Some(m.from.as_str()) != sender),
                         )
                     });
-                    self.deliver(group, member, attachment, messages, parcels);
+                    self.deliver(attachment, messages, parcels);
                 }
                 _ => {
                     if let Err(e) = self.attach(live, group, member, peer, Some(*cursor)).await {

@@ -186,17 +186,14 @@ fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
 /// The group as it is inside `tx`.
 fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, StoreError> {
     let Some((owner, open, private)) = tx
-        .query_row(
-            "SELECT owner, open, private FROM chat_groups WHERE name = ?1",
-            [name],
-            |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, i64>(1)? != 0,
-                    r.get::<_, i64>(2)? != 0,
-                ))
-            },
-        )
+        .prepare_cached("SELECT owner, open, private FROM chat_groups WHERE name = ?1")?
+        .query_row([name], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, i64>(1)? != 0,
+                r.get::<_, i64>(2)? != 0,
+            ))
+        })
         .optional()?
     else {
         return Ok(None);
@@ -359,7 +356,12 @@ impl GroupStore for SqliteStore {
     ) -> Result<Appended, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        let info = existing_group(&tx, group)?;
+        // The group's row alone: its members come with their cursors below.
+        let private = tx
+            .prepare_cached("SELECT private FROM chat_groups WHERE name = ?1")?
+            .query_row([group], |r| Ok(r.get::<_, i64>(0)? != 0))
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchGroup(group.to_string()))?;
         let members = {
             let mut query = tx.prepare_cached(
                 "SELECT user, cursor FROM group_members WHERE group_name = ?1 ORDER BY user",
@@ -371,7 +373,7 @@ impl GroupStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        let taking = Taking::new(group, info.private, &members);
+        let taking = Taking::new(group, private, &members);
         let mut appended = Vec::with_capacity(drafts.len());
         {
             let mut insert = tx.prepare_cached(
@@ -403,12 +405,12 @@ impl GroupStore for SqliteStore {
         }
         // The newest `keep` stay; the bound is what `group history` and a
         // long-absent member can reach back to.
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM group_messages WHERE group_name = ?1 AND seq <= (
                 SELECT seq FROM group_messages WHERE group_name = ?1
                 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-            params![group, keep as i64],
-        )?;
+        )?
+        .execute(params![group, keep as i64])?;
         tx.commit()?;
         Ok((appended, members))
     }
