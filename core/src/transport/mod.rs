@@ -110,6 +110,9 @@ pub enum SendError {
     SequenceExhausted,
     #[error("too much is already queued for this peer (or for all of them)")]
     QueueFull,
+    /// From the secure layer: the session is closed (or never was).
+    #[error("that session is closed")]
+    NoSession,
 }
 
 /// Why a datagram was rejected; nothing about the peer changed.
@@ -325,22 +328,27 @@ where
     }
 
     /// When [`Endpoint::handle_timeout`] is next due; `None` when no peer
-    /// needs a timer (nothing outstanding, no peer left to forget).
+    /// needs a timer (nothing outstanding, no peer left to forget). It may
+    /// come before anything is due: a peer's timer that moved later is
+    /// set again only when its earlier time comes (see `refresh`).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|&(at, _)| at)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<P> = self
+        let due: Vec<(Instant, P)> = self
             .timers
             .iter()
             .take_while(|&&(at, _)| at <= now)
-            .map(|&(_, p)| p)
+            .copied()
             .collect();
-        for p in due {
+        for entry in due {
+            let p = entry.1;
+            self.timers.remove(&entry);
             let Some(peer) = self.peers.get_mut(&p) else {
                 continue;
             };
+            peer.deadline = None;
             peer.on_timeout(now, &self.config);
             if peer.is_expired(now, &self.config) {
                 self.remove_peer(p);
@@ -429,7 +437,19 @@ where
         take_events(p, &mut self.delivered, peer, &mut self.events);
         peer.spare();
         let deadline = peer.next_deadline(&self.config);
-        if deadline != peer.deadline {
+        // The peer's entry in the timers moves only earlier. Every
+        // datagram heard pushes the idle timer back (and, while its
+        // acknowledgement is about to go, takes it away), every
+        // acknowledgement the probe timer: moving the entry each time cost
+        // two searches of the tree per datagram. An entry left early fires,
+        // finds nothing due, and is set again from the peer's deadline
+        // then ([`Endpoint::handle_timeout`]).
+        let earlier = match (peer.deadline, deadline) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new < old,
+        };
+        if earlier {
             if let Some(old) = peer.deadline {
                 self.timers.remove(&(old, p));
             }
@@ -467,6 +487,13 @@ where
         self.peers.get(&p).is_some_and(|peer| {
             peer.send.at_rest() && peer.recv.as_ref().is_none_or(|r| r.at_rest())
         })
+    }
+
+    /// When `p` next has something due, whatever its entry in the timers
+    /// says (that may be earlier: see `refresh`).
+    #[cfg(test)]
+    fn deadline_of(&self, p: P) -> Option<Instant> {
+        self.peers.get(&p)?.next_deadline(&self.config)
     }
 
     #[cfg(test)]

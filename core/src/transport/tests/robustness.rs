@@ -223,7 +223,8 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     );
 
     let expiry = now + config.reassembly_timeout;
-    assert_eq!(endpoint.poll_timeout(), Some(expiry));
+    assert_eq!(endpoint.deadline_of(7), Some(expiry));
+    assert!(endpoint.poll_timeout().is_some_and(|at| at <= expiry));
     endpoint.handle_timeout(expiry);
     assert_eq!(endpoint.waiting_bytes(7), 0);
     // The rest of an expired message is no longer acknowledged: the sender
@@ -241,8 +242,12 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
         .unwrap();
     assert!(endpoint.poll_transmit(expiry).is_none());
     // Nothing waits any more: only the idle timer is left, then nothing.
-    assert_eq!(endpoint.poll_timeout(), Some(expiry + config.idle_timeout));
-    endpoint.handle_timeout(expiry + config.idle_timeout);
+    let idle = expiry + config.idle_timeout;
+    assert_eq!(endpoint.deadline_of(7), Some(idle));
+    assert!(endpoint.poll_timeout().is_some_and(|at| at <= idle));
+    endpoint.handle_timeout(idle - Duration::from_millis(1));
+    assert_eq!(endpoint.peer_count(), 1, "forgotten before its idle time");
+    endpoint.handle_timeout(idle);
     assert_eq!((endpoint.poll_timeout(), endpoint.peer_count()), (None, 0));
 }
 
@@ -352,4 +357,55 @@ fn a_peer_that_never_acknowledges_gets_a_bounded_queue() {
         "forgetting a peer frees its queue"
     );
     endpoint.send(now, 9, vec![0; 1000]).unwrap();
+}
+
+/// A peer heard again is kept for a whole idle timeout after the last
+/// datagram. Its timer entry is not moved on every datagram; the entry
+/// left behind fires early, finds nothing due, and is set again.
+#[test]
+fn a_peer_heard_again_is_forgotten_an_idle_timeout_after_the_last_datagram_not_the_first() {
+    let config = Config::default();
+    let mut endpoint = Endpoint::<u8>::new(config.clone(), 1);
+    let start = Instant::now();
+    // Two messages, so that the acknowledgement goes at once rather than
+    // on a timer of its own.
+    let heard = |endpoint: &mut Endpoint<u8>, at: Instant, first: u32| {
+        for seq in [first, first + 1] {
+            let header = DataHeader {
+                incarnation: 99,
+                pn: u64::from(seq),
+                msg_seq: seq,
+                base_seq: 0,
+                frag_index: 0,
+                frag_count: 1,
+            };
+            endpoint
+                .handle_datagram(at, 7, &header.encode(b"still here"))
+                .unwrap();
+        }
+        assert!(endpoint.poll_transmit(at).is_some(), "acknowledged at once");
+        while endpoint.poll_transmit(at).is_some() {}
+        while endpoint.poll_event().is_some() {}
+    };
+    heard(&mut endpoint, start, 0);
+    let again = start + config.idle_timeout / 2;
+    while let Some(at) = endpoint.poll_timeout().filter(|&at| at <= again) {
+        endpoint.handle_timeout(at);
+    }
+    assert_eq!(endpoint.poll_timeout(), Some(start + config.idle_timeout));
+    heard(&mut endpoint, again, 2);
+    let idle = again + config.idle_timeout;
+    assert_eq!(endpoint.deadline_of(7), Some(idle));
+    // Every timer that comes before the real one finds the peer still wanted.
+    let mut fired = 0;
+    while let Some(at) = endpoint.poll_timeout().filter(|&at| at < idle) {
+        endpoint.handle_timeout(at);
+        assert_eq!(endpoint.peer_count(), 1, "forgotten at {:?}", at - start);
+        fired += 1;
+        assert!(fired < 10, "the early timer keeps firing");
+    }
+    assert_eq!(fired, 1, "the first idle time, left where it was");
+    assert_eq!(endpoint.poll_timeout(), Some(idle));
+    endpoint.handle_timeout(idle);
+    assert_eq!((endpoint.peer_count(), endpoint.poll_timeout()), (0, None));
 }
