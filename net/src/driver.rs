@@ -279,6 +279,7 @@ impl Driver {
                     Code::Busy,
                     "too much is already on its way to that peer; try again later",
                 ),
+                SendError::NoSession => CommandError::new(Code::Unreachable, e.to_string()),
                 e => CommandError::new(Code::TooLarge, e.to_string()),
             })
     }

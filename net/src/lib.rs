@@ -51,12 +51,16 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 const KEY_FETCH_WAIT: Duration = Duration::from_secs(1);
 const KEY_FETCH_TRIES: u32 = 3;
 
+/// What is called, on the driver's thread, with a push's fate: see
+/// [`Link::push_each_then`].
+pub type Then = Box<dyn FnOnce(Result<(), CommandError>) + Send>;
+
 /// Who hears whether a push arrived.
 pub(crate) enum Fate {
     /// A task awaiting it.
     Wait(oneshot::Sender<Result<(), CommandError>>),
     /// A call on the driver's thread, when it is known.
-    Call(Box<dyn FnOnce(Result<(), CommandError>) + Send>),
+    Call(Then),
     /// No one: a failure of this push (its tag) is logged.
     Log(&'static str),
 }
@@ -103,6 +107,12 @@ enum Op {
         cmd: &'static str,
         body: Vec<u8>,
         done: Fate,
+    },
+    /// The same packet to each of several sessions.
+    PushEach {
+        cmd: &'static str,
+        body: Vec<u8>,
+        to_each: Vec<(PeerId, Fate)>,
     },
     Reply {
         to: PeerId,
@@ -422,25 +432,24 @@ impl Link {
         }
     }
 
-    /// Queues a one-way packet; `then` is called with its fate (delivered,
-    /// or why not) on the driver's thread, so it must be quick and must
-    /// not block: for bookkeeping such as a group member's position, with
-    /// no task per packet.
-    pub fn push_then(
-        &self,
-        to: PeerId,
-        push: Encoded,
-        then: impl FnOnce(Result<(), CommandError>) + Send + 'static,
-    ) {
+    /// Queues one packet for each of several sessions; each one's `then`
+    /// is called with that packet's fate (delivered, or why not) on the
+    /// driver's thread, so it must be quick and must not block: for
+    /// bookkeeping such as a group member's position, with no task per
+    /// packet. One operation for the driver however many sessions it goes
+    /// to, and the envelope is encoded once: a group's message to a
+    /// hundred members is one of these.
+    pub fn push_each_then(&self, push: Encoded, to_each: Vec<(PeerId, Then)>) {
         let (cmd, body) = push.into_parts();
-        let sent = self.ops.send(Op::Push {
-            to,
-            cmd,
-            body,
-            done: Fate::Call(Box::new(then)),
-        });
-        if let Err(mpsc::error::SendError(Op::Push { done, .. })) = sent {
-            done.tell(Err(link_closed()));
+        let to_each = to_each
+            .into_iter()
+            .map(|(to, then)| (to, Fate::Call(then)))
+            .collect();
+        let sent = self.ops.send(Op::PushEach { cmd, body, to_each });
+        if let Err(mpsc::error::SendError(Op::PushEach { to_each, .. })) = sent {
+            for (_, done) in to_each {
+                done.tell(Err(link_closed()));
+            }
         }
     }
 

@@ -354,11 +354,12 @@ impl SecureEndpoint {
         peer: PeerId,
         message: Vec<u8>,
     ) -> Result<MessageId, SendError> {
-        if let Some(conn) = self.conns.get_mut(&peer.0) {
-            conn.last_active = now;
-            // An empty message is a keepalive (`Link::keep_alive`).
-            conn.carried |= !message.is_empty();
-        }
+        // Queued for a session that is gone, it would wait out every try
+        // before failing: it fails now.
+        let conn = self.conns.get_mut(&peer.0).ok_or(SendError::NoSession)?;
+        conn.last_active = now;
+        // An empty message is a keepalive (`Link::keep_alive`).
+        conn.carried |= !message.is_empty();
         self.transport.send(now, peer, message)
     }
 

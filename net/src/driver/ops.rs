@@ -53,6 +53,12 @@ impl Driver {
                 body,
                 done,
             } => self.push(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body), done),
+            Op::PushEach { cmd, body, to_each } => {
+                let envelope = Envelope::encode_parts(cmd, 0, Kind::Push, &body);
+                for (to, done) in to_each {
+                    self.push(to, envelope.clone(), done);
+                }
+            }
             Op::Reply {
                 to,
                 cmd,

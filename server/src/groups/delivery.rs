@@ -25,6 +25,7 @@ use udpchat_commands::group_messages::{parcels, Parcel};
 use udpchat_core::context::PeerId;
 use udpchat_core::error::CommandError;
 use udpchat_core::group::GroupMessage;
+use udpchat_net::{Link, Then};
 
 use super::Inner;
 use crate::store::blocking;
@@ -143,6 +144,35 @@ impl Track {
     }
 }
 
+/// The pushes of one fan-out, by parcel: each parcel goes to the link
+/// once, with every member it is for. Members given the same messages
+/// share one list of parcels, so sending the parcels in the order first
+/// given keeps each member's order.
+#[derive(Default)]
+struct Pushes {
+    parcels: Vec<(Parcel, Vec<(PeerId, Then)>)>,
+    /// Where each parcel is in `parcels`, by the address of its shared
+    /// sequence numbers (alive as long as the clone kept there).
+    index: HashMap<usize, usize>,
+}
+
+impl Pushes {
+    fn add(&mut self, parcel: &Parcel, to: PeerId, then: Then) {
+        let key = Arc::as_ptr(&parcel.seqs).cast::<u64>() as usize;
+        let at = *self.index.entry(key).or_insert_with(|| {
+            self.parcels.push((parcel.clone(), Vec::new()));
+            self.parcels.len() - 1
+        });
+        self.parcels[at].1.push((to, then));
+    }
+
+    fn send(self, link: &Link) {
+        for (parcel, to_each) in self.parcels {
+            link.push_each_then(parcel.push, to_each);
+        }
+    }
+}
+
 /// A group's lock; releases the group's entry when nobody needs it.
 pub(super) struct Locked {
     inner: Arc<Inner>,
@@ -229,9 +259,10 @@ impl Inner {
         cursors.dirty.remove(group, user);
     }
 
-    /// Hands a parcel of messages to an attached member's session; its
-    /// cursor moves when the client acknowledges it.
-    fn push(self: &Arc<Self>, attachment: &Attachment, parcel: &Parcel) {
+    /// Hands a parcel of messages to an attached member's session (among
+    /// `pushes`, sent together); its cursor moves when the client
+    /// acknowledges it.
+    fn push(self: &Arc<Self>, pushes: &mut Pushes, attachment: &Attachment, parcel: &Parcel) {
         {
             let mut track = attachment.track.lock();
             track.outstanding.extend(parcel.seqs.iter().copied());
@@ -240,7 +271,7 @@ impl Inner {
         let (inner, tracked, seqs) = (self.clone(), attachment.track.clone(), parcel.seqs.clone());
         // Told on the network thread when the client acknowledged it (or
         // it failed): no task per member and message.
-        let then = move |result: Result<(), CommandError>| {
+        let then: Then = Box::new(move |result: Result<(), CommandError>| {
             let cursor = {
                 let mut track = tracked.lock();
                 match result {
@@ -261,15 +292,15 @@ impl Inner {
             if let Some(cursor) = cursor {
                 inner.acknowledged(&tracked.group, &tracked.user, cursor);
             }
-        };
-        self.link
-            .push_then(attachment.peer, parcel.push.clone(), then);
+        });
+        pushes.add(parcel, attachment.peer, then);
     }
 
     /// Hands the attached member what of `messages` (in order) others
     /// sent, a parcel at a time, and moves its cursor past its own.
     fn deliver(
         self: &Arc<Self>,
+        pushes: &mut Pushes,
         attachment: &Attachment,
         messages: &[GroupMessage],
         parcels: &[Parcel],
@@ -277,7 +308,7 @@ impl Inner {
         let user = attachment.track.user.as_str();
         if !attachment.track.lock().broken {
             for parcel in parcels {
-                self.push(attachment, parcel);
+                self.push(pushes, attachment, parcel);
             }
         }
         for message in messages.iter().filter(|m| m.from == user) {
@@ -339,7 +370,9 @@ impl Inner {
             }),
         };
         let parcels = parcels(backlog.iter().filter(|m| m.from != user));
-        self.deliver(&attachment, &backlog, &parcels);
+        let mut pushes = Pushes::default();
+        self.deliver(&mut pushes, &attachment, &backlog, &parcels);
+        pushes.send(&self.link);
         live.attached.insert(user.to_string(), attachment);
         Ok(())
     }
@@ -368,6 +401,7 @@ impl Inner {
         // Members who sent none of them and were given the same so far
         // get the same parcels.
         let mut packed: HashMap<(Option<&str>, u64), Vec<Parcel>> = HashMap::new();
+        let mut pushes = Pushes::default();
         for (member, cursor) in members {
             let Some(peer) = self.online(member) else {
                 live.attached.remove(member);
@@ -384,7 +418,7 @@ impl Inner {
                                 .filter(|m| m.seq > queued && Some(m.from.as_str()) != sender),
                         )
                     });
-                    self.deliver(attachment, messages, parcels);
+                    self.deliver(&mut pushes, attachment, messages, parcels);
                 }
                 _ => {
                     if let Err(e) = self.attach(live, group, member, peer, Some(*cursor)).await {
@@ -393,6 +427,7 @@ impl Inner {
                 }
             }
         }
+        pushes.send(&self.link);
     }
 }
 
