@@ -7,27 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use udpchat_core::crypto::keys::StaticKey;
-use udpchat_core::packet::{decode_body, Encoded, Packet, Push};
+use udpchat_core::packet::{decode_body, Encoded};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, INBOX_CAPACITY};
 
-/// A push the test counts.
-struct Note;
+mod common;
 
-#[derive(Serialize, Deserialize)]
-struct Number(usize);
-
-impl Packet for Note {
-    const TAG: &'static str = "note";
-}
-
-impl Push for Note {
-    const SERVER_ONLY: bool = false;
-    type Body = Number;
-}
+use common::{Note, Number};
 
 /// A receiving client (its Link and inbox) and a sending one with an
 /// end-to-end session to it.

@@ -4,26 +4,15 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use udpchat_core::crypto::keys::StaticKey;
-use udpchat_core::packet::{decode_body, Encoded, Packet, Push};
+use udpchat_core::packet::{decode_body, Encoded};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, Then};
 
-struct Note;
+mod common;
 
-#[derive(Serialize, Deserialize)]
-struct Number(usize);
-
-impl Packet for Note {
-    const TAG: &'static str = "note";
-}
-
-impl Push for Note {
-    const SERVER_ONLY: bool = false;
-    type Body = Number;
-}
+use common::{Note, Number};
 
 /// A client listening on loopback, and the sender's session to it.
 async fn receiver(sender: &Link) -> (Link, Inbox, Peer) {

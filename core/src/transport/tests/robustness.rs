@@ -155,6 +155,19 @@ fn no_datagram_exceeds_a_small_max_datagram() {
     assert!(stats.largest <= 300 && stats.too_big == 0, "{stats:?}");
 }
 
+/// Packet `pn` of peer 7's one incarnation (99): fragment `frag_index` of
+/// `frag_count` of message `msg_seq`.
+fn fragment(pn: u64, msg_seq: u32, frag_index: u16, frag_count: u16) -> DataHeader {
+    DataHeader {
+        incarnation: 99,
+        pn,
+        msg_seq,
+        base_seq: 0,
+        frag_index,
+        frag_count,
+    }
+}
+
 #[test]
 fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     let config = Config {
@@ -166,14 +179,7 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     let payload = vec![0u8; config.max_datagram - DATA_HEADER_LEN];
     let mut acked = 0;
     for seq in 1..=500u32 {
-        let header = DataHeader {
-            incarnation: 99,
-            pn: u64::from(seq),
-            msg_seq: seq,
-            base_seq: 0,
-            frag_index: 0,
-            frag_count: 4,
-        };
+        let header = fragment(u64::from(seq), seq, 0, 4);
         endpoint
             .handle_datagram(now, 7, &header.encode(&payload))
             .unwrap();
@@ -197,14 +203,7 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     // would leave the full buffer stuck for good.
     let mut head = Vec::new();
     for frag_index in 0..3 {
-        let header = DataHeader {
-            incarnation: 99,
-            pn: 1000 + u64::from(frag_index),
-            msg_seq: 0,
-            base_seq: 0,
-            frag_index,
-            frag_count: 3,
-        };
+        let header = fragment(1000 + u64::from(frag_index), 0, frag_index, 3);
         endpoint
             .handle_datagram(now, 7, &header.encode(&payload))
             .unwrap();
@@ -229,14 +228,7 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
     assert_eq!(endpoint.waiting_bytes(7), 0);
     // The rest of an expired message is no longer acknowledged: the sender
     // is to report it failed, not Delivered.
-    let late = DataHeader {
-        incarnation: 99,
-        pn: 2000,
-        msg_seq: 1,
-        base_seq: 0,
-        frag_index: 1,
-        frag_count: 4,
-    };
+    let late = fragment(2000, 1, 1, 4);
     endpoint
         .handle_datagram(expiry, 7, &late.encode(&payload))
         .unwrap();
@@ -371,16 +363,12 @@ fn a_peer_heard_again_is_forgotten_an_idle_timeout_after_the_last_datagram_not_t
     // on a timer of its own.
     let heard = |endpoint: &mut Endpoint<u8>, at: Instant, first: u32| {
         for seq in [first, first + 1] {
-            let header = DataHeader {
-                incarnation: 99,
-                pn: u64::from(seq),
-                msg_seq: seq,
-                base_seq: 0,
-                frag_index: 0,
-                frag_count: 1,
-            };
             endpoint
-                .handle_datagram(at, 7, &header.encode(b"still here"))
+                .handle_datagram(
+                    at,
+                    7,
+                    &fragment(u64::from(seq), seq, 0, 1).encode(b"still here"),
+                )
                 .unwrap();
         }
         assert!(endpoint.poll_transmit(at).is_some(), "acknowledged at once");
