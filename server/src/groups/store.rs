@@ -183,9 +183,13 @@ fn message(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupMessage> {
     })
 }
 
-/// The group as it is inside `tx`.
-fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, StoreError> {
-    let Some((owner, open, private)) = tx
+/// The group's own row inside `tx`: its owner, whether it is open, and
+/// whether it is private.
+fn group_row(
+    tx: &rusqlite::Connection,
+    name: &str,
+) -> Result<Option<(Option<String>, bool, bool)>, StoreError> {
+    Ok(tx
         .prepare_cached("SELECT owner, open, private FROM chat_groups WHERE name = ?1")?
         .query_row([name], |r| {
             Ok((
@@ -194,8 +198,12 @@ fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, 
                 r.get::<_, i64>(2)? != 0,
             ))
         })
-        .optional()?
-    else {
+        .optional()?)
+}
+
+/// The group as it is inside `tx`.
+fn group_in(tx: &rusqlite::Connection, name: &str) -> Result<Option<GroupInfo>, StoreError> {
+    let Some((owner, open, private)) = group_row(tx, name)? else {
         return Ok(None);
     };
     let mut query =
@@ -357,11 +365,8 @@ impl GroupStore for SqliteStore {
         let mut db = self.db();
         let tx = db.transaction()?;
         // The group's row alone: its members come with their cursors below.
-        let private = tx
-            .prepare_cached("SELECT private FROM chat_groups WHERE name = ?1")?
-            .query_row([group], |r| Ok(r.get::<_, i64>(0)? != 0))
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchGroup(group.to_string()))?;
+        let (_, _, private) =
+            group_row(&tx, group)?.ok_or_else(|| StoreError::NoSuchGroup(group.to_string()))?;
         let members = {
             let mut query = tx.prepare_cached(
                 "SELECT user, cursor FROM group_members WHERE group_name = ?1 ORDER BY user",

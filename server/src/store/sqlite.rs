@@ -112,8 +112,8 @@ impl SqliteStore {
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         // A statement's plan is made once, not again whenever a value
-        // bound to it changes: without this, SQLite (built with STAT4)
-        // prepared a group commit's statements again on every commit.
+        // bound to it may change it: without this, a group commit's cached
+        // statements were prepared again at every step (`sqlite3Reprepare`).
         db.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version > MIGRATIONS.len() as i64 {
