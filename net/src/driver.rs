@@ -295,6 +295,14 @@ impl Driver {
         }
     }
 
+    /// The same push to each of several sessions, its envelope encoded once.
+    fn push_each(&mut self, cmd: &str, body: &[u8], to_each: Vec<(PeerId, Fate)>) {
+        let envelope = Envelope::encode_parts(cmd, 0, Kind::Push, body);
+        for (to, done) in to_each {
+            self.push(to, envelope.clone(), done);
+        }
+    }
+
     /// Sends a request's reply (or error) back on its session.
     fn answer(&mut self, to: PeerId, cmd: &str, id: u64, result: Reply) {
         let envelope = match &result {

@@ -55,6 +55,10 @@ const KEY_FETCH_TRIES: u32 = 3;
 /// [`Link::push_each_then`].
 pub type Then = Box<dyn FnOnce(Result<(), CommandError>) + Send>;
 
+/// Pushes made on the driver's thread when it comes to them, each to
+/// several sessions with a [`Then`] each: see [`Link::push_each_made`].
+pub type MakePushes = Box<dyn FnOnce() -> Vec<(Encoded, Vec<(PeerId, Then)>)> + Send>;
+
 /// Who hears whether a push arrived.
 pub(crate) enum Fate {
     /// A task awaiting it.
@@ -113,6 +117,10 @@ enum Op {
         cmd: &'static str,
         body: Vec<u8>,
         to_each: Vec<(PeerId, Fate)>,
+    },
+    /// Pushes made when the driver comes to them.
+    PushEachMade {
+        make: MakePushes,
     },
     Reply {
         to: PeerId,
@@ -449,6 +457,25 @@ impl Link {
         if let Err(mpsc::error::SendError(Op::PushEach { to_each, .. })) = sent {
             for (_, done) in to_each {
                 done.tell(Err(link_closed()));
+            }
+        }
+    }
+
+    /// As [`Link::push_each_then`], for pushes `make` makes on the
+    /// driver's thread when the driver comes to this operation, not now:
+    /// what the caller gathers for them until then goes in them. A
+    /// group's messages committed while the driver was busy with earlier
+    /// ones reach each member together, in one packet where they fit;
+    /// when it is not busy, at once. `make` must be quick and must not
+    /// block.
+    pub fn push_each_made(&self, make: MakePushes) {
+        if let Err(mpsc::error::SendError(Op::PushEachMade { make })) =
+            self.ops.send(Op::PushEachMade { make })
+        {
+            for (_, to_each) in make() {
+                for (_, then) in to_each {
+                    then(Err(link_closed()));
+                }
             }
         }
     }

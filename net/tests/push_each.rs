@@ -1,6 +1,7 @@
 //! One packet pushed to each of several sessions in one operation: every
 //! live session receives it once, and each session's caller hears that
-//! session's own fate, a session that is gone included.
+//! session's own fate, a session that is gone included. Pushes made when
+//! the driver comes to them carry what was gathered until then.
 
 use std::time::Duration;
 
@@ -78,4 +79,54 @@ async fn one_push_to_several_sessions_reaches_each_once_and_each_hears_its_own_f
     );
     assert_eq!(next_number(&mut inbox_a).await, 8);
     assert_eq!(next_number(&mut inbox_b).await, 8);
+}
+
+/// `push_each_made` runs its maker when the driver comes to it, not when
+/// it is called: what the caller gathers meanwhile goes in the pushes it
+/// makes, in order, and each push's fate is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_made_when_the_driver_comes_to_them_carry_what_was_gathered_until_then() {
+    let (sender, _) = Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
+    let (_a, mut inbox_a, to_a) = receiver(&sender).await;
+
+    let gathered = std::sync::Arc::new(std::sync::Mutex::new(vec![1]));
+    let (fates, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    // Held while more is gathered: the driver, come to the operation,
+    // waits for it, so the maker runs after what follows, whenever the
+    // driver comes.
+    let gathering = gathered.lock().unwrap();
+    {
+        let gathered = gathered.clone();
+        sender.push_each_made(Box::new(move || {
+            let numbers = std::mem::take(&mut *gathered.lock().unwrap());
+            numbers
+                .into_iter()
+                .map(|n| {
+                    let fates = fates.clone();
+                    let then: Then = Box::new(move |result| {
+                        let _ = fates.send((n, result.is_ok()));
+                    });
+                    (Encoded::push::<Note>(&Number(n)), vec![(to_a, then)])
+                })
+                .collect()
+        }));
+    }
+    let mut gathering = gathering;
+    gathering.extend([2, 3]);
+    drop(gathering);
+
+    for n in 1..=3 {
+        assert_eq!(next_number(&mut inbox_a).await, n, "in the order gathered");
+    }
+    let mut told = Vec::new();
+    for _ in 0..3 {
+        let fate = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .unwrap_or_else(|_| panic!("a fate never came; told {told:?}"))
+            .unwrap();
+        told.push(fate);
+    }
+    told.sort();
+    assert_eq!(told, [(1, true), (2, true), (3, true)]);
 }

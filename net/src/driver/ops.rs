@@ -53,10 +53,15 @@ impl Driver {
                 body,
                 done,
             } => self.push(to, Envelope::encode_parts(cmd, 0, Kind::Push, &body), done),
-            Op::PushEach { cmd, body, to_each } => {
-                let envelope = Envelope::encode_parts(cmd, 0, Kind::Push, &body);
-                for (to, done) in to_each {
-                    self.push(to, envelope.clone(), done);
+            Op::PushEach { cmd, body, to_each } => self.push_each(cmd, &body, to_each),
+            Op::PushEachMade { make } => {
+                for (push, to_each) in make() {
+                    let (cmd, body) = push.into_parts();
+                    let to_each = to_each
+                        .into_iter()
+                        .map(|(to, then)| (to, Fate::Call(then)))
+                        .collect();
+                    self.push_each(cmd, &body, to_each);
                 }
             }
             Op::Reply {

@@ -9,6 +9,13 @@
 //! carries the group's messages in the store's order, each once; the
 //! transport keeps that order on the wire.
 //!
+//! What a commit gives the members goes to the network thread through the
+//! group's [`Outbox`]: the network thread packs what it finds there into
+//! pushes when it comes to it. When it is not busy that is at once; when
+//! it is, the messages of several commits reach each member together, one
+//! datagram for several messages, as a TCP stream packs the lines written
+//! while the previous ones were going.
+//!
 //! Acknowledged positions reach the store in batches (one transaction for
 //! whatever arrived meanwhile): a fsync per delivered message would cap
 //! fan-out at the disk's speed. The newest positions are also kept in
@@ -21,11 +28,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedMutexGuard};
-use udpchat_commands::group_messages::{parcels, Parcel};
+use udpchat_commands::group_messages::parcels;
 use udpchat_core::context::PeerId;
 use udpchat_core::error::CommandError;
 use udpchat_core::group::GroupMessage;
-use udpchat_net::{Link, Then};
+use udpchat_core::packet::Encoded;
+use udpchat_net::Then;
 
 use super::Inner;
 use crate::store::blocking;
@@ -102,18 +110,26 @@ impl Positions {
 #[derive(Default)]
 pub(super) struct Live {
     pub(super) attached: HashMap<String, Attachment>,
+    outbox: Arc<Outbox>,
 }
 
 pub(super) struct Attachment {
-    peer: PeerId,
     track: Arc<Tracked>,
 }
 
-/// A member's [`Track`] in one group, with whose it is: what a push's
-/// acknowledgement needs, shared by all of them instead of copied.
+impl Attachment {
+    fn peer(&self) -> PeerId {
+        self.track.peer
+    }
+}
+
+/// A member's [`Track`] in one group, with whose it is and the session it
+/// is attached on: what a push and its acknowledgement need, shared by
+/// all of them instead of copied.
 struct Tracked {
     group: String,
     user: String,
+    peer: PeerId,
     track: Mutex<Track>,
 }
 
@@ -144,33 +160,18 @@ impl Track {
     }
 }
 
-/// The pushes of one fan-out, by parcel: each parcel goes to the link
-/// once, with every member it is for. Members given the same messages
-/// share one list of parcels, so sending the parcels in the order first
-/// given keeps each member's order.
+/// What a group's commits and attachments gave members and the network
+/// thread has not taken yet, in the order given. Not empty means the
+/// network thread is asked to take it (see [`Inner::post`]).
 #[derive(Default)]
-struct Pushes {
-    parcels: Vec<(Parcel, Vec<(PeerId, Then)>)>,
-    /// Where each parcel is in `parcels`, by the address of its shared
-    /// sequence numbers (alive as long as the clone kept there).
-    index: HashMap<usize, usize>,
+struct Outbox {
+    given: Mutex<Vec<Given>>,
 }
 
-impl Pushes {
-    fn add(&mut self, parcel: &Parcel, to: PeerId, then: Then) {
-        let key = Arc::as_ptr(&parcel.seqs).cast::<u64>() as usize;
-        let at = *self.index.entry(key).or_insert_with(|| {
-            self.parcels.push((parcel.clone(), Vec::new()));
-            self.parcels.len() - 1
-        });
-        self.parcels[at].1.push((to, then));
-    }
-
-    fn send(self, link: &Link) {
-        for (parcel, to_each) in self.parcels {
-            link.push_each_then(parcel.push, to_each);
-        }
-    }
+/// Messages (in order) that the same members are given.
+struct Given {
+    messages: Vec<Arc<GroupMessage>>,
+    to: Vec<Arc<Tracked>>,
 }
 
 /// A group's lock; releases the group's entry when nobody needs it.
@@ -259,19 +260,72 @@ impl Inner {
         cursors.dirty.remove(group, user);
     }
 
-    /// Hands a parcel of messages to an attached member's session (among
-    /// `pushes`, sent together); its cursor moves when the client
-    /// acknowledges it.
-    fn push(self: &Arc<Self>, pushes: &mut Pushes, attachment: &Attachment, parcel: &Parcel) {
-        {
-            let mut track = attachment.track.lock();
-            track.outstanding.extend(parcel.seqs.iter().copied());
-            track.queued = track.queued.max(parcel.seqs.last().copied().unwrap_or(0));
+    /// Hands the network thread what `given` holds, through the group's
+    /// outbox: it takes what is there when it comes to it.
+    fn post(self: &Arc<Self>, outbox: &Arc<Outbox>, given: Vec<Given>) {
+        let given = given
+            .into_iter()
+            .filter(|g| !g.to.is_empty() && !g.messages.is_empty());
+        let ask = {
+            let mut waiting = outbox.given.lock();
+            // Not empty: the network thread was asked and has not come yet.
+            let asked = !waiting.is_empty();
+            waiting.extend(given);
+            !asked && !waiting.is_empty()
+        };
+        if ask {
+            let (inner, outbox) = (self.clone(), outbox.clone());
+            self.link
+                .push_each_made(Box::new(move || inner.pushes(&outbox)));
         }
-        let (inner, tracked, seqs) = (self.clone(), attachment.track.clone(), parcel.seqs.clone());
-        // Told on the network thread when the client acknowledged it (or
-        // it failed): no task per member and message.
-        let then: Then = Box::new(move |result: Result<(), CommandError>| {
+    }
+
+    /// On the network thread: everything in the outbox, packed. Each
+    /// member gets what it was given in order, in as few parcels as it
+    /// fits; members given the same share the same parcels.
+    fn pushes(self: &Arc<Self>, outbox: &Outbox) -> Vec<(Encoded, Vec<(PeerId, Then)>)> {
+        let given = std::mem::take(&mut *outbox.given.lock());
+        // Who was given what: the indexes of their lots, in order.
+        let mut alike: HashMap<Vec<usize>, Vec<&Arc<Tracked>>> = HashMap::new();
+        if let [one] = given.as_slice() {
+            alike.insert(vec![0], one.to.iter().collect());
+        } else {
+            let mut shares: HashMap<*const Tracked, (Vec<usize>, &Arc<Tracked>)> = HashMap::new();
+            for (i, lot) in given.iter().enumerate() {
+                for member in &lot.to {
+                    shares
+                        .entry(Arc::as_ptr(member))
+                        .or_insert_with(|| (Vec::new(), member))
+                        .0
+                        .push(i);
+                }
+            }
+            for (share, member) in shares.into_values() {
+                alike.entry(share).or_default().push(member);
+            }
+        }
+        let mut pushes = Vec::new();
+        for (share, members) in alike {
+            let messages = share
+                .iter()
+                .flat_map(|&i| given[i].messages.iter().map(|m| &**m));
+            for parcel in parcels(messages) {
+                let to_each = members
+                    .iter()
+                    .filter(|member| !member.lock().broken)
+                    .map(|member| (member.peer, self.when_finished(member, &parcel.seqs)))
+                    .collect();
+                pushes.push((parcel.push, to_each));
+            }
+        }
+        pushes
+    }
+
+    /// What the network thread is to do when a push of `seqs` to the
+    /// member was acknowledged, or failed: no task per member and message.
+    fn when_finished(self: &Arc<Self>, tracked: &Arc<Tracked>, seqs: &Arc<[u64]>) -> Then {
+        let (inner, tracked, seqs) = (self.clone(), tracked.clone(), seqs.clone());
+        Box::new(move |result: Result<(), CommandError>| {
             let cursor = {
                 let mut track = tracked.lock();
                 match result {
@@ -292,25 +346,30 @@ impl Inner {
             if let Some(cursor) = cursor {
                 inner.acknowledged(&tracked.group, &tracked.user, cursor);
             }
-        });
-        pushes.add(parcel, attachment.peer, then);
+        })
     }
 
-    /// Hands the attached member what of `messages` (in order) others
-    /// sent, a parcel at a time, and moves its cursor past its own.
+    /// Gives the attached member `lot`, what of `messages` (in order) it
+    /// was not given yet and others sent: `lot` is among `given`, shared
+    /// by the members given the same. Moves its cursor past its own.
     fn deliver(
-        self: &Arc<Self>,
-        pushes: &mut Pushes,
+        &self,
+        given: &mut [Given],
         attachment: &Attachment,
         messages: &[GroupMessage],
-        parcels: &[Parcel],
+        lot: usize,
     ) {
-        let user = attachment.track.user.as_str();
-        if !attachment.track.lock().broken {
-            for parcel in parcels {
-                self.push(pushes, attachment, parcel);
+        let tracked = &attachment.track;
+        {
+            let mut track = tracked.lock();
+            let lot = &mut given[lot];
+            if !track.broken && !lot.messages.is_empty() {
+                track.outstanding.extend(lot.messages.iter().map(|m| m.seq));
+                track.queued = track.queued.max(lot.messages.last().map_or(0, |m| m.seq));
+                lot.to.push(tracked.clone());
             }
         }
+        let user = tracked.user.as_str();
         for message in messages.iter().filter(|m| m.from == user) {
             self.own(user, attachment, message);
         }
@@ -340,7 +399,7 @@ impl Inner {
         let attached = live
             .attached
             .get(user)
-            .is_some_and(|a| a.peer == peer && !a.track.lock().broken);
+            .is_some_and(|a| a.peer() == peer && !a.track.lock().broken);
         if attached {
             return Ok(());
         }
@@ -359,20 +418,26 @@ impl Inner {
         let (store, name) = (self.store.clone(), group.to_string());
         let backlog = blocking(move || store.messages_after(&name, cursor)).await?;
         let attachment = Attachment {
-            peer,
             track: Arc::new(Tracked {
                 group: group.to_string(),
                 user: user.to_string(),
+                peer,
                 track: Mutex::new(Track {
                     queued: cursor,
                     ..Track::default()
                 }),
             }),
         };
-        let parcels = parcels(backlog.iter().filter(|m| m.from != user));
-        let mut pushes = Pushes::default();
-        self.deliver(&mut pushes, &attachment, &backlog, &parcels);
-        pushes.send(&self.link);
+        let mut missed = [Given {
+            messages: backlog
+                .iter()
+                .filter(|m| m.from != user)
+                .map(|m| Arc::new(m.clone()))
+                .collect(),
+            to: Vec::new(),
+        }];
+        self.deliver(&mut missed, &attachment, &backlog, 0);
+        self.post(&live.outbox, missed.into());
         live.attached.insert(user.to_string(), attachment);
         Ok(())
     }
@@ -398,27 +463,32 @@ impl Inner {
         live.attached
             .retain(|user, _| names.contains(user.as_str()));
         let senders: HashSet<&str> = messages.iter().map(|m| m.from.as_str()).collect();
+        let shared: Vec<Arc<GroupMessage>> = messages.iter().cloned().map(Arc::new).collect();
         // Members who sent none of them and were given the same so far
-        // get the same parcels.
-        let mut packed: HashMap<(Option<&str>, u64), Vec<Parcel>> = HashMap::new();
-        let mut pushes = Pushes::default();
+        // get the same lot.
+        let mut lots: HashMap<(Option<&str>, u64), usize> = HashMap::new();
+        let mut given: Vec<Given> = Vec::new();
         for (member, cursor) in members {
             let Some(peer) = self.online(member) else {
                 live.attached.remove(member);
                 continue;
             };
             match live.attached.get(member) {
-                Some(attachment) if attachment.peer == peer => {
+                Some(attachment) if attachment.peer() == peer => {
                     let sender = senders.get(member.as_str()).copied();
                     let queued = attachment.track.lock().queued;
-                    let parcels = packed.entry((sender, queued)).or_insert_with(|| {
-                        parcels(
-                            messages
+                    let lot = *lots.entry((sender, queued)).or_insert_with(|| {
+                        given.push(Given {
+                            messages: shared
                                 .iter()
-                                .filter(|m| m.seq > queued && Some(m.from.as_str()) != sender),
-                        )
+                                .filter(|m| m.seq > queued && Some(m.from.as_str()) != sender)
+                                .cloned()
+                                .collect(),
+                            to: Vec::new(),
+                        });
+                        given.len() - 1
                     });
-                    self.deliver(&mut pushes, attachment, messages, parcels);
+                    self.deliver(&mut given, attachment, messages, lot);
                 }
                 _ => {
                     if let Err(e) = self.attach(live, group, member, peer, Some(*cursor)).await {
@@ -427,7 +497,7 @@ impl Inner {
                 }
             }
         }
-        pushes.send(&self.link);
+        self.post(&live.outbox, given);
     }
 }
 
