@@ -95,8 +95,8 @@ async fn pushes_made_when_the_driver_comes_to_them_carry_what_was_gathered_until
     // Held while more is gathered: the driver, come to the operation,
     // waits for it, so the maker runs after what follows, whenever the
     // driver comes.
-    let gathering = gathered.lock().unwrap();
     {
+        let mut gathering = gathered.lock().unwrap();
         let gathered = gathered.clone();
         sender.push_each_made(Box::new(move || {
             let numbers = std::mem::take(&mut *gathered.lock().unwrap());
@@ -111,10 +111,8 @@ async fn pushes_made_when_the_driver_comes_to_them_carry_what_was_gathered_until
                 })
                 .collect()
         }));
+        gathering.extend([2, 3]);
     }
-    let mut gathering = gathering;
-    gathering.extend([2, 3]);
-    drop(gathering);
 
     for n in 1..=3 {
         assert_eq!(next_number(&mut inbox_a).await, n, "in the order gathered");
