@@ -66,9 +66,10 @@ mod spare;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -157,8 +158,8 @@ pub fn decode_and_reencode(datagram: &[u8], max_message: usize) -> Result<Vec<u8
     Ok(Packet::decode(datagram, max_message)?.encode())
 }
 
-/// The reliable endpoint. `P` names a peer: a socket address today, a
-/// session id later.
+/// The reliable endpoint. `P` names a peer: a session of the secure layer
+/// (`secure::PeerId`), or a node of the simulations and tests.
 pub struct Endpoint<P>
 where
     P: Copy + Eq + Hash + Ord + Debug,
@@ -168,10 +169,14 @@ where
     /// Peer states made so far; each one's session id derives from it.
     sessions: u64,
     next_message_id: u64,
-    /// Ordered maps keep every run, and so every simulation, reproducible.
-    /// Boxed: an idle peer costs its own size, not its share of a B-tree
-    /// node sized for eleven.
-    peers: BTreeMap<P, Box<Peer>>,
+    /// Found by hash: a datagram looks its peer up several times, and a
+    /// tree of thousands of peers cost a walk through cold nodes each
+    /// time. The hasher's keys are fixed, so every run, and every
+    /// simulation, is the same (nothing depends on the order anyway); the
+    /// peers are named by the caller (session indexes it drew), not by
+    /// whoever sends datagrams. Boxed: a slot holds a pointer, not the
+    /// peer's 300 bytes at every spare slot of the table.
+    peers: HashMap<P, Box<Peer>, BuildHasherDefault<DefaultHasher>>,
     /// Peers that may have a datagram to send, served in turn.
     ready: VecDeque<P>,
     timers: BTreeSet<(Instant, P)>,
@@ -205,7 +210,7 @@ where
             incarnation,
             sessions: 0,
             next_message_id: 0,
-            peers: BTreeMap::new(),
+            peers: HashMap::default(),
             ready: VecDeque::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
