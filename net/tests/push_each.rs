@@ -40,6 +40,23 @@ async fn next_number(inbox: &mut Inbox) -> usize {
     }
 }
 
+/// The first `count` fates told on `heard`, sorted.
+async fn fates_told<T: Ord + std::fmt::Debug>(
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<(T, bool)>,
+    count: usize,
+) -> Vec<(T, bool)> {
+    let mut told = Vec::new();
+    for _ in 0..count {
+        let fate = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .unwrap_or_else(|_| panic!("a fate never came; told {told:?}"))
+            .unwrap();
+        told.push(fate);
+    }
+    told.sort();
+    told
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_push_to_several_sessions_reaches_each_once_and_each_hears_its_own_fate() {
     let (sender, _) = Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
@@ -60,15 +77,7 @@ async fn one_push_to_several_sessions_reaches_each_once_and_each_hears_its_own_f
         Encoded::push::<Note>(&Number(7)),
         vec![(to_a, then("a")), (to_c, then("gone")), (to_b, then("b"))],
     );
-    let mut told = Vec::new();
-    for _ in 0..3 {
-        let fate = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-            .await
-            .unwrap_or_else(|_| panic!("a fate never came; told {told:?}"))
-            .unwrap();
-        told.push(fate);
-    }
-    told.sort();
+    let told = fates_told(&mut heard, 3).await;
     assert_eq!(told, [("a", true), ("b", true), ("gone", false)]);
     assert_eq!(next_number(&mut inbox_a).await, 7);
     assert_eq!(next_number(&mut inbox_b).await, 7);
@@ -117,14 +126,6 @@ async fn pushes_made_when_the_driver_comes_to_them_carry_what_was_gathered_until
     for n in 1..=3 {
         assert_eq!(next_number(&mut inbox_a).await, n, "in the order gathered");
     }
-    let mut told = Vec::new();
-    for _ in 0..3 {
-        let fate = tokio::time::timeout(Duration::from_secs(10), heard.recv())
-            .await
-            .unwrap_or_else(|_| panic!("a fate never came; told {told:?}"))
-            .unwrap();
-        told.push(fate);
-    }
-    told.sort();
+    let told = fates_told(&mut heard, 3).await;
     assert_eq!(told, [(1, true), (2, true), (3, true)]);
 }
