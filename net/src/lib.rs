@@ -70,6 +70,14 @@ pub(crate) enum Fate {
 }
 
 impl Fate {
+    /// Each session's `then`, called with its push's fate.
+    pub(crate) fn calls(to_each: Vec<(PeerId, Then)>) -> Vec<(PeerId, Fate)> {
+        to_each
+            .into_iter()
+            .map(|(to, then)| (to, Fate::Call(then)))
+            .collect()
+    }
+
     /// Tells whoever it is what became of the push.
     pub(crate) fn tell(self, result: Result<(), CommandError>) {
         match self {
@@ -449,10 +457,7 @@ impl Link {
     /// hundred members is one of these.
     pub fn push_each_then(&self, push: Encoded, to_each: Vec<(PeerId, Then)>) {
         let (cmd, body) = push.into_parts();
-        let to_each = to_each
-            .into_iter()
-            .map(|(to, then)| (to, Fate::Call(then)))
-            .collect();
+        let to_each = Fate::calls(to_each);
         let sent = self.ops.send(Op::PushEach { cmd, body, to_each });
         if let Err(mpsc::error::SendError(Op::PushEach { to_each, .. })) = sent {
             for (_, done) in to_each {

@@ -57,11 +57,7 @@ impl Driver {
             Op::PushEachMade { make } => {
                 for (push, to_each) in make() {
                     let (cmd, body) = push.into_parts();
-                    let to_each = to_each
-                        .into_iter()
-                        .map(|(to, then)| (to, Fate::Call(then)))
-                        .collect();
-                    self.push_each(cmd, &body, to_each);
+                    self.push_each(cmd, &body, Fate::calls(to_each));
                 }
             }
             Op::Reply {

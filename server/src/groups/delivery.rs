@@ -263,9 +263,8 @@ impl Inner {
     /// Hands the network thread what `given` holds, through the group's
     /// outbox: it takes what is there when it comes to it.
     fn post(self: &Arc<Self>, outbox: &Arc<Outbox>, given: Vec<Given>) {
-        let given = given
-            .into_iter()
-            .filter(|g| !g.to.is_empty() && !g.messages.is_empty());
+        // A lot given to nobody: empty, or its members' sessions broke.
+        let given = given.into_iter().filter(|g| !g.to.is_empty());
         let ask = {
             let mut waiting = outbox.given.lock();
             // Not empty: the network thread was asked and has not come yet.
