@@ -30,6 +30,7 @@ impl Packet for GroupMessage {
 
 impl Push for GroupMessage {
     const SERVER_ONLY: bool = true;
+    const ACK_AT_ONCE: bool = false;
     type Body = Line;
 }
 

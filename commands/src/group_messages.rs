@@ -26,6 +26,7 @@ impl Packet for GroupMessages {
 
 impl Push for GroupMessages {
     const SERVER_ONLY: bool = true;
+    const ACK_AT_ONCE: bool = false;
     type Body = Batch;
 }
 

@@ -74,7 +74,9 @@ mod tests {
     /// One line per command and subcommand: how it is typed (its usage
     /// line, for a shell command) or its name (a packet type), then what
     /// handles it: `shell`, `serve` (the server answers its requests),
-    /// `answer` (a client does), `push` (a client takes it pushed).
+    /// `answer` (a client does), `push` (a client takes it pushed, and
+    /// acknowledges it at once), `push(ack-held)` (the acknowledgement may
+    /// wait for the next packet).
     fn line(command: &Command) -> String {
         let typed = if command.is_shell() {
             command.usage()
@@ -85,7 +87,12 @@ mod tests {
             (command.shell.is_some(), "shell"),
             (command.serve.is_some(), "serve"),
             (command.answer.is_some(), "answer"),
-            (command.on_push.is_some(), "push"),
+            (command.on_push.is_some() && command.ack_at_once, "push"),
+            // Its acknowledgement may wait for the next packet.
+            (
+                command.on_push.is_some() && !command.ack_at_once,
+                "push(ack-held)",
+            ),
         ]
         .iter()
         .filter(|(has, _)| *has)
@@ -112,8 +119,8 @@ mod tests {
                 "exit: shell",
                 "going-down: push",
                 "group <subcommand> ...:",
-                "group-message: push",
-                "group-messages: push",
+                "group-message: push(ack-held)",
+                "group-messages: push(ack-held)",
                 "groups: shell serve push",
                 "gsend <group> <message...>: shell serve",
                 "help [command]: shell",
@@ -127,7 +134,7 @@ mod tests {
                 "peers: shell",
                 "ping: serve push",
                 "prekeys: serve push",
-                "presence: push",
+                "presence: push(ack-held)",
                 "punch: push",
                 "receipt: serve",
                 "search <words...>: shell",

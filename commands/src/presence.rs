@@ -22,6 +22,7 @@ impl Packet for Presence {
 
 impl Push for Presence {
     const SERVER_ONLY: bool = true;
+    const ACK_AT_ONCE: bool = false;
     type Body = PresenceChanges;
 }
 

@@ -40,6 +40,14 @@ pub trait Push: Packet {
     /// else the client refuses it, saying so once, before any handler
     /// sees it (see [`crate::registry::Command::on_push`]).
     const SERVER_ONLY: bool;
+    /// Whether the client acknowledges it in the turn it reads it: true
+    /// (the default) when someone may wait on that acknowledgement (a
+    /// person on `delivered`, a server going down, mail the server drops
+    /// once it is taken). A push that comes in a stream nobody waits on
+    /// says false (a group's messages, presence): its acknowledgement
+    /// waits, as a request's does, for a second packet or the max ACK
+    /// delay, so that one ACK answers two pushes (PROTOCOL.md section 4).
+    const ACK_AT_ONCE: bool = true;
     /// What the push carries.
     type Body: Serialize + DeserializeOwned + Send + 'static;
 }

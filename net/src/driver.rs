@@ -11,6 +11,7 @@ use udpchat_core::context::Reply;
 use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{Code, CommandError};
+use udpchat_core::registry::Registry;
 use udpchat_core::secure::{HandshakeDone, PeerId, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
@@ -464,9 +465,14 @@ impl Driver {
                 match (answer, request) {
                     (Some(result), true) => self.answer(from, &cmd, id, result),
                     // A push has no answer to carry its acknowledgement:
-                    // it goes in this turn's sends, not 25 ms later.
-                    (_, false) => self.endpoint.acknowledge(from),
-                    (None, true) => {}
+                    // one whose sender may wait on it is acknowledged in
+                    // this turn's sends, not 25 ms later; one of a stream
+                    // (a group's messages) waits for the next, as a
+                    // request's does, and one ACK answers both.
+                    (_, false) if Registry::global().ack_at_once(&cmd) => {
+                        self.endpoint.acknowledge(from);
+                    }
+                    _ => {}
                 }
             }
             Kind::Reply | Kind::Error => {

@@ -138,6 +138,9 @@ pub struct Command {
     pub answer: Option<Wired<AnswerFn>>,
     /// The client side, for packets pushed to a client.
     pub on_push: Option<Wired<PushFn>>,
+    /// For a push: whether it is acknowledged in the turn it is read
+    /// ([`Push::ACK_AT_ONCE`](crate::packet::Push::ACK_AT_ONCE)).
+    pub ack_at_once: bool,
 }
 
 fn run_shell<S: Shell>(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
@@ -216,6 +219,7 @@ impl Command {
             serve: None,
             answer: None,
             on_push: None,
+            ack_at_once: true,
         }
     }
 
@@ -295,6 +299,7 @@ impl Command {
                 run: run_on_push::<P>,
                 bodies: PushTypes::<P>::ALL,
             }),
+            ack_at_once: P::ACK_AT_ONCE,
             ..self
         }
     }

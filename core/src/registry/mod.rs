@@ -184,6 +184,17 @@ impl Registry {
             .ok_or_else(|| EnvelopeError::UnknownCommand(tag.to_string()))
     }
 
+    /// Whether a push tagged `tag` is acknowledged in the turn it is read
+    /// ([`Push::ACK_AT_ONCE`](crate::packet::Push::ACK_AT_ONCE)); a tag no
+    /// push of this registry has is (it is refused, and nobody should
+    /// send it again).
+    pub fn ack_at_once(&self, tag: &str) -> bool {
+        self.tag(tag)
+            .ok()
+            .and_then(|c| c.on_push.as_ref().map(|_| c.ack_at_once))
+            .unwrap_or(true)
+    }
+
     /// The command that handles a request tagged `tag` with this body: the
     /// tag's command, or for a command with subcommands, the one the
     /// body's `op` names.
