@@ -74,6 +74,9 @@ pub struct Stats {
     pub handshakes_shed: u64,
     /// HELLOs that got their P-384 work.
     pub handshakes_answered: u64,
+    /// Sessions re-keyed: a re-key's WELCOME read (this side started it)
+    /// or a re-key's HELLO admitted (the peer did).
+    pub rekeys: u64,
     /// Meeting checks sent ([`meeting`](super::meeting)).
     pub checks_sent: u64,
     /// What the relay passed on ([`relay`](super::relay)), and what it refused (not

@@ -231,6 +231,7 @@ impl SecureEndpoint {
                 }
                 *remote_index = sender_index;
                 conn.last_heard = now;
+                self.stats.rekeys += 1;
                 // A re-key from a new address moves the session no more
                 // than a DATA packet from there would.
                 self.heard_from(now, old, from, hello_len + wire::HELLO_HEADER_LEN);
@@ -308,7 +309,10 @@ impl SecureEndpoint {
                 previous: None,
             },
         ) {
-            State::Established { session: old, .. } => Some(old),
+            State::Established { session: old, .. } => {
+                self.stats.rekeys += 1;
+                Some(old)
+            }
             State::Handshaking { .. } => None,
         };
         if let State::Established { previous: slot, .. } = &mut conn.state {

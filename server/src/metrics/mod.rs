@@ -153,6 +153,11 @@ impl Metrics {
             stats.handshakes_answered,
         );
         out.counter(
+            "udpchat_rekeys_total",
+            "Sessions re-keyed (a client's re-key HELLO admitted).",
+            stats.rekeys,
+        );
+        out.counter(
             "udpchat_handshakes_shed_total",
             "HELLOs dropped before their P-384 work (over a limit, or waiting too long).",
             stats.handshakes_shed,

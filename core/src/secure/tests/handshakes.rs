@@ -251,6 +251,9 @@ fn a_session_that_only_keeps_alive_is_not_rekeyed_and_one_that_carried_a_message
         .unwrap();
     idle.pump(|_| false);
     assert_eq!(rekeys(&idle), 1, "a message after two quiet hours");
+    // Each side counts it, once.
+    assert_eq!(idle.server.stats().rekeys, 1);
+    assert_eq!(idle.client.stats().rekeys, 1);
     assert!(Pair::received(&mut idle.server)
         .iter()
         .any(|(_, message)| message == b"back"));
