@@ -87,11 +87,13 @@ mod tests {
             (command.shell.is_some(), "shell"),
             (command.serve.is_some(), "serve"),
             (command.answer.is_some(), "answer"),
-            (command.on_push.is_some() && command.ack_at_once, "push"),
-            // Its acknowledgement may wait for the next packet.
             (
-                command.on_push.is_some() && !command.ack_at_once,
-                "push(ack-held)",
+                command.on_push.is_some(),
+                if command.ack_at_once {
+                    "push"
+                } else {
+                    "push(ack-held)"
+                },
             ),
         ]
         .iter()

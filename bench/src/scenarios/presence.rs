@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use udpchat_commands::signup::SignUp;
+use udpchat_core::crypto::session::REKEY_AFTER_MS;
 use udpchat_net::Link;
 
 use super::{params_with, udp_echo, Ctx};
@@ -98,7 +99,8 @@ pub async fn run(
                     .filter(|n| *n > 0)
                 {
                     report.note(format!(
-                        "K={k}: {rekeyed} sessions re-keyed during the idle stretch (10 minutes after their sign-in): a P-384 handshake each, in the server's CPU above"
+                        "K={k}: {rekeyed} sessions re-keyed during the idle stretch ({} s after their sign-in): a P-384 handshake each, in the server's CPU above",
+                        REKEY_AFTER_MS / 1000
                     ));
                 }
                 report.rows.extend(echo);

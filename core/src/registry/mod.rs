@@ -187,12 +187,9 @@ impl Registry {
     /// Whether a push tagged `tag` is acknowledged in the turn it is read
     /// ([`Push::ACK_AT_ONCE`](crate::packet::Push::ACK_AT_ONCE)); a tag no
     /// push of this registry has is (it is refused, and nobody should
-    /// send it again).
+    /// send it again; only a push's descriptor says otherwise).
     pub fn ack_at_once(&self, tag: &str) -> bool {
-        self.tag(tag)
-            .ok()
-            .and_then(|c| c.on_push.as_ref().map(|_| c.ack_at_once))
-            .unwrap_or(true)
+        self.tag(tag).map_or(true, |c| c.ack_at_once)
     }
 
     /// The command that handles a request tagged `tag` with this body: the
