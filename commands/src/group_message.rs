@@ -68,7 +68,8 @@ pub(crate) async fn show(client: &Client, messages: &[Line]) {
     let server = client.session().lock().server;
     let user = client.groups().reader().unwrap_or_default();
     for message in messages {
-        if !first_showing(server, &user, message) {
+        let kept_before = || newest_kept(client, &message.group);
+        if !first_showing(server, &user, message, kept_before) {
             continue;
         }
         match read(client, &user, message).await {
@@ -176,23 +177,54 @@ fn met_sender(output: &Output, names: &mut dyn Names) {
 
 /// Whether `message` is newer than the last one shown from its group.
 /// The server delivers each message once, in order; a message comes again
-/// only if the server lost track of an acknowledgement (it crashed just
-/// after one), and sequence numbers are never reused, so the last number
-/// shown per group is all it takes to show each message once. Commands
-/// keep no state of their own but this: the client process is one client.
-fn first_showing(server: SocketAddr, user: &str, message: &Line) -> bool {
+/// only if the server did not hear this client acknowledge it: the client
+/// was killed in the moment between showing it and acknowledging it (an
+/// acknowledgement of a group's message waits for the next packet, or 25
+/// ms), or the server crashed just after the acknowledgement came.
+/// Sequence numbers are never reused, so the last number shown per group
+/// is all it takes to show each message once: kept here while the client
+/// runs, and the first time a group is heard from, taken from the lines
+/// the user's history kept of it (`kept_before`), so that a client started
+/// again does not show what it showed before it was killed. Commands keep
+/// no state of their own but this: the client process is one client.
+fn first_showing(
+    server: SocketAddr,
+    user: &str,
+    message: &Line,
+    kept_before: impl FnOnce() -> u64,
+) -> bool {
     type Key = (SocketAddr, String, String);
     static SHOWN: Mutex<Option<HashMap<Key, u64>>> = Mutex::new(None);
+    let key = (server, user.to_string(), message.group.clone());
+    let known = SHOWN.lock().as_ref().and_then(|s| s.get(&key).copied());
+    // The history is read without the lock: it waits on the file.
+    let known = known.unwrap_or_else(kept_before);
     let mut shown = SHOWN.lock();
     let last = shown
         .get_or_insert_with(HashMap::new)
-        .entry((server, user.to_string(), message.group.clone()))
-        .or_insert(0);
+        .entry(key)
+        .or_insert(known);
     if message.seq <= *last {
         return false;
     }
     *last = message.seq;
     true
+}
+
+/// The number of the newest line of `group` this user's history kept (0
+/// for none). A history that cannot be read is said in the log, and then
+/// nothing is taken as shown: a line shown twice is better than one lost.
+fn newest_kept(client: &Client, group: &str) -> u64 {
+    match client
+        .history()
+        .newest_number(&Conversation::Group(group.to_string()))
+    {
+        Ok(newest) => newest.unwrap_or(0),
+        Err(e) => {
+            tracing::warn!(group, "history: {}", e.message);
+            0
+        }
+    }
 }
 
 /// `[group1] <bob>: hello everyone`
@@ -242,10 +274,39 @@ mod tests {
     #[test]
     fn a_message_shown_once_is_not_shown_again() {
         let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        assert!(first_showing(server, "carol", &message(5)));
-        assert!(!first_showing(server, "carol", &message(5)));
-        assert!(!first_showing(server, "carol", &message(3)));
-        assert!(first_showing(server, "carol", &message(6)));
-        assert!(first_showing(server, "dave", &message(5)), "per user");
+        let nothing_kept = || 0;
+        assert!(first_showing(server, "carol", &message(5), nothing_kept));
+        assert!(!first_showing(server, "carol", &message(5), nothing_kept));
+        assert!(!first_showing(server, "carol", &message(3), nothing_kept));
+        assert!(first_showing(server, "carol", &message(6), nothing_kept));
+        assert!(
+            first_showing(server, "dave", &message(5), nothing_kept),
+            "per user"
+        );
+    }
+
+    #[test]
+    fn what_the_history_kept_before_the_client_started_is_not_shown_again() {
+        let server: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        let kept_up_to_7 = || 7;
+        assert!(!first_showing(server, "erin", &message(7), kept_up_to_7));
+        assert!(!first_showing(
+            server,
+            "erin",
+            &message(6),
+            || unreachable!()
+        ));
+        assert!(first_showing(
+            server,
+            "erin",
+            &message(8),
+            || unreachable!()
+        ));
+        assert!(!first_showing(
+            server,
+            "erin",
+            &message(8),
+            || unreachable!()
+        ));
     }
 }

@@ -201,6 +201,10 @@ pub trait History: Send + Sync {
     fn search(&self, words: &[&str], count: usize) -> Result<Vec<Kept>, CommandError>;
     /// The conversations with unread lines, most recent first.
     fn unread(&self) -> Result<Vec<Unread>, CommandError>;
+    /// The highest number of a line that came in `conversation` (not one
+    /// the user wrote): in a group, the last of its messages this client
+    /// kept, whatever process kept it.
+    fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError>;
     /// The conversation by that name that has the newest line, if any
     /// has lines (a user and a group may share a name).
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError>;

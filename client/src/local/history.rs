@@ -372,6 +372,26 @@ impl History for LocalStore {
         })
     }
 
+    fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError> {
+        self.with_open(|open| {
+            flush(&open.files);
+            open.files
+                .db
+                .lock()
+                .prepare_cached(
+                    "SELECT max(number) FROM conversation_lines
+                     WHERE kind = ?1 AND name = ?2 AND outgoing = 0",
+                )
+                .and_then(|mut query| {
+                    query.query_row(params![conversation.kind(), conversation.name()], |r| {
+                        r.get::<_, Option<i64>>(0)
+                    })
+                })
+                .map(|n| n.map(|n| n as u64))
+                .map_err(internal)
+        })
+    }
+
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError> {
         self.with_open(|open| {
             flush(&open.files);

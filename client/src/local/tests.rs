@@ -149,6 +149,49 @@ fn a_groups_lines_read_back_in_the_groups_order_not_as_they_came() {
 }
 
 #[test]
+fn the_newest_number_that_came_in_a_group_is_read_back_by_the_next_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = || Conversation::Group("group1".into());
+    let numbered = |from: &str, seq: u64| Line {
+        number: Some(seq),
+        ..line(group(), from, "hi", 1_000 + seq)
+    };
+    {
+        let store = LocalStore::new(dir.path().into(), session("alice"), printer());
+        let history: &dyn History = &store;
+        assert_eq!(history.newest_number(&group()).unwrap(), None);
+        for kept in [numbered("bob", 2), numbered("eve", 4), numbered("alice", 7)] {
+            history.keep(&kept, None).unwrap();
+        }
+        // Numbered stored mail in a direct conversation is another count.
+        history
+            .keep(
+                &Line {
+                    number: Some(99),
+                    ..line(Conversation::User("group1".into()), "bob", "hi", 1)
+                },
+                None,
+            )
+            .unwrap();
+        assert_eq!(history.newest_number(&group()).unwrap(), Some(4));
+    }
+    // The client started again.
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
+    let history: &dyn History = &store;
+    assert_eq!(
+        history.newest_number(&group()).unwrap(),
+        Some(4),
+        "her own line (7) is not one that came"
+    );
+    assert_eq!(
+        history
+            .newest_number(&Conversation::Group("other".into()))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
 fn lines_that_come_in_another_conversation_are_unread_until_theirs_is_opened() {
     let dir = tempfile::tempdir().unwrap();
     let session = session("alice");
