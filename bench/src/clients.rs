@@ -304,14 +304,27 @@ impl SimClient {
 
     /// `list`'s `total`: how many others are signed in.
     pub async fn list_total(&self) -> anyhow::Result<usize> {
-        let users = self.ask::<List>(&ListRequest::default()).await?;
-        Ok(users.total)
+        Ok(self.list().await?.total)
     }
 
-    /// `list`: who is signed in.
-    pub async fn list(&self) -> anyhow::Result<Vec<udpchat_core::names::Name>> {
-        let users = self.ask::<List>(&ListRequest::default()).await?;
-        Ok(users.users)
+    /// `list`: how many names came and how many are signed in. The names
+    /// are checked (CBOR text, one per entry) and counted, not kept: a
+    /// load generator that builds them spent a fifth of its CPU on it
+    /// (PERFORMANCE.md, twelfth part), and a real client lists rarely.
+    pub async fn list(&self) -> anyhow::Result<Listed> {
+        let reply = self
+            .request(Encoded::request::<List>(&ListRequest::default()))
+            .await?;
+        let listed: Listed = decode_reply(&reply).map_err(|e| anyhow!("{}: {e}", List::TAG))?;
+        if listed.names > listed.total || (listed.names == 0 && listed.total > 0) {
+            return Err(anyhow!(
+                "{}: {} names of {} signed in",
+                List::TAG,
+                listed.names,
+                listed.total
+            ));
+        }
+        Ok(listed)
     }
 
     /// `lookup`: where `user`'s client is and its identity key.
@@ -357,4 +370,68 @@ pub async fn sign_up_many(
         })
         .await;
     results.into_iter().collect()
+}
+
+/// A `list` reply (`udpchat_commands::list::Users`), its names counted.
+#[derive(Debug, serde::Deserialize)]
+pub struct Listed {
+    #[serde(rename = "users", deserialize_with = "count_names")]
+    pub names: usize,
+    pub total: usize,
+}
+
+/// Counts a sequence of strings without keeping them.
+fn count_names<'de, D: serde::Deserializer<'de>>(names: D) -> Result<usize, D::Error> {
+    struct Count;
+    impl<'de> serde::de::Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of names")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut count = 0;
+            while seq.next_element::<Name>()?.is_some() {
+                count += 1;
+            }
+            Ok(count)
+        }
+    }
+    /// A name, checked to be text and dropped.
+    struct Name;
+    impl<'de> serde::Deserialize<'de> for Name {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+            struct Text;
+            impl serde::de::Visitor<'_> for Text {
+                type Value = Name;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a name")
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Name, E> {
+                    Ok(Name)
+                }
+            }
+            d.deserialize_str(Text)
+        }
+    }
+    names.deserialize_seq(Count)
+}
+
+#[cfg(test)]
+mod tests {
+    use udpchat_commands::list::Users;
+    use udpchat_core::cbor;
+
+    use super::*;
+
+    #[test]
+    fn a_list_reply_is_counted_and_a_name_that_is_not_text_refused() {
+        let users = Users {
+            users: vec!["alice".into(), "bob".into()],
+            total: 5,
+        };
+        let listed: Listed = decode_reply(&cbor::encode(&users)).unwrap();
+        assert_eq!((listed.names, listed.total), (2, 5));
+        let numbers = serde_json::json!({ "users": [1, 2], "total": 2 });
+        assert!(decode_reply::<Listed>(&cbor::encode(&numbers)).is_err());
+    }
 }
