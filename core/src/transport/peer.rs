@@ -49,6 +49,12 @@ enum Session {
 /// Acknowledgements owed, and when they are due (RFC 9000 13.2.1): the
 /// ACK waits up to `max_ack_delay` for a DATA packet to ride on, but goes
 /// at once after a second packet, or a packet out of order or repeated.
+/// Once a session has received [`BUSY_AFTER`] packets it is a stream, and
+/// the ACK waits for the tenth ([`ACK_EVERY_BUSY`]), as Chromium's QUIC
+/// decimates its ACKs: a group member that reads a busy group's pushes
+/// answered every second one, an ACK for two datagrams. A gap or a repeat
+/// still makes it go at once, so a loss is heard of as soon as before, and
+/// a push someone waits on is acknowledged as it is read (the driver).
 #[derive(Default)]
 struct AckDue {
     /// Something received is not acknowledged yet.
@@ -61,10 +67,18 @@ struct AckDue {
     deadline: Option<Instant>,
     /// The largest packet number received, and when.
     largest: Option<(u64, Instant)>,
+    /// Packets that asked for an acknowledgement, counted up to
+    /// [`BUSY_AFTER`].
+    received: u8,
 }
 
 /// Packets received before the acknowledgement goes at once.
 const ACK_EVERY: u32 = 2;
+/// The same, on a session that received [`BUSY_AFTER`] packets.
+const ACK_EVERY_BUSY: u32 = 10;
+/// Packets a session receives before its ACKs go every
+/// [`ACK_EVERY_BUSY`] packets.
+const BUSY_AFTER: u8 = 100;
 
 impl AckDue {
     /// A packet `pn` came that asks for an acknowledgement; `urgent`: it
@@ -79,7 +93,13 @@ impl AckDue {
         }
         self.pending = true;
         self.eliciting += 1;
-        if urgent || !in_order || self.eliciting >= ACK_EVERY || config.max_ack_delay.is_zero() {
+        self.received = self.received.saturating_add(1).min(BUSY_AFTER);
+        let every = if self.received >= BUSY_AFTER {
+            ACK_EVERY_BUSY
+        } else {
+            ACK_EVERY
+        };
+        if urgent || !in_order || self.eliciting >= every || config.max_ack_delay.is_zero() {
             self.now = true;
         }
         self.deadline.get_or_insert(now + config.max_ack_delay);

@@ -124,6 +124,48 @@ fn a_big_message_is_acknowledged_every_second_fragment() {
 }
 
 #[test]
+fn once_a_session_is_busy_a_stream_is_acknowledged_every_tenth_packet() {
+    let (mut sim, a, b) = pair(0xac_0008);
+    let mut send = |sim: &mut Sim, count: u32| {
+        let ids: Vec<MessageId> = (0..count)
+            .map(|i| sim.send(a, b, i.to_be_bytes().to_vec()).unwrap())
+            .collect();
+        until_event(sim, a, &delivered(b, *ids.last().unwrap()));
+        sim.run_for(Duration::from_secs(1));
+    };
+    // The first hundred packets: an ACK every second one.
+    send(&mut sim, 100);
+    let before = sim.stats().sent;
+    assert_eq!(before, 100 + 50);
+    // Then every tenth, and the last ones after the wait.
+    send(&mut sim, 55);
+    assert_eq!(sim.stats().sent - before, 55 + 6);
+}
+
+#[test]
+fn on_a_busy_session_a_gap_is_acknowledged_at_once() {
+    let (mut sim, a, b) = pair(0xac_0009);
+    for i in 0..100u32 {
+        sim.send(a, b, i.to_be_bytes().to_vec()).unwrap();
+    }
+    sim.run_for(Duration::from_secs(1));
+    while sim.poll_event(a).is_some() {}
+    // One packet lost on the way: the next one shows the gap, and the
+    // sender hears of it one round trip after sending, not 25 ms later.
+    let mut dropped = false;
+    sim.set_filter(
+        a,
+        b,
+        Some(Box::new(move |_| !std::mem::replace(&mut dropped, true))),
+    );
+    let lost = sim.send(a, b, b"lost".to_vec()).unwrap();
+    let next = sim.send(a, b, b"next".to_vec()).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, next));
+    assert_eq!(took, 2 * DELAY, "the ACK showing the gap went at once");
+    until_event(&mut sim, a, &delivered(b, lost));
+}
+
+#[test]
 fn an_endpoint_about_to_stop_sends_what_it_held_back() {
     let (mut sim, a, b) = pair(0xac_0005);
     let id = sim.send(a, b, b"bye".to_vec()).unwrap();
