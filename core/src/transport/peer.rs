@@ -53,8 +53,9 @@ enum Session {
 /// the ACK waits for the tenth ([`ACK_EVERY_BUSY`]), as Chromium's QUIC
 /// decimates its ACKs: a group member that reads a busy group's pushes
 /// answered every second one, an ACK for two datagrams. A gap or a repeat
-/// still makes it go at once, so a loss is heard of as soon as before, and
-/// a push someone waits on is acknowledged as it is read (the driver).
+/// still makes it go at once, and the count starts again, so that a lossy
+/// session acknowledges every second packet as before; a push someone
+/// waits on is acknowledged as it is read (the driver).
 #[derive(Default)]
 struct AckDue {
     /// Something received is not acknowledged yet.
@@ -93,7 +94,14 @@ impl AckDue {
         }
         self.pending = true;
         self.eliciting += 1;
-        self.received = self.received.saturating_add(1).min(BUSY_AFTER);
+        // A loss or a repeat: the sender needs every ACK again to recover
+        // quickly (its loss detection counts packets acknowledged past a
+        // gap), so the session counts as busy only after 100 more.
+        self.received = if urgent || !in_order {
+            0
+        } else {
+            self.received.saturating_add(1).min(BUSY_AFTER)
+        };
         let every = if self.received >= BUSY_AFTER {
             ACK_EVERY_BUSY
         } else {

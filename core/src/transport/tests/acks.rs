@@ -143,7 +143,7 @@ fn once_a_session_is_busy_a_stream_is_acknowledged_every_tenth_packet() {
 }
 
 #[test]
-fn on_a_busy_session_a_gap_is_acknowledged_at_once() {
+fn on_a_busy_session_a_gap_is_acknowledged_at_once_and_every_second_packet_after() {
     let (mut sim, a, b) = pair(0xac_0009);
     for i in 0..100u32 {
         sim.send(a, b, i.to_be_bytes().to_vec()).unwrap();
@@ -163,6 +163,15 @@ fn on_a_busy_session_a_gap_is_acknowledged_at_once() {
     let took = until_event(&mut sim, a, &delivered(b, next));
     assert_eq!(took, 2 * DELAY, "the ACK showing the gap went at once");
     until_event(&mut sim, a, &delivered(b, lost));
+    sim.run_for(Duration::from_secs(1));
+    // After a loss, every second packet is acknowledged again.
+    let before = sim.stats().sent;
+    let ids: Vec<MessageId> = (0..20u32)
+        .map(|i| sim.send(a, b, i.to_be_bytes().to_vec()).unwrap())
+        .collect();
+    until_event(&mut sim, a, &delivered(b, *ids.last().unwrap()));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.stats().sent - before, 20 + 10);
 }
 
 #[test]
