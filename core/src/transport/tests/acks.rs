@@ -126,7 +126,7 @@ fn a_big_message_is_acknowledged_every_second_fragment() {
 #[test]
 fn once_a_session_is_busy_a_stream_is_acknowledged_every_tenth_packet() {
     let (mut sim, a, b) = pair(0xac_0008);
-    let mut send = |sim: &mut Sim, count: u32| {
+    let send = |sim: &mut Sim, count: u32| {
         let ids: Vec<MessageId> = (0..count)
             .map(|i| sim.send(a, b, i.to_be_bytes().to_vec()).unwrap())
             .collect();
