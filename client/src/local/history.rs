@@ -205,6 +205,19 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// Runs a query on the reader's file once what waits is written.
+    fn read<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, CommandError> {
+        self.with_open(|open| {
+            flush(&open.files);
+            query(&open.files.db.lock()).map_err(internal)
+        })
+    }
+}
+
 impl History for LocalStore {
     fn keep(&self, line: &Line, shown: Option<Output>) -> Result<LineId, Box<NotKept>> {
         let unread = self.comes_unread(line);
@@ -373,43 +386,28 @@ impl History for LocalStore {
     }
 
     fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError> {
-        self.with_open(|open| {
-            flush(&open.files);
-            open.files
-                .db
-                .lock()
-                .prepare_cached(
-                    "SELECT max(number) FROM conversation_lines
-                     WHERE kind = ?1 AND name = ?2 AND outgoing = 0",
-                )
-                .and_then(|mut query| {
-                    query.query_row(params![conversation.kind(), conversation.name()], |r| {
-                        r.get::<_, Option<i64>>(0)
-                    })
-                })
-                .map(|n| n.map(|n| n as u64))
-                .map_err(internal)
+        self.read(|db| {
+            db.prepare_cached(
+                "SELECT max(number) FROM conversation_lines
+                 WHERE kind = ?1 AND name = ?2 AND outgoing = 0",
+            )?
+            .query_row(params![conversation.kind(), conversation.name()], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|n| n.map(|n| n as u64))
         })
     }
 
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError> {
-        self.with_open(|open| {
-            flush(&open.files);
-            open.files
-                .db
-                .lock()
-                .prepare_cached(
-                    "SELECT kind FROM conversation_lines WHERE name = ?1
-                     ORDER BY time_ms DESC, id DESC LIMIT 1",
-                )
-                .and_then(|mut query| {
-                    query
-                        .query_map([name], |r| r.get::<_, String>(0))?
-                        .next()
-                        .transpose()
-                })
-                .map(|kind| kind.and_then(|kind| Conversation::from_words(&kind, name.into())))
-                .map_err(internal)
+        self.read(|db| {
+            db.prepare_cached(
+                "SELECT kind FROM conversation_lines WHERE name = ?1
+                 ORDER BY time_ms DESC, id DESC LIMIT 1",
+            )?
+            .query_map([name], |r| r.get::<_, String>(0))?
+            .next()
+            .transpose()
+            .map(|kind| kind.and_then(|kind| Conversation::from_words(&kind, name.into())))
         })
     }
 
