@@ -203,9 +203,7 @@ impl LocalStore {
             .as_deref()
             .is_some_and(|with| with != line.conversation.name())
     }
-}
 
-impl LocalStore {
     /// Runs a query on the reader's file once what waits is written.
     fn read<T>(
         &self,
@@ -335,38 +333,28 @@ impl History for LocalStore {
         if words.is_empty() {
             return Err(CommandError::new(Code::Usage, "search for what?"));
         }
-        self.with_open(|open| {
-            flush(&open.files);
-            let db = open.files.db.lock();
+        self.read(|db| {
             let matching = vec!["text LIKE ? ESCAPE '\\'"; words.len()].join(" AND ");
             let mut lines = db
                 .prepare(&format!(
                     "SELECT {COLUMNS} FROM conversation_lines WHERE {matching}
                      ORDER BY time_ms DESC, id DESC LIMIT {count}"
-                ))
-                .and_then(|mut query| {
-                    query
-                        .query_map(params_from_iter(words.iter().map(|w| containing(w))), kept)?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(internal)?;
+                ))?
+                .query_map(params_from_iter(words.iter().map(|w| containing(w))), kept)?
+                .collect::<Result<Vec<_>, _>>()?;
             lines.reverse();
             Ok(lines)
         })
     }
 
     fn unread(&self) -> Result<Vec<Unread>, CommandError> {
-        self.with_open(|open| {
-            flush(&open.files);
-            let db = open.files.db.lock();
-            let counts = count_unread(&db).map_err(internal)?;
-            let mut newest = db
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM conversation_lines
-                     WHERE kind = ?1 AND name = ?2 AND unread = 1
-                     ORDER BY time_ms DESC, id DESC LIMIT 1"
-                ))
-                .map_err(internal)?;
+        self.read(|db| {
+            let counts = count_unread(db)?;
+            let mut newest = db.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM conversation_lines
+                 WHERE kind = ?1 AND name = ?2 AND unread = 1
+                 ORDER BY time_ms DESC, id DESC LIMIT 1"
+            ))?;
             let mut unread = Vec::new();
             for (conversation, count) in &counts {
                 let last = newest

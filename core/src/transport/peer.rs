@@ -97,7 +97,8 @@ impl AckDue {
         // A loss or a repeat: the sender needs every ACK again to recover
         // quickly (its loss detection counts packets acknowledged past a
         // gap), so the session counts as busy only after 100 more.
-        self.received = if urgent || !in_order {
+        let disorder = urgent || !in_order;
+        self.received = if disorder {
             0
         } else {
             self.received.saturating_add(1).min(BUSY_AFTER)
@@ -107,7 +108,7 @@ impl AckDue {
         } else {
             ACK_EVERY
         };
-        if urgent || !in_order || self.eliciting >= every || config.max_ack_delay.is_zero() {
+        if disorder || self.eliciting >= every || config.max_ack_delay.is_zero() {
             self.now = true;
         }
         self.deadline.get_or_insert(now + config.max_ack_delay);
