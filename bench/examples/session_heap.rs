@@ -62,7 +62,7 @@ impl World {
             }
             while self.server.handle_handshake(now, ms) {}
             while let Some(event) = self.server.poll_event() {
-                if let SecureEvent::Received { from, message } = event {
+                if let SecureEvent::Received { from, message, .. } = event {
                     if !message.is_empty() {
                         let _ = self.server.send(now, from, vec![9; 100]);
                     }

@@ -18,13 +18,14 @@ use udpchat_core::envelope::Kind;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::output::Output;
 use udpchat_core::registry::{PushFn, Registry};
-use udpchat_net::{Arrival, Inbound};
+use udpchat_net::{Arrival, Inbound, PendingAck};
 
 use crate::state::ClientState;
 
 /// What a session's worker is given: a packet, its command's tag and the
-/// command's handler.
-type Work = (PushFn, String, Sender, Vec<u8>);
+/// command's handler, and the packet's acknowledgement, held until it is
+/// handled and what it kept is written.
+type Work = (PushFn, String, Sender, Vec<u8>, Option<PendingAck>);
 
 /// The packets given to workers and not yet handled, by command tag: what
 /// a client leaving before they are handled says it could not show.
@@ -152,13 +153,14 @@ pub async fn serve_pushes(
     // Workers not yet finished (those of closed sessions included).
     let mut running: Vec<JoinHandle<()>> = Vec::new();
     while let Some(next) = inbound.recv().await {
-        let (from, addr, remote_static, envelope) = match next {
+        let (from, addr, remote_static, envelope, ack) = match next {
             Inbound::Envelope(Arrival {
                 from,
                 addr,
                 remote_static,
                 envelope,
-            }) => (from, addr, remote_static, envelope),
+                ack,
+            }) => (from, addr, remote_static, envelope, ack),
             Inbound::Closed { peer } => {
                 // Its worker ends once it has handled what it was given.
                 workers.remove(&peer);
@@ -193,7 +195,7 @@ pub async fn serve_pushes(
                     state.handling().started(&envelope.cmd);
                     let _ = worker
                         .tx
-                        .send((on_push.run, envelope.cmd, sender, envelope.body));
+                        .send((on_push.run, envelope.cmd, sender, envelope.body, ack));
                 }
             }
             Kind::Request => {
@@ -233,13 +235,17 @@ fn spawn_worker(client: Client, state: Arc<ClientState>) -> (Worker, JoinHandle<
     let queue = Arc::new(Queue::default());
     let handled = queue.clone();
     let handle = tokio::spawn(async move {
-        while let Some((on_push, cmd, sender, body)) = rx.recv().await {
+        while let Some((on_push, cmd, sender, body, ack)) = rx.recv().await {
             if sender.from_server {
                 state.connector().pushes_may_go().await;
             }
             let (addr, len) = (sender.addr, body.len());
             if let Err(e) = on_push(client.clone(), sender, body).await {
                 client.emit(Output::error(&e));
+            }
+            // Its sender hears it arrived once what it kept is on disk.
+            if let Some(ack) = ack {
+                client.history().after_written(Box::new(move || drop(ack)));
             }
             state.handling().finished(&cmd);
             let dropped = handled.handled(len);

@@ -90,6 +90,17 @@ pub fn keep(client: &Client, line: &Line, shown: Option<Output>) -> Option<LineI
     }
 }
 
+/// Resolves once every line kept so far is written to the user's history
+/// (see [`History::after_written`](udpchat_core::history::History::after_written)):
+/// what a receipt waits for before the server deletes its message.
+pub async fn written(client: &Client) {
+    let (done, written) = tokio::sync::oneshot::channel();
+    client.history().after_written(Box::new(move || {
+        let _ = done.send(());
+    }));
+    let _ = written.await;
+}
+
 /// What became of a line the user wrote, kept (a failure is only logged:
 /// what the user sees is the delivery notice itself).
 pub fn settle(client: &Client, id: Option<LineId>, state: State, number: Option<u64>) {

@@ -140,6 +140,8 @@ impl OnPush for StoredMail {
                 Ok(())
             }
         };
+        // Deleted from the mailbox only once it is on disk here.
+        crate::history::written(&client).await;
         let acknowledged = crate::receipt::acknowledge(&client, message.id).await;
         summed_up(&client, server, &me, left);
         acknowledged?;

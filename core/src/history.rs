@@ -211,6 +211,12 @@ pub trait History: Send + Sync {
     /// How many conversations have unread lines (for the prompt: answered
     /// from memory, never waits on the file).
     fn unread_count(&self) -> usize;
+    /// Runs `then` once every line kept so far is written (at once when
+    /// none waits): a push that brought a line is acknowledged then, so
+    /// that a line its sender hears arrived is on disk.
+    fn after_written(&self, then: Box<dyn FnOnce() + Send>) {
+        then();
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::registry::Registry;
-use udpchat_core::secure::{HandshakeDone, PeerId, SecureEndpoint, SecureEvent};
+use udpchat_core::secure::{HandshakeDone, PeerId, Receipt, SecureEndpoint, SecureEvent};
 use udpchat_core::transport::{MessageId, SendError};
 
 use crate::owner::{Arrival, Owner};
@@ -63,6 +63,10 @@ pub(crate) struct Driver {
     /// Pushes delivered (with their latency) and failed, so far.
     delivered: Latencies,
     failed: u64,
+    /// Where a [`PendingAck`](crate::PendingAck) sends its release.
+    releases: Option<mpsc::WeakUnboundedSender<Op>>,
+    /// Pushes whose acknowledgement the owner holds, not released yet.
+    pub(crate) holding: usize,
 }
 
 impl Driver {
@@ -84,11 +88,20 @@ impl Driver {
             in_work: 0,
             delivered: Latencies::default(),
             failed: 0,
+            releases: None,
+            holding: 0,
         }
     }
 
     pub(crate) fn with_handshake_threads(mut self, n: usize) -> Driver {
         self.handshake_threads = n;
+        self
+    }
+
+    /// Lets an owner that holds acknowledgements ([`Owner::holds_acks`])
+    /// release them through the driver's operations.
+    pub(crate) fn releasing_through(mut self, releases: mpsc::WeakUnboundedSender<Op>) -> Driver {
+        self.releases = Some(releases);
         self
     }
 
@@ -192,15 +205,10 @@ impl Driver {
                 break;
             }
         }
-        // Stopped: what came in is handed over and acknowledged (no
-        // acknowledgement is held back now), then the socket and the inbox
-        // close with the driver.
-        self.endpoint.acknowledge_now();
-        self.flush().await;
-        // What the owner holds was acknowledged: it goes to the reader
-        // before the driver does (the reader reads until the inbox closes;
-        // a reader that is gone lets the owner drop it). Bounded, for a
-        // reader that is there but never reads.
+        // Stopped: nothing more is read. What the owner holds goes to the
+        // reader before the driver does (the reader reads until the inbox
+        // closes; a reader that is gone lets the owner drop it). Bounded,
+        // for a reader that is there but never reads.
         let give_up = Instant::now() + HELD_AT_STOP;
         loop {
             self.owner.make_room();
@@ -213,6 +221,27 @@ impl Driver {
             }
             tokio::time::sleep(ROOM_RETRY).await;
         }
+        // The pushes the owner is still handling are acknowledged once it
+        // is done with them (a client's lines written), within the
+        // transport's hold limit: what a client showed before it left is
+        // not sent to it again, nor reported lost to its sender. Then every
+        // acknowledgement due goes, and the socket and the inbox close with
+        // the driver.
+        let give_up = Instant::now() + self.endpoint.max_ack_hold();
+        while self.holding > 0 {
+            tokio::select! {
+                op = ops.recv() => match op {
+                    Some(op @ Op::ReleaseAck { .. }) => self.handle_op(op),
+                    // The link has stopped: anything else is dropped, and
+                    // whoever waits on it hears so.
+                    Some(_) => {}
+                    None => break,
+                },
+                () = tokio::time::sleep_until(give_up) => break,
+            }
+        }
+        self.endpoint.acknowledge_now();
+        self.flush().await;
         let stopped = self.stopped.take();
         drop(self);
         if let Some(done) = stopped {
@@ -360,7 +389,11 @@ impl Driver {
 
     fn handle_event(&mut self, event: SecureEvent) {
         match event {
-            SecureEvent::Received { from, message } => self.handle_message(from, &message),
+            SecureEvent::Received {
+                from,
+                message,
+                receipt,
+            } => self.handle_message(from, &message, receipt),
             SecureEvent::Delivered { id, .. } => match self.waiters.remove(&id) {
                 Some(Waiter::Push(done, queued)) => {
                     if let Some(queued) = queued {
@@ -422,7 +455,7 @@ impl Driver {
         }
     }
 
-    fn handle_message(&mut self, from: PeerId, message: &[u8]) {
+    fn handle_message(&mut self, from: PeerId, message: &[u8], receipt: Receipt) {
         if message.is_empty() {
             // A keepalive (Link::keep_alive): the transport acknowledged it,
             // and the endpoint heard the session is alive.
@@ -455,23 +488,26 @@ impl Driver {
                 };
                 let (cmd, id) = (envelope.cmd.clone(), envelope.id);
                 let request = envelope.kind == Kind::Request;
+                // A push has no answer to carry its acknowledgement: one
+                // whose sender may wait on it is acknowledged in this
+                // turn's sends, not 25 ms later; one of a stream (a
+                // group's messages) waits for the next, as a request's
+                // does, and one ACK answers both. An owner that holds
+                // acknowledgements lets it go when done with the push.
+                let at_once = !request && Registry::global().ack_at_once(&cmd);
+                let ack = self.hold_ack(request, from, receipt, at_once);
+                let held = ack.is_some();
                 self.handed_over = true;
                 let answer = self.owner.arrived(Arrival {
                     from,
                     addr: peer.addr,
                     remote_static: peer.remote_static.map(Box::new),
                     envelope,
+                    ack,
                 });
-                match (answer, request) {
-                    (Some(result), true) => self.answer(from, &cmd, id, result),
-                    // A push has no answer to carry its acknowledgement:
-                    // one whose sender may wait on it is acknowledged in
-                    // this turn's sends, not 25 ms later; one of a stream
-                    // (a group's messages) waits for the next, as a
-                    // request's does, and one ACK answers both.
-                    (_, false) if Registry::global().ack_at_once(&cmd) => {
-                        self.endpoint.acknowledge(from);
-                    }
+                match answer {
+                    Some(result) if request => self.answer(from, &cmd, id, result),
+                    _ if at_once && !held => self.endpoint.acknowledge(from),
                     _ => {}
                 }
             }
@@ -490,6 +526,36 @@ impl Driver {
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+impl Driver {
+    /// Holds a push's acknowledgement for an owner that wants it
+    /// ([`Owner::holds_acks`]).
+    fn hold_ack(
+        &mut self,
+        request: bool,
+        from: PeerId,
+        receipt: Receipt,
+        at_once: bool,
+    ) -> Option<crate::PendingAck> {
+        if request || !self.owner.holds_acks() {
+            return None;
+        }
+        let releases = self.releases.clone()?;
+        if !self
+            .endpoint
+            .hold_ack(std::time::Instant::now(), from, receipt)
+        {
+            return None;
+        }
+        self.holding += 1;
+        Some(crate::PendingAck {
+            peer: from,
+            receipt,
+            at_once,
+            releases,
+        })
     }
 }
 

@@ -34,7 +34,7 @@ use driver::Driver;
 use socket::Socket;
 
 pub use load::{Latencies, Load, LATENCY_BOUNDS_MS};
-pub use owner::{Arrival, Inbound, Inbox, Owner, INBOX_CAPACITY};
+pub use owner::{Arrival, Inbound, Inbox, Owner, PendingAck, INBOX_CAPACITY};
 pub use udpchat_core::secure::PeerId as Peer;
 
 /// Datagrams (and operations) taken from what is ready before each
@@ -178,6 +178,12 @@ enum Op {
         meeting: u64,
         done: oneshot::Sender<Option<RelayUsage>>,
     },
+    /// A push's owner is done with it: see [`PendingAck`].
+    ReleaseAck {
+        peer: PeerId,
+        receipt: udpchat_core::secure::Receipt,
+        at_once: bool,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -190,6 +196,9 @@ pub struct Start {
     local: SocketAddr,
     endpoint: SecureEndpoint,
     ops: mpsc::UnboundedReceiver<Op>,
+    /// Where a [`PendingAck`] goes when dropped: the driver's own
+    /// operations, not keeping them open.
+    releases: mpsc::WeakUnboundedSender<Op>,
     handshake_threads: usize,
 }
 
@@ -221,7 +230,8 @@ impl Start {
             }
         };
         let driver = Driver::new(socket, self.endpoint, Box::new(owner))
-            .with_handshake_threads(self.handshake_threads);
+            .with_handshake_threads(self.handshake_threads)
+            .releasing_through(self.releases);
         tokio::spawn(driver.run(self.ops));
     }
 
@@ -236,7 +246,7 @@ impl Start {
             .enable_all()
             .build()?;
         let (endpoint, ops, batches) = (self.endpoint, self.ops, self.batches);
-        let handshake_threads = self.handshake_threads;
+        let (handshake_threads, releases) = (self.handshake_threads, self.releases);
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -251,6 +261,7 @@ impl Start {
                         };
                     Driver::new(socket, endpoint, Box::new(owner))
                         .with_handshake_threads(handshake_threads)
+                        .releasing_through(releases)
                         .run(ops)
                         .await
                 })
@@ -304,13 +315,26 @@ impl Link {
     /// A client's driver. Other clients may hold a few sessions with it
     /// from one address (colleagues behind one NAT), not thousands.
     pub fn spawn_client(socket: UdpSocket) -> std::io::Result<(Link, Inbox)> {
+        Link::spawn_client_with(socket, Link::client_config())
+    }
+
+    /// A client's configuration: see [`Link::spawn_client`].
+    pub fn client_config() -> SecureConfig {
+        SecureConfig {
+            max_sessions_per_source: 64,
+            // Within Linux's 30 s for an unanswered UDP mapping.
+            keepalive: Some(KEEPALIVE),
+            ..SecureConfig::default()
+        }
+    }
+
+    /// A client's driver, configured otherwise (tests, benches).
+    pub fn spawn_client_with(
+        socket: UdpSocket,
+        config: SecureConfig,
+    ) -> std::io::Result<(Link, Inbox)> {
         let endpoint = SecureEndpoint::client(
-            SecureConfig {
-                max_sessions_per_source: 64,
-                // Within Linux's 30 s for an unanswered UDP mapping.
-                keepalive: Some(KEEPALIVE),
-                ..SecureConfig::default()
-            },
+            config,
             Box::new(rand::rngs::StdRng::from_entropy()),
             std::time::Instant::now(),
         );
@@ -328,6 +352,7 @@ impl Link {
             local,
             endpoint,
             ops: ops_rx,
+            releases: ops.downgrade(),
             handshake_threads: 0,
         };
         Ok((Link { ops, local }, start))

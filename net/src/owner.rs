@@ -54,6 +54,48 @@ pub trait Owner: Send + 'static {
     fn read_elsewhere(&self) -> bool {
         false
     }
+
+    /// `true` when a push's acknowledgement is to wait until the owner is
+    /// done with it: its [`Arrival`] then carries a [`PendingAck`], which
+    /// lets the acknowledgement go when dropped.
+    fn holds_acks(&self) -> bool {
+        false
+    }
+}
+
+/// A push's acknowledgement, held back until this is dropped (see
+/// [`SecureEndpoint::hold_ack`](udpchat_core::secure::SecureEndpoint::hold_ack)):
+/// the client drops it once the chat line the push brought is written to
+/// its history, so that the sender (a group's server, another client)
+/// hears of delivery only then, and a client killed before it has the push
+/// sent again. The transport lets it go by itself after
+/// [`max_ack_hold`](udpchat_core::transport::Config::max_ack_hold).
+pub struct PendingAck {
+    pub(crate) peer: PeerId,
+    pub(crate) receipt: udpchat_core::secure::Receipt,
+    /// The push's sender waits on it (`Push::ACK_AT_ONCE`).
+    pub(crate) at_once: bool,
+    pub(crate) releases: mpsc::WeakUnboundedSender<crate::Op>,
+}
+
+impl std::fmt::Debug for PendingAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAck")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Drop for PendingAck {
+    fn drop(&mut self) {
+        if let Some(ops) = self.releases.upgrade() {
+            let _ = ops.send(crate::Op::ReleaseAck {
+                peer: self.peer,
+                receipt: self.receipt,
+                at_once: self.at_once,
+            });
+        }
+    }
 }
 
 /// A request or push, with the session's address when it came and the
@@ -65,6 +107,9 @@ pub struct Arrival {
     pub addr: SocketAddr,
     pub remote_static: Option<Box<PublicKey>>,
     pub envelope: Envelope,
+    /// A push's acknowledgement, while the owner holds it (see
+    /// [`Owner::holds_acks`]).
+    pub ack: Option<PendingAck>,
 }
 
 impl Arrival {
@@ -149,6 +194,10 @@ impl Owner for Channel {
     }
 
     fn read_elsewhere(&self) -> bool {
+        true
+    }
+
+    fn holds_acks(&self) -> bool {
         true
     }
 

@@ -1,6 +1,8 @@
-//! A client whose dispatcher falls behind: pushes its transport took in
-//! (and so acknowledged) past a full inbox are kept until the reader
-//! catches up, never dropped, while the driver stops reading the socket.
+//! A client's pushes: each is acknowledged once its reader is done with
+//! it (dropped its [`Arrival`]), so that what a client shows is what its
+//! senders hear arrived. A dispatcher that falls behind for longer than a
+//! hold lasts gets what the transport took in kept past a full inbox,
+//! never dropped, while the driver stops reading the socket.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +19,15 @@ mod common;
 
 use common::{Note, Number};
 
-/// A receiving client (its Link and inbox) and a sending one with an
-/// end-to-end session to it.
-async fn two_clients() -> (Link, Inbox, Link, Peer) {
+/// A receiving client (its Link and inbox), whose pushes' acknowledgements
+/// are held for `hold` at most, and a sending one with an end-to-end
+/// session to it.
+async fn two_clients(hold: Duration) -> (Link, Inbox, Link, Peer) {
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
+    let mut config = Link::client_config();
+    config.transport.max_ack_hold = hold;
     let (receiver, inbox) =
-        Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        Link::spawn_client_with(UdpSocket::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
     receiver.set_identity(Some(key.clone()));
     let (sender, _) = Link::spawn_client(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
     sender.set_identity(Some(StaticKey::generate(&mut rand::rngs::OsRng)));
@@ -33,10 +38,76 @@ async fn two_clients() -> (Link, Inbox, Link, Peer) {
     (receiver, inbox, sender, peer)
 }
 
+/// Longer than any test here: a hold ends only when its reader is done.
+const UNTIL_DONE: Duration = Duration::from_secs(600);
+/// Shorter than a reader that falls behind: the transport's holds end by
+/// themselves, and the sender goes on.
+const BRIEF: Duration = Duration::from_millis(20);
+
+/// The next push in the inbox (its number, and its arrival, kept).
+async fn next_push(inbox: &mut Inbox) -> (usize, Arrival) {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .expect("a push within 10 s")
+            .expect("the inbox open");
+        if let Inbound::Envelope(arrival) = next {
+            let Number(n) = decode_body(&arrival.envelope.body).expect("a note");
+            return (n, arrival);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_acknowledged_once_its_reader_is_done_with_it() {
+    let (_receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
+    let first = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(0))));
+    let (n, first_arrival) = next_push(&mut inbox).await;
+    assert_eq!(n, 0);
+    // A second push gets through while the first is held: delivery does
+    // not wait, only the acknowledgement does.
+    let second = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(1))));
+    let (n, second_arrival) = next_push(&mut inbox).await;
+    assert_eq!(n, 1);
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "acknowledged while their reader still had them"
+    );
+    drop(first_arrival);
+    tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("acknowledged once read")
+        .unwrap()
+        .expect("delivered");
+    assert!(!second.is_finished(), "the second is still held");
+    drop(second_arrival);
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("acknowledged once read")
+        .unwrap()
+        .expect("delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
+    let (receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
+    let push = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(7))));
+    let (_, arrival) = next_push(&mut inbox).await;
+    // The client leaves while it shows the push.
+    let stopping = tokio::spawn(async move { receiver.stop().await });
+    drop(arrival);
+    stopping.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("acknowledged as the link stopped, not left to fail")
+        .unwrap()
+        .expect("delivered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_lost() {
     const PUSHES: usize = INBOX_CAPACITY + 1_000;
-    let (_receiver, mut inbox, sender, peer) = two_clients().await;
+    let (_receiver, mut inbox, sender, peer) = two_clients(BRIEF).await;
     let pushes: Vec<_> = (0..PUSHES)
         .map(|n| tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(n)))))
         .collect();
@@ -82,7 +153,7 @@ async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_stopped_with_pushes_held_hands_them_to_the_reader_first() {
     const PUSHES: usize = INBOX_CAPACITY + 1_000;
-    let (receiver, mut inbox, sender, peer) = two_clients().await;
+    let (receiver, mut inbox, sender, peer) = two_clients(BRIEF).await;
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let pushes: Vec<_> = (0..PUSHES)
         .map(|n| {

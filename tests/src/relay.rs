@@ -99,6 +99,8 @@ pub struct Relay {
     out_socket: Arc<UdpSocket>,
     server: SocketAddr,
     key_requests: Arc<KeyRequests>,
+    /// Datagrams the server sent the client so far (held ones included).
+    from_server: Arc<AtomicUsize>,
 }
 
 /// The client's KEY REQUESTs to the server: how many, and whether they go on.
@@ -141,6 +143,7 @@ impl Relay {
         let gate = Arc::new(Gate::default());
         let gate_down = Arc::new(Gate::default());
         let key_requests = Arc::new(KeyRequests::default());
+        let from_server = Arc::new(AtomicUsize::new(0));
         let relay = Relay {
             up: up.local_addr().unwrap(),
             out: out.local_addr().unwrap(),
@@ -152,6 +155,7 @@ impl Relay {
             out_socket: out.clone(),
             server,
             key_requests: key_requests.clone(),
+            from_server: from_server.clone(),
         };
 
         // client -> server
@@ -186,6 +190,7 @@ impl Relay {
                     return;
                 };
                 if from == server {
+                    from_server.fetch_add(1, Ordering::SeqCst);
                     if let Some(held) = gate_down.held.lock().as_mut() {
                         held.push(bytes.to_vec());
                         return;
@@ -246,6 +251,25 @@ impl Relay {
             for bytes in held {
                 let _ = self.up_socket.send_to(&bytes, client);
             }
+        }
+    }
+
+    /// How many datagrams the server has sent the client so far.
+    pub fn from_server(&self) -> usize {
+        self.from_server.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the server has sent the client `count` datagrams in
+    /// all (within 30 s, or panics).
+    pub fn wait_from_server(&self, count: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.from_server() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server sent the client {} datagrams, not {count}",
+                self.from_server()
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

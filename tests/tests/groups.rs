@@ -518,3 +518,52 @@ fn a_client_killed_before_the_server_heard_it_read_a_groups_line_does_not_show_i
         bob.kill();
     }
 }
+
+/// A client killed after a group's line reached it, but before the line was
+/// written to its history (another process had the file busy), gets the
+/// line again when it comes back: a client acknowledges a line only once it
+/// is written, so the server still holds it for that client.
+#[test]
+fn a_client_killed_before_it_wrote_a_groups_line_gets_it_again() {
+    let server = Server::start();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let mut alice = Client::sign_up(server.addr, "alice");
+    Client::sign_up_on(server.addr, bob_dir.path(), "bob").kill();
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
+    let mut bob = Client::sign_in_on(relay.up, bob_dir.path(), "bob");
+    alice.line("group create plain --plain bob");
+    alice.expect("group-created");
+    alice.line("gsend plain before");
+    bob.expect_where("group-message", |m| m["text"] == "before");
+
+    // Another process writes to bob's history: his next line waits.
+    let file = bob_dir
+        .path()
+        .join("users")
+        .join("bob")
+        .join("chat.sqlite3");
+    let busy = rusqlite::Connection::open(file).unwrap();
+    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let sent = relay.from_server();
+    alice.line("gsend plain written first");
+    // The line reaches bob's client and, not acknowledged, comes twice
+    // more (the server's probes): by then an acknowledgement sent on
+    // arrival, as before, would have left long ago, and the line would be
+    // lost with bob (checked: the last wait below then fails).
+    relay.wait_from_server(sent + 3);
+    bob.kill();
+    drop(busy);
+
+    let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
+    bob.expect_where("group-message", |m| m["text"] == "written first");
+    bob.line("history plain");
+    let history = bob.expect("history");
+    let texts: Vec<&str> = history["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["before", "written first"]);
+    bob.kill();
+}

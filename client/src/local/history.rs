@@ -107,6 +107,8 @@ pub(super) enum Write {
         number: u64,
         state: State,
     },
+    /// Runs once what was queued before it is written (and shown).
+    Then(Box<dyn FnOnce() + Send>),
 }
 
 /// Writes what waits, in one transaction, in the order it was kept (taken
@@ -115,19 +117,26 @@ pub(super) enum Write {
 /// still show (only their keeping failed).
 pub(super) fn flush(files: &Files) {
     let mut db = files.db.lock();
-    let mut batch = std::mem::take(&mut *files.pending.lock());
+    let batch = std::mem::take(&mut *files.pending.lock());
     if batch.is_empty() {
         return;
     }
     if let Err(e) = write(&mut db, &batch) {
         tracing::warn!(lines = batch.len(), "history: not written: {e}");
     }
-    for write in &mut batch {
-        if let Write::Keep { shown, .. } = write {
-            if let Some(shown) = shown.take() {
-                files.printer.emit(shown);
-            }
+    let mut then = Vec::new();
+    for write in batch {
+        match write {
+            Write::Keep {
+                shown: Some(shown), ..
+            } => files.printer.emit(shown),
+            Write::Then(after) => then.push(after),
+            _ => {}
         }
+    }
+    // After the lines show: a push's acknowledgement, say.
+    for after in then {
+        after();
     }
 }
 
@@ -185,6 +194,7 @@ fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<()> {
                 )?
                 .execute(params![to, *number as i64, state.word()])?;
             }
+            Write::Then(_) => {}
         }
     }
     tx.commit()
@@ -401,5 +411,15 @@ impl History for LocalStore {
 
     fn unread_count(&self) -> usize {
         self.unread.lock().len()
+    }
+
+    fn after_written(&self, then: Box<dyn FnOnce() + Send>) {
+        let files = self.open.lock().as_ref().map(|o| o.files.clone());
+        let Some(files) = files else {
+            return then();
+        };
+        // Queued even when nothing waits: a batch taken may be under way.
+        files.pending.lock().push(Write::Then(then));
+        self.wake_writer();
     }
 }

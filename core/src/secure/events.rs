@@ -21,10 +21,12 @@ impl std::fmt::Display for PeerId {
 /// What the application hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecureEvent {
-    /// A whole message, once, in order.
+    /// A whole message, once, in order; `receipt` names the packet that
+    /// brought it, for [`SecureEndpoint::hold`](super::SecureEndpoint::hold_ack).
     Received {
         from: PeerId,
         message: Vec<u8>,
+        receipt: crate::transport::Receipt,
     },
     Delivered {
         to: PeerId,

@@ -398,6 +398,22 @@ impl SecureEndpoint {
         self.transport.acknowledge(peer);
     }
 
+    /// Holds the acknowledgement of a message received from `peer` until
+    /// [`SecureEndpoint::release`] (see [`transport::Endpoint::hold_ack`]).
+    pub fn hold_ack(&mut self, now: Instant, peer: PeerId, receipt: Receipt) -> bool {
+        self.transport.hold_ack(now, peer, receipt)
+    }
+
+    /// How long a hold lasts at most ([`transport::Config::max_ack_hold`]).
+    pub fn max_ack_hold(&self) -> Duration {
+        self.config.transport.max_ack_hold
+    }
+
+    /// Ends a hold (see [`transport::Endpoint::release_ack`]).
+    pub fn release_ack(&mut self, peer: PeerId, receipt: Receipt, at_once: bool) {
+        self.transport.release_ack(peer, receipt, at_once);
+    }
+
     /// Sessions now.
     pub fn sessions(&self) -> usize {
         self.conns.len()
@@ -531,11 +547,19 @@ impl SecureEndpoint {
     fn drain_transport_events(&mut self) {
         while let Some(event) = self.transport.poll_event() {
             self.events.push_back(match event {
-                transport::Event::Received { from, message } => {
+                transport::Event::Received {
+                    from,
+                    message,
+                    receipt,
+                } => {
                     if let Some(conn) = self.conns.get_mut(&from.0) {
                         conn.carried |= !message.is_empty();
                     }
-                    SecureEvent::Received { from, message }
+                    SecureEvent::Received {
+                        from,
+                        message,
+                        receipt,
+                    }
                 }
                 transport::Event::Delivered { to, id } => SecureEvent::Delivered { to, id },
                 transport::Event::DeliveryFailed { to, id } => {
@@ -562,6 +586,7 @@ pub mod screen;
 mod tests;
 mod timers;
 mod tuning;
+pub use crate::transport::Receipt;
 pub use events::{ConnectError, PeerId, PeerInfo, Rejected, SecureEvent, Stats};
 pub use hello::{HandshakeDone, HandshakeWork};
 pub use tuning::SecureConfig;

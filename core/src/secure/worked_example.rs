@@ -200,7 +200,7 @@ fn run() -> Run {
         .handle_datagram(now, NOW_MS, client_addr, &data1)
         .unwrap();
     let at_server = match server.poll_event() {
-        Some(SecureEvent::Received { from, message }) => {
+        Some(SecureEvent::Received { from, message, .. }) => {
             assert_eq!(message, envelope);
             from
         }

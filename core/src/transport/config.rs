@@ -42,6 +42,13 @@ pub struct Config {
     /// once after a second unacknowledged packet, a gap or a duplicate.
     /// A sender's probe timeout allows for it.
     pub max_ack_delay: Duration,
+    /// How long an application may hold an acknowledgement back until it
+    /// is done with a message ([`Endpoint::hold_ack`]) at most: one that
+    /// waits on something else (the network) does not keep its peer
+    /// waiting beyond it.
+    ///
+    /// [`Endpoint::hold_ack`]: super::Endpoint::hold_ack
+    pub max_ack_hold: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +67,7 @@ impl Default for Config {
             max_reassembly_total: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
             max_ack_delay: Duration::from_millis(25),
+            max_ack_hold: Duration::from_secs(2),
         }
     }
 }

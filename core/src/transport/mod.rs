@@ -90,10 +90,24 @@ pub struct Transmit<P> {
     pub contents: Vec<u8>,
 }
 
+/// The packet that brought a message in (completed it, or let it be
+/// handed over in order): what [`Endpoint::hold_ack`] holds the
+/// acknowledgement of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// The peer's session the packet came in.
+    remote: u64,
+    pn: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<P> {
     /// A message, whole; each exactly once, in send order per peer.
-    Received { from: P, message: Vec<u8> },
+    Received {
+        from: P,
+        message: Vec<u8>,
+        receipt: Receipt,
+    },
     /// Every fragment of the message was acknowledged.
     Delivered { to: P, id: MessageId },
     /// Not confirmed: a fragment used up its tries, the peer stopped
@@ -189,6 +203,9 @@ where
     reassembly: Meter,
     /// Bytes of messages queued or in flight, all peers together.
     queued: Meter,
+    /// The packet being taken in: what delivers the messages in
+    /// `delivered`.
+    taking: Receipt,
 }
 
 impl<P> Endpoint<P>
@@ -217,6 +234,7 @@ where
             delivered: VecDeque::new(),
             reassembly: Meter::default(),
             queued: Meter::default(),
+            taking: Receipt { remote: 0, pn: 0 },
         }
     }
 
@@ -277,6 +295,7 @@ where
     ) -> Result<(), PacketError> {
         match Packet::decode(datagram, self.config.max_message)? {
             Packet::Data { header, payload } => {
+                self.taking = Receipt::of(&header);
                 let (peer, config, delivered) = self.peer(now, from);
                 peer.on_data(now, (&header, payload), config, delivered);
             }
@@ -285,6 +304,10 @@ where
                 pn,
                 base_seq,
             } => {
+                self.taking = Receipt {
+                    remote: incarnation,
+                    pn,
+                };
                 let (peer, config, delivered) = self.peer(now, from);
                 peer.on_skip(now, (incarnation, pn, base_seq), config, delivered);
             }
@@ -304,6 +327,7 @@ where
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.on_ack(now, &ack, &self.config)?;
                 }
+                self.taking = Receipt::of(&header);
                 let (peer, config, delivered) = self.peer(now, from);
                 peer.on_data(now, (&header, payload), config, delivered);
             }
@@ -403,6 +427,36 @@ where
         }
     }
 
+    /// Holds the acknowledgement of the packet that brought a message in
+    /// (its `receipt`), and of every packet after it, until
+    /// [`Endpoint::release_ack`] or [`Config::max_ack_hold`]: so that the sender hears
+    /// the message arrived only once the application is done with it (a
+    /// chat line is on disk), and a process killed before then has it sent
+    /// again. Packets before it are still acknowledged; the sender sees no
+    /// gap, only a later acknowledgement. Call it before the next
+    /// [`Endpoint::poll_transmit`] after the message's event. False if the
+    /// peer is gone or restarted since.
+    pub fn hold_ack(&mut self, now: Instant, peer: P, receipt: Receipt) -> bool {
+        let held = self
+            .peers
+            .get_mut(&peer)
+            .is_some_and(|p| p.hold(receipt, now, self.config.max_ack_hold));
+        if held {
+            self.refresh(peer);
+        }
+        held
+    }
+
+    /// Ends a hold [`Endpoint::hold_ack`] took. The acknowledgement it held
+    /// back goes at once if one was due meanwhile or `at_once` (a message
+    /// its sender waits on), else within `max_ack_delay` as usual.
+    pub fn release_ack(&mut self, peer: P, receipt: Receipt, at_once: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.release(receipt, at_once);
+            self.refresh(peer);
+        }
+    }
+
     /// Drops all state of `peer`; its outstanding messages fail.
     pub fn forget(&mut self, peer: P) {
         self.remove_peer(peer);
@@ -439,7 +493,7 @@ where
         let Some(peer) = self.peers.get_mut(&p) else {
             return;
         };
-        take_events(p, &mut self.delivered, peer, &mut self.events);
+        take_events(p, &mut self.delivered, self.taking, peer, &mut self.events);
         peer.spare();
         let deadline = peer.next_deadline(&self.config);
         // The peer's entry in the timers moves only earlier. Every
@@ -477,7 +531,13 @@ where
             self.timers.remove(&(at, p));
         }
         peer.send.fail_all();
-        take_events(p, &mut self.delivered, &mut peer, &mut self.events);
+        take_events(
+            p,
+            &mut self.delivered,
+            self.taking,
+            &mut peer,
+            &mut self.events,
+        );
     }
 
     #[cfg(test)]
@@ -513,18 +573,32 @@ where
 fn take_events<P: Copy>(
     p: P,
     delivered: &mut VecDeque<Vec<u8>>,
+    receipt: Receipt,
     peer: &mut Peer,
     events: &mut VecDeque<Event<P>>,
 ) {
-    events.extend(
-        delivered
-            .drain(..)
-            .map(|message| Event::Received { from: p, message }),
-    );
+    events.extend(delivered.drain(..).map(|message| Event::Received {
+        from: p,
+        message,
+        receipt,
+    }));
     events.extend(peer.send.finished().map(|(id, outcome)| match outcome {
         Outcome::Delivered => Event::Delivered { to: p, id },
         Outcome::Failed => Event::DeliveryFailed { to: p, id },
     }));
+}
+
+impl Receipt {
+    /// No packet: for tests that compare events.
+    #[cfg(test)]
+    pub(crate) const NONE: Receipt = Receipt { remote: 0, pn: 0 };
+
+    fn of(header: &packet::DataHeader) -> Receipt {
+        Receipt {
+            remote: header.incarnation,
+            pn: header.pn,
+        }
+    }
 }
 
 /// A session id from the incarnation and a counter: a bijection of their

@@ -12,7 +12,7 @@ use super::packet::{
 use super::recv::{Acknowledge, RecvState};
 use super::send::SendState;
 use super::Meter;
-use super::{Config, PacketError};
+use super::{Config, PacketError, Receipt};
 
 /// Earlier sessions of a peer remembered so that a datagram of one, delayed
 /// past the peer's restart, cannot reset the receive state back to it.
@@ -29,6 +29,12 @@ pub(crate) struct Peer {
     pub recv: Option<RecvState>,
     /// What this side owes the peer in acknowledgements.
     ack: AckDue,
+    /// Packets whose acknowledgement waits until the application is done
+    /// with the messages they brought (see [`Endpoint::hold_ack`]): an ACK
+    /// reports nothing from the oldest of them on.
+    ///
+    /// [`Endpoint::hold_ack`]: super::Endpoint::hold_ack
+    holds: Vec<Hold>,
     /// A DATA packet made while an ACK that could not ride on it had to go
     /// first: it leaves next.
     stashed: Option<Vec<u8>>,
@@ -44,6 +50,13 @@ pub(crate) struct Peer {
 enum Session {
     Current,
     Stale,
+}
+
+/// A packet whose acknowledgement waits, and until when at the latest.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    pn: u64,
+    until: Instant,
 }
 
 /// Acknowledgements owed, and when they are due (RFC 9000 13.2.1): the
@@ -152,6 +165,7 @@ impl Peer {
             send: SendState::new(config, queued),
             recv: None,
             ack: AckDue::default(),
+            holds: Vec::new(),
             stashed: None,
             last_activity: now,
             deadline: None,
@@ -178,6 +192,7 @@ impl Peer {
                 self.remote = Some(remote);
                 self.recv = None;
                 self.ack = AckDue::default();
+                self.holds = Vec::new();
                 self.send.on_peer_restart();
                 Session::Current
             }
@@ -268,6 +283,14 @@ impl Peer {
         let Some((remote, recv)) = ack else {
             return data;
         };
+        let below = self.oldest_hold();
+        if below.is_some() && held_ranges(recv, below).next().is_none() {
+            // Everything to report is held: nothing goes until a release
+            // ([`Peer::release`] owes the acknowledgement again).
+            self.ack.now = false;
+            self.ack.deadline = None;
+            return data;
+        }
         let delay = self.ack.delay(now);
         let max_ranges = max_ack_ranges(config.max_datagram);
         if let Some(data) = data {
@@ -280,7 +303,7 @@ impl Peer {
                 0
             };
             if fits >= 1 {
-                let ranges = recv.ack_ranges();
+                let ranges = held_ranges(recv, below);
                 let ack = encode_ack(self.session, remote, delay, ranges, fits.min(max_ranges));
                 self.ack.sent();
                 return Some(encode_ack_data(&ack, &data));
@@ -291,9 +314,56 @@ impl Peer {
             // The ACK is due and does not fit: it goes first, alone.
             self.stashed = Some(data);
         }
-        let ranges = recv.ack_ranges();
+        let ranges = held_ranges(recv, below);
         self.ack.sent();
         Some(encode_ack(self.session, remote, delay, ranges, max_ranges))
+    }
+
+    /// Holds the acknowledgement of the packet `receipt` names, and of
+    /// every later one, until [`Peer::release`] or `limit` from `now`;
+    /// false if that packet belongs to an earlier session of the peer.
+    pub fn hold(&mut self, receipt: Receipt, now: Instant, limit: std::time::Duration) -> bool {
+        if self.remote != Some(receipt.remote) {
+            return false;
+        }
+        self.holds.push(Hold {
+            pn: receipt.pn,
+            until: now + limit,
+        });
+        true
+    }
+
+    /// Ends one hold on the packet `receipt` names. What it held back is
+    /// owed again: at once if an acknowledgement went (or was due) while
+    /// it held, or if `at_once`; else when it would have gone anyway.
+    pub fn release(&mut self, receipt: Receipt, at_once: bool) {
+        if self.remote != Some(receipt.remote) {
+            return;
+        }
+        let Some(at) = self.holds.iter().position(|hold| hold.pn == receipt.pn) else {
+            return;
+        };
+        let oldest = self.oldest_hold();
+        self.holds.swap_remove(at);
+        if self.oldest_hold() != oldest {
+            self.owe_held(at_once);
+        }
+    }
+
+    /// The packet number from which holds keep the ACK back.
+    fn oldest_hold(&self) -> Option<u64> {
+        self.holds.iter().map(|hold| hold.pn).min()
+    }
+
+    /// What holds kept from being acknowledged is owed now.
+    fn owe_held(&mut self, at_once: bool) {
+        if self.recv.is_none() {
+            return;
+        }
+        self.ack.pending = true;
+        if at_once || self.ack.deadline.is_none() {
+            self.ack.now = true;
+        }
     }
 
     pub fn wants_transmit(&self, config: &Config) -> bool {
@@ -309,6 +379,13 @@ impl Peer {
     }
 
     pub fn on_timeout(&mut self, now: Instant, config: &Config) {
+        let oldest = self.oldest_hold();
+        self.holds.retain(|hold| hold.until > now);
+        if self.oldest_hold() != oldest {
+            // Held too long (the application waits on something): the
+            // sender is not kept waiting any longer.
+            self.owe_held(true);
+        }
         self.send.on_timeout(now, config);
         if let Some(recv) = &mut self.recv {
             recv.expire(now, config);
@@ -322,6 +399,7 @@ impl Peer {
     /// the idle timer keeps such a peer.
     fn is_idle(&self) -> bool {
         !self.ack.pending
+            && self.holds.is_empty()
             && self.stashed.is_none()
             && self.send.is_idle()
             && self.recv.iter().all(RecvState::is_idle)
@@ -339,6 +417,7 @@ impl Peer {
             self.send.timer(config),
             self.recv.as_ref().and_then(|recv| recv.deadline(config)),
             self.ack.timer(),
+            self.holds.iter().map(|hold| hold.until).min(),
             self.idle_deadline(config),
         ]
         .into_iter()
@@ -349,4 +428,16 @@ impl Peer {
     pub fn is_expired(&self, now: Instant, config: &Config) -> bool {
         self.idle_deadline(config).is_some_and(|at| at <= now)
     }
+}
+
+/// What an ACK reports of `recv`: every range received, or with holds,
+/// only what came below the oldest packet held (`below`). Reporting a
+/// later packet would tell the sender the held one was lost.
+fn held_ranges(recv: &RecvState, below: Option<u64>) -> impl Iterator<Item = (u64, u64)> + '_ {
+    recv.ack_ranges()
+        .filter_map(move |(start, end)| match below {
+            None => Some((start, end)),
+            Some(below) if start >= below => None,
+            Some(below) => Some((start, end.min(below - 1))),
+        })
 }

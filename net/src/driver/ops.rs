@@ -29,6 +29,14 @@ impl Driver {
                 self.endpoint.request_server_key(addr);
             }
             Op::SetIdentity { identity } => self.endpoint.set_identity(identity),
+            Op::ReleaseAck {
+                peer,
+                receipt,
+                at_once,
+            } => {
+                self.holding = self.holding.saturating_sub(1);
+                self.endpoint.release_ack(peer, receipt, at_once);
+            }
             Op::Request {
                 to,
                 cmd,

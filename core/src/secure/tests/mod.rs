@@ -100,7 +100,7 @@ impl Pair {
     fn received(endpoint: &mut SecureEndpoint) -> Vec<(PeerId, Vec<u8>)> {
         let mut out = Vec::new();
         while let Some(event) = endpoint.poll_event() {
-            if let SecureEvent::Received { from, message } = event {
+            if let SecureEvent::Received { from, message, .. } = event {
                 out.push((from, message));
             }
         }

@@ -108,10 +108,10 @@ fn a_session_follows_its_client_to_a_new_address_and_survives_a_rekey() {
     p.client.send(p.now, peer, b"second".to_vec()).unwrap();
     p.pump(|_| false);
     let events: Vec<SecureEvent> = std::iter::from_fn(|| p.server.poll_event()).collect();
-    assert!(events.contains(&SecureEvent::Received {
-        from: at_server,
-        message: b"second".to_vec()
-    }));
+    assert!(events.iter().any(|event| matches!(
+        event,
+        SecureEvent::Received { from, message, .. } if *from == at_server && message == b"second"
+    )));
     // The application hears of the move, once it is proven.
     assert!(events.contains(&SecureEvent::Moved {
         peer: at_server,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::super::sim::{LinkConfig, NodeId, Sim};
-use super::super::{Config, Event, MessageId};
+use super::super::{Config, Event, MessageId, Receipt};
 
 const DELAY: Duration = Duration::from_millis(10);
 
@@ -26,12 +26,35 @@ fn until_event(sim: &mut Sim, node: NodeId, want: &Event<NodeId>) -> Duration {
     let mut seen = false;
     sim.run_until(Duration::from_secs(60), |sim| {
         while let Some(event) = sim.poll_event(node) {
-            seen |= &event == want;
+            seen |= same(&event, want);
         }
         seen
     });
     assert!(seen, "{want:?} never came");
     sim.elapsed() - start
+}
+
+/// The same event, whichever packet brought a message in.
+fn same(event: &Event<NodeId>, want: &Event<NodeId>) -> bool {
+    match (event, want) {
+        (
+            Event::Received { from, message, .. },
+            Event::Received {
+                from: want_from,
+                message: want_message,
+                ..
+            },
+        ) => from == want_from && message == want_message,
+        _ => event == want,
+    }
+}
+
+fn received(from: NodeId, message: Vec<u8>) -> Event<NodeId> {
+    Event::Received {
+        from,
+        message,
+        receipt: Receipt::NONE,
+    }
 }
 
 fn delivered(to: NodeId, id: MessageId) -> Event<NodeId> {
@@ -45,25 +68,11 @@ fn a_reply_carries_the_acknowledgement_of_its_request() {
     for i in 0..rounds {
         let request = format!("request {i}").into_bytes();
         sim.send(a, b, request.clone()).unwrap();
-        until_event(
-            &mut sim,
-            b,
-            &Event::Received {
-                from: a,
-                message: request,
-            },
-        );
+        until_event(&mut sim, b, &received(a, request));
         // Answered at once, as the server answers `list`.
         let reply = format!("reply {i}").into_bytes();
         sim.send(b, a, reply.clone()).unwrap();
-        until_event(
-            &mut sim,
-            a,
-            &Event::Received {
-                from: b,
-                message: reply,
-            },
-        );
+        until_event(&mut sim, a, &received(b, reply));
     }
     // Let the last acknowledgement go, alone, after its wait.
     sim.run_for(Duration::from_secs(1));
@@ -178,14 +187,7 @@ fn on_a_busy_session_a_gap_is_acknowledged_at_once_and_every_second_packet_after
 fn an_endpoint_about_to_stop_sends_what_it_held_back() {
     let (mut sim, a, b) = pair(0xac_0005);
     let id = sim.send(a, b, b"bye".to_vec()).unwrap();
-    until_event(
-        &mut sim,
-        b,
-        &Event::Received {
-            from: a,
-            message: b"bye".to_vec(),
-        },
-    );
+    until_event(&mut sim, b, &received(a, b"bye".to_vec()));
     sim.endpoint_mut(b).acknowledge_now();
     sim.flush(b);
     let took = until_event(&mut sim, a, &delivered(b, id));
@@ -196,14 +198,7 @@ fn an_endpoint_about_to_stop_sends_what_it_held_back() {
 fn a_message_that_wants_no_answer_is_acknowledged_when_the_receiver_says_so() {
     let (mut sim, a, b) = pair(0xac_0007);
     let id = sim.send(a, b, b"a push".to_vec()).unwrap();
-    until_event(
-        &mut sim,
-        b,
-        &Event::Received {
-            from: a,
-            message: b"a push".to_vec(),
-        },
-    );
+    until_event(&mut sim, b, &received(a, b"a push".to_vec()));
     // b's application sees a push: no reply will carry the ACK.
     sim.endpoint_mut(b).acknowledge(a);
     sim.flush(b);
@@ -242,4 +237,132 @@ fn packet_numbers_at_the_end_of_their_range_are_taken_without_a_panic() {
         let _ = b.handle_datagram(now, 1, &data.encode(b"x"));
         while b.poll_transmit(now).is_some() {}
     }
+}
+
+/// Runs until `node` receives `message` from `from`: the packet that
+/// brought it.
+fn receipt_of(sim: &mut Sim, node: NodeId, from: NodeId, message: &[u8]) -> Receipt {
+    let mut receipt = None;
+    sim.run_until(Duration::from_secs(60), |sim| {
+        while let Some(event) = sim.poll_event(node) {
+            if let Event::Received {
+                from: sender,
+                message: got,
+                receipt: r,
+            } = event
+            {
+                if sender == from && got == message {
+                    receipt = Some(r);
+                }
+            }
+        }
+        receipt.is_some()
+    });
+    receipt.expect("the message never came")
+}
+
+/// Whether `node` hears `want` within `limit` of virtual time.
+fn heard_within(sim: &mut Sim, node: NodeId, want: &Event<NodeId>, limit: Duration) -> bool {
+    let mut seen = false;
+    sim.run_until(limit, |sim| {
+        while let Some(event) = sim.poll_event(node) {
+            seen |= same(&event, want);
+        }
+        seen
+    });
+    seen
+}
+
+#[test]
+fn a_held_message_is_acknowledged_only_once_released() {
+    let (mut sim, a, b) = pair(0xac_0009);
+    // A first message, not held, gives a its measure of the round trip.
+    let first = sim.send(a, b, b"first".to_vec()).unwrap();
+    until_event(&mut sim, a, &delivered(b, first));
+    let line = sim.send(a, b, b"a line".to_vec()).unwrap();
+    let receipt = receipt_of(&mut sim, b, a, b"a line");
+    // b's application keeps the line (on disk) before the sender may hear
+    // it arrived.
+    let now = sim.now();
+    assert!(sim.endpoint_mut(b).hold_ack(now, a, receipt));
+    // Long past the 25 ms an ACK waits at most, and a's probe timeouts: a
+    // sends the line again, and b still does not acknowledge it.
+    assert!(
+        !heard_within(&mut sim, a, &delivered(b, line), Duration::from_secs(1)),
+        "acknowledged while held"
+    );
+    assert!(sim.stats().sent >= 5, "a probed: {:?}", sim.stats());
+    sim.endpoint_mut(b).release_ack(a, receipt, false);
+    sim.flush(b);
+    let took = until_event(&mut sim, a, &delivered(b, line));
+    assert_eq!(
+        took, DELAY,
+        "the acknowledgement was due: it goes at the release"
+    );
+}
+
+#[test]
+fn a_hold_ends_by_itself_after_its_limit() {
+    let limit = Config::default().max_ack_hold;
+    let (mut sim, a, b) = pair(0xac_000a);
+    let line = sim.send(a, b, b"a line".to_vec()).unwrap();
+    let receipt = receipt_of(&mut sim, b, a, b"a line");
+    let (now, held_at) = (sim.now(), sim.elapsed());
+    assert!(sim.endpoint_mut(b).hold_ack(now, a, receipt));
+    // Never released (the application waits on something that does not
+    // come): the sender is not kept waiting past the limit, nor fails.
+    until_event(&mut sim, a, &delivered(b, line));
+    let at = sim.elapsed() - held_at;
+    assert!(
+        at >= limit && at <= limit + DELAY,
+        "delivered {at:?} after the hold"
+    );
+}
+
+#[test]
+fn a_hold_keeps_back_its_packet_and_later_ones_and_not_earlier_ones() {
+    use super::super::packet::{DataHeader, Packet};
+    use super::super::Endpoint;
+    let now = std::time::Instant::now();
+    let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+    let mut receipts = Vec::new();
+    for pn in 0..3u64 {
+        let data = DataHeader {
+            incarnation: 7,
+            pn,
+            msg_seq: pn as u32,
+            base_seq: 0,
+            frag_index: 0,
+            frag_count: 1,
+        };
+        b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
+        while let Some(event) = b.poll_event() {
+            if let Event::Received { receipt, .. } = event {
+                receipts.push(receipt);
+            }
+        }
+    }
+    assert_eq!(receipts.len(), 3);
+    // The second and third messages are held; the first is not.
+    assert!(b.hold_ack(now, 1, receipts[1]));
+    assert!(b.hold_ack(now, 1, receipts[2]));
+    let acked = |b: &mut Endpoint<u8>| -> Vec<(u64, u64)> {
+        let sent = b.poll_transmit(now).expect("an acknowledgement");
+        assert!(b.poll_transmit(now).is_none());
+        match Packet::decode(&sent.contents, usize::MAX).unwrap() {
+            Packet::Ack(ack) => ack.ranges().collect(),
+            _ => panic!("not an ACK alone"),
+        }
+    };
+    b.acknowledge(1);
+    assert_eq!(
+        acked(&mut b),
+        vec![(0, 0)],
+        "only what came before the holds"
+    );
+    // Releasing the later hold uncovers nothing: the earlier still holds.
+    b.release_ack(1, receipts[2], true);
+    assert!(b.poll_transmit(now).is_none(), "nothing new to acknowledge");
+    b.release_ack(1, receipts[1], true);
+    assert_eq!(acked(&mut b), vec![(0, 2)]);
 }

@@ -195,7 +195,7 @@ impl Traffic {
 
     fn check(&mut self, node: NodeId, event: Event<NodeId>) {
         match event {
-            Event::Received { from, message } => {
+            Event::Received { from, message, .. } => {
                 let bodies = &self.bodies;
                 let s = self
                     .streams

@@ -209,13 +209,10 @@ fn a_flood_of_first_fragments_stays_within_the_reassembly_bound_and_expires() {
             .unwrap();
         head.extend_from_slice(&payload);
     }
-    assert_eq!(
+    assert!(matches!(
         endpoint.poll_event(),
-        Some(Event::Received {
-            from: 7,
-            message: head
-        })
-    );
+        Some(Event::Received { from: 7, message, .. }) if message == head
+    ));
     assert!(
         endpoint.poll_transmit(now).is_some(),
         "the head message is acknowledged"
