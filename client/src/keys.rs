@@ -165,12 +165,79 @@ impl Keyring for Keys {
                 trust::load_prekeys(&self.data_dir, &keys.user)?.ok_or_else(|| {
                     CommandError::new(Code::Sealed, "no prekeys here to open it with")
                 })?;
-            let opened = prekeys
+            // The one-time prekey it used goes from this copy only: the
+            // file keeps it until `spend`.
+            prekeys
                 .open(&keys.identity, message, associated)
-                .map_err(|e| CommandError::new(Code::Sealed, e.to_string()))?;
-            // The one-time prekey it used is gone: a replay cannot open.
-            trust::save_prekeys(&self.data_dir, &keys.user, &prekeys)?;
-            Ok(opened)
+                .map_err(|e| CommandError::new(Code::Sealed, e.to_string()))
         })
+    }
+
+    fn spend(&self, message: &SealedMessage) -> Result<(), CommandError> {
+        let Some(id) = message.one_time_prekey_id else {
+            return Ok(());
+        };
+        self.user_keys(|keys| {
+            let Some(mut prekeys) = trust::load_prekeys(&self.data_dir, &keys.user)? else {
+                return Ok(());
+            };
+            if prekeys.remove_one_time(id).is_some() {
+                trust::save_prekeys(&self.data_dir, &keys.user, &prekeys)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UdpSocket;
+
+    #[tokio::test]
+    async fn a_one_time_prekey_stays_until_spent_and_then_opens_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (link, _inbox) = Link::spawn_client(socket).unwrap();
+        let (printer, _shown) = crate::render::Printer::new(crate::render::Format::Json);
+        let session = Arc::new(Mutex::new(Session {
+            server: "127.0.0.1:4590".parse().unwrap(),
+            user: Some("bob".into()),
+            conversation: None,
+        }));
+        let bob = Keys::new(dir.path().to_path_buf(), link, session, printer);
+        let identity = bob.identity("bob", true).unwrap();
+        let upload = bob.prekeys_to_publish("bob", 1).unwrap();
+        let one_time = upload.one_time.first().cloned();
+        assert!(one_time.is_some());
+        let alice = StaticKey::generate(&mut rand::rngs::OsRng);
+        let message = sealed::seal(
+            &mut rand::rngs::OsRng,
+            &alice,
+            &identity,
+            &upload.signed,
+            one_time.as_ref(),
+            b"hello",
+            b"alice->bob",
+        )
+        .unwrap();
+
+        // Opened, and not kept yet (the client may be killed now): it
+        // opens again.
+        let (from, text) = bob.open(&message, b"alice->bob").unwrap();
+        assert_eq!((from, text.as_slice()), (alice.public(), &b"hello"[..]));
+        assert!(
+            bob.open(&message, b"alice->bob").is_ok(),
+            "opens again until spent"
+        );
+
+        // Kept: its one-time prekey is gone from the data dir, and a
+        // replay opens nothing.
+        bob.spend(&message).unwrap();
+        assert!(
+            bob.open(&message, b"alice->bob").is_err(),
+            "a replay opened"
+        );
+        bob.spend(&message).unwrap();
     }
 }

@@ -108,8 +108,11 @@ impl OnPush for StoredMail {
         // Whatever the sender deposited, this message is reported once
         // and acknowledged: one that cannot be opened must not stay in
         // the mailbox, taking room and coming back at every sign-in.
-        let opened = decode_body::<SealedMessage>(&message.sealed)
+        let sealed = decode_body::<SealedMessage>(&message.sealed);
+        let opened = sealed
+            .clone()
             .and_then(|sealed| client.keys().open(&sealed, &associated(&message.from, &me)));
+        let spend = opened.is_ok();
         let shown = match opened {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
                 client.keys().check(&message.from, &proven);
@@ -140,8 +143,15 @@ impl OnPush for StoredMail {
                 Ok(())
             }
         };
-        // Deleted from the mailbox only once it is on disk here.
+        // Deleted from the mailbox, and its one-time prekey here, only once
+        // it is on disk: a client killed before then is handed it again,
+        // and opens it.
         crate::history::written(&client).await;
+        if let (true, Ok(sealed)) = (spend, &sealed) {
+            if let Err(e) = client.keys().spend(sealed) {
+                tracing::warn!("prekeys: {}", e.message);
+            }
+        }
         let acknowledged = crate::receipt::acknowledge(&client, message.id).await;
         summed_up(&client, server, &me, left);
         acknowledged?;

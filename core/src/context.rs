@@ -543,12 +543,18 @@ pub trait Keyring: Send + Sync {
         associated: &[u8],
     ) -> Result<SealedMessage, CommandError>;
     /// Opens a message sealed for this user; returns the sender's proven
-    /// identity key and the plaintext.
+    /// identity key and the plaintext. The one-time prekey it used stays
+    /// until [`spend`](Self::spend): call that once what the message said
+    /// is kept, so that a client killed before then can open it when it
+    /// comes again.
     fn open(
         &self,
         sealed: &SealedMessage,
         associated: &[u8],
     ) -> Result<(PublicKey, Vec<u8>), CommandError>;
+    /// Deletes the one-time prekey `sealed` used, if it used one: a replay
+    /// of it can no longer be opened.
+    fn spend(&self, sealed: &SealedMessage) -> Result<(), CommandError>;
 }
 
 /// The signed-in user's sender keys in private groups, kept in the data

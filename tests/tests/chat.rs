@@ -437,3 +437,44 @@ fn reached_live(alice: &mut Client, at: &mut Client, text: &str) {
     let delivered = alice.expect_where("delivered", |e| e["to"] == "bob");
     assert_eq!(delivered["path"], "direct", "{delivered}");
 }
+
+/// A client killed while a message kept for it was being written to its
+/// history (another process had the file busy) gets the message again: its
+/// receipt, which has the server delete the message, goes only once the
+/// message is written.
+#[test]
+fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
+    let server = Server::start();
+    let bob_dir = Client::away(server.addr, "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
+    let mut bob = Client::sign_in_on(relay.up, bob_dir.path(), "bob");
+    bob.line("logout");
+    bob.expect("signed-out");
+    alice.line("send bob kept for bob");
+    alice.expect("queued");
+
+    // Another process writes to bob's history; bob signs in again and is
+    // handed the message.
+    let file = bob_dir
+        .path()
+        .join("users")
+        .join("bob")
+        .join("chat.sqlite3");
+    let busy = rusqlite::Connection::open(file).unwrap();
+    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    bob.line(&format!("signin bob {}", password("bob")));
+    bob.expect("signed-in");
+    // The message is handed over and, not acknowledged, sent twice more
+    // (the server's probes): by then a receipt sent as the message was
+    // queued to be written, as before, would have had it deleted.
+    let sent = relay.from_server();
+    relay.wait_from_server(sent + 3);
+    bob.kill();
+    drop(busy);
+
+    let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
+    let mail = bob.expect_where("message", |m| m["stored"] == true);
+    assert_eq!(mail["text"], "kept for bob");
+    bob.kill();
+}
