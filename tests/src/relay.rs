@@ -101,6 +101,8 @@ pub struct Relay {
     key_requests: Arc<KeyRequests>,
     /// Datagrams the server sent the client so far (held ones included).
     from_server: Arc<AtomicUsize>,
+    /// Datagrams other clients sent the client so far.
+    from_peers: Arc<AtomicUsize>,
 }
 
 /// The client's KEY REQUESTs to the server: how many, and whether they go on.
@@ -144,6 +146,7 @@ impl Relay {
         let gate_down = Arc::new(Gate::default());
         let key_requests = Arc::new(KeyRequests::default());
         let from_server = Arc::new(AtomicUsize::new(0));
+        let from_peers = Arc::new(AtomicUsize::new(0));
         let relay = Relay {
             up: up.local_addr().unwrap(),
             out: out.local_addr().unwrap(),
@@ -156,6 +159,7 @@ impl Relay {
             server,
             key_requests: key_requests.clone(),
             from_server: from_server.clone(),
+            from_peers: from_peers.clone(),
         };
 
         // client -> server
@@ -198,6 +202,7 @@ impl Relay {
                     lossy.forward(&up, client_addr, bytes);
                     return;
                 }
+                from_peers.fetch_add(1, Ordering::SeqCst);
                 let socket = inside
                     .entry(from)
                     .or_insert_with(|| {
@@ -262,15 +267,18 @@ impl Relay {
     /// Waits until the server has sent the client `count` datagrams in
     /// all (within 30 s, or panics).
     pub fn wait_from_server(&self, count: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while self.from_server() < count {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server sent the client {} datagrams, not {count}",
-                self.from_server()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for(count, "the server", || self.from_server());
+    }
+
+    /// How many datagrams other clients have sent the client so far.
+    pub fn from_peers(&self) -> usize {
+        self.from_peers.load(Ordering::SeqCst)
+    }
+
+    /// Waits until other clients have sent the client `count` datagrams
+    /// in all (within 30 s, or panics).
+    pub fn wait_from_peers(&self, count: usize) {
+        wait_for(count, "other clients", || self.from_peers());
     }
 
     /// How many datagrams are held now.
@@ -310,6 +318,19 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `seen` says `count` (within 30 s, or panics).
+fn wait_for(count: usize, who: &str, seen: impl Fn() -> usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{who} sent the client {} datagrams, not {count}",
+            seen()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -2,6 +2,7 @@
 //! carole sign in, see each other, and message each other directly.
 
 use std::net::UdpSocket;
+use std::time::Duration;
 
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
@@ -476,5 +477,56 @@ fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
     let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
     let mail = bob.expect_where("message", |m| m["stored"] == true);
     assert_eq!(mail["text"], "kept for bob");
+    bob.kill();
+}
+
+/// A direct message that reached a client killed before it wrote the line
+/// to its history is not lost: the client had not acknowledged it, so its
+/// sender does not say `delivered`, and it comes to the recipient once
+/// they are back (kept on the server for them, or sent again).
+#[test]
+fn a_direct_message_a_client_was_killed_before_writing_reaches_it_when_back() {
+    let server = Server::start();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
+    let mut bob = Client::sign_up_on(relay.up, bob_dir.path(), "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("send bob hello");
+    bob.expect_where("message", |m| m["text"] == "hello");
+    alice.expect("delivered");
+
+    // Another process writes to bob's history: his next line waits.
+    let file = bob_dir
+        .path()
+        .join("users")
+        .join("bob")
+        .join("chat.sqlite3");
+    let busy = rusqlite::Connection::open(file).unwrap();
+    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let sent = relay.from_peers();
+    alice.line("send bob written first");
+    // It reaches bob's client and, not acknowledged, comes again (alice's
+    // probe); an acknowledgement sent on arrival, as before, would have
+    // left long before, and alice would have said `delivered` (checked:
+    // without the hold, the wait for the message below fails).
+    relay.wait_from_peers(sent + 2);
+    bob.kill();
+    drop(busy);
+
+    // alice's client stops trying (its ten probes take some 15-35 s) and
+    // keeps the message on the server for bob, who is back by then.
+    let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
+    let message = bob.expect_first_within(&["message"], Duration::from_secs(90), |m| {
+        m["text"] == "written first"
+    });
+    assert_eq!(message["from"], "alice");
+    let delivered = alice.expect("delivered");
+    assert_eq!(delivered["to"], "bob");
+    let lost: Vec<&serde_json::Value> = alice
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "error")
+        .collect();
+    assert!(lost.is_empty(), "{lost:?}");
     bob.kill();
 }

@@ -285,6 +285,12 @@ impl SecureEndpoint {
         }
         .map_err(|_| Rejected::Unauthentic)?;
         let _ = now_ms;
+        // A HELLO answered at its first try measured the round trip (and
+        // the peer's P-384 work): the transport starts from it, as QUIC
+        // starts from its handshake's.
+        let measured = (pending.attempts == 1)
+            .then(|| now.checked_duration_since(pending.next_retry - self.config.handshake_retry))
+            .flatten();
         let mut session = Session::new(keys, Role::Initiator);
         conn.last_heard = now;
         // What waited for the handshake goes where the HELLO went; an
@@ -319,6 +325,10 @@ impl SecureEndpoint {
             *slot = previous;
         }
         self.handshaking.remove(&receiver_index);
+        if let Some(measured) = measured {
+            self.transport
+                .seed_rtt(now, PeerId(receiver_index), measured);
+        }
         let len = message.len() + wire::WELCOME_HEADER_LEN;
         self.heard_from(now, receiver_index, from, len);
         Ok(())

@@ -45,7 +45,10 @@ pub struct Config {
     /// How long an application may hold an acknowledgement back until it
     /// is done with a message ([`Endpoint::hold_ack`]) at most: one that
     /// waits on something else (the network) does not keep its peer
-    /// waiting beyond it.
+    /// waiting beyond it. Longer than SQLite waits for a busy file (5 s),
+    /// so that a client's line is acknowledged once written, or once
+    /// writing it failed and it was shown anyway; far shorter than a
+    /// sender's ten tries (some 15 s at least), which it never fails.
     ///
     /// [`Endpoint::hold_ack`]: super::Endpoint::hold_ack
     pub max_ack_hold: Duration,
@@ -67,7 +70,7 @@ impl Default for Config {
             max_reassembly_total: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
             max_ack_delay: Duration::from_millis(25),
-            max_ack_hold: Duration::from_secs(2),
+            max_ack_hold: Duration::from_secs(6),
         }
     }
 }

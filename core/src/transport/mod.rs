@@ -457,6 +457,15 @@ where
         }
     }
 
+    /// A round trip to `peer` measured outside the transport (the
+    /// handshake that opened the session), taken while no acknowledgement
+    /// gave one: the first ACKs of a session may be held
+    /// ([`Endpoint::hold_ack`]) and give none.
+    pub fn seed_rtt(&mut self, now: Instant, peer: P, measured: std::time::Duration) {
+        let (state, _, _) = self.peer(now, peer);
+        state.send.seed_rtt(measured);
+    }
+
     /// Drops all state of `peer`; its outstanding messages fail.
     pub fn forget(&mut self, peer: P) {
         self.remove_peer(peer);

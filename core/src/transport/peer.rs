@@ -291,7 +291,13 @@ impl Peer {
             self.ack.deadline = None;
             return data;
         }
-        let delay = self.ack.delay(now);
+        // An ACK cut below a hold does not know how long its largest
+        // packet waited: it says "long", and the sender takes no round
+        // trip from it.
+        let delay = match below {
+            Some(_) => u32::MAX,
+            None => self.ack.delay(now),
+        };
         let max_ranges = max_ack_ranges(config.max_datagram);
         if let Some(data) = data {
             // Only a DATA packet carries an ACK (a SKIP goes alone), with

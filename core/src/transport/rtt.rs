@@ -41,6 +41,15 @@ impl RttEstimator {
         }
     }
 
+    /// Takes a round trip measured elsewhere (the handshake) while no
+    /// acknowledgement gave one: the first ACKs of a session may be held
+    /// by the receiving application, and say nothing of the path.
+    pub fn seed(&mut self, measured: Duration) {
+        if !self.has_sample {
+            self.update(measured, Duration::ZERO);
+        }
+    }
+
     /// Takes a round trip measured at the sender, of which the peer says
     /// it held the acknowledgement `ack_delay` (already capped at its
     /// `max_ack_delay`).

@@ -142,6 +142,14 @@ impl SendState {
         }
     }
 
+    /// A round trip measured by the handshake: see [`RttEstimator::seed`].
+    pub fn seed_rtt(&mut self, measured: std::time::Duration) {
+        match &mut self.flight {
+            Some(flight) => flight.rtt.seed(measured),
+            None => self.rest.rtt.seed(measured),
+        }
+    }
+
     /// Gives up on every outstanding message.
     pub fn fail_all(&mut self) {
         if let Some(flight) = &mut self.flight {

@@ -63,7 +63,7 @@ pub(super) struct Flight {
     /// Transmissions recently declared lost: a late acknowledgement of one
     /// still completes its fragment (reordering, not loss).
     lost: BTreeMap<u64, Content>,
-    rtt: RttEstimator,
+    pub(super) rtt: RttEstimator,
     largest_acked: Option<u64>,
     loss_time: Option<Instant>,
     pto_count: u32,
@@ -328,13 +328,15 @@ impl Flight {
         self.scratch = pns;
         // RFC 9002 5.1: sample only when the largest acknowledged packet is
         // newly acknowledged.
+        // An ACK that says it waited longer than `max_ack_delay` was held
+        // by the receiving application until it was done with the packet
+        // (`Endpoint::hold_ack`): it says nothing of the path, and would
+        // make the round trip look as long as a disk write or a lookup.
         if let Some((pn, time_sent)) = newest {
-            if pn == largest {
-                let held = Duration::from_micros(u64::from(ack.ack_delay));
-                self.rtt.update(
-                    now.saturating_duration_since(time_sent),
-                    held.min(config.max_ack_delay),
-                );
+            let held = Duration::from_micros(u64::from(ack.ack_delay));
+            if pn == largest && held <= config.max_ack_delay {
+                self.rtt
+                    .update(now.saturating_duration_since(time_sent), held);
             }
         }
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));

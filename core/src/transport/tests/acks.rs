@@ -366,3 +366,66 @@ fn a_hold_keeps_back_its_packet_and_later_ones_and_not_earlier_ones() {
     b.release_ack(1, receipts[1], true);
     assert_eq!(acked(&mut b), vec![(0, 2)]);
 }
+
+#[test]
+fn a_hold_does_not_stretch_the_senders_round_trip() {
+    let (mut sim, a, b) = pair(0xac_000b);
+    // The first message of a session is held for 600 ms (a lookup, a busy
+    // disk): less than a's first probe timeout, so a measures nothing
+    // else meanwhile.
+    let held = sim.send(a, b, b"held".to_vec()).unwrap();
+    let receipt = receipt_of(&mut sim, b, a, b"held");
+    let now = sim.now();
+    assert!(sim.endpoint_mut(b).hold_ack(now, a, receipt));
+    sim.run_for(Duration::from_millis(600));
+    sim.endpoint_mut(b).release_ack(a, receipt, true);
+    sim.flush(b);
+    until_event(&mut sim, a, &delivered(b, held));
+    // One answered at once: a measures the 20 ms round trip.
+    let quick = sim.send(a, b, b"quick".to_vec()).unwrap();
+    until_event(&mut sim, a, &delivered(b, quick));
+    // The next one is lost once: a sends it again after its probe
+    // timeout, which follows the 20 ms, not the 600 ms of the hold.
+    let mut dropped = false;
+    sim.set_filter(
+        a,
+        b,
+        Some(Box::new(move |_: &[u8]| {
+            !std::mem::replace(&mut dropped, true)
+        })),
+    );
+    let next = sim.send(a, b, b"next".to_vec()).unwrap();
+    let took = until_event(&mut sim, a, &delivered(b, next));
+    assert!(
+        took < Duration::from_millis(300),
+        "recovered after {took:?}"
+    );
+}
+
+#[test]
+fn a_round_trip_from_the_handshake_paces_a_fresh_sessions_probes() {
+    for seeded in [false, true] {
+        let (mut sim, a, b) = pair(0xac_000c);
+        if seeded {
+            // What the handshake measured: 20 ms.
+            let now = sim.now();
+            sim.endpoint_mut(a).seed_rtt(now, b, 2 * DELAY);
+        }
+        // The session's first message is held (a lookup, a busy disk):
+        // its ACK, when it comes, gives a no round trip.
+        sim.send(a, b, b"held".to_vec()).unwrap();
+        let receipt = receipt_of(&mut sim, b, a, b"held");
+        let now = sim.now();
+        assert!(sim.endpoint_mut(b).hold_ack(now, a, receipt));
+        sim.run_for(Duration::from_millis(600));
+        // Seeded, a probes at the pace of the 20 ms; not, at that of the
+        // 333 ms it assumes before any measure (its first probe after
+        // about a second).
+        let sent = sim.stats().sent;
+        if seeded {
+            assert!(sent >= 4, "{sent} datagrams in 600 ms");
+        } else {
+            assert_eq!(sent, 1, "no probe yet: {sent}");
+        }
+    }
+}
