@@ -68,6 +68,30 @@ pub fn take(client: &mut Client, event: &str, test: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// The texts of the lines `client`'s history keeps with `with` (a user or
+/// a group), oldest first.
+pub fn history_texts(client: &mut Client, with: &str) -> Vec<String> {
+    client.line(&format!("history {with}"));
+    let history = client.expect_where("history", |e| e["with"] == with);
+    history["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Another process writing to `user`'s history in `device` (their data
+/// dir), until dropped: their client's next write waits (SQLite gives up
+/// after 5 s, and the client then shows the line with an error).
+pub fn busy_history(device: &Path, user: &str) -> rusqlite::Connection {
+    let file = device.join("users").join(user).join("chat.sqlite3");
+    let busy = rusqlite::Connection::open(file).expect("open the history");
+    busy.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the history's write lock");
+    busy
+}
+
 /// The password the harness gives `user`.
 pub fn password(user: &str) -> String {
     format!("pw of {user}!")

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{on_every_store, password, Client, Server};
+use udpchat_tests::{busy_history, on_every_store, password, Client, Server};
 
 on_every_store!(three_users_sign_in_list_and_message_directly);
 
@@ -457,13 +457,7 @@ fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
 
     // Another process writes to bob's history; bob signs in again and is
     // handed the message.
-    let file = bob_dir
-        .path()
-        .join("users")
-        .join("bob")
-        .join("chat.sqlite3");
-    let busy = rusqlite::Connection::open(file).unwrap();
-    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let busy = busy_history(bob_dir.path(), "bob");
     bob.line(&format!("signin bob {}", password("bob")));
     bob.expect("signed-in");
     // The message is handed over and, not acknowledged, sent twice more
@@ -496,13 +490,7 @@ fn a_direct_message_a_client_was_killed_before_writing_reaches_it_when_back() {
     alice.expect("delivered");
 
     // Another process writes to bob's history: his next line waits.
-    let file = bob_dir
-        .path()
-        .join("users")
-        .join("bob")
-        .join("chat.sqlite3");
-    let busy = rusqlite::Connection::open(file).unwrap();
-    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let busy = busy_history(bob_dir.path(), "bob");
     let sent = relay.from_peers();
     alice.line("send bob written first");
     // It reaches bob's client and, not acknowledged, comes again (alice's

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
 use udpchat_tests::{
-    group_messages, no_more_group_messages, on_every_store, one_order_once_each, password, take,
-    Client, Server,
+    busy_history, group_messages, history_texts, no_more_group_messages, on_every_store,
+    one_order_once_each, password, take, Client, Server,
 };
 
 fn sign_up_all(server: SocketAddr, users: &[&str]) -> Vec<Client> {
@@ -506,15 +506,11 @@ fn a_client_killed_before_the_server_heard_it_read_a_groups_line_does_not_show_i
         assert!(again.is_empty(), "{group}: shown again: {again:?}");
         let refused: Vec<&Value> = bob.seen.iter().filter(|e| e["event"] == "error").collect();
         assert!(refused.is_empty(), "{group}: {refused:?}");
-        bob.line(&format!("history {group}"));
-        let history = bob.expect("history");
-        let texts: Vec<&str> = history["lines"]
-            .as_array()
-            .expect("lines")
-            .iter()
-            .filter_map(|l| l["text"].as_str())
-            .collect();
-        assert_eq!(texts, ["before", "shown once", "after"], "{group}");
+        assert_eq!(
+            history_texts(&mut bob, group),
+            ["before", "shown once", "after"],
+            "{group}"
+        );
         bob.kill();
     }
 }
@@ -537,13 +533,7 @@ fn a_client_killed_before_it_wrote_a_groups_line_gets_it_again() {
     bob.expect_where("group-message", |m| m["text"] == "before");
 
     // Another process writes to bob's history: his next line waits.
-    let file = bob_dir
-        .path()
-        .join("users")
-        .join("bob")
-        .join("chat.sqlite3");
-    let busy = rusqlite::Connection::open(file).unwrap();
-    busy.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let busy = busy_history(bob_dir.path(), "bob");
     let sent = relay.from_server();
     alice.line("gsend plain written first");
     // The line reaches bob's client and, not acknowledged, comes twice
@@ -556,14 +546,9 @@ fn a_client_killed_before_it_wrote_a_groups_line_gets_it_again() {
 
     let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
     bob.expect_where("group-message", |m| m["text"] == "written first");
-    bob.line("history plain");
-    let history = bob.expect("history");
-    let texts: Vec<&str> = history["lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["before", "written first"]);
+    assert_eq!(
+        history_texts(&mut bob, "plain"),
+        ["before", "written first"]
+    );
     bob.kill();
 }
