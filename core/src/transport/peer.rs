@@ -34,7 +34,7 @@ pub(crate) struct Peer {
     /// reports nothing from the oldest of them on.
     ///
     /// [`Endpoint::hold_ack`]: super::Endpoint::hold_ack
-    holds: Vec<Hold>,
+    holds: Holds,
     /// A DATA packet made while an ACK that could not ride on it had to go
     /// first: it leaves next.
     stashed: Option<Vec<u8>>,
@@ -57,6 +57,48 @@ enum Session {
 struct Hold {
     pn: u64,
     until: Instant,
+}
+
+/// A peer's holds: a pointer's worth while there are none (a server's
+/// sessions never hold), allocated only while some wait.
+#[derive(Debug, Default)]
+#[expect(
+    clippy::box_collection,
+    reason = "8 bytes a peer while none wait, where a Vec takes 24"
+)]
+struct Holds(Option<Box<Vec<Hold>>>);
+
+impl Holds {
+    fn push(&mut self, hold: Hold) {
+        self.0.get_or_insert_with(Box::default).push(hold);
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Hold> {
+        self.0.iter().flat_map(|holds| holds.iter())
+    }
+
+    /// The packet number from which they keep the ACK back.
+    fn oldest(&self) -> Option<u64> {
+        self.all().map(|hold| hold.pn).min()
+    }
+
+    fn until(&self) -> Option<Instant> {
+        self.all().map(|hold| hold.until).min()
+    }
+
+    /// Keeps those `keep` says; the memory goes with the last.
+    fn retain(&mut self, keep: impl FnMut(&Hold) -> bool) {
+        if let Some(holds) = &mut self.0 {
+            holds.retain(keep);
+            if holds.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
 }
 
 /// Acknowledgements owed, and when they are due (RFC 9000 13.2.1): the
@@ -165,7 +207,7 @@ impl Peer {
             send: SendState::new(config, queued),
             recv: None,
             ack: AckDue::default(),
-            holds: Vec::new(),
+            holds: Holds::default(),
             stashed: None,
             last_activity: now,
             deadline: None,
@@ -192,7 +234,7 @@ impl Peer {
                 self.remote = Some(remote);
                 self.recv = None;
                 self.ack = AckDue::default();
-                self.holds = Vec::new();
+                self.holds = Holds::default();
                 self.send.on_peer_restart();
                 Session::Current
             }
@@ -283,7 +325,7 @@ impl Peer {
         let Some((remote, recv)) = ack else {
             return data;
         };
-        let below = self.oldest_hold();
+        let below = self.holds.oldest();
         if below.is_some() && held_ranges(recv, below).next().is_none() {
             // Everything to report is held: nothing goes until a release
             // ([`Peer::release`] owes the acknowledgement again).
@@ -346,19 +388,16 @@ impl Peer {
         if self.remote != Some(receipt.remote) {
             return;
         }
-        let Some(at) = self.holds.iter().position(|hold| hold.pn == receipt.pn) else {
-            return;
-        };
-        let oldest = self.oldest_hold();
-        self.holds.swap_remove(at);
-        if self.oldest_hold() != oldest {
+        let oldest = self.holds.oldest();
+        let mut ended = false;
+        self.holds.retain(|hold| {
+            let this = !ended && hold.pn == receipt.pn;
+            ended |= this;
+            !this
+        });
+        if self.holds.oldest() != oldest {
             self.owe_held(at_once);
         }
-    }
-
-    /// The packet number from which holds keep the ACK back.
-    fn oldest_hold(&self) -> Option<u64> {
-        self.holds.iter().map(|hold| hold.pn).min()
     }
 
     /// What holds kept from being acknowledged is owed now.
@@ -385,9 +424,9 @@ impl Peer {
     }
 
     pub fn on_timeout(&mut self, now: Instant, config: &Config) {
-        let oldest = self.oldest_hold();
+        let oldest = self.holds.oldest();
         self.holds.retain(|hold| hold.until > now);
-        if self.oldest_hold() != oldest {
+        if self.holds.oldest() != oldest {
             // Held too long (the application waits on something): the
             // sender is not kept waiting any longer.
             self.owe_held(true);
@@ -423,7 +462,7 @@ impl Peer {
             self.send.timer(config),
             self.recv.as_ref().and_then(|recv| recv.deadline(config)),
             self.ack.timer(),
-            self.holds.iter().map(|hold| hold.until).min(),
+            self.holds.until(),
             self.idle_deadline(config),
         ]
         .into_iter()
