@@ -62,19 +62,30 @@ struct Hold {
 /// A peer's holds: a pointer's worth while there are none (a server's
 /// sessions never hold), allocated only while some wait.
 #[derive(Debug, Default)]
-#[expect(
-    clippy::box_collection,
-    reason = "8 bytes a peer while none wait, where a Vec takes 24"
-)]
-struct Holds(Option<Box<Vec<Hold>>>);
+struct Holds(Option<Box<Held>>);
+
+#[derive(Debug, Default)]
+struct Held {
+    holds: Vec<Hold>,
+    /// Packets that came after the oldest hold, while it held.
+    past: u16,
+}
+
+/// Packets that may come past a hold before it lets go. Holding every
+/// packet after it, a hold that lasts fills the sender's window (256
+/// fragments): a push's handler that waits for a reply from the same
+/// sender (a lookup on the server session) would wait behind the pushes
+/// it holds back, until each hold ran out. Past this many, the receiver is
+/// far behind, and acknowledges as it receives until it catches up.
+const HELD_PAST: u16 = 64;
 
 impl Holds {
     fn push(&mut self, hold: Hold) {
-        self.0.get_or_insert_with(Box::default).push(hold);
+        self.0.get_or_insert_with(Box::default).holds.push(hold);
     }
 
     fn all(&self) -> impl Iterator<Item = &Hold> {
-        self.0.iter().flat_map(|holds| holds.iter())
+        self.0.iter().flat_map(|held| held.holds.iter())
     }
 
     /// The packet number from which they keep the ACK back.
@@ -86,14 +97,33 @@ impl Holds {
         self.all().map(|hold| hold.until).min()
     }
 
-    /// Keeps those `keep` says; the memory goes with the last.
+    /// Keeps those `keep` says; the memory goes with the last. A new
+    /// oldest hold counts the packets past it afresh.
     fn retain(&mut self, keep: impl FnMut(&Hold) -> bool) {
-        if let Some(holds) = &mut self.0 {
-            holds.retain(keep);
-            if holds.is_empty() {
+        let oldest = self.oldest();
+        if let Some(held) = &mut self.0 {
+            held.holds.retain(keep);
+            if held.holds.is_empty() {
                 self.0 = None;
+            } else if self.oldest() != oldest {
+                if let Some(held) = &mut self.0 {
+                    held.past = 0;
+                }
             }
         }
+    }
+
+    /// Counts packet `pn` if it came past the oldest hold; true when
+    /// [`HELD_PAST`] did: the holds are to let go.
+    fn passed_by(&mut self, pn: u64) -> bool {
+        let oldest = self.oldest();
+        let Some(held) = &mut self.0 else {
+            return false;
+        };
+        if oldest.is_some_and(|oldest| pn > oldest) {
+            held.past = held.past.saturating_add(1);
+        }
+        held.past >= HELD_PAST
     }
 
     fn is_empty(&self) -> bool {
@@ -265,6 +295,12 @@ impl Peer {
             Acknowledge::No => {}
             Acknowledge::Held => self.ack.received(now, header.pn, false, config),
             Acknowledge::Now => self.ack.received(now, header.pn, true, config),
+        }
+        if self.holds.passed_by(header.pn) {
+            // Far behind: the sender is not kept from sending (see
+            // `HELD_PAST`).
+            self.holds = Holds::default();
+            self.owe_held(true);
         }
     }
 

@@ -429,3 +429,51 @@ fn a_round_trip_from_the_handshake_paces_a_fresh_sessions_probes() {
         }
     }
 }
+
+#[test]
+fn a_hold_lets_go_when_the_sender_would_otherwise_stall() {
+    use super::super::packet::{DataHeader, Packet};
+    use super::super::Endpoint;
+    let now = std::time::Instant::now();
+    let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+    let take = |b: &mut Endpoint<u8>, pn: u64| {
+        let data = DataHeader {
+            incarnation: 7,
+            pn,
+            msg_seq: pn as u32,
+            base_seq: 0,
+            frag_index: 0,
+            frag_count: 1,
+        };
+        b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
+        let mut receipt = None;
+        while let Some(event) = b.poll_event() {
+            if let Event::Received { receipt: r, .. } = event {
+                receipt = Some(r);
+            }
+        }
+        receipt.expect("delivered")
+    };
+    let largest_acked = |b: &mut Endpoint<u8>| -> Option<u64> {
+        b.acknowledge(1);
+        let mut largest = None;
+        while let Some(sent) = b.poll_transmit(now) {
+            if let Packet::Ack(ack) = Packet::decode(&sent.contents, usize::MAX).unwrap() {
+                largest = Some(ack.largest());
+            }
+        }
+        largest
+    };
+    // The first push is held (its handler waits for a reply, say): the 63
+    // after it are not acknowledged either.
+    let held = take(&mut b, 0);
+    assert!(b.hold_ack(now, 1, held));
+    for pn in 1..64 {
+        take(&mut b, pn);
+    }
+    assert_eq!(largest_acked(&mut b), None, "held back");
+    // The 64th past it: the receiver is far behind, and lets go rather
+    // than stall its sender (whose reply may be behind these).
+    take(&mut b, 64);
+    assert_eq!(largest_acked(&mut b), Some(64));
+}
