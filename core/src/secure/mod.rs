@@ -410,8 +410,8 @@ impl SecureEndpoint {
     }
 
     /// Ends a hold (see [`transport::Endpoint::release_ack`]).
-    pub fn release_ack(&mut self, peer: PeerId, receipt: Receipt, at_once: bool) {
-        self.transport.release_ack(peer, receipt, at_once);
+    pub fn release_ack(&mut self, now: Instant, peer: PeerId, receipt: Receipt, at_once: bool) {
+        self.transport.release_ack(now, peer, receipt, at_once);
     }
 
     /// Sessions now.

@@ -450,9 +450,9 @@ where
     /// Ends a hold [`Endpoint::hold_ack`] took. The acknowledgement it held
     /// back goes at once if one was due meanwhile or `at_once` (a message
     /// its sender waits on), else within `max_ack_delay` as usual.
-    pub fn release_ack(&mut self, peer: P, receipt: Receipt, at_once: bool) {
+    pub fn release_ack(&mut self, now: Instant, peer: P, receipt: Receipt, at_once: bool) {
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.release(receipt, at_once);
+            p.release(now, receipt, at_once, &self.config);
             self.refresh(peer);
         }
     }

@@ -69,6 +69,9 @@ struct Held {
     holds: Vec<Hold>,
     /// Packets that came after the oldest hold, while it held.
     past: u16,
+    /// The largest packet an ACK cut below a hold reported: one that
+    /// would report nothing more is not sent.
+    reported: Option<u64>,
 }
 
 /// Packets that may come past a hold before it lets go. Holding every
@@ -129,6 +132,19 @@ impl Holds {
     fn is_empty(&self) -> bool {
         self.0.is_none()
     }
+
+    /// Whether an ACK cut below the holds, whose largest packet is
+    /// `largest`, tells the sender nothing it was not told.
+    fn told(&self, largest: Option<u64>) -> bool {
+        let reported = self.0.as_ref().and_then(|held| held.reported);
+        largest.is_none_or(|largest| reported.is_some_and(|r| largest <= r))
+    }
+
+    fn reported(&mut self, largest: Option<u64>) {
+        if let Some(held) = &mut self.0 {
+            held.reported = largest.max(held.reported);
+        }
+    }
 }
 
 /// Acknowledgements owed, and when they are due (RFC 9000 13.2.1): the
@@ -156,6 +172,8 @@ struct AckDue {
     /// Packets that asked for an acknowledgement, counted up to
     /// [`BUSY_AFTER`].
     received: u8,
+    /// It was due while holds kept it back: it goes when they let go.
+    due_at_release: bool,
 }
 
 /// Packets received before the acknowledgement goes at once.
@@ -300,7 +318,7 @@ impl Peer {
             // Far behind: the sender is not kept from sending (see
             // `HELD_PAST`).
             self.holds = Holds::default();
-            self.owe_held(true);
+            self.owe_held(now, true, config);
         }
     }
 
@@ -362,11 +380,15 @@ impl Peer {
             return data;
         };
         let below = self.holds.oldest();
-        if below.is_some() && held_ranges(recv, below).next().is_none() {
-            // Everything to report is held: nothing goes until a release
-            // ([`Peer::release`] owes the acknowledgement again).
-            self.ack.now = false;
-            self.ack.deadline = None;
+        let largest = held_ranges(recv, below).next().map(|(_, end)| end);
+        if below.is_some() && self.holds.told(largest) {
+            // What is not held was reported already: nothing goes until a
+            // release ([`Peer::release`] owes the acknowledgement again).
+            if self.ack.now {
+                self.ack.due_at_release = true;
+                self.ack.now = false;
+                self.ack.deadline = None;
+            }
             return data;
         }
         // An ACK cut below a hold does not know how long its largest
@@ -387,6 +409,7 @@ impl Peer {
                 0
             };
             if fits >= 1 {
+                self.holds.reported(largest);
                 let ranges = held_ranges(recv, below);
                 let ack = encode_ack(self.session, remote, delay, ranges, fits.min(max_ranges));
                 self.ack.sent();
@@ -398,6 +421,7 @@ impl Peer {
             // The ACK is due and does not fit: it goes first, alone.
             self.stashed = Some(data);
         }
+        self.holds.reported(largest);
         let ranges = held_ranges(recv, below);
         self.ack.sent();
         Some(encode_ack(self.session, remote, delay, ranges, max_ranges))
@@ -420,7 +444,7 @@ impl Peer {
     /// Ends one hold on the packet `receipt` names. What it held back is
     /// owed again: at once if an acknowledgement went (or was due) while
     /// it held, or if `at_once`; else when it would have gone anyway.
-    pub fn release(&mut self, receipt: Receipt, at_once: bool) {
+    pub fn release(&mut self, now: Instant, receipt: Receipt, at_once: bool, config: &Config) {
         if self.remote != Some(receipt.remote) {
             return;
         }
@@ -432,18 +456,22 @@ impl Peer {
             !this
         });
         if self.holds.oldest() != oldest {
-            self.owe_held(at_once);
+            self.owe_held(now, at_once, config);
         }
     }
 
-    /// What holds kept from being acknowledged is owed now.
-    fn owe_held(&mut self, at_once: bool) {
+    /// What holds kept from being acknowledged is owed: at once if it was
+    /// due while held, or `at_once`; else as a packet just received is
+    /// (within `max_ack_delay`, or with the next that asks).
+    fn owe_held(&mut self, now: Instant, at_once: bool, config: &Config) {
         if self.recv.is_none() {
             return;
         }
         self.ack.pending = true;
-        if at_once || self.ack.deadline.is_none() {
+        if at_once || std::mem::take(&mut self.ack.due_at_release) {
             self.ack.now = true;
+        } else {
+            self.ack.deadline.get_or_insert(now + config.max_ack_delay);
         }
     }
 
@@ -465,7 +493,7 @@ impl Peer {
         if self.holds.oldest() != oldest {
             // Held too long (the application waits on something): the
             // sender is not kept waiting any longer.
-            self.owe_held(true);
+            self.owe_held(now, true, config);
         }
         self.send.on_timeout(now, config);
         if let Some(recv) = &mut self.recv {

@@ -35,7 +35,8 @@ impl Driver {
                 at_once,
             } => {
                 self.holding = self.holding.saturating_sub(1);
-                self.endpoint.release_ack(peer, receipt, at_once);
+                self.endpoint
+                    .release_ack(std::time::Instant::now(), peer, receipt, at_once);
             }
             Op::Request {
                 to,

@@ -292,7 +292,8 @@ fn a_held_message_is_acknowledged_only_once_released() {
         "acknowledged while held"
     );
     assert!(sim.stats().sent >= 5, "a probed: {:?}", sim.stats());
-    sim.endpoint_mut(b).release_ack(a, receipt, false);
+    let now = sim.now();
+    sim.endpoint_mut(b).release_ack(now, a, receipt, false);
     sim.flush(b);
     let took = until_event(&mut sim, a, &delivered(b, line));
     assert_eq!(
@@ -361,9 +362,9 @@ fn a_hold_keeps_back_its_packet_and_later_ones_and_not_earlier_ones() {
         "only what came before the holds"
     );
     // Releasing the later hold uncovers nothing: the earlier still holds.
-    b.release_ack(1, receipts[2], true);
+    b.release_ack(now, 1, receipts[2], true);
     assert!(b.poll_transmit(now).is_none(), "nothing new to acknowledge");
-    b.release_ack(1, receipts[1], true);
+    b.release_ack(now, 1, receipts[1], true);
     assert_eq!(acked(&mut b), vec![(0, 2)]);
 }
 
@@ -378,7 +379,8 @@ fn a_hold_does_not_stretch_the_senders_round_trip() {
     let now = sim.now();
     assert!(sim.endpoint_mut(b).hold_ack(now, a, receipt));
     sim.run_for(Duration::from_millis(600));
-    sim.endpoint_mut(b).release_ack(a, receipt, true);
+    let now = sim.now();
+    sim.endpoint_mut(b).release_ack(now, a, receipt, true);
     sim.flush(b);
     until_event(&mut sim, a, &delivered(b, held));
     // One answered at once: a measures the 20 ms round trip.
@@ -476,4 +478,49 @@ fn a_hold_lets_go_when_the_sender_would_otherwise_stall() {
     // than stall its sender (whose reply may be behind these).
     take(&mut b, 64);
     assert_eq!(largest_acked(&mut b), Some(64));
+}
+
+#[test]
+fn pushes_held_and_let_go_as_they_are_read_take_no_more_acks_than_unheld() {
+    use super::super::packet::DataHeader;
+    use super::super::Endpoint;
+    let now = std::time::Instant::now();
+    // A stream of 200 pushes; each read (and let go) before anything is
+    // sent, as a client's reader does with a group's lines.
+    let acks = |held: bool| -> usize {
+        let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+        let mut sent = 0;
+        for pn in 0..200u64 {
+            let data = DataHeader {
+                incarnation: 7,
+                pn,
+                msg_seq: pn as u32,
+                base_seq: 0,
+                frag_index: 0,
+                frag_count: 1,
+            };
+            b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
+            while let Some(event) = b.poll_event() {
+                if let (true, Event::Received { receipt, .. }) = (held, event) {
+                    assert!(b.hold_ack(now, 1, receipt));
+                    // Some go out while it is held...
+                    while b.poll_transmit(now).is_some() {
+                        sent += 1;
+                    }
+                    b.release_ack(now, 1, receipt, false);
+                }
+            }
+            while b.poll_transmit(now).is_some() {
+                sent += 1;
+            }
+        }
+        sent
+    };
+    let (unheld, held) = (acks(false), acks(true));
+    // Every second of the first 100, every tenth after.
+    assert_eq!(unheld, 50 + 9);
+    assert!(
+        held <= unheld,
+        "{held} ACKs held and let go, {unheld} not held"
+    );
 }
