@@ -380,6 +380,16 @@ impl Peer {
             return data;
         };
         let below = self.holds.oldest();
+        if below.is_some() && self.ack.now && !self.ack.due_at_release {
+            // Due while a hold cuts it: it waits up to `max_ack_delay` for
+            // the hold to end, and goes whole then (a client lets a push
+            // go as soon as its line is written): one ACK, not one cut now
+            // and another at the release.
+            self.ack.due_at_release = true;
+            self.ack.now = false;
+            self.ack.deadline = Some(now + config.max_ack_delay);
+            return data;
+        }
         let largest = held_ranges(recv, below).next().map(|(_, end)| end);
         if below.is_some() && self.holds.told(largest) {
             // What is not held was reported already: nothing goes until a

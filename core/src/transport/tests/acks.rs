@@ -347,25 +347,37 @@ fn a_hold_keeps_back_its_packet_and_later_ones_and_not_earlier_ones() {
     // The second and third messages are held; the first is not.
     assert!(b.hold_ack(now, 1, receipts[1]));
     assert!(b.hold_ack(now, 1, receipts[2]));
-    let acked = |b: &mut Endpoint<u8>| -> Vec<(u64, u64)> {
-        let sent = b.poll_transmit(now).expect("an acknowledgement");
-        assert!(b.poll_transmit(now).is_none());
+    let acked = |b: &mut Endpoint<u8>, at| -> Vec<(u64, u64)> {
+        let sent = b.poll_transmit(at).expect("an acknowledgement");
+        assert!(b.poll_transmit(at).is_none());
         match Packet::decode(&sent.contents, usize::MAX).unwrap() {
             Packet::Ack(ack) => ack.ranges().collect(),
             _ => panic!("not an ACK alone"),
         }
     };
+    // Due, and cut by the holds: it waits for them to end, up to the
+    // max ACK delay; then what came before them goes.
     b.acknowledge(1);
+    assert!(b.poll_transmit(now).is_none(), "waits for the holds");
+    let later = now + Config::default().max_ack_delay;
+    b.handle_timeout(later);
     assert_eq!(
-        acked(&mut b),
+        acked(&mut b, later),
         vec![(0, 0)],
         "only what came before the holds"
     );
     // Releasing the later hold uncovers nothing: the earlier still holds.
-    b.release_ack(now, 1, receipts[2], true);
-    assert!(b.poll_transmit(now).is_none(), "nothing new to acknowledge");
-    b.release_ack(now, 1, receipts[1], true);
-    assert_eq!(acked(&mut b), vec![(0, 2)]);
+    b.release_ack(later, 1, receipts[2], true);
+    assert!(
+        b.poll_transmit(later).is_none(),
+        "nothing new to acknowledge"
+    );
+    b.release_ack(later, 1, receipts[1], false);
+    assert_eq!(
+        acked(&mut b, later),
+        vec![(0, 2)],
+        "due while held: at once"
+    );
 }
 
 #[test]
