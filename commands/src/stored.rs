@@ -29,6 +29,8 @@ impl Packet for StoredMail {
 
 impl Push for StoredMail {
     const SERVER_ONLY: bool = true;
+    // Its `receipt` goes once it is written: the server deletes it then.
+    const HELD_UNTIL_KEPT: bool = false;
     type Body = Handover;
 }
 
@@ -301,6 +303,16 @@ fn clock(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handover_is_not_held_its_receipt_waits_for_the_write_instead() {
+        let registry = udpchat_core::registry::Registry::global();
+        assert!(!registry.held_until_kept(StoredMail::TAG));
+        for held in ["message", "group-message", "group-messages"] {
+            assert!(registry.held_until_kept(held), "{held}");
+        }
+        assert!(!registry.held_until_kept("no-such-push"));
+    }
 
     #[test]
     fn what_could_not_be_opened_is_one_line_naming_each_sender_once() {

@@ -48,6 +48,11 @@ pub trait Push: Packet {
     /// waits, as a request's does, for a second packet or the max ACK
     /// delay, so that one ACK answers two pushes (PROTOCOL.md section 4).
     const ACK_AT_ONCE: bool = true;
+    /// Whether a client holds its acknowledgement until it handled the
+    /// push and wrote what it kept (PROTOCOL.md section 4, holding an
+    /// ACK). A push with an acknowledgement of its own once kept says
+    /// false (`stored`, whose `receipt` goes once the line is written).
+    const HELD_UNTIL_KEPT: bool = true;
     /// What the push carries.
     type Body: Serialize + DeserializeOwned + Send + 'static;
 }

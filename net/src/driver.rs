@@ -495,7 +495,7 @@ impl Driver {
                 // does, and one ACK answers both. An owner that holds
                 // acknowledgements lets it go when done with the push.
                 let at_once = !request && Registry::global().ack_at_once(&cmd);
-                let ack = self.hold_ack(request, from, receipt, at_once);
+                let ack = self.hold_ack(request, &cmd, (from, receipt), at_once);
                 let held = ack.is_some();
                 self.handed_over = true;
                 let answer = self.owner.arrived(Arrival {
@@ -535,11 +535,11 @@ impl Driver {
     fn hold_ack(
         &mut self,
         request: bool,
-        from: PeerId,
-        receipt: Receipt,
+        cmd: &str,
+        (from, receipt): (PeerId, Receipt),
         at_once: bool,
     ) -> Option<crate::PendingAck> {
-        if request || !self.owner.holds_acks() {
+        if request || !self.owner.holds_acks() || !Registry::global().held_until_kept(cmd) {
             return None;
         }
         let releases = self.releases.clone()?;

@@ -141,6 +141,9 @@ pub struct Command {
     /// For a push: whether it is acknowledged in the turn it is read
     /// ([`Push::ACK_AT_ONCE`](crate::packet::Push::ACK_AT_ONCE)).
     pub ack_at_once: bool,
+    /// For a push: whether a client holds its acknowledgement until kept
+    /// ([`Push::HELD_UNTIL_KEPT`](crate::packet::Push::HELD_UNTIL_KEPT)).
+    pub held_until_kept: bool,
 }
 
 fn run_shell<S: Shell>(client: Client, args: Args) -> BoxFuture<'static, Result<(), CommandError>> {
@@ -220,6 +223,7 @@ impl Command {
             answer: None,
             on_push: None,
             ack_at_once: true,
+            held_until_kept: true,
         }
     }
 
@@ -300,6 +304,7 @@ impl Command {
                 bodies: PushTypes::<P>::ALL,
             }),
             ack_at_once: P::ACK_AT_ONCE,
+            held_until_kept: P::HELD_UNTIL_KEPT,
             ..self
         }
     }

@@ -192,6 +192,13 @@ impl Registry {
         self.tag(tag).map_or(true, |c| c.ack_at_once)
     }
 
+    /// Whether a client holds the acknowledgement of a push tagged `tag`
+    /// until it is kept ([`Push::HELD_UNTIL_KEPT`](crate::packet::Push::HELD_UNTIL_KEPT));
+    /// a tag no push of this registry has is not held (it is refused).
+    pub fn held_until_kept(&self, tag: &str) -> bool {
+        self.tag(tag).is_ok_and(|c| c.held_until_kept)
+    }
+
     /// The command that handles a request tagged `tag` with this body: the
     /// tag's command, or for a command with subcommands, the one the
     /// body's `op` names.
