@@ -194,9 +194,10 @@ impl Registry {
 
     /// Whether a client holds the acknowledgement of a push tagged `tag`
     /// until it is kept ([`Push::HELD_UNTIL_KEPT`](crate::packet::Push::HELD_UNTIL_KEPT));
-    /// a tag no push of this registry has is not held (it is refused).
+    /// a tag no push of this registry has is, as every push was before
+    /// any said otherwise (its reader drops it, and lets it go, at once).
     pub fn held_until_kept(&self, tag: &str) -> bool {
-        self.tag(tag).is_ok_and(|c| c.held_until_kept)
+        self.tag(tag).map_or(true, |c| c.held_until_kept)
     }
 
     /// The command that handles a request tagged `tag` with this body: the
