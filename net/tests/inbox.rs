@@ -93,8 +93,15 @@ async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
     let (receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
     let push = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(7))));
     let (_, arrival) = next_push(&mut inbox).await;
-    // The client leaves while it shows the push.
+    // The client leaves while it shows the push: the driver has stopped
+    // reading by the time the push is done with (a moment to get there;
+    // were the release first, it would pass without the driver waiting).
     let stopping = tokio::spawn(async move { receiver.stop().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !stopping.is_finished(),
+        "stopped before its push was done with"
+    );
     drop(arrival);
     stopping.await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), push)
