@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 mod driver;
+mod fate;
 mod load;
 mod owner;
 mod socket;
@@ -31,6 +32,7 @@ use udpchat_core::secure::{PeerId, PeerInfo, SecureConfig, SecureEndpoint, Stats
 use udpchat_core::wire::Pattern;
 
 use driver::Driver;
+pub(crate) use fate::Fate;
 use socket::Socket;
 
 pub use load::{Latencies, Load, LATENCY_BOUNDS_MS};
@@ -58,41 +60,6 @@ pub type Then = Box<dyn FnOnce(Result<(), CommandError>) + Send>;
 /// Pushes made on the driver's thread when it comes to them, each to
 /// several sessions with a [`Then`] each: see [`Link::push_each_made`].
 pub type MakePushes = Box<dyn FnOnce() -> Vec<(Encoded, Vec<(PeerId, Then)>)> + Send>;
-
-/// Who hears whether a push arrived.
-pub(crate) enum Fate {
-    /// A task awaiting it.
-    Wait(oneshot::Sender<Result<(), CommandError>>),
-    /// A call on the driver's thread, when it is known.
-    Call(Then),
-    /// No one: a failure of this push (its tag) is logged.
-    Log(&'static str),
-}
-
-impl Fate {
-    /// Each session's `then`, called with its push's fate.
-    pub(crate) fn calls(to_each: Vec<(PeerId, Then)>) -> Vec<(PeerId, Fate)> {
-        to_each
-            .into_iter()
-            .map(|(to, then)| (to, Fate::Call(then)))
-            .collect()
-    }
-
-    /// Tells whoever it is what became of the push.
-    pub(crate) fn tell(self, result: Result<(), CommandError>) {
-        match self {
-            Fate::Wait(done) => {
-                let _ = done.send(result);
-            }
-            Fate::Call(then) => then(result),
-            Fate::Log(cmd) => {
-                if let Err(e) = result {
-                    tracing::debug!(cmd, "push not delivered: {e}");
-                }
-            }
-        }
-    }
-}
 
 enum Op {
     Connect {

@@ -22,7 +22,7 @@ impl std::fmt::Display for PeerId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecureEvent {
     /// A whole message, once, in order; `receipt` names the packet that
-    /// brought it, for [`SecureEndpoint::hold`](super::SecureEndpoint::hold_ack).
+    /// brought it, for [`SecureEndpoint::hold_ack`](super::SecureEndpoint::hold_ack).
     Received {
         from: PeerId,
         message: Vec<u8>,

@@ -399,7 +399,7 @@ impl SecureEndpoint {
     }
 
     /// Holds the acknowledgement of a message received from `peer` until
-    /// [`SecureEndpoint::release`] (see [`transport::Endpoint::hold_ack`]).
+    /// [`SecureEndpoint::release_ack`] (see [`transport::Endpoint::hold_ack`]).
     pub fn hold_ack(&mut self, now: Instant, peer: PeerId, receipt: Receipt) -> bool {
         self.transport.hold_ack(now, peer, receipt)
     }

@@ -58,6 +58,7 @@ mod config;
 mod packet;
 mod peer;
 mod ranges;
+mod receipt;
 mod recv;
 mod rtt;
 mod send;
@@ -77,6 +78,7 @@ use std::time::Instant;
 pub use config::{Config, ConfigError};
 use packet::Packet;
 use peer::Peer;
+pub use receipt::Receipt;
 use send::{Outcome, SendState};
 
 /// Names one message sent by one endpoint, unique across its peers.
@@ -88,16 +90,6 @@ pub struct MessageId(pub u64);
 pub struct Transmit<P> {
     pub destination: P,
     pub contents: Vec<u8>,
-}
-
-/// The packet that brought a message in (completed it, or let it be
-/// handed over in order): what [`Endpoint::hold_ack`] holds the
-/// acknowledgement of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Receipt {
-    /// The peer's session the packet came in.
-    remote: u64,
-    pn: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +226,7 @@ where
             delivered: VecDeque::new(),
             reassembly: Meter::default(),
             queued: Meter::default(),
-            taking: Receipt { remote: 0, pn: 0 },
+            taking: Receipt::NONE,
         }
     }
 
@@ -304,10 +296,7 @@ where
                 pn,
                 base_seq,
             } => {
-                self.taking = Receipt {
-                    remote: incarnation,
-                    pn,
-                };
+                self.taking = Receipt::new(incarnation, pn);
                 let (peer, config, delivered) = self.peer(now, from);
                 peer.on_skip(now, (incarnation, pn, base_seq), config, delivered);
             }
@@ -595,19 +584,6 @@ fn take_events<P: Copy>(
         Outcome::Delivered => Event::Delivered { to: p, id },
         Outcome::Failed => Event::DeliveryFailed { to: p, id },
     }));
-}
-
-impl Receipt {
-    /// No packet: for tests that compare events.
-    #[cfg(test)]
-    pub(crate) const NONE: Receipt = Receipt { remote: 0, pn: 0 };
-
-    fn of(header: &packet::DataHeader) -> Receipt {
-        Receipt {
-            remote: header.incarnation,
-            pn: header.pn,
-        }
-    }
 }
 
 /// A session id from the incarnation and a counter: a bijection of their

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::super::sim::{LinkConfig, NodeId, Sim};
-use super::super::{Config, Event, MessageId, Receipt};
+use super::super::{Config, Endpoint, Event, MessageId, Receipt};
 
 const DELAY: Duration = Duration::from_millis(10);
 
@@ -219,7 +219,6 @@ fn an_empty_message_a_keepalive_is_acknowledged_at_once() {
 #[test]
 fn packet_numbers_at_the_end_of_their_range_are_taken_without_a_panic() {
     use super::super::packet::{encode_skip, DataHeader};
-    use super::super::Endpoint;
     let now = std::time::Instant::now();
     let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
     // A hostile peer numbers its packets from the top; the fuzzer found
@@ -237,6 +236,27 @@ fn packet_numbers_at_the_end_of_their_range_are_taken_without_a_panic() {
         let _ = b.handle_datagram(now, 1, &data.encode(b"x"));
         while b.poll_transmit(now).is_some() {}
     }
+}
+
+/// Hands `b` packet `pn` from peer 1: the `pn`th message, whole; the
+/// receipts of what it delivered.
+fn take_message(b: &mut Endpoint<u8>, now: std::time::Instant, pn: u64) -> Vec<Receipt> {
+    use super::super::packet::DataHeader;
+    let data = DataHeader {
+        incarnation: 7,
+        pn,
+        msg_seq: pn as u32,
+        base_seq: 0,
+        frag_index: 0,
+        frag_count: 1,
+    };
+    b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
+    std::iter::from_fn(|| b.poll_event())
+        .filter_map(|event| match event {
+            Event::Received { receipt, .. } => Some(receipt),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs until `node` receives `message` from `from`: the packet that
@@ -322,27 +342,12 @@ fn a_hold_ends_by_itself_after_its_limit() {
 
 #[test]
 fn a_hold_keeps_back_its_packet_and_later_ones_and_not_earlier_ones() {
-    use super::super::packet::{DataHeader, Packet};
-    use super::super::Endpoint;
+    use super::super::packet::Packet;
     let now = std::time::Instant::now();
     let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
-    let mut receipts = Vec::new();
-    for pn in 0..3u64 {
-        let data = DataHeader {
-            incarnation: 7,
-            pn,
-            msg_seq: pn as u32,
-            base_seq: 0,
-            frag_index: 0,
-            frag_count: 1,
-        };
-        b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
-        while let Some(event) = b.poll_event() {
-            if let Event::Received { receipt, .. } = event {
-                receipts.push(receipt);
-            }
-        }
-    }
+    let receipts: Vec<Receipt> = (0..3)
+        .flat_map(|pn| take_message(&mut b, now, pn))
+        .collect();
     assert_eq!(receipts.len(), 3);
     // The second and third messages are held; the first is not.
     assert!(b.hold_ack(now, 1, receipts[1]));
@@ -446,28 +451,10 @@ fn a_round_trip_from_the_handshake_paces_a_fresh_sessions_probes() {
 
 #[test]
 fn a_hold_lets_go_when_the_sender_would_otherwise_stall() {
-    use super::super::packet::{DataHeader, Packet};
-    use super::super::Endpoint;
+    use super::super::packet::Packet;
     let now = std::time::Instant::now();
     let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
-    let take = |b: &mut Endpoint<u8>, pn: u64| {
-        let data = DataHeader {
-            incarnation: 7,
-            pn,
-            msg_seq: pn as u32,
-            base_seq: 0,
-            frag_index: 0,
-            frag_count: 1,
-        };
-        b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
-        let mut receipt = None;
-        while let Some(event) = b.poll_event() {
-            if let Event::Received { receipt: r, .. } = event {
-                receipt = Some(r);
-            }
-        }
-        receipt.expect("delivered")
-    };
+    let take = |b: &mut Endpoint<u8>, pn: u64| take_message(b, now, pn)[0];
     let largest_acked = |b: &mut Endpoint<u8>| -> Option<u64> {
         b.acknowledge(1);
         let mut largest = None;
@@ -494,8 +481,6 @@ fn a_hold_lets_go_when_the_sender_would_otherwise_stall() {
 
 #[test]
 fn pushes_held_and_let_go_as_they_are_read_take_no_more_acks_than_unheld() {
-    use super::super::packet::DataHeader;
-    use super::super::Endpoint;
     let now = std::time::Instant::now();
     // A stream of 200 pushes; each read (and let go) before anything is
     // sent, as a client's reader does with a group's lines.
@@ -503,17 +488,8 @@ fn pushes_held_and_let_go_as_they_are_read_take_no_more_acks_than_unheld() {
         let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
         let mut sent = 0;
         for pn in 0..200u64 {
-            let data = DataHeader {
-                incarnation: 7,
-                pn,
-                msg_seq: pn as u32,
-                base_seq: 0,
-                frag_index: 0,
-                frag_count: 1,
-            };
-            b.handle_datagram(now, 1, &data.encode(b"x")).unwrap();
-            while let Some(event) = b.poll_event() {
-                if let (true, Event::Received { receipt, .. }) = (held, event) {
+            for receipt in take_message(&mut b, now, pn) {
+                if held {
                     assert!(b.hold_ack(now, 1, receipt));
                     // Some go out while it is held...
                     while b.poll_transmit(now).is_some() {
