@@ -103,9 +103,7 @@ impl OnPush for StoredMail {
         // prekey is gone): acknowledged again, not shown again.
         let server = client.session().lock().server;
         if !first_handover(server, &me, message.id) {
-            let acknowledged = crate::receipt::acknowledge(&client, message.id).await;
-            summed_up(&client, server, &me, left);
-            return acknowledged;
+            return acknowledged_again(&client, server, &me, left, message.id).await;
         }
         // Whatever the sender deposited, this message is reported once
         // and acknowledged: one that cannot be opened must not stay in
@@ -114,6 +112,12 @@ impl OnPush for StoredMail {
         let opened = sealed
             .clone()
             .and_then(|sealed| client.keys().open(&sealed, &associated(&message.from, &me)));
+        // A copy of one a process before this one wrote, and left before
+        // its receipt went: its one-time prekey is spent, so it does not
+        // open, and the history knows it. Acknowledged, not reported.
+        if opened.is_err() && kept_before(&client, &message) {
+            return acknowledged_again(&client, server, &me, left, message.id).await;
+        }
         let spend = opened.is_ok();
         let shown = match opened {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
@@ -158,6 +162,33 @@ impl OnPush for StoredMail {
         summed_up(&client, server, &me, left);
         acknowledged?;
         shown
+    }
+}
+
+/// A copy of a message this client has: acknowledged, and not shown.
+async fn acknowledged_again(
+    client: &Client,
+    server: SocketAddr,
+    me: &str,
+    left: u32,
+    id: u64,
+) -> Result<(), CommandError> {
+    let acknowledged = crate::receipt::acknowledge(client, id).await;
+    summed_up(client, server, me, left);
+    acknowledged
+}
+
+/// Whether this client's history holds `message` already: the line from
+/// its sender under its id, sent when it was.
+fn kept_before(client: &Client, message: &Stored) -> bool {
+    let conversation = Conversation::User(message.from.clone());
+    match client.history().came(&conversation, message.id) {
+        Ok(Some(kept)) => kept.line.from == message.from && kept.line.time_ms == message.sent_at_ms,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!("history: {}", e.message);
+            false
+        }
     }
 }
 

@@ -183,10 +183,13 @@ pub struct NotKept {
 /// The signed-in user's conversations, kept by their client.
 pub trait History: Send + Sync {
     /// Keeps `line` (unread if it came while the user talks to someone
-    /// else); a line with the number of one kept already is kept once.
-    /// `shown`, the event that shows it, is emitted once the line is
-    /// written (in order with the others), so that what was shown is kept
-    /// whatever happens to the client after.
+    /// else). A line that comes again (the number of one kept already,
+    /// from the same sender at the same time, with the same text) is kept
+    /// and shown once, whatever process kept it first; another line under
+    /// a number already taken (a server that started afresh) is kept
+    /// without it. `shown`, the event that shows it, is emitted once the
+    /// line is written (in order with the others), so that what was shown
+    /// is kept whatever happens to the client after.
     fn keep(&self, line: &Line, shown: Option<Output>) -> Result<LineId, Box<NotKept>>;
     /// What became of a line the user wrote; `number` when it now has one
     /// (the server's id of a message it keeps).
@@ -205,6 +208,9 @@ pub trait History: Send + Sync {
     /// the user wrote): in a group, the last of its messages this client
     /// kept, whatever process kept it.
     fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError>;
+    /// The line that came in `conversation` with `number` (not one the
+    /// user wrote), if this client kept it, whatever process kept it.
+    fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError>;
     /// The conversation by that name that has the newest line, if any
     /// has lines (a user and a group may share a name).
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use udpchat_tests::deployment::Deployment;
 use udpchat_tests::relay::{Impairment, Relay};
-use udpchat_tests::{busy_history, on_every_store, password, Client, Server};
+use udpchat_tests::{busy_history, on_every_store, password, take, Client, Server};
 
 on_every_store!(three_users_sign_in_list_and_message_directly);
 
@@ -474,6 +474,60 @@ fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
     let mail = bob.expect_where("message", |m| m["stored"] == true);
     assert_eq!(mail["text"], "kept for bob");
     bob.kill();
+}
+
+/// A client that wrote a message kept for it and left before its receipt
+/// reached the server is handed the message again at its next sign-in.
+/// Its one-time prekey is spent, so the copy does not open; the history
+/// knows it, and it is acknowledged, shown neither twice nor as one that
+/// could not be opened. Found by the soak, whose clients exit while their
+/// mail comes.
+#[test]
+fn a_kept_message_written_before_its_receipt_was_lost_is_not_shown_again() {
+    let server = Server::start();
+    let bob_dir = Client::away(server.addr, "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
+    let mut bob = Client::sign_in_on(relay.up, bob_dir.path(), "bob");
+    bob.line("logout");
+    bob.expect("signed-out");
+    alice.line("send bob kept for bob");
+    alice.expect("queued");
+
+    // Bob's history is busy while he signs in, so the message cannot be
+    // written (nor its receipt go) before the relay holds what he sends.
+    let busy = busy_history(bob_dir.path(), "bob");
+    bob.line(&format!("signin bob {}", password("bob")));
+    bob.expect("signed-in");
+    relay.hold_to_server();
+    drop(busy);
+    let mail = take(&mut bob, "message", |m| m["stored"] == true);
+    assert_eq!(mail["text"], "kept for bob");
+    // He leaves. His receipt and his `logout` never reach the server (they
+    // time out); the message's one-time prekey was spent before.
+    let _ = bob.finish();
+
+    let mut bob = Client::sign_in_on(server.addr, bob_dir.path(), "bob");
+    // The receipt reaches the server this time.
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    let mut seen = std::mem::take(&mut bob.seen);
+    let (status, rest) = bob.finish();
+    assert!(status.success());
+    seen.extend(rest);
+    let shown: Vec<&serde_json::Value> = seen
+        .iter()
+        .filter(|e| e["event"] == "message" || e["event"] == "error")
+        .collect();
+    assert!(shown.is_empty(), "shown again: {shown:#?}");
+    let kept: i64 = rusqlite::Connection::open(bob_dir.path().join("users/bob/chat.sqlite3"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM conversation_lines WHERE text = 'kept for bob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1);
 }
 
 /// A direct message that reached a client killed before it wrote the line

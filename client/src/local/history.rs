@@ -113,23 +113,36 @@ pub(super) enum Write {
 
 /// Writes what waits, in one transaction, in the order it was kept (taken
 /// under the file's lock, so batches never pass each other), then shows
-/// the lines that came, in that order. A failure is logged: the lines
-/// still show (only their keeping failed).
+/// the lines that came, in that order, but for those the file held
+/// already (see [`History::keep`]). A failure is logged: the lines still
+/// show (only their keeping failed).
 pub(super) fn flush(files: &Files) {
     let mut db = files.db.lock();
     let batch = std::mem::take(&mut *files.pending.lock());
     if batch.is_empty() {
         return;
     }
-    if let Err(e) = write(&mut db, &batch) {
+    let repeated = write(&mut db, &batch).unwrap_or_else(|e| {
         tracing::warn!(lines = batch.len(), "history: not written: {e}");
-    }
+        Vec::new()
+    });
     let mut then = Vec::new();
-    for write in batch {
+    for (index, write) in batch.into_iter().enumerate() {
         match write {
             Write::Keep {
-                shown: Some(shown), ..
-            } => files.printer.emit(shown),
+                line,
+                unread,
+                shown,
+                ..
+            } => {
+                if !repeated.contains(&index) {
+                    if let Some(shown) = shown {
+                        files.printer.emit(shown);
+                    }
+                } else if unread {
+                    uncount(&mut files.unread.lock(), &line.conversation);
+                }
+            }
             Write::Then(after) => then.push(after),
             _ => {}
         }
@@ -140,33 +153,42 @@ pub(super) fn flush(files: &Files) {
     }
 }
 
+/// One unread line less in `conversation`.
+fn uncount(unread: &mut BTreeMap<Conversation, usize>, conversation: &Conversation) {
+    if let Some(count) = unread.get_mut(conversation) {
+        *count -= 1;
+        if *count == 0 {
+            unread.remove(conversation);
+        }
+    }
+}
+
 /// Every write in one transaction, trimming a conversation past
-/// [`KEPT_LINES`] once per [`TRIM_EVERY`] lines.
-fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<()> {
+/// [`KEPT_LINES`] once per [`TRIM_EVERY`] lines; returns where in
+/// `pending` the lines are that the file held already.
+fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<Vec<usize>> {
     let tx = db.transaction()?;
-    for write in pending {
+    let mut repeated = Vec::new();
+    for (index, write) in pending.iter().enumerate() {
         match write {
             Write::Keep {
                 id, line, unread, ..
             } => {
-                tx.prepare_cached(
-                    "INSERT INTO conversation_lines
-                        (id, kind, name, sender, text, time_ms, number, outgoing, state, unread)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![
-                    id,
-                    line.conversation.kind(),
-                    line.conversation.name(),
-                    line.from,
-                    line.text,
-                    line.time_ms as i64,
-                    line.number.map(|n| n as i64),
-                    line.outgoing,
-                    line.state.word(),
-                    unread,
-                ])?;
-                if id % TRIM_EVERY == 0 {
+                let mut kept = insert(&tx, *id, line, line.number, *unread)?;
+                if !kept && line.number.is_some() {
+                    if holds(&tx, line)? {
+                        repeated.push(index);
+                    } else {
+                        // Its number is another line's: kept without it.
+                        tracing::warn!(
+                            "history: {} number {:?} came again with another line",
+                            line.conversation,
+                            line.number
+                        );
+                        kept = insert(&tx, *id, line, None, *unread)?;
+                    }
+                }
+                if kept && id % TRIM_EVERY == 0 {
                     tx.prepare_cached(
                         "DELETE FROM conversation_lines WHERE kind = ?1 AND name = ?2
                          AND (time_ms, id) <= (
@@ -197,7 +219,56 @@ fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<()> {
             Write::Then(_) => {}
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(repeated)
+}
+
+/// Inserts `line` under `number`; `false` if a line with that number is
+/// there already.
+fn insert(
+    db: &Connection,
+    id: i64,
+    line: &Line,
+    number: Option<u64>,
+    unread: bool,
+) -> rusqlite::Result<bool> {
+    let inserted = db
+        .prepare_cached(
+            "INSERT INTO conversation_lines
+                (id, kind, name, sender, text, time_ms, number, outgoing, state, unread)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            line.conversation.kind(),
+            line.conversation.name(),
+            line.from,
+            line.text,
+            line.time_ms as i64,
+            number.map(|n| n as i64),
+            line.outgoing,
+            line.state.word(),
+            unread,
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Whether the file holds `line` already: its number, from the same
+/// sender at the same time, with the same text.
+fn holds(db: &Connection, line: &Line) -> rusqlite::Result<bool> {
+    db.prepare_cached(
+        "SELECT 1 FROM conversation_lines WHERE kind = ?1 AND name = ?2 AND outgoing = ?3
+         AND number = ?4 AND sender = ?5 AND time_ms = ?6 AND text = ?7",
+    )?
+    .exists(params![
+        line.conversation.kind(),
+        line.conversation.name(),
+        line.outgoing,
+        line.number.map(|n| n as i64),
+        line.from,
+        line.time_ms as i64,
+        line.text,
+    ])
 }
 
 impl LocalStore {
@@ -393,6 +464,21 @@ impl History for LocalStore {
                 r.get::<_, Option<i64>>(0)
             })
             .map(|n| n.map(|n| n as u64))
+        })
+    }
+
+    fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError> {
+        self.read(|db| {
+            db.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM conversation_lines
+                 WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND number = ?3"
+            ))?
+            .query_map(
+                params![conversation.kind(), conversation.name(), number as i64],
+                kept,
+            )?
+            .next()
+            .transpose()
         })
     }
 

@@ -80,7 +80,7 @@ pub struct LocalStore {
     waiting: Arc<(Mutex<bool>, Condvar)>,
     /// The open user's unread lines per conversation, apart from the file
     /// so that the prompt never waits on it.
-    unread: Mutex<BTreeMap<Conversation, usize>>,
+    unread: Arc<Mutex<BTreeMap<Conversation, usize>>>,
 }
 
 /// One user's file and keys, open.
@@ -103,6 +103,9 @@ pub(super) struct Files {
     pending: Arc<Mutex<Vec<history::Write>>>,
     /// Where the lines are shown once written.
     printer: Printer,
+    /// The unread counts, for a line counted as it was kept and then found
+    /// in the file already.
+    unread: Arc<Mutex<BTreeMap<Conversation, usize>>>,
 }
 
 impl LocalStore {
@@ -113,7 +116,7 @@ impl LocalStore {
             session,
             open: Arc::new(Mutex::new(None)),
             waiting: Arc::new((Mutex::new(false), Condvar::new())),
-            unread: Mutex::new(BTreeMap::new()),
+            unread: Arc::default(),
         };
         let (open, waiting) = (Arc::downgrade(&store.open), Arc::downgrade(&store.waiting));
         std::thread::Builder::new()
@@ -163,7 +166,7 @@ impl LocalStore {
             if let Some(other) = open.as_ref() {
                 history::flush(&other.files);
             }
-            let opened = Opened::open(&self.data_dir, &me, &self.printer)?;
+            let opened = Opened::open(&self.data_dir, &me, &self.printer, &self.unread)?;
             *self.unread.lock() =
                 history::count_unread(&opened.files.db.lock()).map_err(internal)?;
             *open = Some(opened);
@@ -173,7 +176,12 @@ impl LocalStore {
 }
 
 impl Opened {
-    fn open(data_dir: &Path, user: &str, printer: &Printer) -> Result<Opened, CommandError> {
+    fn open(
+        data_dir: &Path,
+        user: &str,
+        printer: &Printer,
+        unread: &Arc<Mutex<BTreeMap<Conversation, usize>>>,
+    ) -> Result<Opened, CommandError> {
         let dir = crate::trust::make_user_dir(data_dir, user)?;
         let path = dir.join(FILE);
         let failed = |e: &dyn std::fmt::Display| {
@@ -204,6 +212,7 @@ impl Opened {
                 db: Arc::new(Mutex::new(db)),
                 pending: Arc::default(),
                 printer: printer.clone(),
+                unread: unread.clone(),
             },
             keys: GroupKeys::with_received(received),
             next_id,

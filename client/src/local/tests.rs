@@ -399,3 +399,46 @@ fn a_line_that_came_shows_once_it_is_written() {
         .unwrap();
     assert_eq!(kept, "hi alice", "written before it showed");
 }
+
+#[test]
+fn a_line_that_comes_again_in_a_later_process_shows_once_and_another_under_its_number_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stored = line(bob(), "bob", "written while you were away", 1_500);
+    stored.number = Some(77);
+    stored.state = State::Kept;
+    let shows = |text: &str| udpchat_core::output::Output::new("message", text).with("text", text);
+    {
+        let (printer, _shown) = crate::render::Printer::new(crate::render::Format::Json);
+        let store = LocalStore::new(dir.path().into(), session("alice"), printer);
+        let history: &dyn History = &store;
+        history.keep(&stored, Some(shows(&stored.text))).unwrap();
+        store.flush();
+    }
+
+    // A later client process is handed it again while alice talks to
+    // carol, and then a server that started afresh hands it another
+    // message under the same number.
+    let (printer, mut shown) = crate::render::Printer::new(crate::render::Format::Json);
+    let talking = session("alice");
+    talking.lock().conversation = Some("carol".into());
+    let store = LocalStore::new(dir.path().into(), talking, printer);
+    let history: &dyn History = &store;
+    history.keep(&stored, Some(shows(&stored.text))).unwrap();
+    store.flush();
+    assert_eq!(history.unread_count(), 0, "not unread: read before");
+    let mut other = line(bob(), "bob", "another message", 9_000);
+    other.number = Some(77);
+    history.keep(&other, Some(shows(&other.text))).unwrap();
+    store.flush();
+    assert_eq!(history.unread_count(), 1);
+    let mut printed = Vec::new();
+    while let Ok(crate::render::Printed::Line(line)) = shown.try_recv() {
+        printed.push(line);
+    }
+    assert_eq!(printed.len(), 1, "{printed:?}");
+    assert!(printed[0].contains("another message"), "{printed:?}");
+    assert_eq!(
+        texts(&history.last(&bob(), 10).unwrap()),
+        ["written while you were away", "another message"]
+    );
+}
