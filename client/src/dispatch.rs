@@ -29,34 +29,52 @@ type Work = (PushFn, String, Sender, Vec<u8>, Option<PendingAck>);
 
 /// The packets given to workers and not yet handled, by command tag: what
 /// a client leaving before they are handled says it could not show.
-#[derive(Debug, Default)]
-pub struct Handling(parking_lot::Mutex<std::collections::BTreeMap<String, usize>>);
+#[derive(Debug)]
+pub struct Handling {
+    counts: parking_lot::Mutex<std::collections::BTreeMap<String, usize>>,
+    /// How many in all, to wait for none.
+    total: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Handling {
+    fn default() -> Handling {
+        Handling {
+            counts: Default::default(),
+            total: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
 
 impl Handling {
     fn started(&self, cmd: &str) {
-        let mut counts = self.0.lock();
-        match counts.get_mut(cmd) {
-            Some(n) => *n += 1,
-            None => {
-                counts.insert(cmd.to_string(), 1);
-            }
-        }
+        let mut counts = self.counts.lock();
+        *counts.entry(cmd.to_string()).or_default() += 1;
+        self.total.send_modify(|total| *total += 1);
     }
 
     fn finished(&self, cmd: &str) {
-        let mut counts = self.0.lock();
+        let mut counts = self.counts.lock();
         if let Some(n) = counts.get_mut(cmd) {
             *n -= 1;
             if *n == 0 {
                 counts.remove(cmd);
             }
+            self.total.send_modify(|total| *total -= 1);
+        }
+    }
+
+    /// Resolves once none is being handled (at once if none is).
+    pub fn none(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut total = self.total.subscribe();
+        async move {
+            let _ = total.wait_for(|total| *total == 0).await;
         }
     }
 
     /// How many are not handled yet, and of which commands
     /// (`3 (message 2, stored 1)`); `None` when none.
     pub fn unhandled(&self) -> Option<String> {
-        let counts = self.0.lock();
+        let counts = self.counts.lock();
         let total: usize = counts.values().sum();
         (total > 0).then(|| {
             let each: Vec<String> = counts.iter().map(|(cmd, n)| format!("{cmd} {n}")).collect();

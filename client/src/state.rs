@@ -292,4 +292,15 @@ impl ClientContext for ClientState {
     fn quit(&self) {
         self.quitting.store(true, Ordering::SeqCst);
     }
+
+    fn settle_pushes(&self, patience: Duration) -> BoxFuture<'static, ()> {
+        let (handled, link) = (self.handling.none(), self.link.clone());
+        Box::pin(async move {
+            let _ = tokio::time::timeout(patience, async {
+                handled.await;
+                link.settle().await;
+            })
+            .await;
+        })
+    }
 }

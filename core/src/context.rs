@@ -388,6 +388,10 @@ pub trait ClientContext: Send + Sync {
     fn confirm(&self, prompt: String) -> BoxFuture<'static, bool>;
     /// Asks the client to leave once the current command is done.
     fn quit(&self);
+    /// Waits, at most `patience`, until the pushes taken in are handled
+    /// and acknowledged (their lines written): each sender hears of what
+    /// was shown before the server says the user left.
+    fn settle_pushes(&self, patience: std::time::Duration) -> BoxFuture<'static, ()>;
 }
 
 /// A shared handle on the client.

@@ -67,6 +67,9 @@ pub(crate) struct Driver {
     releases: Option<mpsc::WeakUnboundedSender<Op>>,
     /// Pushes whose acknowledgement the owner holds, not released yet.
     pub(crate) holding: usize,
+    /// Told once none is held and the acknowledgements went
+    /// ([`Link::settle`](crate::Link::settle)).
+    settling: Vec<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -90,6 +93,7 @@ impl Driver {
             failed: 0,
             releases: None,
             holding: 0,
+            settling: Vec::new(),
         }
     }
 
@@ -126,7 +130,16 @@ impl Driver {
         let (worked_tx, mut worked) = mpsc::unbounded_channel();
         loop {
             self.owner.make_room();
+            let settled = self.holding == 0 && !self.settling.is_empty();
+            if settled {
+                self.endpoint.acknowledge_now();
+            }
             self.flush().await;
+            if settled {
+                for done in self.settling.drain(..) {
+                    let _ = done.send(());
+                }
+            }
             // The owner's reader gets its turn (see `Owner::read_elsewhere`):
             // without it, a 16 KiB message waited in the inbox up to 50 ms
             // under load (PERFORMANCE.md, sixth part).

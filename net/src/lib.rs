@@ -151,6 +151,10 @@ enum Op {
         receipt: udpchat_core::secure::Receipt,
         at_once: bool,
     },
+    /// Told once no push is held (see [`Link::settle`]).
+    Settle {
+        done: oneshot::Sender<()>,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },

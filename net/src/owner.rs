@@ -215,3 +215,17 @@ impl Owner for Channel {
         }
     }
 }
+
+impl crate::Link {
+    /// Resolves once every push handed over with a [`PendingAck`] has been
+    /// released and the acknowledgements due have gone out (at once when
+    /// none is held). A client signing out waits for it, so that each
+    /// sender hears of what was shown before the server says the user
+    /// left.
+    pub async fn settle(&self) {
+        let (done, settled) = tokio::sync::oneshot::channel();
+        if self.ops.send(crate::Op::Settle { done }).is_ok() {
+            let _ = settled.await;
+        }
+    }
+}

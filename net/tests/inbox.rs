@@ -112,6 +112,37 @@ async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_waits_for_the_pushes_held_and_their_acknowledgements() {
+    let (receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
+    // Nothing held: settled at once.
+    tokio::time::timeout(Duration::from_secs(10), receiver.settle())
+        .await
+        .expect("settled with nothing held");
+    let push = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(3))));
+    let (_, arrival) = next_push(&mut inbox).await;
+    let settling = tokio::spawn({
+        let receiver = receiver.clone();
+        async move { receiver.settle().await }
+    });
+    // Signing out waits here while the push is shown.
+    let early = tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await;
+    assert!(early.is_err(), "nothing else comes");
+    assert!(!settling.is_finished(), "settled while a push was held");
+    drop(arrival);
+    tokio::time::timeout(Duration::from_secs(10), settling)
+        .await
+        .expect("settled once the push was done with")
+        .unwrap();
+    // The acknowledgement went before `settle` said so: the sender hears
+    // it arrived while the receiver stays as it is (not stopped).
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("acknowledged")
+        .unwrap()
+        .expect("delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_past_a_full_inbox_wait_for_the_reader_and_none_acknowledged_is_lost() {
     const PUSHES: usize = INBOX_CAPACITY + 1_000;
     let (_receiver, mut inbox, sender, peer) = two_clients(BRIEF).await;

@@ -3,7 +3,8 @@
 //! (gracefully or not) and comes back.
 
 use udpchat_tests::deployment::Deployment;
-use udpchat_tests::{on_every_store, password, Client, Server};
+use udpchat_tests::relay::{Impairment, Relay};
+use udpchat_tests::{busy_history, on_every_store, password, Client, Server};
 
 /// A short presence timeout, so the tests do not wait 30 s.
 const TIMEOUT: &str = "3";
@@ -433,4 +434,47 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
         );
         assert_eq!(times.len(), deposited.len(), "round {round}");
     }
+}
+
+/// A user who signs out while a message to them is being written (their
+/// history kept busy by another process) signs out once it is written and
+/// acknowledged. Its sender hears it was delivered, not first that the
+/// user left: it would then keep the message on the server, to be shown
+/// again at the next sign-in (the soak showed one twice so).
+#[test]
+fn signing_out_waits_until_what_came_is_written_and_its_senders_know() {
+    let server = Server::start();
+    let bob_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(server.addr, Impairment::CLEAN);
+    let mut bob = Client::sign_up_on(relay.up, bob_dir.path(), "bob");
+    let mut alice = Client::sign_up(server.addr, "alice");
+    alice.line("send bob hello");
+    bob.expect_where("message", |m| m["text"] == "hello");
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+
+    let busy = busy_history(bob_dir.path(), "bob");
+    let sent = relay.from_peers();
+    alice.line("send bob written before leaving");
+    // It reached bob, whose acknowledgement waits for the write (alice
+    // sends it again), and bob signs out meanwhile.
+    relay.wait_from_peers(sent + 2);
+    bob.line("logout");
+    drop(busy);
+    bob.expect("signed-out");
+    let shown = |e: &serde_json::Value| e["text"] == "written before leaving";
+    let message = bob.seen.iter().position(shown);
+    assert!(
+        message.is_some_and(|at| at < bob.seen.len() - 1),
+        "signed out before the line was shown: {:#?}",
+        bob.seen
+    );
+    let outcome = alice.expect_first(&["delivered", "queued"], |e| e["to"] == "bob");
+    assert_eq!(outcome["event"], "delivered", "{outcome}");
+
+    // Nothing waits for bob on the server.
+    bob.line(&format!("signin bob {}", password("bob")));
+    bob.expect("signed-in");
+    let (_, rest) = bob.finish();
+    let again: Vec<_> = rest.iter().filter(|e| e["event"] == "message").collect();
+    assert!(again.is_empty(), "shown again: {again:?}");
 }

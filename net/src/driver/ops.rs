@@ -126,6 +126,7 @@ impl Driver {
             Op::RelayUsage { meeting, done } => {
                 let _ = done.send(self.endpoint.relay_usage(meeting));
             }
+            Op::Settle { done } => self.settling.push(done),
             Op::Stop { done } => self.stopped = Some(done),
         }
     }
