@@ -155,15 +155,8 @@ impl Driver {
                 if room {
                     self.receive(&mut inbound);
                 }
-                for _ in 0..READY_BATCH {
-                    match ops.try_recv() {
-                        Ok(op) => self.handle_op(op),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => return,
-                    }
-                    if self.stopped.is_some() {
-                        break;
-                    }
+                if !self.take_ready_ops(&mut ops) {
+                    return;
                 }
                 if self.stopped.is_some() {
                     break;
@@ -200,8 +193,13 @@ impl Driver {
                 },
                 // The owner's reader is behind: look again shortly.
                 () = retry.as_mut(), if !room => {}
+                // With what else is waiting: one flush for the lot (a
+                // reader's releases make one ACK, pushes share datagrams).
                 op = ops.recv() => match op {
-                    Some(op) => self.handle_op(op),
+                    Some(op) => {
+                        self.handle_op(op);
+                        self.take_ready_ops(&mut ops);
+                    }
                     None => break,
                 },
                 () = timer.as_mut(), if timer_at.is_some() => {

@@ -2,14 +2,34 @@
 //! sessions opened and dropped, requests and pushes queued, meetings and
 //! relays, what the driver reports of itself.
 
+use tokio::sync::mpsc;
 use udpchat_core::envelope::{Envelope, Kind};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::now_ms;
 
 use super::{Driver, Waiter};
-use crate::{Fate, Load, Op};
+use crate::{Fate, Load, Op, READY_BATCH};
 
 impl Driver {
+    /// Carries out the operations already waiting, up to [`READY_BATCH`]
+    /// (none once the link is stopping); `false` once every [`Link`] is
+    /// gone.
+    ///
+    /// [`Link`]: crate::Link
+    pub(super) fn take_ready_ops(&mut self, ops: &mut mpsc::UnboundedReceiver<Op>) -> bool {
+        for _ in 0..READY_BATCH {
+            if self.stopped.is_some() {
+                break;
+            }
+            match ops.try_recv() {
+                Ok(op) => self.handle_op(op),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
+    }
+
     pub(super) fn handle_op(&mut self, op: Op) {
         match op {
             Op::Connect {
