@@ -34,3 +34,30 @@ pub fn send(from: &mut Client, to: &mut Client, to_name: &str, text: &str) -> (S
         message,
     )
 }
+
+/// Bob, signed up from a data dir of his own behind a relay (to watch or
+/// hold his traffic), and alice, whose first message he has shown: their
+/// session is open.
+pub struct WrittenTo {
+    pub bob_dir: tempfile::TempDir,
+    pub relay: crate::relay::Relay,
+    pub bob: Client,
+    pub alice: Client,
+}
+
+/// Starts [`WrittenTo`] on `server`.
+pub fn bob_behind_a_relay_written_to(server: SocketAddr) -> WrittenTo {
+    let bob_dir = tempfile::tempdir().expect("temp dir");
+    let relay = crate::relay::Relay::start(server, crate::relay::Impairment::CLEAN);
+    let mut bob = Client::sign_up_on(relay.up, bob_dir.path(), "bob");
+    let mut alice = Client::sign_up(server, "alice");
+    alice.line("send bob hello");
+    bob.expect_where("message", |m| m["text"] == "hello");
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    WrittenTo {
+        bob_dir,
+        relay,
+        bob,
+        alice,
+    }
+}

@@ -5,6 +5,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use udpchat_tests::deployment::Deployment;
+use udpchat_tests::direct::{bob_behind_a_relay_written_to, WrittenTo};
 use udpchat_tests::relay::{Impairment, Relay};
 use udpchat_tests::{busy_history, on_every_store, password, take, Client, Server};
 
@@ -439,13 +440,9 @@ fn reached_live(alice: &mut Client, at: &mut Client, text: &str) {
     assert_eq!(delivered["path"], "direct", "{delivered}");
 }
 
-/// A client killed while a message kept for it was being written to its
-/// history (another process had the file busy) gets the message again: its
-/// receipt, which has the server delete the message, goes only once the
-/// message is written.
-#[test]
-fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
-    let server = Server::start();
+/// Bob's client behind a relay, signed out, with "kept for bob" from alice
+/// waiting on the server: his data dir, alice, the relay and bob.
+fn mail_for_bob_behind_a_relay(server: &Server) -> (tempfile::TempDir, Client, Relay, Client) {
     let bob_dir = Client::away(server.addr, "bob");
     let mut alice = Client::sign_up(server.addr, "alice");
     let relay = Relay::start(server.addr, Impairment::CLEAN);
@@ -454,6 +451,17 @@ fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
     bob.expect("signed-out");
     alice.line("send bob kept for bob");
     alice.expect("queued");
+    (bob_dir, alice, relay, bob)
+}
+
+/// A client killed while a message kept for it was being written to its
+/// history (another process had the file busy) gets the message again: its
+/// receipt, which has the server delete the message, goes only once the
+/// message is written.
+#[test]
+fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
+    let server = Server::start();
+    let (bob_dir, _alice, relay, mut bob) = mail_for_bob_behind_a_relay(&server);
 
     // Another process writes to bob's history; bob signs in again and is
     // handed the message.
@@ -485,14 +493,7 @@ fn a_message_kept_for_a_client_killed_before_it_wrote_it_comes_again() {
 #[test]
 fn a_kept_message_written_before_its_receipt_was_lost_is_not_shown_again() {
     let server = Server::start();
-    let bob_dir = Client::away(server.addr, "bob");
-    let mut alice = Client::sign_up(server.addr, "alice");
-    let relay = Relay::start(server.addr, Impairment::CLEAN);
-    let mut bob = Client::sign_in_on(relay.up, bob_dir.path(), "bob");
-    bob.line("logout");
-    bob.expect("signed-out");
-    alice.line("send bob kept for bob");
-    alice.expect("queued");
+    let (bob_dir, mut alice, relay, mut bob) = mail_for_bob_behind_a_relay(&server);
 
     // Bob's history is busy while he signs in, so the message cannot be
     // written (nor its receipt go) before the relay holds what he sends.
@@ -537,13 +538,12 @@ fn a_kept_message_written_before_its_receipt_was_lost_is_not_shown_again() {
 #[test]
 fn a_direct_message_a_client_was_killed_before_writing_reaches_it_when_back() {
     let server = Server::start();
-    let bob_dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(server.addr, Impairment::CLEAN);
-    let mut bob = Client::sign_up_on(relay.up, bob_dir.path(), "bob");
-    let mut alice = Client::sign_up(server.addr, "alice");
-    alice.line("send bob hello");
-    bob.expect_where("message", |m| m["text"] == "hello");
-    alice.expect("delivered");
+    let WrittenTo {
+        bob_dir,
+        relay,
+        bob,
+        mut alice,
+    } = bob_behind_a_relay_written_to(server.addr);
 
     // Another process writes to bob's history: his next line waits.
     let busy = busy_history(bob_dir.path(), "bob");

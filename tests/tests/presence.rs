@@ -3,7 +3,7 @@
 //! (gracefully or not) and comes back.
 
 use udpchat_tests::deployment::Deployment;
-use udpchat_tests::relay::{Impairment, Relay};
+use udpchat_tests::direct::{bob_behind_a_relay_written_to, WrittenTo};
 use udpchat_tests::{busy_history, on_every_store, password, Client, Server};
 
 /// A short presence timeout, so the tests do not wait 30 s.
@@ -444,13 +444,12 @@ fn messages_deposited_while_their_recipient_signs_in_are_shown_once_each() {
 #[test]
 fn signing_out_waits_until_what_came_is_written_and_its_senders_know() {
     let server = Server::start();
-    let bob_dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(server.addr, Impairment::CLEAN);
-    let mut bob = Client::sign_up_on(relay.up, bob_dir.path(), "bob");
-    let mut alice = Client::sign_up(server.addr, "alice");
-    alice.line("send bob hello");
-    bob.expect_where("message", |m| m["text"] == "hello");
-    alice.expect_where("delivered", |d| d["to"] == "bob");
+    let WrittenTo {
+        bob_dir,
+        relay,
+        mut bob,
+        mut alice,
+    } = bob_behind_a_relay_written_to(server.addr);
 
     let busy = busy_history(bob_dir.path(), "bob");
     let sent = relay.from_peers();
