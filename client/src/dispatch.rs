@@ -30,51 +30,45 @@ type Work = (PushFn, String, Sender, Vec<u8>, Option<PendingAck>);
 /// The packets given to workers and not yet handled, by command tag: what
 /// a client leaving before they are handled says it could not show.
 #[derive(Debug)]
-pub struct Handling {
-    counts: parking_lot::Mutex<std::collections::BTreeMap<String, usize>>,
-    /// How many in all, to wait for none.
-    total: tokio::sync::watch::Sender<usize>,
-}
+pub struct Handling(tokio::sync::watch::Sender<std::collections::BTreeMap<String, usize>>);
 
 impl Default for Handling {
     fn default() -> Handling {
-        Handling {
-            counts: Default::default(),
-            total: tokio::sync::watch::Sender::new(0),
-        }
+        Handling(tokio::sync::watch::Sender::new(Default::default()))
     }
 }
 
 impl Handling {
     fn started(&self, cmd: &str) {
-        let mut counts = self.counts.lock();
-        *counts.entry(cmd.to_string()).or_default() += 1;
-        self.total.send_modify(|total| *total += 1);
+        self.0
+            .send_modify(|counts| *counts.entry(cmd.to_string()).or_default() += 1);
     }
 
     fn finished(&self, cmd: &str) {
-        let mut counts = self.counts.lock();
-        if let Some(n) = counts.get_mut(cmd) {
+        self.0.send_if_modified(|counts| {
+            let Some(n) = counts.get_mut(cmd) else {
+                return false;
+            };
             *n -= 1;
             if *n == 0 {
                 counts.remove(cmd);
             }
-            self.total.send_modify(|total| *total -= 1);
-        }
+            true
+        });
     }
 
     /// Resolves once none is being handled (at once if none is).
     pub fn none(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut total = self.total.subscribe();
+        let mut counts = self.0.subscribe();
         async move {
-            let _ = total.wait_for(|total| *total == 0).await;
+            let _ = counts.wait_for(|counts| counts.is_empty()).await;
         }
     }
 
     /// How many are not handled yet, and of which commands
     /// (`3 (message 2, stored 1)`); `None` when none.
     pub fn unhandled(&self) -> Option<String> {
-        let counts = self.counts.lock();
+        let counts = self.0.borrow();
         let total: usize = counts.values().sum();
         (total > 0).then(|| {
             let each: Vec<String> = counts.iter().map(|(cmd, n)| format!("{cmd} {n}")).collect();

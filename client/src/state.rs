@@ -293,8 +293,10 @@ impl ClientContext for ClientState {
         self.quitting.store(true, Ordering::SeqCst);
     }
 
-    fn settle_pushes(&self, patience: Duration) -> BoxFuture<'static, ()> {
+    fn settle_pushes(&self) -> BoxFuture<'static, ()> {
         let (handled, link) = (self.handling.none(), self.link.clone());
+        // As long as the transport would hold an acknowledgement.
+        let patience = Link::client_config().transport.max_ack_hold;
         Box::pin(async move {
             let _ = tokio::time::timeout(patience, async {
                 handled.await;

@@ -53,10 +53,6 @@ impl Shell for Logout {
 /// sealed into their mailbox instead.
 pub const FINISH_WITHIN: Duration = Duration::from_secs(90);
 
-/// How long signing out waits for the pushes being handled: as long as
-/// the transport holds an acknowledgement (`max_ack_hold`).
-pub const SETTLE_WITHIN: Duration = Duration::from_secs(6);
-
 /// Messages still on their way are finished first (delivered, or kept for
 /// their recipients on the server), and the user is told so.
 pub async fn finish_deliveries(client: &Client) {
@@ -86,7 +82,7 @@ pub async fn sign_out(client: &Client) -> Result<(), CommandError> {
     // What came is handled and acknowledged first: a sender that heard
     // the user left before its message was would keep it on the server,
     // to be shown again at the next sign-in (the soak saw it).
-    client.settle_pushes(SETTLE_WITHIN).await;
+    client.settle_pushes().await;
     crate::private::report_unread(client);
     let Some(user) = client.session().lock().user.take() else {
         return Ok(());

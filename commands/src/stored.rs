@@ -178,12 +178,12 @@ async fn acknowledged_again(
     acknowledged
 }
 
-/// Whether this client's history holds `message` already: the line from
-/// its sender under its id, sent when it was.
+/// Whether this client's history holds `message` already: the line that
+/// came from its sender under its id, sent when it was.
 fn kept_before(client: &Client, message: &Stored) -> bool {
     let conversation = Conversation::User(message.from.clone());
     match client.history().came(&conversation, message.id) {
-        Ok(Some(kept)) => kept.line.from == message.from && kept.line.time_ms == message.sent_at_ms,
+        Ok(Some(kept)) => kept.line.time_ms == message.sent_at_ms,
         Ok(None) => false,
         Err(e) => {
             tracing::warn!("history: {}", e.message);
