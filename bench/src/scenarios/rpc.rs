@@ -111,6 +111,6 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         "{} signed-in clients, each with its own UDP socket and Link, window {}; list request {} B, reply {} B (the echo baseline uses these sizes)",
         ctx.clients, ctx.window, shape.request_bytes, shape.reply_bytes
     ));
-    report.note("lookup answers from memory (presence, and the identity keys read or written lately; SQLite on a blocking thread for one not among them); list reads only the presence");
+    report.note("lookup answers from memory (presence, and the identity keys looked up lately; SQLite on a blocking thread for one not among them); list reads only the presence");
     Ok(report)
 }

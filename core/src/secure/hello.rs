@@ -182,7 +182,7 @@ impl SecureEndpoint {
                         role: Role::Responder,
                         state: State::Established {
                             remote_index: sender_index,
-                            session: Box::new(session),
+                            session,
                             rekey: None,
                             previous: None,
                         },
@@ -220,12 +220,12 @@ impl SecureEndpoint {
                     return Err(Rejected::Unauthentic);
                 }
                 if rekey_token(current).as_slice() == token {
-                    *previous = Some(std::mem::replace(current, Box::new(session)));
+                    *previous = Some(Box::new(std::mem::replace(current, session)));
                 } else if previous
                     .as_deref()
                     .is_some_and(|old| rekey_token(old).as_slice() == token)
                 {
-                    **current = session;
+                    *current = session;
                 } else {
                     return Err(Rejected::Unauthentic);
                 }
@@ -310,14 +310,14 @@ impl SecureEndpoint {
             &mut conn.state,
             State::Established {
                 remote_index: sender_index,
-                session: Box::new(session),
+                session,
                 rekey: None,
                 previous: None,
             },
         ) {
             State::Established { session: old, .. } => {
                 self.stats.rekeys += 1;
-                Some(old)
+                Some(Box::new(old))
             }
             State::Handshaking { .. } => None,
         };

@@ -10,52 +10,88 @@ use std::collections::VecDeque;
 
 #[derive(Debug, Clone)]
 pub(crate) struct RangeSet {
-    /// Ascending, disjoint and never adjacent: `(start, end)` inclusive.
-    ranges: VecDeque<(u64, u64)>,
+    /// The highest range, `(start, end)` inclusive; `start > end` while
+    /// the set is empty. Kept in place: a peer whose packets all come (the
+    /// most, and every idle one) has no other, so its set needs no memory
+    /// of its own, and a packet that extends this range touches none.
+    top: (u64, u64),
+    /// The ranges below `top`: ascending, disjoint and never adjacent, to
+    /// each other or to `top`. Allocated once a packet goes missing.
+    below: VecDeque<(u64, u64)>,
     cap: usize,
 }
+
+const EMPTY: (u64, u64) = (1, 0);
 
 impl RangeSet {
     pub fn new(cap: usize) -> RangeSet {
         RangeSet {
-            // Room for one range: a peer whose packets all come (the most,
-            // and every idle one) never needs a second, and a deque's
-            // first push would otherwise make room for four (48 bytes more
-            // per session).
-            ranges: VecDeque::with_capacity(1),
+            top: EMPTY,
+            below: VecDeque::new(),
             cap: cap.max(1),
         }
     }
 
     pub fn insert(&mut self, pn: u64) {
-        let idx = self.ranges.partition_point(|&(_, end)| end < pn);
-        if self.ranges.get(idx).is_some_and(|&(start, _)| start <= pn) {
+        let (start, end) = self.top;
+        if start > end {
+            self.top = (pn, pn);
             return;
         }
-        // The range before ends below pn and the one at idx starts above it,
-        // so neither +1 can overflow.
-        let joins_prev = idx > 0 && self.ranges[idx - 1].1 + 1 == pn;
-        let joins_next = self
-            .ranges
-            .get(idx)
-            .is_some_and(|&(start, _)| pn + 1 == start);
-        match (joins_prev, joins_next) {
-            (true, true) => {
-                self.ranges[idx - 1].1 = self.ranges[idx].1;
-                self.ranges.remove(idx);
-            }
-            (true, false) => self.ranges[idx - 1].1 = pn,
-            (false, true) => self.ranges[idx].0 = pn,
-            (false, false) => self.ranges.insert(idx, (pn, pn)),
+        if (start..=end).contains(&pn) {
+            return;
         }
-        while self.ranges.len() > self.cap {
-            self.ranges.pop_front();
+        if pn > end {
+            if pn == end + 1 {
+                self.top.1 = pn;
+                return;
+            }
+            // A gap: the top range moves below, and the new packet starts
+            // the next.
+            self.below.push_back(self.top);
+            self.top = (pn, pn);
+        } else if pn + 1 == start {
+            self.top.0 = pn;
+            // It may close the gap to the range below.
+            if self.below.back().is_some_and(|&(_, end)| end + 1 == pn) {
+                if let Some((start, _)) = self.below.pop_back() {
+                    self.top.0 = start;
+                }
+            }
+        } else {
+            insert_below(&mut self.below, pn);
+        }
+        while self.below.len() + 1 > self.cap {
+            self.below.pop_front();
         }
     }
 
     /// Largest range first, the order an ACK carries them in.
     pub fn iter_desc(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.ranges.iter().rev().copied()
+        let top = (self.top.0 <= self.top.1).then_some(self.top);
+        top.into_iter().chain(self.below.iter().rev().copied())
+    }
+}
+
+/// Adds `pn`, below the top range and not adjacent to it, to the ranges
+/// kept below it.
+fn insert_below(ranges: &mut VecDeque<(u64, u64)>, pn: u64) {
+    let idx = ranges.partition_point(|&(_, end)| end < pn);
+    if ranges.get(idx).is_some_and(|&(start, _)| start <= pn) {
+        return;
+    }
+    // The range before ends below pn and the one at idx starts above it,
+    // so neither +1 can overflow.
+    let joins_prev = idx > 0 && ranges[idx - 1].1 + 1 == pn;
+    let joins_next = ranges.get(idx).is_some_and(|&(start, _)| pn + 1 == start);
+    match (joins_prev, joins_next) {
+        (true, true) => {
+            ranges[idx - 1].1 = ranges[idx].1;
+            ranges.remove(idx);
+        }
+        (true, false) => ranges[idx - 1].1 = pn,
+        (false, true) => ranges[idx].0 = pn,
+        (false, false) => ranges.insert(idx, (pn, pn)),
     }
 }
 
@@ -89,7 +125,32 @@ mod tests {
         );
     }
 
+    /// The list kept whole, lowest dropped past the cap: what the set
+    /// reports must be the same.
+    fn plain_capped(pns: &[u64], cap: usize) -> Vec<(u64, u64)> {
+        let mut ranges = VecDeque::new();
+        for &pn in pns {
+            insert_below(&mut ranges, pn);
+            while ranges.len() > cap {
+                ranges.pop_front();
+            }
+        }
+        ranges.into_iter().rev().collect()
+    }
+
     proptest! {
+        #[test]
+        fn keeps_what_a_plain_capped_list_keeps(
+            pns in proptest::collection::vec(0u64..100, 0..200),
+            cap in 1usize..6,
+        ) {
+            let mut set = RangeSet::new(cap);
+            for &pn in &pns {
+                set.insert(pn);
+            }
+            prop_assert_eq!(set.iter_desc().collect::<Vec<_>>(), plain_capped(&pns, cap));
+        }
+
         #[test]
         fn matches_a_plain_set(pns in proptest::collection::vec(0u64..200, 0..300)) {
             let mut set = RangeSet::new(usize::MAX);

@@ -5,11 +5,11 @@
 //! throttle [`throttle`]; the users table is in `crate::store`, beside the
 //! connection, as the other concerns' tables refer to it.
 
+mod key_cache;
 pub mod password;
 mod postgres;
 mod throttle;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use udpchat_core::passwords;
 use zeroize::Zeroizing;
 
 use crate::store::{blocking, internal, Account, PgStore, Store, StoreError};
+use key_cache::KeyCache;
 use password::Hasher;
 use throttle::{Throttle, Wait};
 
@@ -43,18 +44,13 @@ pub struct PasswordAccounts {
     /// Verified against for unknown names, so they cost what known ones do.
     decoy: Arc<String>,
     hasher: Hasher,
-    /// Identity keys read or written lately, decoded: `lookup` answers
-    /// from here without a SQLite read or a P-384 point decoding.
-    keys: Arc<Mutex<HashMap<String, PublicKey>>>,
+    /// Identity keys looked up lately, decoded ([`key_cache`]).
+    keys: Arc<Mutex<KeyCache>>,
     /// With other server nodes: failed sign-ins and sign-ups are counted in
     /// the shared database (`throttle` and `signups` are then unused), at
     /// `per_hour` sign-ups an hour from one source.
     shared: Option<(Arc<PgStore>, u32)>,
 }
-
-/// Identity keys kept in memory at most (about 200 bytes each); past it
-/// the cache starts again empty.
-const MAX_CACHED_KEYS: usize = 100_000;
 
 impl PasswordAccounts {
     pub fn new(store: Arc<dyn Store>) -> PasswordAccounts {
@@ -98,7 +94,7 @@ impl PasswordAccounts {
     /// Forgets `user`'s cached identity key: they signed in on another
     /// node, maybe from a new device, with another key.
     pub fn forget_key(&self, user: &str) {
-        self.keys.lock().remove(user);
+        self.keys.lock().forget(user);
     }
 
     /// Whether `user` may be tried from `source` now.
@@ -196,23 +192,8 @@ impl PasswordAccounts {
             store.set_identity(&name, &key.to_bytes())
         })
         .await?;
-        self.remember_key(user, identity, true);
+        self.keys.lock().wrote(user, identity);
         Ok(())
-    }
-
-    /// Keeps `user`'s key in the cache: always when it was just written
-    /// (`written`), or only if none is there when it was read, so that a
-    /// read that raced a write cannot put the older key back.
-    fn remember_key(&self, user: &str, key: PublicKey, written: bool) {
-        let mut keys = self.keys.lock();
-        if keys.len() >= MAX_CACHED_KEYS && !keys.contains_key(user) {
-            keys.clear();
-        }
-        if written {
-            keys.insert(user.to_string(), key);
-        } else {
-            keys.entry(user.to_string()).or_insert(key);
-        }
     }
 
     /// Runs `job` on a blocking thread (see [`blocking`]) once a hashing
@@ -331,7 +312,7 @@ impl PasswordAccounts {
         Box::pin(async move {
             let (store, name, key) = (this.store.clone(), user.clone(), identity.clone());
             blocking(move || store.set_identity(&name, &key.to_bytes())).await?;
-            this.remember_key(&user, identity, true);
+            this.keys.lock().wrote(&user, identity);
             Ok(())
         })
     }
@@ -347,10 +328,11 @@ impl PasswordAccounts {
         let user = user.to_string();
         Box::pin(async move {
             let (store, name) = (this.store.clone(), user.clone());
+            let began = this.keys.lock().reading();
             let bytes = blocking(move || store.identity(&name)).await?;
             let key = bytes.and_then(|b| PublicKey::from_bytes(&b).ok());
             if let Some(key) = &key {
-                this.remember_key(&user, key.clone(), false);
+                this.keys.lock().read(began, &user, key.clone());
             }
             Ok(key)
         })
