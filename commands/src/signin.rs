@@ -280,7 +280,7 @@ pub async fn admit(
         Claim::HeldBy(_) | Claim::Elsewhere(_) | Claim::Free => {}
     }
     if let Some(Offered { key, replace }) = identity {
-        match server.accounts().identity(&user).await? {
+        match server.accounts().identity_to_check(&user).await? {
             Some(held) if held == key => {}
             Some(_) if !replace => {
                 return Err(CommandError::new(

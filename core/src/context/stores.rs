@@ -36,8 +36,18 @@ pub trait Accounts: Send + Sync {
         user: &str,
         identity: PublicKey,
     ) -> BoxFuture<'static, Result<(), CommandError>>;
-    /// The user's identity key, if the user exists.
+    /// The user's identity key, if the user exists: for `lookup` and
+    /// `whois`, so kept in memory for the next.
     fn identity(&self, user: &str) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>>;
+    /// The same, for a sign-in to check the key its client offers: not
+    /// kept in memory for it (a user signing in is not one anybody looked
+    /// up yet).
+    fn identity_to_check(
+        &self,
+        user: &str,
+    ) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
+        self.identity(user)
+    }
 }
 
 /// Prekeys and messages stored for offline users. The server keeps only

@@ -256,7 +256,14 @@ impl Accounts for PasswordAccounts {
     }
 
     fn identity(&self, user: &str) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
-        self.identity_now(user)
+        self.identity_now(user, true)
+    }
+
+    fn identity_to_check(
+        &self,
+        user: &str,
+    ) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
+        self.identity_now(user, false)
     }
 
     fn check_password(
@@ -317,9 +324,12 @@ impl PasswordAccounts {
         })
     }
 
+    /// `user`'s identity key: from memory if it is there, else from the
+    /// store, then kept if `keep`.
     pub(crate) fn identity_now(
         &self,
         user: &str,
+        keep: bool,
     ) -> BoxFuture<'static, Result<Option<PublicKey>, CommandError>> {
         if let Some(key) = self.keys.lock().get(user) {
             return Box::pin(std::future::ready(Ok(Some(key.clone()))));
@@ -331,7 +341,7 @@ impl PasswordAccounts {
             let began = this.keys.lock().reading();
             let bytes = blocking(move || store.identity(&name)).await?;
             let key = bytes.and_then(|b| PublicKey::from_bytes(&b).ok());
-            if let Some(key) = &key {
+            if let Some(key) = key.as_ref().filter(|_| keep) {
                 this.keys.lock().read(began, &user, key.clone());
             }
             Ok(key)

@@ -170,7 +170,12 @@ async fn a_key_looked_up_is_answered_without_waiting_and_a_new_one_replaces_it()
             std::task::Poll::Pending => None,
         }
     };
-    // Signed up, not looked up: bob's key is not held in memory.
+    // Signed up and signed in (which checks the key his client offers),
+    // but not looked up: bob's key is not held in memory.
+    assert_eq!(
+        accounts.identity_to_check("bob").await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(accounts.keys.lock().len(), 0);
     assert_eq!(at_once(&accounts), None, "the first lookup reads the store");
     assert_eq!(accounts.identity("bob").await.unwrap(), Some(first.clone()));
