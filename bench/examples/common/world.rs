@@ -119,19 +119,13 @@ impl World {
                     }
                 }
             }
-            self.deliver_from_server();
+            while let Some((to, datagram)) = self.server.poll_transmit(now, ms) {
+                let client = &mut self.clients[client_index(to)].0;
+                let _ = client.handle_datagram(now, ms, addr(SERVER), &datagram);
+            }
             for (client, _) in &mut self.clients {
                 while client.poll_event().is_some() {}
             }
-        }
-    }
-
-    /// Hands what the server sends to its clients.
-    pub fn deliver_from_server(&mut self) {
-        let (now, ms) = (self.now, self.ms);
-        while let Some((to, datagram)) = self.server.poll_transmit(now, ms) {
-            let client = &mut self.clients[client_index(to)].0;
-            let _ = client.handle_datagram(now, ms, addr(SERVER), &datagram);
         }
     }
 

@@ -51,13 +51,14 @@ impl RangeSet {
             self.below.push_back(self.top);
             self.top = (pn, pn);
         } else if pn + 1 == start {
-            self.top.0 = pn;
             // It may close the gap to the range below.
-            if self.below.back().is_some_and(|&(_, end)| end + 1 == pn) {
-                if let Some((start, _)) = self.below.pop_back() {
-                    self.top.0 = start;
+            self.top.0 = match self.below.back() {
+                Some(&(below, end)) if end + 1 == pn => {
+                    self.below.pop_back();
+                    below
                 }
-            }
+                _ => pn,
+            };
         } else {
             insert_below(&mut self.below, pn);
         }
