@@ -16,9 +16,9 @@
 //! A key of another type or curve is refused with a [`KeyError`] that says
 //! what the key is and what udpchat needs; the caller adds the file name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{LazyLock, OnceLock};
 
 use base64::Engine;
@@ -221,12 +221,48 @@ fn decompress(compressed: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, KeyError> 
 }
 
 /// Keys decoded lately, by their compressed bytes: decompressing a point
-/// costs about 30 us (a square root modulo p), and the same identity keys
-/// come again and again (every `lookup` reply, every sign-in). Only valid
-/// points are kept; past the bound the cache starts again empty.
-static DECODED: LazyLock<parking_lot::Mutex<HashMap<[u8; PUBLIC_KEY_LEN], p384::PublicKey>>> =
-    LazyLock::new(Default::default);
+/// costs about 30 us (a square root modulo p), and the same keys come
+/// again and again (every `lookup` reply, a server's key at each connect,
+/// a mailbox's senders). Only valid points are kept.
+static DECODED: LazyLock<parking_lot::Mutex<Decoded>> = LazyLock::new(Default::default);
+/// Keys kept at most, and keys noted as read once at most; past either
+/// bound that set starts again empty.
 const DECODED_KEYS: usize = 4096;
+
+/// A key is kept from its second read on. Its first read only notes a
+/// hash of its bytes: at a server most keys come once (each client's
+/// identity key at its sign-in), and kept, 4,096 of them held 1.3 MB that
+/// no later read used. A hash that two keys share lets the second in at
+/// its first read, which costs room and nothing else.
+#[derive(Default)]
+struct Decoded {
+    keys: HashMap<[u8; PUBLIC_KEY_LEN], p384::PublicKey>,
+    seen_once: HashSet<u64>,
+    hasher: RandomState,
+}
+
+impl Decoded {
+    fn get(&self, compressed: &[u8; PUBLIC_KEY_LEN]) -> Option<p384::PublicKey> {
+        self.keys.get(compressed).copied()
+    }
+
+    /// Notes that `compressed` decoded to `key`; keeps it if it was read
+    /// before.
+    fn note(&mut self, compressed: [u8; PUBLIC_KEY_LEN], key: p384::PublicKey) {
+        let hash = self.hasher.hash_one(compressed);
+        if !self.seen_once.remove(&hash) {
+            if self.seen_once.len() >= DECODED_KEYS {
+                self.seen_once.clear();
+            }
+            self.seen_once.insert(hash);
+            return;
+        }
+        if self.keys.len() >= DECODED_KEYS {
+            self.keys.clear();
+        }
+        self.keys.insert(compressed, key);
+    }
+}
 
 /// A P-384 public key: a server's, a user's identity key, a prekey or an
 /// ephemeral. Equality and hashing follow the point.
@@ -274,19 +310,15 @@ impl PublicKey {
 
     /// Reads a SEC1 compressed point ([`PUBLIC_KEY_LEN`] bytes). Other
     /// encodings are refused so every key has exactly one byte form. A key
-    /// read lately comes from a cache ([`DECODED`]): for keys that come
-    /// again (identity keys, prekeys, server keys).
+    /// read twice lately comes from a cache ([`DECODED`]) from then on: for
+    /// keys that come again (identity keys, prekeys, server keys).
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         let compressed = compressed(bytes)?;
         if let Some(inner) = DECODED.lock().get(&compressed) {
-            return Ok(PublicKey { inner: *inner });
+            return Ok(PublicKey { inner });
         }
         let key = decompress(&compressed)?;
-        let mut decoded = DECODED.lock();
-        if decoded.len() >= DECODED_KEYS {
-            decoded.clear();
-        }
-        decoded.insert(compressed, key.inner);
+        DECODED.lock().note(compressed, key.inner);
         Ok(key)
     }
 
@@ -362,7 +394,7 @@ pub fn once<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PublicK
 /// Whether `key` is in the cache of decoded keys.
 #[cfg(test)]
 pub(crate) fn is_cached(key: &PublicKey) -> bool {
-    compressed(&key.to_bytes()).is_ok_and(|c| DECODED.lock().contains_key(&c))
+    compressed(&key.to_bytes()).is_ok_and(|c| DECODED.lock().get(&c).is_some())
 }
 
 impl fmt::Debug for PublicKey {

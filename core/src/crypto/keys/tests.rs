@@ -151,10 +151,27 @@ fn a_key_read_again_is_the_same_key() {
     for seed in 10..20 {
         let public = key(seed).public();
         let bytes = public.to_bytes();
-        // The first read decodes and keeps it; the second finds it.
-        assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
-        assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
+        // The first two reads decode it and keep it; the third finds it.
+        for _ in 0..3 {
+            assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), public);
+        }
         assert_eq!(PublicKey::from_bytes_once(&bytes).unwrap(), public);
+    }
+}
+
+#[test]
+fn a_key_is_kept_from_its_second_read_on() {
+    // Each sign-in brings a key the server reads once: those fill nothing.
+    // Keys of their own, which no other test reads.
+    let keys: Vec<PublicKey> = (0..8)
+        .map(|_| StaticKey::generate(&mut rand::rngs::OsRng).public())
+        .collect();
+    for public in &keys {
+        assert_eq!(PublicKey::from_bytes(&public.to_bytes()).unwrap(), *public);
+        assert!(!is_cached(public), "a key read once is not kept");
+        // Read again while it is remembered, it is kept.
+        assert_eq!(PublicKey::from_bytes(&public.to_bytes()).unwrap(), *public);
+        assert!(is_cached(public), "a key read twice is kept");
     }
 }
 
@@ -174,9 +191,11 @@ fn a_one_time_prekey_read_is_checked_but_not_kept_with_the_keys_that_come_again(
     let read: OneTimePrekey = ciborium::from_reader(&encode(&prekey)[..]).unwrap();
     assert_eq!(read, prekey);
     assert!(!is_cached(&once), "a one-time prekey is not kept");
-    let read: PublicKey = ciborium::from_reader(&encode(&again)[..]).unwrap();
-    assert_eq!(read, again);
-    assert!(is_cached(&again), "an identity key is kept");
+    for _ in 0..2 {
+        let read: PublicKey = ciborium::from_reader(&encode(&again)[..]).unwrap();
+        assert_eq!(read, again);
+    }
+    assert!(is_cached(&again), "an identity key read twice is kept");
     // Refused as any other key when it is not a point.
     let mut bad = encode(&prekey);
     let at = bad.len() - 48;
