@@ -128,6 +128,14 @@ enum Command {
     Status,
 }
 
+/// jemalloc, for the C code too (SQLite): an idle client costs the
+/// server about 300 bytes less than under glibc's malloc, whose arenas
+/// kept the holes that the sign-ins' argon2 and SQLite work left between
+/// sessions (docs/PERFORMANCE.md, sixteenth part).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse_from(udpchat_core::seed_flags::rewritten(std::env::args_os()));
     if let Some(port) = cli.port {
