@@ -129,7 +129,7 @@ enum Command {
 }
 
 /// jemalloc, for the C code too (SQLite): at 10,000 idle clients each
-/// costs the server 200-270 bytes less than under glibc's malloc, which
+/// costs the server 140-300 bytes less than under glibc's malloc, which
 /// kept more of what the sign-ins' argon2 and SQLite work had used
 /// (docs/PERFORMANCE.md, sixteenth part).
 #[cfg(target_os = "linux")]
