@@ -8,8 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How many messages the server keeps per group; older ones are dropped,
-/// and a member away for longer misses them.
+/// How many messages the server keeps per group at least; older ones are
+/// dropped (a few at a time: up to a sixteenth more are kept between
+/// trims), and a member away for longer misses them.
 pub const HISTORY_LIMIT: usize = 1000;
 /// How many messages `group history` shows unless told.
 pub const DEFAULT_HISTORY: usize = 20;

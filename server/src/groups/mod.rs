@@ -8,6 +8,7 @@ pub mod admin;
 mod delivery;
 mod postgres;
 mod store;
+mod trim;
 
 pub use store::{Draft, GroupStore, Kind};
 
@@ -27,6 +28,7 @@ use udpchat_net::Link;
 use crate::mailbox::now_ms;
 use crate::store::{blocking, internal};
 use delivery::{write_cursors, Cursors, Live};
+use trim::Trims;
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -50,6 +52,8 @@ struct Inner {
     /// read from it (see [`Inner::caught_up`]), and they tell their own
     /// users what changed.
     elsewhere: Option<Arc<dyn Elsewhere>>,
+    /// When a commit trims its group's log.
+    trims: Trims,
 }
 
 /// The other server nodes, as group chat needs them.
@@ -107,6 +111,7 @@ impl GroupChat {
             wake_writer,
             pending: Mutex::new(HashMap::new()),
             elsewhere,
+            trims: Trims::new(HISTORY_LIMIT),
         });
         tokio::spawn(write_cursors(Arc::downgrade(&inner), wakes));
         GroupChat { inner }
@@ -183,7 +188,12 @@ impl Inner {
         let (drafts, senders): (Vec<Draft>, Vec<_>) =
             batch.into_iter().map(|p| (p.draft, p.done)).unzip();
         let (store, name) = (self.store.clone(), group.to_string());
-        let stored = blocking(move || store.append_all(&name, &drafts, HISTORY_LIMIT)).await;
+        let count = drafts.len();
+        let trim_to = self.trims.due(group, count);
+        let stored = blocking(move || store.append_all(&name, &drafts, trim_to)).await;
+        if stored.is_ok() {
+            self.trims.committed(group, count, trim_to);
+        }
         let (appended, members) = match stored {
             Ok(stored) => stored,
             Err(e) => {

@@ -241,7 +241,7 @@ impl GroupStore for PgStore {
         &self,
         group: &str,
         drafts: &[Draft],
-        keep: usize,
+        trim_to: Option<usize>,
     ) -> Result<Appended, StoreError> {
         self.run(async {
             // Four round trips: BEGIN; the group's lock and its members
@@ -278,7 +278,7 @@ impl GroupStore for PgStore {
             let texts: Vec<&str> = accepted.iter().map(|d| d.post.parts().0).collect();
             let times: Vec<i64> = accepted.iter().map(|d| d.time_ms as i64).collect();
             let sealed: Vec<Option<&[u8]>> = accepted.iter().map(|d| d.post.parts().1).collect();
-            let keep = keep as i64;
+            let keep = trim_to.map(|keep| keep as i64);
             let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&group, &senders, &texts, &times, &sealed];
             let trim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&group, &keep];
@@ -308,12 +308,18 @@ impl GroupStore for PgStore {
                 .await
             };
             // The newest `keep` stay, as in SQLite (run after the insert).
-            let trim = tx.cached_execute(
-                "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
-                    SELECT seq FROM group_messages WHERE group_name = $1
-                    ORDER BY seq DESC LIMIT 1 OFFSET $2)",
-                &trim_params,
-            );
+            let trim = async {
+                if keep.is_none() {
+                    return Ok(0);
+                }
+                tx.cached_execute(
+                    "DELETE FROM group_messages WHERE group_name = $1 AND seq <= (
+                        SELECT seq FROM group_messages WHERE group_name = $1
+                        ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                    &trim_params,
+                )
+                .await
+            };
             let (inserted, _, _) = tokio::try_join!(insert, notify, trim)?;
             let mut seqs: Vec<i64> = inserted.iter().map(|row| row.get(0)).collect();
             seqs.sort_unstable();
@@ -448,7 +454,7 @@ mod tests {
                             post: Post::Plain(format!("{from} {i}")),
                             time_ms: i as u64,
                         };
-                        node.append_all("group1", &[draft], 10_000).unwrap();
+                        node.append_all("group1", &[draft], Some(10_000)).unwrap();
                     }
                 });
             }

@@ -56,8 +56,9 @@ pub trait GroupStore: Send + Sync {
         users: &[String],
     ) -> Result<(GroupInfo, Vec<String>), StoreError>;
     /// Appends messages, in order, in one transaction (one commit for all
-    /// of them: a group commit), and drops the group's messages beyond the
-    /// newest `keep`. Returns each message as stored, or why it was not
+    /// of them: a group commit), and with `trim_to` drops the group's
+    /// messages beyond the newest `trim_to` (when, is [`super::trim::Trims`]'s
+    /// choice). Returns each message as stored, or why it was not
     /// (`NotAMember`: its sender is not in the group; `NotSealed` or
     /// `NotPrivate`: it is not sealed as the group's messages are;
     /// `MembersChanged`: sealed for other members than the group's; the
@@ -67,7 +68,7 @@ pub trait GroupStore: Send + Sync {
         &self,
         group: &str,
         drafts: &[Draft],
-        keep: usize,
+        trim_to: Option<usize>,
     ) -> Result<Appended, StoreError>;
     /// One message, as [`GroupStore::append_all`] appends it.
     #[cfg(test)]
@@ -77,14 +78,14 @@ pub trait GroupStore: Send + Sync {
         from: &str,
         text: &str,
         time_ms: u64,
-        keep: usize,
+        trim_to: Option<usize>,
     ) -> Result<(GroupMessage, Vec<(String, u64)>), StoreError> {
         let draft = Draft {
             from: from.to_string(),
             post: Post::Plain(text.to_string()),
             time_ms,
         };
-        let (mut appended, members) = self.append_all(group, &[draft], keep)?;
+        let (mut appended, members) = self.append_all(group, &[draft], trim_to)?;
         let message = appended.pop().expect("one draft, one outcome")?;
         Ok((message, members))
     }
@@ -360,7 +361,7 @@ impl GroupStore for SqliteStore {
         &self,
         group: &str,
         drafts: &[Draft],
-        keep: usize,
+        trim_to: Option<usize>,
     ) -> Result<Appended, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
@@ -409,13 +410,16 @@ impl GroupStore for SqliteStore {
             }
         }
         // The newest `keep` stay; the bound is what `group history` and a
-        // long-absent member can reach back to.
-        tx.prepare_cached(
-            "DELETE FROM group_messages WHERE group_name = ?1 AND seq <= (
-                SELECT seq FROM group_messages WHERE group_name = ?1
-                ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-        )?
-        .execute(params![group, keep as i64])?;
+        // long-absent member can reach back to. Finding the bound walks
+        // `keep` entries of the index, hence not at every commit.
+        if let Some(keep) = trim_to {
+            tx.prepare_cached(
+                "DELETE FROM group_messages WHERE group_name = ?1 AND seq <= (
+                    SELECT seq FROM group_messages WHERE group_name = ?1
+                    ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![group, keep as i64])?;
+        }
         tx.commit()?;
         Ok((appended, members))
     }

@@ -47,7 +47,7 @@ fn the_log_is_ordered_bounded_and_for_members_only(store: &dyn Backend) {
     let seqs: Vec<u64> = (0..5)
         .map(|i| {
             let (message, members) = store
-                .append("group1", "alice", &format!("m{i}"), i, 3)
+                .append("group1", "alice", &format!("m{i}"), i, Some(3))
                 .unwrap();
             assert_eq!(members, [("alice".to_string(), 0), ("bob".to_string(), 0)]);
             message.seq
@@ -61,11 +61,11 @@ fn the_log_is_ordered_bounded_and_for_members_only(store: &dyn Backend) {
     );
     assert_eq!(store.last_messages("group1", 2).unwrap()[0].text, "m3");
     assert!(matches!(
-        store.append("group1", "carol", "hi", 0, 3),
+        store.append("group1", "carol", "hi", 0, Some(3)),
         Err(StoreError::NotAMember { .. })
     ));
     assert!(matches!(
-        store.append("nogroup", "carol", "hi", 0, 3),
+        store.append("nogroup", "carol", "hi", 0, Some(3)),
         Err(StoreError::NoSuchGroup(_))
     ));
     // A new member starts after what was said before it joined.
@@ -102,7 +102,7 @@ fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers(store:
                 draft("carol", "sneaky"),
                 draft("bob", "two"),
             ],
-            10,
+            Some(10),
         )
         .unwrap();
     assert_eq!(members.len(), 2);
@@ -118,7 +118,7 @@ fn a_group_commit_stores_each_message_in_order_and_refuses_only_strangers(store:
         .collect();
     assert_eq!(log, ["one", "two"], "committed, and nothing of carol's");
     assert!(matches!(
-        store.append_all("nogroup", &[draft("alice", "x")], 10),
+        store.append_all("nogroup", &[draft("alice", "x")], Some(10)),
         Err(StoreError::NoSuchGroup(_))
     ));
 }
@@ -133,7 +133,7 @@ fn owners_hand_over_and_the_last_one_out_deletes_the_group(store: &dyn Backend) 
             &names(&["alice", "bob", "carol"]),
         )
         .unwrap();
-    store.append("group1", "bob", "hi", 0, 10).unwrap();
+    store.append("group1", "bob", "hi", 0, Some(10)).unwrap();
     let (info, removed) = store
         .remove_members("group1", &names(&["alice", "zed"]))
         .unwrap();
@@ -149,7 +149,9 @@ fn owners_hand_over_and_the_last_one_out_deletes_the_group(store: &dyn Backend) 
         .create_group("group1", None, Kind::default(), &names(&["alice"]))
         .unwrap();
     assert!(store.messages_after("group1", 0).unwrap().is_empty());
-    let (message, _) = store.append("group1", "alice", "again", 0, 10).unwrap();
+    let (message, _) = store
+        .append("group1", "alice", "again", 0, Some(10))
+        .unwrap();
     assert_eq!(message.seq, 2);
 }
 
@@ -189,7 +191,7 @@ fn a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are(store: &d
                 sealed(&["alice", "bob", "carol"]),
                 sealed(&["bob", "alice"]),
             ],
-            10,
+            Some(10),
         )
         .unwrap();
     assert!(matches!(appended[0], Err(StoreError::NotSealed(_))));
@@ -203,11 +205,11 @@ fn a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are(store: &d
     // carol joins: what was sealed for alice and bob alone is refused.
     store.add_members("secret", &names(&["carol"])).unwrap();
     let (appended, _) = store
-        .append_all("secret", &[sealed(&["alice", "bob"])], 10)
+        .append_all("secret", &[sealed(&["alice", "bob"])], Some(10))
         .unwrap();
     assert!(matches!(appended[0], Err(StoreError::MembersChanged(_))));
     let (appended, _) = store
-        .append_all("open", &[sealed(&["alice"]), plain], 10)
+        .append_all("open", &[sealed(&["alice"]), plain], Some(10))
         .unwrap();
     assert!(matches!(appended[0], Err(StoreError::NotPrivate(_))));
     assert!(appended[1].is_ok());
