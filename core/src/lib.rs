@@ -34,6 +34,7 @@ pub mod registry;
 pub mod secure;
 pub mod seed_flags;
 pub mod transport;
+pub mod trims;
 pub mod wire;
 
 /// The port a server listens on unless told otherwise.

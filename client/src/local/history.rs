@@ -5,22 +5,19 @@
 //! line that came shows once written (so what was shown is kept, whatever
 //! happens to the client after), and a read writes what waits first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, params_from_iter, Connection, Row};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::history::{Conversation, History, Kept, Line, LineId, NotKept, State, Unread};
 use udpchat_core::output::Output;
+use udpchat_core::trims::Trims;
 
 use super::{internal, Files, LocalStore};
 
-/// Lines kept per conversation; older ones go.
-pub const KEPT_LINES: i64 = 10_000;
-
-/// Older lines are trimmed once per this many lines kept (not at every
-/// line: trimming walks [`KEPT_LINES`] entries of the conversation's
-/// index), so a conversation holds at most this many more for a while.
-pub const TRIM_EVERY: i64 = 1_000;
+/// Lines kept per conversation at least; older ones go a few at a time
+/// (see [`udpchat_core::trims`]: up to a sixteenth more between trims).
+pub const KEPT_LINES: usize = 10_000;
 
 /// The columns a kept line is read from, in order (see [`kept`]).
 const COLUMNS: &str = "id, kind, name, sender, text, time_ms, number, outgoing, state, unread";
@@ -122,7 +119,7 @@ pub(super) fn flush(files: &Files) {
     if batch.is_empty() {
         return;
     }
-    let repeated = write(&mut db, &batch).unwrap_or_else(|e| {
+    let repeated = write(&mut db, &batch, &files.trims).unwrap_or_else(|e| {
         tracing::warn!(lines = batch.len(), "history: not written: {e}");
         Vec::new()
     });
@@ -163,12 +160,18 @@ fn uncount(unread: &mut BTreeMap<Conversation, usize>, conversation: &Conversati
     }
 }
 
-/// Every write in one transaction, trimming a conversation past
-/// [`KEPT_LINES`] once per [`TRIM_EVERY`] lines; returns where in
-/// `pending` the lines are that the file held already.
-fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<Vec<usize>> {
+/// Every write in one transaction, trimming a conversation to its newest
+/// [`KEPT_LINES`] when `trims` says so; returns where in `pending` the
+/// lines are that the file held already.
+fn write(
+    db: &mut Connection,
+    pending: &[Write],
+    trims: &Trims<Conversation>,
+) -> rusqlite::Result<Vec<usize>> {
     let tx = db.transaction()?;
     let mut repeated = Vec::new();
+    // Lines kept in each conversation.
+    let mut kept_in: HashMap<&Conversation, usize> = HashMap::new();
     for (index, write) in pending.iter().enumerate() {
         match write {
             Write::Keep {
@@ -188,18 +191,8 @@ fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<Vec<usize>>
                         kept = insert(&tx, *id, line, None, *unread)?;
                     }
                 }
-                if kept && id % TRIM_EVERY == 0 {
-                    tx.prepare_cached(
-                        "DELETE FROM conversation_lines WHERE kind = ?1 AND name = ?2
-                         AND (time_ms, id) <= (
-                            SELECT time_ms, id FROM conversation_lines WHERE kind = ?1 AND name = ?2
-                            ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET ?3)",
-                    )?
-                    .execute(params![
-                        line.conversation.kind(),
-                        line.conversation.name(),
-                        KEPT_LINES
-                    ])?;
+                if kept {
+                    *kept_in.entry(&line.conversation).or_default() += 1;
                 }
             }
             Write::Settle { id, state, number } => {
@@ -219,7 +212,28 @@ fn write(db: &mut Connection, pending: &[Write]) -> rusqlite::Result<Vec<usize>>
             Write::Then(_) => {}
         }
     }
+    let mut trimmed = Vec::with_capacity(kept_in.len());
+    for (conversation, count) in kept_in {
+        let trim_to = trims.due(conversation, count);
+        if let Some(keep) = trim_to {
+            tx.prepare_cached(
+                "DELETE FROM conversation_lines WHERE kind = ?1 AND name = ?2
+                 AND (time_ms, id) <= (
+                    SELECT time_ms, id FROM conversation_lines WHERE kind = ?1 AND name = ?2
+                    ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET ?3)",
+            )?
+            .execute(params![
+                conversation.kind(),
+                conversation.name(),
+                keep as i64
+            ])?;
+        }
+        trimmed.push((conversation, count, trim_to));
+    }
     tx.commit()?;
+    for (conversation, count, trim_to) in trimmed {
+        trims.committed(conversation, count, trim_to);
+    }
     Ok(repeated)
 }
 

@@ -25,6 +25,7 @@ use udpchat_core::error::{Code, CommandError};
 use udpchat_core::group_keys::GroupKeys;
 use udpchat_core::history::Conversation;
 use udpchat_core::private_files;
+use udpchat_core::trims::Trims;
 
 use crate::render::Printer;
 
@@ -106,6 +107,8 @@ pub(super) struct Files {
     /// The unread counts, for a line counted as it was kept and then found
     /// in the file already.
     unread: Arc<Mutex<BTreeMap<Conversation, usize>>>,
+    /// When a conversation is trimmed to its newest lines.
+    trims: Arc<Trims<Conversation>>,
 }
 
 impl LocalStore {
@@ -213,6 +216,7 @@ impl Opened {
                 pending: Arc::default(),
                 printer: printer.clone(),
                 unread: unread.clone(),
+                trims: Arc::new(Trims::new(history::KEPT_LINES)),
             },
             keys: GroupKeys::with_received(received),
             next_id,

@@ -4,7 +4,7 @@ use parking_lot::Mutex;
 use udpchat_core::context::Session;
 use udpchat_core::history::{Conversation, History, Line, State};
 
-use super::history::{KEPT_LINES, TRIM_EVERY};
+use super::history::KEPT_LINES;
 use super::*;
 
 fn session(user: &str) -> Arc<Mutex<Session>> {
@@ -291,26 +291,35 @@ fn search_finds_every_word_anywhere_and_takes_wildcards_literally() {
 }
 
 #[test]
-fn a_conversation_keeps_its_newest_lines() {
+fn conversations_written_in_turn_each_keep_their_newest_lines() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().into(), session("alice"), printer());
     let history: &dyn History = &store;
-    let extra = TRIM_EVERY as u64 + 150;
-    for i in 0..KEPT_LINES as u64 + extra {
-        history
-            .keep(&line(bob(), "bob", &format!("line {i}"), i), None)
-            .unwrap();
+    let carol = Conversation::User("carol".into());
+    // Lines to bob and carol in turn: before, only the conversation whose
+    // lines' ids met a multiple of 1,000 was ever trimmed (carol's).
+    let slack = KEPT_LINES / 16;
+    let total = (KEPT_LINES + slack + 150) as u64;
+    for i in 0..total {
+        for (conversation, from) in [(bob(), "bob"), (carol.clone(), "carol")] {
+            history
+                .keep(&line(conversation, from, &format!("line {i}"), i), None)
+                .unwrap();
+        }
     }
-    let first_kept = history.last(&bob(), 1_000_000).unwrap();
-    assert!(first_kept.len() as i64 >= KEPT_LINES);
-    assert!(
-        first_kept.len() < (KEPT_LINES as usize + extra as usize),
-        "older lines went"
-    );
-    assert_eq!(
-        first_kept.last().unwrap().line.text,
-        format!("line {}", KEPT_LINES as u64 + extra - 1)
-    );
+    for conversation in [bob(), carol] {
+        let kept = history.last(&conversation, 1_000_000).unwrap();
+        assert!(kept.len() >= KEPT_LINES, "{conversation}: the newest stay");
+        assert!(
+            kept.len() < KEPT_LINES + slack,
+            "{conversation}: older lines went ({} kept)",
+            kept.len()
+        );
+        assert_eq!(
+            kept.last().unwrap().line.text,
+            format!("line {}", total - 1)
+        );
+    }
 }
 
 #[test]

@@ -8,7 +8,6 @@ pub mod admin;
 mod delivery;
 mod postgres;
 mod store;
-mod trim;
 
 pub use store::{Draft, GroupStore, Kind};
 
@@ -23,12 +22,12 @@ use udpchat_core::error::{Code, CommandError};
 use udpchat_core::group::{GroupInfo, GroupMessage, Post, HISTORY_LIMIT, MAX_MEMBERS};
 use udpchat_core::packet::Encoded;
 use udpchat_core::presence::Presence;
+use udpchat_core::trims::Trims;
 use udpchat_net::Link;
 
 use crate::mailbox::now_ms;
 use crate::store::{blocking, internal};
 use delivery::{write_cursors, Cursors, Live};
-use trim::Trims;
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -53,7 +52,7 @@ struct Inner {
     /// users what changed.
     elsewhere: Option<Arc<dyn Elsewhere>>,
     /// When a commit trims its group's log.
-    trims: Trims,
+    trims: Trims<String>,
 }
 
 /// The other server nodes, as group chat needs them.

@@ -57,7 +57,7 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<(GroupInfo, Vec<String>), StoreError>;
     /// Appends messages, in order, in one transaction (one commit for all
     /// of them: a group commit), and with `trim_to` drops the group's
-    /// messages beyond the newest `trim_to` (when, is [`super::trim::Trims`]'s
+    /// messages beyond the newest `trim_to` (when, is [`udpchat_core::trims::Trims`]'s
     /// choice). Returns each message as stored, or why it was not
     /// (`NotAMember`: its sender is not in the group; `NotSealed` or
     /// `NotPrivate`: it is not sealed as the group's messages are;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::store::testing::{on_every_store, with_users};
 use crate::store::Backend;
+use udpchat_core::trims::Trims;
 
 fn names(users: &[&str]) -> Vec<String> {
     users.iter().map(|u| u.to_string()).collect()
@@ -215,10 +216,66 @@ fn a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are(store: &d
     assert!(appended[1].is_ok());
 }
 
+/// A group of alice and bob in `store`.
+fn group1(store: &dyn Backend) {
+    with_users(store, &["alice", "bob"]);
+    store
+        .create_group(
+            "group1",
+            Some("alice"),
+            Kind::default(),
+            &["alice".to_string(), "bob".to_string()],
+        )
+        .unwrap();
+}
+
+/// Appends `text` to group1 as the server's commit does.
+fn commit(store: &dyn Backend, trims: &Trims<String>, text: &str) {
+    let trim_to = trims.due("group1", 1);
+    store
+        .append("group1", "alice", text, 0, trim_to)
+        .expect("appended");
+    trims.committed("group1", 1, trim_to);
+}
+
+fn log_texts(store: &dyn Backend) -> Vec<String> {
+    let log = store.messages_after("group1", 0).unwrap();
+    log.into_iter().map(|m| m.text).collect()
+}
+
+fn a_log_keeps_its_newest_messages_and_never_much_more(store: &dyn Backend) {
+    group1(store);
+    let trims = Trims::new(64);
+    for i in 0..200usize {
+        commit(store, &trims, &format!("m{i}"));
+        let kept = log_texts(store);
+        // The newest 64 (or all so far) are there, in order, and
+        // fewer than 64 / 16 more.
+        let oldest = (i + 1).saturating_sub(64);
+        let newest: Vec<String> = (oldest..=i).map(|n| format!("m{n}")).collect();
+        assert!(kept.ends_with(&newest), "after m{i}: {kept:?}");
+        assert!(kept.len() < 64 + 4, "after m{i}: {} kept", kept.len());
+    }
+}
+
+fn a_server_restarted_after_every_few_messages_still_trims(store: &dyn Backend) {
+    group1(store);
+    for start in 0..40 {
+        // Each start counts from nothing, as a new server does.
+        let trims = Trims::new(64);
+        for i in 0..3 {
+            commit(store, &trims, &format!("s{start} m{i}"));
+        }
+        assert!(log_texts(store).len() < 64 + 4, "after start {start}");
+    }
+}
+
 on_every_store!(
     a_private_group_keeps_only_sealed_lines_for_its_members_as_they_are,
     groups_are_made_once_with_known_members,
     the_log_is_ordered_bounded_and_for_members_only,
     a_group_commit_stores_each_message_in_order_and_refuses_only_strangers,
     owners_hand_over_and_the_last_one_out_deletes_the_group,
+    a_log_keeps_its_newest_messages_and_never_much_more,
+    a_server_restarted_after_every_few_messages_still_trims,
 );
