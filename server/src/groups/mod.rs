@@ -27,7 +27,7 @@ use udpchat_net::Link;
 
 use crate::mailbox::now_ms;
 use crate::store::{blocking, internal};
-use delivery::{write_cursors, Cursors, Live};
+use delivery::{write_cursors, Cursors, Live, Locked};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -75,6 +75,11 @@ struct Pending {
     draft: Draft,
     done: oneshot::Sender<Result<GroupMessage, CommandError>>,
 }
+
+/// Group commits one holder of a group's lock makes at most, one after
+/// the other, before it lets the next waiting for the lock have it (a
+/// member being attached, say).
+const COMMITS_IN_TURN: usize = 16;
 
 fn no_such_group(group: &str) -> CommandError {
     CommandError::new(Code::NoSuchGroup, format!("No such group: {group}"))
@@ -171,49 +176,88 @@ impl Inner {
         self.presence.lock().session_of(user)
     }
 
-    /// A group commit, run under the group's lock by each sender in turn:
+    /// Group commits, run under the group's lock by each sender in turn:
     /// the first takes every message accepted for the group so far (its
     /// own and those that came while the previous commit ran), stores
     /// them in one transaction, hands them to the members in the order
-    /// stored, and answers each sender; those whose message it took find
-    /// nothing left and only read their answer. A sender is answered only
-    /// after the commit that holds its message, so durability is as with
-    /// one commit per message, at one fsync per batch.
-    async fn commit(self: &Arc<Self>, live: &mut Live, group: &str) {
+    /// stored, and answers each sender; then, still holding the lock, it
+    /// does the same with what came meanwhile, up to [`COMMITS_IN_TURN`]
+    /// times. Those whose message it took find nothing left and only read
+    /// their answer. A sender is answered only after the commit that holds
+    /// its message, so durability is as with one commit per message, at
+    /// one fsync per batch.
+    ///
+    /// The commits run on one blocking thread, one after the other: each
+    /// commit's fsync blocks, and a hop to a worker thread and back
+    /// between two commits cost about a third as much as a commit itself
+    /// (PERFORMANCE.md, seventeenth part).
+    async fn commit(self: &Arc<Self>, locked: Locked, group: &str) {
+        if !self.pending.lock().contains_key(group) {
+            return;
+        }
+        let (inner, group) = (self.clone(), group.to_string());
+        let runtime = tokio::runtime::Handle::current();
+        let committing = tokio::task::spawn_blocking(move || {
+            let mut locked = locked;
+            for _ in 0..COMMITS_IN_TURN {
+                if !inner.commit_one(&runtime, &mut locked.live, &group) {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = committing.await {
+            // Its senders hear that their message was dropped.
+            internal(format!("groups: a commit failed: {e}"));
+        }
+    }
+
+    /// One group commit of what waits for `group`, on a blocking thread;
+    /// whether there was anything.
+    fn commit_one(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        live: &mut Live,
+        group: &str,
+    ) -> bool {
         let batch = self.pending.lock().remove(group).unwrap_or_default();
         if batch.is_empty() {
-            return;
+            return false;
         }
         let (drafts, senders): (Vec<Draft>, Vec<_>) =
             batch.into_iter().map(|p| (p.draft, p.done)).unzip();
-        let (store, name) = (self.store.clone(), group.to_string());
         let count = drafts.len();
         let trim_to = self.trims.due(group, count);
-        let stored = blocking(move || store.append_all(&name, &drafts, trim_to)).await;
+        let stored = self.store.append_all(group, &drafts, trim_to);
         if stored.is_ok() {
             self.trims.committed(group, count, trim_to);
         }
         let (appended, members) = match stored {
             Ok(stored) => stored,
             Err(e) => {
+                let e = CommandError::from(e);
                 for sender in senders {
                     let _ = sender.send(Err(e.clone()));
                 }
-                return;
+                return true;
             }
         };
         let accepted: Vec<GroupMessage> = appended
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok().cloned())
             .collect();
-        if self.elsewhere.is_some() {
-            self.caught_up(live, group, &accepted, &members).await;
-        } else {
-            self.fan_out(live, group, &accepted, &members).await;
-        }
+        // Without a store read to wait for (a member attached at a
+        // commit, another node's messages), this finishes without waiting.
+        runtime.block_on(async {
+            if self.elsewhere.is_some() {
+                self.caught_up(live, group, &accepted, &members).await;
+            } else {
+                self.fan_out(live, group, &accepted, &members).await;
+            }
+        });
         for (sender, outcome) in senders.into_iter().zip(appended) {
             let _ = sender.send(outcome.map_err(CommandError::from));
         }
+        true
     }
 
     /// Pushes a user their groups; nothing waits for it.
@@ -455,7 +499,7 @@ impl Groups for GroupChat {
         let inner = self.inner.clone();
         let (from, group) = (from.to_string(), group.to_string());
         Box::pin(async move {
-            let (done, answer) = oneshot::channel();
+            let (done, mut answer) = oneshot::channel();
             let draft = Draft {
                 from,
                 post,
@@ -467,11 +511,17 @@ impl Groups for GroupChat {
                 .entry(group.clone())
                 .or_default()
                 .push(Pending { draft, done });
-            {
-                let mut locked = inner.lock(&group).await;
-                inner.commit(&mut locked.live, &group).await;
-            }
-            answer.await.unwrap_or_else(|_| {
+            // Whoever holds the group's lock commits what waits, this
+            // message too, maybe before this sender has the lock.
+            let answered = tokio::select! {
+                biased;
+                answered = &mut answer => answered,
+                locked = inner.lock(&group) => {
+                    inner.commit(locked, &group).await;
+                    answer.await
+                }
+            };
+            answered.unwrap_or_else(|_| {
                 Err(internal("groups: a message was dropped before its commit"))
             })
         })
