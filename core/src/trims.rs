@@ -5,7 +5,7 @@
 //! Both live in SQLite, where finding where the newest `keep` begin walks
 //! `keep` entries of an index (no b-tree counts its entries), and deleting
 //! the oldest rewrites pages at the log's far end. At every commit that
-//! was about a third of the server's work for a group's message
+//! was a tenth to a quarter of the server's CPU for a group's message
 //! (PERFORMANCE.md, seventeenth part). So a commit trims a log only once
 //! it may have grown by a sixteenth of `keep` since its last trim: a log
 //! holds its newest `keep` entries and fewer than `keep / 16` more.

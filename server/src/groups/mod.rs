@@ -188,8 +188,8 @@ impl Inner {
     /// one fsync per batch.
     ///
     /// The commits run on one blocking thread, one after the other: each
-    /// commit's fsync blocks, and a hop to a worker thread and back
-    /// between two commits cost about a third as much as a commit itself
+    /// commit's fsync blocks, and the hops to a worker thread and back
+    /// between two commits took a third of each commit's cycle
     /// (PERFORMANCE.md, seventeenth part).
     async fn commit(self: &Arc<Self>, locked: Locked, group: &str) {
         if !self.pending.lock().contains_key(group) {
