@@ -182,10 +182,10 @@ impl Inner {
     /// them in one transaction, hands them to the members in the order
     /// stored, and answers each sender; then, still holding the lock, it
     /// does the same with what came meanwhile, up to [`COMMITS_IN_TURN`]
-    /// times. Those whose message it took find nothing left and only read
-    /// their answer. A sender is answered only after the commit that holds
-    /// its message, so durability is as with one commit per message, at
-    /// one fsync per batch.
+    /// times. Those whose message it took read their answer without
+    /// waiting for the lock. A sender is answered only after the commit
+    /// that holds its message, so durability is as with one commit per
+    /// message, at one fsync per batch.
     ///
     /// The commits run on one blocking thread, one after the other: each
     /// commit's fsync blocks, and the hops to a worker thread and back
@@ -197,18 +197,18 @@ impl Inner {
         }
         let (inner, group) = (self.clone(), group.to_string());
         let runtime = tokio::runtime::Handle::current();
-        let committing = tokio::task::spawn_blocking(move || {
+        // A commit that panics is logged there; its senders hear that
+        // their message was dropped.
+        let _ = blocking(move || {
             let mut locked = locked;
             for _ in 0..COMMITS_IN_TURN {
                 if !inner.commit_one(&runtime, &mut locked.live, &group) {
                     break;
                 }
             }
-        });
-        if let Err(e) = committing.await {
-            // Its senders hear that their message was dropped.
-            internal(format!("groups: a commit failed: {e}"));
-        }
+            Ok::<(), CommandError>(())
+        })
+        .await;
     }
 
     /// One group commit of what waits for `group`, on a blocking thread;

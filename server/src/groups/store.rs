@@ -57,8 +57,8 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<(GroupInfo, Vec<String>), StoreError>;
     /// Appends messages, in order, in one transaction (one commit for all
     /// of them: a group commit), and with `trim_to` drops the group's
-    /// messages beyond the newest `trim_to` (when, is [`udpchat_core::trims::Trims`]'s
-    /// choice). Returns each message as stored, or why it was not
+    /// messages beyond the newest `trim_to` (the caller chooses when, with
+    /// [`udpchat_core::trims::Trims`]). Returns each message as stored, or why it was not
     /// (`NotAMember`: its sender is not in the group; `NotSealed` or
     /// `NotPrivate`: it is not sealed as the group's messages are;
     /// `MembersChanged`: sealed for other members than the group's; the
