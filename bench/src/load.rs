@@ -109,6 +109,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     /// What the watched process (the server) used in the measured stretch.
     pub server: Option<Usage>,
+    /// What the bench itself used in the same stretch.
+    pub generator: Option<Usage>,
 }
 
 impl Outcome {
@@ -146,10 +148,11 @@ where
     let bar = time_bar(label, plan.warmup + plan.measure);
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let before = server.and_then(procfs::sample);
+        let before = (server.and_then(procfs::sample), procfs::own());
         tokio::time::sleep_until(end.into()).await;
-        let after = server.and_then(procfs::sample);
-        before.zip(after).map(|(b, a)| Usage::between(b, a))
+        let after = (server.and_then(procfs::sample), procfs::own());
+        let between = |b: Option<_>, a: Option<_>| b.zip(a).map(|(b, a)| Usage::between(b, a));
+        (between(before.0, after.0), between(before.1, after.1))
     });
     let ticker = {
         let (bar, done) = (bar.clone(), done.clone());
@@ -215,6 +218,7 @@ where
         hist: histogram(),
         first_error: None,
         server: None,
+        generator: None,
     };
     for worker in workers {
         if let Ok((ok, errors, hist)) = worker.await {
@@ -226,7 +230,7 @@ where
     ticker.abort();
     bar.finish_and_clear();
     outcome.first_error = first_error.lock().take();
-    outcome.server = sampler.await.ok().flatten();
+    (outcome.server, outcome.generator) = sampler.await.unwrap_or_default();
     outcome
 }
 

@@ -92,6 +92,11 @@ impl Watch {
         }
     }
 
+    /// Starts watching the bench's own process (the load generator).
+    pub fn generator() -> Watch {
+        Watch::start(Some(std::process::id()))
+    }
+
     /// What the process used since [`Watch::start`].
     pub fn usage(&self) -> Option<Usage> {
         let now = sample(self.pid?)?;

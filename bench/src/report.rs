@@ -10,7 +10,13 @@
 //! Row: { name, ops, errors, seconds, rate, unit, ratio?, latency_us?, server?, extra }
 //! latency_us: { p50, p99, p999, max, mean, count }
 //! server: { cpu_s, rss_kib, peak_rss_kib }   (from /proc, when the bench started it)
+//! generator: { cpu_s, rss_kib, peak_rss_kib }   (the bench itself: the load
+//!   generator and the clients it simulates, over the same stretch)
 //! ```
+//!
+//! The two CPU figures side by side say which side a rate is bound by: on
+//! a machine of two cores, a generator that uses a core of its own while
+//! the server idles is measuring itself.
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +75,10 @@ pub struct Row {
     /// The server process over this row's run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<Usage>,
+    /// The bench's own process over the same stretch: the load generator,
+    /// and every client it simulates (members, senders, IRC readers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<Usage>,
     /// Scenario-specific figures.
     pub extra: Map<String, Value>,
 }
@@ -89,6 +99,7 @@ impl Row {
             ratio: None,
             latency: None,
             server: None,
+            generator: None,
             extra: Map::new(),
         }
     }
@@ -108,7 +119,15 @@ impl Row {
 
     /// Server CPU microseconds per operation, when known.
     pub fn server_cpu_per_op_us(&self) -> Option<f64> {
-        let usage = self.server?;
+        self.cpu_per_op_us(self.server?)
+    }
+
+    /// The generator's CPU microseconds per operation, when known.
+    pub fn generator_cpu_per_op_us(&self) -> Option<f64> {
+        self.cpu_per_op_us(self.generator?)
+    }
+
+    fn cpu_per_op_us(&self, usage: Usage) -> Option<f64> {
         (self.ops > 0).then(|| usage.cpu_s * 1e6 / self.ops as f64)
     }
 }
@@ -203,6 +222,7 @@ fn print_table(rows: &[&Row], ratio_to: &str) {
         "srv cpu s",
         "srv us/op",
         "srv peak MiB",
+        "gen us/op",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
@@ -222,6 +242,7 @@ fn print_table(rows: &[&Row], ratio_to: &str) {
             opt(row
                 .server
                 .map(|s| format!("{:.1}", s.peak_rss_kib as f64 / 1024.0))),
+            opt(row.generator_cpu_per_op_us().map(|u| format!("{u:.1}"))),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())

@@ -25,9 +25,14 @@ fn server_binary() -> PathBuf {
 /// Runs a quick scenario (with `extra` arguments of its own) and returns
 /// its JSON report.
 fn run_quick(scenario: &str, extra: &[&str], out: &Path) -> Value {
+    quick(scenario, extra, out).1
+}
+
+/// The same, with the table it printed.
+fn quick(scenario: &str, extra: &[&str], out: &Path) -> (String, Value) {
     let mut args = vec!["--duration", "0.5", "--warmup", "0.1", "--clients", "4"];
     args.extend_from_slice(extra);
-    run(scenario, &args, out).1
+    run(scenario, &args, out)
 }
 
 /// Runs `udpchat-bench --quick SCENARIO ARGS` against the server built
@@ -68,6 +73,23 @@ fn check_row(row: &Value) {
     }
 }
 
+/// A row of a closed-loop load also says what the bench itself used over
+/// the measured stretch, so a reader sees when the load generator, not the
+/// server, sets the rate.
+fn check_generator(row: &Value) {
+    let generator = &row["generator"];
+    for key in ["cpu_s", "rss_kib", "peak_rss_kib"] {
+        assert!(
+            generator[key].is_number(),
+            "generator usage without {key}: {row}"
+        );
+    }
+    assert!(
+        generator["cpu_s"].as_f64().unwrap() > 0.0,
+        "a load generator that used no CPU: {row}"
+    );
+}
+
 #[test]
 fn quick_udp_echo_and_rpc_write_their_reports() {
     let out = tempfile::tempdir().expect("temp dir");
@@ -78,9 +100,11 @@ fn quick_udp_echo_and_rpc_write_their_reports() {
     assert!(echo["machine"]["cpus"].as_u64().unwrap() >= 1);
     let baseline = &echo["baseline"];
     check_row(baseline);
+    check_generator(baseline);
     assert_eq!(baseline["ratio"], 1.0);
 
-    let rpc = run_quick("rpc", &[], out.path());
+    let (table, rpc) = quick("rpc", &[], out.path());
+    assert!(table.contains("gen us/op"), "{table}");
     assert_eq!(rpc["scenario"], "rpc");
     check_row(&rpc["baseline"]);
     let rows = rpc["rows"].as_array().expect("rows");
@@ -88,6 +112,7 @@ fn quick_udp_echo_and_rpc_write_their_reports() {
     assert_eq!(names, ["list", "lookup"]);
     for row in rows {
         check_row(row);
+        check_generator(row);
         assert_eq!(row["errors"], 0, "{row}");
         assert!(row["ratio"].is_f64(), "no ratio to the baseline: {row}");
     }
@@ -230,6 +255,7 @@ fn quick_fanout_with_several_senders_delivers_everyones_messages_to_everyone_els
         .find(|r| r["name"] == "udpchat M=6 S=3")
         .unwrap_or_else(|| panic!("no udpchat row for 3 senders: {fanout}"));
     check_row(row);
+    check_generator(row);
     assert_eq!(row["extra"]["senders"], 3);
     // A delivery is one member receiving one message: every message
     // reaches the 5 members who did not send it, whoever sent it.

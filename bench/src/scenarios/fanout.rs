@@ -385,6 +385,7 @@ fn fanout_row(name: String, m: usize, tracker: &Tracker, outcome: &load::Outcome
     row.errors = outcome.errors;
     row.latency = Latency::of(&tracker.latency.lock());
     row.server = outcome.server;
+    row.generator = outcome.generator;
     if let Some(e) = &outcome.first_error {
         row = row.with("first_error", e.clone());
     }

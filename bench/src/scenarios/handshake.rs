@@ -180,6 +180,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         row.errors = outcome.errors;
         row.latency = Latency::of(&outcome.hist);
         row.server = outcome.server;
+        row.generator = outcome.generator;
         if let Some(e) = outcome.first_error {
             row = row.with("first_error", e);
         }

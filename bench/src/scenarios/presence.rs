@@ -203,11 +203,11 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     tokio::time::sleep(SETTLE).await;
 
     let rekeyed_before = rekeys(&links).await;
-    let watch = Watch::start(target.pid);
+    let (watch, generator) = (Watch::start(target.pid), Watch::generator());
     pings.start();
     tokio::time::sleep(idle).await;
     pings.stop();
-    let usage = watch.usage();
+    let (usage, generated) = (watch.usage(), generator.usage());
     // Sessions that signed in re-key 10 minutes later (a P-384 handshake
     // on the server each): a stretch that starts that late measures them
     // too, and says so.
@@ -243,6 +243,7 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     row.errors = pings.unanswered();
     row.latency = pings.latency();
     row.server = usage;
+    row.generator = generated;
     if let (Some(before), Some(half_way), Some(after)) = (before, rss_half, after) {
         let per_client = |from: u64, clients: usize| {
             after.rss_kib.saturating_sub(from) as f64 * 1024.0 / clients.max(1) as f64

@@ -67,6 +67,7 @@ pub async fn measure(
     row.errors = outcome.errors;
     row.latency = Latency::of(&outcome.hist);
     row.server = outcome.server;
+    row.generator = outcome.generator;
     if let Some(e) = outcome.first_error {
         row = row.with("first_error", e);
     }

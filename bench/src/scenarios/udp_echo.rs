@@ -125,6 +125,7 @@ pub async fn baseline(shape: Shape, plan: Plan) -> anyhow::Result<Row> {
     row.errors = outcome.errors;
     row.latency = Latency::of(&outcome.hist);
     row.server = outcome.server;
+    row.generator = outcome.generator;
     row.ratio = Some(1.0);
     Ok(row)
 }
@@ -183,11 +184,11 @@ pub async fn keepalives(
             })
         })
         .collect();
-    let watch = Watch::start(Some(server.pid));
+    let (watch, generator) = (Watch::start(Some(server.pid)), Watch::generator());
     pings.start();
     tokio::time::sleep(stretch).await;
     pings.stop();
-    let usage = watch.usage();
+    let (usage, generated) = (watch.usage(), generator.usage());
     drop(pingers);
     let mut row = Row::new(
         format!("K={k} udp-echo"),
@@ -202,6 +203,7 @@ pub async fn keepalives(
     row.errors = pings.unanswered();
     row.latency = pings.latency();
     row.server = usage;
+    row.generator = generated;
     if let Some(us) = row.server_cpu_per_op_us() {
         row = row.with("cpu_us_per_ping", us);
     }
