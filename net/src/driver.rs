@@ -216,10 +216,17 @@ impl Driver {
                 break;
             }
         }
-        // Stopped: nothing more is read. What the owner holds goes to the
-        // reader before the driver does (the reader reads until the inbox
-        // closes; a reader that is gone lets the owner drop it). Bounded,
-        // for a reader that is there but never reads.
+        // Stopped: nothing more is read, so no reply can come. A request
+        // still waiting for one fails now, not when the driver goes: a
+        // client leaving checks the sender of a message that came just
+        // before with a request, and the message's acknowledgement waits
+        // for that check (the soak saw a message shown, unacknowledged for
+        // the hold limit below, and so kept for the next sign-in too).
+        self.requests.clear();
+        // What the owner holds goes to the reader before the driver does
+        // (the reader reads until the inbox closes; a reader that is gone
+        // lets the owner drop it). Bounded, for a reader that is there but
+        // never reads.
         let give_up = Instant::now() + HELD_AT_STOP;
         loop {
             self.owner.make_room();

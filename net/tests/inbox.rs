@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use udpchat_core::crypto::keys::StaticKey;
+use udpchat_core::error::Code;
 use udpchat_core::packet::{decode_body, Encoded};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, INBOX_CAPACITY};
@@ -18,6 +19,18 @@ use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, INBOX_CAPACITY};
 mod common;
 
 use common::{Note, Number};
+
+/// A request a reader sends and nobody answers.
+struct Ask;
+
+impl udpchat_core::packet::Packet for Ask {
+    const TAG: &'static str = "ask";
+}
+
+impl udpchat_core::packet::Request for Ask {
+    type Body = Number;
+    type Reply = Number;
+}
 
 /// A receiving client (its Link and inbox), whose pushes' acknowledgements
 /// are held for `hold` at most, and a sending one with an end-to-end
@@ -102,6 +115,33 @@ async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
         !stopping.is_finished(),
         "stopped before its push was done with"
     );
+    drop(arrival);
+    stopping.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("acknowledged as the link stopped, not left to fail")
+        .unwrap()
+        .expect("delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_when_the_link_stops_fails_at_once_and_the_push_it_checked_is_acknowledged(
+) {
+    let (receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
+    let push = tokio::spawn(sender.push(peer, Encoded::push::<Note>(&Number(7))));
+    let (_, arrival) = next_push(&mut inbox).await;
+    // Its reader asks something before it is done with it (a client checks
+    // the sender of a message with the server), and the answer has not
+    // come when the client leaves: the driver stops reading, so none will.
+    let check = tokio::spawn(receiver.request(arrival.from, Encoded::request::<Ask>(&Number(1))));
+    let stopping = tokio::spawn(async move { receiver.stop().await });
+    let asked = tokio::time::timeout(Duration::from_secs(10), check)
+        .await
+        .expect("the check fails when the link stops, not when its holds end")
+        .unwrap();
+    assert_eq!(asked.unwrap_err().code, Code::Unreachable);
+    // Done with the push then: its acknowledgement still goes, so its
+    // sender does not keep it for the next sign-in too.
     drop(arrival);
     stopping.await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), push)
