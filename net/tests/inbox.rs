@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 use udpchat_core::crypto::keys::StaticKey;
-use udpchat_core::error::Code;
+use udpchat_core::error::{Code, CommandError};
 use udpchat_core::packet::{decode_body, Encoded};
 use udpchat_core::wire::Pattern;
 use udpchat_net::{Arrival, Inbound, Inbox, Link, Peer, INBOX_CAPACITY};
@@ -101,6 +102,22 @@ async fn a_push_is_acknowledged_once_its_reader_is_done_with_it() {
         .expect("delivered");
 }
 
+/// The reader is done with `arrival` while its link stops: the push is
+/// acknowledged as the link stops, not left to fail at its sender.
+async fn done_with_as_it_stops(
+    arrival: Arrival,
+    stopping: JoinHandle<()>,
+    push: JoinHandle<Result<(), CommandError>>,
+) {
+    drop(arrival);
+    stopping.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("acknowledged as the link stopped, not left to fail")
+        .unwrap()
+        .expect("delivered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
     let (receiver, mut inbox, sender, peer) = two_clients(UNTIL_DONE).await;
@@ -115,13 +132,7 @@ async fn a_push_being_handled_when_the_link_stops_is_acknowledged_once_done() {
         !stopping.is_finished(),
         "stopped before its push was done with"
     );
-    drop(arrival);
-    stopping.await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), push)
-        .await
-        .expect("acknowledged as the link stopped, not left to fail")
-        .unwrap()
-        .expect("delivered");
+    done_with_as_it_stops(arrival, stopping, push).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,13 +153,7 @@ async fn a_request_waiting_when_the_link_stops_fails_at_once_and_the_push_it_che
     assert_eq!(asked.unwrap_err().code, Code::Unreachable);
     // Done with the push then: its acknowledgement still goes, so its
     // sender does not keep it for the next sign-in too.
-    drop(arrival);
-    stopping.await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), push)
-        .await
-        .expect("acknowledged as the link stopped, not left to fail")
-        .unwrap()
-        .expect("delivered");
+    done_with_as_it_stops(arrival, stopping, push).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
