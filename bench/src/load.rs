@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
-use crate::procfs::{self, Usage};
+use crate::procfs::{Stretch, Usage};
 
 static PROGRESS: AtomicBool = AtomicBool::new(true);
 
@@ -148,11 +148,9 @@ where
     let bar = time_bar(label, plan.warmup + plan.measure);
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let before = (server.and_then(procfs::sample), procfs::own());
+        let watched = Stretch::start(server);
         tokio::time::sleep_until(end.into()).await;
-        let after = (server.and_then(procfs::sample), procfs::own());
-        let between = |b: Option<_>, a: Option<_>| b.zip(a).map(|(b, a)| Usage::between(b, a));
-        (between(before.0, after.0), between(before.1, after.1))
+        watched.usage()
     });
     let ticker = {
         let (bar, done) = (bar.clone(), done.clone());

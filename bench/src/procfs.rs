@@ -92,15 +92,33 @@ impl Watch {
         }
     }
 
-    /// Starts watching the bench's own process (the load generator).
-    pub fn generator() -> Watch {
-        Watch::start(Some(std::process::id()))
-    }
-
     /// What the process used since [`Watch::start`].
     pub fn usage(&self) -> Option<Usage> {
         let now = sample(self.pid?)?;
         Some(Usage::between(self.start?, now))
+    }
+}
+
+/// A measured stretch, watched from both sides at the same moments: the
+/// server (`pid`, when the bench started it) and the bench's own process,
+/// the load generator and every client it simulates.
+#[derive(Debug, Clone, Copy)]
+pub struct Stretch {
+    server: Watch,
+    generator: Watch,
+}
+
+impl Stretch {
+    pub fn start(server: Option<u32>) -> Stretch {
+        Stretch {
+            server: Watch::start(server),
+            generator: Watch::start(Some(std::process::id())),
+        }
+    }
+
+    /// What the server and the generator used since [`Stretch::start`].
+    pub fn usage(&self) -> (Option<Usage>, Option<Usage>) {
+        (self.server.usage(), self.generator.usage())
     }
 }
 

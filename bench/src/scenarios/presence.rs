@@ -28,7 +28,7 @@ use udpchat_net::Link;
 use super::{params_with, udp_echo, Ctx};
 use crate::clients::{drain, keep_pinging, loopback_for, open_link, Pings, SimClient, KEEPALIVE};
 use crate::load::{for_each_bounded, histogram, micros};
-use crate::procfs::{self, Watch};
+use crate::procfs::{self, Stretch};
 use crate::report::{Latency, Report, Row};
 
 /// The default client counts.
@@ -203,11 +203,11 @@ async fn measure(ctx: &Ctx, k: usize, idle: Duration, server_args: &[&str]) -> a
     tokio::time::sleep(SETTLE).await;
 
     let rekeyed_before = rekeys(&links).await;
-    let (watch, generator) = (Watch::start(target.pid), Watch::generator());
+    let watched = Stretch::start(target.pid);
     pings.start();
     tokio::time::sleep(idle).await;
     pings.stop();
-    let (usage, generated) = (watch.usage(), generator.usage());
+    let (usage, generated) = watched.usage();
     // Sessions that signed in re-key 10 minutes later (a P-384 handshake
     // on the server each): a stretch that starts that late measures them
     // too, and says so.

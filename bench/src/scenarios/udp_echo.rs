@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::Ctx;
 use crate::clients::{keep_pinging, loopback_for, AbortOnDrop, Pings};
 use crate::load::{self, Plan};
-use crate::procfs::Watch;
+use crate::procfs::Stretch;
 use crate::report::{Latency, Report, Row};
 use crate::server::EchoServer;
 
@@ -184,11 +184,11 @@ pub async fn keepalives(
             })
         })
         .collect();
-    let (watch, generator) = (Watch::start(Some(server.pid)), Watch::generator());
+    let watched = Stretch::start(Some(server.pid));
     pings.start();
     tokio::time::sleep(stretch).await;
     pings.stop();
-    let (usage, generated) = (watch.usage(), generator.usage());
+    let (usage, generated) = watched.usage();
     drop(pingers);
     let mut row = Row::new(
         format!("K={k} udp-echo"),
