@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use udpchat_core::context::{Client, Origin, Server};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Names};
-use udpchat_core::mailbox::associated;
+use udpchat_core::mailbox::{associated, Letter};
 use udpchat_core::output::Output;
 use udpchat_core::packet::{Packet, Request};
 use udpchat_core::register;
@@ -49,13 +49,18 @@ register! {
     Event::new("queued").names(met_recipient)
 }
 
-/// Seals `text` for `to` and leaves it on the server; shows
+/// Seals `letter` for `to` and leaves it on the server; shows
 /// `queued for bob (offline)`. The server's id for it.
-pub async fn queue(client: &Client, from: &str, to: &str, text: &str) -> Result<u64, CommandError> {
+pub async fn queue(
+    client: &Client,
+    from: &str,
+    to: &str,
+    letter: &Letter,
+) -> Result<u64, CommandError> {
     let bundle = crate::bundle::fetch(client, to).await?;
     let sealed = client
         .keys()
-        .seal(&bundle, text.as_bytes(), &associated(from, to))?;
+        .seal(&bundle, &letter.to_plaintext(), &associated(from, to))?;
     let body = DepositBody {
         to: to.to_string(),
         sealed: udpchat_core::cbor::encode(&sealed),

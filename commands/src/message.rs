@@ -30,6 +30,11 @@ pub struct MessageBody {
     /// The sender's user name.
     pub from: String,
     pub text: String,
+    /// The sender's id for this message, the same on every copy it sends
+    /// (again, to another client of the recipient, or sealed into their
+    /// mailbox): a recipient shows it once. Left out by an older client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
 }
 
 register! {
@@ -70,6 +75,14 @@ impl OnPush for Message {
     ) -> Result<(), CommandError> {
         check_user_name(&message.from)?;
         check_text(&message.text)?;
+        if message
+            .id
+            .is_some_and(|id| shown_before(&client, &message.from, id, &message.text))
+        {
+            // A copy of one shown (its acknowledgement was lost): this one
+            // is acknowledged, not shown again.
+            return Ok(());
+        }
         // The session proved the sender holds `identity`; the server says
         // whose key that is (signed in or not: the sender may have left
         // since). A mismatch is someone claiming another name.
@@ -116,12 +129,28 @@ fn show(client: &Client, output: Output, message: MessageBody, state: State) {
             from: message.from,
             text: message.text,
             time_ms: udpchat_core::now_ms(),
-            number: None,
+            number: message.id,
             outgoing: false,
             state,
         },
         Some(output),
     );
+}
+
+/// Whether the history holds the message `id` from `from` with `text`:
+/// the copy that came straight from them, or from their mailbox.
+pub(crate) fn shown_before(client: &Client, from: &str, id: u64, text: &str) -> bool {
+    match client
+        .history()
+        .came(&Conversation::User(from.to_string()), id)
+    {
+        Ok(Some(kept)) => kept.line.from == from && kept.line.text == text,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!("history: {}", e.message);
+            false
+        }
+    }
 }
 
 /// In the shell: inside a conversation its partner's live lines read like
@@ -207,6 +236,7 @@ mod tests {
         let message = MessageBody {
             from: "Carole".into(),
             text: "Hi Alice! How are you".into(),
+            id: None,
         };
         let sender = Sender {
             peer: udpchat_core::context::PeerId(1),

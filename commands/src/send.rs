@@ -17,6 +17,7 @@ use udpchat_core::context::{Client, Delivery, Path, Whereabouts};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::event::{Event, Ink, Names, Pen};
 use udpchat_core::history::{Conversation, Line, LineId, State};
+use udpchat_core::mailbox::Letter;
 use udpchat_core::names::check_user_name;
 use udpchat_core::output::Output;
 use udpchat_core::register;
@@ -63,6 +64,7 @@ impl Shell for SendMessage {
             from,
             to,
             text,
+            id: rand::random(),
             line,
         };
         // Their client's session is open and nothing was heard of them
@@ -123,6 +125,8 @@ struct Outgoing {
     from: String,
     to: String,
     text: String,
+    /// The same on every copy sent (see [`MessageBody::id`]).
+    id: u64,
     /// Its line in the user's history.
     line: Option<LineId>,
 }
@@ -155,6 +159,7 @@ impl Outgoing {
         let body = MessageBody {
             from: self.from.clone(),
             text: self.text.clone(),
+            id: Some(self.id),
         };
         let delivery = client.peers().push::<Message>(whereabouts, &body).await;
         // A push that could not even be queued fails like one unanswered.
@@ -165,8 +170,12 @@ impl Outgoing {
 
     /// Seals it and leaves it on the server for the recipient.
     async fn keep(&self, client: &Client) -> Result<(), CommandError> {
-        let id = crate::deposit::queue(client, &self.from, &self.to, &self.text).await?;
-        self.settle(client, State::Queued, Some(id));
+        let letter = Letter {
+            id: Some(self.id),
+            text: self.text.clone(),
+        };
+        let kept = crate::deposit::queue(client, &self.from, &self.to, &letter).await?;
+        self.settle(client, State::Queued, Some(kept));
         Ok(())
     }
 

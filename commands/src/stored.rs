@@ -14,7 +14,7 @@ use udpchat_core::crypto::keys::PublicKey;
 use udpchat_core::crypto::sealed::SealedMessage;
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::history::{Conversation, Line, State};
-use udpchat_core::mailbox::{associated, Stored};
+use udpchat_core::mailbox::{associated, Letter, Stored};
 use udpchat_core::output::{continued, Output};
 use udpchat_core::packet::{decode_body, Packet, Push};
 use udpchat_core::register;
@@ -122,20 +122,28 @@ impl OnPush for StoredMail {
         let shown = match opened {
             Ok((proven, plaintext)) if Some(&proven) == from_identity.as_ref() => {
                 client.keys().check(&message.from, &proven);
-                let text = String::from_utf8_lossy(&plaintext).into_owned();
-                crate::history::keep(
-                    &client,
-                    &Line {
-                        conversation: Conversation::User(message.from.clone()),
-                        from: message.from.clone(),
-                        text: text.clone(),
-                        time_ms: message.sent_at_ms,
-                        number: Some(message.id),
-                        outgoing: false,
-                        state: State::Kept,
-                    },
-                    Some(render(&message, &text)),
-                );
+                let Letter { id, text } = Letter::from_plaintext(&plaintext);
+                // Sent straight here first and shown, its acknowledgement
+                // lost as the user left: its sender kept it here too. It
+                // is taken in (its receipt goes) but not shown again.
+                let shown_before = id.is_some_and(|id| {
+                    crate::message::shown_before(&client, &message.from, id, &text)
+                });
+                if !shown_before {
+                    crate::history::keep(
+                        &client,
+                        &Line {
+                            conversation: Conversation::User(message.from.clone()),
+                            from: message.from.clone(),
+                            text: text.clone(),
+                            time_ms: message.sent_at_ms,
+                            number: Some(message.id),
+                            outgoing: false,
+                            state: State::Kept,
+                        },
+                        Some(render(&message, &text)),
+                    );
+                }
                 Ok(())
             }
             Ok(_) => Err(CommandError::new(

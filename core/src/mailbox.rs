@@ -48,3 +48,93 @@ pub struct Stored {
 pub fn associated(from: &str, to: &str) -> Vec<u8> {
     format!("udpchat stored v1\0{from}\0{to}").into_bytes()
 }
+
+/// What a stored message's sealed plaintext holds: its text, and the id
+/// its sender gave the message when it first went straight to the
+/// recipient's client. A recipient that showed that copy (its
+/// acknowledgement lost as they left) knows this one by the id and does
+/// not show it again.
+///
+/// A plaintext without an id is the text alone, in UTF-8. One with an id
+/// starts with `0xFF`, a byte no UTF-8 text holds, then the id (u64, big
+/// endian), then the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    pub id: Option<u64>,
+    pub text: String,
+}
+
+/// The first byte of a plaintext that carries an id.
+const WITH_ID: u8 = 0xFF;
+
+impl Letter {
+    /// The bytes to seal.
+    pub fn to_plaintext(&self) -> Vec<u8> {
+        match self.id {
+            None => self.text.as_bytes().to_vec(),
+            Some(id) => {
+                let mut bytes = Vec::with_capacity(9 + self.text.len());
+                bytes.push(WITH_ID);
+                bytes.extend_from_slice(&id.to_be_bytes());
+                bytes.extend_from_slice(self.text.as_bytes());
+                bytes
+            }
+        }
+    }
+
+    /// Reads an opened plaintext. Whatever it holds becomes text (bytes
+    /// that are not UTF-8 as U+FFFD), so a message is never lost to its
+    /// form.
+    pub fn from_plaintext(bytes: &[u8]) -> Letter {
+        match bytes.split_first() {
+            Some((&WITH_ID, rest)) if rest.len() >= 8 => {
+                let (id, text) = rest.split_at(8);
+                Letter {
+                    id: Some(u64::from_be_bytes(id.try_into().expect("8 bytes"))),
+                    text: String::from_utf8_lossy(text).into_owned(),
+                }
+            }
+            _ => Letter {
+                id: None,
+                text: String::from_utf8_lossy(bytes).into_owned(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_letter_reads_back_with_its_id_and_one_without_is_its_text() {
+        for letter in [
+            Letter {
+                id: Some(0x0102_0304_0506_0708),
+                text: "hello bob".into(),
+            },
+            Letter {
+                id: Some(u64::MAX),
+                text: String::new(),
+            },
+            Letter {
+                id: None,
+                text: "héllo".into(),
+            },
+        ] {
+            assert_eq!(Letter::from_plaintext(&letter.to_plaintext()), letter);
+        }
+        // What a client before ids sealed: the text alone.
+        assert_eq!(
+            Letter::from_plaintext("plain old text".as_bytes()),
+            Letter {
+                id: None,
+                text: "plain old text".into()
+            }
+        );
+        // Too short for an id: kept as text, not dropped.
+        let short = Letter::from_plaintext(&[0xFF, 1, 2]);
+        assert_eq!(short.id, None);
+        assert_eq!(short.text, "\u{FFFD}\u{1}\u{2}");
+    }
+}

@@ -231,6 +231,7 @@ pub fn all() -> Vec<Seed> {
     let message = cbor::encode(&c::message::MessageBody {
         from: "alice".into(),
         text: "hi bob".into(),
+        id: Some(0x1d),
     });
     let list = cbor::encode(&c::list::ListRequest { prefix: "b".into() });
     let envelopes = [
@@ -518,6 +519,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
         e(c::message::MessageBody {
             from: "alice".into(),
             text: "hi bob".into(),
+            id: None,
         }),
         e(c::ping::Pong {
             user: Some("alice".into()),

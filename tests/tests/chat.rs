@@ -310,6 +310,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
                             let body = Encoded::push::<Message>(&MessageBody {
                                 from: name.clone(),
                                 text: text.clone(),
+                                id: None,
                             });
                             let pushed = sender.push_to_client_within(
                                 bob_addr,

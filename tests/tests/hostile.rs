@@ -255,6 +255,7 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
     let body = Encoded::push::<Message>(&MessageBody {
         from: "dave".into(),
         text: "did you get this?".into(),
+        id: None,
     });
     sender
         .push_to_client(bob.addr, bob_key, body)
@@ -315,6 +316,7 @@ fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
     let body = Encoded::push::<Message>(&MessageBody {
         from: "mallory".into(),
         text: "after the punch".into(),
+        id: None,
     });
     mallory
         .push_to_client(bob.addr, bob_key, body)

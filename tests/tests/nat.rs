@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use serde_json::{json, Value};
 use udpchat_tests::direct::{addr_of, send};
 use udpchat_tests::nat::{self, Nat, Router, Topology};
-use udpchat_tests::{Client, Server};
+use udpchat_tests::{history_texts, password, Client, Server};
 
 /// alice and bob, each behind a router of the given kind (or, `one_lan`,
 /// both behind the first), and the server on the public segment.
@@ -331,6 +331,46 @@ fn a_relayed_session_moves_to_a_direct_path_once_one_opens() {
         addr_of(&message),
         s.router_a.wait_for_mapping(s.alice.addr, s.server.addr)
     );
+}
+
+/// bob's client shows alice's message as he signs out, but its
+/// acknowledgement is lost on the way (a firewall at his site drops it):
+/// alice, told he left, keeps the message on the server for him. At his
+/// next sign-in it is taken in (alice hears it was delivered) and not shown
+/// a second time: the copy carries the id the first one had.
+#[test]
+fn a_message_shown_as_its_reader_left_and_kept_for_them_too_is_shown_once() {
+    if !nat::available() {
+        return;
+    }
+    let mut s = sites([Nat::Masquerade, Nat::Masquerade], false);
+    let (path, _) = send(&mut s.alice, &mut s.bob, "bob", "hello");
+    assert_eq!(path, "direct");
+
+    s.router_b.block(s.router_a.wan);
+    let text = "are you still there";
+    s.alice.line(&format!("send bob {text}"));
+    s.bob.expect_where("message", |m| m["text"] == text);
+    s.bob.line("logout");
+    s.bob.expect("signed-out");
+    let kept = s
+        .alice
+        .expect_first(&["queued", "delivered", "error"], |e| e["to"] == "bob");
+    assert_eq!(kept["event"], "queued", "{kept}");
+
+    s.bob.line(&format!("signin bob {}", password("bob")));
+    s.bob.expect("signed-in");
+    let delivered = s.alice.expect_where("delivered", |d| d["to"] == "bob");
+    assert_eq!(delivered["path"], "stored", "{delivered}");
+    let texts = history_texts(&mut s.bob, "alice");
+    assert_eq!(texts.iter().filter(|t| *t == text).count(), 1, "{texts:?}");
+    let shown = s
+        .bob
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "message" && e["text"] == text)
+        .count();
+    assert_eq!(shown, 1, "{:#?}", s.bob.seen);
 }
 
 #[test]

@@ -300,6 +300,7 @@ fn a_peers_line_breaks_cannot_forge_a_line_from_someone_else() {
     let body = Encoded::push::<Message>(&MessageBody {
         from: "mallory".into(),
         text: format!("see you later\n{forged}"),
+        id: None,
     });
     mallory
         .push_to_client(addr.parse().unwrap(), identity, body)

@@ -104,6 +104,7 @@ impl Sender {
         let body = MessageBody {
             from: "p2p-a".into(),
             text: text(seq, sent, self.size),
+            id: Some(seq),
         };
         self.link
             .push(self.peer, Encoded::push::<Message>(&body))
@@ -140,6 +141,7 @@ pub async fn run(
     let probe = MessageBody {
         from: "p2p-a".into(),
         text: text(100_000, 1_000_000_000_000, 100),
+        id: Some(100_000),
     };
     let shape = Shape {
         clients: 1,
