@@ -25,6 +25,10 @@ use udpchat_core::registry::{Command, Shell};
 
 use crate::message::{check_text, Message, MessageBody};
 
+mod turns;
+
+use turns::Turn;
+
 /// `send`: the shell command.
 pub struct SendMessage;
 
@@ -60,6 +64,7 @@ impl Shell for SendMessage {
             },
             None,
         );
+        let turn = Turn::take(&from, &to);
         let message = Outgoing {
             from,
             to,
@@ -72,8 +77,18 @@ impl Shell for SendMessage {
         let known = client.peers().known(&message.to);
         let asked = known.is_none();
         let delivery = match message.go(&client, known).await {
-            Ok(Some(delivery)) => delivery,
-            Ok(None) => return Ok(()),
+            Ok(Whither::Sent(delivery)) => Some(delivery),
+            // Not signed in: kept on the server now, unless messages
+            // written to them before are still on their way; then once
+            // those are settled, without holding up the shell.
+            Ok(Whither::Away) if turn.is_first() => {
+                let kept = message.keep(&client, &turn).await;
+                if kept.is_err() {
+                    message.settle(&client, State::Failed, None);
+                }
+                return kept;
+            }
+            Ok(Whither::Away) => None,
             Err(e) => {
                 message.settle(&client, State::Failed, None);
                 return Err(e);
@@ -81,19 +96,23 @@ impl Shell for SendMessage {
         };
         let reporter = client.clone();
         client.tasks().spawn(Box::pin(async move {
-            let mut fate = delivery.await;
+            // `None`: not delivered, to be kept for them.
+            let mut fate = match delivery {
+                Some(delivery) => delivery.await.map(Some),
+                None => Ok(None),
+            };
             if fate.is_err() && !asked {
                 // Written without asking where they are: they may be on
                 // another client now (the news not here yet). Ask, and
                 // send it there, or keep it for them.
                 fate = match message.go(&reporter, None).await {
-                    Ok(Some(delivery)) => delivery.await,
-                    Ok(None) => return,
+                    Ok(Whither::Sent(delivery)) => delivery.await.map(Some),
+                    Ok(Whither::Away) => Ok(None),
                     Err(e) => Err(e),
                 };
             }
             let outcome = match fate {
-                Ok(path) => {
+                Ok(Some(path)) => {
                     let state = match path {
                         Path::Relay => State::Relayed,
                         _ => State::Delivered,
@@ -102,8 +121,9 @@ impl Shell for SendMessage {
                     reporter.emit(delivered(&message.to, path));
                     Ok(())
                 }
-                // Their client stopped answering: keep it for them instead.
-                Err(_) => message.keep(&reporter).await,
+                // Not signed in, or their client stopped answering: keep
+                // it for them instead.
+                Ok(None) | Err(_) => message.keep(&reporter, &turn).await,
             };
             if let Err(e) = outcome {
                 message.settle(&reporter, State::Failed, None);
@@ -120,6 +140,14 @@ impl Shell for SendMessage {
     }
 }
 
+/// Where a message went.
+enum Whither {
+    /// To the recipient's client: the delivery to wait for.
+    Sent(Delivery),
+    /// Nowhere: the recipient is not signed in (it is to be kept for them).
+    Away,
+}
+
 /// A direct message on its way.
 struct Outgoing {
     from: String,
@@ -133,25 +161,21 @@ struct Outgoing {
 
 impl Outgoing {
     /// Sends it to the recipient's client at `known` whereabouts, or where
-    /// the server says it is; the delivery to wait for, or `None` when
-    /// the recipient is not signed in (then it is kept for them).
+    /// the server says it is.
     async fn go(
         &self,
         client: &Client,
         known: Option<Whereabouts>,
-    ) -> Result<Option<Delivery>, CommandError> {
+    ) -> Result<Whither, CommandError> {
         let whereabouts = match known {
             Some(found) => found,
             None => {
                 let meet = client.peers().needs_meeting(&self.to);
                 match crate::lookup::lookup(client, &self.to, meet).await {
                     Ok(found) => found,
-                    // Not signed in: seal it and leave it on the server (an
-                    // unknown user gets the error from there).
-                    Err(e) if e.code == Code::NoSuchUser => {
-                        self.keep(client).await?;
-                        return Ok(None);
-                    }
+                    // Not signed in: to be sealed and left on the server
+                    // (an unknown user gets the error from there).
+                    Err(e) if e.code == Code::NoSuchUser => return Ok(Whither::Away),
                     Err(e) => return Err(e),
                 }
             }
@@ -163,13 +187,15 @@ impl Outgoing {
         };
         let delivery = client.peers().push::<Message>(whereabouts, &body).await;
         // A push that could not even be queued fails like one unanswered.
-        Ok(Some(
+        Ok(Whither::Sent(
             delivery.unwrap_or_else(|e| Box::pin(async { Err(e) })),
         ))
     }
 
-    /// Seals it and leaves it on the server for the recipient.
-    async fn keep(&self, client: &Client) -> Result<(), CommandError> {
+    /// Seals it and leaves it on the server for the recipient, after the
+    /// messages written to them before it (see [`turns`]).
+    async fn keep(&self, client: &Client, turn: &Turn) -> Result<(), CommandError> {
+        turn.wait().await;
         let letter = Letter {
             id: Some(self.id),
             text: self.text.clone(),

@@ -477,3 +477,53 @@ fn signing_out_waits_until_what_came_is_written_and_its_senders_know() {
     let again: Vec<_> = rest.iter().filter(|e| e["event"] == "message").collect();
     assert!(again.is_empty(), "shown again: {again:?}");
 }
+
+/// alice writes 40 lines to bob just after his machine died. They fail
+/// together once the server notices (and tells her), and each is sealed
+/// into his mailbox: he reads all 40 at his next sign-in, in the order she
+/// wrote them. (Kept each as it failed, they reached the server, and him,
+/// in no particular order.)
+#[test]
+fn lines_written_to_someone_whose_client_vanished_are_kept_and_read_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = server_in(dir.path(), "127.0.0.1:0");
+    let mut alice = client(&server, "alice", true);
+    let bob_dir = tempfile::tempdir().expect("temp dir");
+    let bob_in = |signup: bool| {
+        let pw = password("bob");
+        let mut args = vec!["-u", "bob", "-p", &pw, "--presence-timeout", TIMEOUT];
+        if signup {
+            args.push("--signup");
+        }
+        let mut bob = Client::start_in(server.addr, bob_dir.path(), &args);
+        bob.expect("signed-in");
+        bob
+    };
+    let mut bob = bob_in(true);
+    alice.line("send bob are you there?");
+    alice.expect_where("delivered", |d| d["to"] == "bob");
+    bob.expect("message");
+
+    bob.kill();
+    let written: Vec<String> = (1..=40).map(|i| format!("line {i}")).collect();
+    for text in &written {
+        alice.line(&format!("send bob {text}"));
+    }
+    for _ in &written {
+        let kept = alice.expect_first(&["queued", "delivered", "error"], |e| {
+            e["to"] == "bob" || e["event"] == "error"
+        });
+        assert_eq!(kept["event"], "queued", "{kept}");
+    }
+
+    let mut bob = bob_in(false);
+    let read: Vec<String> = written
+        .iter()
+        .map(|_| {
+            let message = bob.expect("message");
+            assert_eq!(message["stored"], true, "{message}");
+            message["text"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(read, written);
+}
