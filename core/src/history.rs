@@ -209,7 +209,9 @@ pub trait History: Send + Sync {
     /// kept, whatever process kept it.
     fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError>;
     /// The line that came in `conversation` with `number` (not one the
-    /// user wrote), if this client kept it, whatever process kept it.
+    /// user wrote), if this client kept it, whatever process kept it;
+    /// one kept and not written yet too. Nothing waits to be written for
+    /// it (it is asked for each direct message that comes).
     fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError>;
     /// The conversation by that name that has the newest line, if any
     /// has lines (a user and a group may share a name).

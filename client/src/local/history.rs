@@ -285,6 +285,24 @@ fn holds(db: &Connection, line: &Line) -> rusqlite::Result<bool> {
     ])
 }
 
+/// The line in the file that came in `conversation` with `number`.
+fn came_written(
+    db: &Connection,
+    conversation: &Conversation,
+    number: u64,
+) -> rusqlite::Result<Option<Kept>> {
+    db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM conversation_lines
+         WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND number = ?3"
+    ))?
+    .query_map(
+        params![conversation.kind(), conversation.name(), number as i64],
+        kept,
+    )?
+    .next()
+    .transpose()
+}
+
 impl LocalStore {
     /// Whether a line that comes now is unread: the user is talking to
     /// someone else.
@@ -482,17 +500,35 @@ impl History for LocalStore {
     }
 
     fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError> {
-        self.read(|db| {
-            db.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM conversation_lines
-                 WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND number = ?3"
-            ))?
-            .query_map(
-                params![conversation.kind(), conversation.name(), number as i64],
-                kept,
-            )?
-            .next()
-            .transpose()
+        // Asked for each direct message that comes, so nothing is written
+        // first (a read does that: a commit per message). The writer takes
+        // what waits under the file's lock and gives it back written, so a
+        // line is in one place or the other: what waits is looked at first.
+        self.with_open(|open| {
+            let waiting = open
+                .files
+                .pending
+                .lock()
+                .iter()
+                .find_map(|write| match write {
+                    Write::Keep {
+                        id, line, unread, ..
+                    } if !line.outgoing
+                        && line.number == Some(number)
+                        && line.conversation == *conversation =>
+                    {
+                        Some(Kept {
+                            id: LineId(*id),
+                            line: line.clone(),
+                            unread: *unread,
+                        })
+                    }
+                    _ => None,
+                });
+            if waiting.is_some() {
+                return Ok(waiting);
+            }
+            came_written(&open.files.db.lock(), conversation, number).map_err(internal)
         })
     }
 

@@ -451,3 +451,49 @@ fn a_line_that_comes_again_in_a_later_process_shows_once_and_another_under_its_n
         ["written while you were away", "another message"]
     );
 }
+
+#[test]
+fn a_line_that_came_is_found_by_its_number_before_it_is_written_without_writing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (printer, mut shown) = crate::render::Printer::new(crate::render::Format::Json);
+    let store = Arc::new(LocalStore::new(
+        dir.path().into(),
+        session("alice"),
+        printer,
+    ));
+    let numbered = |text: &str, number: u64| {
+        let mut line = line(bob(), "bob", text, number);
+        line.number = Some(number);
+        line
+    };
+    let shows = |text: &str| udpchat_core::output::Output::new("message", text).with("text", text);
+    store.keep(&numbered("written", 7), None).unwrap();
+    store.flush();
+
+    // The file is busy (its lock held here): what comes now waits.
+    let db = store.open.lock().as_ref().unwrap().files.db.clone();
+    let busy = db.lock();
+    store
+        .keep(&numbered("waiting", 8), Some(shows("waiting")))
+        .unwrap();
+    let (found, came) = std::sync::mpsc::channel();
+    let asking = store.clone();
+    std::thread::spawn(move || {
+        let _ = found.send(asking.came(&bob(), 8));
+    });
+    let came = came
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("came() waited for the file");
+    assert_eq!(came.unwrap().unwrap().line.text, "waiting");
+    assert!(shown.try_recv().is_err(), "written (and shown) to be found");
+    drop(busy);
+
+    store.flush();
+    assert_eq!(store.came(&bob(), 7).unwrap().unwrap().line.text, "written");
+    assert_eq!(store.came(&bob(), 8).unwrap().unwrap().line.text, "waiting");
+    assert!(store.came(&bob(), 9).unwrap().is_none());
+    assert!(store
+        .came(&Conversation::User("carol".into()), 8)
+        .unwrap()
+        .is_none());
+}
