@@ -35,6 +35,11 @@ pub struct MessageBody {
     /// mailbox): a recipient shows it once. Left out by an older client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
+    /// Sent before, its acknowledgement never heard: the recipient may have
+    /// it already. Only such a copy is looked up in the recipient's
+    /// history, so a first one costs no lookup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 register! {
@@ -75,10 +80,11 @@ impl OnPush for Message {
     ) -> Result<(), CommandError> {
         check_user_name(&message.from)?;
         check_text(&message.text)?;
-        if message
-            .id
-            .is_some_and(|id| shown_before(&client, &message.from, id, &message.text))
-        {
+        let copy = message.again
+            && message
+                .id
+                .is_some_and(|id| shown_before(&client, &message.from, id, &message.text));
+        if copy {
             // A copy of one shown (its acknowledgement was lost): this one
             // is acknowledged, not shown again.
             return Ok(());
@@ -237,6 +243,7 @@ mod tests {
             from: "Carole".into(),
             text: "Hi Alice! How are you".into(),
             id: None,
+            again: false,
         };
         let sender = Sender {
             peer: udpchat_core::context::PeerId(1),

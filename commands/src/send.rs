@@ -76,7 +76,7 @@ impl Shell for SendMessage {
         // since: no need to ask the server again.
         let known = client.peers().known(&message.to);
         let asked = known.is_none();
-        let delivery = match message.go(&client, known).await {
+        let delivery = match message.go(&client, known, false).await {
             Ok(Whither::Sent(delivery)) => Some(delivery),
             // Not signed in: kept on the server now, unless messages
             // written to them before are still on their way; then once
@@ -105,7 +105,7 @@ impl Shell for SendMessage {
                 // Written without asking where they are: they may be on
                 // another client now (the news not here yet). Ask, and
                 // send it there, or keep it for them.
-                fate = match message.go(&reporter, None).await {
+                fate = match message.go(&reporter, None, true).await {
                     Ok(Whither::Sent(delivery)) => delivery.await.map(Some),
                     Ok(Whither::Away) => Ok(None),
                     Err(e) => Err(e),
@@ -161,11 +161,12 @@ struct Outgoing {
 
 impl Outgoing {
     /// Sends it to the recipient's client at `known` whereabouts, or where
-    /// the server says it is.
+    /// the server says it is; `again` when it was sent before.
     async fn go(
         &self,
         client: &Client,
         known: Option<Whereabouts>,
+        again: bool,
     ) -> Result<Whither, CommandError> {
         let whereabouts = match known {
             Some(found) => found,
@@ -184,6 +185,7 @@ impl Outgoing {
             from: self.from.clone(),
             text: self.text.clone(),
             id: Some(self.id),
+            again,
         };
         let delivery = client.peers().push::<Message>(whereabouts, &body).await;
         // A push that could not even be queued fails like one unanswered.

@@ -232,6 +232,7 @@ pub fn all() -> Vec<Seed> {
         from: "alice".into(),
         text: "hi bob".into(),
         id: Some(0x1d),
+        again: true,
     });
     let list = cbor::encode(&c::list::ListRequest { prefix: "b".into() });
     let envelopes = [
@@ -520,6 +521,7 @@ pub fn command_body_examples() -> Vec<(&'static str, Vec<u8>)> {
             from: "alice".into(),
             text: "hi bob".into(),
             id: None,
+            again: false,
         }),
         e(c::ping::Pong {
             user: Some("alice".into()),

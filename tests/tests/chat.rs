@@ -311,6 +311,7 @@ fn every_message_acknowledged_while_its_recipient_leaves_is_shown() {
                                 from: name.clone(),
                                 text: text.clone(),
                                 id: None,
+                                again: false,
                             });
                             let pushed = sender.push_to_client_within(
                                 bob_addr,

@@ -10,26 +10,27 @@ use udpchat_tests::raw::RawClient;
 use udpchat_tests::{history_texts, Client, Server};
 
 /// A message pushed again under the same id (its sender did not hear the
-/// acknowledgement) is acknowledged and not shown again; another with the
-/// same text and a new id is shown.
+/// acknowledgement, and says so) is acknowledged and not shown again;
+/// another with the same text and a new id is shown.
 #[test]
 fn a_direct_message_sent_again_under_its_id_is_shown_once() {
     let server = Server::start();
     let mut bob = Client::sign_up(server.addr, "bob");
     let dave = RawClient::connect(&server, "127.0.0.1".parse().unwrap());
     dave.sign::<SignUp>("dave").expect("dave signs up");
-    let push = |id: u64| {
+    let push = |id: u64, again: bool| {
         let body = Encoded::push::<Message>(&MessageBody {
             from: "dave".into(),
             text: "lunch at noon?".into(),
             id: Some(id),
+            again,
         });
         dave.push_to_client(bob.addr, bob.identity_key("bob"), body)
             .expect("bob's client acknowledged it");
     };
-    push(7);
-    push(7);
-    push(8);
+    push(7, false);
+    push(7, true);
+    push(8, false);
     bob.expect_where("message", |m| m["text"] == "lunch at noon?");
     bob.expect_where("message", |m| m["text"] == "lunch at noon?");
     let texts = history_texts(&mut bob, "dave");

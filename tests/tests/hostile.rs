@@ -256,6 +256,7 @@ fn a_message_acknowledged_after_signing_out_is_shown_marked_not_dropped() {
         from: "dave".into(),
         text: "did you get this?".into(),
         id: None,
+        again: false,
     });
     sender
         .push_to_client(bob.addr, bob_key, body)
@@ -317,6 +318,7 @@ fn a_punch_from_another_client_does_not_make_a_client_send_checks_anywhere() {
         from: "mallory".into(),
         text: "after the punch".into(),
         id: None,
+        again: false,
     });
     mallory
         .push_to_client(bob.addr, bob_key, body)

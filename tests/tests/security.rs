@@ -301,6 +301,7 @@ fn a_peers_line_breaks_cannot_forge_a_line_from_someone_else() {
         from: "mallory".into(),
         text: format!("see you later\n{forged}"),
         id: None,
+        again: false,
     });
     mallory
         .push_to_client(addr.parse().unwrap(), identity, body)

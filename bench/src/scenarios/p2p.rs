@@ -105,6 +105,7 @@ impl Sender {
             from: "p2p-a".into(),
             text: text(seq, sent, self.size),
             id: Some(seq),
+            again: false,
         };
         self.link
             .push(self.peer, Encoded::push::<Message>(&body))
@@ -142,6 +143,7 @@ pub async fn run(
         from: "p2p-a".into(),
         text: text(100_000, 1_000_000_000_000, 100),
         id: Some(100_000),
+        again: false,
     };
     let shape = Shape {
         clients: 1,
