@@ -109,6 +109,7 @@ fn keep(client: &Client, me: &str, message: &Line, text: &str, state: State, sho
             text: text.to_string(),
             time_ms: message.time_ms,
             number: Some(message.seq),
+            message_id: None,
             outgoing: message.from == me,
             state,
         },

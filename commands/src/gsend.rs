@@ -99,6 +99,7 @@ pub async fn send(client: &Client, args: &Args) -> Result<(), CommandError> {
             text,
             time_ms,
             number: Some(seq),
+            message_id: None,
             outgoing: true,
             state: State::Sent,
         },

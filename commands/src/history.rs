@@ -195,6 +195,7 @@ mod tests {
                 text: text.into(),
                 time_ms: udpchat_core::now_ms(),
                 number: None,
+                message_id: None,
                 outgoing,
                 state,
             },

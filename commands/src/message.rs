@@ -135,7 +135,8 @@ fn show(client: &Client, output: Output, message: MessageBody, state: State) {
             from: message.from,
             text: message.text,
             time_ms: udpchat_core::now_ms(),
-            number: message.id,
+            number: None,
+            message_id: message.id,
             outgoing: false,
             state,
         },
@@ -146,10 +147,8 @@ fn show(client: &Client, output: Output, message: MessageBody, state: State) {
 /// Whether the history holds the message `id` from `from` with `text`:
 /// the copy that came straight from them, or from their mailbox.
 pub(crate) fn shown_before(client: &Client, from: &str, id: u64, text: &str) -> bool {
-    match client
-        .history()
-        .came(&Conversation::User(from.to_string()), id)
-    {
+    let conversation = Conversation::User(from.to_string());
+    match client.history().came_with_id(&conversation, id) {
         Ok(Some(kept)) => kept.line.from == from && kept.line.text == text,
         Ok(None) => false,
         Err(e) => {

@@ -59,6 +59,7 @@ impl Shell for SendMessage {
                 text: text.clone(),
                 time_ms: udpchat_core::now_ms(),
                 number: None,
+                message_id: None,
                 outgoing: true,
                 state: State::Sending,
             },

@@ -138,6 +138,7 @@ impl OnPush for StoredMail {
                             text: text.clone(),
                             time_ms: message.sent_at_ms,
                             number: Some(message.id),
+                            message_id: id,
                             outgoing: false,
                             state: State::Kept,
                         },

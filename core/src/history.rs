@@ -143,6 +143,11 @@ pub struct Line {
     /// kept there: a line that comes again with the same number is kept
     /// once.
     pub number: Option<u64>,
+    /// The sender's id of a direct message (the same on each copy it
+    /// sends, PROTOCOL.md section 5.4): a copy that comes again is known
+    /// by it. Not indexed, unlike `number`: each line that came would pay
+    /// for an index, and only a copy is looked up.
+    pub message_id: Option<u64>,
     /// Written by the user (on this client).
     pub outgoing: bool,
     pub state: State,
@@ -210,9 +215,15 @@ pub trait History: Send + Sync {
     fn newest_number(&self, conversation: &Conversation) -> Result<Option<u64>, CommandError>;
     /// The line that came in `conversation` with `number` (not one the
     /// user wrote), if this client kept it, whatever process kept it;
-    /// one kept and not written yet too. Nothing waits to be written for
-    /// it (it is asked for each direct message that comes).
+    /// one kept and not written yet too. Nothing waiting is written for
+    /// it (a copy of a message is looked up as it comes, its ACK held).
     fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError>;
+    /// As [`History::came`], the line whose sender gave it `message_id`.
+    fn came_with_id(
+        &self,
+        conversation: &Conversation,
+        message_id: u64,
+    ) -> Result<Option<Kept>, CommandError>;
     /// The conversation by that name that has the newest line, if any
     /// has lines (a user and a group may share a name).
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError>;

@@ -20,7 +20,8 @@ use super::{internal, Files, LocalStore};
 pub const KEPT_LINES: usize = 10_000;
 
 /// The columns a kept line is read from, in order (see [`kept`]).
-const COLUMNS: &str = "id, kind, name, sender, text, time_ms, number, outgoing, state, unread";
+const COLUMNS: &str =
+    "id, kind, name, sender, text, time_ms, number, outgoing, state, unread, message_id";
 
 /// Counts the unread lines of each conversation.
 pub(super) fn count_unread(db: &Connection) -> rusqlite::Result<BTreeMap<Conversation, usize>> {
@@ -64,6 +65,7 @@ fn kept(r: &Row<'_>) -> rusqlite::Result<Kept> {
             text: r.get(4)?,
             time_ms: r.get::<_, i64>(5)? as u64,
             number: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
+            message_id: r.get::<_, Option<i64>>(10)?.map(|n| n as u64),
             outgoing: r.get(7)?,
             state: State::from_word(&state).ok_or_else(|| bad("state"))?,
         },
@@ -86,6 +88,9 @@ fn containing(word: &str) -> String {
 }
 
 /// A write waiting in [`Opened::pending`](super::Opened).
+// Nearly every write is a `Keep`: boxing its line would cost an
+// allocation per line to shrink the few others.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Write {
     Keep {
         id: i64,
@@ -249,8 +254,9 @@ fn insert(
     let inserted = db
         .prepare_cached(
             "INSERT INTO conversation_lines
-                (id, kind, name, sender, text, time_ms, number, outgoing, state, unread)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                (id, kind, name, sender, text, time_ms, number, outgoing, state, unread,
+                 message_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             id,
@@ -263,6 +269,7 @@ fn insert(
             line.outgoing,
             line.state.word(),
             unread,
+            line.message_id.map(|n| n as i64),
         ])?;
     Ok(inserted == 1)
 }
@@ -285,18 +292,38 @@ fn holds(db: &Connection, line: &Line) -> rusqlite::Result<bool> {
     ])
 }
 
-/// The line in the file that came in `conversation` with `number`.
+/// What a line that came is looked up by.
+#[derive(Debug, Clone, Copy)]
+enum By {
+    Number(u64),
+    MessageId(u64),
+}
+
+impl By {
+    fn matches(self, line: &Line) -> bool {
+        match self {
+            By::Number(number) => line.number == Some(number),
+            By::MessageId(id) => line.message_id == Some(id),
+        }
+    }
+}
+
+/// The line in the file that came in `conversation` as `by` says.
 fn came_written(
     db: &Connection,
     conversation: &Conversation,
-    number: u64,
+    by: By,
 ) -> rusqlite::Result<Option<Kept>> {
+    let (column, value) = match by {
+        By::Number(number) => ("number", number),
+        By::MessageId(id) => ("message_id", id),
+    };
     db.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM conversation_lines
-         WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND number = ?3"
+         WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND {column} = ?3"
     ))?
     .query_map(
-        params![conversation.kind(), conversation.name(), number as i64],
+        params![conversation.kind(), conversation.name(), value as i64],
         kept,
     )?
     .next()
@@ -304,6 +331,41 @@ fn came_written(
 }
 
 impl LocalStore {
+    /// The line that came in `conversation` as `by` says, written or
+    /// waiting to be. Nothing waiting is written first (the other reads do
+    /// that: a commit, which a direct message's held ACK would then wait
+    /// on). The writer takes what waits under the file's lock and gives it
+    /// back written, so a line is in one place or the other: what waits is
+    /// looked at first.
+    fn came_by(&self, conversation: &Conversation, by: By) -> Result<Option<Kept>, CommandError> {
+        self.with_open(|open| {
+            let waiting = open
+                .files
+                .pending
+                .lock()
+                .iter()
+                .find_map(|write| match write {
+                    Write::Keep {
+                        id, line, unread, ..
+                    } if !line.outgoing
+                        && by.matches(line)
+                        && line.conversation == *conversation =>
+                    {
+                        Some(Kept {
+                            id: LineId(*id),
+                            line: line.clone(),
+                            unread: *unread,
+                        })
+                    }
+                    _ => None,
+                });
+            if waiting.is_some() {
+                return Ok(waiting);
+            }
+            came_written(&open.files.db.lock(), conversation, by).map_err(internal)
+        })
+    }
+
     /// Whether a line that comes now is unread: the user is talking to
     /// someone else.
     fn comes_unread(&self, line: &Line) -> bool {
@@ -500,36 +562,15 @@ impl History for LocalStore {
     }
 
     fn came(&self, conversation: &Conversation, number: u64) -> Result<Option<Kept>, CommandError> {
-        // Asked for each direct message that comes, so nothing is written
-        // first (a read does that: a commit per message). The writer takes
-        // what waits under the file's lock and gives it back written, so a
-        // line is in one place or the other: what waits is looked at first.
-        self.with_open(|open| {
-            let waiting = open
-                .files
-                .pending
-                .lock()
-                .iter()
-                .find_map(|write| match write {
-                    Write::Keep {
-                        id, line, unread, ..
-                    } if !line.outgoing
-                        && line.number == Some(number)
-                        && line.conversation == *conversation =>
-                    {
-                        Some(Kept {
-                            id: LineId(*id),
-                            line: line.clone(),
-                            unread: *unread,
-                        })
-                    }
-                    _ => None,
-                });
-            if waiting.is_some() {
-                return Ok(waiting);
-            }
-            came_written(&open.files.db.lock(), conversation, number).map_err(internal)
-        })
+        self.came_by(conversation, By::Number(number))
+    }
+
+    fn came_with_id(
+        &self,
+        conversation: &Conversation,
+        message_id: u64,
+    ) -> Result<Option<Kept>, CommandError> {
+        self.came_by(conversation, By::MessageId(message_id))
     }
 
     fn named(&self, name: &str) -> Result<Option<Conversation>, CommandError> {

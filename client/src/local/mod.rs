@@ -35,8 +35,9 @@ pub const FILE: &str = "chat.sqlite3";
 const OLD_FILE: &str = "groups.sqlite3";
 
 /// The schema's version (`PRAGMA user_version`): 1 kept private groups'
-/// lines only, in `lines`; 2 keeps every conversation's.
-const VERSION: i64 = 2;
+/// lines only, in `lines`; 2 keeps every conversation's; 3 adds a direct
+/// message's id (`message_id`).
+const VERSION: i64 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS received_chains (
@@ -55,7 +56,8 @@ const SCHEMA: &str = "
         number INTEGER,
         outgoing INTEGER NOT NULL,
         state TEXT NOT NULL,
-        unread INTEGER NOT NULL DEFAULT 0
+        unread INTEGER NOT NULL DEFAULT 0,
+        message_id INTEGER
     ) STRICT;
     CREATE UNIQUE INDEX IF NOT EXISTS lines_numbered
         ON conversation_lines (kind, name, outgoing, number) WHERE number IS NOT NULL;
@@ -279,6 +281,14 @@ fn migrate(db: &mut Connection, user: &str) -> rusqlite::Result<()> {
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < VERSION {
         tx.execute_batch(SCHEMA)?;
+        let has_ids: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('conversation_lines') WHERE name = 'message_id'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_ids {
+            tx.execute_batch("ALTER TABLE conversation_lines ADD COLUMN message_id INTEGER")?;
+        }
         let had_lines: bool = tx.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'lines'",
             [],

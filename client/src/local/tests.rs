@@ -31,6 +31,7 @@ fn line(conversation: Conversation, from: &str, text: &str, time_ms: u64) -> Lin
         text: text.into(),
         time_ms,
         number: None,
+        message_id: None,
         outgoing: from == "alice",
         state: if from == "alice" {
             State::Sending
@@ -117,6 +118,7 @@ fn a_groups_lines_read_back_in_the_groups_order_not_as_they_came() {
     let group = || Conversation::Group("group1".into());
     let numbered = |from: &str, text: &str, time_ms: u64, seq: u64| Line {
         number: Some(seq),
+        message_id: None,
         ..line(group(), from, text, time_ms)
     };
     // bob's own line is kept when the server's answer comes (number 3);
@@ -154,6 +156,7 @@ fn the_newest_number_that_came_in_a_group_is_read_back_by_the_next_process() {
     let group = || Conversation::Group("group1".into());
     let numbered = |from: &str, seq: u64| Line {
         number: Some(seq),
+        message_id: None,
         ..line(group(), from, "hi", 1_000 + seq)
     };
     {
@@ -168,6 +171,7 @@ fn the_newest_number_that_came_in_a_group_is_read_back_by_the_next_process() {
             .keep(
                 &Line {
                     number: Some(99),
+                    message_id: None,
                     ..line(Conversation::User("group1".into()), "bob", "hi", 1)
                 },
                 None,
@@ -496,4 +500,44 @@ fn a_line_that_came_is_found_by_its_number_before_it_is_written_without_writing_
         .came(&Conversation::User("carol".into()), 8)
         .unwrap()
         .is_none());
+}
+
+#[test]
+fn a_second_version_file_keeps_its_lines_and_a_direct_messages_id_is_found_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_dir = dir.path().join("users/alice");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    {
+        // Version 2's table, with a line in it.
+        let old = Connection::open(user_dir.join(FILE)).unwrap();
+        old.execute_batch(
+            "CREATE TABLE conversation_lines (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+                 name TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
+                 time_ms INTEGER NOT NULL, number INTEGER, outgoing INTEGER NOT NULL,
+                 state TEXT NOT NULL, unread INTEGER NOT NULL DEFAULT 0) STRICT;
+             INSERT INTO conversation_lines (id, kind, name, sender, text, time_ms, outgoing, state)
+                 VALUES (1, 'user', 'bob', 'bob', 'before the upgrade', 10, 0, 'received');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = LocalStore::new(dir.path().into(), session("alice"), printer());
+    let history: &dyn History = &store;
+    let mut direct = line(bob(), "bob", "after it", 20);
+    direct.message_id = Some(0xfeed);
+    history.keep(&direct, None).unwrap();
+    let found = history
+        .came_with_id(&bob(), 0xfeed)
+        .unwrap()
+        .expect("found");
+    assert_eq!(found.line.text, "after it");
+    store.flush();
+    let kept = history.last(&bob(), 10).unwrap();
+    assert_eq!(texts(&kept), ["before the upgrade", "after it"]);
+    assert_eq!(kept[1].line.message_id, Some(0xfeed));
+    assert_eq!(kept[0].line.message_id, None);
+    assert!(history.came_with_id(&bob(), 0xfeed).unwrap().is_some());
+    // An id is not a number, nor the other way round.
+    assert!(history.came(&bob(), 0xfeed).unwrap().is_none());
+    assert!(history.came_with_id(&bob(), 1).unwrap().is_none());
 }

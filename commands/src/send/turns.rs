@@ -22,15 +22,15 @@ use tokio::sync::Notify;
 type Pair = (String, String);
 
 /// The turns not yet over between one sender and one recipient.
-struct Line {
+struct Queue {
     next: u64,
     open: BTreeSet<u64>,
     /// Woken whenever a turn is over.
     over: Arc<Notify>,
 }
 
-fn lines() -> parking_lot::MappedMutexGuard<'static, HashMap<Pair, Line>> {
-    static LINES: Mutex<Option<HashMap<Pair, Line>>> = Mutex::new(None);
+fn lines() -> parking_lot::MappedMutexGuard<'static, HashMap<Pair, Queue>> {
+    static LINES: Mutex<Option<HashMap<Pair, Queue>>> = Mutex::new(None);
     parking_lot::MutexGuard::map(LINES.lock(), |lines| lines.get_or_insert_with(HashMap::new))
 }
 
@@ -47,7 +47,7 @@ impl Turn {
     pub fn take(from: &str, to: &str) -> Turn {
         let pair = (from.to_string(), to.to_string());
         let mut lines = lines();
-        let line = lines.entry(pair.clone()).or_insert_with(|| Line {
+        let line = lines.entry(pair.clone()).or_insert_with(|| Queue {
             next: 0,
             open: BTreeSet::new(),
             over: Arc::new(Notify::new()),
