@@ -29,9 +29,11 @@ struct Queue {
     over: Arc<Notify>,
 }
 
-fn lines() -> parking_lot::MappedMutexGuard<'static, HashMap<Pair, Queue>> {
-    static LINES: Mutex<Option<HashMap<Pair, Queue>>> = Mutex::new(None);
-    parking_lot::MutexGuard::map(LINES.lock(), |lines| lines.get_or_insert_with(HashMap::new))
+fn queues() -> parking_lot::MappedMutexGuard<'static, HashMap<Pair, Queue>> {
+    static QUEUES: Mutex<Option<HashMap<Pair, Queue>>> = Mutex::new(None);
+    parking_lot::MutexGuard::map(QUEUES.lock(), |queues| {
+        queues.get_or_insert_with(HashMap::new)
+    })
 }
 
 /// One message's place among those from `from` to `to`; its turn is over
@@ -46,15 +48,15 @@ impl Turn {
     /// The next turn from `from` to `to`, after every one taken before.
     pub fn take(from: &str, to: &str) -> Turn {
         let pair = (from.to_string(), to.to_string());
-        let mut lines = lines();
-        let line = lines.entry(pair.clone()).or_insert_with(|| Queue {
+        let mut queues = queues();
+        let queue = queues.entry(pair.clone()).or_insert_with(|| Queue {
             next: 0,
             open: BTreeSet::new(),
             over: Arc::new(Notify::new()),
         });
-        let number = line.next;
-        line.next += 1;
-        line.open.insert(number);
+        let number = queue.next;
+        queue.next += 1;
+        queue.open.insert(number);
         Turn { pair, number }
     }
 
@@ -80,20 +82,20 @@ impl Turn {
     /// `None` when this is the first turn still open; else what wakes
     /// when a turn is over.
     fn over(&self) -> Option<Arc<Notify>> {
-        let lines = lines();
-        let line = lines.get(&self.pair)?;
-        (line.open.first() != Some(&self.number)).then(|| line.over.clone())
+        let queues = queues();
+        let queue = queues.get(&self.pair)?;
+        (queue.open.first() != Some(&self.number)).then(|| queue.over.clone())
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let mut lines = lines();
-        if let Some(line) = lines.get_mut(&self.pair) {
-            line.open.remove(&self.number);
-            line.over.notify_waiters();
-            if line.open.is_empty() {
-                lines.remove(&self.pair);
+        let mut queues = queues();
+        if let Some(queue) = queues.get_mut(&self.pair) {
+            queue.open.remove(&self.number);
+            queue.over.notify_waiters();
+            if queue.open.is_empty() {
+                queues.remove(&self.pair);
             }
         }
     }
@@ -130,10 +132,10 @@ mod tests {
         assert_eq!(kept.recv().await, Some("second"));
         assert_eq!(kept.recv().await, Some("third"));
         drop(other);
-        let lines = lines();
+        let queues = queues();
         for to in ["bob", "carol"] {
             let pair = ("alice".to_string(), to.to_string());
-            assert!(!lines.contains_key(&pair), "nothing left of {pair:?}");
+            assert!(!queues.contains_key(&pair), "nothing left of {pair:?}");
         }
     }
 
