@@ -13,6 +13,7 @@ use udpchat_core::history::{Conversation, History, Kept, Line, LineId, NotKept, 
 use udpchat_core::output::Output;
 use udpchat_core::trims::Trims;
 
+use super::came::By;
 use super::{internal, Files, LocalStore};
 
 /// Lines kept per conversation at least; older ones go a few at a time
@@ -20,7 +21,7 @@ use super::{internal, Files, LocalStore};
 pub const KEPT_LINES: usize = 10_000;
 
 /// The columns a kept line is read from, in order (see [`kept`]).
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, kind, name, sender, text, time_ms, number, outgoing, state, unread, message_id";
 
 /// Counts the unread lines of each conversation.
@@ -46,7 +47,7 @@ pub(super) fn count_unread(db: &Connection) -> rusqlite::Result<BTreeMap<Convers
 }
 
 /// A line read back (columns as [`COLUMNS`] names them).
-fn kept(r: &Row<'_>) -> rusqlite::Result<Kept> {
+pub(super) fn kept(r: &Row<'_>) -> rusqlite::Result<Kept> {
     let kind: String = r.get(1)?;
     let state: String = r.get(8)?;
     let bad = |what: &str| {
@@ -292,80 +293,7 @@ fn holds(db: &Connection, line: &Line) -> rusqlite::Result<bool> {
     ])
 }
 
-/// What a line that came is looked up by.
-#[derive(Debug, Clone, Copy)]
-enum By {
-    Number(u64),
-    MessageId(u64),
-}
-
-impl By {
-    fn matches(self, line: &Line) -> bool {
-        match self {
-            By::Number(number) => line.number == Some(number),
-            By::MessageId(id) => line.message_id == Some(id),
-        }
-    }
-}
-
-/// The line in the file that came in `conversation` as `by` says.
-fn came_written(
-    db: &Connection,
-    conversation: &Conversation,
-    by: By,
-) -> rusqlite::Result<Option<Kept>> {
-    let (column, value) = match by {
-        By::Number(number) => ("number", number),
-        By::MessageId(id) => ("message_id", id),
-    };
-    db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM conversation_lines
-         WHERE kind = ?1 AND name = ?2 AND outgoing = 0 AND {column} = ?3"
-    ))?
-    .query_map(
-        params![conversation.kind(), conversation.name(), value as i64],
-        kept,
-    )?
-    .next()
-    .transpose()
-}
-
 impl LocalStore {
-    /// The line that came in `conversation` as `by` says, written or
-    /// waiting to be. Nothing waiting is written first (the other reads do
-    /// that: a commit, which a direct message's held ACK would then wait
-    /// on). The writer takes what waits under the file's lock and gives it
-    /// back written, so a line is in one place or the other: what waits is
-    /// looked at first.
-    fn came_by(&self, conversation: &Conversation, by: By) -> Result<Option<Kept>, CommandError> {
-        self.with_open(|open| {
-            let waiting = open
-                .files
-                .pending
-                .lock()
-                .iter()
-                .find_map(|write| match write {
-                    Write::Keep {
-                        id, line, unread, ..
-                    } if !line.outgoing
-                        && by.matches(line)
-                        && line.conversation == *conversation =>
-                    {
-                        Some(Kept {
-                            id: LineId(*id),
-                            line: line.clone(),
-                            unread: *unread,
-                        })
-                    }
-                    _ => None,
-                });
-            if waiting.is_some() {
-                return Ok(waiting);
-            }
-            came_written(&open.files.db.lock(), conversation, by).map_err(internal)
-        })
-    }
-
     /// Whether a line that comes now is unread: the user is talking to
     /// someone else.
     fn comes_unread(&self, line: &Line) -> bool {

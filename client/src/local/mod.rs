@@ -10,6 +10,7 @@
 //! a sign-out, for the one who left: what reached the client before they
 //! did is still read with their keys and kept in their file.
 
+mod came;
 mod groups;
 mod history;
 
