@@ -345,11 +345,10 @@ impl Driver {
             let Some((to, datagram)) = self.endpoint.poll_transmit(now.0, now.1) else {
                 break;
             };
-            // Datagrams in a row to one address go in one send (GSO).
-            let max = self.socket.max_segments();
-            if !self.out.join(to, &datagram, max) {
+            // Gathered: datagrams in a row to one address go as one (GSO),
+            // and the rest of the turn's in as few calls as may be.
+            if self.out.push(to, &datagram, self.socket.max_segments()) {
                 self.socket.send(&mut self.out).await;
-                self.out.join(to, &datagram, max);
             }
         }
         self.socket.send(&mut self.out).await;

@@ -1,8 +1,8 @@
-//! The driver's UDP socket, read and written in batches through quinn-udp:
-//! up to [`BATCH_SIZE`] datagrams per `recvmmsg`, GRO where the kernel
-//! coalesces a burst from one sender, and GSO for runs of datagrams to one
-//! address (the fragments of a large message: one `sendmsg` for up to 64
-//! of them). quinn-udp holds the unsafe code of the system calls.
+//! The driver's UDP socket, read and written in batches: up to
+//! [`BATCH_SIZE`] datagrams per `recvmmsg` and GRO where the kernel
+//! coalesces a burst from one sender (through quinn-udp), and what a turn
+//! sends in as few calls as it can ([`outbound`]: GSO runs, `sendmmsg`).
+//! quinn-udp and rustix hold the unsafe code of the system calls.
 //!
 //! The runtime watches the socket for reading only ([`register`], this
 //! crate's one `unsafe` call). A tokio `UdpSocket` is watched for writing
@@ -16,7 +16,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -24,8 +24,9 @@ use tokio::net::UdpSocket;
 /// One receive slot: with GRO the kernel may put up to 64 datagrams of one
 /// burst in a slot, up to the largest UDP payload.
 const SLOT: usize = 64 * 1024;
-/// A GSO send carries at most this many bytes (the largest UDP payload).
-const MAX_GSO_BYTES: usize = 65_000;
+
+mod outbound;
+pub(crate) use outbound::Outbound;
 
 pub(crate) struct Socket {
     /// Watched for reading only.
@@ -50,55 +51,6 @@ impl Inbound {
             buf: vec![0; SLOT * BATCH_SIZE],
             meta: [RecvMeta::default(); BATCH_SIZE],
         }
-    }
-}
-
-/// Datagrams gathered for one send: the same destination, all of one size
-/// but the last, which may be shorter (what GSO sends as one).
-pub(crate) struct Outbound {
-    to: Option<SocketAddr>,
-    buf: Vec<u8>,
-    segment: usize,
-    count: usize,
-}
-
-impl Outbound {
-    pub(crate) fn new() -> Outbound {
-        Outbound {
-            to: None,
-            buf: Vec::new(),
-            segment: 0,
-            count: 0,
-        }
-    }
-
-    /// Adds `datagram` for `to` if it can go in the same send as those
-    /// already here (at most `max_segments` in one); says whether it did.
-    pub(crate) fn join(&mut self, to: SocketAddr, datagram: &[u8], max_segments: usize) -> bool {
-        if self.to.is_none() {
-            self.to = Some(to);
-            self.segment = datagram.len();
-            self.buf.extend_from_slice(datagram);
-            self.count = 1;
-            return true;
-        }
-        let fits = self.to == Some(to)
-            && self.count < max_segments
-            && datagram.len() <= self.segment
-            // A shorter datagram ends the run.
-            && self.buf.len() == self.count * self.segment
-            && self.buf.len() + datagram.len() <= MAX_GSO_BYTES;
-        if fits {
-            self.buf.extend_from_slice(datagram);
-            self.count += 1;
-        }
-        fits
-    }
-
-    fn clear(&mut self) {
-        self.to = None;
-        self.buf.clear();
-        self.count = 0;
     }
 }
 
@@ -157,16 +109,6 @@ impl Socket {
         Ok(())
     }
 
-    /// Sends one datagram, waiting while the send buffer is full.
-    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
-        loop {
-            match self.io.get_ref().send_to(datagram, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
-                result => return result,
-            }
-        }
-    }
-
     /// Reads what is waiting, one `recvmmsg`, and hands each datagram to
     /// `each`. Returns how many came, and whether the socket may hold more
     /// (a full batch); a short batch emptied the queue, so the socket's
@@ -204,55 +146,6 @@ impl Socket {
         }
         Ok((got, more))
     }
-
-    /// Sends what `out` gathered (one datagram, or a GSO run), waiting while
-    /// the socket's buffer is full, and empties it. A run the device
-    /// refused goes again one datagram at a time. Other errors are logged:
-    /// the transport's timers deal with a peer that did not get its
-    /// datagram.
-    pub(crate) async fn send(&self, out: &mut Outbound) {
-        let Some(to) = out.to else { return };
-        let destination = match to {
-            SocketAddr::V4(v4) if self.local.is_ipv6() => {
-                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-            }
-            _ => to,
-        };
-        if out.count == 1 {
-            // A lone datagram: a plain `sendto`, which spares the kernel
-            // the control message quinn-udp adds to every `sendmsg`.
-            if let Err(e) = self.send_to(&out.buf, destination).await {
-                tracing::debug!(%to, "send: {e}");
-            }
-            out.clear();
-            return;
-        }
-        let run = Transmit {
-            destination,
-            ecn: None,
-            contents: &out.buf,
-            segment_size: Some(out.segment),
-            src_ip: None,
-        };
-        if let Err(e) = self.send_run(&run).await {
-            tracing::debug!(%to, "send of {} datagrams in one: {e}; one by one", out.count);
-            for datagram in out.buf.chunks(out.segment) {
-                if let Err(e) = self.send_to(datagram, destination).await {
-                    tracing::debug!(%to, "send: {e}");
-                }
-            }
-        }
-        out.clear();
-    }
-
-    async fn send_run(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        loop {
-            match self.state.try_send(self.io.get_ref().into(), transmit) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
-                result => return result,
-            }
-        }
-    }
 }
 
 /// Has the runtime watch `socket` for `interest` alone.
@@ -272,45 +165,60 @@ fn register(
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn a_run_to_one_address_goes_as_one_send_and_a_shorter_datagram_ends_it() {
-        let mut out = Outbound::new();
-        assert!(out.join(addr(1), &[1; 1200], 64));
-        assert!(out.join(addr(1), &[2; 1200], 64));
-        assert!(out.join(addr(1), &[3; 700], 64), "the last may be shorter");
-        assert!(
-            !out.join(addr(1), &[4; 700], 64),
-            "nothing after a shorter one"
-        );
-        assert_eq!((out.count, out.segment, out.buf.len()), (3, 1200, 3100));
-    }
-
-    #[test]
-    fn another_address_or_a_longer_datagram_starts_another_send() {
-        let mut out = Outbound::new();
-        assert!(out.join(addr(1), &[1; 100], 64));
-        assert!(!out.join(addr(2), &[1; 100], 64));
-        assert!(!out.join(addr(1), &[1; 101], 64));
-        out.clear();
-        assert!(out.join(addr(2), &[1; 100], 64));
-    }
-
-    #[test]
-    fn a_run_stops_at_the_segment_limit() {
-        let mut out = Outbound::new();
-        assert!(out.join(addr(1), &[1; 10], 2));
-        assert!(out.join(addr(1), &[1; 10], 2));
-        assert!(!out.join(addr(1), &[1; 10], 2));
-    }
-
     async fn bind() -> Socket {
         let io = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let state = prepare(&io).unwrap();
         Socket::new(io, state).unwrap()
+    }
+
+    /// Reads `count` datagrams from `socket`: (sender, first byte, length).
+    async fn read(socket: &Socket, count: usize) -> Vec<(SocketAddr, u8, usize)> {
+        let mut inbound = Inbound::new();
+        let mut got = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while got.len() < count {
+                socket.readable().await.unwrap();
+                match socket.receive(&mut inbound, |from, d| got.push((from, d[0], d.len()))) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await
+        .expect("every datagram arrives");
+        got
+    }
+
+    /// A group message's pushes: a datagram for each of several peers,
+    /// with a large message's run to one of them in the middle, all
+    /// gathered in one batch. Each peer gets its own, in order.
+    #[tokio::test]
+    async fn a_batch_for_several_peers_reaches_each_in_order() {
+        let a = bind().await;
+        let peers = [bind().await, bind().await, bind().await];
+        let mut out = Outbound::new();
+        let mut sent: Vec<Vec<(SocketAddr, u8, usize)>> = vec![Vec::new(); peers.len()];
+        let mut add = |out: &mut Outbound, peer: usize, first: u8, len: usize| {
+            out.push(peers[peer].local, &vec![first; len], a.max_segments());
+            sent[peer].push((a.local, first, len));
+        };
+        for round in 0..4u8 {
+            for peer in 0..peers.len() {
+                add(&mut out, peer, round, 100 + peer);
+            }
+        }
+        for fragment in 0..5u8 {
+            add(&mut out, 1, 10 + fragment, 1200);
+        }
+        for peer in 0..peers.len() {
+            add(&mut out, peer, 20, 300);
+        }
+        a.send(&mut out).await;
+        assert!(out.is_empty());
+        for (peer, expected) in peers.iter().zip(sent) {
+            assert_eq!(read(peer, expected.len()).await, expected);
+        }
     }
 
     #[tokio::test]
@@ -320,10 +228,10 @@ mod tests {
         let mut out = Outbound::new();
         let sizes = [1200, 1200, 1200, 500];
         for (i, len) in sizes.iter().enumerate() {
-            assert!(out.join(to, &vec![i as u8; *len], a.max_segments()));
+            out.push(to, &vec![i as u8; *len], a.max_segments());
         }
         a.send(&mut out).await;
-        assert!(out.to.is_none() && out.buf.is_empty());
+        assert!(out.is_empty());
         let mut inbound = Inbound::new();
         let mut got: Vec<(u8, usize)> = Vec::new();
         while got.len() < sizes.len() {
@@ -352,7 +260,7 @@ mod tests {
                 .expect("a socket with room is writable at once")
                 .expect("the copy is watched beside the socket");
             let mut out = Outbound::new();
-            out.join(b.local, &[round; 10], 1);
+            out.push(b.local, &[round; 10], 1);
             a.send(&mut out).await;
             let mut inbound = Inbound::new();
             let mut got = Vec::new();
@@ -472,19 +380,32 @@ mod tests {
                 }
                 got
             });
+            // The first half one at a time (`sendto`), the rest in batches
+            // (`sendmmsg`, which the full buffer stops part way).
+            let mut out = Outbound::new();
+            let mut waited_one_at_a_time = 0;
             for i in 0..COUNT as u16 {
                 let mut datagram = vec![0u8; 1200];
                 datagram[..2].copy_from_slice(&i.to_be_bytes());
-                let mut out = Outbound::new();
-                out.join(to, &datagram, 1);
-                tokio::time::timeout(std::time::Duration::from_secs(30), a.send(&mut out))
-                    .await
-                    .expect("a send waiting for room gets it");
+                let full = out.push(to, &datagram, 1);
+                if usize::from(i) < COUNT / 2 || full || usize::from(i) == COUNT - 1 {
+                    tokio::time::timeout(std::time::Duration::from_secs(30), a.send(&mut out))
+                        .await
+                        .expect("a send waiting for room gets it");
+                }
+                if usize::from(i) == COUNT / 2 - 1 {
+                    waited_one_at_a_time =
+                        a.waited_for_room.load(std::sync::atomic::Ordering::Relaxed);
+                }
             }
             let waited = a.waited_for_room.load(std::sync::atomic::Ordering::Relaxed);
             assert!(
-                waited > 0,
+                waited_one_at_a_time > 0,
                 "the send buffer never filled: the namespace's loopback is not slow"
+            );
+            assert!(
+                waited > waited_one_at_a_time,
+                "the batches never found the buffer full"
             );
             let mut got = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
                 .await
@@ -507,7 +428,7 @@ mod tests {
         let count = 3 * BATCH_SIZE + 5;
         for i in 0..count {
             let mut out = Outbound::new();
-            out.join(to, &vec![(i % 251) as u8; 100 + i], 1);
+            out.push(to, &vec![(i % 251) as u8; 100 + i], 1);
             a.send(&mut out).await;
         }
         let mut inbound = Inbound::new();
