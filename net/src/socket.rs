@@ -221,6 +221,30 @@ mod tests {
         }
     }
 
+    /// The kernel refuses one datagram of a batch (a broadcast address,
+    /// which this socket may not send to): the others still go.
+    #[tokio::test]
+    async fn a_datagram_refused_in_a_batch_does_not_keep_the_others_back() {
+        let a = bind().await;
+        let peers = [bind().await, bind().await];
+        let refused = SocketAddr::from(([255, 255, 255, 255], peers[0].local.port()));
+        assert!(
+            a.io.get_ref().send_to(&[0], refused).is_err(),
+            "the kernel sends to the broadcast address after all"
+        );
+        let mut out = Outbound::new();
+        out.push(peers[0].local, &[1; 10], 1);
+        out.push(refused, &[2; 11], 1);
+        out.push(peers[1].local, &[3; 12], 1);
+        out.push(peers[0].local, &[4; 13], 1);
+        a.send(&mut out).await;
+        assert_eq!(
+            read(&peers[0], 2).await,
+            vec![(a.local, 1, 10), (a.local, 4, 13)]
+        );
+        assert_eq!(read(&peers[1], 1).await, vec![(a.local, 3, 12)]);
+    }
+
     #[tokio::test]
     async fn datagrams_sent_in_a_run_arrive_one_by_one_in_order() {
         let (a, b) = (bind().await, bind().await);

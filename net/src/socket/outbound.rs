@@ -129,22 +129,33 @@ impl Socket {
 
     /// Lone datagrams to their addresses in as few `sendmmsg` as the
     /// kernel takes them in: a call that stops short says how many went,
-    /// and the next call starts at the first that did not, so an error
-    /// is met at the datagram it belongs to, and skipped there.
+    /// and the next starts at the first that did not, whose error then
+    /// comes back on its own. A full buffer waits for room; any other
+    /// error sends the rest one at a time, each meeting its own error (a
+    /// firewall's refusal of one address) or going (a kernel without
+    /// `sendmmsg`), as a GSO run the device refused does.
     async fn send_lone(&self, buf: &[u8], sends: &[Send]) {
         let mut next = 0;
         while next < sends.len() {
             match self.send_many(buf, &sends[next..]) {
-                Ok(sent) => next += sent.max(1),
+                Ok(sent) if sent > 0 => next += sent,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.writable().await {
                         tracing::debug!("send: waiting for room: {e}");
                         return;
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(to = %sends[next].to, "send: {e}");
-                    next += 1;
+                refused => {
+                    if let Err(e) = refused {
+                        tracing::debug!(to = %sends[next].to, "send of {} datagrams in one: {e}; one by one", sends.len() - next);
+                    }
+                    for send in &sends[next..] {
+                        let datagram = &buf[send.start..send.end];
+                        if let Err(e) = self.send_to(datagram, self.destination(send.to)).await {
+                            tracing::debug!(to = %send.to, "send: {e}");
+                        }
+                    }
+                    return;
                 }
             }
         }
