@@ -110,11 +110,7 @@ impl Socket {
                 1 => {
                     // A plain `sendto`, which spares the kernel the
                     // headers `sendmmsg` reads.
-                    let send = &out.sends[next];
-                    let to = self.destination(send.to);
-                    if let Err(e) = self.send_to(&out.buf[send.start..send.end], to).await {
-                        tracing::debug!(to = %send.to, "send: {e}");
-                    }
+                    self.send_one(&out.buf, &out.sends[next]).await;
                     next += 1;
                 }
                 _ => {
@@ -150,14 +146,19 @@ impl Socket {
                         tracing::debug!(to = %sends[next].to, "send of {} datagrams in one: {e}; one by one", sends.len() - next);
                     }
                     for send in &sends[next..] {
-                        let datagram = &buf[send.start..send.end];
-                        if let Err(e) = self.send_to(datagram, self.destination(send.to)).await {
-                            tracing::debug!(to = %send.to, "send: {e}");
-                        }
+                        self.send_one(buf, send).await;
                     }
                     return;
                 }
             }
+        }
+    }
+
+    /// One lone datagram with `sendto`; an error is logged.
+    async fn send_one(&self, buf: &[u8], send: &Send) {
+        let datagram = &buf[send.start..send.end];
+        if let Err(e) = self.send_to(datagram, self.destination(send.to)).await {
+            tracing::debug!(to = %send.to, "send: {e}");
         }
     }
 
