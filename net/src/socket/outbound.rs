@@ -4,20 +4,21 @@
 //! to many addresses (a group message's pushes to each member, the
 //! replies to a batch of requests) in one `sendmmsg`, through rustix's
 //! safe wrapper. On loopback a `sendto` costs about 4 µs of which the call
-//! itself is about 0.35 µs (PERFORMANCE.md, twentieth part): one call
+//! itself is about 0.3 µs (PERFORMANCE.md, twentieth part): one call
 //! for a batch spares that much for each datagram after the first.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 
 use quinn_udp::Transmit;
 use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
-use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 
 use super::Socket;
 
 /// A GSO send carries at most this many bytes (the largest UDP payload).
 const MAX_GSO_BYTES: usize = 65_000;
 /// Sends gathered before they go, whatever the turn still holds.
-pub(crate) const MAX_SENDS: usize = 64;
+const MAX_SENDS: usize = 64;
 /// Bytes gathered before they go: a turn that sends a lot (a large
 /// message to several peers) does not hold it all in memory first.
 const MAX_BYTES: usize = 256 * 1024;
@@ -25,13 +26,12 @@ const MAX_BYTES: usize = 256 * 1024;
 /// Datagrams gathered for one batch of sends, in the order they came.
 pub(crate) struct Outbound {
     buf: Vec<u8>,
-    sends: Vec<Send>,
+    runs: Vec<Run>,
 }
 
-/// One datagram, or a run of them to one address, all of one size but the
-/// last, which may be shorter (what GSO sends as one).
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Send {
+/// One datagram (a run of one), or a run of them to one address, all of
+/// one size but the last, which may be shorter (what GSO sends as one).
+struct Run {
     to: SocketAddr,
     start: usize,
     end: usize,
@@ -43,7 +43,7 @@ impl Outbound {
     pub(crate) fn new() -> Outbound {
         Outbound {
             buf: Vec::new(),
-            sends: Vec::new(),
+            runs: Vec::new(),
         }
     }
 
@@ -51,7 +51,7 @@ impl Outbound {
     /// (the same address, at most `max_segments` in one), else as a send
     /// of its own. Says whether the batch is full and should go now.
     pub(crate) fn push(&mut self, to: SocketAddr, datagram: &[u8], max_segments: usize) -> bool {
-        let joins = self.sends.last().is_some_and(|run| {
+        let joins = self.runs.last().is_some_and(|run| {
             run.to == to
                 && run.count < max_segments
                 && datagram.len() <= run.segment
@@ -61,12 +61,12 @@ impl Outbound {
         });
         let start = self.buf.len();
         self.buf.extend_from_slice(datagram);
-        match self.sends.last_mut() {
+        match self.runs.last_mut() {
             Some(run) if joins => {
                 run.end = self.buf.len();
                 run.count += 1;
             }
-            _ => self.sends.push(Send {
+            _ => self.runs.push(Run {
                 to,
                 start,
                 end: self.buf.len(),
@@ -74,17 +74,17 @@ impl Outbound {
                 count: 1,
             }),
         }
-        self.sends.len() >= MAX_SENDS || self.buf.len() >= MAX_BYTES
+        self.runs.len() >= MAX_SENDS || self.buf.len() >= MAX_BYTES
     }
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.sends.is_empty()
+        self.runs.is_empty()
     }
 
     fn clear(&mut self) {
         self.buf.clear();
-        self.sends.clear();
+        self.runs.clear();
     }
 }
 
@@ -97,25 +97,25 @@ impl Socket {
     /// not get its datagram.
     pub(crate) async fn send(&self, out: &mut Outbound) {
         let mut next = 0;
-        while next < out.sends.len() {
-            let lone = out.sends[next..]
+        while next < out.runs.len() {
+            let lone = out.runs[next..]
                 .iter()
                 .take_while(|send| send.count == 1)
                 .count();
             match lone {
                 0 => {
-                    self.send_run(&out.buf, &out.sends[next]).await;
+                    self.send_run(&out.buf, &out.runs[next]).await;
                     next += 1;
                 }
                 1 => {
                     // A plain `sendto`, which spares the kernel the
                     // headers `sendmmsg` reads.
-                    self.send_one(&out.buf, &out.sends[next]).await;
+                    let run = &out.runs[next];
+                    self.send_one(&out.buf[run.start..run.end], run.to).await;
                     next += 1;
                 }
                 _ => {
-                    self.send_lone(&out.buf, &out.sends[next..next + lone])
-                        .await;
+                    self.send_lone(&out.buf, &out.runs[next..next + lone]).await;
                     next += lone;
                 }
             }
@@ -130,7 +130,7 @@ impl Socket {
     /// error sends the rest one at a time, each meeting its own error (a
     /// firewall's refusal of one address) or going (a kernel without
     /// `sendmmsg`), as a GSO run the device refused does.
-    async fn send_lone(&self, buf: &[u8], sends: &[Send]) {
+    async fn send_lone(&self, buf: &[u8], sends: &[Run]) {
         let mut next = 0;
         while next < sends.len() {
             match self.send_many(buf, &sends[next..]) {
@@ -146,7 +146,7 @@ impl Socket {
                         tracing::debug!(to = %sends[next].to, "send of {} datagrams in one: {e}; one by one", sends.len() - next);
                     }
                     for send in &sends[next..] {
-                        self.send_one(buf, send).await;
+                        self.send_one(&buf[send.start..send.end], send.to).await;
                     }
                     return;
                 }
@@ -154,16 +154,15 @@ impl Socket {
         }
     }
 
-    /// One lone datagram with `sendto`; an error is logged.
-    async fn send_one(&self, buf: &[u8], send: &Send) {
-        let datagram = &buf[send.start..send.end];
-        if let Err(e) = self.send_to(datagram, self.destination(send.to)).await {
-            tracing::debug!(to = %send.to, "send: {e}");
+    /// One datagram with `sendto`; an error is logged.
+    async fn send_one(&self, datagram: &[u8], to: SocketAddr) {
+        if let Err(e) = self.send_to(datagram, self.destination(to)).await {
+            tracing::debug!(%to, "send: {e}");
         }
     }
 
     /// One `sendmmsg` of `sends`, all lone datagrams: how many went.
-    fn send_many(&self, buf: &[u8], sends: &[Send]) -> io::Result<usize> {
+    fn send_many(&self, buf: &[u8], sends: &[Run]) -> io::Result<usize> {
         let slices: Vec<[IoSlice<'_>; 1]> = sends
             .iter()
             .map(|send| [IoSlice::new(&buf[send.start..send.end])])
@@ -191,7 +190,7 @@ impl Socket {
 
     /// One run of datagrams to one address as one GSO send, or one by one
     /// where the device refused it.
-    async fn send_run(&self, buf: &[u8], run: &Send) {
+    async fn send_run(&self, buf: &[u8], run: &Run) {
         let to = self.destination(run.to);
         let contents = &buf[run.start..run.end];
         let transmit = Transmit {
@@ -214,9 +213,7 @@ impl Socket {
         if let Err(e) = sent {
             tracing::debug!(to = %run.to, "send of {} datagrams in one: {e}; one by one", run.count);
             for datagram in contents.chunks(run.segment) {
-                if let Err(e) = self.send_to(datagram, to).await {
-                    tracing::debug!(to = %run.to, "send: {e}");
-                }
+                self.send_one(datagram, run.to).await;
             }
         }
     }
@@ -252,7 +249,7 @@ mod tests {
     }
 
     fn shape(out: &Outbound) -> Vec<(u16, usize, usize)> {
-        out.sends
+        out.runs
             .iter()
             .map(|s| (s.to.port(), s.segment, s.count))
             .collect()
