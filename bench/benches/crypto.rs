@@ -37,6 +37,11 @@ fn ecdh(c: &mut Criterion) {
     c.bench_function("p384 ecdh", |b| {
         b.iter(|| p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine()))
     });
+    // A handshake's ephemeral key: a random scalar and its public point,
+    // from the base point's precomputed multiples (DECISIONS.md).
+    c.bench_function("key pair", |b| {
+        b.iter(|| StaticKey::generate(&mut rng).public())
+    });
 }
 
 fn nk_handshake(c: &mut Criterion) {

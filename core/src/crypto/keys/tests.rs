@@ -289,3 +289,26 @@ fn secret_bytes_round_trip() {
     assert!(StaticKey::from_secret_bytes(&[0u8; 48]).is_err());
     assert!(StaticKey::from_secret_bytes(&[1u8; 47]).is_err());
 }
+
+#[test]
+fn the_public_point_from_the_precomputed_table_is_the_one_the_ecdh_crate_computes() {
+    // The public half comes from p384 0.14's table and the ECDH from 0.13
+    // (DECISIONS.md): a key whose halves the two disagreed on would make
+    // every handshake with it fail. The smallest and largest scalars, and
+    // random ones.
+    let order_minus_one = "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52972";
+    let mut edges = [[0u8; SECRET_LEN]; 3];
+    edges[0][SECRET_LEN - 1] = 1;
+    edges[1][SECRET_LEN - 1] = 2;
+    for (i, byte) in edges[2].iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&order_minus_one[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let keys = edges
+        .iter()
+        .map(|bytes| StaticKey::from_secret_bytes(bytes).unwrap())
+        .chain((0..64).map(key));
+    for k in keys {
+        assert_eq!(k.public_by_table(), Some(k.secret.public_key()));
+        assert_eq!(k.public().inner, k.secret.public_key());
+    }
+}
