@@ -22,13 +22,13 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{LazyLock, OnceLock};
 
 use base64::Engine;
-use p384::ecdsa::signature::{Signer, Verifier};
 use p384::elliptic_curve::sec1::ToEncodedPoint;
 use p384::pkcs8::der::{pem, Decode};
 use p384::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
     ObjectIdentifier, PrivateKeyInfo, SubjectPublicKeyInfoRef,
 };
+use p384_tables::ecdsa::signature::{Signer, Verifier};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -119,9 +119,13 @@ impl StaticKey {
     /// test rules out.
     fn public_by_table(&self) -> Option<p384::PublicKey> {
         use p384_tables::elliptic_curve::sec1::ToSec1Point;
-        let secret = p384_tables::SecretKey::from_slice(&self.to_secret_bytes()[..]).ok()?;
-        let point = secret.public_key().to_sec1_point(false);
+        let point = self.table_secret()?.public_key().to_sec1_point(false);
         p384::PublicKey::from_sec1_bytes(point.as_bytes()).ok()
+    }
+
+    /// The same scalar as p384 0.14's secret key (wiped when it drops).
+    fn table_secret(&self) -> Option<p384_tables::SecretKey> {
+        p384_tables::SecretKey::from_slice(&self.to_secret_bytes()[..]).ok()
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), LF line endings.
@@ -176,9 +180,16 @@ impl StaticKey {
 
     /// ECDSA P-384 / SHA-384 over `msg`, deterministic (RFC 6979), as the
     /// fixed-size `r || s` ([`SIGNATURE_LEN`] bytes).
+    ///
+    /// Signed with p384 0.14, whose fixed-base multiplications use its
+    /// table (see [`StaticKey::public_by_table`]): RFC 6979 makes the
+    /// signature the one 0.13 would make, which a test checks.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        let signing_key = p384::ecdsa::SigningKey::from(&self.secret);
-        let signature: p384::ecdsa::Signature = signing_key.sign(msg);
+        let secret = self
+            .table_secret()
+            .expect("a P-384 scalar is one in either version of the crate");
+        let signature: p384_tables::ecdsa::Signature =
+            p384_tables::ecdsa::SigningKey::from(&secret).sign(msg);
         signature.to_bytes().to_vec()
     }
 
@@ -360,11 +371,16 @@ impl PublicKey {
     }
 
     /// Checks a signature made by [`StaticKey::sign`] (fixed-size `r || s`).
+    /// With p384 0.14, whose half of the check that multiplies the base
+    /// point uses its table (see [`StaticKey::public_by_table`]).
     pub fn verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), KeyError> {
-        let signature =
-            p384::ecdsa::Signature::from_slice(signature).map_err(|_| KeyError::BadSignature)?;
-        p384::ecdsa::VerifyingKey::from(&self.inner)
-            .verify(msg, &signature)
+        let signature = p384_tables::ecdsa::Signature::from_slice(signature)
+            .map_err(|_| KeyError::BadSignature)?;
+        let key = p384_tables::ecdsa::VerifyingKey::from_sec1_bytes(
+            self.inner.to_encoded_point(false).as_bytes(),
+        )
+        .map_err(|_| KeyError::InvalidPoint)?;
+        key.verify(msg, &signature)
             .map_err(|_| KeyError::BadSignature)
     }
 }

@@ -312,3 +312,32 @@ fn the_public_point_from_the_precomputed_table_is_the_one_the_ecdh_crate_compute
         assert_eq!(k.public().inner, k.secret.public_key());
     }
 }
+
+#[test]
+fn signatures_made_through_the_table_are_the_ones_the_other_crate_makes_and_checks() {
+    // Signing and checking moved to p384 0.14 (DECISIONS.md): RFC 6979
+    // signatures are deterministic, so its signatures must be 0.13's byte
+    // for byte, and each crate must accept the other's.
+    use p384::ecdsa::signature::{Signer as _, Verifier as _};
+    for seed in 0..16 {
+        let k = key(seed);
+        let msg = format!("line {seed} of a private group");
+        let ours = k.sign(msg.as_bytes());
+        let theirs: p384::ecdsa::Signature =
+            p384::ecdsa::SigningKey::from(&k.secret).sign(msg.as_bytes());
+        assert_eq!(ours, theirs.to_bytes().to_vec());
+        p384::ecdsa::VerifyingKey::from(&k.public().inner)
+            .verify(
+                msg.as_bytes(),
+                &p384::ecdsa::Signature::from_slice(&ours).unwrap(),
+            )
+            .unwrap();
+        k.public()
+            .verify(msg.as_bytes(), &theirs.to_bytes())
+            .unwrap();
+        assert_eq!(
+            key(seed + 100).public().verify(msg.as_bytes(), &ours),
+            Err(KeyError::BadSignature)
+        );
+    }
+}
