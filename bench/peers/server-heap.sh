@@ -7,13 +7,18 @@
 #   bench/peers/server-heap.sh              # K = 10,000 (about 3 minutes)
 #   bench/peers/server-heap.sh 2000
 #
-# Needs heaptrack (apt-get install heaptrack) and python3. Build first:
-# cargo build --release -p udpchat-bench -p udpchat-server
+# Needs heaptrack (apt-get install heaptrack) and python3. Build the bench
+# first (cargo build --release -p udpchat-bench); the server is built here
+# without jemalloc, whose malloc, built into the binary, heaptrack would
+# not see (what is live is the same under either allocator).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${1:-10000}
 OUT=$PWD/target/bench-results/server-heap
+cargo build --release -p udpchat-server --no-default-features \
+    --target-dir target/server-heap
 BIN=$PWD/target/release
+SERVER=$PWD/target/server-heap/release/udpchat-server
 rm -rf "$OUT"
 mkdir -p "$OUT"
 # The bench starts the server it is given with its own arguments, and
@@ -21,7 +26,7 @@ mkdir -p "$OUT"
 # it, so heaptrack's pid is kept, to stop the server after the bench.
 {
     echo '#!/bin/sh'
-    echo "heaptrack -o '$OUT/heap' '$BIN/udpchat-server' \"\$@\" &"
+    echo "heaptrack -o '$OUT/heap' '$SERVER' \"\$@\" &"
     echo "echo \$! > '$OUT/heaptrack.pid'"
     echo 'wait'
 } > "$OUT/server"

@@ -131,8 +131,9 @@ enum Command {
 /// jemalloc, for the C code too (SQLite): at 10,000 idle clients each
 /// costs the server 140-300 bytes less than under glibc's malloc, which
 /// kept more of what the sign-ins' argon2 and SQLite work had used
-/// (docs/PERFORMANCE.md, sixteenth part).
-#[cfg(target_os = "linux")]
+/// (docs/PERFORMANCE.md, sixteenth part). The `jemalloc` feature is on by
+/// default; `bench/peers/server-heap.sh` builds without it.
+#[cfg(all(target_os = "linux", feature = "jemalloc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
