@@ -6,6 +6,10 @@
 //! below the highest and not yet marked. The session checks first, opens
 //! the AEAD, and marks only after the AEAD verified, so forged packets never
 //! move the window.
+//!
+//! The bitmap exists only while the window has a gap: counters that came in
+//! order need none (every counter up to the highest was seen), so a session
+//! that only keeps alive holds 24 bytes here instead of 152.
 
 /// Counters below the highest seen by this many or more are refused.
 /// Four times the transport's window of fragments in flight (256), as
@@ -33,7 +37,10 @@ pub enum ReplayError {
 #[derive(Debug, Clone)]
 pub struct ReplayWindow {
     highest: Option<u64>,
-    blocks: [u64; BLOCKS],
+    /// `None` while every counter in the window up to `highest` was seen
+    /// (the usual case: packets come in order); made when one is skipped,
+    /// and given back once none in the window is missing.
+    blocks: Option<Box<[u64; BLOCKS]>>,
 }
 
 impl Default for ReplayWindow {
@@ -46,7 +53,7 @@ impl ReplayWindow {
     pub fn new() -> ReplayWindow {
         ReplayWindow {
             highest: None,
-            blocks: [0; BLOCKS],
+            blocks: None,
         }
     }
 
@@ -61,8 +68,14 @@ impl ReplayWindow {
         if highest - counter >= WINDOW {
             return Err(ReplayError::TooOld { counter });
         }
-        let (block, bit) = position(counter);
-        if self.blocks[block] & bit != 0 {
+        let seen = match &self.blocks {
+            None => true,
+            Some(blocks) => {
+                let (block, bit) = position(counter);
+                blocks[block] & bit != 0
+            }
+        };
+        if seen {
             return Err(ReplayError::Duplicate { counter });
         }
         Ok(())
@@ -73,6 +86,37 @@ impl ReplayWindow {
     ///
     /// [`check`]: ReplayWindow::check
     pub fn mark(&mut self, counter: u64) {
+        let next = self.highest.map_or(0, |highest| highest.saturating_add(1));
+        if self.blocks.is_none() {
+            if counter < next {
+                // Seen already: every counter up to the highest was.
+                return;
+            }
+            if counter == next {
+                self.highest = Some(counter);
+                return;
+            }
+            // A counter skipped: from here on the window needs its bits.
+            self.blocks = Some(Box::new(all_seen_up_to(self.highest)));
+        }
+        self.mark_in_bitmap(counter);
+        if let (Some(blocks), Some(highest)) = (&self.blocks, self.highest) {
+            if window_masks(highest).all(|(block, mask)| blocks[block] & mask == mask) {
+                self.blocks = None;
+            }
+        }
+    }
+
+    /// Whether the window holds a bitmap (a counter in it was skipped).
+    #[cfg(test)]
+    fn has_bitmap(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    fn mark_in_bitmap(&mut self, counter: u64) {
+        let Some(blocks) = self.blocks.as_deref_mut() else {
+            return;
+        };
         match self.highest {
             Some(highest) if counter <= highest => {
                 if highest - counter >= WINDOW {
@@ -90,14 +134,14 @@ impl ReplayWindow {
                     let count = (last_block - first_new_block + 1).min(BLOCKS as u64);
                     for i in 0..count {
                         let block = ((last_block - i) % BLOCKS as u64) as usize;
-                        self.blocks[block] = 0;
+                        blocks[block] = 0;
                     }
                 }
                 self.highest = Some(counter);
             }
         }
         let (block, bit) = position(counter);
-        self.blocks[block] |= bit;
+        blocks[block] |= bit;
     }
 
     /// [`check`], then [`mark`] if it passed.
@@ -114,6 +158,39 @@ impl ReplayWindow {
 fn position(counter: u64) -> (usize, u64) {
     let block = ((counter / BLOCK_BITS) % BLOCKS as u64) as usize;
     (block, 1u64 << (counter % BLOCK_BITS))
+}
+
+/// The bitmap of a window whose counters were all seen, from the window's
+/// lowest (or 0) up to `highest`: what `mark` starts from when a counter is
+/// first skipped.
+fn all_seen_up_to(highest: Option<u64>) -> [u64; BLOCKS] {
+    let mut blocks = [0; BLOCKS];
+    for (block, mask) in highest.into_iter().flat_map(window_masks) {
+        blocks[block] = mask;
+    }
+    blocks
+}
+
+/// The window below and at `highest` as (block, bits) pairs: the counters
+/// from `highest - WINDOW + 1` (or 0) up to `highest`, block by block.
+fn window_masks(highest: u64) -> impl Iterator<Item = (usize, u64)> {
+    let lowest = highest.saturating_sub(WINDOW - 1);
+    let (first, last) = (lowest / BLOCK_BITS, highest / BLOCK_BITS);
+    (first..=last).map(move |block| {
+        let from = if block == first {
+            lowest % BLOCK_BITS
+        } else {
+            0
+        };
+        let to = if block == last {
+            highest % BLOCK_BITS
+        } else {
+            BLOCK_BITS - 1
+        };
+        let width = to - from + 1;
+        let mask = (u64::MAX >> (BLOCK_BITS - width)) << from;
+        ((block % BLOCKS as u64) as usize, mask)
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +273,71 @@ mod tests {
         assert!(window.check(7).is_err());
     }
 
+    #[test]
+    fn counters_in_order_need_no_bitmap() {
+        let mut window = ReplayWindow::new();
+        for counter in 0..5_000 {
+            window.check_and_mark(counter).unwrap();
+            assert!(!window.has_bitmap(), "{counter}");
+        }
+        assert_eq!(
+            window.check(4_999),
+            Err(ReplayError::Duplicate { counter: 4_999 })
+        );
+        assert_eq!(
+            window.check(1_000),
+            Err(ReplayError::TooOld { counter: 1_000 })
+        );
+    }
+
+    #[test]
+    fn a_skipped_counter_keeps_a_bitmap_until_it_comes_or_leaves_the_window() {
+        let mut window = ReplayWindow::new();
+        for counter in 0..100 {
+            window.check_and_mark(counter).unwrap();
+        }
+        // 100 is skipped: it must still be accepted late, once.
+        window.check_and_mark(101).unwrap();
+        assert!(window.has_bitmap());
+        assert!(window.check(100).is_ok());
+        assert!(window.check(99).is_err());
+        window.check_and_mark(100).unwrap();
+        assert!(!window.has_bitmap());
+        assert!(window.check(100).is_err());
+        // 200 never comes: the bitmap goes when 200 leaves the window.
+        for counter in 102..200 {
+            window.check_and_mark(counter).unwrap();
+        }
+        for counter in 201..200 + WINDOW {
+            window.check_and_mark(counter).unwrap();
+            assert!(window.has_bitmap(), "{counter}");
+            assert!(window.check(200).is_ok());
+        }
+        window.check_and_mark(200 + WINDOW).unwrap();
+        assert!(!window.has_bitmap());
+        assert_eq!(window.check(200), Err(ReplayError::TooOld { counter: 200 }));
+        // A session whose first packet is not counter 0.
+        let mut window = ReplayWindow::new();
+        window.check_and_mark(3).unwrap();
+        assert!(window.has_bitmap());
+        for counter in [1, 0, 2] {
+            window.check_and_mark(counter).unwrap();
+        }
+        assert!(!window.has_bitmap());
+        assert!(window.check(2).is_err());
+    }
+
+    /// What a set of every accepted counter says of `counter`.
+    fn modelled(seen: &std::collections::BTreeSet<u64>, counter: u64) -> Result<(), ReplayError> {
+        match seen.iter().next_back().copied() {
+            Some(h) if counter <= h && h - counter >= WINDOW => {
+                Err(ReplayError::TooOld { counter })
+            }
+            _ if seen.contains(&counter) => Err(ReplayError::Duplicate { counter }),
+            _ => Ok(()),
+        }
+    }
+
     proptest! {
         /// The window agrees with a set of every accepted counter.
         #[test]
@@ -203,16 +345,46 @@ mod tests {
             let mut window = ReplayWindow::new();
             let mut seen = std::collections::BTreeSet::new();
             for counter in counters {
-                let highest = seen.iter().next_back().copied();
-                let expected = match highest {
-                    Some(h) if counter <= h && h - counter >= WINDOW => Err(ReplayError::TooOld { counter }),
-                    _ if seen.contains(&counter) => Err(ReplayError::Duplicate { counter }),
-                    _ => Ok(()),
-                };
+                let expected = modelled(&seen, counter);
                 prop_assert_eq!(window.check_and_mark(counter), expected);
                 if expected.is_ok() {
                     seen.insert(counter);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The same, for counters that mostly come in order, with a few
+        /// skipped (`jumps` in 1,000), some repeated or late: the bitmap
+        /// exists exactly while a counter in the window is missing.
+        #[test]
+        fn matches_a_model_when_counters_mostly_come_in_order(
+            jumps in 0u64..4,
+            steps in proptest::collection::vec(0u64..1_000, 1..3_000),
+        ) {
+            let mut window = ReplayWindow::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut next = 0u64;
+            for step in steps {
+                let counter = match step {
+                    _ if step < jumps => next + 1 + step % 8,
+                    990..=995 => next.saturating_sub(step - 989),
+                    996..=999 => next.saturating_sub((step - 995) * 300),
+                    _ => next,
+                };
+                let expected = modelled(&seen, counter);
+                prop_assert_eq!(window.check_and_mark(counter), expected);
+                if expected.is_ok() {
+                    seen.insert(counter);
+                }
+                next = next.max(counter + 1);
+                let highest = *seen.iter().next_back().unwrap();
+                let lowest = highest.saturating_sub(WINDOW - 1);
+                let gap = seen.range(lowest..=highest).count() as u64 != highest - lowest + 1;
+                prop_assert_eq!(window.has_bitmap(), gap);
             }
         }
     }
