@@ -51,8 +51,9 @@ pub enum Event {
         user: String,
         id: u64,
     },
-    /// `node` asks `to` to tell `user`, signed in there, that their groups
-    /// changed (`note`: why, as the user reads it).
+    /// `node` asks `to` (or whichever node holds the user, [`ANY_NODE`]) to
+    /// tell `user`, signed in there, that their groups changed (`note`:
+    /// why, as the user reads it).
     Tell {
         node: String,
         to: String,

@@ -381,7 +381,7 @@ impl Cluster {
                 });
             }
             Event::Push { .. } | Event::Mail { .. } => {}
-            Event::Tell { to, user, note, .. } if to == self.node() => {
+            Event::Tell { to, user, note, .. } if to == self.node() || to == ANY_NODE => {
                 let groups = server.group_chat().clone();
                 tokio::spawn(async move { groups.tell_here(&user, note).await });
             }

@@ -57,7 +57,8 @@ struct Inner {
 
 /// The other server nodes, as group chat needs them.
 pub trait Elsewhere: Send + Sync {
-    /// Has `node` tell `user`, signed in there, that their groups changed.
+    /// Has `node` tell `user`, signed in there, that their groups changed
+    /// ([`crate::cluster::ANY_NODE`]: whichever node `user` is signed in on).
     fn tell(&self, node: &str, user: &str, note: String);
 }
 
@@ -271,12 +272,19 @@ impl Inner {
     }
 
     /// Tells an online user their groups changed, with why; a user signed
-    /// in on another server node is told by that node.
+    /// in on another server node is told by that node. One this node has
+    /// not heard of is told by whichever node holds them, if any: they may
+    /// have signed in there a moment ago, before this node heard (as mail
+    /// is handed over).
     async fn tell(&self, user: &str, note: String) {
         let Some(peer) = self.online(user) else {
-            let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
-            if let (Some(node), Some(elsewhere)) = (there, &self.elsewhere) {
-                elsewhere.tell(&node, user, note);
+            if let Some(elsewhere) = &self.elsewhere {
+                let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
+                elsewhere.tell(
+                    there.as_deref().unwrap_or(crate::cluster::ANY_NODE),
+                    user,
+                    note,
+                );
             }
             return;
         };
