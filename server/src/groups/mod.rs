@@ -8,6 +8,7 @@ pub mod admin;
 mod delivery;
 mod postgres;
 mod store;
+mod told;
 
 pub use store::{Draft, GroupStore, Kind};
 
@@ -16,11 +17,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
-use udpchat_commands::groups::{Groups as GroupsPush, Listing};
+use udpchat_commands::groups::Listing;
 use udpchat_core::context::{BoxFuture, Groups, PeerId};
 use udpchat_core::error::{Code, CommandError};
 use udpchat_core::group::{GroupInfo, GroupMessage, Post, HISTORY_LIMIT, MAX_MEMBERS};
-use udpchat_core::packet::Encoded;
 use udpchat_core::presence::Presence;
 use udpchat_core::trims::Trims;
 use udpchat_net::Link;
@@ -259,85 +259,6 @@ impl Inner {
             let _ = sender.send(outcome.map_err(CommandError::from));
         }
         true
-    }
-
-    /// Pushes a user their groups; nothing waits for it.
-    fn show_groups(&self, peer: PeerId, listing: &Listing) {
-        let delivery = self.link.push(peer, Encoded::push::<GroupsPush>(listing));
-        tokio::spawn(async move {
-            if let Err(e) = delivery.await {
-                tracing::debug!(%peer, "groups not shown: {e}");
-            }
-        });
-    }
-
-    /// Tells an online user their groups changed, with why; a user signed
-    /// in on another server node is told by that node. One this node has
-    /// not heard of is told by whichever node holds them, if any: they may
-    /// have signed in there a moment ago, before this node heard (as mail
-    /// is handed over).
-    async fn tell(&self, user: &str, note: String) {
-        let Some(peer) = self.online(user) else {
-            if let Some(elsewhere) = &self.elsewhere {
-                let there = self.presence.lock().elsewhere(user).map(|e| e.node.clone());
-                elsewhere.tell(
-                    there.as_deref().unwrap_or(crate::cluster::ANY_NODE),
-                    user,
-                    note,
-                );
-            }
-            return;
-        };
-        let (store, name) = (self.store.clone(), user.to_string());
-        match blocking(move || store.groups_of(&name)).await {
-            Ok(groups) => {
-                let listing = Listing {
-                    groups,
-                    note: Some(note),
-                };
-                self.show_groups(peer, &listing);
-            }
-            Err(e) => tracing::warn!(user, "groups: not told: {}", e.message),
-        }
-    }
-
-    /// After members were added: attach those online; tell them (but not
-    /// `by`, who did it) why.
-    async fn added(
-        self: &Arc<Self>,
-        live: &mut Live,
-        info: &GroupInfo,
-        added: &[String],
-        by: &str,
-        later: Later,
-    ) {
-        for user in added {
-            if let Some(peer) = self.online(user) {
-                if let Err(e) = self.attach(live, &info.name, user, peer, None).await {
-                    tracing::warn!(user, "groups: not attached: {}", e.message);
-                }
-            }
-            // Online here, or on another node (which attaches them when
-            // the group's first message comes).
-            if user != by {
-                let mut note = format!("{by} added you to {}", info.name);
-                if later == Later::Yes && info.private {
-                    note.push_str(&format!(" ({})", udpchat_commands::private::JOINED_NOTE));
-                }
-                self.tell(user, note).await;
-            }
-        }
-    }
-
-    async fn removed(&self, live: &mut Live, group: &str, removed: &[String], by: &str) {
-        for user in removed {
-            live.attached.remove(user);
-            self.forget(group, user);
-            if user != by {
-                self.tell(user, format!("{by} removed you from {group}"))
-                    .await;
-            }
-        }
     }
 
     /// The group, if `user` is the one who may change its members.
